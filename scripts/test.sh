@@ -1,0 +1,36 @@
+#!/usr/bin/env bash
+# The whole test suite, as CI runs it: installs what it needs, starts a real Milvus,
+# then gofmt, go vet, go test -race, and the Python tests of train/.
+set -euo pipefail
+cd "$(dirname "$0")/.."
+ROOT=$(pwd)
+
+scripts/bootstrap.sh --milvus
+
+export ONNXRUNTIME_LIB=${ONNXRUNTIME_LIB:-$ROOT/.local/onnxruntime/lib/libonnxruntime.so}
+export LOOPMATCH_PYTHON=${LOOPMATCH_PYTHON:-$ROOT/.venv/bin/python}
+
+echo "== gofmt"
+unformatted=$(gofmt -l $(git ls-files '*.go') 2>/dev/null || true)
+if [ -n "$unformatted" ]; then
+  echo "not gofmt-formatted:"; echo "$unformatted"; exit 1
+fi
+
+echo "== go vet"
+go vet ./...
+
+echo "== Milvus test server"
+MILVUS_DIR=$(mktemp -d /tmp/loopmatch-milvus.XXXXXX)
+cleanup() { scripts/milvus.sh stop "$MILVUS_DIR" || true; rm -rf "$MILVUS_DIR"; }
+trap cleanup EXIT
+scripts/milvus.sh start "$MILVUS_DIR"
+export LOOPMATCH_MILVUS_ADDR=127.0.0.1:19530
+export LOOPMATCH_REQUIRE_MILVUS=1
+
+echo "== go test -race"
+go test -race -count=1 -timeout 40m ./...
+
+if [ -d train/tests ]; then
+  echo "== python tests (train/)"
+  .venv/bin/python -m pytest -q train/tests
+fi
