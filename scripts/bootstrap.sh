@@ -49,6 +49,15 @@ if [ ! -f "$stamp" ]; then
   .venv/bin/pip install -q --disable-pip-version-check -r scripts/requirements-tools.txt
   rm -f .venv/.req-*; touch "$stamp"
 fi
+# train/'s unit tests (corpus determinism, split, metrics) run in CI without PyTorch.
+if [ -f train/requirements-test.txt ]; then
+  ttstamp=.venv/.treq-$(sha256sum train/requirements-test.txt | cut -c1-16)
+  if [ ! -f "$ttstamp" ]; then
+    log "pip install -r train/requirements-test.txt"
+    .venv/bin/pip install -q --disable-pip-version-check -r train/requirements-test.txt
+    rm -f .venv/.treq-*; touch "$ttstamp"
+  fi
+fi
 
 # --- ONNX Runtime shared library (project-local copy of the wheel's capi/) --
 ORT_DIR="$ROOT/.local/onnxruntime/lib"
