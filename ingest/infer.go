@@ -1,0 +1,294 @@
+package ingest
+
+import (
+	"fmt"
+	"path/filepath"
+	"regexp"
+	"strconv"
+	"strings"
+	"unicode"
+)
+
+// Meta is what ingest knows about one loop before encoding it.
+type Meta struct {
+	Instrument string  // "drum", "bass", ... or "" when unknown
+	Pack       string  // loop pack (compatible loops share one)
+	BPM        float64 // 0 when unknown
+	Key        string  // canonical key ("Am", "F#m", "Bb", ...) or "" when unknown
+}
+
+// DefaultInstrumentKeywords maps a lower-case word found in a file or folder name to an
+// instrument. Words are whole tokens of the name (split at separators, case changes and
+// digit/letter boundaries), so "subway" is not "sub" but "808Bass" is "808" and "bass".
+func DefaultInstrumentKeywords() map[string]string {
+	return map[string]string{
+		"drum": "drum", "drums": "drum", "beat": "drum", "beats": "drum",
+		"break": "drum", "breaks": "drum", "breakbeat": "drum", "perc": "drum",
+		"percussion": "drum", "top": "drum", "tops": "drum", "kit": "drum",
+		"bass": "bass", "basses": "bass", "bassline": "bass", "basslines": "bass",
+		"sub": "bass", "subs": "bass", "808": "bass", "808s": "bass", "reese": "bass",
+	}
+}
+
+// genrePhrases name genres that contain instrument words ("drum and bass"); their tokens
+// say nothing about the loop's instrument and are dropped before matching.
+var genrePhrases = [][]string{
+	{"drum", "and", "bass"}, {"drum", "n", "bass"}, {"drum", "bass"},
+	{"drumandbass"}, {"drumnbass"}, {"dnb"},
+}
+
+// Rules configures metadata inference.
+type Rules struct {
+	// Keywords maps lower-case name tokens to instruments (DefaultInstrumentKeywords if nil).
+	Keywords map[string]string
+	// PackLevel is the folder level under the walked root that names the pack: 1 means
+	// ROOT/<pack>/..., 2 means ROOT/<label>/<pack>/.... Files above that level take the
+	// name of their own folder.
+	PackLevel int
+	// Instrument, when set, forces every file to this instrument.
+	Instrument string
+}
+
+// DefaultRules are the rules used when a caller does not configure any.
+func DefaultRules() Rules {
+	return Rules{Keywords: DefaultInstrumentKeywords(), PackLevel: 1}
+}
+
+// Infer guesses a loop's metadata from its path relative to the walked root.
+func (r Rules) Infer(root, path string) Meta {
+	rel, err := filepath.Rel(root, path)
+	if err != nil || strings.HasPrefix(rel, "..") {
+		rel = filepath.Base(path)
+	}
+	parts := strings.Split(filepath.ToSlash(rel), "/")
+	file := parts[len(parts)-1]
+	stem := strings.TrimSuffix(file, filepath.Ext(file))
+	dirs := parts[:len(parts)-1]
+
+	m := Meta{Instrument: r.Instrument}
+	if m.Instrument == "" {
+		m.Instrument = r.instrument(stem, dirs)
+	}
+	m.Pack = r.pack(root, dirs)
+	m.BPM = ParseBPM(stem)
+	if m.BPM == 0 {
+		for i := len(dirs) - 1; i >= 0 && m.BPM == 0; i-- {
+			m.BPM = ParseBPM(dirs[i])
+		}
+	}
+	m.Key = ParseKey(stem)
+	if m.Key == "" {
+		for i := len(dirs) - 1; i >= 0 && m.Key == ""; i-- {
+			m.Key = ParseKey(dirs[i])
+		}
+	}
+	return m
+}
+
+// instrument looks at the file name first, then each folder outwards; the nearest name
+// that points at exactly one instrument decides.
+func (r Rules) instrument(stem string, dirs []string) string {
+	kw := r.Keywords
+	if kw == nil {
+		kw = DefaultInstrumentKeywords()
+	}
+	names := append([]string{stem}, reversed(dirs)...)
+	for _, n := range names {
+		found := map[string]bool{}
+		for _, t := range dropGenrePhrases(tokens(n)) {
+			if inst, ok := kw[t]; ok {
+				found[inst] = true
+			}
+		}
+		if len(found) == 1 {
+			for inst := range found {
+				return inst
+			}
+		}
+	}
+	return ""
+}
+
+func (r Rules) pack(root string, dirs []string) string {
+	lvl := r.PackLevel
+	if lvl <= 0 {
+		lvl = 1
+	}
+	if len(dirs) >= lvl {
+		return dirs[lvl-1]
+	}
+	if len(dirs) > 0 {
+		return dirs[len(dirs)-1]
+	}
+	return filepath.Base(filepath.Clean(root))
+}
+
+func reversed(s []string) []string {
+	out := make([]string, len(s))
+	for i, v := range s {
+		out[len(s)-1-i] = v
+	}
+	return out
+}
+
+func dropGenrePhrases(toks []string) []string {
+	out := make([]string, 0, len(toks))
+	for i := 0; i < len(toks); {
+		skipped := false
+		for _, p := range genrePhrases {
+			if i+len(p) <= len(toks) && equalSlices(toks[i:i+len(p)], p) {
+				i += len(p)
+				skipped = true
+				break
+			}
+		}
+		if !skipped {
+			out = append(out, toks[i])
+			i++
+		}
+	}
+	return out
+}
+
+func equalSlices(a, b []string) bool {
+	if len(a) != len(b) {
+		return false
+	}
+	for i := range a {
+		if a[i] != b[i] {
+			return false
+		}
+	}
+	return true
+}
+
+// tokens splits a name into lower-case words at separators, lower-to-upper case changes
+// and letter/digit boundaries: "DeepHouse_808Bass-124bpm" -> deep house 808 bass 124 bpm.
+func tokens(name string) []string {
+	var out []string
+	var cur []rune
+	flush := func() {
+		if len(cur) > 0 {
+			out = append(out, strings.ToLower(string(cur)))
+			cur = cur[:0]
+		}
+	}
+	rs := []rune(name)
+	for i, c := range rs {
+		if !unicode.IsLetter(c) && !unicode.IsDigit(c) {
+			flush()
+			continue
+		}
+		if len(cur) > 0 {
+			prev := rs[i-1]
+			switch {
+			case unicode.IsLower(prev) && unicode.IsUpper(c):
+				flush()
+			case unicode.IsDigit(prev) != unicode.IsDigit(c):
+				flush()
+			}
+		}
+		cur = append(cur, c)
+	}
+	flush()
+	return out
+}
+
+var (
+	bpmTagged  = regexp.MustCompile(`(?i)(?:^|[^0-9.])(\d{2,3}(?:\.\d+)?)\s*[-_ ]?\s*bpm`)
+	bpmPrefix  = regexp.MustCompile(`(?i)bpm\s*[-_ ]?\s*(\d{2,3}(?:\.\d+)?)(?:[^0-9]|$)`)
+	bpmBareNum = regexp.MustCompile(`(?:^|[-_ .])(\d{2,3})(?:[-_ .]|$)`)
+)
+
+// Plausible loop tempos; a bare number outside this range is not read as a tempo.
+const (
+	minBPM = 50
+	maxBPM = 220
+)
+
+// ParseBPM reads a tempo from a name: "128bpm", "128 BPM", "bpm_128", "128.5bpm", or a bare
+// number between separators such as "_128_" when it is a plausible tempo. 0 when none.
+func ParseBPM(name string) float64 {
+	for _, re := range []*regexp.Regexp{bpmTagged, bpmPrefix} {
+		if m := re.FindStringSubmatch(name); m != nil {
+			if v, err := strconv.ParseFloat(m[1], 64); err == nil && v >= 20 && v <= 400 {
+				return v
+			}
+		}
+	}
+	for _, m := range bpmBareNum.FindAllStringSubmatch(name, -1) {
+		if v, err := strconv.Atoi(m[1]); err == nil && v >= minBPM && v <= maxBPM {
+			return float64(v)
+		}
+	}
+	return 0
+}
+
+// canonical note names: flats for the black keys producers usually spell that way,
+// except F#, the common spelling.
+var canonicalNote = [12]string{"C", "Db", "D", "Eb", "E", "F", "F#", "G", "Ab", "A", "Bb", "B"}
+
+var noteIndex = map[byte]int{'c': 0, 'd': 2, 'e': 4, 'f': 5, 'g': 7, 'a': 9, 'b': 11}
+
+// keyPattern matches a note, an optional accidental and a quality, standing alone between
+// separators: "Am", "A min", "A_minor", "F#m", "Bbmaj", "C#", "Ebm", "Key of D".
+var keyPattern = regexp.MustCompile(
+	`(?:^|[^A-Za-z0-9#])(?:(key)[-_ ]*(?:of[-_ ]*)?)?([A-Ga-g])(#|sharp|b|flat|♯|♭)?[-_ ]?(minor|min|major|maj|m|M)?(?:[^A-Za-z0-9#]|$)`)
+
+// ParseKey reads a musical key from a name and returns it in canonical spelling ("Am",
+// "F#m", "Bb", "Db"), or "" when the name holds none. A bare letter ("loop_A") is only
+// a key after "key"; a note with an accidental or a quality ("F#", "Am") stands alone.
+func ParseKey(name string) string {
+	for _, m := range keyPattern.FindAllStringSubmatchIndex(name, -1) {
+		get := func(i int) string {
+			if m[2*i] < 0 {
+				return ""
+			}
+			return name[m[2*i]:m[2*i+1]]
+		}
+		keyWord, letter, acc, quality := get(1), get(2), get(3), get(4)
+		if keyWord == "" && acc == "" && quality == "" {
+			continue
+		}
+		if keyWord == "" && acc == "" && quality == "M" {
+			continue // "AM"/"PM" style words, not keys
+		}
+		// A lower-case single letter with "b" is usually a word ("ab", "db" files): demand
+		// an upper-case note letter unless "key" introduced it.
+		if keyWord == "" && unicode.IsLower(rune(letter[0])) {
+			continue
+		}
+		idx := noteIndex[byte(unicode.ToLower(rune(letter[0])))]
+		switch acc {
+		case "#", "sharp", "♯":
+			idx++
+		case "b", "flat", "♭":
+			idx--
+		}
+		idx = (idx + 12) % 12
+		minor := quality == "m" || strings.HasPrefix(strings.ToLower(quality), "min")
+		k := canonicalNote[idx]
+		if minor {
+			k += "m"
+		}
+		return k
+	}
+	return ""
+}
+
+// NormalizeKey turns a user-supplied key ("A minor", "a min", "F#m", "Gb") into the
+// canonical spelling ParseKey returns. It fails when the text is not a key.
+func NormalizeKey(s string) (string, error) {
+	s = strings.TrimSpace(s)
+	if s == "" {
+		return "", nil
+	}
+	k := ParseKey(s)
+	if k == "" {
+		k = ParseKey("key " + s)
+	}
+	if k == "" {
+		return "", fmt.Errorf("%q is not a musical key: write it like Am, F#m, Bb or \"C major\"", s)
+	}
+	return k, nil
+}

@@ -1,0 +1,136 @@
+package ingest
+
+import (
+	"path/filepath"
+	"testing"
+)
+
+func TestParseBPM(t *testing.T) {
+	cases := []struct {
+		name string
+		want float64
+	}{
+		{"house_loop_128bpm_Am", 128},
+		{"House Loop 128 BPM", 128},
+		{"loop-bpm_140", 140},
+		{"loop_BPM140", 140},
+		{"break_128.5bpm", 128.5},
+		{"dnb_174_Fm_drums", 174},
+		{"kick_808_01", 0},     // 808 is not a plausible tempo, 01 too small
+		{"loop_2024_final", 0}, // a year, not a tempo
+		{"beat90", 0},          // bare number glued to a word: not read
+		{"beat-90-", 90},       // bare number between separators
+		{"no tempo here", 0},   //
+		{"120bpm_but_also__95_", 120},
+	}
+	for _, c := range cases {
+		if got := ParseBPM(c.name); got != c.want {
+			t.Errorf("ParseBPM(%q) = %v, want %v", c.name, got, c.want)
+		}
+	}
+}
+
+func TestParseKey(t *testing.T) {
+	cases := []struct{ name, want string }{
+		{"house_128bpm_Am", "Am"},
+		{"loop A min 120", "Am"},
+		{"loop_A_minor", "Am"},
+		{"bass_F#m_140", "F#m"},
+		{"bass_Bbmaj_90", "Bb"},
+		{"bass Db major", "Db"},
+		{"bass_C#_100", "Db"},
+		{"Ebm-loop", "Ebm"},
+		{"key of D", "D"},
+		{"key_g", "G"},
+		{"Gb_lead", "F#"},
+		{"A#m bass", "Bbm"},
+		{"Drums_128", ""},
+		{"loop_A_01", ""},       // bare letter without "key" is not a key
+		{"Amazing_Bass", ""},    // word, not a key
+		{"session_AM_take", ""}, // AM is a time of day, not A major
+		{"Cm7_pad", ""},         // a chord symbol glued to a digit is not read
+		{"ab_loop", ""},         // lower-case word
+	}
+	for _, c := range cases {
+		if got := ParseKey(c.name); got != c.want {
+			t.Errorf("ParseKey(%q) = %q, want %q", c.name, got, c.want)
+		}
+	}
+}
+
+func TestNormalizeKey(t *testing.T) {
+	for in, want := range map[string]string{"A minor": "Am", "a min": "Am", "F#m": "F#m", "Gb": "F#", "c": "C", "": ""} {
+		got, err := NormalizeKey(in)
+		if err != nil || got != want {
+			t.Errorf("NormalizeKey(%q) = %q, %v; want %q", in, got, err, want)
+		}
+	}
+	if _, err := NormalizeKey("H minor"); err == nil {
+		t.Error("NormalizeKey(H minor): want an error")
+	}
+}
+
+func TestInfer(t *testing.T) {
+	root := filepath.FromSlash("/lib")
+	r := DefaultRules()
+	cases := []struct {
+		path string
+		want Meta
+	}{
+		{"/lib/DeepHouse01/drums/dh01_drum_main_124bpm_Am.wav", Meta{"drum", "DeepHouse01", 124, "Am"}},
+		{"/lib/DeepHouse01/bass/dh01_bass_main_124bpm_Am.flac", Meta{"bass", "DeepHouse01", 124, "Am"}},
+		{"/lib/Drum and Bass Vol 2/Basslines/reese_174_Fm.wav", Meta{"bass", "Drum and Bass Vol 2", 174, "Fm"}},
+		{"/lib/Drum and Bass Vol 2/Loops/amen_break_174.wav", Meta{"drum", "Drum and Bass Vol 2", 174, ""}},
+		{"/lib/DnB Pack/drum_and_bass_loop_01.wav", Meta{"", "DnB Pack", 0, ""}},
+		{"/lib/Trap 140 Gm/808s/808Slide_01.wav", Meta{"bass", "Trap 140 Gm", 140, "Gm"}},
+		{"/lib/Pack/Tops/shaker_top_100.aif", Meta{"drum", "Pack", 100, ""}},
+		{"/lib/Pack/misc/pad_Cm_90.wav", Meta{"", "Pack", 90, "Cm"}},
+		{"/lib/loose_file_drum_120.wav", Meta{"drum", "lib", 120, ""}},
+		{"/lib/Subway Sounds/keys/piano.wav", Meta{"", "Subway Sounds", 0, ""}},
+	}
+	for _, c := range cases {
+		got := r.Infer(root, filepath.FromSlash(c.path))
+		if got != c.want {
+			t.Errorf("Infer(%q) = %+v, want %+v", c.path, got, c.want)
+		}
+	}
+}
+
+func TestInferForcedAndPackLevel(t *testing.T) {
+	r := Rules{Instrument: "bass", PackLevel: 2}
+	got := r.Infer("/lib", "/lib/Vendor/PackA/drums/x_120bpm.wav")
+	want := Meta{Instrument: "bass", Pack: "PackA", BPM: 120}
+	if got != want {
+		t.Errorf("got %+v, want %+v", got, want)
+	}
+	r.Keywords = map[string]string{"gtr": "guitar"}
+	r.Instrument = ""
+	if got := r.Infer("/lib", "/lib/V/P/gtr_loop.wav"); got.Instrument != "guitar" {
+		t.Errorf("custom keyword: got %+v", got)
+	}
+}
+
+func TestTokens(t *testing.T) {
+	got := tokens("DeepHouse_808Bass-124bpm")
+	want := []string{"deep", "house", "808", "bass", "124", "bpm"}
+	if !equalSlices(got, want) {
+		t.Errorf("tokens = %q, want %q", got, want)
+	}
+}
+
+func FuzzInfer(f *testing.F) {
+	for _, s := range []string{"/lib/P/drums/a_128bpm_Am.wav", "F#m", "key of Bb", "bpm_999.5", "\x00\xff", "808808808"} {
+		f.Add(s)
+	}
+	f.Fuzz(func(t *testing.T, s string) {
+		m := DefaultRules().Infer("/lib", "/lib/"+s)
+		if m.BPM < 0 || m.BPM > 400 {
+			t.Fatalf("BPM %v out of range for %q", m.BPM, s)
+		}
+		if m.Key != "" {
+			if k, err := NormalizeKey(m.Key); err != nil || k != m.Key {
+				t.Fatalf("key %q from %q is not canonical (%q, %v)", m.Key, s, k, err)
+			}
+		}
+	})
+}

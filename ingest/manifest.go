@@ -1,0 +1,193 @@
+package ingest
+
+import (
+	"bufio"
+	"encoding/csv"
+	"encoding/json"
+	"errors"
+	"fmt"
+	"io"
+	"os"
+	"path/filepath"
+	"strconv"
+	"strings"
+)
+
+// Manifest holds catalogue metadata that wins over inference, keyed by absolute,
+// cleaned file path.
+type Manifest struct {
+	entries map[string]ManifestEntry
+}
+
+// ManifestEntry is one row of a manifest. Empty fields fall back to inference.
+type ManifestEntry struct {
+	Path       string  `json:"path"`
+	Instrument string  `json:"instrument"`
+	Pack       string  `json:"pack"`
+	BPM        float64 `json:"bpm"`
+	Key        string  `json:"key"`
+}
+
+// maxManifestLine bounds one JSONL line so a corrupt manifest cannot eat memory.
+const maxManifestLine = 1 << 20
+
+// LoadManifest reads a CSV (header: path,instrument,pack,bpm,key; any order, extra columns
+// ignored) or JSONL (one object per line) manifest. Relative paths are relative to the
+// manifest's own folder. Errors name the line and what to fix.
+func LoadManifest(path string) (*Manifest, error) {
+	f, err := os.Open(path)
+	if err != nil {
+		return nil, fmt.Errorf("open manifest: %w", err)
+	}
+	defer f.Close()
+	base := filepath.Dir(path)
+	var rows []ManifestEntry
+	switch strings.ToLower(filepath.Ext(path)) {
+	case ".jsonl", ".ndjson", ".json":
+		rows, err = readJSONL(f)
+	case ".csv":
+		rows, err = readCSV(f)
+	default:
+		return nil, fmt.Errorf("manifest %s: unknown format: name it .csv or .jsonl", path)
+	}
+	if err != nil {
+		return nil, fmt.Errorf("manifest %s: %w", path, err)
+	}
+	m := &Manifest{entries: make(map[string]ManifestEntry, len(rows))}
+	for _, r := range rows {
+		p := r.Path
+		if !filepath.IsAbs(p) {
+			p = filepath.Join(base, p)
+		}
+		m.entries[cleanAbs(p)] = r
+	}
+	return m, nil
+}
+
+func cleanAbs(p string) string {
+	if a, err := filepath.Abs(p); err == nil {
+		p = a
+	}
+	return filepath.Clean(p)
+}
+
+// Len is the number of manifest rows.
+func (m *Manifest) Len() int {
+	if m == nil {
+		return 0
+	}
+	return len(m.entries)
+}
+
+// Apply overrides inferred metadata with the manifest's non-empty fields for path.
+func (m *Manifest) Apply(path string, meta Meta) Meta {
+	if m == nil {
+		return meta
+	}
+	e, ok := m.entries[cleanAbs(path)]
+	if !ok {
+		return meta
+	}
+	if e.Instrument != "" {
+		meta.Instrument = strings.ToLower(e.Instrument)
+	}
+	if e.Pack != "" {
+		meta.Pack = e.Pack
+	}
+	if e.BPM > 0 {
+		meta.BPM = e.BPM
+	}
+	if e.Key != "" {
+		meta.Key = e.Key // already normalised when read
+	}
+	return meta
+}
+
+func checkEntry(e *ManifestEntry, where string) error {
+	if strings.TrimSpace(e.Path) == "" {
+		return fmt.Errorf("%s: empty path: every row needs the loop's file path", where)
+	}
+	if e.BPM < 0 || e.BPM > 999 {
+		return fmt.Errorf("%s: bpm %v out of range: give a tempo between 1 and 999 or leave it empty", where, e.BPM)
+	}
+	k, err := NormalizeKey(e.Key)
+	if err != nil {
+		return fmt.Errorf("%s: %w", where, err)
+	}
+	e.Key = k
+	return nil
+}
+
+func readJSONL(r io.Reader) ([]ManifestEntry, error) {
+	sc := bufio.NewScanner(r)
+	sc.Buffer(make([]byte, 64*1024), maxManifestLine)
+	var out []ManifestEntry
+	for line := 1; sc.Scan(); line++ {
+		b := strings.TrimSpace(sc.Text())
+		if b == "" || strings.HasPrefix(b, "#") {
+			continue
+		}
+		var e ManifestEntry
+		if err := json.Unmarshal([]byte(b), &e); err != nil {
+			return nil, fmt.Errorf("line %d: %v: each line must be a JSON object with path, instrument, pack, bpm, key", line, err)
+		}
+		if err := checkEntry(&e, fmt.Sprintf("line %d", line)); err != nil {
+			return nil, err
+		}
+		out = append(out, e)
+	}
+	if err := sc.Err(); err != nil {
+		if errors.Is(err, bufio.ErrTooLong) {
+			return nil, fmt.Errorf("a line is longer than %d bytes: is this really a JSONL manifest?", maxManifestLine)
+		}
+		return nil, err
+	}
+	return out, nil
+}
+
+func readCSV(r io.Reader) ([]ManifestEntry, error) {
+	cr := csv.NewReader(r)
+	cr.FieldsPerRecord = -1
+	cr.ReuseRecord = false
+	header, err := cr.Read()
+	if err != nil {
+		return nil, fmt.Errorf("read header: %w: the first row must name the columns (path,instrument,pack,bpm,key)", err)
+	}
+	col := map[string]int{}
+	for i, h := range header {
+		col[strings.ToLower(strings.TrimSpace(strings.TrimPrefix(h, "\ufeff")))] = i
+	}
+	if _, ok := col["path"]; !ok {
+		return nil, fmt.Errorf("header %q has no path column: name the columns path,instrument,pack,bpm,key", strings.Join(header, ","))
+	}
+	get := func(rec []string, name string) string {
+		if i, ok := col[name]; ok && i < len(rec) {
+			return strings.TrimSpace(rec[i])
+		}
+		return ""
+	}
+	var out []ManifestEntry
+	for {
+		rec, err := cr.Read()
+		if err == io.EOF {
+			break
+		}
+		if err != nil {
+			return nil, fmt.Errorf("csv: %w", err)
+		}
+		line, _ := cr.FieldPos(0)
+		e := ManifestEntry{Path: get(rec, "path"), Instrument: get(rec, "instrument"), Pack: get(rec, "pack"), Key: get(rec, "key")}
+		if s := get(rec, "bpm"); s != "" {
+			v, err := strconv.ParseFloat(s, 64)
+			if err != nil {
+				return nil, fmt.Errorf("line %d: bpm %q is not a number", line, s)
+			}
+			e.BPM = v
+		}
+		if err := checkEntry(&e, fmt.Sprintf("line %d", line)); err != nil {
+			return nil, err
+		}
+		out = append(out, e)
+	}
+	return out, nil
+}
