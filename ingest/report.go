@@ -1,0 +1,174 @@
+package ingest
+
+import (
+	"encoding/json"
+	"fmt"
+	"io"
+	"os"
+	"path/filepath"
+	"sort"
+	"strings"
+	"sync"
+	"time"
+)
+
+// Report is what one ingest run did, file by file where it matters. It is safe for
+// concurrent use while the run is going; read it after Run returns.
+type Report struct {
+	mu sync.Mutex
+
+	Started  time.Time `json:"started"`
+	Finished time.Time `json:"finished"`
+	Store    string    `json:"store,omitempty"`
+	Bundle   string    `json:"bundle,omitempty"`
+	// Interrupted is true when the run was stopped (Ctrl-C) before walking everything;
+	// everything counted as ingested is stored.
+	Interrupted bool `json:"interrupted"`
+
+	Seen           int            `json:"seen"`
+	Ingested       int            `json:"ingested"`
+	AlreadyPresent int            `json:"already_present"`
+	Duplicates     int            `json:"duplicates"`
+	Skipped        int            `json:"skipped"`
+	Failed         int            `json:"failed"`
+	ByInstrument   map[string]int `json:"ingested_by_instrument"`
+
+	// SkippedFiles says why each file was left out (not audio, unknown instrument).
+	SkippedFiles []FileNote `json:"skipped_files"`
+	// Failures says why each broken file could not be ingested.
+	Failures []FileNote `json:"failures"`
+}
+
+// FileNote is one file and what happened to it.
+type FileNote struct {
+	Path   string `json:"path"`
+	Reason string `json:"reason"`
+}
+
+func newReport(store, bundle string) *Report {
+	return &Report{Started: time.Now().UTC(), Store: store, Bundle: bundle, ByInstrument: map[string]int{},
+		SkippedFiles: []FileNote{}, Failures: []FileNote{}}
+}
+
+func (r *Report) seen() {
+	r.mu.Lock()
+	r.Seen++
+	r.mu.Unlock()
+}
+
+func (r *Report) skip(path, reason string) {
+	r.mu.Lock()
+	r.Skipped++
+	r.SkippedFiles = append(r.SkippedFiles, FileNote{path, reason})
+	r.mu.Unlock()
+}
+
+func (r *Report) fail(path string, err error) {
+	r.mu.Lock()
+	r.Failed++
+	r.Failures = append(r.Failures, FileNote{path, err.Error()})
+	r.mu.Unlock()
+}
+
+func (r *Report) present(n int) {
+	r.mu.Lock()
+	r.AlreadyPresent += n
+	r.mu.Unlock()
+}
+
+func (r *Report) duplicate() {
+	r.mu.Lock()
+	r.Duplicates++
+	r.mu.Unlock()
+}
+
+func (r *Report) ingested(instrument string, n int) {
+	r.mu.Lock()
+	r.Ingested += n
+	r.ByInstrument[instrument] += n
+	r.mu.Unlock()
+}
+
+// Snapshot returns the running counts (for progress display).
+func (r *Report) Snapshot() (seen, done, present, skipped, failed int) {
+	r.mu.Lock()
+	defer r.mu.Unlock()
+	return r.Seen, r.Ingested, r.AlreadyPresent + r.Duplicates, r.Skipped, r.Failed
+}
+
+func (r *Report) finish(interrupted bool) {
+	r.mu.Lock()
+	defer r.mu.Unlock()
+	r.Finished = time.Now().UTC()
+	r.Interrupted = interrupted
+	sort.Slice(r.Failures, func(i, j int) bool { return r.Failures[i].Path < r.Failures[j].Path })
+	sort.Slice(r.SkippedFiles, func(i, j int) bool { return r.SkippedFiles[i].Path < r.SkippedFiles[j].Path })
+}
+
+// WriteJSON writes the report as indented JSON.
+func (r *Report) WriteJSON(w io.Writer) error {
+	r.mu.Lock()
+	defer r.mu.Unlock()
+	enc := json.NewEncoder(w)
+	enc.SetIndent("", "  ")
+	return enc.Encode(r)
+}
+
+// WriteFile writes the JSON report to path atomically (temp file, then rename), so a
+// reader never sees half a report.
+func (r *Report) WriteFile(path string) error {
+	tmp, err := os.CreateTemp(filepath.Dir(path), ".report-*.json")
+	if err != nil {
+		return fmt.Errorf("write report %s: %w", path, err)
+	}
+	defer os.Remove(tmp.Name())
+	if err := r.WriteJSON(tmp); err != nil {
+		tmp.Close()
+		return fmt.Errorf("write report %s: %w", path, err)
+	}
+	if err := tmp.Close(); err != nil {
+		return fmt.Errorf("write report %s: %w", path, err)
+	}
+	if err := os.Rename(tmp.Name(), path); err != nil {
+		return fmt.Errorf("write report %s: %w", path, err)
+	}
+	return nil
+}
+
+// Summary is the human-readable tally printed on exit.
+func (r *Report) Summary() string {
+	r.mu.Lock()
+	defer r.mu.Unlock()
+	var b strings.Builder
+	d := r.Finished.Sub(r.Started)
+	rate := 0.0
+	if d > 0 {
+		rate = float64(r.Ingested) / d.Seconds()
+	}
+	fmt.Fprintf(&b, "ingest: %d files seen in %s: %d ingested (%.1f loops/s), %d already present, %d duplicates, %d skipped, %d failed",
+		r.Seen, d.Round(time.Millisecond), r.Ingested, rate, r.AlreadyPresent, r.Duplicates, r.Skipped, r.Failed)
+	if len(r.ByInstrument) > 0 {
+		keys := make([]string, 0, len(r.ByInstrument))
+		for k := range r.ByInstrument {
+			keys = append(keys, k)
+		}
+		sort.Strings(keys)
+		parts := make([]string, len(keys))
+		for i, k := range keys {
+			parts[i] = fmt.Sprintf("%s %d", k, r.ByInstrument[k])
+		}
+		fmt.Fprintf(&b, " [%s]", strings.Join(parts, ", "))
+	}
+	if r.Interrupted {
+		b.WriteString("\ningest: interrupted: what is counted as ingested is stored; run the same command again to finish")
+	}
+	const show = 10
+	for i, f := range r.Failures {
+		if i == show {
+			fmt.Fprintf(&b, "\n  ... and %d more failures (see --report)", len(r.Failures)-show)
+			break
+		}
+		fmt.Fprintf(&b, "\n  failed: %s: %s", f.Path, f.Reason)
+	}
+	return b.String()
+}
