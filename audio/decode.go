@@ -1,0 +1,219 @@
+package audio
+
+import (
+	"bytes"
+	"context"
+	"errors"
+	"fmt"
+	"io"
+	"os"
+	"time"
+
+	"github.com/jfreymuth/oggvorbis"
+	"github.com/mewkiz/flac"
+)
+
+// Buffer is decoded audio: interleaved float32 samples in [-1, 1].
+type Buffer struct {
+	SampleRate int
+	Channels   int
+	Data       []float32 // interleaved, len = frames * Channels
+	Format     Format
+	BitDepth   int // bits per sample as stored (0 for lossy formats)
+}
+
+// Frames is the number of sample frames.
+func (b *Buffer) Frames() int {
+	if b.Channels == 0 {
+		return 0
+	}
+	return len(b.Data) / b.Channels
+}
+
+// Duration of the audio.
+func (b *Buffer) Duration() time.Duration {
+	if b.SampleRate == 0 {
+		return 0
+	}
+	return time.Duration(float64(b.Frames()) / float64(b.SampleRate) * float64(time.Second))
+}
+
+// Mono averages the channels (equal weights: a loop's channels are parts of one mix).
+func (b *Buffer) Mono() []float32 {
+	if b.Channels == 1 {
+		return append([]float32(nil), b.Data...)
+	}
+	n := b.Frames()
+	out := make([]float32, n)
+	inv := 1 / float32(b.Channels)
+	for i := 0; i < n; i++ {
+		var s float32
+		for _, v := range b.Data[i*b.Channels : (i+1)*b.Channels] {
+			s += v
+		}
+		out[i] = s * inv
+	}
+	return out
+}
+
+// Decode decodes a whole file held in memory, recognising the format by content.
+func Decode(data []byte, lim Limits) (*Buffer, error) {
+	lim = lim.orDefault()
+	if int64(len(data)) > lim.MaxFileBytes {
+		return nil, fmt.Errorf("%w: %d bytes, the limit is %d", ErrTooLarge, len(data), lim.MaxFileBytes)
+	}
+	if len(data) == 0 {
+		return nil, fmt.Errorf("%w: empty file", ErrTruncated)
+	}
+	var (
+		b   *Buffer
+		err error
+	)
+	switch f := Sniff(data); f {
+	case WAV, RF64:
+		b, err = decodeWAV(data, lim)
+	case AIFF, AIFC:
+		b, err = decodeAIFF(data, lim)
+	case FLAC:
+		b, err = guard("FLAC", func() (*Buffer, error) { return decodeFLAC(data, lim) })
+	case OGG:
+		b, err = guard("Ogg Vorbis", func() (*Buffer, error) { return decodeOgg(data, lim) })
+	default:
+		return nil, fmt.Errorf("%w: content is not WAV, RF64, AIFF, AIFF-C, FLAC or Ogg Vorbis (MP3 and AAC are not decoded: convert them first)", ErrUnsupported)
+	}
+	if err != nil {
+		return nil, err
+	}
+	if b.Frames() == 0 {
+		return nil, fmt.Errorf("%w: no audio frames", ErrTooShort)
+	}
+	return b, nil
+}
+
+// guard turns a panic inside a third-party decoder into ErrCorrupt: a broken file must
+// never take the process down.
+func guard(name string, f func() (*Buffer, error)) (b *Buffer, err error) {
+	defer func() {
+		if r := recover(); r != nil {
+			b, err = nil, fmt.Errorf("%w: %s decoder failed: %v", ErrCorrupt, name, r)
+		}
+	}()
+	return f()
+}
+
+// DecodeFile reads and decodes one file, checking its size before reading it.
+func DecodeFile(ctx context.Context, path string, lim Limits) (*Buffer, error) {
+	if err := ctx.Err(); err != nil {
+		return nil, err
+	}
+	lim = lim.orDefault()
+	f, err := os.Open(path)
+	if err != nil {
+		return nil, fmt.Errorf("decode %s: %w", path, err)
+	}
+	defer f.Close()
+	st, err := f.Stat()
+	if err != nil {
+		return nil, fmt.Errorf("decode %s: %w", path, err)
+	}
+	if st.Size() > lim.MaxFileBytes {
+		return nil, fmt.Errorf("decode %s: %w: %d bytes, the limit is %d", path, ErrTooLarge, st.Size(), lim.MaxFileBytes)
+	}
+	data, err := io.ReadAll(io.LimitReader(f, lim.MaxFileBytes+1))
+	if err != nil {
+		return nil, fmt.Errorf("decode %s: %w", path, err)
+	}
+	b, err := Decode(data, lim)
+	if err != nil {
+		return nil, fmt.Errorf("decode %s: %w", path, err)
+	}
+	return b, nil
+}
+
+func decodeFLAC(data []byte, lim Limits) (*Buffer, error) {
+	s, err := flac.New(bytes.NewReader(data))
+	if err != nil {
+		return nil, fmt.Errorf("%w: FLAC header: %v", ErrCorrupt, err)
+	}
+	info := s.Info
+	channels, rate, bits := int(info.NChannels), int(info.SampleRate), int(info.BitsPerSample)
+	if err := checkLayout(channels, rate, bits); err != nil {
+		return nil, err
+	}
+	if bits > 32 {
+		return nil, fmt.Errorf("%w: %d-bit FLAC", ErrUnsupported, bits)
+	}
+	if err := lim.checkFrames(int64(info.NSamples), channels, rate); err != nil {
+		return nil, err
+	}
+	maxFrames := int64(lim.MaxDuration.Seconds()*float64(rate)) + 1
+	out := make([]float32, 0, int(info.NSamples)*channels)
+	scale := 1 / float32(uint64(1)<<(bits-1))
+	var frames int64
+	for {
+		fr, err := s.ParseNext()
+		if errors.Is(err, io.EOF) {
+			break
+		}
+		if err != nil {
+			if errors.Is(err, io.ErrUnexpectedEOF) {
+				return nil, fmt.Errorf("%w: FLAC stream ends inside a frame: the file was cut short", ErrTruncated)
+			}
+			return nil, fmt.Errorf("%w: FLAC frame %d: %v", ErrCorrupt, frames, err)
+		}
+		if len(fr.Subframes) != channels {
+			return nil, fmt.Errorf("%w: FLAC frame with %d channels in a %d-channel stream", ErrCorrupt, len(fr.Subframes), channels)
+		}
+		n := int(fr.BlockSize)
+		for _, sf := range fr.Subframes {
+			if len(sf.Samples) < n {
+				return nil, fmt.Errorf("%w: FLAC subframe shorter than its block", ErrCorrupt)
+			}
+		}
+		frames += int64(n)
+		if frames > maxFrames {
+			return nil, fmt.Errorf("%w: longer than %s", ErrTooLong, lim.MaxDuration)
+		}
+		for i := 0; i < n; i++ {
+			for c := 0; c < channels; c++ {
+				out = append(out, float32(fr.Subframes[c].Samples[i])*scale)
+			}
+		}
+	}
+	if info.NSamples != 0 && uint64(frames) < info.NSamples {
+		return nil, fmt.Errorf("%w: FLAC declares %d frames, %d decoded: the file was cut short", ErrTruncated, info.NSamples, frames)
+	}
+	return &Buffer{SampleRate: rate, Channels: channels, Data: out, Format: FLAC, BitDepth: bits}, nil
+}
+
+func decodeOgg(data []byte, lim Limits) (*Buffer, error) {
+	r, err := oggvorbis.NewReader(bytes.NewReader(data))
+	if err != nil {
+		return nil, fmt.Errorf("%w: Ogg Vorbis header: %v (only Vorbis is decoded in Ogg; Opus is not)", ErrCorrupt, err)
+	}
+	channels, rate := r.Channels(), r.SampleRate()
+	if err := checkLayout(channels, rate, 16); err != nil {
+		return nil, err
+	}
+	maxSamples := (int64(lim.MaxDuration.Seconds()*float64(rate)) + 1) * int64(channels)
+	out := make([]float32, 0, 4*rate*channels)
+	buf := make([]float32, 4096*channels)
+	for {
+		n, err := r.Read(buf)
+		out = append(out, buf[:n]...)
+		if int64(len(out)) > maxSamples {
+			return nil, fmt.Errorf("%w: longer than %s", ErrTooLong, lim.MaxDuration)
+		}
+		if errors.Is(err, io.EOF) {
+			break
+		}
+		if err != nil {
+			if errors.Is(err, io.ErrUnexpectedEOF) {
+				return nil, fmt.Errorf("%w: Ogg stream cut short", ErrTruncated)
+			}
+			return nil, fmt.Errorf("%w: Ogg Vorbis: %v", ErrCorrupt, err)
+		}
+	}
+	out = out[:len(out)/channels*channels]
+	return &Buffer{SampleRate: rate, Channels: channels, Data: out, Format: OGG}, nil
+}

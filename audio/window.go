@@ -1,0 +1,59 @@
+package audio
+
+import (
+	"fmt"
+	"math"
+	"time"
+)
+
+// Thresholds of the window rule; train/ mirrors them in Python.
+const (
+	// SilenceThreshold: a loop whose absolute peak is below this is digital silence.
+	SilenceThreshold = 1e-6
+	// MinDuration: anything shorter is not a loop.
+	MinDuration = 50 * time.Millisecond
+)
+
+// Window fits mono audio at rate into a window of the given seconds: shorter loops are
+// repeated from their start until the window is full, longer ones keep their first
+// window. It rejects NaN/Inf, silence and audio under MinDuration with typed errors.
+func Window(mono []float32, rate int, seconds float64) ([]float32, error) {
+	if rate <= 0 || seconds <= 0 {
+		return nil, fmt.Errorf("window: rate %d and %v s must be positive", rate, seconds)
+	}
+	n := int(math.Round(float64(rate) * seconds))
+	if err := CheckSignal(mono, rate); err != nil {
+		return nil, err
+	}
+	out := make([]float32, n)
+	if len(mono) >= n {
+		copy(out, mono[:n])
+		return out, nil
+	}
+	for off := 0; off < n; off += len(mono) {
+		copy(out[off:], mono)
+	}
+	return out, nil
+}
+
+// CheckSignal applies the window rule's checks without windowing.
+func CheckSignal(mono []float32, rate int) error {
+	minSamples := int(math.Ceil(MinDuration.Seconds() * float64(rate)))
+	if len(mono) < minSamples {
+		return fmt.Errorf("%w: %.1f ms, a loop needs at least %s", ErrTooShort, 1000*float64(len(mono))/float64(rate), MinDuration)
+	}
+	var peak float64
+	for i, v := range mono {
+		f := float64(v)
+		if math.IsNaN(f) || math.IsInf(f, 0) {
+			return fmt.Errorf("%w: sample %d is %v", ErrNonFinite, i, v)
+		}
+		if a := math.Abs(f); a > peak {
+			peak = a
+		}
+	}
+	if peak < SilenceThreshold {
+		return fmt.Errorf("%w: peak %.2g is below %.0g", ErrSilent, peak, SilenceThreshold)
+	}
+	return nil
+}
