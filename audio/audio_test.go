@@ -1,0 +1,297 @@
+package audio
+
+import (
+	"bytes"
+	"encoding/binary"
+	"errors"
+	"math"
+	"os"
+	"path/filepath"
+	"runtime"
+	"testing"
+	"time"
+)
+
+// wavBytes builds a canonical WAV in memory for tests.
+func wavBytes(t testing.TB, samples []float32, rate int, enc WAVEncoding) []byte {
+	t.Helper()
+	var b bytes.Buffer
+	if err := EncodeWAV(&b, samples, rate, enc); err != nil {
+		t.Fatal(err)
+	}
+	return b.Bytes()
+}
+
+func TestEncodeDecodeRoundTrip(t *testing.T) {
+	in := sine(440, 22050, 22050)
+	in[10] = 1.5 // clipped in PCM16, kept in float
+	for _, enc := range []WAVEncoding{PCM16, Float32} {
+		b, err := Decode(wavBytes(t, in, 22050, enc), DefaultLimits())
+		if err != nil {
+			t.Fatal(err)
+		}
+		if b.SampleRate != 22050 || b.Channels != 1 || len(b.Data) != len(in) {
+			t.Fatalf("enc %d: got %d Hz %d ch %d samples", enc, b.SampleRate, b.Channels, len(b.Data))
+		}
+		tol := 1.0 / 32767
+		if enc == Float32 {
+			tol = 0
+		}
+		for i, v := range in {
+			want := float64(v)
+			if enc == PCM16 {
+				want = math.Max(-1, math.Min(1, want)) * 32767 / 32768
+			}
+			if d := math.Abs(float64(b.Data[i]) - want); d > tol {
+				t.Fatalf("enc %d sample %d: %v vs %v", enc, i, b.Data[i], want)
+			}
+		}
+	}
+	if err := EncodeWAV(&bytes.Buffer{}, []float32{float32(math.NaN())}, 100, Float32); !errors.Is(err, ErrNonFinite) {
+		t.Errorf("NaN float WAV: %v", err)
+	}
+}
+
+func TestWindow(t *testing.T) {
+	rate := 1000
+	loop := make([]float32, 300) // 0.3 s
+	for i := range loop {
+		loop[i] = float32(i+1) / 300
+	}
+	w, err := Window(loop, rate, 1)
+	if err != nil {
+		t.Fatal(err)
+	}
+	if len(w) != 1000 {
+		t.Fatalf("len %d", len(w))
+	}
+	for i, v := range w {
+		if v != loop[i%300] {
+			t.Fatalf("tiling: sample %d = %v, want %v", i, v, loop[i%300])
+		}
+	}
+	long := make([]float32, 2500)
+	for i := range long {
+		long[i] = float32(i) + 1
+	}
+	w, _ = Window(long, rate, 1)
+	if len(w) != 1000 || w[0] != 1 || w[999] != 1000 {
+		t.Errorf("cut: first window not kept")
+	}
+	cases := []struct {
+		name string
+		in   []float32
+		want error
+	}{
+		{"silence", make([]float32, 500), ErrSilent},
+		{"too short", []float32{0.5, 0.5}, ErrTooShort},
+		{"nan", append(make([]float32, 99), float32(math.NaN())), ErrNonFinite},
+		{"inf", append([]float32{0.1}, append(make([]float32, 99), float32(math.Inf(-1)))...), ErrNonFinite},
+	}
+	for _, c := range cases {
+		if _, err := Window(c.in, rate, 1); !errors.Is(err, c.want) {
+			t.Errorf("%s: err %v, want %v", c.name, err, c.want)
+		}
+	}
+}
+
+func TestMono(t *testing.T) {
+	b := &Buffer{Channels: 3, Data: []float32{0.3, 0.6, 0.9, -1, 0, 1}}
+	m := b.Mono()
+	if len(m) != 2 || math.Abs(float64(m[0])-0.6) > 1e-6 || m[1] != 0 {
+		t.Errorf("Mono = %v", m)
+	}
+}
+
+func TestLoad(t *testing.T) {
+	dir := t.TempDir()
+	p := filepath.Join(dir, "loop.wav")
+	// 1 s stereo 44.1 kHz loop -> 22.05 kHz mono 4 s window: tiled 4 times.
+	st := make([]float32, 2*44100)
+	for i := 0; i < 44100; i++ {
+		v := float32(0.5 * math.Sin(2*math.Pi*220*float64(i)/44100))
+		st[2*i], st[2*i+1] = v, v
+	}
+	var buf bytes.Buffer
+	writeStereoWAV(&buf, st, 44100)
+	if err := os.WriteFile(p, buf.Bytes(), 0o644); err != nil {
+		t.Fatal(err)
+	}
+	w, info, err := Load(t.Context(), p, LoadOptions{SampleRate: 22050, WindowSeconds: 4})
+	if err != nil {
+		t.Fatal(err)
+	}
+	if len(w) != 88200 || info.Channels != 2 || info.SampleRate != 44100 || info.Duration != time.Second {
+		t.Fatalf("len %d info %+v", len(w), info)
+	}
+	if w[100] != w[22050+100] {
+		t.Errorf("window is not the loop tiled")
+	}
+}
+
+func writeStereoWAV(b *bytes.Buffer, inter []float32, rate int) {
+	b.WriteString("RIFF")
+	binary.Write(b, binary.LittleEndian, uint32(36+len(inter)*2))
+	b.WriteString("WAVEfmt ")
+	for _, v := range []any{uint32(16), uint16(1), uint16(2), uint32(rate), uint32(rate * 4), uint16(4), uint16(16)} {
+		binary.Write(b, binary.LittleEndian, v)
+	}
+	b.WriteString("data")
+	binary.Write(b, binary.LittleEndian, uint32(len(inter)*2))
+	for _, v := range inter {
+		binary.Write(b, binary.LittleEndian, int16(v*32767))
+	}
+}
+
+func TestSniff(t *testing.T) {
+	cases := map[string]Format{
+		"RIFF\x00\x00\x00\x00WAVE": WAV, "RF64\xff\xff\xff\xffWAVE": RF64, "FORM\x00\x00\x00\x00AIFF": AIFF,
+		"FORM\x00\x00\x00\x00AIFC": AIFC, "fLaC\x00\x00\x00\x22": FLAC, "OggS\x00\x02": OGG,
+		"ID3\x03\x00\x00\x00\x00\x00\x00fLaC": FLAC, "RIFF\x00\x00\x00\x00AVI ": Unknown, "\xff\xfb\x90": Unknown, "": Unknown,
+	}
+	for in, want := range cases {
+		if got := Sniff([]byte(in)); got != want {
+			t.Errorf("Sniff(%q) = %q, want %q", in, got, want)
+		}
+	}
+}
+
+// TestBrokenFiles: every kind of damage gives a typed error, never a panic, a hang or a
+// huge allocation.
+func TestBrokenFiles(t *testing.T) {
+	good := wavBytes(t, sine(440, 22050, 4410), 22050, PCM16)
+	le32 := func(b []byte, off int, v uint32) []byte {
+		c := append([]byte(nil), b...)
+		binary.LittleEndian.PutUint32(c[off:], v)
+		return c
+	}
+	le16 := func(b []byte, off int, v uint16) []byte {
+		c := append([]byte(nil), b...)
+		binary.LittleEndian.PutUint16(c[off:], v)
+		return c
+	}
+	aiff := func(comm []byte, ssnd []byte, form string) []byte {
+		var b bytes.Buffer
+		b.WriteString("FORM")
+		binary.Write(&b, binary.BigEndian, uint32(4+8+len(comm)+8+len(ssnd)))
+		b.WriteString(form)
+		b.WriteString("COMM")
+		binary.Write(&b, binary.BigEndian, uint32(len(comm)))
+		b.Write(comm)
+		if ssnd != nil {
+			b.WriteString("SSND")
+			binary.Write(&b, binary.BigEndian, uint32(len(ssnd)))
+			b.Write(ssnd)
+		}
+		return b.Bytes()
+	}
+	comm := func(ch uint16, frames uint32, bits uint16, rateExp uint16) []byte {
+		c := make([]byte, 18)
+		binary.BigEndian.PutUint16(c[0:], ch)
+		binary.BigEndian.PutUint32(c[2:], frames)
+		binary.BigEndian.PutUint16(c[6:], bits)
+		binary.BigEndian.PutUint16(c[8:], rateExp)     // 2^(exp-16383) * mant/2^63
+		binary.BigEndian.PutUint64(c[10:], 0xAC44<<48) // 44100 with exp 16398
+		return c
+	}
+	flacGood := readOrMake(t, "flac")
+	oggGood := readOrMake(t, "ogg")
+
+	cases := []struct {
+		name string
+		data []byte
+		want error
+	}{
+		{"empty", nil, ErrTruncated},
+		{"garbage", []byte("this is not audio at all, just text"), ErrUnsupported},
+		{"mp3 frame", []byte{0xff, 0xfb, 0x90, 0x64, 0, 0, 0, 0, 0, 0, 0, 0}, ErrUnsupported},
+		{"wav header only", good[:12], ErrCorrupt},
+		{"wav truncated fmt", good[:30], ErrTruncated},
+		{"wav truncated data", good[:len(good)-100], ErrTruncated},
+		{"wav no data chunk", good[:36], ErrCorrupt},
+		{"wav zero channels", le16(good, 22, 0), ErrCorrupt},
+		{"wav 1000 channels", le16(good, 22, 1000), ErrCorrupt},
+		{"wav zero rate", le32(good, 24, 0), ErrCorrupt},
+		{"wav zero bits", le16(good, 34, 0), ErrCorrupt},
+		{"wav 12-bit float", le16(le16(good, 20, 3), 34, 12), ErrUnsupported},
+		{"wav adpcm", le16(good, 20, 2), ErrUnsupported},
+		{"wav data declares 4 GB", le32(good, 40, 0xFFFFFFF0), ErrTooLarge},
+		{"wav fmt declares 4 GB", le32(good, 16, 0xFFFFFFF0), ErrTooLarge},
+		{"wav short fmt chunk", le32(good, 16, 8), ErrCorrupt},
+		{"wav extensible too short", le16(good, 20, 0xFFFE), ErrCorrupt},
+		{"rf64 without ds64", append([]byte("RF64"), le32(good, 40, 0xFFFFFFFF)[4:]...), ErrCorrupt},
+		{"aiff no COMM", []byte("FORM\x00\x00\x00\x04AIFF"), ErrCorrupt},
+		{"aiff short COMM", aiff(make([]byte, 10), nil, "AIFF"), ErrCorrupt},
+		{"aiff zero rate", aiff(make([]byte, 18), nil, "AIFF"), ErrCorrupt},
+		{"aiff declares 4G frames", aiff(comm(2, 0xFFFFFFFF, 16, 16398), make([]byte, 8), "AIFF"), ErrTooLong},
+		{"aiff missing SSND", aiff(comm(1, 100, 16, 16398), nil, "AIFF"), ErrCorrupt},
+		{"aiff truncated SSND", aiff(comm(1, 1000, 16, 16398), make([]byte, 108), "AIFF"), ErrTruncated},
+		{"aifc unknown codec", aiff(append(comm(1, 10, 16, 16398), "ima4\x00\x00"...), make([]byte, 40), "AIFC"), ErrUnsupported},
+		{"aifc without codec", aiff(comm(1, 10, 16, 16398), make([]byte, 40), "AIFC"), ErrCorrupt},
+		{"flac magic only", []byte("fLaC"), ErrCorrupt},
+		{"flac truncated", flacGood[:len(flacGood)*2/3], ErrTruncated},
+		{"flac corrupt frames", corruptTail(flacGood, 200), ErrCorrupt},
+		{"ogg magic only", []byte("OggS\x00\x02\x00\x00"), ErrCorrupt},
+		{"ogg truncated", oggGood[:len(oggGood)/2], ErrTruncated},
+		{"ogg corrupt pages", corruptTail(oggGood, 300), ErrCorrupt},
+	}
+	for _, c := range cases {
+		t.Run(c.name, func(t *testing.T) {
+			var before runtime.MemStats
+			runtime.ReadMemStats(&before)
+			_, err := Decode(c.data, DefaultLimits())
+			var after runtime.MemStats
+			runtime.ReadMemStats(&after)
+			if err == nil {
+				t.Fatalf("no error")
+			}
+			if !errors.Is(err, c.want) && !(c.want == ErrCorrupt && errors.Is(err, ErrTruncated)) && !(c.want == ErrTruncated && errors.Is(err, ErrCorrupt)) {
+				t.Errorf("err = %v, want %v", err, c.want)
+			}
+			if grew := after.TotalAlloc - before.TotalAlloc; grew > 64<<20 {
+				t.Errorf("allocated %d MB for a broken file", grew>>20)
+			}
+			t.Logf("%v", err)
+		})
+	}
+	if len(cases) < 20 {
+		t.Fatalf("%d kinds of broken file; the floor is 20", len(cases))
+	}
+}
+
+// corruptTail flips bytes in the second half of a file, past the headers.
+func corruptTail(b []byte, n int) []byte {
+	c := append([]byte(nil), b...)
+	for i := 0; i < n && len(c)/2+i*7 < len(c); i++ {
+		c[len(c)/2+i*7] ^= 0x5a
+	}
+	return c
+}
+
+// readOrMake makes a small valid FLAC or Ogg file with sox for the damage tests.
+func readOrMake(t *testing.T, ext string) []byte {
+	t.Helper()
+	requireTool(t, "sox")
+	p := filepath.Join(t.TempDir(), "ok."+ext)
+	run(t, "sox", "-n", "-r", "22050", "-c", "2", "-b", "16", p, "synth", "1", "pinknoise", "vol", "0.5")
+	b, err := os.ReadFile(p)
+	if err != nil {
+		t.Fatal(err)
+	}
+	return b
+}
+
+func TestDecodeFileLimits(t *testing.T) {
+	dir := t.TempDir()
+	p := filepath.Join(dir, "a.wav")
+	os.WriteFile(p, wavBytes(t, sine(440, 22050, 22050*3), 22050, PCM16), 0o644)
+	if _, err := DecodeFile(t.Context(), p, Limits{MaxFileBytes: 1000}); !errors.Is(err, ErrTooLarge) {
+		t.Errorf("size limit: %v", err)
+	}
+	if _, err := DecodeFile(t.Context(), p, Limits{MaxDuration: time.Second}); !errors.Is(err, ErrTooLong) {
+		t.Errorf("duration limit: %v", err)
+	}
+	if _, err := DecodeFile(t.Context(), filepath.Join(dir, "missing.wav"), Limits{}); err == nil {
+		t.Error("missing file: want error")
+	}
+}

@@ -1,0 +1,44 @@
+package audio
+
+import (
+	"os"
+	"os/exec"
+	"path/filepath"
+	"testing"
+)
+
+// BenchmarkLoad measures decode + mono + resample + window for one 4-second stereo loop,
+// the per-file cost of ingest before inference.
+func BenchmarkLoad(b *testing.B) {
+	if _, err := exec.LookPath("sox"); err != nil {
+		b.Skip("sox not installed: run scripts/bootstrap.sh")
+	}
+	dir := b.TempDir()
+	for _, c := range []struct {
+		name, ext string
+		args      []string
+	}{
+		{"wav16_44k", "wav", []string{"-r", "44100", "-b", "16"}},
+		{"wav24_48k", "wav", []string{"-r", "48000", "-b", "24"}},
+		{"flac16_44k", "flac", []string{"-r", "44100", "-b", "16"}},
+		{"ogg_44k", "ogg", []string{"-r", "44100"}},
+		{"wav16_22k_nresample", "wav", []string{"-r", "22050", "-b", "16"}},
+	} {
+		p := filepath.Join(dir, c.name+"."+c.ext)
+		args := append([]string{"-n", "-c", "2"}, c.args...)
+		args = append(args, p, "synth", "4", "pinknoise", "vol", "0.5")
+		if out, err := exec.Command("sox", args...).CombinedOutput(); err != nil {
+			b.Fatalf("sox: %v %s", err, out)
+		}
+		st, _ := os.Stat(p)
+		b.Run(c.name, func(b *testing.B) {
+			b.SetBytes(st.Size())
+			o := LoadOptions{SampleRate: 22050, WindowSeconds: 4}
+			for b.Loop() {
+				if _, _, err := Load(b.Context(), p, o); err != nil {
+					b.Fatal(err)
+				}
+			}
+		})
+	}
+}
