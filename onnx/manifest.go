@@ -1,0 +1,264 @@
+package onnx
+
+import (
+	"crypto/sha256"
+	"encoding/hex"
+	"encoding/json"
+	"errors"
+	"fmt"
+	"io"
+	"math"
+	"os"
+	"path/filepath"
+	"strings"
+)
+
+// Roles a model can play in a bundle.
+const (
+	RoleEncoder = "encoder"
+	RoleDecoder = "decoder"
+	RoleMapper  = "mapper"
+)
+
+// Manifest is a bundle's manifest.json (DESIGN.md, "Model bundle").
+type Manifest struct {
+	Name          string          `json:"name"`
+	Version       string          `json:"version"`
+	SampleRate    int             `json:"sample_rate"`
+	WindowSeconds float64         `json:"window_seconds"`
+	LatentShape   []int64         `json:"latent_shape"`
+	Created       string          `json:"created,omitempty"`
+	Training      json.RawMessage `json:"training,omitempty"`
+	Metrics       json.RawMessage `json:"metrics,omitempty"`
+	Models        []ModelSpec     `json:"models"`
+}
+
+// ModelSpec describes one ONNX file of the bundle.
+type ModelSpec struct {
+	Name        string       `json:"name"`
+	File        string       `json:"file"`
+	SHA256      string       `json:"sha256"`
+	Role        string       `json:"role"`
+	Instruments []string     `json:"instruments"` // encoder/decoder: one; mapper: [source, target]
+	Inputs      []TensorSpec `json:"inputs"`
+	Outputs     []TensorSpec `json:"outputs"`
+}
+
+// TensorSpec is a tensor's name, shape (-1 for the dynamic batch) and element type.
+type TensorSpec struct {
+	Name  string  `json:"name"`
+	Shape []int64 `json:"shape"`
+	DType string  `json:"dtype"`
+}
+
+// Bundle is a checked manifest and the folder holding its files.
+type Bundle struct {
+	Dir string
+	Manifest
+	id string
+}
+
+// LoadBundle reads dir/manifest.json and checks it: known roles, one window size and
+// latent shape throughout, plain file names inside dir, files present with the declared
+// sha256. It does not need ONNX Runtime; Runtime.Open checks the graphs themselves.
+func LoadBundle(dir string) (*Bundle, error) {
+	mp := filepath.Join(dir, "manifest.json")
+	raw, err := os.ReadFile(mp)
+	if err != nil {
+		if errors.Is(err, os.ErrNotExist) {
+			return nil, fmt.Errorf("model bundle %s: no manifest.json: point --bundle at a bundle folder (models/loopmatch-v1) or build one with make models", dir)
+		}
+		return nil, fmt.Errorf("model bundle %s: %w", dir, err)
+	}
+	var m Manifest
+	dec := json.NewDecoder(strings.NewReader(string(raw)))
+	if err := dec.Decode(&m); err != nil {
+		return nil, fmt.Errorf("model bundle %s: manifest.json is not valid JSON: %w", dir, err)
+	}
+	b := &Bundle{Dir: dir, Manifest: m}
+	if err := b.check(); err != nil {
+		return nil, fmt.Errorf("model bundle %s: %w", dir, err)
+	}
+	b.id = b.computeID()
+	return b, nil
+}
+
+// WindowSamples is the encoder input length N.
+func (b *Bundle) WindowSamples() int64 {
+	return int64(math.Round(float64(b.SampleRate) * b.WindowSeconds))
+}
+
+// LatentDim is the flattened latent size C*T, the stored embedding's dimension.
+func (b *Bundle) LatentDim() int {
+	d := int64(1)
+	for _, v := range b.LatentShape {
+		d *= v
+	}
+	return int(d)
+}
+
+// ID identifies the bundle's weights: name@version plus a digest of every model's
+// sha256. A collection records it; a different ID means different embeddings.
+func (b *Bundle) ID() string { return b.id }
+
+func (b *Bundle) computeID() string {
+	h := sha256.New()
+	for i, s := range b.Models {
+		if i > 0 {
+			io.WriteString(h, "\n")
+		}
+		io.WriteString(h, strings.ToLower(s.SHA256))
+	}
+	return fmt.Sprintf("%s@%s:%s", b.Name, b.Version, hex.EncodeToString(h.Sum(nil))[:12])
+}
+
+func (b *Bundle) check() error {
+	if b.Name == "" || b.Version == "" {
+		return errors.New("manifest needs a name and a version")
+	}
+	if b.SampleRate <= 0 || b.WindowSeconds <= 0 {
+		return fmt.Errorf("manifest sample_rate %d and window_seconds %v must be positive", b.SampleRate, b.WindowSeconds)
+	}
+	if len(b.LatentShape) != 2 || b.LatentShape[0] <= 0 || b.LatentShape[1] <= 0 {
+		return fmt.Errorf("manifest latent_shape %v: want [C, T] with positive sizes", b.LatentShape)
+	}
+	if len(b.Models) == 0 {
+		return errors.New("manifest lists no models")
+	}
+	n := b.WindowSamples()
+	z := append([]int64{-1}, b.LatentShape...)
+	audio := []int64{-1, n}
+	names := map[string]bool{}
+	for i := range b.Models {
+		s := &b.Models[i]
+		where := fmt.Sprintf("model %q (%s)", s.Name, s.File)
+		if names[s.Name] {
+			return fmt.Errorf("%s: name used twice", where)
+		}
+		names[s.Name] = true
+		if s.File == "" || s.File != filepath.Base(s.File) || strings.HasPrefix(s.File, ".") {
+			return fmt.Errorf("%s: file must be a plain name inside the bundle folder", where)
+		}
+		if len(s.Inputs) != 1 || len(s.Outputs) != 1 {
+			return fmt.Errorf("%s: want one input and one output, manifest lists %d and %d", where, len(s.Inputs), len(s.Outputs))
+		}
+		var wantIn, wantOut []int64
+		switch s.Role {
+		case RoleEncoder:
+			wantIn, wantOut = audio, z
+			if len(s.Instruments) != 1 {
+				return fmt.Errorf("%s: an encoder names one instrument", where)
+			}
+		case RoleDecoder:
+			wantIn, wantOut = z, audio
+			if len(s.Instruments) != 1 {
+				return fmt.Errorf("%s: a decoder names one instrument", where)
+			}
+		case RoleMapper:
+			wantIn, wantOut = z, z
+			if len(s.Instruments) != 2 {
+				return fmt.Errorf("%s: a mapper names [source, target] instruments", where)
+			}
+		default:
+			continue // roles this build does not use (e.g. experimental heads) are carried, not run
+		}
+		if !shapeEq(s.Inputs[0].Shape, wantIn) {
+			return fmt.Errorf("%s: input %q shape %v, want %v for a %s of this bundle", where, s.Inputs[0].Name, s.Inputs[0].Shape, wantIn, s.Role)
+		}
+		if !shapeEq(s.Outputs[0].Shape, wantOut) {
+			return fmt.Errorf("%s: output %q shape %v, want %v for a %s of this bundle", where, s.Outputs[0].Name, s.Outputs[0].Shape, wantOut, s.Role)
+		}
+		for _, t := range append(append([]TensorSpec{}, s.Inputs...), s.Outputs...) {
+			if t.DType != "" && t.DType != "float32" {
+				return fmt.Errorf("%s: tensor %q is %s, only float32 is supported", where, t.Name, t.DType)
+			}
+		}
+		if err := checkSHA(filepath.Join(b.Dir, s.File), s.SHA256); err != nil {
+			return fmt.Errorf("%s: %w", where, err)
+		}
+	}
+	return nil
+}
+
+func shapeEq(a, b []int64) bool {
+	if len(a) != len(b) {
+		return false
+	}
+	for i := range a {
+		if a[i] != b[i] {
+			return false
+		}
+	}
+	return true
+}
+
+func checkSHA(path, want string) error {
+	f, err := os.Open(path)
+	if err != nil {
+		return fmt.Errorf("model file missing: %w: rebuild the bundle with make models", err)
+	}
+	defer f.Close()
+	h := sha256.New()
+	if _, err := io.Copy(h, f); err != nil {
+		return fmt.Errorf("read %s: %w", path, err)
+	}
+	got := hex.EncodeToString(h.Sum(nil))
+	if !strings.EqualFold(got, want) {
+		return fmt.Errorf("sha256 of %s is %s, manifest says %s: the file was changed or damaged; restore it or rebuild the bundle", filepath.Base(path), got, want)
+	}
+	return nil
+}
+
+// Instruments with an encoder, in manifest order.
+func (b *Bundle) Instruments() []string {
+	var out []string
+	for _, s := range b.Models {
+		if s.Role == RoleEncoder {
+			out = append(out, s.Instruments[0])
+		}
+	}
+	return out
+}
+
+// Encoder returns the encoder spec for an instrument.
+func (b *Bundle) Encoder(instrument string) (ModelSpec, error) {
+	return b.find(RoleEncoder, instrument, "")
+}
+
+// Decoder returns the decoder spec for an instrument.
+func (b *Bundle) Decoder(instrument string) (ModelSpec, error) {
+	return b.find(RoleDecoder, instrument, "")
+}
+
+// Mapper returns the mapper from one instrument's latent to another's.
+func (b *Bundle) Mapper(from, to string) (ModelSpec, error) {
+	return b.find(RoleMapper, from, to)
+}
+
+// ErrNoModel: the bundle has no model for the asked role and instruments.
+var ErrNoModel = errors.New("no such model in the bundle")
+
+func (b *Bundle) find(role, a, c string) (ModelSpec, error) {
+	for _, s := range b.Models {
+		if s.Role != role {
+			continue
+		}
+		if role == RoleMapper && s.Instruments[0] == a && s.Instruments[1] == c {
+			return s, nil
+		}
+		if role != RoleMapper && s.Instruments[0] == a {
+			return s, nil
+		}
+	}
+	var have []string
+	for _, s := range b.Models {
+		if s.Role == role {
+			have = append(have, strings.Join(s.Instruments, "->"))
+		}
+	}
+	what := a
+	if role == RoleMapper {
+		what = a + "->" + c
+	}
+	return ModelSpec{}, fmt.Errorf("%w: no %s for %s in bundle %s (it has: %s)", ErrNoModel, role, what, b.Name, strings.Join(have, ", "))
+}
