@@ -1,0 +1,542 @@
+// Package embedded is the default vector store: one bbolt file in a data folder, exact
+// cosine search over an in-memory matrix of unit vectors with SIMD dot products.
+//
+// Durability comes from bbolt: every Upsert or Delete is one transaction, so after a
+// crash (kill -9 included) a row is whole or absent; each stored row also carries a
+// CRC-32 that Open verifies. Memory: the unit vectors of every collection stay in RAM
+// (rows x dim x 4 bytes: 100k rows of 1024 dims is 400 MB) next to their scalar fields;
+// embeddings as given are read back from the file only by Get.
+//
+// One process at a time: bbolt's file lock makes a second Open fail with
+// vectordb.ErrLocked instead of corrupting the file. Within a process one writer runs
+// at a time and searches run concurrently with it.
+package embedded
+
+import (
+	"bytes"
+	"container/heap"
+	"context"
+	"encoding/binary"
+	"encoding/json"
+	"errors"
+	"fmt"
+	"hash/crc32"
+	"math"
+	"os"
+	"path/filepath"
+	"runtime"
+	"sort"
+	"sync"
+	"time"
+
+	"github.com/viterin/vek/vek32"
+	bolt "go.etcd.io/bbolt"
+
+	"github.com/loopmatch/loopmatch/vectordb"
+)
+
+const (
+	fileName   = "loopmatch.db"
+	metaBucket = "collections"
+	rowsPrefix = "rows:"
+)
+
+// Store is the embedded backend.
+type Store struct {
+	db  *bolt.DB
+	dir string
+
+	wmu sync.Mutex   // one writer: bbolt commit and index update in one order
+	mu  sync.RWMutex // guards colls for searches
+	// colls is the in-memory index, per collection.
+	colls map[string]*index
+}
+
+type index struct {
+	info vectordb.Collection
+	rows []vectordb.Row // fields without embeddings
+	vecs []float32      // unit vectors, row-major
+	pos  map[string]int
+}
+
+// Options for Open.
+type Options struct {
+	// LockTimeout is how long to wait for another process's lock (default 1 s).
+	LockTimeout time.Duration
+}
+
+// Open opens (creating if needed) the store in dir and loads its index.
+func Open(ctx context.Context, dir string, o Options) (*Store, error) {
+	if o.LockTimeout <= 0 {
+		o.LockTimeout = time.Second
+	}
+	if err := os.MkdirAll(dir, 0o755); err != nil {
+		return nil, fmt.Errorf("open embedded store %s: %w: choose a writable folder with --store embedded:DIR", dir, err)
+	}
+	path := filepath.Join(dir, fileName)
+	db, err := bolt.Open(path, 0o644, &bolt.Options{Timeout: o.LockTimeout, FreelistType: bolt.FreelistMapType})
+	if err != nil {
+		if errors.Is(err, bolt.ErrTimeout) {
+			return nil, fmt.Errorf("open embedded store %s: %w: another loopmatch (serve or ingest) holds it; stop it or use another --store folder", dir, vectordb.ErrLocked)
+		}
+		return nil, fmt.Errorf("open embedded store %s: %w", path, err)
+	}
+	s := &Store{db: db, dir: dir, colls: map[string]*index{}}
+	if err := s.load(ctx); err != nil {
+		db.Close()
+		return nil, err
+	}
+	return s, nil
+}
+
+// Dir is the store's folder.
+func (s *Store) Dir() string { return s.dir }
+
+func (s *Store) load(ctx context.Context) error {
+	return s.db.Update(func(tx *bolt.Tx) error {
+		mb, err := tx.CreateBucketIfNotExists([]byte(metaBucket))
+		if err != nil {
+			return fmt.Errorf("open embedded store: %w", err)
+		}
+		return mb.ForEach(func(k, v []byte) error {
+			var info vectordb.Collection
+			if err := json.Unmarshal(v, &info); err != nil {
+				return fmt.Errorf("open embedded store: collection %q metadata: %w", k, err)
+			}
+			ix := &index{info: info, pos: map[string]int{}}
+			rb := tx.Bucket([]byte(rowsPrefix + string(k)))
+			if rb != nil {
+				if err := rb.ForEach(func(id, val []byte) error {
+					if err := ctx.Err(); err != nil {
+						return err
+					}
+					r, err := decodeRow(val, info.Dim)
+					if err != nil {
+						return fmt.Errorf("open embedded store: collection %q row %q: %w", k, id, err)
+					}
+					ix.put(r)
+					return nil
+				}); err != nil {
+					return err
+				}
+			}
+			s.colls[string(k)] = ix
+			return nil
+		})
+	})
+}
+
+// encodeRow: [u32 json length][json fields][dim x f32 embedding][u32 crc32 of all before].
+func encodeRow(r vectordb.Row) ([]byte, error) {
+	fields, err := json.Marshal(r)
+	if err != nil {
+		return nil, err
+	}
+	buf := make([]byte, 4+len(fields)+4*len(r.Embedding)+4)
+	binary.LittleEndian.PutUint32(buf, uint32(len(fields)))
+	copy(buf[4:], fields)
+	off := 4 + len(fields)
+	for i, v := range r.Embedding {
+		binary.LittleEndian.PutUint32(buf[off+4*i:], math.Float32bits(v))
+	}
+	end := len(buf) - 4
+	binary.LittleEndian.PutUint32(buf[end:], crc32.ChecksumIEEE(buf[:end]))
+	return buf, nil
+}
+
+// errChecksum: a stored row does not match its checksum.
+var errChecksum = errors.New("row checksum mismatch: the store file is damaged")
+
+func decodeRow(b []byte, dim int) (vectordb.Row, error) {
+	var r vectordb.Row
+	if len(b) < 8 {
+		return r, errChecksum
+	}
+	end := len(b) - 4
+	if crc32.ChecksumIEEE(b[:end]) != binary.LittleEndian.Uint32(b[end:]) {
+		return r, errChecksum
+	}
+	n := int(binary.LittleEndian.Uint32(b))
+	if 4+n+4*dim != end {
+		return r, fmt.Errorf("row is %d bytes, want %d for dimension %d", len(b), 4+n+4*dim+4, dim)
+	}
+	if err := json.Unmarshal(b[4:4+n], &r); err != nil {
+		return r, err
+	}
+	r.Embedding = make([]float32, dim)
+	for i := range r.Embedding {
+		r.Embedding[i] = math.Float32frombits(binary.LittleEndian.Uint32(b[4+n+4*i:]))
+	}
+	return r, nil
+}
+
+func (ix *index) put(r vectordb.Row) {
+	unit := vectordb.Normalize(r.Embedding)
+	r.Embedding = nil
+	if i, ok := ix.pos[r.ID]; ok {
+		ix.rows[i] = r
+		copy(ix.vecs[i*ix.info.Dim:], unit)
+		return
+	}
+	ix.pos[r.ID] = len(ix.rows)
+	ix.rows = append(ix.rows, r)
+	ix.vecs = append(ix.vecs, unit...)
+}
+
+func (ix *index) remove(id string) {
+	i, ok := ix.pos[id]
+	if !ok {
+		return
+	}
+	last := len(ix.rows) - 1
+	d := ix.info.Dim
+	if i != last {
+		ix.rows[i] = ix.rows[last]
+		copy(ix.vecs[i*d:(i+1)*d], ix.vecs[last*d:])
+		ix.pos[ix.rows[i].ID] = i
+	}
+	ix.rows = ix.rows[:last]
+	ix.vecs = ix.vecs[:last*d]
+	delete(ix.pos, id)
+}
+
+// EnsureCollection implements vectordb.Store.
+func (s *Store) EnsureCollection(ctx context.Context, c vectordb.Collection) error {
+	if err := vectordb.ValidName(c.Name); err != nil {
+		return err
+	}
+	if c.Dim < 1 || c.Dim > 65536 {
+		return fmt.Errorf("%w: dimension %d, want 1..65536", vectordb.ErrInvalid, c.Dim)
+	}
+	s.wmu.Lock()
+	defer s.wmu.Unlock()
+	s.mu.RLock()
+	ix, ok := s.colls[c.Name]
+	s.mu.RUnlock()
+	if ok {
+		return checkSame(ix.info, c)
+	}
+	info := vectordb.Collection{Name: c.Name, Dim: c.Dim, BundleID: c.BundleID}
+	raw, _ := json.Marshal(info)
+	if err := s.db.Update(func(tx *bolt.Tx) error {
+		if err := tx.Bucket([]byte(metaBucket)).Put([]byte(c.Name), raw); err != nil {
+			return err
+		}
+		_, err := tx.CreateBucketIfNotExists([]byte(rowsPrefix + c.Name))
+		return err
+	}); err != nil {
+		return fmt.Errorf("create collection %s: %w", c.Name, err)
+	}
+	s.mu.Lock()
+	s.colls[c.Name] = &index{info: info, pos: map[string]int{}}
+	s.mu.Unlock()
+	return nil
+}
+
+func checkSame(have, want vectordb.Collection) error {
+	if have.Dim != want.Dim {
+		return fmt.Errorf("%w: collection %s holds %d-dimensional vectors, asked for %d: use the bundle it was built with, or ingest into a new store", vectordb.ErrDimensionMismatch, have.Name, have.Dim, want.Dim)
+	}
+	if want.BundleID != "" && have.BundleID != want.BundleID {
+		return fmt.Errorf("%w: collection %s was encoded with %s, this is %s: re-ingest the library with the current bundle (or point --bundle at the old one)", vectordb.ErrBundleMismatch, have.Name, have.BundleID, want.BundleID)
+	}
+	return nil
+}
+
+func (s *Store) get(name string) (*index, error) {
+	ix, ok := s.colls[name]
+	if !ok {
+		return nil, fmt.Errorf("%w: %q (ingest loops into it first)", vectordb.ErrNoCollection, name)
+	}
+	return ix, nil
+}
+
+// Collections implements vectordb.Store.
+func (s *Store) Collections(ctx context.Context) ([]vectordb.Collection, error) {
+	s.mu.RLock()
+	defer s.mu.RUnlock()
+	out := make([]vectordb.Collection, 0, len(s.colls))
+	for _, ix := range s.colls {
+		c := ix.info
+		c.Count = len(ix.rows)
+		out = append(out, c)
+	}
+	sort.Slice(out, func(i, j int) bool { return out[i].Name < out[j].Name })
+	return out, nil
+}
+
+// Upsert implements vectordb.Store: all rows in one transaction.
+func (s *Store) Upsert(ctx context.Context, name string, rows []vectordb.Row) error {
+	if err := ctx.Err(); err != nil {
+		return err
+	}
+	s.wmu.Lock()
+	defer s.wmu.Unlock()
+	s.mu.RLock()
+	ix, err := s.get(name)
+	s.mu.RUnlock()
+	if err != nil {
+		return err
+	}
+	if err := vectordb.CheckRows(ix.info.Dim, rows); err != nil {
+		return err
+	}
+	enc := make([][]byte, len(rows))
+	for i, r := range rows {
+		if enc[i], err = encodeRow(r); err != nil {
+			return fmt.Errorf("upsert into %s: row %q: %w", name, r.ID, err)
+		}
+	}
+	if err := s.db.Update(func(tx *bolt.Tx) error {
+		b := tx.Bucket([]byte(rowsPrefix + name))
+		for i, r := range rows {
+			if err := b.Put([]byte(r.ID), enc[i]); err != nil {
+				return err
+			}
+		}
+		return nil
+	}); err != nil {
+		return fmt.Errorf("upsert %d rows into %s: %w", len(rows), name, err)
+	}
+	s.mu.Lock()
+	for _, r := range rows {
+		ix.put(r)
+	}
+	s.mu.Unlock()
+	return nil
+}
+
+// Get implements vectordb.Store.
+func (s *Store) Get(ctx context.Context, name string, ids []string) ([]vectordb.Row, error) {
+	s.mu.RLock()
+	ix, err := s.get(name)
+	s.mu.RUnlock()
+	if err != nil {
+		return nil, err
+	}
+	var out []vectordb.Row
+	err = s.db.View(func(tx *bolt.Tx) error {
+		b := tx.Bucket([]byte(rowsPrefix + name))
+		for _, id := range ids {
+			v := b.Get([]byte(id))
+			if v == nil {
+				continue
+			}
+			r, err := decodeRow(v, ix.info.Dim)
+			if err != nil {
+				return fmt.Errorf("row %q: %w", id, err)
+			}
+			out = append(out, r)
+		}
+		return nil
+	})
+	if err != nil {
+		return nil, fmt.Errorf("get from %s: %w", name, err)
+	}
+	sort.Slice(out, func(i, j int) bool { return out[i].ID < out[j].ID })
+	return dedupe(out), nil
+}
+
+func dedupe(rows []vectordb.Row) []vectordb.Row {
+	out := rows[:0]
+	for i, r := range rows {
+		if i > 0 && r.ID == rows[i-1].ID {
+			continue
+		}
+		out = append(out, r)
+	}
+	return out
+}
+
+// Has implements vectordb.Store.
+func (s *Store) Has(ctx context.Context, name string, ids []string) (map[string]string, error) {
+	s.mu.RLock()
+	defer s.mu.RUnlock()
+	ix, err := s.get(name)
+	if err != nil {
+		return nil, err
+	}
+	out := map[string]string{}
+	for _, id := range ids {
+		if i, ok := ix.pos[id]; ok {
+			out[id] = ix.rows[i].BundleID
+		}
+	}
+	return out, nil
+}
+
+// Delete implements vectordb.Store.
+func (s *Store) Delete(ctx context.Context, name string, ids []string) error {
+	s.wmu.Lock()
+	defer s.wmu.Unlock()
+	s.mu.RLock()
+	ix, err := s.get(name)
+	s.mu.RUnlock()
+	if err != nil {
+		return err
+	}
+	if err := s.db.Update(func(tx *bolt.Tx) error {
+		b := tx.Bucket([]byte(rowsPrefix + name))
+		for _, id := range ids {
+			if err := b.Delete([]byte(id)); err != nil {
+				return err
+			}
+		}
+		return nil
+	}); err != nil {
+		return fmt.Errorf("delete from %s: %w", name, err)
+	}
+	s.mu.Lock()
+	for _, id := range ids {
+		ix.remove(id)
+	}
+	s.mu.Unlock()
+	return nil
+}
+
+// Count implements vectordb.Store.
+func (s *Store) Count(ctx context.Context, name string) (int, error) {
+	s.mu.RLock()
+	defer s.mu.RUnlock()
+	ix, err := s.get(name)
+	if err != nil {
+		return 0, err
+	}
+	return len(ix.rows), nil
+}
+
+// List implements vectordb.Store.
+func (s *Store) List(ctx context.Context, name, after string, limit int) ([]vectordb.Row, error) {
+	if limit < 1 {
+		return nil, fmt.Errorf("%w: limit %d", vectordb.ErrInvalid, limit)
+	}
+	s.mu.RLock()
+	defer s.mu.RUnlock()
+	ix, err := s.get(name)
+	if err != nil {
+		return nil, err
+	}
+	var out []vectordb.Row
+	err = s.db.View(func(tx *bolt.Tx) error {
+		c := tx.Bucket([]byte(rowsPrefix + name)).Cursor()
+		k, _ := c.Seek([]byte(after))
+		if k != nil && after != "" && bytes.Equal(k, []byte(after)) {
+			k, _ = c.Next()
+		}
+		for ; k != nil && len(out) < limit; k, _ = c.Next() {
+			if i, ok := ix.pos[string(k)]; ok {
+				out = append(out, ix.rows[i])
+			}
+		}
+		return nil
+	})
+	return out, err
+}
+
+// Search implements vectordb.Store: exact cosine over every row that passes the filter,
+// split across cores.
+func (s *Store) Search(ctx context.Context, name string, vec []float32, k int, f vectordb.Filter) ([]vectordb.Hit, error) {
+	s.mu.RLock()
+	defer s.mu.RUnlock()
+	ix, err := s.get(name)
+	if err != nil {
+		return nil, err
+	}
+	if err := vectordb.CheckQuery(ix.info.Dim, vec, k); err != nil {
+		return nil, err
+	}
+	q := vectordb.Normalize(vec)
+	n := len(ix.rows)
+	workers := runtime.GOMAXPROCS(0)
+	if n < 2048 {
+		workers = 1
+	}
+	parts := make([]topK, workers)
+	var wg sync.WaitGroup
+	chunk := (n + workers - 1) / workers
+	for w := 0; w < workers; w++ {
+		lo, hi := w*chunk, min((w+1)*chunk, n)
+		wg.Add(1)
+		go func(w, lo, hi int) {
+			defer wg.Done()
+			t := topK{k: k}
+			d := ix.info.Dim
+			for i := lo; i < hi; i++ {
+				r := &ix.rows[i]
+				if !f.Match(r.ID, r.Pack, r.Key, r.BPM) {
+					continue
+				}
+				t.offer(vek32.Dot(q, ix.vecs[i*d:(i+1)*d]), i, r.ID)
+			}
+			parts[w] = t
+		}(w, lo, hi)
+	}
+	wg.Wait()
+	if err := ctx.Err(); err != nil {
+		return nil, err
+	}
+	var hits []vectordb.Hit
+	for _, p := range parts {
+		for _, c := range p.items {
+			hits = append(hits, vectordb.Hit{Row: ix.rows[c.i], Score: c.score})
+		}
+	}
+	vectordb.SortHits(hits)
+	if len(hits) > k {
+		hits = hits[:k]
+	}
+	return hits, nil
+}
+
+// topK keeps the k best candidates in a min-heap (worst on top), ties by id.
+type topK struct {
+	k     int
+	items []cand
+}
+
+type cand struct {
+	score float32
+	i     int
+	id    string
+}
+
+func worse(a, b cand) bool {
+	if a.score != b.score {
+		return a.score < b.score
+	}
+	return a.id > b.id
+}
+
+func (t *topK) Len() int           { return len(t.items) }
+func (t *topK) Less(i, j int) bool { return worse(t.items[i], t.items[j]) }
+func (t *topK) Swap(i, j int)      { t.items[i], t.items[j] = t.items[j], t.items[i] }
+func (t *topK) Push(x any)         { t.items = append(t.items, x.(cand)) }
+func (t *topK) Pop() any {
+	x := t.items[len(t.items)-1]
+	t.items = t.items[:len(t.items)-1]
+	return x
+}
+
+func (t *topK) offer(score float32, i int, id string) {
+	c := cand{score, i, id}
+	if len(t.items) < t.k {
+		heap.Push(t, c)
+		return
+	}
+	if worse(t.items[0], c) {
+		t.items[0] = c
+		heap.Fix(t, 0)
+	}
+}
+
+// Close implements vectordb.Store.
+func (s *Store) Close() error {
+	s.wmu.Lock()
+	defer s.wmu.Unlock()
+	if err := s.db.Close(); err != nil {
+		return fmt.Errorf("close embedded store %s: %w", s.dir, err)
+	}
+	return nil
+}
+
+var _ vectordb.Store = (*Store)(nil)

@@ -1,0 +1,237 @@
+// Package vectordb stores loop embeddings, one collection per instrument, and searches
+// them by cosine similarity. Store is the contract; embedded/ (bbolt, exact search, the
+// default) and milvus/ (HNSW, the scale-out backend) implement it and must give the
+// same answers: vectordbtest/ is the one conformance suite both run. The package knows
+// nothing of audio or models: rows carry a bundle id, vectors are plain float32.
+package vectordb
+
+import (
+	"context"
+	"errors"
+	"fmt"
+	"math"
+	"sort"
+	"strings"
+	"time"
+)
+
+// Row is one stored loop.
+type Row struct {
+	ID         string    `json:"id"`
+	Instrument string    `json:"instrument"`
+	Pack       string    `json:"pack"`
+	Path       string    `json:"path"`
+	BPM        float64   `json:"bpm"`
+	Key        string    `json:"key"`
+	Duration   float64   `json:"duration"` // seconds
+	SampleRate int       `json:"sample_rate"`
+	BundleID   string    `json:"bundle_id"`
+	IngestedAt time.Time `json:"ingested_at"`
+	Embedding  []float32 `json:"-"`
+}
+
+// Hit is a search result: the row's stored fields and its cosine similarity to the
+// query (1 is identical direction, -1 opposite; higher is better in every backend).
+type Hit struct {
+	Row
+	Score float32 `json:"score"`
+}
+
+// Filter narrows a search with typed values only; backends turn it into their own
+// query language and escape what they put there. Zero values filter nothing.
+type Filter struct {
+	MinBPM, MaxBPM float64  // inclusive; 0 means unbounded on that side
+	Keys           []string // any of these keys
+	Packs          []string // only these packs
+	ExcludePacks   []string // none of these packs
+	ExcludeIDs     []string // none of these ids
+}
+
+// Collection describes a collection: its vector dimension and the model bundle whose
+// embeddings it holds. The metric is always cosine.
+type Collection struct {
+	Name     string `json:"name"`
+	Dim      int    `json:"dim"`
+	BundleID string `json:"bundle_id"`
+	Count    int    `json:"count"`
+}
+
+// Store is a vector store of loops. Implementations are safe for concurrent use.
+type Store interface {
+	// EnsureCollection creates the collection, or checks that the existing one has the
+	// same dimension (ErrDimensionMismatch) and bundle (ErrBundleMismatch).
+	EnsureCollection(ctx context.Context, c Collection) error
+	// Collections lists the collections with their row counts.
+	Collections(ctx context.Context) ([]Collection, error)
+	// Upsert inserts or replaces rows by id; writing the same rows twice changes nothing.
+	Upsert(ctx context.Context, collection string, rows []Row) error
+	// Get returns the rows for the ids that exist, embeddings included, in id order.
+	Get(ctx context.Context, collection string, ids []string) ([]Row, error)
+	// Has reports which ids exist, with the bundle id each was encoded with.
+	Has(ctx context.Context, collection string, ids []string) (map[string]string, error)
+	// Delete removes rows by id; missing ids are ignored.
+	Delete(ctx context.Context, collection string, ids []string) error
+	// Search returns up to k rows most similar to vec, best first, ties broken by id.
+	Search(ctx context.Context, collection string, vec []float32, k int, f Filter) ([]Hit, error)
+	// Count is the number of rows in the collection.
+	Count(ctx context.Context, collection string) (int, error)
+	// List pages through rows in id order: ids greater than after, at most limit,
+	// without embeddings.
+	List(ctx context.Context, collection string, after string, limit int) ([]Row, error)
+	Close() error
+}
+
+// Errors callers can test for with errors.Is.
+var (
+	ErrNoCollection      = errors.New("no such collection")
+	ErrDimensionMismatch = errors.New("vector dimension mismatch")
+	ErrBundleMismatch    = errors.New("collection was encoded with another model bundle")
+	ErrInvalid           = errors.New("invalid request")
+	ErrLocked            = errors.New("store is in use by another process")
+	ErrUnavailable       = errors.New("store unavailable")
+)
+
+// MaxK bounds one search's result count.
+const MaxK = 10000
+
+// CheckRows validates rows before any backend writes them, so a bad row never gets
+// half-way into a store.
+func CheckRows(dim int, rows []Row) error {
+	for i, r := range rows {
+		if r.ID == "" {
+			return fmt.Errorf("%w: row %d has an empty id", ErrInvalid, i)
+		}
+		if len(r.ID) > 512 {
+			return fmt.Errorf("%w: row %d id is %d bytes, at most 512", ErrInvalid, i, len(r.ID))
+		}
+		if len(r.Embedding) != dim {
+			return fmt.Errorf("%w: row %q has %d values, the collection holds %d", ErrDimensionMismatch, r.ID, len(r.Embedding), dim)
+		}
+		var n float64
+		for _, v := range r.Embedding {
+			if math.IsNaN(float64(v)) || math.IsInf(float64(v), 0) {
+				return fmt.Errorf("%w: row %q has NaN or Inf in its embedding", ErrInvalid, r.ID)
+			}
+			n += float64(v) * float64(v)
+		}
+		if n == 0 {
+			return fmt.Errorf("%w: row %q has an all-zero embedding, which has no direction for cosine", ErrInvalid, r.ID)
+		}
+	}
+	return nil
+}
+
+// CheckQuery validates a search's vector and k.
+func CheckQuery(dim int, vec []float32, k int) error {
+	if len(vec) != dim {
+		return fmt.Errorf("%w: query has %d values, the collection holds %d", ErrDimensionMismatch, len(vec), dim)
+	}
+	if k < 1 || k > MaxK {
+		return fmt.Errorf("%w: k = %d, want 1..%d", ErrInvalid, k, MaxK)
+	}
+	var n float64
+	for _, v := range vec {
+		if math.IsNaN(float64(v)) || math.IsInf(float64(v), 0) {
+			return fmt.Errorf("%w: query has NaN or Inf", ErrInvalid)
+		}
+		n += float64(v) * float64(v)
+	}
+	if n == 0 {
+		return fmt.Errorf("%w: all-zero query vector", ErrInvalid)
+	}
+	return nil
+}
+
+// Normalize returns v scaled to unit length (a copy), so a dot product is the cosine.
+func Normalize(v []float32) []float32 {
+	var n float64
+	for _, x := range v {
+		n += float64(x) * float64(x)
+	}
+	out := make([]float32, len(v))
+	if n == 0 {
+		return out
+	}
+	inv := 1 / math.Sqrt(n)
+	for i, x := range v {
+		out[i] = float32(float64(x) * inv)
+	}
+	return out
+}
+
+// Match reports whether a row's fields pass the filter.
+func (f Filter) Match(id, pack, key string, bpm float64) bool {
+	if f.MinBPM > 0 && bpm < f.MinBPM {
+		return false
+	}
+	if f.MaxBPM > 0 && bpm > f.MaxBPM {
+		return false
+	}
+	if len(f.Keys) > 0 && !contains(f.Keys, key) {
+		return false
+	}
+	if len(f.Packs) > 0 && !contains(f.Packs, pack) {
+		return false
+	}
+	if contains(f.ExcludePacks, pack) || contains(f.ExcludeIDs, id) {
+		return false
+	}
+	return true
+}
+
+func contains(s []string, v string) bool {
+	for _, x := range s {
+		if x == v {
+			return true
+		}
+	}
+	return false
+}
+
+// SortHits orders hits best first, ties by id, so every backend answers in one order.
+func SortHits(h []Hit) {
+	sort.Slice(h, func(i, j int) bool {
+		if h[i].Score != h[j].Score {
+			return h[i].Score > h[j].Score
+		}
+		return h[i].ID < h[j].ID
+	})
+}
+
+// ValidName checks a collection name: letters, digits and underscores, starting with a
+// letter (Milvus's rule, applied everywhere so a name works in both backends).
+func ValidName(name string) error {
+	if name == "" || len(name) > 255 {
+		return fmt.Errorf("%w: collection name %q: 1 to 255 characters", ErrInvalid, name)
+	}
+	for i, c := range name {
+		ok := c == '_' || (c >= 'a' && c <= 'z') || (c >= 'A' && c <= 'Z') || (i > 0 && c >= '0' && c <= '9')
+		if !ok {
+			return fmt.Errorf("%w: collection name %q: use letters, digits and _ and start with a letter", ErrInvalid, name)
+		}
+	}
+	return nil
+}
+
+// ParseSpec splits a --store value into its kind and address: "embedded:DIR" (or a bare
+// folder) and "milvus://host:port".
+func ParseSpec(spec string) (kind, addr string, err error) {
+	switch {
+	case strings.HasPrefix(spec, "milvus://"):
+		addr = strings.TrimPrefix(spec, "milvus://")
+		if addr == "" {
+			return "", "", fmt.Errorf("store %q: write milvus://host:19530", spec)
+		}
+		return "milvus", addr, nil
+	case strings.HasPrefix(spec, "embedded:"):
+		addr = strings.TrimPrefix(spec, "embedded:")
+	case strings.Contains(spec, "://"):
+		return "", "", fmt.Errorf("store %q: use embedded:DIR or milvus://host:19530", spec)
+	default:
+		addr = spec
+	}
+	if addr == "" {
+		return "", "", fmt.Errorf("store %q: name a folder, as in embedded:data/store", spec)
+	}
+	return "embedded", addr, nil
+}

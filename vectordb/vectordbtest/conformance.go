@@ -1,0 +1,416 @@
+// Package vectordbtest is the conformance suite every vectordb.Store backend runs: the
+// same test functions, the same data, the same expected answers (computed by brute
+// force here), so the backends agree with each other by agreeing with it.
+package vectordbtest
+
+import (
+	"context"
+	"errors"
+	"fmt"
+	"math"
+	"math/rand/v2"
+	"sort"
+	"strings"
+	"sync/atomic"
+	"testing"
+	"time"
+
+	"github.com/loopmatch/loopmatch/vectordb"
+)
+
+// Dim of the conformance vectors: small enough for speed, large enough that random
+// vectors never tie by accident.
+const Dim = 32
+
+var seq atomic.Int64
+
+// Run runs the suite. store returns the backend under test (shared by the subtests);
+// each subtest works in its own collection.
+func Run(t *testing.T, store func(t *testing.T) vectordb.Store) {
+	s := store(t)
+	tests := []struct {
+		name string
+		fn   func(t *testing.T, s vectordb.Store, coll string)
+	}{
+		{"EmptyCollection", testEmpty},
+		{"UpsertGetIdempotent", testUpsertIdempotent},
+		{"SearchOrderMatchesBruteForce", testSearchOrder},
+		{"TiesBrokenByID", testTies},
+		{"Filters", testFilters},
+		{"Delete", testDelete},
+		{"QuotesAndUnicode", testQuotesUnicode},
+		{"KAboveCount", testKAboveCount},
+		{"DimensionMismatch", testDimension},
+		{"BundleMismatch", testBundle},
+		{"HasAndList", testHasList},
+		{"BadInput", testBadInput},
+	}
+	for _, tc := range tests {
+		t.Run(tc.name, func(t *testing.T) {
+			coll := fmt.Sprintf("conf_%s_%d_%d", strings.ToLower(tc.name), time.Now().UnixNano()%1e9, seq.Add(1))
+			if err := s.EnsureCollection(context.Background(), vectordb.Collection{Name: coll, Dim: Dim, BundleID: "test@1:abc"}); err != nil {
+				t.Fatalf("EnsureCollection: %v", err)
+			}
+			tc.fn(t, s, coll)
+		})
+	}
+}
+
+var packs = []string{"House A", "House B", "Techno", "Trap", "DnB"}
+var keys = []string{"Am", "C", "F#m", "Bb", ""}
+
+// Rows makes n deterministic rows with varied fields.
+func Rows(seed uint64, n int) []vectordb.Row {
+	r := rand.New(rand.NewPCG(seed, 99))
+	out := make([]vectordb.Row, n)
+	for i := range out {
+		v := make([]float32, Dim)
+		for j := range v {
+			v[j] = float32(r.NormFloat64())
+		}
+		out[i] = vectordb.Row{
+			ID: fmt.Sprintf("id%04d", i), Instrument: "bass", Pack: packs[i%len(packs)],
+			Path: fmt.Sprintf("/lib/%s/loop%d.wav", packs[i%len(packs)], i), BPM: float64(90 + 10*(i%6)),
+			Key: keys[(i/5)%len(keys)], Duration: 2 + float64(i%3), SampleRate: 44100, BundleID: "test@1:abc",
+			IngestedAt: time.Date(2026, 1, 2, 3, 4, 5, 0, time.UTC), Embedding: v,
+		}
+	}
+	return out
+}
+
+func query(seed uint64) []float32 {
+	r := rand.New(rand.NewPCG(seed, 7))
+	v := make([]float32, Dim)
+	for j := range v {
+		v[j] = float32(r.NormFloat64())
+	}
+	return v
+}
+
+// Expected is the brute-force answer: cosine in float64, filter, sort by score then id.
+func Expected(rows []vectordb.Row, q []float32, k int, f vectordb.Filter) []string {
+	type sc struct {
+		id string
+		s  float64
+	}
+	var all []sc
+	for _, r := range rows {
+		if !f.Match(r.ID, r.Pack, r.Key, r.BPM) {
+			continue
+		}
+		all = append(all, sc{r.ID, cos(q, r.Embedding)})
+	}
+	sort.Slice(all, func(i, j int) bool {
+		if all[i].s != all[j].s {
+			return all[i].s > all[j].s
+		}
+		return all[i].id < all[j].id
+	})
+	var ids []string
+	for i := 0; i < len(all) && i < k; i++ {
+		ids = append(ids, all[i].id)
+	}
+	return ids
+}
+
+func cos(a, b []float32) float64 {
+	var d, na, nb float64
+	for i := range a {
+		d += float64(a[i]) * float64(b[i])
+		na += float64(a[i]) * float64(a[i])
+		nb += float64(b[i]) * float64(b[i])
+	}
+	return d / math.Sqrt(na*nb)
+}
+
+func ids(h []vectordb.Hit) []string {
+	out := make([]string, len(h))
+	for i, x := range h {
+		out[i] = x.ID
+	}
+	return out
+}
+
+func upsert(t *testing.T, s vectordb.Store, coll string, rows []vectordb.Row) {
+	t.Helper()
+	if err := s.Upsert(context.Background(), coll, rows); err != nil {
+		t.Fatalf("Upsert: %v", err)
+	}
+}
+
+func search(t *testing.T, s vectordb.Store, coll string, q []float32, k int, f vectordb.Filter) []vectordb.Hit {
+	t.Helper()
+	h, err := s.Search(context.Background(), coll, q, k, f)
+	if err != nil {
+		t.Fatalf("Search: %v", err)
+	}
+	return h
+}
+
+func sameIDs(t *testing.T, what string, got, want []string) {
+	t.Helper()
+	if strings.Join(got, ",") != strings.Join(want, ",") {
+		t.Errorf("%s:\n got %v\nwant %v", what, got, want)
+	}
+}
+
+func testEmpty(t *testing.T, s vectordb.Store, coll string) {
+	if n, err := s.Count(context.Background(), coll); err != nil || n != 0 {
+		t.Fatalf("Count = %d, %v", n, err)
+	}
+	if h := search(t, s, coll, query(1), 10, vectordb.Filter{}); len(h) != 0 {
+		t.Errorf("search of an empty collection: %v", ids(h))
+	}
+	if _, err := s.Search(context.Background(), "conf_does_not_exist", query(1), 5, vectordb.Filter{}); !errors.Is(err, vectordb.ErrNoCollection) {
+		t.Errorf("missing collection: %v", err)
+	}
+}
+
+func testUpsertIdempotent(t *testing.T, s vectordb.Store, coll string) {
+	rows := Rows(1, 40)
+	upsert(t, s, coll, rows)
+	upsert(t, s, coll, rows)
+	upsert(t, s, coll, rows[:10])
+	if n, _ := s.Count(context.Background(), coll); n != 40 {
+		t.Fatalf("Count after repeated upserts = %d, want 40", n)
+	}
+	// Replace one row's fields and vector: the new values win.
+	changed := rows[3]
+	changed.Pack, changed.BPM = "Changed", 133
+	changed.Embedding = query(77)
+	upsert(t, s, coll, []vectordb.Row{changed})
+	got, err := s.Get(context.Background(), coll, []string{"id0003", "id0005", "missing"})
+	if err != nil {
+		t.Fatal(err)
+	}
+	if len(got) != 2 || got[0].ID != "id0003" || got[1].ID != "id0005" {
+		t.Fatalf("Get returned %d rows", len(got))
+	}
+	g := got[0]
+	if g.Pack != "Changed" || g.BPM != 133 || g.Path != rows[3].Path || g.Key != rows[3].Key || g.SampleRate != 44100 ||
+		g.BundleID != "test@1:abc" || !g.IngestedAt.Equal(rows[3].IngestedAt) || g.Duration != rows[3].Duration {
+		t.Errorf("fields not round-tripped: %+v", g)
+	}
+	for i, v := range g.Embedding {
+		if math.Abs(float64(v-changed.Embedding[i])) > 1e-6 {
+			t.Fatalf("embedding[%d] = %v, want %v", i, v, changed.Embedding[i])
+		}
+	}
+	if h := search(t, s, coll, query(77), 1, vectordb.Filter{}); len(h) != 1 || h[0].ID != "id0003" || math.Abs(float64(h[0].Score)-1) > 1e-4 {
+		t.Errorf("search for the replaced vector: %+v", h)
+	}
+}
+
+func testSearchOrder(t *testing.T, s vectordb.Store, coll string) {
+	rows := Rows(2, 200)
+	upsert(t, s, coll, rows)
+	for qi := uint64(0); qi < 10; qi++ {
+		q := query(100 + qi)
+		h := search(t, s, coll, q, 10, vectordb.Filter{})
+		sameIDs(t, fmt.Sprintf("query %d", qi), ids(h), Expected(rows, q, 10, vectordb.Filter{}))
+		for i, x := range h {
+			want := cos(q, rows[idx(x.ID)].Embedding)
+			if math.Abs(float64(x.Score)-want) > 1e-4 {
+				t.Errorf("hit %d score %v, cosine is %v", i, x.Score, want)
+			}
+			if x.Pack != rows[idx(x.ID)].Pack || x.Path != rows[idx(x.ID)].Path {
+				t.Errorf("hit %d fields %+v", i, x.Row)
+			}
+		}
+	}
+}
+
+func idx(id string) int {
+	var i int
+	fmt.Sscanf(id, "id%04d", &i)
+	return i
+}
+
+func testTies(t *testing.T, s vectordb.Store, coll string) {
+	v := query(5)
+	var rows []vectordb.Row
+	for _, id := range []string{"zeta", "alpha", "mid", "beta"} {
+		rows = append(rows, vectordb.Row{ID: id, Pack: "P", BundleID: "test@1:abc", Embedding: v})
+	}
+	rows = append(rows, vectordb.Row{ID: "other", Pack: "P", BundleID: "test@1:abc", Embedding: query(6)})
+	upsert(t, s, coll, rows)
+	sameIDs(t, "tied scores", ids(search(t, s, coll, v, 3, vectordb.Filter{})), []string{"alpha", "beta", "mid"})
+}
+
+func testFilters(t *testing.T, s vectordb.Store, coll string) {
+	rows := Rows(3, 150)
+	upsert(t, s, coll, rows)
+	q := query(9)
+	filters := map[string]vectordb.Filter{
+		"bpm range":     {MinBPM: 100, MaxBPM: 120},
+		"min bpm only":  {MinBPM: 130},
+		"max bpm only":  {MaxBPM: 95},
+		"keys":          {Keys: []string{"Am", "F#m"}},
+		"packs":         {Packs: []string{"Techno", "DnB"}},
+		"exclude packs": {ExcludePacks: []string{"House A", "House B"}},
+		"exclude ids":   {ExcludeIDs: Expected(rows, q, 5, vectordb.Filter{})},
+		"combined":      {MinBPM: 90, MaxBPM: 130, Keys: []string{"C", "Am"}, ExcludePacks: []string{"Trap"}, ExcludeIDs: []string{"id0001"}},
+		"empty key":     {Keys: []string{""}},
+		"nothing":       {Packs: []string{"No Such Pack"}},
+	}
+	for name, f := range filters {
+		sameIDs(t, name, ids(search(t, s, coll, q, 20, f)), Expected(rows, q, 20, f))
+	}
+}
+
+func testDelete(t *testing.T, s vectordb.Store, coll string) {
+	rows := Rows(4, 50)
+	upsert(t, s, coll, rows)
+	q := query(11)
+	top := Expected(rows, q, 3, vectordb.Filter{})
+	if err := s.Delete(context.Background(), coll, append(top, "never-existed")); err != nil {
+		t.Fatal(err)
+	}
+	if n, _ := s.Count(context.Background(), coll); n != 47 {
+		t.Errorf("Count after delete = %d, want 47", n)
+	}
+	var left []vectordb.Row
+	for _, r := range rows {
+		if r.ID != top[0] && r.ID != top[1] && r.ID != top[2] {
+			left = append(left, r)
+		}
+	}
+	sameIDs(t, "search after delete", ids(search(t, s, coll, q, 5, vectordb.Filter{})), Expected(left, q, 5, vectordb.Filter{}))
+	if got, _ := s.Get(context.Background(), coll, top); len(got) != 0 {
+		t.Errorf("Get of deleted ids returned %d rows", len(got))
+	}
+	// Deleting again and re-inserting work.
+	if err := s.Delete(context.Background(), coll, top); err != nil {
+		t.Fatal(err)
+	}
+	upsert(t, s, coll, rows)
+	if n, _ := s.Count(context.Background(), coll); n != 50 {
+		t.Errorf("Count after re-insert = %d", n)
+	}
+}
+
+func testQuotesUnicode(t *testing.T, s vectordb.Store, coll string) {
+	weird := []string{`it's`, `say "hi"`, `back\slash`, `ünïcødé 🎵`, `a' || id != '`, `tab	and
+newline`}
+	var rows []vectordb.Row
+	for i, w := range weird {
+		rows = append(rows, vectordb.Row{ID: w, Pack: "Pack " + w, Key: w, Path: "/lib/" + w, BundleID: "test@1:abc", Embedding: query(uint64(200 + i))})
+	}
+	upsert(t, s, coll, rows)
+	for i, w := range weird {
+		got, err := s.Get(context.Background(), coll, []string{w})
+		if err != nil || len(got) != 1 || got[0].ID != w || got[0].Pack != "Pack "+w {
+			t.Errorf("Get(%q) = %+v, %v", w, got, err)
+		}
+		f := vectordb.Filter{Packs: []string{"Pack " + w}}
+		sameIDs(t, "pack "+w, ids(search(t, s, coll, query(uint64(200+i)), 5, f)), []string{w})
+		f = vectordb.Filter{Keys: []string{w}, ExcludeIDs: []string{w}}
+		if h := search(t, s, coll, query(1), 5, f); len(h) != 0 {
+			t.Errorf("exclude id %q: %v", w, ids(h))
+		}
+	}
+	has, err := s.Has(context.Background(), coll, weird)
+	if err != nil || len(has) != len(weird) {
+		t.Errorf("Has = %v, %v", has, err)
+	}
+	if err := s.Delete(context.Background(), coll, weird[:2]); err != nil {
+		t.Fatal(err)
+	}
+	if n, _ := s.Count(context.Background(), coll); n != len(weird)-2 {
+		t.Errorf("Count after deleting quoted ids = %d", n)
+	}
+}
+
+func testKAboveCount(t *testing.T, s vectordb.Store, coll string) {
+	rows := Rows(5, 7)
+	upsert(t, s, coll, rows)
+	q := query(3)
+	sameIDs(t, "k=100 of 7", ids(search(t, s, coll, q, 100, vectordb.Filter{})), Expected(rows, q, 100, vectordb.Filter{}))
+}
+
+func testDimension(t *testing.T, s vectordb.Store, coll string) {
+	ctx := context.Background()
+	if err := s.EnsureCollection(ctx, vectordb.Collection{Name: coll, Dim: Dim + 1, BundleID: "test@1:abc"}); !errors.Is(err, vectordb.ErrDimensionMismatch) {
+		t.Errorf("EnsureCollection with another dim: %v", err)
+	}
+	bad := Rows(6, 2)
+	bad[1].Embedding = bad[1].Embedding[:Dim-1]
+	if err := s.Upsert(ctx, coll, bad); !errors.Is(err, vectordb.ErrDimensionMismatch) {
+		t.Errorf("upsert of a short vector: %v", err)
+	}
+	if n, _ := s.Count(ctx, coll); n != 0 {
+		t.Errorf("a rejected batch left %d rows", n)
+	}
+	if _, err := s.Search(ctx, coll, make([]float32, Dim+3), 5, vectordb.Filter{}); !errors.Is(err, vectordb.ErrDimensionMismatch) {
+		t.Errorf("search with another dim: %v", err)
+	}
+	if err := s.EnsureCollection(ctx, vectordb.Collection{Name: coll, Dim: Dim, BundleID: "test@1:abc"}); err != nil {
+		t.Errorf("EnsureCollection again with the same shape: %v", err)
+	}
+}
+
+func testBundle(t *testing.T, s vectordb.Store, coll string) {
+	err := s.EnsureCollection(context.Background(), vectordb.Collection{Name: coll, Dim: Dim, BundleID: "other@2:def"})
+	if !errors.Is(err, vectordb.ErrBundleMismatch) || !strings.Contains(err.Error(), "test@1:abc") {
+		t.Errorf("another bundle: %v", err)
+	}
+	cs, err := s.Collections(context.Background())
+	if err != nil {
+		t.Fatal(err)
+	}
+	for _, c := range cs {
+		if c.Name == coll && (c.Dim != Dim || c.BundleID != "test@1:abc") {
+			t.Errorf("Collections reports %+v", c)
+		}
+	}
+}
+
+func testHasList(t *testing.T, s vectordb.Store, coll string) {
+	rows := Rows(7, 25)
+	upsert(t, s, coll, rows)
+	has, err := s.Has(context.Background(), coll, []string{"id0000", "id0024", "nope"})
+	if err != nil || len(has) != 2 || has["id0000"] != "test@1:abc" {
+		t.Errorf("Has = %v, %v", has, err)
+	}
+	var all []string
+	after := ""
+	for {
+		page, err := s.List(context.Background(), coll, after, 10)
+		if err != nil {
+			t.Fatal(err)
+		}
+		if len(page) == 0 {
+			break
+		}
+		for _, r := range page {
+			all = append(all, r.ID)
+		}
+		after = page[len(page)-1].ID
+	}
+	if len(all) != 25 || !sort.StringsAreSorted(all) {
+		t.Errorf("List pages gave %d ids (sorted %v)", len(all), sort.StringsAreSorted(all))
+	}
+}
+
+func testBadInput(t *testing.T, s vectordb.Store, coll string) {
+	ctx := context.Background()
+	zero := Rows(8, 1)
+	zero[0].Embedding = make([]float32, Dim)
+	nan := Rows(8, 1)
+	nan[0].Embedding[3] = float32(math.NaN())
+	empty := Rows(8, 1)
+	empty[0].ID = ""
+	for name, rows := range map[string][]vectordb.Row{"zero vector": zero, "NaN": nan, "empty id": empty} {
+		if err := s.Upsert(ctx, coll, rows); !errors.Is(err, vectordb.ErrInvalid) {
+			t.Errorf("%s: %v", name, err)
+		}
+	}
+	for _, k := range []int{0, -1, vectordb.MaxK + 1} {
+		if _, err := s.Search(ctx, coll, query(1), k, vectordb.Filter{}); !errors.Is(err, vectordb.ErrInvalid) {
+			t.Errorf("k=%d: %v", k, err)
+		}
+	}
+	if err := s.EnsureCollection(ctx, vectordb.Collection{Name: "bad name; drop", Dim: Dim}); !errors.Is(err, vectordb.ErrInvalid) {
+		t.Errorf("bad collection name: %v", err)
+	}
+}
