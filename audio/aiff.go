@@ -51,7 +51,7 @@ func decodeAIFF(data []byte, lim Limits) (*Buffer, error) {
 	frames := int64(binary.BigEndian.Uint32(comm[2:6]))
 	bits := int(binary.BigEndian.Uint16(comm[6:8]))
 	rateF := extended80(comm[8:18])
-	if math.IsNaN(rateF) || rateF < 1 || rateF > 1_536_000 {
+	if math.IsNaN(rateF) || rateF < 1000 || rateF > 1_536_000 {
 		return nil, fmt.Errorf("%w: sample rate %v Hz", ErrCorrupt, rateF)
 	}
 	rate := int(math.Round(rateF))

@@ -151,8 +151,10 @@ func checkLayout(channels, rate, bits int) error {
 	if channels < 1 || channels > maxChannels {
 		return fmt.Errorf("%w: %d channels", ErrCorrupt, channels)
 	}
-	if rate < 1 || rate > 1_536_000 {
-		return fmt.Errorf("%w: sample rate %d Hz", ErrCorrupt, rate)
+	// Below 1 kHz nothing is audio; such a header is damage, and resampling from it
+	// would ask libsoxr for absurd ratios.
+	if rate < 1000 || rate > 1_536_000 {
+		return fmt.Errorf("%w: sample rate %d Hz (want 1000 to 1536000)", ErrCorrupt, rate)
 	}
 	if bits < 1 || bits > 64 {
 		return fmt.Errorf("%w: %d bits per sample", ErrCorrupt, bits)
