@@ -1,0 +1,644 @@
+// Package milvus is the scale-out vectordb.Store: Milvus standalone or cluster through
+// the official Go SDK, an HNSW index with the COSINE metric per collection.
+//
+// Each collection's schema: id VarChar primary key; instrument, pack, path, key,
+// bundle_id VarChar; bpm, duration Double; sample_rate, ingested_at Int64; embedding
+// FloatVector(dim). The bundle id also lives in the collection description so a
+// mismatch is caught before any row is read. The index is created before the
+// collection is loaded, as Milvus requires. Filters become expressions built only from
+// typed values, every string escaped.
+package milvus
+
+import (
+	"context"
+	"encoding/json"
+	"errors"
+	"fmt"
+	"math"
+	"sort"
+	"strconv"
+	"strings"
+	"sync"
+	"time"
+
+	"github.com/milvus-io/milvus-sdk-go/v2/client"
+	"github.com/milvus-io/milvus-sdk-go/v2/entity"
+	"google.golang.org/grpc/codes"
+	"google.golang.org/grpc/status"
+
+	"github.com/loopmatch/loopmatch/vectordb"
+)
+
+// Field names of the schema.
+const (
+	fID, fInstrument, fPack, fPath, fKey, fBundle = "id", "instrument", "pack", "path", "key", "bundle_id"
+	fBPM, fDuration, fRate, fIngested, fVec       = "bpm", "duration", "sample_rate", "ingested_at", "embedding"
+	descPrefix                                    = "loopmatch collection "
+)
+
+var scalarFields = []string{fID, fInstrument, fPack, fPath, fKey, fBundle, fBPM, fDuration, fRate, fIngested}
+
+// Options configure the backend.
+type Options struct {
+	// Consistency of reads: "strong" (tests, read-your-writes), "bounded" (default,
+	// production), "session" or "eventually".
+	Consistency string
+	// HNSW build parameters (defaults M=16, efConstruction=200) and the search ef floor
+	// (default 128; a search uses max(ef, 2k)).
+	M, EfConstruction, Ef int
+	// UpsertBatch rows per request (default 500).
+	UpsertBatch int
+	// Retries of a transient failure, with exponential backoff from 200 ms (default 5).
+	Retries int
+	// DialTimeout for the first connection (default 10 s).
+	DialTimeout time.Duration
+}
+
+// Store is the Milvus backend.
+type Store struct {
+	c    client.Client
+	addr string
+	o    Options
+	cl   entity.ConsistencyLevel
+
+	mu   sync.Mutex
+	dims map[string]int
+}
+
+// Open connects to Milvus at addr (host:port).
+func Open(ctx context.Context, addr string, o Options) (*Store, error) {
+	if o.M == 0 {
+		o.M = 16
+	}
+	if o.EfConstruction == 0 {
+		o.EfConstruction = 200
+	}
+	if o.Ef == 0 {
+		o.Ef = 128
+	}
+	if o.UpsertBatch == 0 {
+		o.UpsertBatch = 500
+	}
+	if o.Retries == 0 {
+		o.Retries = 5
+	}
+	if o.DialTimeout == 0 {
+		o.DialTimeout = 10 * time.Second
+	}
+	cl, err := consistency(o.Consistency)
+	if err != nil {
+		return nil, err
+	}
+	dctx, cancel := context.WithTimeout(ctx, o.DialTimeout)
+	defer cancel()
+	c, err := client.NewClient(dctx, client.Config{Address: addr})
+	if err != nil {
+		return nil, fmt.Errorf("%w: cannot reach Milvus at %s (%v): start it (docker compose up -d milvus, or scripts/milvus.sh start DIR) or fix --store milvus://host:port", vectordb.ErrUnavailable, addr, err)
+	}
+	return &Store{c: c, addr: addr, o: o, cl: cl, dims: map[string]int{}}, nil
+}
+
+func consistency(s string) (entity.ConsistencyLevel, error) {
+	switch strings.ToLower(s) {
+	case "", "bounded":
+		return entity.ClBounded, nil
+	case "strong":
+		return entity.ClStrong, nil
+	case "session":
+		return entity.ClSession, nil
+	case "eventually":
+		return entity.ClEventually, nil
+	}
+	return 0, fmt.Errorf("%w: consistency %q: use strong, bounded, session or eventually", vectordb.ErrInvalid, s)
+}
+
+// retry runs f again on transient gRPC failures (server restarting, overloaded,
+// deadline), with exponential backoff; other errors return at once.
+func (s *Store) retry(ctx context.Context, what string, f func() error) error {
+	delay := 200 * time.Millisecond
+	var err error
+	for attempt := 0; attempt <= s.o.Retries; attempt++ {
+		if err = f(); err == nil {
+			return nil
+		}
+		if !transient(err) || attempt == s.o.Retries {
+			break
+		}
+		select {
+		case <-ctx.Done():
+			return fmt.Errorf("milvus %s: %w (last error: %v)", what, ctx.Err(), err)
+		case <-time.After(delay):
+		}
+		delay *= 2
+	}
+	if transient(err) {
+		return fmt.Errorf("milvus %s at %s: %w: %v: check the server is running and healthy", what, s.addr, vectordb.ErrUnavailable, err)
+	}
+	return fmt.Errorf("milvus %s: %w", what, err)
+}
+
+func transient(err error) bool {
+	if st, ok := status.FromError(errors.Unwrap(err)); ok {
+		switch st.Code() {
+		case codes.Unavailable, codes.DeadlineExceeded, codes.ResourceExhausted, codes.Aborted:
+			return true
+		}
+	}
+	if st, ok := status.FromError(err); ok {
+		switch st.Code() {
+		case codes.Unavailable, codes.DeadlineExceeded, codes.ResourceExhausted, codes.Aborted:
+			return true
+		}
+	}
+	msg := strings.ToLower(err.Error())
+	return strings.Contains(msg, "connection refused") || strings.Contains(msg, "unavailable") || strings.Contains(msg, "not ready")
+}
+
+type description struct {
+	BundleID string `json:"bundle_id"`
+}
+
+// EnsureCollection implements vectordb.Store.
+func (s *Store) EnsureCollection(ctx context.Context, c vectordb.Collection) error {
+	if err := vectordb.ValidName(c.Name); err != nil {
+		return err
+	}
+	if c.Dim < 1 || c.Dim > 32768 {
+		return fmt.Errorf("%w: dimension %d, Milvus takes 1..32768", vectordb.ErrInvalid, c.Dim)
+	}
+	have, err := s.describe(ctx, c.Name)
+	if err == nil {
+		if have.Dim != c.Dim {
+			return fmt.Errorf("%w: collection %s holds %d-dimensional vectors, asked for %d: use the bundle it was built with, or another collection", vectordb.ErrDimensionMismatch, c.Name, have.Dim, c.Dim)
+		}
+		if c.BundleID != "" && have.BundleID != c.BundleID {
+			return fmt.Errorf("%w: collection %s was encoded with %s, this is %s: re-ingest the library with the current bundle", vectordb.ErrBundleMismatch, c.Name, have.BundleID, c.BundleID)
+		}
+		return s.load(ctx, c.Name)
+	}
+	if !errors.Is(err, vectordb.ErrNoCollection) {
+		return err
+	}
+	desc, _ := json.Marshal(description{BundleID: c.BundleID})
+	vs := func(name string, n int64) *entity.Field {
+		return entity.NewField().WithName(name).WithDataType(entity.FieldTypeVarChar).WithMaxLength(n)
+	}
+	schema := entity.NewSchema().WithName(c.Name).WithDescription(descPrefix+string(desc)).
+		WithField(vs(fID, 512).WithIsPrimaryKey(true)).
+		WithField(vs(fInstrument, 64)).WithField(vs(fPack, 1024)).WithField(vs(fPath, 4096)).
+		WithField(vs(fKey, 64)).WithField(vs(fBundle, 256)).
+		WithField(entity.NewField().WithName(fBPM).WithDataType(entity.FieldTypeDouble)).
+		WithField(entity.NewField().WithName(fDuration).WithDataType(entity.FieldTypeDouble)).
+		WithField(entity.NewField().WithName(fRate).WithDataType(entity.FieldTypeInt64)).
+		WithField(entity.NewField().WithName(fIngested).WithDataType(entity.FieldTypeInt64)).
+		WithField(entity.NewField().WithName(fVec).WithDataType(entity.FieldTypeFloatVector).WithDim(int64(c.Dim)))
+	if err := s.retry(ctx, "create collection "+c.Name, func() error {
+		return s.c.CreateCollection(ctx, schema, 1, client.WithConsistencyLevel(s.cl))
+	}); err != nil {
+		return err
+	}
+	idx, err := entity.NewIndexHNSW(entity.COSINE, s.o.M, s.o.EfConstruction)
+	if err != nil {
+		return fmt.Errorf("milvus HNSW parameters: %w", err)
+	}
+	if err := s.retry(ctx, "create index on "+c.Name, func() error {
+		return s.c.CreateIndex(ctx, c.Name, fVec, idx, false)
+	}); err != nil {
+		return err
+	}
+	s.mu.Lock()
+	s.dims[c.Name] = c.Dim
+	s.mu.Unlock()
+	return s.load(ctx, c.Name)
+}
+
+func (s *Store) load(ctx context.Context, name string) error {
+	return s.retry(ctx, "load collection "+name, func() error { return s.c.LoadCollection(ctx, name, false) })
+}
+
+func (s *Store) describe(ctx context.Context, name string) (vectordb.Collection, error) {
+	var coll *entity.Collection
+	var exists bool
+	if err := s.retry(ctx, "has collection", func() (err error) {
+		exists, err = s.c.HasCollection(ctx, name)
+		return err
+	}); err != nil {
+		return vectordb.Collection{}, err
+	}
+	if !exists {
+		return vectordb.Collection{}, fmt.Errorf("%w: %q (ingest loops into it first)", vectordb.ErrNoCollection, name)
+	}
+	if err := s.retry(ctx, "describe collection "+name, func() (err error) {
+		coll, err = s.c.DescribeCollection(ctx, name)
+		return err
+	}); err != nil {
+		return vectordb.Collection{}, err
+	}
+	out := vectordb.Collection{Name: name}
+	if coll.Schema == nil || !strings.HasPrefix(coll.Schema.Description, descPrefix) {
+		return out, fmt.Errorf("%w: Milvus collection %s was not made by loopmatch: use another name", vectordb.ErrInvalid, name)
+	}
+	var d description
+	json.Unmarshal([]byte(strings.TrimPrefix(coll.Schema.Description, descPrefix)), &d)
+	out.BundleID = d.BundleID
+	for _, f := range coll.Schema.Fields {
+		if f.Name == fVec {
+			out.Dim, _ = strconv.Atoi(f.TypeParams[entity.TypeParamDim])
+		}
+	}
+	s.mu.Lock()
+	s.dims[name] = out.Dim
+	s.mu.Unlock()
+	return out, nil
+}
+
+func (s *Store) dim(ctx context.Context, name string) (int, error) {
+	s.mu.Lock()
+	d, ok := s.dims[name]
+	s.mu.Unlock()
+	if ok {
+		return d, nil
+	}
+	c, err := s.describe(ctx, name)
+	return c.Dim, err
+}
+
+// Collections implements vectordb.Store.
+func (s *Store) Collections(ctx context.Context) ([]vectordb.Collection, error) {
+	var cs []*entity.Collection
+	if err := s.retry(ctx, "list collections", func() (err error) {
+		cs, err = s.c.ListCollections(ctx)
+		return err
+	}); err != nil {
+		return nil, err
+	}
+	var out []vectordb.Collection
+	for _, c := range cs {
+		d, err := s.describe(ctx, c.Name)
+		if err != nil {
+			continue // not ours
+		}
+		if d.Count, err = s.Count(ctx, c.Name); err != nil {
+			return nil, err
+		}
+		out = append(out, d)
+	}
+	sort.Slice(out, func(i, j int) bool { return out[i].Name < out[j].Name })
+	return out, nil
+}
+
+// Upsert implements vectordb.Store, in batches of Options.UpsertBatch rows.
+func (s *Store) Upsert(ctx context.Context, name string, rows []vectordb.Row) error {
+	dim, err := s.dim(ctx, name)
+	if err != nil {
+		return err
+	}
+	if err := vectordb.CheckRows(dim, rows); err != nil {
+		return err
+	}
+	rows = lastByID(rows)
+	for start := 0; start < len(rows); start += s.o.UpsertBatch {
+		b := rows[start:min(start+s.o.UpsertBatch, len(rows))]
+		cols := columns(dim, b)
+		if err := s.retry(ctx, fmt.Sprintf("upsert %d rows into %s", len(b), name), func() error {
+			_, err := s.c.Upsert(ctx, name, "", cols...)
+			return err
+		}); err != nil {
+			return err
+		}
+	}
+	return nil
+}
+
+// lastByID keeps the last row for each id, as a sequence of upserts would.
+func lastByID(rows []vectordb.Row) []vectordb.Row {
+	seen := map[string]int{}
+	var out []vectordb.Row
+	for _, r := range rows {
+		if i, ok := seen[r.ID]; ok {
+			out[i] = r
+			continue
+		}
+		seen[r.ID] = len(out)
+		out = append(out, r)
+	}
+	return out
+}
+
+func columns(dim int, rows []vectordb.Row) []entity.Column {
+	n := len(rows)
+	ids, inst, pack, path, key, bundle := make([]string, n), make([]string, n), make([]string, n), make([]string, n), make([]string, n), make([]string, n)
+	bpm, dur := make([]float64, n), make([]float64, n)
+	rate, ing := make([]int64, n), make([]int64, n)
+	vecs := make([][]float32, n)
+	for i, r := range rows {
+		ids[i], inst[i], pack[i], path[i], key[i], bundle[i] = r.ID, r.Instrument, r.Pack, r.Path, r.Key, r.BundleID
+		bpm[i], dur[i], rate[i], ing[i] = r.BPM, r.Duration, int64(r.SampleRate), r.IngestedAt.UnixNano()
+		vecs[i] = r.Embedding
+	}
+	return []entity.Column{
+		entity.NewColumnVarChar(fID, ids), entity.NewColumnVarChar(fInstrument, inst), entity.NewColumnVarChar(fPack, pack),
+		entity.NewColumnVarChar(fPath, path), entity.NewColumnVarChar(fKey, key), entity.NewColumnVarChar(fBundle, bundle),
+		entity.NewColumnDouble(fBPM, bpm), entity.NewColumnDouble(fDuration, dur), entity.NewColumnInt64(fRate, rate),
+		entity.NewColumnInt64(fIngested, ing), entity.NewColumnFloatVector(fVec, dim, vecs),
+	}
+}
+
+// rowsFrom turns a result set into rows (embeddings when the set has them).
+func rowsFrom(rs client.ResultSet) ([]vectordb.Row, error) {
+	idc, ok := rs.GetColumn(fID).(*entity.ColumnVarChar)
+	if !ok {
+		return nil, errors.New("milvus result without an id column")
+	}
+	n := idc.Len()
+	out := make([]vectordb.Row, n)
+	str := func(name string, set func(r *vectordb.Row, v string)) {
+		if c, ok := rs.GetColumn(name).(*entity.ColumnVarChar); ok {
+			for i, v := range c.Data() {
+				set(&out[i], v)
+			}
+		}
+	}
+	str(fID, func(r *vectordb.Row, v string) { r.ID = v })
+	str(fInstrument, func(r *vectordb.Row, v string) { r.Instrument = v })
+	str(fPack, func(r *vectordb.Row, v string) { r.Pack = v })
+	str(fPath, func(r *vectordb.Row, v string) { r.Path = v })
+	str(fKey, func(r *vectordb.Row, v string) { r.Key = v })
+	str(fBundle, func(r *vectordb.Row, v string) { r.BundleID = v })
+	if c, ok := rs.GetColumn(fBPM).(*entity.ColumnDouble); ok {
+		for i, v := range c.Data() {
+			out[i].BPM = v
+		}
+	}
+	if c, ok := rs.GetColumn(fDuration).(*entity.ColumnDouble); ok {
+		for i, v := range c.Data() {
+			out[i].Duration = v
+		}
+	}
+	if c, ok := rs.GetColumn(fRate).(*entity.ColumnInt64); ok {
+		for i, v := range c.Data() {
+			out[i].SampleRate = int(v)
+		}
+	}
+	if c, ok := rs.GetColumn(fIngested).(*entity.ColumnInt64); ok {
+		for i, v := range c.Data() {
+			out[i].IngestedAt = time.Unix(0, v).UTC()
+		}
+	}
+	if c, ok := rs.GetColumn(fVec).(*entity.ColumnFloatVector); ok {
+		for i, v := range c.Data() {
+			out[i].Embedding = v
+		}
+	}
+	return out, nil
+}
+
+func (s *Store) byIDs(ctx context.Context, name string, ids []string, fields []string) ([]vectordb.Row, error) {
+	if _, err := s.dim(ctx, name); err != nil {
+		return nil, err
+	}
+	if len(ids) == 0 {
+		return nil, nil
+	}
+	var out []vectordb.Row
+	const chunk = 1000
+	for start := 0; start < len(ids); start += chunk {
+		part := ids[start:min(start+chunk, len(ids))]
+		var rs client.ResultSet
+		if err := s.retry(ctx, "query "+name, func() (err error) {
+			// Not QueryByPks: the SDK builds that expression without escaping quotes.
+			rs, err = s.c.Query(ctx, name, nil, fID+" in "+quoteList(part), fields,
+				client.WithSearchQueryConsistencyLevel(s.cl))
+			return err
+		}); err != nil {
+			return nil, err
+		}
+		rows, err := rowsFrom(rs)
+		if err != nil {
+			return nil, err
+		}
+		out = append(out, rows...)
+	}
+	sort.Slice(out, func(i, j int) bool { return out[i].ID < out[j].ID })
+	return out, nil
+}
+
+// Get implements vectordb.Store.
+func (s *Store) Get(ctx context.Context, name string, ids []string) ([]vectordb.Row, error) {
+	return s.byIDs(ctx, name, ids, append(append([]string{}, scalarFields...), fVec))
+}
+
+// Has implements vectordb.Store.
+func (s *Store) Has(ctx context.Context, name string, ids []string) (map[string]string, error) {
+	rows, err := s.byIDs(ctx, name, ids, []string{fID, fBundle})
+	if err != nil {
+		return nil, err
+	}
+	out := make(map[string]string, len(rows))
+	for _, r := range rows {
+		out[r.ID] = r.BundleID
+	}
+	return out, nil
+}
+
+// Delete implements vectordb.Store.
+func (s *Store) Delete(ctx context.Context, name string, ids []string) error {
+	if _, err := s.dim(ctx, name); err != nil {
+		return err
+	}
+	if len(ids) == 0 {
+		return nil
+	}
+	const chunk = 1000
+	for start := 0; start < len(ids); start += chunk {
+		part := ids[start:min(start+chunk, len(ids))]
+		// Not DeleteByPks: the SDK builds that expression without escaping quotes.
+		if err := s.retry(ctx, "delete from "+name, func() error {
+			return s.c.Delete(ctx, name, "", fID+" in "+quoteList(part))
+		}); err != nil {
+			return err
+		}
+	}
+	return nil
+}
+
+// Count implements vectordb.Store.
+func (s *Store) Count(ctx context.Context, name string) (int, error) {
+	if _, err := s.dim(ctx, name); err != nil {
+		return 0, err
+	}
+	var rs client.ResultSet
+	if err := s.retry(ctx, "count "+name, func() (err error) {
+		rs, err = s.c.Query(ctx, name, nil, "", []string{"count(*)"}, client.WithSearchQueryConsistencyLevel(s.cl))
+		return err
+	}); err != nil {
+		return 0, err
+	}
+	c, ok := rs.GetColumn("count(*)").(*entity.ColumnInt64)
+	if !ok || c.Len() != 1 {
+		return 0, fmt.Errorf("milvus count %s: unexpected result", name)
+	}
+	return int(c.Data()[0]), nil
+}
+
+// List implements vectordb.Store. Milvus returns query results unordered, so List reads
+// the ids after the cursor, sorts them and fetches the page's fields.
+func (s *Store) List(ctx context.Context, name, after string, limit int) ([]vectordb.Row, error) {
+	if limit < 1 {
+		return nil, fmt.Errorf("%w: limit %d", vectordb.ErrInvalid, limit)
+	}
+	if _, err := s.dim(ctx, name); err != nil {
+		return nil, err
+	}
+	expr := fID + " > " + Quote(after)
+	var rs client.ResultSet
+	if err := s.retry(ctx, "list "+name, func() (err error) {
+		rs, err = s.c.Query(ctx, name, nil, expr, []string{fID}, client.WithSearchQueryConsistencyLevel(s.cl))
+		return err
+	}); err != nil {
+		return nil, err
+	}
+	idc, _ := rs.GetColumn(fID).(*entity.ColumnVarChar)
+	if idc == nil {
+		return nil, nil
+	}
+	ids := append([]string(nil), idc.Data()...)
+	sort.Strings(ids)
+	if len(ids) > limit {
+		ids = ids[:limit]
+	}
+	return s.byIDs(ctx, name, ids, scalarFields)
+}
+
+// Search implements vectordb.Store. It asks for a few more candidates than k and sorts
+// by score then id, so equal scores come back in the same order as the embedded store.
+func (s *Store) Search(ctx context.Context, name string, vec []float32, k int, f vectordb.Filter) ([]vectordb.Hit, error) {
+	dim, err := s.dim(ctx, name)
+	if err != nil {
+		return nil, err
+	}
+	if err := vectordb.CheckQuery(dim, vec, k); err != nil {
+		return nil, err
+	}
+	fetch := min(k+16, vectordb.MaxK)
+	sp, err := entity.NewIndexHNSWSearchParam(min(max(s.o.Ef, 2*fetch), 32768))
+	if err != nil {
+		return nil, fmt.Errorf("milvus search parameters: %w", err)
+	}
+	expr := Expr(f)
+	var res []client.SearchResult
+	// Only ids and scores come back from the search: the SDK (v2.4.2 against a 2.3
+	// server) fails to parse output fields of an empty result, so the fields are read
+	// by primary key afterwards.
+	if err := s.retry(ctx, "search "+name, func() (err error) {
+		res, err = s.c.Search(ctx, name, nil, expr, nil, []entity.Vector{entity.FloatVector(vec)}, fVec,
+			entity.COSINE, fetch, sp, client.WithSearchQueryConsistencyLevel(s.cl))
+		return err
+	}); err != nil {
+		return nil, err
+	}
+	if len(res) == 0 || res[0].ResultCount == 0 || res[0].IDs == nil {
+		return nil, nil
+	}
+	if res[0].Err != nil {
+		return nil, fmt.Errorf("milvus search %s: %w", name, res[0].Err)
+	}
+	idc, ok := res[0].IDs.(*entity.ColumnVarChar)
+	if !ok {
+		return nil, fmt.Errorf("milvus search %s: unexpected id column %T", name, res[0].IDs)
+	}
+	ids := idc.Data()
+	score := make(map[string]float32, len(ids))
+	for i, id := range ids {
+		score[id] = res[0].Scores[i]
+	}
+	rows, err := s.byIDs(ctx, name, ids, scalarFields)
+	if err != nil {
+		return nil, err
+	}
+	hits := make([]vectordb.Hit, 0, len(rows))
+	for _, r := range rows {
+		hits = append(hits, vectordb.Hit{Row: r, Score: score[r.ID]})
+	}
+	vectordb.SortHits(hits)
+	if len(hits) > k {
+		hits = hits[:k]
+	}
+	return hits, nil
+}
+
+// Expr turns a typed filter into a Milvus boolean expression; "" filters nothing.
+func Expr(f vectordb.Filter) string {
+	var parts []string
+	num := func(v float64) string { return strconv.FormatFloat(v, 'g', -1, 64) }
+	if f.MinBPM > 0 && !math.IsInf(f.MinBPM, 0) {
+		parts = append(parts, fBPM+" >= "+num(f.MinBPM))
+	}
+	if f.MaxBPM > 0 && !math.IsInf(f.MaxBPM, 0) {
+		parts = append(parts, fBPM+" <= "+num(f.MaxBPM))
+	}
+	list := quoteList
+	if len(f.Keys) > 0 {
+		parts = append(parts, fKey+" in "+list(f.Keys))
+	}
+	if len(f.Packs) > 0 {
+		parts = append(parts, fPack+" in "+list(f.Packs))
+	}
+	if len(f.ExcludePacks) > 0 {
+		parts = append(parts, fPack+" not in "+list(f.ExcludePacks))
+	}
+	if len(f.ExcludeIDs) > 0 {
+		parts = append(parts, fID+" not in "+list(f.ExcludeIDs))
+	}
+	return strings.Join(parts, " && ")
+}
+
+func quoteList(vals []string) string {
+	q := make([]string, len(vals))
+	for i, v := range vals {
+		q[i] = Quote(v)
+	}
+	return "[" + strings.Join(q, ", ") + "]"
+}
+
+// Quote makes a Milvus string literal: double quotes, with backslash, quote and control
+// characters escaped, so no value can end the literal and inject an expression.
+func Quote(s string) string {
+	var b strings.Builder
+	b.WriteByte('"')
+	for _, r := range s {
+		switch r {
+		case '\\':
+			b.WriteString(`\\`)
+		case '"':
+			b.WriteString(`\"`)
+		case '\n':
+			b.WriteString(`\n`)
+		case '\r':
+			b.WriteString(`\r`)
+		case '\t':
+			b.WriteString(`\t`)
+		default:
+			if r < 0x20 {
+				fmt.Fprintf(&b, `\u%04x`, r)
+				continue
+			}
+			b.WriteRune(r)
+		}
+	}
+	b.WriteByte('"')
+	return b.String()
+}
+
+// DropCollection removes a collection (tests and benchmarks clean up with it).
+func (s *Store) DropCollection(ctx context.Context, name string) error {
+	s.mu.Lock()
+	delete(s.dims, name)
+	s.mu.Unlock()
+	return s.retry(ctx, "drop collection "+name, func() error { return s.c.DropCollection(ctx, name) })
+}
+
+// Close implements vectordb.Store.
+func (s *Store) Close() error { return s.c.Close() }
+
+var _ vectordb.Store = (*Store)(nil)

@@ -1,0 +1,85 @@
+package milvus
+
+import (
+	"context"
+	"errors"
+	"os"
+	"strings"
+	"testing"
+
+	"github.com/loopmatch/loopmatch/vectordb"
+	"github.com/loopmatch/loopmatch/vectordb/vectordbtest"
+)
+
+// addr is the test server: scripts/test.sh starts one and sets LOOPMATCH_MILVUS_ADDR.
+func addr(t testing.TB) string {
+	a := os.Getenv("LOOPMATCH_MILVUS_ADDR")
+	if a == "" {
+		if os.Getenv("LOOPMATCH_REQUIRE_MILVUS") != "" {
+			t.Fatal("LOOPMATCH_REQUIRE_MILVUS is set but LOOPMATCH_MILVUS_ADDR is not: start Milvus with scripts/milvus.sh start DIR")
+		}
+		t.Skip("no Milvus: run scripts/milvus.sh start DIR and set LOOPMATCH_MILVUS_ADDR=127.0.0.1:19530 (scripts/test.sh does both)")
+	}
+	return a
+}
+
+func open(t testing.TB) *Store {
+	s, err := Open(context.Background(), addr(t), Options{Consistency: "strong"})
+	if err != nil {
+		t.Fatal(err)
+	}
+	return s
+}
+
+func TestConformance(t *testing.T) {
+	s := open(t)
+	defer s.Close()
+	vectordbtest.Run(t, func(t *testing.T) vectordb.Store { return s })
+	// Drop what the suite made, so repeated runs do not pile up collections.
+	cs, _ := s.c.ListCollections(context.Background())
+	for _, c := range cs {
+		if strings.HasPrefix(c.Name, "conf_") {
+			s.DropCollection(context.Background(), c.Name)
+		}
+	}
+}
+
+func TestUnreachable(t *testing.T) {
+	ctx := context.Background()
+	_, err := Open(ctx, "127.0.0.1:1", Options{DialTimeout: 1e9})
+	if !errors.Is(err, vectordb.ErrUnavailable) || !strings.Contains(err.Error(), "127.0.0.1:1") {
+		t.Errorf("unreachable server: %v", err)
+	}
+}
+
+func TestExprEscaping(t *testing.T) {
+	f := vectordb.Filter{MinBPM: 120, MaxBPM: 128.5, Keys: []string{"Am"}, Packs: []string{`a"b`, `c\d`},
+		ExcludePacks: []string{"x\ny"}, ExcludeIDs: []string{`" || id != "`}}
+	want := `bpm >= 120 && bpm <= 128.5 && key in ["Am"] && pack in ["a\"b", "c\\d"] && pack not in ["x\ny"] && id not in ["\" || id != \""]`
+	if got := Expr(f); got != want {
+		t.Errorf("Expr =\n%s\nwant\n%s", got, want)
+	}
+	if Expr(vectordb.Filter{}) != "" {
+		t.Error("empty filter should give an empty expression")
+	}
+}
+
+func FuzzQuote(f *testing.F) {
+	for _, s := range []string{`"`, `\`, "\n", `\"`, "ünï", "\x00"} {
+		f.Add(s)
+	}
+	f.Fuzz(func(t *testing.T, s string) {
+		q := Quote(s)
+		// The literal must not end early: every quote inside is escaped.
+		body := q[1 : len(q)-1]
+		for i := 0; i < len(body); i++ {
+			if body[i] == '\\' {
+				i++
+				continue
+			}
+			if body[i] == '"' || body[i] == '\n' {
+				t.Fatalf("unescaped %q in %s", body[i], q)
+			}
+		}
+	})
+}
