@@ -183,7 +183,7 @@ func (s *Store) EnsureCollection(ctx context.Context, c vectordb.Collection) err
 	vs := func(name string, n int64) *entity.Field {
 		return entity.NewField().WithName(name).WithDataType(entity.FieldTypeVarChar).WithMaxLength(n)
 	}
-	schema := entity.NewSchema().WithName(c.Name).WithDescription(descPrefix+string(desc)).
+	schema := entity.NewSchema().WithName(c.Name).WithDescription(descPrefix + string(desc)).
 		WithField(vs(fID, 512).WithIsPrimaryKey(true)).
 		WithField(vs(fInstrument, 64)).WithField(vs(fPack, 1024)).WithField(vs(fPath, 4096)).
 		WithField(vs(fKey, 64)).WithField(vs(fBundle, 256)).
