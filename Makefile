@@ -3,7 +3,6 @@
 #   make test   everything CI runs (installs what it needs first)
 SHELL := /bin/bash
 ROOT := $(CURDIR)
-export ONNXRUNTIME_LIB ?= $(ROOT)/.local/onnxruntime/lib/libonnxruntime.so
 FUZZTIME ?= 60s
 
 .PHONY: all bootstrap build test demo models fuzz bench vet fmt clean

@@ -61,8 +61,8 @@ fi
 
 # --- ONNX Runtime shared library (project-local copy of the wheel's capi/) --
 ORT_DIR="$ROOT/.local/onnxruntime/lib"
-if [ -n "${ONNXRUNTIME_LIB:-}" ]; then
-  log "ONNXRUNTIME_LIB=$ONNXRUNTIME_LIB (override; project-local copy not touched)"
+if [ -n "${ONNXRUNTIME_LIB:-}" ] && [ "$ONNXRUNTIME_LIB" != "$ORT_DIR/libonnxruntime.so" ] && [ -e "$ONNXRUNTIME_LIB" ]; then
+  log "ONNXRUNTIME_LIB=$ONNXRUNTIME_LIB (override; project-local copy not installed)"
 elif ! ls "$ORT_DIR"/libonnxruntime.so.* >/dev/null 2>&1; then
   capi=$(.venv/bin/python -c 'import onnxruntime, os; print(os.path.join(os.path.dirname(onnxruntime.__file__), "capi"))')
   mkdir -p "$ORT_DIR"

@@ -28,9 +28,19 @@ export LOOPMATCH_MILVUS_ADDR=127.0.0.1:19530
 export LOOPMATCH_REQUIRE_MILVUS=1
 
 echo "== go test -race"
-go test -race -count=1 -timeout 40m ./...
+GOLOG=$(mktemp)
+set +e
+go test -race -count=1 -timeout 40m ./... 2>&1 | tee "$GOLOG"
+gorc=${PIPESTATUS[0]}
+set -e
+go_ok=$(grep -c '^ok ' "$GOLOG" || true)
+go_fail=$(grep -c '^FAIL' "$GOLOG" || true)
+rm -f "$GOLOG"
 
+py_rc=0
 if [ -d train/tests ]; then
   echo "== python tests (train/)"
-  .venv/bin/python -m pytest -q train/tests
+  .venv/bin/python -m pytest -q train/tests || py_rc=$?
 fi
+echo "go packages: $go_ok passed, $go_fail failed"
+[ "$gorc" -eq 0 ] && [ "$py_rc" -eq 0 ]

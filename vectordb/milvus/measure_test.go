@@ -1,0 +1,62 @@
+package milvus
+
+import (
+	"context"
+	"fmt"
+	"os"
+	"testing"
+	"time"
+
+	"github.com/loopmatch/loopmatch/vectordb"
+	"github.com/loopmatch/loopmatch/vectordb/embedded"
+	"github.com/loopmatch/loopmatch/vectordb/vectordbtest"
+)
+
+// TestMeasure prints Milvus search latency and HNSW recall@10 against the embedded
+// store's exact search on the same rows. Only with LOOPMATCH_MEASURE=1.
+func TestMeasure(t *testing.T) {
+	if os.Getenv("LOOPMATCH_MEASURE") == "" {
+		t.Skip("set LOOPMATCH_MEASURE=1 to measure")
+	}
+	ctx := context.Background()
+	m := open(t)
+	defer m.Close()
+	ex, err := embedded.Open(ctx, t.TempDir(), embedded.Options{})
+	if err != nil {
+		t.Fatal(err)
+	}
+	defer ex.Close()
+	const dim, n = 1024, 20000
+	coll := fmt.Sprintf("measure_%d", time.Now().Unix())
+	defer m.DropCollection(ctx, coll)
+	for _, s := range []vectordb.Store{m, ex} {
+		if err := s.EnsureCollection(ctx, vectordb.Collection{Name: coll, Dim: dim}); err != nil {
+			t.Fatal(err)
+		}
+	}
+	rows := vectordbtest.RandomRows(1, n, dim)
+	t0 := time.Now()
+	for start := 0; start < n; start += 500 {
+		for _, s := range []vectordb.Store{m, ex} {
+			if err := s.Upsert(ctx, coll, rows[start:start+500]); err != nil {
+				t.Fatal(err)
+			}
+		}
+	}
+	t.Logf("loaded %d rows into both in %v", n, time.Since(t0))
+	m.c.Flush(ctx, coll, false)
+	queries := make([][]float32, 200)
+	for i, r := range vectordbtest.RandomRows(777, 200, dim) {
+		queries[i] = r.Embedding
+	}
+	_, _, exact, err := vectordbtest.Latencies(ctx, ex, coll, queries, 10)
+	if err != nil {
+		t.Fatal(err)
+	}
+	p50, p99, approx, err := vectordbtest.Latencies(ctx, m, coll, queries, 10)
+	if err != nil {
+		t.Fatal(err)
+	}
+	t.Logf("milvus %d rows dim %d HNSW M=%d efConstruction=%d ef=max(%d,2*(k+16)): search k=10 p50 %v p99 %v, recall@10 vs exact %.3f",
+		n, dim, m.o.M, m.o.EfConstruction, m.o.Ef, p50, p99, vectordbtest.Recall(exact, approx))
+}
