@@ -1,0 +1,415 @@
+// Package ingest walks loop libraries and stores every loop's embedding in the vector
+// collection of its instrument: recognise audio by content, infer instrument, pack, BPM
+// and key (a manifest wins), skip what is already stored, decode and resample in
+// parallel, encode in batches, upsert in batches. One bad file never stops a run; a
+// re-run after a crash or Ctrl-C ends with exactly the rows of a clean run, because ids
+// are content hashes and upserts are idempotent.
+package ingest
+
+import (
+	"context"
+	"crypto/sha256"
+	"encoding/hex"
+	"errors"
+	"fmt"
+	"io"
+	"log/slog"
+	"os"
+	"runtime"
+	"sync"
+	"sync/atomic"
+	"time"
+
+	"github.com/loopmatch/loopmatch/audio"
+	"github.com/loopmatch/loopmatch/vectordb"
+)
+
+// Collection names the vector collection that holds one instrument's loops.
+func Collection(instrument string) string { return "loops_" + instrument }
+
+// ID is a loop's identity: the first 32 hex characters of the sha256 of its bytes.
+func ID(r io.Reader) (string, error) {
+	h := sha256.New()
+	if _, err := io.Copy(h, r); err != nil {
+		return "", err
+	}
+	return hex.EncodeToString(h.Sum(nil))[:32], nil
+}
+
+// Encoder embeds model windows: rows of InputSize samples in, rows of OutputSize values
+// out (an *onnx.Model is one).
+type Encoder interface {
+	Run(ctx context.Context, in []float32) ([]float32, error)
+	InputSize() int
+	OutputSize() int
+}
+
+// Config wires a run.
+type Config struct {
+	Store         vectordb.Store
+	StoreName     string // for the report
+	BundleID      string
+	SampleRate    int
+	WindowSeconds float64
+	// Encoders by instrument; files of other instruments are skipped.
+	Encoders map[string]Encoder
+	Rules    Rules
+	Manifest *Manifest
+	Limits   audio.Limits
+	// Workers decode in parallel (default GOMAXPROCS). BatchSize rows go to the encoder
+	// at once (default 16); UpsertBatch rows to the store (default 256).
+	Workers, BatchSize, UpsertBatch int
+	Progress                        *Progress
+	Logger                          *slog.Logger
+}
+
+type job struct {
+	path  string
+	id    string
+	meta  Meta
+	size  int64
+	win   []float32
+	info  audio.Info
+	embed []float32
+}
+
+// Run ingests the roots. It returns an error only when nothing can be done (no encoder,
+// the store refuses the collections); every per-file problem is in the report.
+func Run(ctx context.Context, cfg Config, roots []string) (*Report, error) {
+	if cfg.Workers <= 0 {
+		cfg.Workers = runtime.GOMAXPROCS(0)
+	}
+	if cfg.BatchSize <= 0 {
+		cfg.BatchSize = 16
+	}
+	if cfg.UpsertBatch <= 0 {
+		cfg.UpsertBatch = 256
+	}
+	if cfg.Logger == nil {
+		cfg.Logger = slog.New(slog.NewTextHandler(io.Discard, nil))
+	}
+	if len(cfg.Encoders) == 0 {
+		return nil, errors.New("ingest: the bundle has no encoders")
+	}
+	for inst, e := range cfg.Encoders {
+		err := cfg.Store.EnsureCollection(ctx, vectordb.Collection{Name: Collection(inst), Dim: e.OutputSize(), BundleID: cfg.BundleID})
+		if err != nil {
+			return nil, fmt.Errorf("ingest: collection for %s: %w", inst, err)
+		}
+	}
+	rep := newReport(cfg.StoreName, cfg.BundleID)
+	var found atomic.Int64
+	progCtx, stopProg := context.WithCancel(context.Background())
+	progDone := make(chan struct{})
+	if cfg.Progress != nil {
+		go func() { cfg.Progress.run(progCtx, rep, func() int { return int(found.Load()) }); close(progDone) }()
+	} else {
+		close(progDone)
+	}
+
+	// Stages: walk -> identify (sniff, hash, metadata) -> dedupe against the store ->
+	// decode -> encode in batches -> upsert in batches. Channels are small, so memory
+	// stays bounded whatever the library size.
+	cands := make(chan Candidate, 64)
+	ided := make(chan *job, 64)
+	fresh := make(chan *job, 64)
+	decoded := make(chan *job, 2*cfg.BatchSize)
+	encoded := make(chan *job, cfg.UpsertBatch)
+	fatal := make(chan error, 4)
+
+	var walkErr error
+	go func() {
+		defer close(cands)
+		walkErr = Walk(ctx, roots, func(c Candidate) error {
+			found.Add(1)
+			select {
+			case cands <- c:
+				return nil
+			case <-ctx.Done():
+				return ctx.Err()
+			}
+		}, func(p string, err error) { rep.fail(p, err) })
+	}()
+
+	var wg sync.WaitGroup
+	for i := 0; i < cfg.Workers; i++ {
+		wg.Add(1)
+		go func() { defer wg.Done(); identify(ctx, cfg, rep, cands, ided) }()
+	}
+	go func() { wg.Wait(); close(ided) }()
+
+	go func() { defer close(fresh); dedupe(ctx, cfg, rep, ided, fresh, fatal) }()
+
+	var dwg sync.WaitGroup
+	for i := 0; i < cfg.Workers; i++ {
+		dwg.Add(1)
+		go func() { defer dwg.Done(); decode(ctx, cfg, rep, fresh, decoded) }()
+	}
+	go func() { dwg.Wait(); close(decoded) }()
+
+	go func() { defer close(encoded); encode(ctx, cfg, rep, decoded, encoded) }()
+	upsertErr := upsert(cfg, rep, encoded)
+
+	stopProg()
+	<-progDone
+	interrupted := ctx.Err() != nil
+	rep.finish(interrupted)
+	select {
+	case err := <-fatal:
+		return rep, err
+	default:
+	}
+	if upsertErr != nil {
+		return rep, upsertErr
+	}
+	if walkErr != nil && !errors.Is(walkErr, context.Canceled) {
+		return rep, fmt.Errorf("ingest: %w", walkErr)
+	}
+	return rep, nil
+}
+
+func identify(ctx context.Context, cfg Config, rep *Report, in <-chan Candidate, out chan<- *job) {
+	for c := range in {
+		if ctx.Err() != nil {
+			continue // drain: the run is stopping
+		}
+		rep.seen()
+		j, reason, err := identifyOne(cfg, c)
+		switch {
+		case err != nil:
+			rep.fail(c.Path, err)
+		case reason != "":
+			rep.skip(c.Path, reason)
+		default:
+			out <- j
+		}
+	}
+}
+
+func identifyOne(cfg Config, c Candidate) (*job, string, error) {
+	f, err := os.Open(c.Path)
+	if err != nil {
+		return nil, "", fmt.Errorf("open: %w", err)
+	}
+	defer f.Close()
+	head := make([]byte, 4096)
+	n, _ := io.ReadFull(f, head)
+	if n == 0 {
+		return nil, "", errors.New("empty file (0 bytes): re-export or remove it")
+	}
+	if audio.Sniff(head[:n]) == audio.Unknown {
+		return nil, "not an audio file (content is not WAV, AIFF, FLAC or Ogg Vorbis)", nil
+	}
+	meta := cfg.Manifest.Apply(c.Path, cfg.Rules.Infer(c.Root, c.Path))
+	if meta.Instrument == "" {
+		return nil, "instrument unknown: name its folder or file with drum/bass keywords, list it in a --manifest, or force --instrument", nil
+	}
+	if _, ok := cfg.Encoders[meta.Instrument]; !ok {
+		return nil, fmt.Sprintf("no encoder for instrument %q in the bundle", meta.Instrument), nil
+	}
+	if _, err := f.Seek(0, io.SeekStart); err != nil {
+		return nil, "", err
+	}
+	id, err := ID(f)
+	if err != nil {
+		return nil, "", fmt.Errorf("read: %w", err)
+	}
+	return &job{path: c.Path, id: id, meta: meta, size: c.Size}, "", nil
+}
+
+// dedupe drops loops already stored with this bundle (without decoding them) and
+// duplicates within the run, asking the store in batches.
+func dedupe(ctx context.Context, cfg Config, rep *Report, in <-chan *job, out chan<- *job, fatal chan<- error) {
+	seen := map[string]bool{}
+	var batch []*job
+	flush := func() {
+		if len(batch) == 0 {
+			return
+		}
+		byInst := map[string][]string{}
+		for _, j := range batch {
+			byInst[j.meta.Instrument] = append(byInst[j.meta.Instrument], j.id)
+		}
+		stored := map[string]string{}
+		for inst, ids := range byInst {
+			has, err := cfg.Store.Has(ctx, Collection(inst), ids)
+			if err != nil {
+				if ctx.Err() == nil {
+					select {
+					case fatal <- fmt.Errorf("ingest: ask the store what it holds: %w", err):
+					default:
+					}
+				}
+				batch = batch[:0]
+				return
+			}
+			for id, b := range has {
+				stored[inst+"/"+id] = b
+			}
+		}
+		for _, j := range batch {
+			key := j.meta.Instrument + "/" + j.id
+			switch {
+			case stored[key] == cfg.BundleID:
+				rep.present(1)
+			case seen[key]:
+				rep.duplicate()
+			default:
+				seen[key] = true
+				out <- j
+			}
+		}
+		batch = batch[:0]
+	}
+	tick := time.NewTicker(100 * time.Millisecond)
+	defer tick.Stop()
+	for {
+		select {
+		case j, ok := <-in:
+			if !ok {
+				flush()
+				return
+			}
+			batch = append(batch, j)
+			if len(batch) >= 128 {
+				flush()
+			}
+		case <-tick.C:
+			flush()
+		}
+	}
+}
+
+func decode(ctx context.Context, cfg Config, rep *Report, in <-chan *job, out chan<- *job) {
+	o := audio.LoadOptions{SampleRate: cfg.SampleRate, WindowSeconds: cfg.WindowSeconds, Limits: cfg.Limits}
+	for j := range in {
+		if ctx.Err() != nil {
+			continue
+		}
+		w, info, err := audio.Load(ctx, j.path, o)
+		if err != nil {
+			if ctx.Err() == nil {
+				rep.fail(j.path, err)
+			}
+			continue
+		}
+		j.win, j.info = w, info
+		out <- j
+	}
+}
+
+// encode batches windows per instrument through the encoder. Work already decoded when
+// the run is interrupted is still encoded and stored, so Ctrl-C loses nothing done.
+func encode(ctx context.Context, cfg Config, rep *Report, in <-chan *job, out chan<- *job) {
+	pending := map[string][]*job{}
+	run := func(inst string) {
+		b := pending[inst]
+		if len(b) == 0 {
+			return
+		}
+		pending[inst] = nil
+		enc := cfg.Encoders[inst]
+		flat := make([]float32, 0, len(b)*enc.InputSize())
+		for _, j := range b {
+			flat = append(flat, j.win...)
+		}
+		res, err := enc.Run(context.WithoutCancel(ctx), flat)
+		if err != nil {
+			for _, j := range b {
+				rep.fail(j.path, fmt.Errorf("encode: %w", err))
+			}
+			return
+		}
+		d := enc.OutputSize()
+		for i, j := range b {
+			j.embed = res[i*d : (i+1)*d : (i+1)*d]
+			j.win = nil
+			out <- j
+		}
+	}
+	tick := time.NewTicker(200 * time.Millisecond)
+	defer tick.Stop()
+	for {
+		select {
+		case j, ok := <-in:
+			if !ok {
+				for inst := range pending {
+					run(inst)
+				}
+				return
+			}
+			inst := j.meta.Instrument
+			if len(j.win) != cfg.Encoders[inst].InputSize() {
+				rep.fail(j.path, fmt.Errorf("window of %d samples, the encoder takes %d", len(j.win), cfg.Encoders[inst].InputSize()))
+				continue
+			}
+			pending[inst] = append(pending[inst], j)
+			if len(pending[inst]) >= cfg.BatchSize {
+				run(inst)
+			}
+		case <-tick.C:
+			// A partial batch waits at most one tick, so a slow walk never stalls rows.
+			for inst := range pending {
+				run(inst)
+			}
+		}
+	}
+}
+
+// upsert writes encoded rows in batches per collection. It runs to the end even when the
+// run is interrupted (with its own deadline), so everything encoded is stored.
+func upsert(cfg Config, rep *Report, in <-chan *job) error {
+	pending := map[string][]*job{}
+	var firstErr error
+	write := func(inst string) {
+		b := pending[inst]
+		if len(b) == 0 {
+			return
+		}
+		pending[inst] = nil
+		if firstErr != nil {
+			for _, j := range b {
+				rep.fail(j.path, fmt.Errorf("not stored: %w", firstErr))
+			}
+			return
+		}
+		rows := make([]vectordb.Row, len(b))
+		now := time.Now().UTC()
+		for i, j := range b {
+			rows[i] = vectordb.Row{ID: j.id, Instrument: inst, Pack: j.meta.Pack, Path: j.path, BPM: j.meta.BPM,
+				Key: j.meta.Key, Duration: j.info.Duration.Seconds(), SampleRate: j.info.SampleRate,
+				BundleID: cfg.BundleID, IngestedAt: now, Embedding: j.embed}
+		}
+		ctx, cancel := context.WithTimeout(context.Background(), 2*time.Minute)
+		defer cancel()
+		if err := cfg.Store.Upsert(ctx, Collection(inst), rows); err != nil {
+			firstErr = fmt.Errorf("ingest: store %d rows: %w", len(rows), err)
+			for _, j := range b {
+				rep.fail(j.path, fmt.Errorf("not stored: %w", err))
+			}
+			return
+		}
+		rep.ingested(inst, len(rows))
+	}
+	tick := time.NewTicker(time.Second)
+	defer tick.Stop()
+	for {
+		select {
+		case j, ok := <-in:
+			if !ok {
+				for inst := range pending {
+					write(inst)
+				}
+				return firstErr
+			}
+			pending[j.meta.Instrument] = append(pending[j.meta.Instrument], j)
+			if len(pending[j.meta.Instrument]) >= cfg.UpsertBatch {
+				write(j.meta.Instrument)
+			}
+		case <-tick.C:
+			for inst := range pending {
+				write(inst)
+			}
+		}
+	}
+}
