@@ -89,7 +89,7 @@ fi
 # --- Milvus test server -----------------------------------------------------
 if [ "$WANT_MILVUS" = 1 ]; then
   if [ ! -x .venv-milvus/bin/milvus-server ]; then
-    log "installing milvus==2.3.9 into .venv-milvus"
+    log "installing $(cat scripts/requirements-milvus.txt) into .venv-milvus"
     "$PY" -m venv .venv-milvus
     .venv-milvus/bin/pip install -q --disable-pip-version-check -r scripts/requirements-milvus.txt
   fi

@@ -4,6 +4,7 @@ import (
 	"context"
 	"fmt"
 	"os"
+	"strconv"
 	"testing"
 	"time"
 
@@ -19,7 +20,15 @@ func TestMeasure(t *testing.T) {
 		t.Skip("set LOOPMATCH_MEASURE=1 to measure")
 	}
 	ctx := context.Background()
-	m := open(t)
+	cons := os.Getenv("LOOPMATCH_MEASURE_CONSISTENCY")
+	if cons == "" {
+		cons = "bounded"
+	}
+	ef, _ := strconv.Atoi(os.Getenv("LOOPMATCH_MEASURE_EF"))
+	m, err := Open(ctx, addr(t), Options{Consistency: cons, Ef: ef})
+	if err != nil {
+		t.Fatal(err)
+	}
 	defer m.Close()
 	ex, err := embedded.Open(ctx, t.TempDir(), embedded.Options{})
 	if err != nil {
@@ -35,6 +44,11 @@ func TestMeasure(t *testing.T) {
 		}
 	}
 	rows := vectordbtest.RandomRows(1, n, dim)
+	data := "random gaussian"
+	if os.Getenv("LOOPMATCH_MEASURE_DATA") == "clustered" {
+		rows = vectordbtest.ClusteredRows(1, n, dim, 400, 0.6)
+		data = "clustered (400 centres)"
+	}
 	t0 := time.Now()
 	for start := 0; start < n; start += 500 {
 		for _, s := range []vectordb.Store{m, ex} {
@@ -45,6 +59,7 @@ func TestMeasure(t *testing.T) {
 	}
 	t.Logf("loaded %d rows into both in %v", n, time.Since(t0))
 	m.c.Flush(ctx, coll, false)
+	time.Sleep(10 * time.Second) // let the sealed segments get their HNSW index
 	queries := make([][]float32, 200)
 	for i, r := range vectordbtest.RandomRows(777, 200, dim) {
 		queries[i] = r.Embedding
@@ -57,6 +72,6 @@ func TestMeasure(t *testing.T) {
 	if err != nil {
 		t.Fatal(err)
 	}
-	t.Logf("milvus %d rows dim %d HNSW M=%d efConstruction=%d ef=max(%d,2*(k+16)): search k=10 p50 %v p99 %v, recall@10 vs exact %.3f",
-		n, dim, m.o.M, m.o.EfConstruction, m.o.Ef, p50, p99, vectordbtest.Recall(exact, approx))
+	t.Logf("milvus %d rows dim %d (%s), consistency %s, HNSW M=%d efConstruction=%d ef=max(%d,2*(k+16)): search k=10 p50 %v p99 %v, recall@10 vs exact %.3f",
+		n, dim, data, cons, m.o.M, m.o.EfConstruction, m.o.Ef, p50, p99, vectordbtest.Recall(exact, approx))
 }

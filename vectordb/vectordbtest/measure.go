@@ -26,6 +26,28 @@ func RandomRows(seed uint64, n, dim int) []vectordb.Row {
 	return out
 }
 
+// ClusteredRows makes n rows around `centers` random centres (like embeddings of loops
+// that come in packs and genres), which is what an ANN index meets in practice; purely
+// random high-dimensional vectors are its worst case.
+func ClusteredRows(seed uint64, n, dim, centers int, spread float64) []vectordb.Row {
+	r := rand.New(rand.NewPCG(seed, 5))
+	cs := make([][]float32, centers)
+	for i := range cs {
+		cs[i] = make([]float32, dim)
+		for j := range cs[i] {
+			cs[i][j] = float32(r.NormFloat64())
+		}
+	}
+	out := RandomRows(seed, n, dim)
+	for i := range out {
+		c := cs[r.IntN(centers)]
+		for j := range out[i].Embedding {
+			out[i].Embedding[j] = c[j] + float32(spread*r.NormFloat64())
+		}
+	}
+	return out
+}
+
 // Latencies runs each query once and returns the p50 and p99 latency and the results.
 func Latencies(ctx context.Context, s vectordb.Store, coll string, queries [][]float32, k int) (p50, p99 time.Duration, res [][]string, err error) {
 	var ds []time.Duration
