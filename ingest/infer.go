@@ -4,6 +4,7 @@ import (
 	"fmt"
 	"path/filepath"
 	"regexp"
+	"slices"
 	"strconv"
 	"strings"
 	"unicode"
@@ -136,7 +137,7 @@ func dropGenrePhrases(toks []string) []string {
 	for i := 0; i < len(toks); {
 		skipped := false
 		for _, p := range genrePhrases {
-			if i+len(p) <= len(toks) && equalSlices(toks[i:i+len(p)], p) {
+			if i+len(p) <= len(toks) && slices.Equal(toks[i:i+len(p)], p) {
 				i += len(p)
 				skipped = true
 				break
@@ -148,18 +149,6 @@ func dropGenrePhrases(toks []string) []string {
 		}
 	}
 	return out
-}
-
-func equalSlices(a, b []string) bool {
-	if len(a) != len(b) {
-		return false
-	}
-	for i := range a {
-		if a[i] != b[i] {
-			return false
-		}
-	}
-	return true
 }
 
 // tokens splits a name into lower-case words at separators, lower-to-upper case changes

@@ -2,6 +2,7 @@ package ingest
 
 import (
 	"path/filepath"
+	"slices"
 	"testing"
 )
 
@@ -113,7 +114,7 @@ func TestInferForcedAndPackLevel(t *testing.T) {
 func TestTokens(t *testing.T) {
 	got := tokens("DeepHouse_808Bass-124bpm")
 	want := []string{"deep", "house", "808", "bass", "124", "bpm"}
-	if !equalSlices(got, want) {
+	if !slices.Equal(got, want) {
 		t.Errorf("tokens = %q, want %q", got, want)
 	}
 }

@@ -10,6 +10,7 @@ import (
 	"math"
 	"os"
 	"path/filepath"
+	"slices"
 	"strings"
 )
 
@@ -162,10 +163,10 @@ func (b *Bundle) check() error {
 		default:
 			continue // roles this build does not use (e.g. experimental heads) are carried, not run
 		}
-		if !shapeEq(s.Inputs[0].Shape, wantIn) {
+		if !slices.Equal(s.Inputs[0].Shape, wantIn) {
 			return fmt.Errorf("%s: input %q shape %v, want %v for a %s of this bundle", where, s.Inputs[0].Name, s.Inputs[0].Shape, wantIn, s.Role)
 		}
-		if !shapeEq(s.Outputs[0].Shape, wantOut) {
+		if !slices.Equal(s.Outputs[0].Shape, wantOut) {
 			return fmt.Errorf("%s: output %q shape %v, want %v for a %s of this bundle", where, s.Outputs[0].Name, s.Outputs[0].Shape, wantOut, s.Role)
 		}
 		for _, t := range append(append([]TensorSpec{}, s.Inputs...), s.Outputs...) {
@@ -178,18 +179,6 @@ func (b *Bundle) check() error {
 		}
 	}
 	return nil
-}
-
-func shapeEq(a, b []int64) bool {
-	if len(a) != len(b) {
-		return false
-	}
-	for i := range a {
-		if a[i] != b[i] {
-			return false
-		}
-	}
-	return true
 }
 
 func checkSHA(path, want string) error {
