@@ -436,6 +436,9 @@ func (s *Store) List(ctx context.Context, name, after string, limit int) ([]vect
 // Search implements vectordb.Store: exact cosine over every row that passes the filter,
 // split across cores.
 func (s *Store) Search(ctx context.Context, name string, vec []float32, k int, f vectordb.Filter) ([]vectordb.Hit, error) {
+	if err := ctx.Err(); err != nil {
+		return nil, err
+	}
 	s.mu.RLock()
 	defer s.mu.RUnlock()
 	ix, err := s.get(name)
@@ -462,6 +465,10 @@ func (s *Store) Search(ctx context.Context, name string, vec []float32, k int, f
 			t := topK{k: k}
 			d := ix.info.Dim
 			for i := lo; i < hi; i++ {
+				// A cancelled request stops scanning a large collection early.
+				if (i-lo)&8191 == 8191 && ctx.Err() != nil {
+					return
+				}
 				r := &ix.rows[i]
 				if !f.Match(r.ID, r.Pack, r.Key, r.BPM) {
 					continue

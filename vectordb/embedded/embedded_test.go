@@ -3,6 +3,7 @@ package embedded
 import (
 	"context"
 	"errors"
+	"fmt"
 	"testing"
 
 	"github.com/loopmatch/loopmatch/vectordb"
@@ -92,5 +93,83 @@ func TestParallelSearchMatchesSerial(t *testing.T) {
 				t.Fatalf("query %d hit %d: %s, want %s", i, j, h[j].ID, want[j])
 			}
 		}
+	}
+}
+
+// TestConcurrentReadersAndWriter runs searches, Has and List while one goroutine
+// upserts and deletes; under -race this checks the index locking, and every search
+// must see a whole index (k hits of the right collection).
+func TestConcurrentReadersAndWriter(t *testing.T) {
+	s := openT(t, t.TempDir())
+	defer s.Close()
+	ctx := context.Background()
+	if err := s.EnsureCollection(ctx, vectordb.Collection{Name: "c", Dim: vectordbtest.Dim}); err != nil {
+		t.Fatal(err)
+	}
+	rows := vectordbtest.Rows(11, 3000)
+	if err := s.Upsert(ctx, "c", rows[:1000]); err != nil {
+		t.Fatal(err)
+	}
+	stop := make(chan struct{})
+	errc := make(chan error, 4)
+	for r := 0; r < 3; r++ {
+		go func(r int) {
+			for i := 0; ; i++ {
+				select {
+				case <-stop:
+					errc <- nil
+					return
+				default:
+				}
+				h, err := s.Search(ctx, "c", rows[(r*31+i)%len(rows)].Embedding, 10, vectordb.Filter{})
+				if err == nil && len(h) != 10 {
+					err = fmt.Errorf("search gave %d hits", len(h))
+				}
+				if err == nil {
+					_, err = s.Has(ctx, "c", []string{rows[i%len(rows)].ID})
+				}
+				if err == nil {
+					_, err = s.List(ctx, "c", "", 20)
+				}
+				if err != nil {
+					errc <- err
+					return
+				}
+			}
+		}(r)
+	}
+	for start := 1000; start < len(rows); start += 100 {
+		if err := s.Upsert(ctx, "c", rows[start:start+100]); err != nil {
+			t.Fatal(err)
+		}
+		if err := s.Delete(ctx, "c", []string{rows[start-1000].ID}); err != nil {
+			t.Fatal(err)
+		}
+	}
+	close(stop)
+	for r := 0; r < 3; r++ {
+		if err := <-errc; err != nil {
+			t.Fatal(err)
+		}
+	}
+	if n, _ := s.Count(ctx, "c"); n != len(rows)-20 {
+		t.Errorf("Count = %d, want %d", n, len(rows)-20)
+	}
+}
+
+// TestSearchCancelled: a cancelled context ends a search with the context's error.
+func TestSearchCancelled(t *testing.T) {
+	s := openT(t, t.TempDir())
+	defer s.Close()
+	ctx := context.Background()
+	s.EnsureCollection(ctx, vectordb.Collection{Name: "c", Dim: vectordbtest.Dim})
+	rows := vectordbtest.Rows(12, 20000)
+	if err := s.Upsert(ctx, "c", rows); err != nil {
+		t.Fatal(err)
+	}
+	cctx, cancel := context.WithCancel(ctx)
+	cancel()
+	if _, err := s.Search(cctx, "c", rows[0].Embedding, 5, vectordb.Filter{}); !errors.Is(err, context.Canceled) {
+		t.Fatalf("cancelled search: %v", err)
 	}
 }

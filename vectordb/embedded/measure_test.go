@@ -46,18 +46,55 @@ func TestMeasure(t *testing.T) {
 	}
 }
 
-func BenchmarkSearch10k(b *testing.B) {
+// loaded opens a store in a temporary folder holding n random rows of dimension 1024.
+func loaded(b *testing.B, n int) (*Store, []vectordb.Row) {
+	ctx := context.Background()
+	s := openT(b, b.TempDir())
+	b.Cleanup(func() { s.Close() })
+	s.EnsureCollection(ctx, vectordb.Collection{Name: "m", Dim: 1024})
+	rows := vectordbtest.RandomRows(1, n, 1024)
+	for start := 0; start < len(rows); start += 500 {
+		if err := s.Upsert(ctx, "m", rows[start:min(start+500, n)]); err != nil {
+			b.Fatal(err)
+		}
+	}
+	return s, rows
+}
+
+func benchSearch(b *testing.B, n int, f vectordb.Filter) {
+	s, rows := loaded(b, n)
+	ctx := context.Background()
+	i := 0
+	for b.Loop() {
+		if _, err := s.Search(ctx, "m", rows[(i*7919)%n].Embedding, 10, f); err != nil {
+			b.Fatal(err)
+		}
+		i++
+	}
+}
+
+// Benchmarks run only with -bench: go test -run '^$' -bench . ./vectordb/embedded
+func BenchmarkSearch10k(b *testing.B)  { benchSearch(b, 10000, vectordb.Filter{}) }
+func BenchmarkSearch100k(b *testing.B) { benchSearch(b, 100000, vectordb.Filter{}) }
+
+// BenchmarkSearch100kFiltered: a BPM window and an excluded pack, as the recommend
+// API asks.
+func BenchmarkSearch100kFiltered(b *testing.B) {
+	benchSearch(b, 100000, vectordb.Filter{MinBPM: 118, MaxBPM: 122, ExcludePacks: []string{"P7"}})
+}
+
+// BenchmarkUpsert writes batches of 500 rows of dimension 1024 (one bbolt transaction
+// each, fsync included); b.N counts rows.
+func BenchmarkUpsert(b *testing.B) {
 	ctx := context.Background()
 	s := openT(b, b.TempDir())
 	defer s.Close()
 	s.EnsureCollection(ctx, vectordb.Collection{Name: "m", Dim: 1024})
-	rows := vectordbtest.RandomRows(1, 10000, 1024)
-	for start := 0; start < len(rows); start += 500 {
-		s.Upsert(ctx, "m", rows[start:start+500])
-	}
-	q := rows[17].Embedding
-	for b.Loop() {
-		if _, err := s.Search(ctx, "m", q, 10, vectordb.Filter{}); err != nil {
+	rows := vectordbtest.RandomRows(1, 20000, 1024)
+	b.ResetTimer()
+	for i := 0; i < b.N; i += 500 {
+		start := i % len(rows)
+		if err := s.Upsert(ctx, "m", rows[start:min(start+500, len(rows))]); err != nil {
 			b.Fatal(err)
 		}
 	}

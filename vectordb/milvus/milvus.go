@@ -537,11 +537,11 @@ func (s *Store) Search(ctx context.Context, name string, vec []float32, k int, f
 	}); err != nil {
 		return nil, err
 	}
+	if len(res) > 0 && res[0].Err != nil {
+		return nil, fmt.Errorf("milvus search %s: %w", name, res[0].Err)
+	}
 	if len(res) == 0 || res[0].ResultCount == 0 || res[0].IDs == nil {
 		return nil, nil
-	}
-	if res[0].Err != nil {
-		return nil, fmt.Errorf("milvus search %s: %w", name, res[0].Err)
 	}
 	idc, ok := res[0].IDs.(*entity.ColumnVarChar)
 	if !ok {

@@ -1,0 +1,93 @@
+// Package backend opens the vectordb.Store that a --store value names. It lives apart
+// from vectordb because it imports both backends, and they import vectordb.
+package backend
+
+import (
+	"context"
+	"fmt"
+	"net"
+	"net/url"
+	"strings"
+
+	"github.com/loopmatch/loopmatch/vectordb"
+	"github.com/loopmatch/loopmatch/vectordb/embedded"
+	"github.com/loopmatch/loopmatch/vectordb/milvus"
+)
+
+// DefaultSpec is the store used when none is given: the embedded backend, which needs
+// no server.
+const DefaultSpec = "embedded:data/store"
+
+// DefaultMilvusPort is Milvus's gRPC port, used when a milvus:// address names none.
+const DefaultMilvusPort = "19530"
+
+// Options tune each backend; the spec picks which one is used. Settings written in the
+// spec (milvus://...?consistency=strong) override these.
+type Options struct {
+	Embedded embedded.Options
+	Milvus   milvus.Options
+}
+
+// Spec is a parsed --store value.
+type Spec struct {
+	Kind string // "embedded" or "milvus"
+	// Addr is the folder (embedded) or host:port (milvus).
+	Addr string
+	// Consistency from ?consistency= (milvus only); "" means the backend's default.
+	Consistency string
+}
+
+// Parse reads "embedded:DIR" (or a bare folder), and
+// "milvus://host[:port][?consistency=strong|bounded|session|eventually]".
+// "" is DefaultSpec.
+func Parse(spec string) (Spec, error) {
+	if spec == "" {
+		spec = DefaultSpec
+	}
+	if !strings.HasPrefix(spec, "milvus://") {
+		kind, dir, err := vectordb.ParseSpec(spec)
+		if err != nil {
+			return Spec{}, err
+		}
+		return Spec{Kind: kind, Addr: dir}, nil
+	}
+	u, err := url.Parse(spec)
+	if err != nil {
+		return Spec{}, fmt.Errorf("store %q: %w: write milvus://host:19530", spec, err)
+	}
+	if u.Host == "" || u.Hostname() == "" || (u.Path != "" && u.Path != "/") || u.User != nil || u.Fragment != "" {
+		return Spec{}, fmt.Errorf("store %q: write milvus://host:19530[?consistency=strong]", spec)
+	}
+	s := Spec{Kind: "milvus", Addr: u.Host}
+	if u.Port() == "" {
+		s.Addr = net.JoinHostPort(u.Hostname(), DefaultMilvusPort)
+	}
+	for k, v := range u.Query() {
+		switch k {
+		case "consistency":
+			s.Consistency = v[len(v)-1]
+		default:
+			return Spec{}, fmt.Errorf("store %q: unknown setting %q: the only one is consistency=strong|bounded|session|eventually", spec, k)
+		}
+	}
+	return s, nil
+}
+
+// Open opens the store a spec names. The caller closes it.
+func Open(ctx context.Context, spec string, o Options) (vectordb.Store, error) {
+	s, err := Parse(spec)
+	if err != nil {
+		return nil, err
+	}
+	switch s.Kind {
+	case "embedded":
+		return embedded.Open(ctx, s.Addr, o.Embedded)
+	case "milvus":
+		mo := o.Milvus
+		if s.Consistency != "" {
+			mo.Consistency = s.Consistency
+		}
+		return milvus.Open(ctx, s.Addr, mo)
+	}
+	return nil, fmt.Errorf("store %q: unknown kind %q: use embedded:DIR or milvus://host:19530", spec, s.Kind)
+}
