@@ -13,8 +13,8 @@ func decodeAIFF(data []byte, lim Limits) (*Buffer, error) {
 	}
 	aifc := string(data[8:12]) == "AIFC"
 	var comm, ssnd []byte
-	pos := 12
-	for pos+8 <= len(data) {
+	// As in WAV, chunks after COMM and SSND are never read: they cannot change the audio.
+	for pos := 12; pos+8 <= len(data) && (comm == nil || ssnd == nil); {
 		id := string(data[pos : pos+4])
 		size := uint64(binary.BigEndian.Uint32(data[pos+4 : pos+8]))
 		body := pos + 8

@@ -26,7 +26,7 @@ func TestEncodeDecodeRoundTrip(t *testing.T) {
 	in := sine(440, 22050, 22050)
 	in[10] = 1.5 // clipped in PCM16, kept in float
 	for _, enc := range []WAVEncoding{PCM16, Float32} {
-		b, err := Decode(wavBytes(t, in, 22050, enc), DefaultLimits())
+		b, err := DecodeBytes(wavBytes(t, in, 22050, enc), DefaultLimits())
 		if err != nil {
 			t.Fatal(err)
 		}
@@ -239,7 +239,7 @@ func TestBrokenFiles(t *testing.T) {
 		t.Run(c.name, func(t *testing.T) {
 			var before runtime.MemStats
 			runtime.ReadMemStats(&before)
-			_, err := Decode(c.data, DefaultLimits())
+			_, err := DecodeBytes(c.data, DefaultLimits())
 			var after runtime.MemStats
 			runtime.ReadMemStats(&after)
 			if err == nil {

@@ -56,11 +56,28 @@ func (b *Buffer) Mono() []float32 {
 	return out
 }
 
-// Decode decodes a whole file held in memory, recognising the format by content.
-func Decode(data []byte, lim Limits) (*Buffer, error) {
+// Decode reads a whole file from r and decodes it, recognising the format by content.
+// size is the file's length if known (it is checked against Limits before anything is
+// read), or -1. The reader is read into memory, at most Limits.MaxFileBytes of it:
+// every format here needs random access to its chunks, and decoded float32 is larger
+// than the file anyway, so streaming would save nothing.
+func Decode(r io.Reader, size int64, lim Limits) (*Buffer, error) {
+	lim = lim.orDefault()
+	if size > lim.MaxFileBytes {
+		return nil, fmt.Errorf("%w: %d bytes, the limit is %d: trim the file or raise the size limit", ErrTooLarge, size, lim.MaxFileBytes)
+	}
+	data, err := io.ReadAll(io.LimitReader(r, lim.MaxFileBytes+1))
+	if err != nil {
+		return nil, fmt.Errorf("read audio: %w", err)
+	}
+	return DecodeBytes(data, lim)
+}
+
+// DecodeBytes decodes a whole file held in memory, recognising the format by content.
+func DecodeBytes(data []byte, lim Limits) (*Buffer, error) {
 	lim = lim.orDefault()
 	if int64(len(data)) > lim.MaxFileBytes {
-		return nil, fmt.Errorf("%w: %d bytes, the limit is %d", ErrTooLarge, len(data), lim.MaxFileBytes)
+		return nil, fmt.Errorf("%w: more than %d bytes, the limit: trim the file or raise the size limit", ErrTooLarge, lim.MaxFileBytes)
 	}
 	if len(data) == 0 {
 		return nil, fmt.Errorf("%w: empty file", ErrTruncated)
@@ -116,14 +133,7 @@ func DecodeFile(ctx context.Context, path string, lim Limits) (*Buffer, error) {
 	if err != nil {
 		return nil, fmt.Errorf("decode %s: %w", path, err)
 	}
-	if st.Size() > lim.MaxFileBytes {
-		return nil, fmt.Errorf("decode %s: %w: %d bytes, the limit is %d", path, ErrTooLarge, st.Size(), lim.MaxFileBytes)
-	}
-	data, err := io.ReadAll(io.LimitReader(f, lim.MaxFileBytes+1))
-	if err != nil {
-		return nil, fmt.Errorf("decode %s: %w", path, err)
-	}
-	b, err := Decode(data, lim)
+	b, err := Decode(f, st.Size(), lim)
 	if err != nil {
 		return nil, fmt.Errorf("decode %s: %w", path, err)
 	}
@@ -146,8 +156,10 @@ func decodeFLAC(data []byte, lim Limits) (*Buffer, error) {
 	if err := lim.checkFrames(int64(info.NSamples), channels, rate); err != nil {
 		return nil, err
 	}
-	maxFrames := int64(lim.MaxDuration.Seconds()*float64(rate)) + 1
-	out := make([]float32, 0, int(info.NSamples)*channels)
+	maxFrames := min(int64(lim.MaxDuration.Seconds()*float64(rate))+1, lim.maxSamples()/int64(channels))
+	// The header's length is only a hint: a few bytes of FLAC can declare hours, so the
+	// first allocation is bounded by the file size and append grows with real frames.
+	out := make([]float32, 0, preallocSamples(int64(info.NSamples)*int64(channels), len(data)))
 	scale := 1 / float32(uint64(1)<<(bits-1))
 	var frames int64
 	for {
@@ -172,7 +184,7 @@ func decodeFLAC(data []byte, lim Limits) (*Buffer, error) {
 		}
 		frames += int64(n)
 		if frames > maxFrames {
-			return nil, fmt.Errorf("%w: longer than %s", ErrTooLong, lim.MaxDuration)
+			return nil, tooMuch(lim, channels)
 		}
 		for i := 0; i < n; i++ {
 			for c := 0; c < channels; c++ {
@@ -195,14 +207,14 @@ func decodeOgg(data []byte, lim Limits) (*Buffer, error) {
 	if err := checkLayout(channels, rate, 16); err != nil {
 		return nil, err
 	}
-	maxSamples := (int64(lim.MaxDuration.Seconds()*float64(rate)) + 1) * int64(channels)
-	out := make([]float32, 0, 4*rate*channels)
+	maxSamples := min((int64(lim.MaxDuration.Seconds()*float64(rate))+1)*int64(channels), lim.maxSamples())
+	out := make([]float32, 0, preallocSamples(int64(4*rate*channels), len(data)))
 	buf := make([]float32, 4096*channels)
 	for {
 		n, err := r.Read(buf)
 		out = append(out, buf[:n]...)
 		if int64(len(out)) > maxSamples {
-			return nil, fmt.Errorf("%w: longer than %s", ErrTooLong, lim.MaxDuration)
+			return nil, tooMuch(lim, channels)
 		}
 		if errors.Is(err, io.EOF) {
 			break
@@ -216,4 +228,16 @@ func decodeOgg(data []byte, lim Limits) (*Buffer, error) {
 	}
 	out = out[:len(out)/channels*channels]
 	return &Buffer{SampleRate: rate, Channels: channels, Data: out, Format: OGG}, nil
+}
+
+// preallocSamples caps a first allocation by what the file could plausibly hold (16
+// samples per byte is beyond any real compression ratio but for silence), so a header's
+// claim alone never costs more memory than the file's own size suggests.
+func preallocSamples(declared int64, fileBytes int) int {
+	return int(max(0, min(declared, 16*int64(fileBytes)+1<<16)))
+}
+
+// tooMuch is the error for a compressed stream that decodes past the limits.
+func tooMuch(lim Limits, channels int) error {
+	return fmt.Errorf("%w: decodes to more than %s or %d samples x %d channels: trim the file or raise the limits", ErrTooLong, lim.MaxDuration, lim.maxSamples()/int64(channels), channels)
 }

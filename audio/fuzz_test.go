@@ -23,7 +23,7 @@ func addSeeds(f *testing.F, names ...string) {
 }
 
 func checkDecoded(t *testing.T, data []byte) {
-	b, err := Decode(data, fuzzLimits)
+	b, err := DecodeBytes(data, fuzzLimits)
 	if err != nil {
 		return
 	}

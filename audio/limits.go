@@ -40,8 +40,13 @@ func (l Limits) checkFrames(frames int64, channels, rate int) error {
 	if d := time.Duration(float64(frames) / float64(rate) * float64(time.Second)); d > l.MaxDuration {
 		return fmt.Errorf("%w: %s declared, the limit is %s: trim the file or raise the duration limit", ErrTooLong, d.Round(time.Second), l.MaxDuration)
 	}
-	if frames*int64(channels)*4 > 2*l.MaxFileBytes {
+	if frames*int64(channels) > l.maxSamples() {
 		return fmt.Errorf("%w: %d frames x %d channels declared", ErrTooLarge, frames, channels)
 	}
 	return nil
 }
+
+// maxSamples bounds decoded samples (all channels) to 2*MaxFileBytes bytes of float32:
+// room for a 16-bit file of the maximum size, whose float32 form is twice as big, while a
+// compressed or 8-bit file that expands further counts as too large.
+func (l Limits) maxSamples() int64 { return 2 * l.MaxFileBytes / 4 }

@@ -8,9 +8,9 @@ import (
 
 // LoadOptions describe the model input: its rate and window, and the decode limits.
 type LoadOptions struct {
-	SampleRate    int
-	WindowSeconds float64
-	Limits        Limits
+	SampleRate    int     // the rate the window is resampled to; required
+	WindowSeconds float64 // 0 means DefaultWindowSeconds
+	Limits        Limits  // zero fields mean DefaultLimits
 }
 
 // Info describes the file a window came from.
@@ -24,6 +24,10 @@ type Info struct {
 
 // Load decodes a file and returns the model window: mono, resampled, tiled or cut.
 func Load(ctx context.Context, path string, o LoadOptions) ([]float32, Info, error) {
+	o, err := o.normalize()
+	if err != nil {
+		return nil, Info{}, err
+	}
 	b, err := DecodeFile(ctx, path, o.Limits)
 	if err != nil {
 		return nil, Info{}, err
@@ -37,20 +41,37 @@ func Load(ctx context.Context, path string, o LoadOptions) ([]float32, Info, err
 
 // LoadBytes is Load for audio held in memory (uploads).
 func LoadBytes(data []byte, o LoadOptions) ([]float32, Info, error) {
-	b, err := Decode(data, o.Limits)
+	o, err := o.normalize()
+	if err != nil {
+		return nil, Info{}, err
+	}
+	b, err := DecodeBytes(data, o.Limits)
 	if err != nil {
 		return nil, Info{}, err
 	}
 	return prepare(b, o)
 }
 
+func (o LoadOptions) normalize() (LoadOptions, error) {
+	if o.WindowSeconds == 0 {
+		o.WindowSeconds = DefaultWindowSeconds
+	}
+	if o.SampleRate <= 0 {
+		return o, fmt.Errorf("load: target sample rate %d must be positive: set LoadOptions.SampleRate to the model's rate", o.SampleRate)
+	}
+	if !(o.WindowSeconds > 0 && o.WindowSeconds <= MaxWindowSeconds) || WindowSamples(o.SampleRate, o.WindowSeconds) < 1 {
+		return o, fmt.Errorf("load: window of %v s at %d Hz: want at least one sample and at most %v s", o.WindowSeconds, o.SampleRate, MaxWindowSeconds)
+	}
+	o.Limits = o.Limits.orDefault()
+	return o, nil
+}
+
+// prepare is the pipeline train/ mirrors: mono, checks on the whole loop at the file's
+// own rate, resample, then tile or cut. The checks run once, before resampling, so the
+// rule does not depend on the resampler (a NaN would smear, a peak could move).
 func prepare(b *Buffer, o LoadOptions) ([]float32, Info, error) {
 	info := Info{Format: b.Format, SampleRate: b.SampleRate, Channels: b.Channels, BitDepth: b.BitDepth, Duration: b.Duration()}
-	if o.SampleRate <= 0 || o.WindowSeconds <= 0 {
-		return nil, info, fmt.Errorf("load: sample rate %d and window %v s must be positive", o.SampleRate, o.WindowSeconds)
-	}
 	mono := b.Mono()
-	// Check before resampling: resampling a NaN smears it, and silence stays silence.
 	if err := CheckSignal(mono, b.SampleRate); err != nil {
 		return nil, info, err
 	}
@@ -58,6 +79,8 @@ func prepare(b *Buffer, o LoadOptions) ([]float32, Info, error) {
 	if err != nil {
 		return nil, info, err
 	}
-	w, err := Window(r, o.SampleRate, o.WindowSeconds)
-	return w, info, err
+	if len(r) == 0 { // only at absurd target rates: 50 ms rounds to no sample
+		return nil, info, fmt.Errorf("%w: nothing left at %d Hz", ErrTooShort, o.SampleRate)
+	}
+	return fit(r, WindowSamples(o.SampleRate, o.WindowSeconds)), info, nil
 }

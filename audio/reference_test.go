@@ -234,7 +234,7 @@ func TestDecodeMatchesSoxFFmpeg(t *testing.T) {
 			if err != nil {
 				t.Fatal(err)
 			}
-			b, err := Decode(data, DefaultLimits())
+			b, err := DecodeBytes(data, DefaultLimits())
 			if err != nil {
 				t.Fatalf("Decode: %v", err)
 			}

@@ -27,8 +27,9 @@ func decodeWAV(data []byte, lim Limits) (*Buffer, error) {
 		ds64Data  uint64
 		haveDS64  bool
 	)
-	pos := 12
-	for pos+8 <= len(data) {
+	// Stop at the first chunk after fmt and data: whatever follows the audio (tags,
+	// markers, a damaged trailer) cannot change it, so it must not fail the file.
+	for pos := 12; pos+8 <= len(data) && !(fmtChunk != nil && haveData); {
 		id := string(data[pos : pos+4])
 		size := uint64(binary.LittleEndian.Uint32(data[pos+4 : pos+8]))
 		body := pos + 8
@@ -60,7 +61,9 @@ func decodeWAV(data []byte, lim Limits) (*Buffer, error) {
 			if id == "fmt " {
 				return nil, fmt.Errorf("%w: fmt chunk cut short", ErrTruncated)
 			}
-			break // a damaged trailing chunk after the audio is harmless
+			// A chunk other than fmt or data that overruns the file: nothing we need
+			// can follow it.
+			break
 		}
 		switch id {
 		case "fmt ":

@@ -12,28 +12,46 @@ const (
 	SilenceThreshold = 1e-6
 	// MinDuration: anything shorter is not a loop.
 	MinDuration = 50 * time.Millisecond
+	// DefaultWindowSeconds is the model window when LoadOptions leaves it zero.
+	DefaultWindowSeconds = 4.0
+	// MaxWindowSeconds bounds a window so a mistyped option cannot ask for gigabytes.
+	MaxWindowSeconds = 600.0
 )
+
+// WindowSamples is the window length in samples: round(rate * seconds), halves away
+// from zero (Python: int(math.floor(rate*seconds + 0.5))).
+func WindowSamples(rate int, seconds float64) int {
+	return int(math.Round(float64(rate) * seconds))
+}
 
 // Window fits mono audio at rate into a window of the given seconds: shorter loops are
 // repeated from their start until the window is full, longer ones keep their first
 // window. It rejects NaN/Inf, silence and audio under MinDuration with typed errors.
 func Window(mono []float32, rate int, seconds float64) ([]float32, error) {
-	if rate <= 0 || seconds <= 0 {
-		return nil, fmt.Errorf("window: rate %d and %v s must be positive", rate, seconds)
+	if rate <= 0 || !(seconds > 0 && seconds <= MaxWindowSeconds) {
+		return nil, fmt.Errorf("window: rate %d Hz and window %v s: want a positive rate and 0 < seconds <= %v", rate, seconds, MaxWindowSeconds)
 	}
-	n := int(math.Round(float64(rate) * seconds))
+	n := WindowSamples(rate, seconds)
+	if n < 1 {
+		return nil, fmt.Errorf("window: %v s at %d Hz is less than one sample", seconds, rate)
+	}
 	if err := CheckSignal(mono, rate); err != nil {
 		return nil, err
 	}
+	return fit(mono, n), nil
+}
+
+// fit tiles or cuts a checked, non-empty signal to n samples.
+func fit(mono []float32, n int) []float32 {
 	out := make([]float32, n)
 	if len(mono) >= n {
 		copy(out, mono[:n])
-		return out, nil
+		return out
 	}
 	for off := 0; off < n; off += len(mono) {
 		copy(out[off:], mono)
 	}
-	return out, nil
+	return out
 }
 
 // CheckSignal applies the window rule's checks without windowing.
