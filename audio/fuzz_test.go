@@ -1,6 +1,7 @@
 package audio
 
 import (
+	"bytes"
 	"math"
 	"os"
 	"path/filepath"
@@ -12,6 +13,7 @@ import (
 // refused before allocation, which is exactly what the fuzzer probes.
 var fuzzLimits = Limits{MaxFileBytes: 1 << 20, MaxDuration: 30 * time.Second}
 
+// addSeeds adds whole files from testdata; testdata/fuzz/<Target>/ adds damaged ones.
 func addSeeds(f *testing.F, names ...string) {
 	for _, n := range names {
 		b, err := os.ReadFile(filepath.Join("testdata", n))
@@ -22,18 +24,23 @@ func addSeeds(f *testing.F, names ...string) {
 	}
 }
 
-func checkDecoded(t *testing.T, data []byte) {
-	b, err := DecodeBytes(data, fuzzLimits)
+// checkBuffer holds every decoder to the same contract on any input: an error, or a
+// consistent buffer within the limits.
+func checkBuffer(t *testing.T, b *Buffer, err error, integer bool) {
+	t.Helper()
 	if err != nil {
+		if b != nil {
+			t.Fatalf("buffer returned with error %v", err)
+		}
 		return
 	}
-	if b.Channels < 1 || b.SampleRate < 1 || len(b.Data)%b.Channels != 0 {
+	if b.Channels < 1 || b.Channels > maxChannels || b.SampleRate < 1000 || len(b.Data)%b.Channels != 0 {
 		t.Fatalf("inconsistent buffer: %d ch, %d Hz, %d samples", b.Channels, b.SampleRate, len(b.Data))
 	}
-	if b.Duration() > fuzzLimits.MaxDuration+time.Second {
-		t.Fatalf("decoded %s, over the limit", b.Duration())
+	if b.Duration() > fuzzLimits.MaxDuration+time.Second || int64(len(b.Data)) > fuzzLimits.maxSamples() {
+		t.Fatalf("decoded %s (%d samples), over the limits", b.Duration(), len(b.Data))
 	}
-	if b.Format != OGG && b.Format != WAV && b.Format != RF64 && b.Format != AIFC {
+	if integer {
 		// Integer formats can only produce values in [-1, 1).
 		for _, v := range b.Data {
 			if math.IsNaN(float64(v)) || v < -1 || v >= 1 {
@@ -44,32 +51,131 @@ func checkDecoded(t *testing.T, data []byte) {
 	_ = b.Mono()
 }
 
+// The decoder targets call one reader each, past the sniffer, so the fuzzer spends its
+// time inside that format's chunk and frame parsing.
+
 func FuzzDecodeWAV(f *testing.F) {
 	addSeeds(f, "seed16.wav", "seedf32.wav", "seedrf64.wav")
-	f.Fuzz(checkDecoded)
+	f.Fuzz(func(t *testing.T, data []byte) {
+		b, err := decodeWAV(data, fuzzLimits)
+		checkBuffer(t, b, err, false)
+	})
 }
 
 func FuzzDecodeAIFF(f *testing.F) {
 	addSeeds(f, "seed.aiff", "seed.aifc")
-	f.Fuzz(checkDecoded)
+	f.Fuzz(func(t *testing.T, data []byte) {
+		b, err := decodeAIFF(data, fuzzLimits)
+		checkBuffer(t, b, err, false)
+	})
 }
 
 func FuzzDecodeFLAC(f *testing.F) {
 	addSeeds(f, "seed.flac")
-	f.Fuzz(checkDecoded)
+	f.Fuzz(func(t *testing.T, data []byte) {
+		b, err := guard("FLAC", func() (*Buffer, error) { return decodeFLAC(data, fuzzLimits) })
+		checkBuffer(t, b, err, true)
+	})
 }
 
 func FuzzDecodeOgg(f *testing.F) {
 	addSeeds(f, "seed.ogg")
-	f.Fuzz(checkDecoded)
+	f.Fuzz(func(t *testing.T, data []byte) {
+		b, err := guard("Ogg Vorbis", func() (*Buffer, error) { return decodeOgg(data, fuzzLimits) })
+		checkBuffer(t, b, err, false)
+	})
 }
 
+// FuzzSniff: no input panics the sniffer, and a recognised header keeps its format
+// whatever follows it (ingest sniffs a prefix, Decode the whole file).
+func FuzzSniff(f *testing.F) {
+	addSeeds(f, "seed16.wav", "seedrf64.wav", "seed.aiff", "seed.aifc", "seed.flac", "seed.ogg")
+	f.Add([]byte("ID3\x04\x00\x00\x00\x00\x00\x02\x00\x00fLaC"))
+	f.Add([]byte("RIFF\x00\x00\x00\x00AVI "))
+	f.Fuzz(func(t *testing.T, data []byte) {
+		got := Sniff(data)
+		switch got {
+		case Unknown, WAV, RF64, AIFF, AIFC, FLAC, OGG:
+		default:
+			t.Fatalf("Sniff returned %q", got)
+		}
+		if got == Unknown {
+			return
+		}
+		if more := Sniff(append(bytes.Clone(data), "trailing bytes"...)); more != got {
+			t.Fatalf("Sniff changed from %q to %q when bytes were appended", got, more)
+		}
+		if len(data) >= SniffLen && !bytes.HasPrefix(data, []byte("ID3")) {
+			if pre := Sniff(data[:SniffLen]); pre != got {
+				t.Fatalf("Sniff of the first %d bytes is %q, of all %q", SniffLen, pre, got)
+			}
+		}
+	})
+}
+
+// FuzzLoadBytes runs the whole pipeline (sniff, decode, mono, resample, window).
 func FuzzLoadBytes(f *testing.F) {
 	addSeeds(f, "seed16.wav", "seed.aiff", "seed.flac", "seed.ogg")
 	f.Fuzz(func(t *testing.T, data []byte) {
 		w, _, err := LoadBytes(data, LoadOptions{SampleRate: 8000, WindowSeconds: 0.5, Limits: fuzzLimits})
 		if err == nil && len(w) != 4000 {
 			t.Fatalf("window of %d samples, want 4000", len(w))
+		}
+	})
+}
+
+// FuzzEncodeWAV: whatever float32 samples go in, the float WAV gives the same bits back
+// and the PCM16 WAV is within half a step of the clipped value.
+func FuzzEncodeWAV(f *testing.F) {
+	f.Add([]byte{0, 0, 128, 63, 0, 0, 128, 191}, uint16(22050))
+	f.Fuzz(func(t *testing.T, raw []byte, rate uint16) {
+		if rate < 1000 {
+			return
+		}
+		in := make([]float32, len(raw)/4)
+		for i := range in {
+			in[i] = math.Float32frombits(uint32(raw[4*i]) | uint32(raw[4*i+1])<<8 | uint32(raw[4*i+2])<<16 | uint32(raw[4*i+3])<<24)
+		}
+		var buf bytes.Buffer
+		err := EncodeWAV(&buf, in, int(rate), Float32)
+		finite := true
+		for _, v := range in {
+			finite = finite && !math.IsNaN(float64(v)) && !math.IsInf(float64(v), 0)
+		}
+		if !finite {
+			if err == nil {
+				t.Fatal("NaN/Inf encoded without an error")
+			}
+			return
+		}
+		if err != nil {
+			t.Fatal(err)
+		}
+		if len(in) == 0 {
+			return
+		}
+		b, err := DecodeBytes(buf.Bytes(), fuzzLimits)
+		if err != nil {
+			t.Fatalf("our own WAV does not decode: %v", err)
+		}
+		for i, v := range in {
+			if math.Float32bits(b.Data[i]) != math.Float32bits(v) {
+				t.Fatalf("sample %d: %v in, %v out", i, v, b.Data[i])
+			}
+		}
+		buf.Reset()
+		if err := EncodeWAV(&buf, in, int(rate), PCM16); err != nil {
+			t.Fatal(err)
+		}
+		b, err = DecodeBytes(buf.Bytes(), fuzzLimits)
+		if err != nil {
+			t.Fatal(err)
+		}
+		for i, v := range in {
+			want := math.Max(-1, math.Min(1, float64(v))) * 32767 / 32768
+			if d := math.Abs(float64(b.Data[i]) - want); d > 0.5/32768+1e-9 {
+				t.Fatalf("PCM16 sample %d: %v in, %v out", i, v, b.Data[i])
+			}
 		}
 	})
 }
