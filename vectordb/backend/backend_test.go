@@ -3,6 +3,7 @@ package backend
 import (
 	"context"
 	"errors"
+	"os"
 	"path/filepath"
 	"strings"
 	"testing"
@@ -75,5 +76,28 @@ func TestOpenMilvusErrors(t *testing.T) {
 	_, err := Open(ctx, "milvus://127.0.0.1:1", Options{Milvus: milvus.Options{DialTimeout: time.Second}})
 	if !errors.Is(err, vectordb.ErrUnavailable) {
 		t.Errorf("unreachable Milvus: %v, want ErrUnavailable", err)
+	}
+}
+
+// TestOpenMilvusLive opens a running Milvus through a spec, when the test server is up
+// (scripts/test.sh starts one); otherwise it skips.
+func TestOpenMilvusLive(t *testing.T) {
+	addr := os.Getenv("LOOPMATCH_MILVUS_ADDR")
+	if addr == "" {
+		if os.Getenv("LOOPMATCH_REQUIRE_MILVUS") != "" {
+			t.Fatal("LOOPMATCH_REQUIRE_MILVUS is set but LOOPMATCH_MILVUS_ADDR is not: start Milvus with scripts/milvus.sh start DIR")
+		}
+		t.Skip("no Milvus: run scripts/milvus.sh start DIR and set LOOPMATCH_MILVUS_ADDR=127.0.0.1:19530")
+	}
+	s, err := Open(context.Background(), "milvus://"+addr+"?consistency=strong", Options{})
+	if err != nil {
+		t.Fatal(err)
+	}
+	defer s.Close()
+	if _, ok := s.(*milvus.Store); !ok {
+		t.Fatalf("Open gave %T", s)
+	}
+	if _, err := s.Collections(context.Background()); err != nil {
+		t.Fatal(err)
 	}
 }

@@ -14,7 +14,10 @@ import (
 )
 
 // TestMeasure prints Milvus search latency and HNSW recall@10 against the embedded
-// store's exact search on the same rows. Only with LOOPMATCH_MEASURE=1.
+// store's exact search on the same rows. Only with LOOPMATCH_MEASURE=1; settings:
+// LOOPMATCH_MEASURE_ROWS (default 20000), LOOPMATCH_MEASURE_DATA=clustered (default
+// random gaussian), LOOPMATCH_MEASURE_CONSISTENCY (default bounded),
+// LOOPMATCH_MEASURE_EF (search ef floor, default 128).
 func TestMeasure(t *testing.T) {
 	if os.Getenv("LOOPMATCH_MEASURE") == "" {
 		t.Skip("set LOOPMATCH_MEASURE=1 to measure")
@@ -35,7 +38,11 @@ func TestMeasure(t *testing.T) {
 		t.Fatal(err)
 	}
 	defer ex.Close()
-	const dim, n = 1024, 20000
+	const dim = 1024
+	n := 20000
+	if v, err := strconv.Atoi(os.Getenv("LOOPMATCH_MEASURE_ROWS")); err == nil && v >= 1000 {
+		n = v - v%500
+	}
 	coll := fmt.Sprintf("measure_%d", time.Now().Unix())
 	defer m.DropCollection(ctx, coll)
 	for _, s := range []vectordb.Store{m, ex} {

@@ -3,9 +3,13 @@ package milvus
 import (
 	"context"
 	"errors"
+	"fmt"
 	"os"
 	"strings"
 	"testing"
+
+	"google.golang.org/grpc/codes"
+	"google.golang.org/grpc/status"
 
 	"github.com/loopmatch/loopmatch/vectordb"
 	"github.com/loopmatch/loopmatch/vectordb/vectordbtest"
@@ -82,4 +86,46 @@ func FuzzQuote(f *testing.F) {
 			}
 		}
 	})
+}
+
+func TestTransient(t *testing.T) {
+	tests := []struct {
+		err  error
+		want bool
+	}{
+		{status.Error(codes.Unavailable, "connection reset"), true},
+		{fmt.Errorf("search: %w", status.Error(codes.DeadlineExceeded, "slow")), true},
+		{status.Error(codes.ResourceExhausted, "rate limited"), true},
+		{errors.New("dial tcp 127.0.0.1:19530: connect: connection refused"), true},
+		{errors.New("collection not loaded: service not ready"), true},
+		{status.Error(codes.InvalidArgument, "bad expression"), false},
+		{errors.New("collection not found"), false},
+	}
+	for _, tc := range tests {
+		if got := transient(tc.err); got != tc.want {
+			t.Errorf("transient(%v) = %v, want %v", tc.err, got, tc.want)
+		}
+	}
+}
+
+// TestRetryGivesUp: a server that keeps failing transiently ends in ErrUnavailable after
+// the configured retries, and a permanent error is not retried.
+func TestRetryGivesUp(t *testing.T) {
+	s := &Store{addr: "test:1", o: Options{Retries: 2}}
+	calls := 0
+	err := s.retry(context.Background(), "probe", func() error {
+		calls++
+		return status.Error(codes.Unavailable, "down")
+	})
+	if !errors.Is(err, vectordb.ErrUnavailable) || calls != 3 {
+		t.Errorf("transient: %d calls, %v", calls, err)
+	}
+	calls = 0
+	err = s.retry(context.Background(), "probe", func() error {
+		calls++
+		return status.Error(codes.InvalidArgument, "no")
+	})
+	if errors.Is(err, vectordb.ErrUnavailable) || calls != 1 {
+		t.Errorf("permanent: %d calls, %v", calls, err)
+	}
 }
