@@ -320,7 +320,7 @@ func TestKill9AndResume(t *testing.T) {
 		if err := cmd.Start(); err != nil {
 			t.Fatal(err)
 		}
-		time.Sleep(time.Duration(80+r.IntN(1000)) * time.Millisecond)
+		time.Sleep(time.Duration(80+r.IntN(3*n)) * time.Millisecond) // spread over a whole run
 		cmd.Process.Kill()
 		cmd.Wait()
 		s := openStore(t, storeDir)
