@@ -199,9 +199,15 @@ func decodeFLAC(data []byte, lim Limits) (*Buffer, error) {
 }
 
 func decodeOgg(data []byte, lim Limits) (*Buffer, error) {
+	if c := oggCodec(data); c != "" && c != "Vorbis" {
+		return nil, fmt.Errorf("%w: Ogg %s: only Vorbis is decoded in Ogg; convert it to FLAC, WAV or Ogg Vorbis", ErrUnsupported, c)
+	}
 	r, err := oggvorbis.NewReader(bytes.NewReader(data))
+	if errors.Is(err, io.ErrUnexpectedEOF) || errors.Is(err, io.EOF) {
+		return nil, fmt.Errorf("%w: Ogg Vorbis headers cut short", ErrTruncated)
+	}
 	if err != nil {
-		return nil, fmt.Errorf("%w: Ogg Vorbis header: %v (only Vorbis is decoded in Ogg; Opus is not)", ErrCorrupt, err)
+		return nil, fmt.Errorf("%w: Ogg Vorbis header: %v", ErrCorrupt, err)
 	}
 	channels, rate := r.Channels(), r.SampleRate()
 	if err := checkLayout(channels, rate, 16); err != nil {
@@ -240,4 +246,26 @@ func preallocSamples(declared int64, fileBytes int) int {
 // tooMuch is the error for a compressed stream that decodes past the limits.
 func tooMuch(lim Limits, channels int) error {
 	return fmt.Errorf("%w: decodes to more than %s or %d samples x %d channels: trim the file or raise the limits", ErrTooLong, lim.MaxDuration, lim.maxSamples()/int64(channels), channels)
+}
+
+// oggCodec names the codec of an Ogg stream from its first packet ("" if the first page
+// is unreadable), so an Opus upload is told it is unsupported rather than corrupt.
+func oggCodec(data []byte) string {
+	if len(data) < 27 {
+		return ""
+	}
+	body := 27 + int(data[26])
+	if body > len(data) {
+		return ""
+	}
+	p := data[body:]
+	for _, c := range []struct{ sig, name string }{
+		{"\x01vorbis", "Vorbis"}, {"OpusHead", "Opus"}, {"\x7fFLAC", "FLAC"}, {"Speex   ", "Speex"},
+		{"\x80theora", "Theora video"}, {"fishead\x00", "Skeleton"},
+	} {
+		if bytes.HasPrefix(p, []byte(c.sig)) {
+			return c.name
+		}
+	}
+	return ""
 }
