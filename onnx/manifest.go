@@ -71,10 +71,9 @@ func LoadBundle(dir string) (*Bundle, error) {
 		}
 		return nil, fmt.Errorf("model bundle %s: %w", dir, err)
 	}
-	var m Manifest
-	dec := json.NewDecoder(strings.NewReader(string(raw)))
-	if err := dec.Decode(&m); err != nil {
-		return nil, fmt.Errorf("model bundle %s: manifest.json is not valid JSON: %w", dir, err)
+	var m Manifest // unknown keys are ignored: exporters may add their own
+	if err := json.Unmarshal(raw, &m); err != nil {
+		return nil, fmt.Errorf("model bundle %s: manifest.json does not match the manifest schema: %w: re-export the bundle", dir, err)
 	}
 	b := &Bundle{Dir: dir, Manifest: m}
 	if err := b.check(); err != nil {
@@ -117,7 +116,7 @@ func (b *Bundle) check() error {
 	if b.Name == "" || b.Version == "" {
 		return errors.New("manifest needs a name and a version")
 	}
-	if b.SampleRate <= 0 || b.WindowSeconds <= 0 {
+	if b.SampleRate <= 0 || b.WindowSeconds <= 0 || math.IsInf(b.WindowSeconds, 0) {
 		return fmt.Errorf("manifest sample_rate %d and window_seconds %v must be positive", b.SampleRate, b.WindowSeconds)
 	}
 	if len(b.LatentShape) != 2 || b.LatentShape[0] <= 0 || b.LatentShape[1] <= 0 {
@@ -130,48 +129,60 @@ func (b *Bundle) check() error {
 	z := append([]int64{-1}, b.LatentShape...)
 	audio := []int64{-1, n}
 	names := map[string]bool{}
+	roles := map[string]string{} // role + instruments -> model name, to refuse ambiguity
 	for i := range b.Models {
 		s := &b.Models[i]
-		where := fmt.Sprintf("model %q (%s)", s.Name, s.File)
-		if names[s.Name] {
-			return fmt.Errorf("%s: name used twice", where)
+		where := fmt.Sprintf("model %d %q (file %q)", i, s.Name, s.File)
+		if s.Name == "" || names[s.Name] {
+			return fmt.Errorf("%s: every model needs a name of its own", where)
 		}
 		names[s.Name] = true
-		if s.File == "" || s.File != filepath.Base(s.File) || strings.HasPrefix(s.File, ".") {
-			return fmt.Errorf("%s: file must be a plain name inside the bundle folder", where)
+		if !plainFileName(s.File) {
+			return fmt.Errorf("%s: file must be a plain name inside the bundle folder (no folders, no leading dot)", where)
+		}
+		if len(s.SHA256) != 64 || strings.Trim(strings.ToLower(s.SHA256), "0123456789abcdef") != "" {
+			return fmt.Errorf("%s: sha256 %q is not 64 hex digits", where, s.SHA256)
 		}
 		if len(s.Inputs) != 1 || len(s.Outputs) != 1 {
 			return fmt.Errorf("%s: want one input and one output, manifest lists %d and %d", where, len(s.Inputs), len(s.Outputs))
 		}
 		var wantIn, wantOut []int64
+		wantInst := 1
 		switch s.Role {
 		case RoleEncoder:
 			wantIn, wantOut = audio, z
-			if len(s.Instruments) != 1 {
-				return fmt.Errorf("%s: an encoder names one instrument", where)
-			}
 		case RoleDecoder:
 			wantIn, wantOut = z, audio
-			if len(s.Instruments) != 1 {
-				return fmt.Errorf("%s: a decoder names one instrument", where)
-			}
 		case RoleMapper:
-			wantIn, wantOut = z, z
-			if len(s.Instruments) != 2 {
-				return fmt.Errorf("%s: a mapper names [source, target] instruments", where)
-			}
+			wantIn, wantOut, wantInst = z, z, 2
 		default:
-			continue // roles this build does not use (e.g. experimental heads) are carried, not run
+			return fmt.Errorf("%s: role %q is not one of %s, %s, %s", where, s.Role, RoleEncoder, RoleDecoder, RoleMapper)
 		}
-		if !slices.Equal(s.Inputs[0].Shape, wantIn) {
-			return fmt.Errorf("%s: input %q shape %v, want %v for a %s of this bundle", where, s.Inputs[0].Name, s.Inputs[0].Shape, wantIn, s.Role)
+		if len(s.Instruments) != wantInst || slices.Contains(s.Instruments, "") {
+			if wantInst == 2 {
+				return fmt.Errorf("%s: a mapper names two instruments, [source, target]; manifest has %q", where, s.Instruments)
+			}
+			return fmt.Errorf("%s: the %s names one instrument; manifest has %q", where, s.Role, s.Instruments)
 		}
-		if !slices.Equal(s.Outputs[0].Shape, wantOut) {
-			return fmt.Errorf("%s: output %q shape %v, want %v for a %s of this bundle", where, s.Outputs[0].Name, s.Outputs[0].Shape, wantOut, s.Role)
+		key := s.Role + " " + strings.Join(s.Instruments, "->")
+		if other, dup := roles[key]; dup {
+			return fmt.Errorf("%s: %q is already the %s: one model per role and instrument", where, other, key)
 		}
-		for _, t := range append(append([]TensorSpec{}, s.Inputs...), s.Outputs...) {
-			if t.DType != "" && t.DType != "float32" {
-				return fmt.Errorf("%s: tensor %q is %s, only float32 is supported", where, t.Name, t.DType)
+		roles[key] = s.Name
+		for _, t := range []struct {
+			kind string
+			spec TensorSpec
+			want []int64
+		}{{"input", s.Inputs[0], wantIn}, {"output", s.Outputs[0], wantOut}} {
+			if t.spec.Name == "" {
+				return fmt.Errorf("%s: %s tensor needs a name", where, t.kind)
+			}
+			if !slices.Equal(t.spec.Shape, t.want) {
+				return fmt.Errorf("%s: %s %q shape %v, want %v for a %s of this bundle (sample_rate %d * window_seconds %v = %d samples, latent_shape %v)",
+					where, t.kind, t.spec.Name, t.spec.Shape, t.want, s.Role, b.SampleRate, b.WindowSeconds, n, b.LatentShape)
+			}
+			if t.spec.DType != "" && t.spec.DType != "float32" {
+				return fmt.Errorf("%s: %s %q is %s, only float32 is supported", where, t.kind, t.spec.Name, t.spec.DType)
 			}
 		}
 		if err := checkSHA(filepath.Join(b.Dir, s.File), s.SHA256); err != nil {
@@ -179,6 +190,12 @@ func (b *Bundle) check() error {
 		}
 	}
 	return nil
+}
+
+// plainFileName accepts a file name that stays inside the bundle folder on any OS.
+func plainFileName(f string) bool {
+	return f != "" && f == filepath.Base(f) && filepath.IsLocal(f) && !strings.HasPrefix(f, ".") &&
+		!strings.ContainsAny(f, `/\:`)
 }
 
 func checkSHA(path, want string) error {

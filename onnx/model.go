@@ -2,38 +2,65 @@ package onnx
 
 import (
 	"context"
+	"crypto/sha256"
+	"encoding/hex"
 	"fmt"
+	"os"
 	"path/filepath"
+	"slices"
+	"strings"
+	"sync"
+	"sync/atomic"
 
 	ort "github.com/yalue/onnxruntime_go"
 )
 
 // Model is one opened ONNX graph with one float32 input and one float32 output whose
-// first dimension is the batch. Run is safe for concurrent use: ONNX Runtime sessions
-// allow concurrent Run calls, and each call brings its own tensors.
+// first dimension is the batch. Run is safe for concurrent use: ONNX Runtime allows
+// concurrent Run calls on one session, and each call brings its own tensors.
 type Model struct {
-	Spec     ModelSpec
+	Spec ModelSpec
+
+	rt       *Runtime
 	path     string
-	session  *ort.DynamicAdvancedSession
 	inShape  []int64 // per row, without the batch dimension
 	outShape []int64
 	inSize   int
 	outSize  int
-	maxBatch int
+	maxBatch atomic.Int64
+
+	// mu is held shared by every Run and exclusively by Close, so a session is never
+	// destroyed under a run in flight (that would be a use-after-free in C).
+	mu      sync.RWMutex
+	session *ort.DynamicAdvancedSession
 }
 
-// DefaultMaxBatch bounds how many rows one Run sends to ONNX Runtime at a time, which
-// bounds the memory a big request can take.
-const DefaultMaxBatch = 32
-
-// Open loads a bundle model and checks the graph's own tensor names, types and shapes
-// against the manifest, so a mismatched file fails here with its name, not later with
-// a shape error in the middle of a request.
+// Open loads one model of the bundle and checks the graph's own tensor names, element
+// types and shapes against the manifest, so a mismatched file fails here, with its name,
+// rather than with a shape error in the middle of a request. It reads the file once,
+// checks its sha256 again and builds the session from those very bytes: what runs is
+// what was checked, even if the file changes on disk after LoadBundle.
 func (r *Runtime) Open(b *Bundle, s ModelSpec) (*Model, error) {
+	r.life.RLock()
+	defer r.life.RUnlock()
+	if r.closed {
+		return nil, fmt.Errorf("open model %s: ONNX Runtime %w: open models before closing the Runtime", s.Name, ErrClosed)
+	}
+	if len(s.Inputs) != 1 || len(s.Outputs) != 1 {
+		return nil, fmt.Errorf("open model %s: want one input and one output, the spec lists %d and %d", s.Name, len(s.Inputs), len(s.Outputs))
+	}
 	path := filepath.Join(b.Dir, s.File)
-	ins, outs, err := ort.GetInputOutputInfo(path)
+	data, err := os.ReadFile(path)
 	if err != nil {
-		return nil, fmt.Errorf("open model %s: %w", path, err)
+		return nil, fmt.Errorf("open model %s: %w: restore the file or rebuild the bundle", path, err)
+	}
+	sum := sha256.Sum256(data)
+	if got := hex.EncodeToString(sum[:]); !strings.EqualFold(got, s.SHA256) {
+		return nil, fmt.Errorf("open model %s: sha256 is %s, the manifest says %s: the file changed after the bundle was loaded; restore it or rebuild the bundle", path, got, s.SHA256)
+	}
+	ins, outs, err := ort.GetInputOutputInfoWithONNXData(data)
+	if err != nil {
+		return nil, fmt.Errorf("open model %s: ONNX Runtime cannot load it: %w: the file is not a valid ONNX model for ONNX Runtime %s; re-export it", path, err, r.version)
 	}
 	if err := matchInfo(path, "input", s.Inputs, ins); err != nil {
 		return nil, err
@@ -46,12 +73,15 @@ func (r *Runtime) Open(b *Bundle, s ModelSpec) (*Model, error) {
 		return nil, err
 	}
 	defer so.Destroy()
-	sess, err := ort.NewDynamicAdvancedSession(path, []string{s.Inputs[0].Name}, []string{s.Outputs[0].Name}, so)
+	sess, err := ort.NewDynamicAdvancedSessionWithONNXData(data, []string{s.Inputs[0].Name}, []string{s.Outputs[0].Name}, so)
 	if err != nil {
-		return nil, fmt.Errorf("open model %s: %w", path, err)
+		return nil, fmt.Errorf("open model %s: create session: %w", path, err)
 	}
-	m := &Model{Spec: s, path: path, session: sess, inShape: s.Inputs[0].Shape[1:], outShape: s.Outputs[0].Shape[1:], maxBatch: DefaultMaxBatch}
+	m := &Model{Spec: s, rt: r, path: path, session: sess,
+		inShape: slices.Clone(s.Inputs[0].Shape[1:]), outShape: slices.Clone(s.Outputs[0].Shape[1:])}
 	m.inSize, m.outSize = prod(m.inShape), prod(m.outShape)
+	m.maxBatch.Store(int64(r.opts.MaxBatch))
+	r.track(m)
 	return m, nil
 }
 
@@ -64,28 +94,38 @@ func prod(s []int64) int {
 }
 
 // matchInfo compares the manifest's tensors with the graph's. ONNX Runtime reports a
-// symbolic (dynamic) dimension as -1, exactly what the manifest writes for the batch.
+// symbolic dimension as -1, as the manifest writes the batch. A dimension the manifest
+// fixes may be symbolic in the graph (the graph is more general); a dimension the
+// manifest calls dynamic must be dynamic in the graph, or batching would fail at run time.
 func matchInfo(path, kind string, want []TensorSpec, got []ort.InputOutputInfo) error {
 	if len(got) != len(want) {
-		return fmt.Errorf("model %s: the graph has %d %ss, the manifest lists %d: rebuild the bundle", path, len(got), kind, len(want))
+		var names []string
+		for _, g := range got {
+			names = append(names, g.Name)
+		}
+		return fmt.Errorf("model %s: the graph has %d %ss %v, the manifest lists %d: re-export the model or fix the manifest", path, len(got), kind, names, len(want))
 	}
 	for i, w := range want {
 		g := got[i]
 		if g.Name != w.Name {
-			return fmt.Errorf("model %s: %s %d is named %q in the graph, %q in the manifest", path, kind, i, g.Name, w.Name)
+			return fmt.Errorf("model %s: %s %d is named %q in the graph, %q in the manifest: fix the manifest or re-export", path, kind, i, g.Name, w.Name)
 		}
-		if g.DataType != ort.TensorElementDataTypeFloat {
-			return fmt.Errorf("model %s: %s %q is %v in the graph, want float32", path, kind, g.Name, g.DataType)
+		if g.OrtValueType != ort.ONNXTypeTensor || g.DataType != ort.TensorElementDataTypeFloat {
+			what := strings.ToLower(strings.TrimPrefix(g.DataType.String(), "ONNX_TENSOR_ELEMENT_DATA_TYPE_"))
+			if g.OrtValueType != ort.ONNXTypeTensor {
+				what = g.OrtValueType.String()
+			}
+			return fmt.Errorf("model %s: %s %q is %s in the graph, want a float32 tensor: export the model in float32", path, kind, g.Name, what)
 		}
 		gs := []int64(g.Dimensions)
 		if len(gs) != len(w.Shape) {
 			return fmt.Errorf("model %s: %s %q has shape %v in the graph, %v in the manifest", path, kind, g.Name, gs, w.Shape)
 		}
 		for j := range gs {
-			if w.Shape[j] == -1 {
-				continue // dynamic in the manifest: the graph may name it anything
-			}
-			if gs[j] != w.Shape[j] {
+			switch {
+			case w.Shape[j] == -1 && gs[j] != -1:
+				return fmt.Errorf("model %s: %s %q has shape %v in the graph: dimension %d is fixed at %d where the manifest %v says dynamic; export with a dynamic batch axis", path, kind, g.Name, gs, j, gs[j], w.Shape)
+			case w.Shape[j] != -1 && gs[j] != -1 && gs[j] != w.Shape[j]:
 				return fmt.Errorf("model %s: %s %q has shape %v in the graph, %v in the manifest", path, kind, g.Name, gs, w.Shape)
 			}
 		}
@@ -99,41 +139,75 @@ func (m *Model) InputSize() int { return m.inSize }
 // OutputSize is the number of values per output row.
 func (m *Model) OutputSize() int { return m.outSize }
 
-// SetMaxBatch changes how many rows go to ONNX Runtime per call (at least 1).
-func (m *Model) SetMaxBatch(n int) {
-	if n < 1 {
-		n = 1
-	}
-	m.maxBatch = n
-}
+// InputShape is the shape of one input row, without the batch dimension ([N] or [C, T]).
+func (m *Model) InputShape() []int64 { return slices.Clone(m.inShape) }
 
-// Run infers rows stacked in one slice (row-major [rows, InputSize]) and returns the
-// outputs stacked the same way ([rows, OutputSize]). Large inputs go in chunks of the
-// max batch; ctx is checked between chunks.
+// OutputShape is the shape of one output row, without the batch dimension.
+func (m *Model) OutputShape() []int64 { return slices.Clone(m.outShape) }
+
+// MaxBatch is how many rows go to ONNX Runtime per call.
+func (m *Model) MaxBatch() int { return int(m.maxBatch.Load()) }
+
+// SetMaxBatch changes how many rows go to ONNX Runtime per call (at least 1). It is safe
+// to call while other goroutines Run; runs already started keep their chunk size.
+func (m *Model) SetMaxBatch(n int) { m.maxBatch.Store(int64(max(n, 1))) }
+
+// Run infers rows stacked in one slice (row-major [rows, InputSize...]) and returns the
+// outputs stacked the same way ([rows, OutputSize...]): the layout of raw little-endian
+// float32 files, so golden fixtures feed straight in. Rows go to ONNX Runtime in chunks
+// of MaxBatch. Cancelling ctx stops between chunks and also terminates the chunk in flight.
 func (m *Model) Run(ctx context.Context, in []float32) ([]float32, error) {
 	if len(in) == 0 || len(in)%m.inSize != 0 {
-		return nil, fmt.Errorf("model %s: input of %d values is not a whole number of rows of %d", m.Spec.Name, len(in), m.inSize)
+		return nil, fmt.Errorf("model %s: input of %d values is not a whole number of rows of %d %v", m.Spec.Name, len(in), m.inSize, m.inShape)
 	}
 	rows := len(in) / m.inSize
-	out := make([]float32, rows*m.outSize)
-	for start := 0; start < rows; start += m.maxBatch {
-		if err := ctx.Err(); err != nil {
-			return nil, err
+	m.mu.RLock()
+	defer m.mu.RUnlock()
+	if m.session == nil {
+		return nil, fmt.Errorf("model %s: %w", m.Spec.Name, ErrClosed)
+	}
+	if err := ctx.Err(); err != nil {
+		return nil, fmt.Errorf("model %s: %w", m.Spec.Name, err)
+	}
+	var opts *ort.RunOptions
+	if ctx.Done() != nil { // cancellable: let a cancel terminate the C call too
+		var err error
+		if opts, err = ort.NewRunOptions(); err != nil {
+			return nil, fmt.Errorf("model %s: run options: %w", m.Spec.Name, err)
 		}
-		n := min(m.maxBatch, rows-start)
-		if err := m.runChunk(in[start*m.inSize:(start+n)*m.inSize], n, out[start*m.outSize:(start+n)*m.outSize]); err != nil {
+		defer opts.Destroy()
+		fired := make(chan struct{})
+		stop := context.AfterFunc(ctx, func() { opts.Terminate(); close(fired) })
+		defer func() { // before Destroy: never Terminate destroyed options
+			if !stop() {
+				<-fired
+			}
+		}()
+	}
+	out := make([]float32, rows*m.outSize)
+	batch := m.MaxBatch()
+	for start := 0; start < rows; start += batch {
+		if err := ctx.Err(); err != nil {
+			return nil, fmt.Errorf("model %s: %w", m.Spec.Name, err)
+		}
+		n := min(batch, rows-start)
+		err := m.runChunk(in[start*m.inSize:(start+n)*m.inSize], n, out[start*m.outSize:(start+n)*m.outSize], opts)
+		if err != nil {
+			if ctx.Err() != nil {
+				return nil, fmt.Errorf("model %s: %w", m.Spec.Name, ctx.Err())
+			}
 			return nil, err
 		}
 	}
 	return out, nil
 }
 
-// RunBatch is Run for separate rows.
+// RunBatch is Run for separate rows; each returned row is its own slice.
 func (m *Model) RunBatch(ctx context.Context, rows [][]float32) ([][]float32, error) {
 	flat := make([]float32, 0, len(rows)*m.inSize)
 	for i, r := range rows {
 		if len(r) != m.inSize {
-			return nil, fmt.Errorf("model %s: row %d has %d values, want %d", m.Spec.Name, i, len(r), m.inSize)
+			return nil, fmt.Errorf("model %s: row %d has %d values, want %d %v", m.Spec.Name, i, len(r), m.inSize, m.inShape)
 		}
 		flat = append(flat, r...)
 	}
@@ -148,31 +222,37 @@ func (m *Model) RunBatch(ctx context.Context, rows [][]float32) ([][]float32, er
 	return res, nil
 }
 
-func (m *Model) runChunk(in []float32, n int, dst []float32) error {
-	inShape := ort.NewShape(append([]int64{int64(n)}, m.inShape...)...)
-	outShape := ort.NewShape(append([]int64{int64(n)}, m.outShape...)...)
-	it, err := ort.NewTensor(inShape, in)
+// runChunk runs n rows. The tensors wrap in and dst directly: ONNX Runtime reads the
+// caller's rows and writes the results in place, with no copies on the Go side.
+func (m *Model) runChunk(in []float32, n int, dst []float32, opts *ort.RunOptions) error {
+	it, err := ort.NewTensor(ort.NewShape(append([]int64{int64(n)}, m.inShape...)...), in)
 	if err != nil {
 		return fmt.Errorf("model %s: input tensor: %w", m.Spec.Name, err)
 	}
 	defer it.Destroy()
-	ot, err := ort.NewTensor(outShape, dst) // ONNX Runtime writes straight into dst
+	ot, err := ort.NewTensor(ort.NewShape(append([]int64{int64(n)}, m.outShape...)...), dst)
 	if err != nil {
 		return fmt.Errorf("model %s: output tensor: %w", m.Spec.Name, err)
 	}
 	defer ot.Destroy()
-	if err := m.session.Run([]ort.Value{it}, []ort.Value{ot}); err != nil {
+	if err := m.session.RunWithOptions([]ort.Value{it}, []ort.Value{ot}, opts); err != nil {
 		return fmt.Errorf("model %s (%s): inference on %d rows: %w", m.Spec.Name, m.path, n, err)
 	}
 	return nil
 }
 
-// Close releases the session.
+// Close waits for runs in flight and releases the session. Closing twice is a no-op.
 func (m *Model) Close() error {
+	m.mu.Lock()
+	defer m.mu.Unlock()
 	if m.session == nil {
 		return nil
 	}
 	err := m.session.Destroy()
 	m.session = nil
-	return err
+	m.rt.untrack(m)
+	if err != nil {
+		return fmt.Errorf("close model %s: %w", m.Spec.Name, err)
+	}
+	return nil
 }

@@ -1,13 +1,30 @@
 #!/usr/bin/env python3
-"""Makes the tiny ONNX models and bundle that the Go tests of onnx/ run for real.
+"""Makes the tiny ONNX models and bundles that the Go tests of onnx/ run for real.
 
-Deterministic: same bytes every run. Usage: .venv/bin/python scripts/make_test_models.py
-Writes onnx/testdata/bundle/{manifest.json,*.onnx}.
+Deterministic: same bytes every run (the Go tests check sha256 values recorded in the
+manifests, so a change here shows up in `git diff`).
+Usage: .venv/bin/python scripts/make_test_models.py
 
-The bundle: sample rate 100 Hz, window 0.4 s (N = 40), latent [C, T] = [2, 4].
+Writes under onnx/testdata/:
+
+bundle/    the small bundle most tests use: sample rate 100 Hz, window 0.4 s (N = 40),
+           latent [C, T] = [2, 4].
   encoder  audio[B,40] -> z[B,2,4]: z[b,c,t] = mean(audio[b, 20c+5t : 20c+5t+5])
-  mapper   z -> 2*z + 1
-  decoder  z[B,2,4] -> audio[B,40]: each latent value repeated 5 times
+  mapper   z -> z: flat(zo) = flat(z) @ W + bias, W[i,j] = ((3i + 5j) mod 7 - 3) / 4,
+           bias[j] = j/8 - 1/2 (exact in float32, so Go can recompute it bit for bit)
+  decoder  z[B,2,4] -> audio[B,40]: each latent value repeated 5 times (a MatMul)
+
+fullsize/  the same kind of graphs at the production shapes of DESIGN.md (22050 Hz, 4 s:
+           N = 88200; latent [16, 64]) for benchmarks and for the manifest arithmetic.
+           No weights, so the files stay tiny.
+  encoder  z[b,c,t] = mean(audio[b, 86(64c+t) : 86(64c+t)+86]) (the last 136 samples unused)
+  mapper   z -> 2z + 1
+  decoder  each latent value repeated 86 times, then 136 zeros
+
+bad/       graphs that must be refused by Runtime.Open (shapes as in bundle/):
+  fixed_batch.onnx  mapper whose batch dimension is fixed at 1
+  double.onnx       mapper in float64
+  two_inputs.onnx   mapper with a second input
 """
 import hashlib
 import json
@@ -17,54 +34,101 @@ import numpy as np
 import onnx
 from onnx import TensorProto, helper, numpy_helper
 
-OUT = os.path.join(os.path.dirname(__file__), "..", "onnx", "testdata", "bundle")
-N, C, T = 40, 2, 4
+TESTDATA = os.path.join(os.path.dirname(os.path.abspath(__file__)), "..", "onnx", "testdata")
+OPSET = [helper.make_opsetid("", 13)]
 
 
-def save(model, name):
+def save(model, folder, name):
     model.ir_version = 8
-    onnx.checker.check_model(model)
-    path = os.path.join(OUT, name)
+    onnx.checker.check_model(model, full_check=True)
+    os.makedirs(folder, exist_ok=True)
+    path = os.path.join(folder, name)
+    data = model.SerializeToString()
     with open(path, "wb") as f:
-        f.write(model.SerializeToString())
-    with open(path, "rb") as f:
-        return hashlib.sha256(f.read()).hexdigest()
+        f.write(data)
+    return hashlib.sha256(data).hexdigest()
 
 
-def io(name, shape):
-    return helper.make_tensor_value_info(name, TensorProto.FLOAT, shape)
+def io(name, shape, elem=TensorProto.FLOAT):
+    return helper.make_tensor_value_info(name, elem, shape)
 
 
-def encoder():
-    shape = numpy_helper.from_array(np.array([-1, C, T, N // (C * T)], dtype=np.int64), "shape")
-    nodes = [
-        helper.make_node("Reshape", ["audio", "shape"], ["r"]),
+def make(nodes, name, inputs, outputs, inits):
+    g = helper.make_graph(nodes, name, inputs, outputs, inits)
+    return helper.make_model(g, opset_imports=OPSET, producer_name="loopmatch-tests")
+
+
+def const(name, values, dtype):
+    return numpy_helper.from_array(np.array(values, dtype=dtype), name)
+
+
+def mean_encoder(n, c, t):
+    """audio[B,n] -> z[B,c,t]: the mean of consecutive blocks of n // (c*t) samples."""
+    block = n // (c * t)
+    nodes, inits, src = [], [const("shape", [-1, c, t, block], np.int64)], "audio"
+    if block * c * t != n:
+        inits += [const("starts", [0], np.int64), const("ends", [block * c * t], np.int64),
+                  const("axes", [1], np.int64)]
+        nodes.append(helper.make_node("Slice", ["audio", "starts", "ends", "axes"], ["cut"]))
+        src = "cut"
+    nodes += [
+        helper.make_node("Reshape", [src, "shape"], ["r"]),
         helper.make_node("ReduceMean", ["r"], ["z"], axes=[3], keepdims=0),
     ]
-    g = helper.make_graph(nodes, "enc", [io("audio", ["batch", N])], [io("z", ["batch", C, T])], [shape])
-    return helper.make_model(g, opset_imports=[helper.make_opsetid("", 13)], producer_name="loopmatch-tests")
+    return make(nodes, "enc", [io("audio", ["batch", n])], [io("z", ["batch", c, t])], inits)
 
 
-def mapper():
-    two = numpy_helper.from_array(np.array(2, dtype=np.float32), "two")
-    one = numpy_helper.from_array(np.array(1, dtype=np.float32), "one")
+def affine_mapper(c, t, w, bias, out="zo"):
+    """z -> reshape(flat(z) @ w + bias)."""
+    inits = [const("flat", [-1, c * t], np.int64), const("back", [-1, c, t], np.int64),
+             const("w", w, np.float32), const("bias", bias, np.float32)]
+    nodes = [
+        helper.make_node("Reshape", ["z", "flat"], ["f"]),
+        helper.make_node("MatMul", ["f", "w"], ["m"]),
+        helper.make_node("Add", ["m", "bias"], ["a"]),
+        helper.make_node("Reshape", ["a", "back"], [out]),
+    ]
+    return make(nodes, "map", [io("z", ["batch", c, t])], [io(out, ["batch", c, t])], inits)
+
+
+def scale_mapper(c, t, batch="batch", elem=TensorProto.FLOAT, extra_input=False):
+    """z -> 2z + 1, in the given element type; optionally with a second (unused) input."""
+    dtype = np.float64 if elem == TensorProto.DOUBLE else np.float32
+    inits = [const("two", 2, dtype), const("one", 1, dtype)]
     nodes = [helper.make_node("Mul", ["z", "two"], ["m"]), helper.make_node("Add", ["m", "one"], ["zo"])]
-    g = helper.make_graph(nodes, "map", [io("z", ["batch", C, T])], [io("zo", ["batch", C, T])], [two, one])
-    return helper.make_model(g, opset_imports=[helper.make_opsetid("", 13)], producer_name="loopmatch-tests")
+    inputs = [io("z", [batch, c, t], elem)]
+    if extra_input:
+        inputs.append(io("gain", [batch, 1], elem))
+    return make(nodes, "map", inputs, [io("zo", [batch, c, t], elem)], inits)
 
 
-def decoder():
-    w = np.zeros((C * T, N), dtype=np.float32)
-    for i in range(C * T):
-        w[i, i * 5:(i + 1) * 5] = 1
-    flat = numpy_helper.from_array(np.array([-1, C * T], dtype=np.int64), "flat")
+def repeat_decoder_matmul(n, c, t):
+    """z[B,c,t] -> audio[B,n]: each latent value repeated n // (c*t) times, via a MatMul."""
+    block = n // (c * t)
+    w = np.zeros((c * t, n), dtype=np.float32)
+    for i in range(c * t):
+        w[i, i * block:(i + 1) * block] = 1
     nodes = [
         helper.make_node("Reshape", ["z", "flat"], ["f"]),
         helper.make_node("MatMul", ["f", "w"], ["audio"]),
     ]
-    g = helper.make_graph(nodes, "dec", [io("z", ["batch", C, T])], [io("audio", ["batch", N])],
-                          [flat, numpy_helper.from_array(w, "w")])
-    return helper.make_model(g, opset_imports=[helper.make_opsetid("", 13)], producer_name="loopmatch-tests")
+    inits = [const("flat", [-1, c * t], np.int64), numpy_helper.from_array(w, "w")]
+    return make(nodes, "dec", [io("z", ["batch", c, t])], [io("audio", ["batch", n])], inits)
+
+
+def repeat_decoder_expand(n, c, t):
+    """Like repeat_decoder_matmul without a weight matrix (which would be c*t*n floats)."""
+    block = n // (c * t)
+    inits = [const("col", [-1, c * t, 1], np.int64), const("wide", [1, 1, block], np.int64),
+             const("flat", [-1, c * t * block], np.int64),
+             const("pads", [0, 0, 0, n - c * t * block], np.int64)]
+    nodes = [
+        helper.make_node("Reshape", ["z", "col"], ["zc"]),
+        helper.make_node("Expand", ["zc", "wide"], ["e"]),
+        helper.make_node("Reshape", ["e", "flat"], ["f"]),
+        helper.make_node("Pad", ["f", "pads"], ["audio"]),
+    ]
+    return make(nodes, "dec", [io("z", ["batch", c, t])], [io("audio", ["batch", n])], inits)
 
 
 def spec(name, file, sha, role, instruments, inp, out):
@@ -73,27 +137,63 @@ def spec(name, file, sha, role, instruments, inp, out):
             "outputs": [{"name": out[0], "shape": out[1], "dtype": "float32"}]}
 
 
-def main():
-    os.makedirs(OUT, exist_ok=True)
-    audio, z = [-1, N], [-1, C, T]
-    enc = save(encoder(), "drum_encoder.onnx")
-    benc = save(encoder(), "bass_encoder.onnx")
-    mp = save(mapper(), "drum2bass.onnx")
-    dec = save(decoder(), "bass_decoder.onnx")
-    manifest = {
+def write_manifest(folder, manifest):
+    with open(os.path.join(folder, "manifest.json"), "w") as f:
+        json.dump(manifest, f, indent=2)
+        f.write("\n")
+
+
+def small_bundle():
+    out = os.path.join(TESTDATA, "bundle")
+    n, c, t = 40, 2, 4
+    w = [[((3 * i + 5 * j) % 7 - 3) / 4 for j in range(c * t)] for i in range(c * t)]
+    bias = [j / 8 - 0.5 for j in range(c * t)]
+    audio, z = [-1, n], [-1, c, t]
+    enc = save(mean_encoder(n, c, t), out, "drum_encoder.onnx")
+    benc = save(mean_encoder(n, c, t), out, "bass_encoder.onnx")
+    mp = save(affine_mapper(c, t, w, bias), out, "drum2bass.onnx")
+    dec = save(repeat_decoder_matmul(n, c, t), out, "bass_decoder.onnx")
+    write_manifest(out, {
         "name": "loopmatch-test", "version": "0.0.1", "sample_rate": 100, "window_seconds": 0.4,
-        "latent_shape": [C, T], "created": "2026-01-01T00:00:00Z",
+        "latent_shape": [c, t], "created": "2026-01-01T00:00:00Z",
         "training": {"note": "hand-made graphs for the Go tests; see scripts/make_test_models.py"},
+        "metrics": {},
         "models": [
             spec("drum_encoder", "drum_encoder.onnx", enc, "encoder", ["drum"], ("audio", audio), ("z", z)),
             spec("bass_encoder", "bass_encoder.onnx", benc, "encoder", ["bass"], ("audio", audio), ("z", z)),
             spec("drum2bass", "drum2bass.onnx", mp, "mapper", ["drum", "bass"], ("z", z), ("zo", z)),
             spec("bass_decoder", "bass_decoder.onnx", dec, "decoder", ["bass"], ("z", z), ("audio", audio)),
         ],
-    }
-    with open(os.path.join(OUT, "manifest.json"), "w") as f:
-        json.dump(manifest, f, indent=2)
-        f.write("\n")
+    })
+    bad = os.path.join(TESTDATA, "bad")
+    save(scale_mapper(c, t, batch=1), bad, "fixed_batch.onnx")
+    save(scale_mapper(c, t, elem=TensorProto.DOUBLE), bad, "double.onnx")
+    save(scale_mapper(c, t, extra_input=True), bad, "two_inputs.onnx")
+
+
+def fullsize_bundle():
+    out = os.path.join(TESTDATA, "fullsize")
+    n, c, t = 88200, 16, 64
+    audio, z = [-1, n], [-1, c, t]
+    enc = save(mean_encoder(n, c, t), out, "drum_encoder.onnx")
+    mp = save(scale_mapper(c, t), out, "drum2bass.onnx")
+    dec = save(repeat_decoder_expand(n, c, t), out, "bass_decoder.onnx")
+    write_manifest(out, {
+        "name": "loopmatch-fullsize", "version": "0.0.1", "sample_rate": 22050, "window_seconds": 4.0,
+        "latent_shape": [c, t], "created": "2026-01-01T00:00:00Z",
+        "training": {"note": "weightless graphs at production shapes; see scripts/make_test_models.py"},
+        "exporter_extra": {"unknown keys": "are tolerated"},
+        "models": [
+            spec("drum_encoder", "drum_encoder.onnx", enc, "encoder", ["drum"], ("audio", audio), ("z", z)),
+            spec("drum2bass", "drum2bass.onnx", mp, "mapper", ["drum", "bass"], ("z", z), ("zo", z)),
+            spec("bass_decoder", "bass_decoder.onnx", dec, "decoder", ["bass"], ("z", z), ("audio", audio)),
+        ],
+    })
+
+
+def main():
+    small_bundle()
+    fullsize_bundle()
 
 
 if __name__ == "__main__":
