@@ -349,3 +349,72 @@ func TestDecodeFileLimits(t *testing.T) {
 		t.Error("missing file: want error")
 	}
 }
+
+func TestDecodeReaderLimits(t *testing.T) {
+	good := wavBytes(t, sine(440, 22050, 22050), 22050, PCM16)
+	lim := Limits{MaxFileBytes: int64(len(good)) - 1}
+	cases := []struct {
+		name string
+		size int64
+		lim  Limits
+		want error
+	}{
+		{"declared size over the limit", int64(len(good)), lim, ErrTooLarge},
+		{"unknown size, stream over the limit", -1, lim, ErrTooLarge},
+		{"size understated, stream over the limit", 10, lim, ErrTooLarge},
+		{"unknown size within the limit", -1, DefaultLimits(), nil},
+	}
+	for _, c := range cases {
+		t.Run(c.name, func(t *testing.T) {
+			b, err := Decode(bytes.NewReader(good), c.size, c.lim)
+			if !errors.Is(err, c.want) {
+				t.Fatalf("err = %v, want %v", err, c.want)
+			}
+			if c.want == nil && b.Frames() != 22050 {
+				t.Fatalf("%d frames, want 22050", b.Frames())
+			}
+		})
+	}
+}
+
+// TestTrailingDamage: chunks after the audio are never needed, so a damaged or absurd
+// one there must not fail a file that players open fine.
+func TestTrailingDamage(t *testing.T) {
+	good := wavBytes(t, sine(440, 22050, 2205), 22050, PCM16)
+	for _, tail := range [][]byte{
+		[]byte("LIST\xf0\xff\xff\xff"),   // declares 4 GB
+		[]byte("id3 \x10\x00\x00\x00ab"), // cut short
+		[]byte("\x00\x01\x02"),           // not even a chunk header
+	} {
+		b, err := DecodeBytes(append(bytes.Clone(good), tail...), DefaultLimits())
+		if err != nil || b.Frames() != 2205 {
+			t.Errorf("tail %q: err %v", tail, err)
+		}
+	}
+}
+
+func TestLoadOptions(t *testing.T) {
+	data := wavBytes(t, sine(440, 22050, 22050), 22050, PCM16)
+	w, info, err := LoadBytes(data, LoadOptions{SampleRate: 16000})
+	if err != nil {
+		t.Fatal(err)
+	}
+	if len(w) != 4*16000 || info.SampleRate != 22050 || info.Format != WAV || info.BitDepth != 16 {
+		t.Fatalf("default window: %d samples, info %+v", len(w), info)
+	}
+	for _, o := range []LoadOptions{
+		{},
+		{SampleRate: -1, WindowSeconds: 4},
+		{SampleRate: 16000, WindowSeconds: -4},
+		{SampleRate: 16000, WindowSeconds: math.NaN()},
+		{SampleRate: 16000, WindowSeconds: MaxWindowSeconds * 2},
+		{SampleRate: 16000, WindowSeconds: 1e-9},
+	} {
+		if _, _, err := LoadBytes(data, o); err == nil {
+			t.Errorf("options %+v: want an error", o)
+		}
+	}
+	if _, err := Window(sine(440, 1000, 1000), 1000, math.Inf(1)); err == nil {
+		t.Error("infinite window: want an error")
+	}
+}

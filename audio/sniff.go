@@ -16,7 +16,9 @@ const (
 	OGG     Format = "ogg"
 )
 
-// SniffLen is how many leading bytes Sniff wants.
+// SniffLen is how many leading bytes Sniff needs for every format but one: a FLAC file
+// behind an ID3v2 tag is recognised only when the bytes reach past the tag (ingest
+// passes 4 KiB; a tag holding cover art can be larger, and such a file is Unknown).
 const SniffLen = 12
 
 // Sniff recognises an audio file by its first bytes, never by its name.
