@@ -94,9 +94,14 @@ func (s librarySearch) find() (string, string, error) {
 		return p, SourceEnv, err
 	}
 	var looked []string
+	seen := map[string]bool{}
 	for _, start := range s.starts {
 		for _, dir := range walkToModuleRoot(start) {
 			cand := filepath.Join(dir, projectLibDir)
+			if seen[cand] {
+				continue // the working directory and the executable often share parents
+			}
+			seen[cand] = true
 			looked = append(looked, cand)
 			if p := libIn(cand); p != "" {
 				return p, SourceProject, nil
