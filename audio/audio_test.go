@@ -265,6 +265,9 @@ func TestBrokenFiles(t *testing.T) {
 		{"ogg truncated", oggGood[:len(oggGood)/2], ErrTruncated},
 		{"ogg corrupt pages", corruptTail(oggGood, 300), ErrCorrupt},
 		{"ogg opus", opus, ErrUnsupported},
+		// Found by fuzzing: jfreymuth/oggvorbis indexes past a page with no segments
+		// and panics; guard must turn that into an error.
+		{"ogg page without segments", []byte("OggS\x00000000000000000000000\x00"), ErrCorrupt},
 		{"flac declares 9 min in 1 s of data", flacFrames(9 * 60 * 22050), ErrTruncated},
 		{"flac declares 2 hours", flacFrames(2 * 3600 * 22050), ErrTooLong},
 		{"rf64 ds64 declares 1 TB", rf64(1 << 40), ErrTooLarge},

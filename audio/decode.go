@@ -112,7 +112,7 @@ func DecodeBytes(data []byte, lim Limits) (*Buffer, error) {
 func guard(name string, f func() (*Buffer, error)) (b *Buffer, err error) {
 	defer func() {
 		if r := recover(); r != nil {
-			b, err = nil, fmt.Errorf("%w: %s decoder failed: %v", ErrCorrupt, name, r)
+			b, err = nil, fmt.Errorf("%w: the %s decoder failed on damaged data (%v): re-export the file", ErrCorrupt, name, r)
 		}
 	}()
 	return f()
