@@ -31,7 +31,7 @@ const LibraryEnv = "ONNXRUNTIME_LIB"
 const MinVersion = "1.24"
 
 // projectLibDir is where scripts/bootstrap.sh puts the library from the onnxruntime wheel.
-var projectLibDir = filepath.Join(".local", "onnxruntime", "lib")
+const projectLibDir = ".local/onnxruntime/lib"
 
 // Where FindLibrary found the library, for doctor's report.
 const (

@@ -59,15 +59,16 @@ type Bundle struct {
 	id string
 }
 
-// LoadBundle reads dir/manifest.json and checks it: known roles, one window size and
-// latent shape throughout, plain file names inside dir, files present with the declared
-// sha256. It does not need ONNX Runtime; Runtime.Open checks the graphs themselves.
+// LoadBundle reads dir/manifest.json and checks it: known roles, one model per role and
+// instrument(s), tensor shapes that agree with sample_rate*window_seconds and
+// latent_shape, plain file names inside dir, files present with the declared sha256.
+// Unknown keys are ignored. It does not need ONNX Runtime; Runtime.Open checks the graphs.
 func LoadBundle(dir string) (*Bundle, error) {
 	mp := filepath.Join(dir, "manifest.json")
 	raw, err := os.ReadFile(mp)
 	if err != nil {
 		if errors.Is(err, os.ErrNotExist) {
-			return nil, fmt.Errorf("model bundle %s: no manifest.json: point --bundle at a bundle folder (models/loopmatch-v1) or build one with make models", dir)
+			return nil, fmt.Errorf("model bundle %s: no manifest.json (%w): point --bundle at a bundle folder (models/loopmatch-v1) or build one with make models", dir, err)
 		}
 		return nil, fmt.Errorf("model bundle %s: %w", dir, err)
 	}
