@@ -1,0 +1,50 @@
+"""ONNX export (opset 17, dynamic batch) and an onnxruntime check against PyTorch."""
+from __future__ import annotations
+
+import numpy as np
+import onnxruntime as ort
+import torch
+
+from .models import N, C_LAT, T_LAT, EncoderGraph, DecoderGraph, Mapper
+
+
+def _export(module, example, path, in_name, out_name):
+    module.eval()
+    torch.onnx.export(module, (example,), path, input_names=[in_name], output_names=[out_name],
+                      dynamic_axes={in_name: {0: "batch"}, out_name: {0: "batch"}},
+                      opset_version=17, dynamo=False, do_constant_folding=True)
+
+
+def session(path):
+    so = ort.SessionOptions()
+    so.intra_op_num_threads = 2
+    so.inter_op_num_threads = 1
+    return ort.InferenceSession(path, so, providers=["CPUExecutionProvider"])
+
+
+def export_encoder(vae, path, check_audio: np.ndarray) -> float:
+    g = EncoderGraph(vae).eval()
+    _export(g, torch.zeros(2, N), path, "audio", "z")
+    with torch.no_grad():
+        ref = g(torch.from_numpy(check_audio)).numpy()
+    got = session(path).run(["z"], {"audio": check_audio})[0]
+    return float(np.max(np.abs(ref - got)))
+
+
+def export_decoder(vae, path, check_z: np.ndarray, iters: int = 32) -> float:
+    g = DecoderGraph(vae, iters).eval()
+    _export(g, torch.zeros(1, C_LAT, T_LAT), path, "z", "audio")
+    with torch.no_grad():
+        ref = g(torch.from_numpy(check_z)).numpy()
+    got = session(path).run(["audio"], {"z": check_z})[0]
+    return float(np.max(np.abs(ref - got)))
+
+
+def export_mapper(m: Mapper, path, check_z: np.ndarray) -> float:
+    """Input "z", output "z_out" (ONNX cannot give a graph input and output one name)."""
+    m.eval()
+    _export(m, torch.zeros(2, C_LAT, T_LAT), path, "z", "z_out")
+    with torch.no_grad():
+        ref = m(torch.from_numpy(check_z)).numpy()
+    got = session(path).run(["z_out"], {"z": check_z})[0]
+    return float(np.max(np.abs(ref - got)))
