@@ -106,6 +106,12 @@ func (s *Store) load(ctx context.Context) error {
 			ix := &index{info: info, pos: map[string]int{}}
 			rb := tx.Bucket([]byte(rowsPrefix + string(k)))
 			if rb != nil {
+				// Size the matrix once: growing a 400 MB slice by appending would copy
+				// it repeatedly and briefly need twice the memory.
+				n := rb.Stats().KeyN
+				ix.rows = make([]vectordb.Row, 0, n)
+				ix.vecs = make([]float32, 0, n*info.Dim)
+				ix.pos = make(map[string]int, n)
 				if err := rb.ForEach(func(id, val []byte) error {
 					if err := ctx.Err(); err != nil {
 						return err

@@ -3,6 +3,8 @@ package embedded
 import (
 	"context"
 	"os"
+	"path/filepath"
+	"runtime"
 	"testing"
 	"time"
 
@@ -18,8 +20,9 @@ func TestMeasure(t *testing.T) {
 		t.Skip("set LOOPMATCH_MEASURE=1 to measure")
 	}
 	ctx := context.Background()
-	s := openT(t, t.TempDir())
-	defer s.Close()
+	dir := t.TempDir()
+	s := openT(t, dir)
+	defer func() { s.Close() }()
 	const dim = 1024
 	s.EnsureCollection(ctx, vectordb.Collection{Name: "m", Dim: dim})
 	queries := make([][]float32, 200)
@@ -44,6 +47,18 @@ func TestMeasure(t *testing.T) {
 		t.Logf("embedded %d rows dim %d: upsert %.0f rows/s (batches of 500); search k=10 p50 %v p99 %v",
 			target, dim, float64(len(rows))/el.Seconds(), p50, p99)
 	}
+	// What a restart costs: reading every row back into the in-memory matrix.
+	s.Close()
+	runtime.GC()
+	t0 := time.Now()
+	s = openT(t, dir)
+	el := time.Since(t0)
+	runtime.GC()
+	var ms runtime.MemStats
+	runtime.ReadMemStats(&ms)
+	fi, _ := os.Stat(filepath.Join(dir, fileName))
+	t.Logf("embedded %d rows: reopen (load and verify every row) %v; file %.0f MB; Go heap after reopen %.0f MB",
+		loaded, el, float64(fi.Size())/1e6, float64(ms.HeapAlloc)/1e6)
 }
 
 // loaded opens a store in a temporary folder holding n random rows of dimension 1024.
