@@ -1,8 +1,134 @@
 package main
 
-import "github.com/spf13/cobra"
+import (
+	"encoding/json"
+	"errors"
+	"fmt"
+	"os"
+	"text/tabwriter"
+
+	"github.com/spf13/cobra"
+
+	"github.com/loopmatch/loopmatch/audio"
+	"github.com/loopmatch/loopmatch/ingest"
+	"github.com/loopmatch/loopmatch/query"
+)
 
 func newRecommendCmd(g *globalOptions) *cobra.Command {
-	_ = g
-	return notYet("recommend", "Recommend loops from the shell", "issue 5 (query service)")
+	var (
+		seedID, seedFile, from, to string
+		k                          int
+		minBPM, maxBPM, lambda     float64
+		keys, packs, exclude       []string
+		excludeSeedPack, asJSON    bool
+	)
+	cmd := &cobra.Command{
+		Use:   "recommend (--seed-id ID | --seed-file PATH) [--from drum --to bass -k 10] [filters]",
+		Short: "Recommend loops from the shell",
+		Long: `Runs the same query as POST /v1/recommend, without a server: the seed's latent (stored,
+or encoded from --seed-file), the mapper, and a search of the target collection. Prints a
+table, or JSON with --json.`,
+		Example: `  loopmatch recommend --seed-id 3f2a9c0d4b1e8f7a6c5d4e3f2a1b0c9d -k 5
+  loopmatch recommend --seed-file my_drums.wav --min-bpm 118 --max-bpm 126 --key Am --json`,
+		Args: cobra.NoArgs,
+		RunE: func(cmd *cobra.Command, args []string) error {
+			ctx := cmd.Context()
+			if (seedID == "") == (seedFile == "") {
+				return exitError{code: 2, err: errors.New("give exactly one of --seed-id ID and --seed-file PATH")}
+			}
+			nkeys := make([]string, 0, len(keys))
+			for _, key := range keys {
+				n, err := ingest.NormalizeKey(key)
+				if err != nil {
+					return exitError{code: 2, err: fmt.Errorf("--key %q: %w", key, err)}
+				}
+				nkeys = append(nkeys, n)
+			}
+			svc, err := openService(ctx, g, 0, 0, nil)
+			if err != nil {
+				return err
+			}
+			defer svc.Close()
+			req := query.Request{SeedID: seedID, From: from, To: to, K: k, MMRLambda: lambda,
+				Filter: query.Filter{MinBPM: minBPM, MaxBPM: maxBPM, Keys: nkeys, Packs: packs, ExcludePacks: exclude, ExcludeSeedPack: excludeSeedPack}}
+			if seedFile != "" {
+				pcm, _, err := audio.Load(ctx, seedFile, svc.engine.AudioOptions(audio.DefaultLimits()))
+				if err != nil {
+					return exitError{code: 2, err: fmt.Errorf("--seed-file: %w", err)}
+				}
+				f, err := os.Open(seedFile)
+				if err != nil {
+					return exitError{code: 2, err: err}
+				}
+				id, err := ingest.ID(f)
+				f.Close()
+				if err != nil {
+					return exitError{code: 2, err: err}
+				}
+				req.SeedAudio, req.SeedAudioID = pcm, id
+			}
+			resp, err := svc.engine.Recommend(ctx, req)
+			if err != nil {
+				return exitError{code: 1, err: err}
+			}
+			out := cmd.OutOrStdout()
+			if asJSON {
+				type result struct {
+					ID       string  `json:"id"`
+					Rank     int     `json:"rank"`
+					Score    float32 `json:"score"`
+					Pack     string  `json:"pack"`
+					BPM      float64 `json:"bpm"`
+					Key      string  `json:"key"`
+					Duration float64 `json:"duration"`
+					Path     string  `json:"path"`
+				}
+				doc := struct {
+					Bundle  string     `json:"bundle"`
+					From    string     `json:"from"`
+					To      string     `json:"to"`
+					Seed    query.Seed `json:"seed"`
+					Results []result   `json:"results"`
+				}{Bundle: resp.BundleID, From: resp.Pair.From, To: resp.Pair.To, Seed: resp.Seed, Results: []result{}}
+				for _, r := range resp.Results {
+					doc.Results = append(doc.Results, result{r.ID, r.Rank, r.Score, r.Pack, r.BPM, r.Key, r.Duration, r.Path})
+				}
+				enc := json.NewEncoder(out)
+				enc.SetIndent("", "  ")
+				return enc.Encode(doc)
+			}
+			fmt.Fprintf(out, "%s -> %s, seed %s", resp.Pair.From, resp.Pair.To, resp.Seed.ID)
+			if resp.Seed.Pack != "" {
+				fmt.Fprintf(out, " (pack %s)", resp.Seed.Pack)
+			}
+			fmt.Fprintln(out)
+			tw := tabwriter.NewWriter(out, 0, 4, 2, ' ', 0)
+			fmt.Fprintln(tw, "RANK\tSCORE\tID\tPACK\tBPM\tKEY\tSECONDS\tPATH")
+			for _, r := range resp.Results {
+				fmt.Fprintf(tw, "%d\t%.4f\t%s\t%s\t%g\t%s\t%.2f\t%s\n", r.Rank, r.Score, r.ID, r.Pack, r.BPM, r.Key, r.Duration, r.Path)
+			}
+			if err := tw.Flush(); err != nil {
+				return err
+			}
+			if len(resp.Results) == 0 {
+				fmt.Fprintln(out, "no loops match: loosen the filters, or ingest more loops")
+			}
+			return nil
+		},
+	}
+	f := cmd.Flags()
+	f.StringVar(&seedID, "seed-id", "", "id of a stored loop of --from")
+	f.StringVar(&seedFile, "seed-file", "", "audio file to use as the seed")
+	f.StringVar(&from, "from", "drum", "seed instrument")
+	f.StringVar(&to, "to", "bass", "instrument to recommend")
+	f.IntVarP(&k, "k", "k", query.DefaultK, fmt.Sprintf("number of loops (1-%d)", query.MaxK))
+	f.Float64Var(&minBPM, "min-bpm", 0, "lowest tempo (0 = unbounded)")
+	f.Float64Var(&maxBPM, "max-bpm", 0, "highest tempo (0 = unbounded)")
+	f.StringSliceVar(&keys, "key", nil, "only these keys (repeat or comma-separate: Am,C)")
+	f.StringSliceVar(&packs, "pack", nil, "only these packs")
+	f.StringSliceVar(&exclude, "exclude-pack", nil, "leave out these packs")
+	f.BoolVar(&excludeSeedPack, "exclude-seed-pack", false, "leave out the seed's own pack")
+	f.Float64Var(&lambda, "mmr-lambda", 0, "diversity re-rank in (0, 1]: 1 = pure relevance (0 = off)")
+	f.BoolVar(&asJSON, "json", false, "print JSON")
+	return cmd
 }

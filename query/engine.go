@@ -1,0 +1,630 @@
+// Package query answers "which loops of instrument B fit this loop of instrument A?":
+// the Engine maps a seed's latent through the bundle's mapper and searches the target
+// collection; the Server puts the Engine behind an HTTP API (Gin) with problem details,
+// OpenAPI validation, metrics, API keys and previews. eval and the recommend command
+// use the Engine directly, so every path runs the same steps as the API.
+package query
+
+import (
+	"context"
+	"errors"
+	"fmt"
+	"math"
+	"slices"
+	"sort"
+	"strings"
+	"sync"
+	"time"
+
+	"github.com/loopmatch/loopmatch/audio"
+	"github.com/loopmatch/loopmatch/ingest"
+	"github.com/loopmatch/loopmatch/onnx"
+	"github.com/loopmatch/loopmatch/vectordb"
+)
+
+// Model is one inference graph: rows of InputSize values in, rows of OutputSize out.
+// *onnx.Model is one; tests and tools may bring their own.
+type Model interface {
+	Run(ctx context.Context, in []float32) ([]float32, error)
+	InputSize() int
+	OutputSize() int
+}
+
+// Pair names a mapper: the seed's instrument and the target instrument.
+type Pair struct{ From, To string }
+
+func (p Pair) String() string { return p.From + "->" + p.To }
+
+// Observer receives timings, so the Engine stays free of any metrics library.
+type Observer interface {
+	ObserveInference(role, instrument string, d time.Duration)
+	ObserveSearch(collection string, d time.Duration)
+}
+
+// Config wires an Engine.
+type Config struct {
+	Store    vectordb.Store
+	BundleID string
+	// SampleRate and WindowSeconds describe the encoders' input (for uploaded seeds).
+	SampleRate    int
+	WindowSeconds float64
+	Encoders      map[string]Model
+	Mappers       map[Pair]Model
+	Decoders      map[string]Model
+	// Collection names an instrument's collection; nil means ingest.Collection, the
+	// names ingest writes. Tests on a shared Milvus use their own prefix.
+	Collection func(instrument string) string
+	// MaxCandidates bounds how many rows an MMR re-rank fetches (default 800).
+	MaxCandidates int
+	// CollectionCheckEvery is how long a collection's verified bundle id is trusted
+	// before it is asked again (default 5 s): a per-request Collections call would cost a
+	// round trip on Milvus, and a re-ingest with another bundle is rare.
+	CollectionCheckEvery time.Duration
+	Observer             Observer
+}
+
+// Engine runs recommendations. It is safe for concurrent use.
+type Engine struct {
+	cfg Config
+
+	mu      sync.Mutex
+	checked map[string]collectionCheck
+}
+
+type collectionCheck struct {
+	at  time.Time
+	err error // nil when the collection matched the bundle
+}
+
+// Limits of a request.
+const (
+	MaxK = 200
+	// DefaultK is used when a request names no k.
+	DefaultK = 10
+)
+
+// Errors callers test with errors.Is; the Server maps each to an HTTP status.
+var (
+	// ErrInvalid: the request itself is wrong (bad k, bad lambda, both or neither seed).
+	ErrInvalid = errors.New("invalid recommend request")
+	// ErrNoMapper: the bundle has no mapper for the asked pair.
+	ErrNoMapper = errors.New("no mapper for this instrument pair")
+	// ErrNoDecoder: the bundle has no decoder for the instrument, so no preview.
+	ErrNoDecoder = errors.New("no decoder for this instrument")
+	// ErrSeedNotFound: the seed id is not in the source collection.
+	ErrSeedNotFound = errors.New("seed loop not found")
+	// ErrNotIngested: the collection does not exist yet.
+	ErrNotIngested = errors.New("collection not ingested yet")
+	// ErrBundleMismatch: the collection was encoded with another bundle.
+	ErrBundleMismatch = errors.New("collection was encoded with another model bundle")
+)
+
+// NewEngine checks the wiring: every model's sizes agree with the latent dimension.
+func NewEngine(cfg Config) (*Engine, error) {
+	if cfg.Store == nil {
+		return nil, errors.New("query: Config.Store is nil")
+	}
+	if cfg.BundleID == "" {
+		return nil, errors.New("query: Config.BundleID is empty: pass the loaded bundle's ID()")
+	}
+	if len(cfg.Mappers) == 0 {
+		return nil, errors.New("query: the bundle has no mapper, so nothing can be recommended: use a bundle with a mapper (role \"mapper\")")
+	}
+	if cfg.Collection == nil {
+		cfg.Collection = ingest.Collection
+	}
+	if cfg.MaxCandidates <= 0 {
+		cfg.MaxCandidates = 800
+	}
+	if cfg.CollectionCheckEvery <= 0 {
+		cfg.CollectionCheckEvery = 5 * time.Second
+	}
+	dim := -1
+	check := func(what string, n int) error {
+		if dim == -1 {
+			dim = n
+		}
+		if n != dim {
+			return fmt.Errorf("query: %s works on latents of %d values, others on %d: the bundle is inconsistent", what, n, dim)
+		}
+		return nil
+	}
+	for p, m := range cfg.Mappers {
+		if err := check("mapper "+p.String(), m.InputSize()); err != nil {
+			return nil, err
+		}
+		if err := check("mapper "+p.String(), m.OutputSize()); err != nil {
+			return nil, err
+		}
+	}
+	for inst, m := range cfg.Encoders {
+		if err := check("encoder "+inst, m.OutputSize()); err != nil {
+			return nil, err
+		}
+	}
+	for inst, m := range cfg.Decoders {
+		if err := check("decoder "+inst, m.InputSize()); err != nil {
+			return nil, err
+		}
+	}
+	return &Engine{cfg: cfg, checked: map[string]collectionCheck{}}, nil
+}
+
+// Models holds the ONNX sessions of a bundle, opened once per process.
+type Models struct {
+	Encoders map[string]*onnx.Model
+	Mappers  map[Pair]*onnx.Model
+	Decoders map[string]*onnx.Model
+}
+
+// OpenModels opens every encoder, mapper and decoder of the bundle.
+func OpenModels(rt *onnx.Runtime, b *onnx.Bundle) (*Models, error) {
+	m := &Models{Encoders: map[string]*onnx.Model{}, Mappers: map[Pair]*onnx.Model{}, Decoders: map[string]*onnx.Model{}}
+	for _, s := range b.Models {
+		om, err := rt.Open(b, s)
+		if err != nil {
+			m.Close()
+			return nil, err
+		}
+		switch s.Role {
+		case onnx.RoleEncoder:
+			m.Encoders[s.Instruments[0]] = om
+		case onnx.RoleDecoder:
+			m.Decoders[s.Instruments[0]] = om
+		case onnx.RoleMapper:
+			m.Mappers[Pair{s.Instruments[0], s.Instruments[1]}] = om
+		default:
+			om.Close()
+		}
+	}
+	return m, nil
+}
+
+// Close releases every session.
+func (m *Models) Close() error {
+	var errs []error
+	for _, g := range []map[string]*onnx.Model{m.Encoders, m.Decoders} {
+		for _, x := range g {
+			errs = append(errs, x.Close())
+		}
+	}
+	for _, x := range m.Mappers {
+		errs = append(errs, x.Close())
+	}
+	return errors.Join(errs...)
+}
+
+// Config fills an Engine config with these models and the bundle's facts.
+func (m *Models) Config(b *onnx.Bundle, store vectordb.Store) Config {
+	c := Config{Store: store, BundleID: b.ID(), SampleRate: b.SampleRate, WindowSeconds: b.WindowSeconds,
+		Encoders: map[string]Model{}, Mappers: map[Pair]Model{}, Decoders: map[string]Model{}}
+	for k, v := range m.Encoders {
+		c.Encoders[k] = v
+	}
+	for k, v := range m.Mappers {
+		c.Mappers[k] = v
+	}
+	for k, v := range m.Decoders {
+		c.Decoders[k] = v
+	}
+	return c
+}
+
+// BundleID is the id of the bundle the engine's models come from.
+func (e *Engine) BundleID() string { return e.cfg.BundleID }
+
+// Store is the engine's vector store.
+func (e *Engine) Store() vectordb.Store { return e.cfg.Store }
+
+// Collection names an instrument's collection.
+func (e *Engine) Collection(instrument string) string { return e.cfg.Collection(instrument) }
+
+// AudioOptions are the decode settings for an uploaded seed of the engine's encoders.
+func (e *Engine) AudioOptions(lim audio.Limits) audio.LoadOptions {
+	return audio.LoadOptions{SampleRate: e.cfg.SampleRate, WindowSeconds: e.cfg.WindowSeconds, Limits: lim}
+}
+
+// Pairs lists the instrument pairs with a mapper, sorted.
+func (e *Engine) Pairs() []Pair {
+	ps := make([]Pair, 0, len(e.cfg.Mappers))
+	for p := range e.cfg.Mappers {
+		ps = append(ps, p)
+	}
+	sort.Slice(ps, func(i, j int) bool { return ps[i].String() < ps[j].String() })
+	return ps
+}
+
+// HasDecoder reports whether previews can be decoded for the instrument.
+func (e *Engine) HasDecoder(instrument string) bool { return e.cfg.Decoders[instrument] != nil }
+
+// HasEncoder reports whether seeds of the instrument can be uploaded.
+func (e *Engine) HasEncoder(instrument string) bool { return e.cfg.Encoders[instrument] != nil }
+
+// Filter narrows the ranked loops.
+type Filter struct {
+	MinBPM, MaxBPM float64
+	Keys           []string
+	Packs          []string
+	ExcludePacks   []string
+	// ExcludeSeedPack leaves out loops of the seed's own pack (known for a stored seed,
+	// or an uploaded file that is already in the source collection).
+	ExcludeSeedPack bool
+}
+
+// Request is one recommendation.
+type Request struct {
+	// SeedID names a stored loop of From; SeedAudio is an uploaded seed already windowed
+	// (AudioOptions). Exactly one is set.
+	SeedID    string
+	SeedAudio []float32
+	// SeedAudioID is the uploaded file's content id, when known: if that loop is stored,
+	// its pack serves ExcludeSeedPack and it is left out of the results.
+	SeedAudioID string
+	From, To    string
+	K           int
+	Filter      Filter
+	// MMRLambda in (0, 1] re-ranks for diversity (1 is pure relevance); 0 means off.
+	MMRLambda float64
+}
+
+// Seed describes the seed a response answers.
+type Seed struct {
+	ID     string  `json:"id,omitempty"`
+	Stored bool    `json:"stored"`
+	Pack   string  `json:"pack,omitempty"`
+	BPM    float64 `json:"bpm,omitempty"`
+	Key    string  `json:"key,omitempty"`
+}
+
+// Result is one ranked loop.
+type Result struct {
+	vectordb.Row
+	Rank  int     `json:"rank"`
+	Score float32 `json:"score"`
+}
+
+// Response is a recommendation: the ranked loops and the mapped latent (the predicted
+// target loop, which a decoder turns into the preview).
+type Response struct {
+	BundleID string
+	Pair     Pair
+	Seed     Seed
+	Results  []Result
+	Mapped   []float32
+}
+
+// Validate checks a request against the engine's models and the API's bounds.
+func (e *Engine) Validate(r *Request) error {
+	if r.From == "" {
+		r.From = "drum"
+	}
+	if r.To == "" {
+		r.To = "bass"
+	}
+	if r.K == 0 {
+		r.K = DefaultK
+	}
+	if r.K < 1 || r.K > MaxK {
+		return fmt.Errorf("%w: k is %d: ask for 1 to %d loops", ErrInvalid, r.K, MaxK)
+	}
+	if (r.SeedID == "") == (r.SeedAudio == nil) {
+		return fmt.Errorf("%w: give exactly one seed: a stored loop's id or an uploaded file", ErrInvalid)
+	}
+	if math.IsNaN(r.MMRLambda) || r.MMRLambda < 0 || r.MMRLambda > 1 {
+		return fmt.Errorf("%w: mmr_lambda is %v: use a value in (0, 1] (1 = pure relevance), or leave it out", ErrInvalid, r.MMRLambda)
+	}
+	f := r.Filter
+	if math.IsNaN(f.MinBPM) || math.IsNaN(f.MaxBPM) || f.MinBPM < 0 || f.MaxBPM < 0 || (f.MaxBPM > 0 && f.MinBPM > f.MaxBPM) {
+		return fmt.Errorf("%w: BPM range [%v, %v] is empty or negative: give 0 <= min_bpm <= max_bpm", ErrInvalid, f.MinBPM, f.MaxBPM)
+	}
+	if _, ok := e.cfg.Mappers[Pair{r.From, r.To}]; !ok {
+		var have []string
+		for _, p := range e.Pairs() {
+			have = append(have, p.String())
+		}
+		return fmt.Errorf("%w: %s->%s; the bundle maps %s", ErrNoMapper, r.From, r.To, strings.Join(have, ", "))
+	}
+	if r.SeedAudio != nil {
+		enc := e.cfg.Encoders[r.From]
+		if enc == nil {
+			return fmt.Errorf("%w: the bundle has no %s encoder, so an uploaded %s seed cannot be embedded: send a stored seed_id", ErrNoMapper, r.From, r.From)
+		}
+		if len(r.SeedAudio) != enc.InputSize() {
+			return fmt.Errorf("%w: seed audio has %d samples, the %s encoder takes %d: window it with AudioOptions", ErrInvalid, len(r.SeedAudio), r.From, enc.InputSize())
+		}
+	}
+	return nil
+}
+
+// Recommend runs the whole query: seed latent, mapper, search (and MMR).
+func (e *Engine) Recommend(ctx context.Context, r Request) (*Response, error) {
+	if err := e.Validate(&r); err != nil {
+		return nil, err
+	}
+	z, seed, err := e.SeedLatent(ctx, r)
+	if err != nil {
+		return nil, err
+	}
+	mapped, err := e.MapSeed(ctx, r.From, r.To, z)
+	if err != nil {
+		return nil, err
+	}
+	vf := vectordb.Filter{MinBPM: r.Filter.MinBPM, MaxBPM: r.Filter.MaxBPM, Keys: r.Filter.Keys,
+		Packs: r.Filter.Packs, ExcludePacks: slices.Clone(r.Filter.ExcludePacks)}
+	if seed.ID != "" {
+		vf.ExcludeIDs = []string{seed.ID}
+	}
+	if r.Filter.ExcludeSeedPack {
+		if seed.Pack == "" {
+			return nil, fmt.Errorf("%w: exclude_seed_pack needs a seed whose pack is known: this uploaded seed is not in the %s collection, so leave exclude_seed_pack out or list exclude_packs", ErrInvalid, r.From)
+		}
+		vf.ExcludePacks = append(vf.ExcludePacks, seed.Pack)
+	}
+	results, err := e.SearchMapped(ctx, r.To, mapped, r.K, vf, r.MMRLambda)
+	if err != nil {
+		return nil, err
+	}
+	return &Response{BundleID: e.cfg.BundleID, Pair: Pair{r.From, r.To}, Seed: seed, Results: results, Mapped: mapped}, nil
+}
+
+// SeedLatent returns the seed's latent: the stored embedding of a seed id, or the
+// encoder's output for uploaded audio.
+func (e *Engine) SeedLatent(ctx context.Context, r Request) ([]float32, Seed, error) {
+	coll := e.cfg.Collection(r.From)
+	if r.SeedID != "" {
+		if err := e.checkCollection(ctx, coll); err != nil {
+			return nil, Seed{}, err
+		}
+		row, err := e.getRow(ctx, coll, r.SeedID)
+		if err != nil {
+			return nil, Seed{}, err
+		}
+		if row == nil {
+			return nil, Seed{}, fmt.Errorf("%w: no loop %q in the %s collection: list stored loops with GET /v1/collections or ingest it first", ErrSeedNotFound, r.SeedID, r.From)
+		}
+		if row.BundleID != e.cfg.BundleID {
+			return nil, Seed{}, fmt.Errorf("%w: loop %s was encoded with %q, this server runs %q: re-ingest the library with the current bundle", ErrBundleMismatch, row.ID, row.BundleID, e.cfg.BundleID)
+		}
+		return row.Embedding, Seed{ID: row.ID, Stored: true, Pack: row.Pack, BPM: row.BPM, Key: row.Key}, nil
+	}
+	enc := e.cfg.Encoders[r.From]
+	if enc == nil {
+		return nil, Seed{}, fmt.Errorf("%w: no %s encoder for an uploaded seed", ErrNoMapper, r.From)
+	}
+	t0 := time.Now()
+	z, err := enc.Run(ctx, r.SeedAudio)
+	if err != nil {
+		return nil, Seed{}, fmt.Errorf("encode the uploaded %s seed: %w", r.From, err)
+	}
+	e.observeInference("encoder", r.From, time.Since(t0))
+	seed := Seed{ID: r.SeedAudioID}
+	if r.SeedAudioID != "" {
+		// The same file may already be stored: its pack then serves exclude_seed_pack. A
+		// missing collection just means it is not stored.
+		row, err := e.getRow(ctx, coll, r.SeedAudioID)
+		if err != nil && !errors.Is(err, ErrNotIngested) {
+			return nil, Seed{}, err
+		}
+		if row != nil {
+			seed = Seed{ID: row.ID, Stored: true, Pack: row.Pack, BPM: row.BPM, Key: row.Key}
+		}
+	}
+	return z, seed, nil
+}
+
+func (e *Engine) getRow(ctx context.Context, coll, id string) (*vectordb.Row, error) {
+	rows, err := e.cfg.Store.Get(ctx, coll, []string{id})
+	if err != nil {
+		return nil, e.storeErr(coll, err)
+	}
+	if len(rows) == 0 {
+		return nil, nil
+	}
+	return &rows[0], nil
+}
+
+// MapSeed runs the from->to mapper on one latent.
+func (e *Engine) MapSeed(ctx context.Context, from, to string, z []float32) ([]float32, error) {
+	m := e.cfg.Mappers[Pair{from, to}]
+	if m == nil {
+		return nil, fmt.Errorf("%w: %s->%s", ErrNoMapper, from, to)
+	}
+	if len(z) != m.InputSize() {
+		return nil, fmt.Errorf("%w: the seed latent has %d values, the %s->%s mapper takes %d: re-ingest with the current bundle", ErrBundleMismatch, len(z), from, to, m.InputSize())
+	}
+	t0 := time.Now()
+	out, err := m.Run(ctx, z)
+	if err != nil {
+		return nil, fmt.Errorf("map %s->%s: %w", from, to, err)
+	}
+	e.observeInference("mapper", from+"->"+to, time.Since(t0))
+	return out, nil
+}
+
+// SearchMapped ranks the to collection against a mapped latent: k loops best first;
+// with mmrLambda in (0, 1) a diversity re-rank over up to 4k candidates.
+func (e *Engine) SearchMapped(ctx context.Context, to string, mapped []float32, k int, f vectordb.Filter, mmrLambda float64) ([]Result, error) {
+	coll := e.cfg.Collection(to)
+	if err := e.checkCollection(ctx, coll); err != nil {
+		return nil, err
+	}
+	fetch := k
+	mmr := mmrLambda > 0 && mmrLambda < 1
+	if mmr {
+		fetch = min(max(4*k, k), e.cfg.MaxCandidates, vectordb.MaxK)
+	}
+	t0 := time.Now()
+	hits, err := e.cfg.Store.Search(ctx, coll, mapped, fetch, f)
+	if err != nil {
+		return nil, e.storeErr(coll, err)
+	}
+	e.observeSearch(coll, time.Since(t0))
+	for _, h := range hits {
+		if h.BundleID != e.cfg.BundleID {
+			return nil, fmt.Errorf("%w: loop %s in %s was encoded with %q, this server runs %q: re-ingest the library with the current bundle", ErrBundleMismatch, h.ID, coll, h.BundleID, e.cfg.BundleID)
+		}
+	}
+	if mmr && len(hits) > k {
+		hits, err = e.mmr(ctx, coll, hits, k, mmrLambda)
+		if err != nil {
+			return nil, err
+		}
+	}
+	if len(hits) > k {
+		hits = hits[:k]
+	}
+	out := make([]Result, len(hits))
+	for i, h := range hits {
+		h.Embedding = nil
+		out[i] = Result{Row: h.Row, Rank: i + 1, Score: h.Score}
+	}
+	return out, nil
+}
+
+// mmr re-ranks candidates by maximal marginal relevance: each pick maximises
+// lambda*sim(query, c) - (1-lambda)*max sim(c, picked). The query similarity is the
+// search score; candidate similarities come from their stored embeddings.
+func (e *Engine) mmr(ctx context.Context, coll string, hits []vectordb.Hit, k int, lambda float64) ([]vectordb.Hit, error) {
+	ids := make([]string, len(hits))
+	for i, h := range hits {
+		ids[i] = h.ID
+	}
+	rows, err := e.cfg.Store.Get(ctx, coll, ids)
+	if err != nil {
+		return nil, e.storeErr(coll, err)
+	}
+	vecs := make(map[string][]float32, len(rows))
+	for _, r := range rows {
+		vecs[r.ID] = vectordb.Normalize(r.Embedding)
+	}
+	// A candidate deleted between search and get keeps its place by relevance only.
+	return MMR(hits, func(i int) []float32 { return vecs[hits[i].ID] }, k, lambda), nil
+}
+
+// MMR picks k of the hits (best first by Score) by maximal marginal relevance; vec(i)
+// is hit i's unit vector, or nil when unknown (then it counts as dissimilar to all).
+// Ties go to the earlier hit, so the order is deterministic.
+func MMR(hits []vectordb.Hit, vec func(int) []float32, k int, lambda float64) []vectordb.Hit {
+	if k > len(hits) {
+		k = len(hits)
+	}
+	picked := make([]vectordb.Hit, 0, k)
+	pickedVecs := make([][]float32, 0, k)
+	used := make([]bool, len(hits))
+	// maxSim[i] is hit i's highest similarity to anything picked so far.
+	maxSim := make([]float64, len(hits))
+	for len(picked) < k {
+		best, bestScore := -1, math.Inf(-1)
+		for i, h := range hits {
+			if used[i] {
+				continue
+			}
+			s := lambda*float64(h.Score) - (1-lambda)*maxSim[i]
+			if len(picked) == 0 {
+				s = float64(h.Score)
+			}
+			if s > bestScore {
+				best, bestScore = i, s
+			}
+		}
+		used[best] = true
+		picked = append(picked, hits[best])
+		bv := vec(best)
+		pickedVecs = append(pickedVecs, bv)
+		for i := range hits {
+			if used[i] || bv == nil {
+				continue
+			}
+			v := vec(i)
+			if v == nil {
+				continue
+			}
+			if s := dot(v, bv); len(picked) == 1 || s > maxSim[i] {
+				maxSim[i] = s
+			}
+		}
+	}
+	return picked
+}
+
+func dot(a, b []float32) float64 {
+	var s float64
+	for i := range a {
+		s += float64(a[i]) * float64(b[i])
+	}
+	return s
+}
+
+// Decode turns a latent of the instrument into audio at the bundle's rate.
+func (e *Engine) Decode(ctx context.Context, instrument string, z []float32) ([]float32, int, error) {
+	d := e.cfg.Decoders[instrument]
+	if d == nil {
+		return nil, 0, fmt.Errorf("%w: the bundle %s has no %s decoder (role \"decoder\"), so the predicted loop cannot be played; the ranked loops are unaffected", ErrNoDecoder, e.cfg.BundleID, instrument)
+	}
+	t0 := time.Now()
+	pcm, err := d.Run(ctx, z)
+	if err != nil {
+		return nil, 0, fmt.Errorf("decode the predicted %s loop: %w", instrument, err)
+	}
+	e.observeInference("decoder", instrument, time.Since(t0))
+	return pcm, e.cfg.SampleRate, nil
+}
+
+// checkCollection refuses a collection that is missing or holds another bundle's
+// embeddings. Verdicts are cached for CollectionCheckEvery.
+func (e *Engine) checkCollection(ctx context.Context, coll string) error {
+	e.mu.Lock()
+	c, ok := e.checked[coll]
+	e.mu.Unlock()
+	if ok && time.Since(c.at) < e.cfg.CollectionCheckEvery {
+		return c.err
+	}
+	cs, err := e.cfg.Store.Collections(ctx)
+	if err != nil {
+		return e.storeErr(coll, err)
+	}
+	verdict := fmt.Errorf("%w: collection %s does not exist: ingest a library first (loopmatch ingest PATH)", ErrNotIngested, coll)
+	for _, x := range cs {
+		if x.Name != coll {
+			continue
+		}
+		verdict = nil
+		if x.BundleID != e.cfg.BundleID {
+			verdict = fmt.Errorf("%w: collection %s holds embeddings of %q, this server runs %q: re-ingest the library with the current bundle (or serve with --bundle of the old one)", ErrBundleMismatch, coll, x.BundleID, e.cfg.BundleID)
+		}
+	}
+	e.mu.Lock()
+	e.checked[coll] = collectionCheck{at: time.Now(), err: verdict}
+	e.mu.Unlock()
+	return verdict
+}
+
+// Forget drops cached collection verdicts (after an ingest created or changed one).
+func (e *Engine) Forget() {
+	e.mu.Lock()
+	clear(e.checked)
+	e.mu.Unlock()
+}
+
+func (e *Engine) storeErr(coll string, err error) error {
+	switch {
+	case errors.Is(err, vectordb.ErrNoCollection):
+		e.Forget()
+		return fmt.Errorf("%w: collection %s: ingest a library first (%w)", ErrNotIngested, coll, err)
+	case errors.Is(err, vectordb.ErrBundleMismatch), errors.Is(err, vectordb.ErrDimensionMismatch):
+		return fmt.Errorf("%w: collection %s: re-ingest the library with the current bundle (%w)", ErrBundleMismatch, coll, err)
+	}
+	return fmt.Errorf("collection %s: %w", coll, err)
+}
+
+func (e *Engine) observeInference(role, inst string, d time.Duration) {
+	if e.cfg.Observer != nil {
+		e.cfg.Observer.ObserveInference(role, inst, d)
+	}
+}
+
+func (e *Engine) observeSearch(coll string, d time.Duration) {
+	if e.cfg.Observer != nil {
+		e.cfg.Observer.ObserveSearch(coll, d)
+	}
+}

@@ -1,0 +1,355 @@
+package query
+
+import (
+	"bytes"
+	"crypto/sha256"
+	"encoding/binary"
+	"encoding/hex"
+	"errors"
+	"fmt"
+	"io"
+	"math"
+	"net/http"
+	"os"
+	"strings"
+	"time"
+
+	"github.com/gin-gonic/gin"
+
+	"github.com/loopmatch/loopmatch/audio"
+	"github.com/loopmatch/loopmatch/ingest"
+	"github.com/loopmatch/loopmatch/vectordb"
+)
+
+// LoopJSON is a stored loop as the API shows it: never its file path, which is the
+// server's business.
+type LoopJSON struct {
+	ID         string    `json:"id"`
+	Instrument string    `json:"instrument"`
+	Pack       string    `json:"pack"`
+	BPM        float64   `json:"bpm"`
+	Key        string    `json:"key"`
+	Duration   float64   `json:"duration"`
+	SampleRate int       `json:"sample_rate,omitempty"`
+	IngestedAt time.Time `json:"ingested_at,omitzero"`
+	AudioURL   string    `json:"audio_url"`
+}
+
+// RankedLoop is one recommendation.
+type RankedLoop struct {
+	ID       string  `json:"id"`
+	Rank     int     `json:"rank"`
+	Score    float32 `json:"score"`
+	Pack     string  `json:"pack"`
+	BPM      float64 `json:"bpm"`
+	Key      string  `json:"key"`
+	Duration float64 `json:"duration"`
+	AudioURL string  `json:"audio_url"`
+}
+
+// RecommendResponse is the body of a successful POST /v1/recommend.
+type RecommendResponse struct {
+	RequestID string       `json:"request_id"`
+	Bundle    string       `json:"bundle"`
+	From      string       `json:"from"`
+	To        string       `json:"to"`
+	Seed      Seed         `json:"seed"`
+	Results   []RankedLoop `json:"results"`
+	// PreviewURL plays the decoded predicted loop; set when preview was asked for.
+	PreviewURL string `json:"preview_url,omitempty"`
+	// PreviewAvailable is false when the bundle has no decoder for the target
+	// instrument: the URL then answers 501 saying so.
+	PreviewAvailable *bool `json:"preview_available,omitempty"`
+}
+
+func audioURL(instrument, id string) string { return "/v1/loops/" + instrument + "/" + id + "/audio" }
+
+func (s *Server) recommend(c *gin.Context) {
+	q, err := ParseRecommend(c.Request, s.cfg.MaxUploadBytes)
+	if err != nil {
+		s.fail(c, err)
+		return
+	}
+	req := q.Request
+	if q.Upload != nil {
+		s.metrics.uploadSize.Observe(float64(len(q.Upload)))
+		// Check the pair before decoding: a wrong instrument should not cost a decode.
+		if err := s.engine.Validate(&Request{SeedAudio: []float32{}, From: req.From, To: req.To, K: max(req.K, 1), MMRLambda: req.MMRLambda}); errors.Is(err, ErrNoMapper) {
+			s.fail(c, err)
+			return
+		}
+		lim := audio.Limits{MaxFileBytes: s.cfg.MaxUploadBytes, MaxDuration: s.cfg.MaxUploadDuration}
+		pcm, _, err := audio.LoadBytes(q.Upload, s.engine.AudioOptions(lim))
+		if err != nil {
+			s.fail(c, fmt.Errorf("the uploaded seed: %w", err))
+			return
+		}
+		id, _ := ingest.ID(bytes.NewReader(q.Upload))
+		req.SeedAudio, req.SeedAudioID = pcm, id
+	}
+	resp, err := s.engine.Recommend(c.Request.Context(), req)
+	if err != nil {
+		s.fail(c, err)
+		return
+	}
+	out := RecommendResponse{RequestID: requestID(c), Bundle: resp.BundleID, From: resp.Pair.From, To: resp.Pair.To,
+		Seed: resp.Seed, Results: make([]RankedLoop, len(resp.Results))}
+	for i, r := range resp.Results {
+		out.Results[i] = RankedLoop{ID: r.ID, Rank: r.Rank, Score: r.Score, Pack: r.Pack, BPM: r.BPM, Key: r.Key,
+			Duration: r.Duration, AudioURL: audioURL(resp.Pair.To, r.ID)}
+	}
+	if q.Preview {
+		key := previewKey(resp.BundleID, resp.Pair.To, resp.Mapped)
+		s.latents.Add(key, previewLatent{instrument: resp.Pair.To, z: resp.Mapped})
+		ok := s.engine.HasDecoder(resp.Pair.To)
+		out.PreviewURL, out.PreviewAvailable = "/v1/previews/"+key+".wav", &ok
+	}
+	c.Header("Cache-Control", "no-store")
+	c.JSON(http.StatusOK, out)
+}
+
+// previewKey identifies a predicted loop: the same mapped latent from the same bundle
+// is the same audio, so repeated queries share one decoded preview.
+func previewKey(bundle, instrument string, z []float32) string {
+	h := sha256.New()
+	io.WriteString(h, bundle)
+	h.Write([]byte{0})
+	io.WriteString(h, instrument)
+	h.Write([]byte{0})
+	var b [4]byte
+	for _, v := range z {
+		binary.LittleEndian.PutUint32(b[:], math.Float32bits(v))
+		h.Write(b[:])
+	}
+	return hex.EncodeToString(h.Sum(nil))
+}
+
+func (s *Server) preview(c *gin.Context) {
+	file := c.Param("file")
+	key, ok := strings.CutSuffix(file, ".wav")
+	if !ok || len(key) != 64 || strings.Trim(key, "0123456789abcdef") != "" {
+		writeProblem(c, http.StatusNotFound, "not-found", "a preview URL is /v1/previews/KEY.wav with the 64-hex KEY from a recommend response's preview_url")
+		return
+	}
+	lat, ok := s.latents.Get(key)
+	s.metrics.cacheResult("preview_latent", ok)
+	if !ok {
+		writeProblem(c, http.StatusNotFound, "not-found", "no such preview, or it has expired from the cache: run the recommend again with \"preview\": true")
+		return
+	}
+	if !s.engine.HasDecoder(lat.instrument) {
+		_, _, err := s.engine.Decode(c.Request.Context(), lat.instrument, nil)
+		s.fail(c, err)
+		return
+	}
+	wav, ok := s.previews.Get(key)
+	s.metrics.cacheResult("preview_audio", ok)
+	if !ok {
+		// One decode per key even when a player fires several range requests at once.
+		v, err, _ := s.decodes.Do(key, func() (any, error) {
+			if w, ok := s.previews.Get(key); ok {
+				return w, nil
+			}
+			pcm, rate, err := s.engine.Decode(c.Request.Context(), lat.instrument, lat.z)
+			if err != nil {
+				return nil, err
+			}
+			var buf bytes.Buffer
+			if err := audio.EncodeWAV(&buf, pcm, rate, audio.PCM16); err != nil {
+				return nil, fmt.Errorf("encode the preview: %w", err)
+			}
+			s.previews.Add(key, buf.Bytes())
+			return buf.Bytes(), nil
+		})
+		if err != nil {
+			s.fail(c, err)
+			return
+		}
+		wav = v.([]byte)
+	}
+	c.Header("Content-Type", "audio/wav")
+	c.Header("Content-Disposition", `inline; filename="preview-`+key[:12]+`.wav"`)
+	c.Header("ETag", `"`+key+`"`)
+	c.Header("Cache-Control", "private, max-age=3600")
+	c.Header("X-Content-Type-Options", "nosniff")
+	http.ServeContent(c.Writer, c.Request, "", time.Time{}, bytes.NewReader(wav))
+}
+
+// instrumentOf checks a URL's instrument: well-formed and one the bundle knows.
+func (s *Server) instrumentOf(c *gin.Context) (string, bool) {
+	inst := c.Param("instrument")
+	if !instrumentPattern.MatchString(inst) || !s.knownInstrument(inst) {
+		writeProblem(c, http.StatusNotFound, "not-found", fmt.Sprintf("no instrument %q: the bundle knows %s", clip(inst), strings.Join(s.instruments(), ", ")))
+		return "", false
+	}
+	return inst, true
+}
+
+func (s *Server) instruments() []string {
+	seen := map[string]bool{}
+	var out []string
+	add := func(i string) {
+		if !seen[i] {
+			seen[i] = true
+			out = append(out, i)
+		}
+	}
+	for _, p := range s.engine.Pairs() {
+		add(p.From)
+		add(p.To)
+	}
+	for i := range s.engine.cfg.Encoders {
+		add(i)
+	}
+	return out
+}
+
+func (s *Server) knownInstrument(inst string) bool {
+	for _, i := range s.instruments() {
+		if i == inst {
+			return true
+		}
+	}
+	return false
+}
+
+// storedLoop finds a loop by id in its instrument's collection, answering 404 itself.
+func (s *Server) storedLoop(c *gin.Context) (*vectordb.Row, string, bool) {
+	inst, ok := s.instrumentOf(c)
+	if !ok {
+		return nil, "", false
+	}
+	id := c.Param("id")
+	if !idPattern.MatchString(id) {
+		writeProblem(c, http.StatusNotFound, "not-found", fmt.Sprintf("%q is not a loop id: ids are 32 lower-case hex characters", clip(id)))
+		return nil, "", false
+	}
+	coll := s.engine.Collection(inst)
+	rows, err := s.engine.Store().Get(c.Request.Context(), coll, []string{id})
+	if errors.Is(err, vectordb.ErrNoCollection) {
+		writeProblem(c, http.StatusNotFound, "not-found", fmt.Sprintf("no %s loops are stored yet: ingest a library first", inst))
+		return nil, "", false
+	}
+	if err != nil {
+		s.fail(c, err)
+		return nil, "", false
+	}
+	if len(rows) == 0 {
+		writeProblem(c, http.StatusNotFound, "not-found", fmt.Sprintf("no %s loop %s is stored", inst, id))
+		return nil, "", false
+	}
+	return &rows[0], inst, true
+}
+
+func (s *Server) loop(c *gin.Context) {
+	row, inst, ok := s.storedLoop(c)
+	if !ok {
+		return
+	}
+	c.JSON(http.StatusOK, LoopJSON{ID: row.ID, Instrument: inst, Pack: row.Pack, BPM: row.BPM, Key: row.Key,
+		Duration: row.Duration, SampleRate: row.SampleRate, IngestedAt: row.IngestedAt, AudioURL: audioURL(inst, row.ID)})
+}
+
+// audioTypes are the content types of the formats ingest accepts.
+var audioTypes = map[audio.Format]string{
+	audio.WAV: "audio/wav", audio.RF64: "audio/wav", audio.AIFF: "audio/aiff", audio.AIFC: "audio/aiff",
+	audio.FLAC: "audio/flac", audio.OGG: "audio/ogg",
+}
+
+// loopAudio serves a stored loop's file. The path comes from the stored row, never
+// from the request, and the file's content must still hash to the id: a file replaced
+// after ingest is not served under the old id.
+func (s *Server) loopAudio(c *gin.Context) {
+	row, _, ok := s.storedLoop(c)
+	if !ok {
+		return
+	}
+	f, err := os.Open(row.Path)
+	if err != nil {
+		writeProblem(c, http.StatusGone, "file-changed", fmt.Sprintf("loop %s is stored but its file is gone from the server: re-ingest the library", row.ID))
+		return
+	}
+	defer f.Close()
+	st, err := f.Stat()
+	if err != nil || !st.Mode().IsRegular() {
+		writeProblem(c, http.StatusGone, "file-changed", fmt.Sprintf("loop %s is stored but its file is no longer a regular file: re-ingest the library", row.ID))
+		return
+	}
+	vkey := fmt.Sprintf("%s\x00%d\x00%d", row.Path, st.Size(), st.ModTime().UnixNano())
+	id, known := s.verified.Get(vkey)
+	s.metrics.cacheResult("file_verified", known)
+	if !known {
+		if id, err = ingest.ID(f); err != nil {
+			s.fail(c, fmt.Errorf("read loop %s: %w", row.ID, err))
+			return
+		}
+		s.verified.Add(vkey, id)
+	}
+	if id != row.ID {
+		writeProblem(c, http.StatusGone, "file-changed", fmt.Sprintf("the file of loop %s changed after it was ingested: re-ingest the library", row.ID))
+		return
+	}
+	head := make([]byte, audio.SniffLen)
+	n, _ := f.ReadAt(head, 0)
+	ct, ok := audioTypes[audio.Sniff(head[:n])]
+	if !ok {
+		ct = "application/octet-stream"
+	}
+	c.Header("Content-Type", ct)
+	c.Header("Content-Disposition", `inline; filename="`+row.ID+extension(ct)+`"`)
+	c.Header("ETag", `"`+row.ID+`"`)
+	c.Header("Cache-Control", "private, max-age=86400")
+	c.Header("X-Content-Type-Options", "nosniff")
+	http.ServeContent(c.Writer, c.Request, "", st.ModTime(), f)
+}
+
+func extension(ct string) string {
+	switch ct {
+	case "audio/wav":
+		return ".wav"
+	case "audio/aiff":
+		return ".aiff"
+	case "audio/flac":
+		return ".flac"
+	case "audio/ogg":
+		return ".ogg"
+	}
+	return ""
+}
+
+// CollectionJSON describes a collection in GET /v1/collections.
+type CollectionJSON struct {
+	Name       string `json:"name"`
+	Instrument string `json:"instrument,omitempty"`
+	Dim        int    `json:"dim"`
+	Count      int    `json:"count"`
+	BundleID   string `json:"bundle_id"`
+	// Current is true when the collection was encoded with the bundle this server runs;
+	// queries against other collections are refused.
+	Current bool `json:"current"`
+}
+
+func (s *Server) collections(c *gin.Context) {
+	cs, err := s.engine.Store().Collections(c.Request.Context())
+	if err != nil {
+		s.fail(c, fmt.Errorf("%w: list collections: %w", vectordb.ErrUnavailable, err))
+		return
+	}
+	byName := map[string]string{}
+	for _, i := range s.instruments() {
+		byName[s.engine.Collection(i)] = i
+	}
+	out := struct {
+		Bundle      string           `json:"bundle"`
+		Pairs       []string         `json:"pairs"`
+		Collections []CollectionJSON `json:"collections"`
+	}{Bundle: s.engine.BundleID(), Collections: []CollectionJSON{}, Pairs: []string{}}
+	for _, p := range s.engine.Pairs() {
+		out.Pairs = append(out.Pairs, p.String())
+	}
+	for _, x := range cs {
+		out.Collections = append(out.Collections, CollectionJSON{Name: x.Name, Instrument: byName[x.Name], Dim: x.Dim,
+			Count: x.Count, BundleID: x.BundleID, Current: x.BundleID == s.engine.BundleID()})
+	}
+	c.JSON(http.StatusOK, out)
+}

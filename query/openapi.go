@@ -1,0 +1,158 @@
+package query
+
+import (
+	"context"
+	_ "embed"
+	"errors"
+	"fmt"
+	"mime"
+	"net/http"
+	"strings"
+
+	"github.com/getkin/kin-openapi/openapi3"
+	"github.com/getkin/kin-openapi/openapi3filter"
+	"github.com/getkin/kin-openapi/routers"
+	"github.com/gin-gonic/gin"
+)
+
+// openapiYAML is the hand-written API description, served at /openapi.yaml and used to
+// validate requests. It is OpenAPI 3.0.3, not 3.1: kin-openapi v0.133.0, the
+// validator, does not load 3.1 documents yet (its README: "OpenAPI v3.1: Soon!").
+//
+//go:embed openapi.yaml
+var openapiYAML []byte
+
+// OpenAPI returns the embedded document (a copy).
+func OpenAPI() []byte { return append([]byte(nil), openapiYAML...) }
+
+type apiSpec struct {
+	doc *openapi3.T
+}
+
+// loadAPISpec parses and validates the embedded document.
+func loadAPISpec() (*apiSpec, error) {
+	l := openapi3.NewLoader()
+	doc, err := l.LoadFromData(openapiYAML)
+	if err != nil {
+		return nil, fmt.Errorf("query: the embedded openapi.yaml does not parse: %w", err)
+	}
+	if err := doc.Validate(context.Background()); err != nil {
+		return nil, fmt.Errorf("query: the embedded openapi.yaml is not valid OpenAPI: %w", err)
+	}
+	return &apiSpec{doc: doc}, nil
+}
+
+// validator checks requests of one operation against the document: path and query
+// parameters always, the body when it is JSON (uploads are parsed and bounded by the
+// handlers themselves, which stream them). Gin has already routed the request, so the
+// route is known here and no second router is needed.
+func (a *apiSpec) validator(method, path string) (gin.HandlerFunc, error) {
+	item := a.doc.Paths.Value(path)
+	if item == nil {
+		return nil, fmt.Errorf("query: openapi.yaml has no path %s", path)
+	}
+	op := item.GetOperation(method)
+	if op == nil && method == http.MethodHead {
+		op = item.GetOperation(http.MethodGet)
+	}
+	if op == nil {
+		return nil, fmt.Errorf("query: openapi.yaml has no %s %s", method, path)
+	}
+	route := &routers.Route{Spec: a.doc, Path: path, PathItem: item, Method: method, Operation: op}
+	return func(c *gin.Context) {
+		params := map[string]string{}
+		for _, p := range c.Params {
+			params[p.Key] = p.Value
+		}
+		opts := &openapi3filter.Options{
+			AuthenticationFunc:  openapi3filter.NoopAuthenticationFunc,
+			MultiError:          true,
+			SkipSettingDefaults: true,
+		}
+		ct, _, _ := mime.ParseMediaType(c.GetHeader("Content-Type"))
+		if ct != "application/json" || op.RequestBody == nil {
+			opts.ExcludeRequestBody = true
+		} else {
+			// Bound the body before the validator reads it; the handler reads the copy it
+			// leaves behind.
+			c.Request.Body = http.MaxBytesReader(c.Writer, c.Request.Body, maxJSONBody)
+		}
+		in := &openapi3filter.RequestValidationInput{Request: c.Request, PathParams: params, Route: route, Options: opts}
+		err := openapi3filter.ValidateRequest(c.Request.Context(), in)
+		if err == nil {
+			c.Next()
+			return
+		}
+		writeValidationProblem(c, err)
+	}, nil
+}
+
+// writeValidationProblem turns the validator's findings into one problem that lists
+// each of them.
+func writeValidationProblem(c *gin.Context, err error) {
+	var findings []string
+	status, slug := http.StatusBadRequest, "invalid-request"
+	var walk func(error)
+	walk = func(e error) {
+		var me openapi3.MultiError
+		if errors.As(e, &me) {
+			for _, x := range me {
+				walk(x)
+			}
+			return
+		}
+		var re *openapi3filter.RequestError
+		if errors.As(e, &re) {
+			var mbe *http.MaxBytesError
+			switch {
+			case errors.As(re.Err, &mbe):
+				status, slug = http.StatusRequestEntityTooLarge, "payload-too-large"
+			case re.RequestBody != nil && strings.Contains(re.Error(), "Content-Type"):
+				status, slug = http.StatusUnsupportedMediaType, "unsupported-media-type"
+			case re.RequestBody != nil:
+				var se *openapi3.SchemaError
+				if !errors.As(re.Err, &se) {
+					slug = "invalid-json"
+				}
+			}
+			findings = append(findings, validationMessage(re))
+			return
+		}
+		findings = append(findings, e.Error())
+	}
+	walk(err)
+	p := Problem{Type: problemType(slug), Title: problemTitles[slug], Status: status,
+		Detail: strings.Join(findings, "; ") + " (see GET /openapi.yaml)", Instance: c.Request.URL.Path, RequestID: requestID(c)}
+	if len(findings) > 1 {
+		p.Errors = findings
+	}
+	sendProblem(c, p)
+}
+
+// validationMessage says which field is wrong and why, without the schema dump the
+// validator's own message carries.
+func validationMessage(re *openapi3filter.RequestError) string {
+	var se *openapi3.SchemaError
+	if errors.As(re.Err, &se) {
+		field := strings.Join(se.JSONPointer(), ".")
+		where := "body"
+		if re.Parameter != nil {
+			where = re.Parameter.In + " parameter " + re.Parameter.Name
+		}
+		if field != "" {
+			where += " field " + field
+		}
+		return where + ": " + se.Reason
+	}
+	if re.Parameter != nil {
+		return fmt.Sprintf("%s parameter %s: %s", re.Parameter.In, re.Parameter.Name, clip(re.Reason+errString(re.Err)))
+	}
+	return "body: " + re.Reason + errString(re.Err)
+}
+
+func errString(err error) string {
+	if err == nil {
+		return ""
+	}
+	return ": " + err.Error()
+}

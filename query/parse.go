@@ -1,0 +1,491 @@
+package query
+
+import (
+	"bytes"
+	"encoding/json"
+	"errors"
+	"fmt"
+	"io"
+	"math"
+	"mime"
+	"mime/multipart"
+	"net/http"
+	"net/url"
+	"strconv"
+	"strings"
+	"unicode"
+	"unicode/utf8"
+
+	"github.com/loopmatch/loopmatch/ingest"
+)
+
+// RecommendQuery is a parsed POST /v1/recommend: the engine request, the raw seed
+// upload (decoded by the handler, which knows the bundle's rate), and the preview flag.
+type RecommendQuery struct {
+	Request Request
+	// Upload is the seed file's bytes when the seed was uploaded.
+	Upload  []byte
+	Preview bool
+}
+
+// recommendBody is the JSON form of a recommend request. Pointers tell "absent" from
+// zero, so k: 0 is an error rather than the default.
+type recommendBody struct {
+	SeedID    *string     `json:"seed_id"`
+	From      *string     `json:"from"`
+	To        *string     `json:"to"`
+	K         *int        `json:"k"`
+	Filter    *filterBody `json:"filter"`
+	MMRLambda *float64    `json:"mmr_lambda"`
+	Preview   *bool       `json:"preview"`
+}
+
+type filterBody struct {
+	MinBPM          *float64 `json:"min_bpm"`
+	MaxBPM          *float64 `json:"max_bpm"`
+	Keys            []string `json:"keys"`
+	Packs           []string `json:"packs"`
+	ExcludePacks    []string `json:"exclude_packs"`
+	ExcludeSeedPack *bool    `json:"exclude_seed_pack"`
+}
+
+// Bounds of a request's lists and strings.
+const (
+	maxListItems = 100
+	maxPackLen   = 200
+	maxBPM       = 999
+)
+
+// audioContentTypes are accepted as a raw seed body. application/octet-stream is here
+// because many clients send it for any file; the content is sniffed anyway.
+var audioContentTypes = map[string]bool{
+	"audio/wav": true, "audio/x-wav": true, "audio/wave": true, "audio/vnd.wave": true,
+	"audio/aiff": true, "audio/x-aiff": true, "audio/flac": true, "audio/x-flac": true,
+	"audio/ogg": true, "audio/vorbis": true, "application/octet-stream": true,
+}
+
+// ParseRecommend reads a recommend request from JSON, multipart/form-data (part
+// "audio" plus form fields) or a raw audio body (parameters in the query string).
+// maxUpload bounds the seed file. Errors are *apiError with the status to answer.
+func ParseRecommend(r *http.Request, maxUpload int64) (*RecommendQuery, error) {
+	ct := r.Header.Get("Content-Type")
+	if ct == "" {
+		return nil, &apiError{http.StatusUnsupportedMediaType, "unsupported-media-type",
+			"send Content-Type: application/json (seed_id), multipart/form-data (part \"audio\") or audio/* (raw file)"}
+	}
+	mt, params, err := mime.ParseMediaType(ct)
+	if err != nil {
+		return nil, &apiError{http.StatusUnsupportedMediaType, "unsupported-media-type", fmt.Sprintf("Content-Type %q does not parse: %v", ct, err)}
+	}
+	switch {
+	case mt == "application/json":
+		if len(r.URL.RawQuery) > 0 {
+			return nil, badRequest("a JSON request carries its parameters in the body, not the query string (%q)", r.URL.RawQuery)
+		}
+		body, err := readBounded(r.Body, maxJSONBody)
+		if err != nil {
+			return nil, err
+		}
+		return ParseRecommendJSON(body)
+	case mt == "multipart/form-data":
+		if len(r.URL.RawQuery) > 0 {
+			return nil, badRequest("a multipart request carries its parameters as form fields, not in the query string")
+		}
+		return parseRecommendMultipart(r.Body, params["boundary"], maxUpload)
+	case audioContentTypes[mt]:
+		q, err := url.ParseQuery(r.URL.RawQuery)
+		if err != nil {
+			return nil, badRequest("the query string does not parse: %v", err)
+		}
+		rq, err := ParseRecommendForm(q)
+		if err != nil {
+			return nil, err
+		}
+		body, err := readBounded(r.Body, maxUpload)
+		if err != nil {
+			return nil, err
+		}
+		if len(body) == 0 {
+			return nil, badRequest("the body is empty: send the seed loop's file as the body")
+		}
+		rq.Upload = body
+		return rq, nil
+	}
+	return nil, &apiError{http.StatusUnsupportedMediaType, "unsupported-media-type",
+		fmt.Sprintf("Content-Type %q is not accepted: use application/json (seed_id), multipart/form-data (part \"audio\") or audio/wav, audio/flac, audio/ogg, audio/aiff", mt)}
+}
+
+// readBounded reads at most limit bytes; more is 413.
+func readBounded(r io.Reader, limit int64) ([]byte, error) {
+	b, err := io.ReadAll(io.LimitReader(r, limit+1))
+	var mbe *http.MaxBytesError
+	if errors.As(err, &mbe) || int64(len(b)) > limit {
+		return nil, tooLarge(limit)
+	}
+	if err != nil {
+		return nil, badRequest("reading the body failed: %v", err)
+	}
+	return b, nil
+}
+
+func tooLarge(limit int64) *apiError {
+	return &apiError{http.StatusRequestEntityTooLarge, "payload-too-large",
+		fmt.Sprintf("the body exceeds %d bytes: send a shorter loop (a seed needs only the first window of audio)", limit)}
+}
+
+// ParseRecommendJSON parses the JSON body of a recommend request. Unknown fields are
+// errors: a misspelt filter must not silently filter nothing.
+func ParseRecommendJSON(body []byte) (*RecommendQuery, error) {
+	if !utf8.Valid(body) {
+		return nil, &apiError{http.StatusBadRequest, "invalid-json", "the body is not UTF-8 text"}
+	}
+	dec := json.NewDecoder(bytes.NewReader(body))
+	dec.DisallowUnknownFields()
+	var b recommendBody
+	if err := dec.Decode(&b); err != nil {
+		return nil, &apiError{http.StatusBadRequest, "invalid-json", "the body is not a valid recommend request: " + jsonErr(err)}
+	}
+	if dec.More() {
+		return nil, &apiError{http.StatusBadRequest, "invalid-json", "the body has data after the JSON object: send one object"}
+	}
+	if _, err := dec.Token(); err != io.EOF {
+		return nil, &apiError{http.StatusBadRequest, "invalid-json", "the body has data after the JSON object: send one object"}
+	}
+	rq := &RecommendQuery{}
+	r := &rq.Request
+	if b.SeedID == nil {
+		return nil, &apiError{http.StatusBadRequest, "invalid-request", "seed_id is required in a JSON request (or upload the seed as multipart/form-data or an audio/* body)"}
+	}
+	if err := checkID("seed_id", *b.SeedID); err != nil {
+		return nil, err
+	}
+	r.SeedID = *b.SeedID
+	var err error
+	if b.From != nil {
+		if r.From, err = checkInstrument("from", *b.From); err != nil {
+			return nil, err
+		}
+	}
+	if b.To != nil {
+		if r.To, err = checkInstrument("to", *b.To); err != nil {
+			return nil, err
+		}
+	}
+	if b.K != nil {
+		if *b.K < 1 || *b.K > MaxK {
+			return nil, invalidParam("k is %d: ask for 1 to %d loops", *b.K, MaxK)
+		}
+		r.K = *b.K
+	}
+	if b.MMRLambda != nil {
+		if err := checkLambda(*b.MMRLambda); err != nil {
+			return nil, err
+		}
+		r.MMRLambda = *b.MMRLambda
+	}
+	if b.Preview != nil {
+		rq.Preview = *b.Preview
+	}
+	if f := b.Filter; f != nil {
+		if f.MinBPM != nil {
+			r.Filter.MinBPM = *f.MinBPM
+		}
+		if f.MaxBPM != nil {
+			r.Filter.MaxBPM = *f.MaxBPM
+		}
+		if err := checkBPM(r.Filter.MinBPM, r.Filter.MaxBPM); err != nil {
+			return nil, err
+		}
+		if r.Filter.Keys, err = checkKeys(f.Keys); err != nil {
+			return nil, err
+		}
+		if r.Filter.Packs, err = checkPacks("packs", f.Packs); err != nil {
+			return nil, err
+		}
+		if r.Filter.ExcludePacks, err = checkPacks("exclude_packs", f.ExcludePacks); err != nil {
+			return nil, err
+		}
+		if f.ExcludeSeedPack != nil {
+			r.Filter.ExcludeSeedPack = *f.ExcludeSeedPack
+		}
+	}
+	return rq, nil
+}
+
+func jsonErr(err error) string {
+	var se *json.SyntaxError
+	var te *json.UnmarshalTypeError
+	switch {
+	case errors.As(err, &se):
+		return fmt.Sprintf("syntax error at byte %d: %v", se.Offset, se)
+	case errors.As(err, &te):
+		return fmt.Sprintf("field %q must be %s, not %s", te.Field, jsonKind(te.Type.Kind().String()), te.Value)
+	case errors.Is(err, io.EOF):
+		return "the body is empty: send a JSON object such as {\"seed_id\": \"...\"}"
+	case errors.Is(err, io.ErrUnexpectedEOF):
+		return "the JSON ends early"
+	}
+	return err.Error()
+}
+
+func jsonKind(k string) string {
+	switch k {
+	case "int", "int64", "float64":
+		return "a number"
+	case "ptr":
+		return "a value of another type"
+	}
+	return "a " + k
+}
+
+// formFields are the parameters an upload may carry (query string or form fields).
+var formFields = map[string]bool{
+	"from": true, "to": true, "k": true, "min_bpm": true, "max_bpm": true, "key": true, "pack": true,
+	"exclude_pack": true, "exclude_seed_pack": true, "mmr_lambda": true, "preview": true,
+}
+
+// ParseRecommendForm parses the parameters of an uploaded-seed request. Lists are
+// repeated fields or comma-separated values.
+func ParseRecommendForm(q url.Values) (*RecommendQuery, error) {
+	for name, vs := range q {
+		if !formFields[name] {
+			return nil, badRequest("unknown parameter %q: the parameters are from, to, k, min_bpm, max_bpm, key, pack, exclude_pack, exclude_seed_pack, mmr_lambda, preview", name)
+		}
+		if len(vs) > 1 && name != "key" && name != "pack" && name != "exclude_pack" {
+			return nil, badRequest("parameter %q is given %d times: give it once", name, len(vs))
+		}
+	}
+	rq := &RecommendQuery{}
+	r := &rq.Request
+	var err error
+	if v, ok := one(q, "from"); ok {
+		if r.From, err = checkInstrument("from", v); err != nil {
+			return nil, err
+		}
+	}
+	if v, ok := one(q, "to"); ok {
+		if r.To, err = checkInstrument("to", v); err != nil {
+			return nil, err
+		}
+	}
+	if v, ok := one(q, "k"); ok {
+		k, err := strconv.Atoi(v)
+		if err != nil {
+			return nil, badRequest("k %q is not an integer: ask for 1 to %d loops", v, MaxK)
+		}
+		if k < 1 || k > MaxK {
+			return nil, invalidParam("k is %d: ask for 1 to %d loops", k, MaxK)
+		}
+		r.K = k
+	}
+	if r.Filter.MinBPM, err = floatParam(q, "min_bpm"); err != nil {
+		return nil, err
+	}
+	if r.Filter.MaxBPM, err = floatParam(q, "max_bpm"); err != nil {
+		return nil, err
+	}
+	if err := checkBPM(r.Filter.MinBPM, r.Filter.MaxBPM); err != nil {
+		return nil, err
+	}
+	if _, ok := q["mmr_lambda"]; ok {
+		if r.MMRLambda, err = floatParam(q, "mmr_lambda"); err != nil {
+			return nil, err
+		}
+		if err := checkLambda(r.MMRLambda); err != nil {
+			return nil, err
+		}
+	}
+	if r.Filter.Keys, err = checkKeys(splitList(q["key"])); err != nil {
+		return nil, err
+	}
+	if r.Filter.Packs, err = checkPacks("pack", splitList(q["pack"])); err != nil {
+		return nil, err
+	}
+	if r.Filter.ExcludePacks, err = checkPacks("exclude_pack", splitList(q["exclude_pack"])); err != nil {
+		return nil, err
+	}
+	if r.Filter.ExcludeSeedPack, err = boolParam(q, "exclude_seed_pack"); err != nil {
+		return nil, err
+	}
+	if rq.Preview, err = boolParam(q, "preview"); err != nil {
+		return nil, err
+	}
+	return rq, nil
+}
+
+// parseRecommendMultipart streams the parts: the "audio" file bounded by maxUpload,
+// small form fields, nothing spooled to disk.
+func parseRecommendMultipart(body io.Reader, boundary string, maxUpload int64) (*RecommendQuery, error) {
+	if boundary == "" {
+		return nil, badRequest("multipart/form-data needs a boundary parameter in Content-Type")
+	}
+	mr := multipart.NewReader(body, boundary)
+	form := url.Values{}
+	var upload []byte
+	for n := 0; ; n++ {
+		if n >= 32 {
+			return nil, badRequest("too many parts: send the \"audio\" file and at most a few fields")
+		}
+		p, err := mr.NextPart()
+		if err == io.EOF {
+			break
+		}
+		if err != nil {
+			var mbe *http.MaxBytesError
+			if errors.As(err, &mbe) {
+				return nil, tooLarge(maxUpload)
+			}
+			return nil, badRequest("the multipart body does not parse: %v", err)
+		}
+		name := p.FormName()
+		switch {
+		case name == "audio":
+			if upload != nil {
+				return nil, badRequest("more than one \"audio\" part: send one seed file")
+			}
+			if upload, err = readBounded(p, maxUpload); err != nil {
+				return nil, err
+			}
+			if len(upload) == 0 {
+				return nil, badRequest("the \"audio\" part is empty")
+			}
+		case name == "":
+			return nil, badRequest("a multipart part has no form name: name the file part \"audio\"")
+		default:
+			v, err := readBounded(p, 4096)
+			if err != nil {
+				return nil, badRequest("form field %q is longer than 4096 bytes", name)
+			}
+			form.Add(name, string(v))
+		}
+	}
+	if upload == nil {
+		return nil, badRequest("no \"audio\" part: upload the seed loop as the form file \"audio\" (for a stored seed send JSON with seed_id)")
+	}
+	rq, err := ParseRecommendForm(form)
+	if err != nil {
+		return nil, err
+	}
+	rq.Upload = upload
+	return rq, nil
+}
+
+func one(q url.Values, name string) (string, bool) {
+	vs, ok := q[name]
+	if !ok || len(vs) == 0 {
+		return "", false
+	}
+	return strings.TrimSpace(vs[0]), true
+}
+
+func splitList(vs []string) []string {
+	var out []string
+	for _, v := range vs {
+		for _, x := range strings.Split(v, ",") {
+			if x = strings.TrimSpace(x); x != "" {
+				out = append(out, x)
+			}
+		}
+	}
+	return out
+}
+
+func floatParam(q url.Values, name string) (float64, error) {
+	v, ok := one(q, name)
+	if !ok {
+		return 0, nil
+	}
+	f, err := strconv.ParseFloat(v, 64)
+	if err != nil || math.IsNaN(f) || math.IsInf(f, 0) {
+		return 0, badRequest("%s %q is not a number", name, v)
+	}
+	return f, nil
+}
+
+func boolParam(q url.Values, name string) (bool, error) {
+	v, ok := one(q, name)
+	if !ok {
+		return false, nil
+	}
+	b, err := strconv.ParseBool(v)
+	if err != nil {
+		return false, badRequest("%s %q is not true or false", name, v)
+	}
+	return b, nil
+}
+
+func invalidParam(format string, a ...any) *apiError {
+	return &apiError{http.StatusUnprocessableEntity, "invalid-parameters", fmt.Sprintf(format, a...)}
+}
+
+func checkID(field, id string) error {
+	if !idPattern.MatchString(id) {
+		return badRequest("%s %q is not a loop id: ids are 32 lower-case hex characters (the start of the file's sha256), as listed in recommend results", field, clip(id))
+	}
+	return nil
+}
+
+func checkInstrument(field, v string) (string, error) {
+	v = strings.TrimSpace(v)
+	if !instrumentPattern.MatchString(v) {
+		return "", badRequest("%s %q is not an instrument name: use lower-case names such as drum or bass", field, clip(v))
+	}
+	return v, nil
+}
+
+func checkLambda(l float64) error {
+	if math.IsNaN(l) || l <= 0 || l > 1 {
+		return invalidParam("mmr_lambda is %v: use a value in (0, 1] (1 = pure relevance, lower = more diverse), or leave it out", l)
+	}
+	return nil
+}
+
+func checkBPM(lo, hi float64) error {
+	if lo < 0 || hi < 0 || lo > maxBPM || hi > maxBPM {
+		return invalidParam("BPM bounds must be between 0 and %d (0 = unbounded); got min_bpm %v, max_bpm %v", maxBPM, lo, hi)
+	}
+	if hi > 0 && lo > hi {
+		return invalidParam("min_bpm %v is above max_bpm %v: swap them", lo, hi)
+	}
+	return nil
+}
+
+// checkKeys normalises keys to the stored spelling ("a minor" -> "Am"), so a filter
+// matches what ingest wrote.
+func checkKeys(keys []string) ([]string, error) {
+	if len(keys) > maxListItems {
+		return nil, invalidParam("%d keys: give at most %d", len(keys), maxListItems)
+	}
+	var out []string
+	for _, k := range keys {
+		if len(k) > 32 {
+			return nil, invalidParam("key %q is not a musical key: write e.g. Am, F#m, Bb", clip(k))
+		}
+		n, err := ingest.NormalizeKey(k)
+		if err != nil {
+			return nil, invalidParam("key %q is not a musical key: write e.g. Am, F#m, Bb, \"C major\"", clip(k))
+		}
+		out = append(out, n)
+	}
+	return out, nil
+}
+
+func checkPacks(field string, packs []string) ([]string, error) {
+	if len(packs) > maxListItems {
+		return nil, invalidParam("%s has %d entries: give at most %d", field, len(packs), maxListItems)
+	}
+	for _, p := range packs {
+		if p == "" || len(p) > maxPackLen || !utf8.ValidString(p) || strings.IndexFunc(p, unicode.IsControl) >= 0 {
+			return nil, invalidParam("%s entry %q is not a pack name: 1 to %d printable characters", field, clip(p), maxPackLen)
+		}
+	}
+	return packs, nil
+}
+
+// clip keeps echoed input short in error messages.
+func clip(s string) string {
+	if len(s) > 40 {
+		s = s[:40] + "..."
+	}
+	return strings.ToValidUTF8(s, "?")
+}
