@@ -7,6 +7,7 @@ import (
 	"fmt"
 	"mime"
 	"net/http"
+	"sort"
 	"strings"
 
 	"github.com/getkin/kin-openapi/openapi3"
@@ -83,39 +84,49 @@ func (a *apiSpec) validator(method, path string) (gin.HandlerFunc, error) {
 			c.Next()
 			return
 		}
-		writeValidationProblem(c, err)
+		writeValidationProblem(c, op, err)
 	}, nil
 }
 
 // writeValidationProblem turns the validator's findings into one problem that lists
 // each of them.
-func writeValidationProblem(c *gin.Context, err error) {
+func writeValidationProblem(c *gin.Context, op *openapi3.Operation, err error) {
 	var findings []string
 	status, slug := http.StatusBadRequest, "invalid-request"
 	var walk func(error)
 	walk = func(e error) {
-		var me openapi3.MultiError
-		if errors.As(e, &me) {
-			for _, x := range me {
-				walk(x)
-			}
-			return
-		}
-		var re *openapi3filter.RequestError
-		if errors.As(e, &re) {
+		// A RequestError is checked before a MultiError: it wraps the schema errors of
+		// one parameter or body, and the parameter's name is what a person needs.
+		if re, ok := e.(*openapi3filter.RequestError); ok {
 			var mbe *http.MaxBytesError
 			switch {
 			case errors.As(re.Err, &mbe):
 				status, slug = http.StatusRequestEntityTooLarge, "payload-too-large"
 			case re.RequestBody != nil && strings.Contains(re.Error(), "Content-Type"):
 				status, slug = http.StatusUnsupportedMediaType, "unsupported-media-type"
+				var types []string
+				if op.RequestBody != nil && op.RequestBody.Value != nil {
+					for t := range op.RequestBody.Value.Content {
+						types = append(types, t)
+					}
+				}
+				sort.Strings(types)
+				findings = append(findings, fmt.Sprintf("Content-Type %q is not accepted here: send %s", c.GetHeader("Content-Type"), strings.Join(types, " or ")))
+				return
 			case re.RequestBody != nil:
 				var se *openapi3.SchemaError
 				if !errors.As(re.Err, &se) {
 					slug = "invalid-json"
 				}
 			}
-			findings = append(findings, validationMessage(re))
+			findings = append(findings, validationMessages(re)...)
+			return
+		}
+		var me openapi3.MultiError
+		if errors.As(e, &me) {
+			for _, x := range me {
+				walk(x)
+			}
 			return
 		}
 		findings = append(findings, e.Error())
@@ -129,30 +140,39 @@ func writeValidationProblem(c *gin.Context, err error) {
 	sendProblem(c, p)
 }
 
-// validationMessage says which field is wrong and why, without the schema dump the
-// validator's own message carries.
-func validationMessage(re *openapi3filter.RequestError) string {
-	var se *openapi3.SchemaError
-	if errors.As(re.Err, &se) {
-		field := strings.Join(se.JSONPointer(), ".")
-		where := "body"
-		if re.Parameter != nil {
-			where = re.Parameter.In + " parameter " + re.Parameter.Name
-		}
-		if field != "" {
-			where += " field " + field
-		}
-		return where + ": " + se.Reason
-	}
+// validationMessages say which parameter or field is wrong and why, without the
+// schema dump the validator's own messages carry.
+func validationMessages(re *openapi3filter.RequestError) []string {
+	where := "body"
 	if re.Parameter != nil {
-		return fmt.Sprintf("%s parameter %s: %s", re.Parameter.In, re.Parameter.Name, clip(re.Reason+errString(re.Err)))
+		where = re.Parameter.In + " parameter " + re.Parameter.Name
 	}
-	return "body: " + re.Reason + errString(re.Err)
-}
-
-func errString(err error) string {
-	if err == nil {
-		return ""
+	var out []string
+	var collect func(error)
+	collect = func(e error) {
+		var me openapi3.MultiError
+		if errors.As(e, &me) {
+			for _, x := range me {
+				collect(x)
+			}
+			return
+		}
+		var se *openapi3.SchemaError
+		if errors.As(e, &se) {
+			w := where
+			if f := strings.Join(se.JSONPointer(), "."); f != "" {
+				w += " field " + f
+			}
+			out = append(out, w+": "+se.Reason)
+			return
+		}
+		if e != nil {
+			out = append(out, where+": "+e.Error())
+		}
 	}
-	return ": " + err.Error()
+	collect(re.Err)
+	if len(out) == 0 {
+		out = append(out, where+": "+re.Reason)
+	}
+	return out
 }

@@ -1,0 +1,233 @@
+package query
+
+import (
+	"bytes"
+	"fmt"
+	"math"
+	"mime/multipart"
+	"os"
+	"strings"
+	"testing"
+
+	"github.com/loopmatch/loopmatch/audio"
+)
+
+// wavOf encodes a tone of the given seconds (amplitude 0 makes silence).
+func wavOf(t testing.TB, seconds, amp float64) []byte {
+	t.Helper()
+	const rate = 2000
+	pcm := make([]float32, int(seconds*rate))
+	for i := range pcm {
+		pcm[i] = float32(amp * math.Sin(2*math.Pi*97*float64(i)/rate))
+	}
+	var b bytes.Buffer
+	if err := audio.EncodeWAV(&b, pcm, rate, audio.PCM16); err != nil {
+		t.Fatal(err)
+	}
+	return b.Bytes()
+}
+
+// form builds a multipart body: fields as name, value pairs; a name starting with @ is
+// a file part.
+func form(fields ...string) (string, *bytes.Buffer) {
+	var b bytes.Buffer
+	mw := multipart.NewWriter(&b)
+	mw.SetBoundary("loopmatch-test-boundary") // one form, built twice, is the same bytes
+	for i := 0; i+1 < len(fields); i += 2 {
+		if name, ok := strings.CutPrefix(fields[i], "@"); ok {
+			w, _ := mw.CreateFormFile(name, "loop.wav")
+			w.Write([]byte(fields[i+1]))
+			continue
+		}
+		mw.WriteField(fields[i], fields[i+1])
+	}
+	mw.Close()
+	return mw.FormDataContentType(), &b
+}
+
+// TestMalformedRequests sends many kinds of broken request: each gets a 4xx with
+// problem details naming what is wrong, and the server keeps answering afterwards.
+func TestMalformedRequests(t *testing.T) {
+	be := embeddedBackend(t)
+	lib := writeLibrary(t, t.TempDir(), 3, 20)
+	b, m := bundleModels(t, testBundle)
+	encs := map[string]ingestEncoder{}
+	for k, v := range m.Encoders {
+		encs[k] = v
+	}
+	f := newFixture(t, be, lib, func(_ *Config, s *ServerConfig) {
+		s.MaxUploadBytes = 50 << 10
+		s.MaxUploadDuration = 5e9 // 5 s
+		s.Ingester = &DirIngester{Dir: t.TempDir(), Config: ingestConfigFor(b, be.store, encs)}
+	})
+	seed := f.find("drum", 0).id
+	good := func(extra string) string { return fmt.Sprintf(`{"seed_id": %q%s}`, seed, extra) }
+	okWAV := wavOf(t, 1, 0.5)
+	goodData, _ := os.ReadFile(f.find("drum", 1).path)
+	hex64 := strings.Repeat("ab", 32)
+	id := f.find("bass", 0).id
+	mpCT, mpBody := form("@audio", string(okWAV))
+	manyKeys := `["Am"` + strings.Repeat(`, "Am"`, 100) + `]`
+
+	type tc struct {
+		name           string
+		method, path   string
+		ctype, body    string
+		hdr            []string
+		want           int
+		detailContains string
+	}
+	cases := []tc{
+		// JSON recommend
+		{"no content type", "POST", "/v1/recommend", "", good(""), nil, 415, "Content-Type"},
+		{"text/plain", "POST", "/v1/recommend", "text/plain", good(""), nil, 415, "application/json"},
+		{"unparsable content type", "POST", "/v1/recommend", "application/json; ===", good(""), nil, 415, "does not parse"},
+		{"image content type", "POST", "/v1/recommend", "image/png", "x", nil, 415, ""},
+		{"empty JSON body", "POST", "/v1/recommend", "application/json", "", nil, 400, ""},
+		{"truncated JSON", "POST", "/v1/recommend", "application/json", `{"seed_id": "`, nil, 400, ""},
+		{"JSON array", "POST", "/v1/recommend", "application/json", `[]`, nil, 400, ""},
+		{"JSON null", "POST", "/v1/recommend", "application/json", `null`, nil, 400, ""},
+		{"JSON string", "POST", "/v1/recommend", "application/json", `"x"`, nil, 400, ""},
+		{"no seed_id", "POST", "/v1/recommend", "application/json", `{}`, nil, 400, "seed_id"},
+		{"seed_id number", "POST", "/v1/recommend", "application/json", `{"seed_id": 12}`, nil, 400, "seed_id"},
+		{"seed_id not hex", "POST", "/v1/recommend", "application/json", `{"seed_id": "zzzzzzzzzzzzzzzzzzzzzzzzzzzzzzzz"}`, nil, 400, "seed_id"},
+		{"seed_id short", "POST", "/v1/recommend", "application/json", `{"seed_id": "abc"}`, nil, 400, "seed_id"},
+		{"seed_id upper case", "POST", "/v1/recommend", "application/json", `{"seed_id": "` + strings.ToUpper(seed) + `"}`, nil, 400, "seed_id"},
+		{"seed_id path traversal", "POST", "/v1/recommend", "application/json", `{"seed_id": "../../../../etc/passwd"}`, nil, 400, "seed_id"},
+		{"unknown field", "POST", "/v1/recommend", "application/json", good(`, "kk": 3`), nil, 400, "kk"},
+		{"unknown filter field", "POST", "/v1/recommend", "application/json", good(`, "filter": {"bpm": 120}`), nil, 400, "bpm"},
+		{"k zero", "POST", "/v1/recommend", "application/json", good(`, "k": 0`), nil, 400, "k"},
+		{"k too big", "POST", "/v1/recommend", "application/json", good(`, "k": 201`), nil, 400, "k"},
+		{"k negative", "POST", "/v1/recommend", "application/json", good(`, "k": -1`), nil, 400, "k"},
+		{"k string", "POST", "/v1/recommend", "application/json", good(`, "k": "10"`), nil, 400, "k"},
+		{"k fractional", "POST", "/v1/recommend", "application/json", good(`, "k": 1.5`), nil, 400, "k"},
+		{"k huge", "POST", "/v1/recommend", "application/json", good(`, "k": 1e400`), nil, 400, ""},
+		{"mmr_lambda zero", "POST", "/v1/recommend", "application/json", good(`, "mmr_lambda": 0`), nil, 400, "mmr_lambda"},
+		{"mmr_lambda above one", "POST", "/v1/recommend", "application/json", good(`, "mmr_lambda": 1.5`), nil, 400, "mmr_lambda"},
+		{"mmr_lambda string", "POST", "/v1/recommend", "application/json", good(`, "mmr_lambda": "x"`), nil, 400, "mmr_lambda"},
+		{"min_bpm negative", "POST", "/v1/recommend", "application/json", good(`, "filter": {"min_bpm": -1}`), nil, 400, "min_bpm"},
+		{"max_bpm absurd", "POST", "/v1/recommend", "application/json", good(`, "filter": {"max_bpm": 5000}`), nil, 400, "max_bpm"},
+		{"bpm range empty", "POST", "/v1/recommend", "application/json", good(`, "filter": {"min_bpm": 130, "max_bpm": 120}`), nil, 422, "swap"},
+		{"keys not a list", "POST", "/v1/recommend", "application/json", good(`, "filter": {"keys": "Am"}`), nil, 400, "keys"},
+		{"key not a key", "POST", "/v1/recommend", "application/json", good(`, "filter": {"keys": ["H#"]}`), nil, 422, "H#"},
+		{"too many keys", "POST", "/v1/recommend", "application/json", good(`, "filter": {"keys": ` + manyKeys + `}`), nil, 400, "keys"},
+		{"empty pack name", "POST", "/v1/recommend", "application/json", good(`, "filter": {"packs": [""]}`), nil, 400, "packs"},
+		{"pack name too long", "POST", "/v1/recommend", "application/json", good(`, "filter": {"exclude_packs": ["` + strings.Repeat("p", 201) + `"]}`), nil, 400, "exclude_packs"},
+		{"pack with control characters", "POST", "/v1/recommend", "application/json", good(`, "filter": {"packs": ["a\u0000b"]}`), nil, 422, "pack"},
+		{"from not a name", "POST", "/v1/recommend", "application/json", good(`, "from": "Drum!"`), nil, 400, "from"},
+		{"to without mapper", "POST", "/v1/recommend", "application/json", good(`, "to": "guitar"`), nil, 422, "drum->bass"},
+		{"reversed pair", "POST", "/v1/recommend", "application/json", good(`, "from": "bass", "to": "drum"`), nil, 422, "drum->bass"},
+		{"trailing garbage", "POST", "/v1/recommend", "application/json", good("") + " x", nil, 400, ""},
+		{"two objects", "POST", "/v1/recommend", "application/json", good("") + good(""), nil, 400, ""},
+		{"invalid UTF-8", "POST", "/v1/recommend", "application/json", "{\"seed_id\": \"\xff\xfe\"}", nil, 400, ""},
+		{"JSON body too large", "POST", "/v1/recommend", "application/json", good(`, "x": "` + strings.Repeat("a", 70<<10) + `"`), nil, 413, ""},
+		{"preview not boolean", "POST", "/v1/recommend", "application/json", good(`, "preview": "yes"`), nil, 400, "preview"},
+		{"exclude_seed_pack not boolean", "POST", "/v1/recommend", "application/json", good(`, "filter": {"exclude_seed_pack": "true"}`), nil, 400, "exclude_seed_pack"},
+		{"JSON with a query string", "POST", "/v1/recommend?k=5", "application/json", good(""), nil, 400, "query string"},
+		{"seed not stored", "POST", "/v1/recommend", "application/json", `{"seed_id": "` + strings.Repeat("0", 32) + `"}`, nil, 404, "ingest"},
+		// Raw uploads
+		{"raw empty body", "POST", "/v1/recommend", "audio/wav", "", nil, 400, "empty"},
+		{"raw not audio", "POST", "/v1/recommend", "audio/wav", "hello, this is not a WAV file at all", nil, 415, ""},
+		{"raw truncated WAV", "POST", "/v1/recommend", "audio/wav", string(okWAV[:60]), nil, 422, ""},
+		{"raw corrupt WAV header", "POST", "/v1/recommend", "audio/wav", "RIFF\x00\x00\x00\x00WAVEfmt \x02\x00\x00\x00\x01\x00", nil, 422, ""},
+		{"raw silent WAV", "POST", "/v1/recommend", "audio/wav", string(wavOf(t, 1, 0)), nil, 422, "silent"},
+		{"raw too short WAV", "POST", "/v1/recommend", "audio/wav", string(wavOf(t, 0.01, 0.5)), nil, 422, "short"},
+		{"raw too large", "POST", "/v1/recommend", "application/octet-stream", strings.Repeat("x", 51<<10), nil, 413, "bytes"},
+		{"raw too long", "POST", "/v1/recommend", "audio/wav", string(wavOf(t, 8, 0.5)), nil, 413, ""},
+		{"raw unknown parameter", "POST", "/v1/recommend?foo=1", "audio/wav", string(okWAV), nil, 400, "foo"},
+		{"raw k not a number", "POST", "/v1/recommend?k=abc", "audio/wav", string(okWAV), nil, 400, "k"},
+		{"raw k zero", "POST", "/v1/recommend?k=0", "audio/wav", string(okWAV), nil, 400, "k"},
+		{"raw repeated from", "POST", "/v1/recommend?from=drum&from=bass", "audio/wav", string(okWAV), nil, 400, "from"},
+		{"raw no mapper", "POST", "/v1/recommend?from=bass&to=drum", "audio/wav", string(okWAV), nil, 422, "drum->bass"},
+		{"raw seed pack unknown", "POST", "/v1/recommend?exclude_seed_pack=true", "audio/wav", string(okWAV), nil, 422, "exclude_seed_pack"},
+		{"raw bad boolean", "POST", "/v1/recommend?preview=maybe", "audio/wav", string(okWAV), nil, 400, "preview"},
+		{"raw bad mmr", "POST", "/v1/recommend?mmr_lambda=NaN", "audio/wav", string(goodData), nil, 400, "mmr_lambda"},
+		// Multipart uploads
+		{"multipart without boundary", "POST", "/v1/recommend", "multipart/form-data", "x", nil, 400, "boundary"},
+		{"multipart without audio", "POST", "/v1/recommend", ct(form("k", "5")), body(form("k", "5")), nil, 400, "audio"},
+		{"multipart two audio parts", "POST", "/v1/recommend", ct(form("@audio", "a", "@audio", "b")), body(form("@audio", "a", "@audio", "b")), nil, 400, "audio"},
+		{"multipart broken", "POST", "/v1/recommend", "multipart/form-data; boundary=zz", "--zz\r\nContent-Disposition: form-data; name=\"audio\"\r\n\r\nabc", nil, 400, ""},
+		{"multipart unknown field", "POST", "/v1/recommend", ct(form("@audio", string(okWAV), "colour", "red")), body(form("@audio", string(okWAV), "colour", "red")), nil, 400, "colour"},
+		{"multipart k out of range", "POST", "/v1/recommend", ct(form("@audio", string(okWAV), "k", "999")), body(form("@audio", string(okWAV), "k", "999")), nil, 422, "k"},
+		{"multipart with a query string", "POST", "/v1/recommend?k=3", mpCT, mpBody.String(), nil, 400, "query string"},
+		// Routing
+		{"GET on recommend", "GET", "/v1/recommend", "", "", nil, 405, "GET"},
+		{"unknown route", "POST", "/v1/nope", "", "", nil, 404, "/v1/nope"},
+		{"DELETE collections", "DELETE", "/v1/collections", "", "", nil, 405, ""},
+		// Loops and audio
+		{"loop id not an id", "GET", "/v1/loops/bass/notanid", "", "", nil, 400, "id"},
+		{"loop instrument upper case", "GET", "/v1/loops/BASS/" + id, "", "", nil, 400, "instrument"},
+		{"loop unknown instrument", "GET", "/v1/loops/guitar/" + id, "", "", nil, 404, "guitar"},
+		{"loop unknown id", "GET", "/v1/loops/bass/" + strings.Repeat("0", 32), "", "", nil, 404, "no bass loop"},
+		{"audio path traversal", "GET", "/v1/loops/bass/..%2f..%2fetc%2fpasswd/audio", "", "", nil, 404, ""},
+		{"audio unknown id", "GET", "/v1/loops/bass/" + strings.Repeat("1", 32) + "/audio", "", "", nil, 404, ""},
+		{"audio bad range", "GET", "/v1/loops/bass/" + id + "/audio", "", "", []string{"Range", "bytes=999999-"}, 416, ""},
+		// Previews
+		{"preview key not hex", "GET", "/v1/previews/xyz.wav", "", "", nil, 400, "file"},
+		{"preview wrong extension", "GET", "/v1/previews/" + hex64 + ".mp3", "", "", nil, 400, "file"},
+		{"preview unknown key", "GET", "/v1/previews/" + hex64 + ".wav", "", "", nil, 404, "preview"},
+		// Uploads into a collection
+		{"upload as JSON", "POST", "/v1/loops", "application/json", `{}`, nil, 415, "multipart"},
+		{"upload without instrument", "POST", "/v1/loops", ct(form("@file", string(okWAV))), body(form("@file", string(okWAV))), nil, 400, "instrument"},
+		{"upload bad instrument", "POST", "/v1/loops", ct(form("instrument", "Bass!", "@file", string(okWAV))), body(form("instrument", "Bass!", "@file", string(okWAV))), nil, 400, "instrument"},
+		{"upload instrument without encoder", "POST", "/v1/loops", ct(form("instrument", "guitar", "@file", string(okWAV))), body(form("instrument", "guitar", "@file", string(okWAV))), nil, 422, "guitar"},
+		{"upload bpm not a number", "POST", "/v1/loops", ct(form("instrument", "bass", "bpm", "fast", "@file", string(okWAV))), body(form("instrument", "bass", "bpm", "fast", "@file", string(okWAV))), nil, 422, "bpm"},
+		{"upload bad key", "POST", "/v1/loops", ct(form("instrument", "bass", "key", "Q", "@file", string(okWAV))), body(form("instrument", "bass", "key", "Q", "@file", string(okWAV))), nil, 422, "key"},
+		{"upload no files", "POST", "/v1/loops", ct(form("instrument", "bass")), body(form("instrument", "bass")), nil, 400, "file"},
+		{"upload unknown part", "POST", "/v1/loops", ct(form("instrument", "bass", "@sample", "x")), body(form("instrument", "bass", "@sample", "x")), nil, 400, "sample"},
+		{"upload file too large", "POST", "/v1/loops", ct(form("instrument", "bass", "@file", strings.Repeat("x", 51<<10))), body(form("instrument", "bass", "@file", strings.Repeat("x", 51<<10))), nil, 413, ""},
+		{"upload field twice", "POST", "/v1/loops", ct(form("instrument", "bass", "instrument", "drum", "@file", "x")), body(form("instrument", "bass", "instrument", "drum", "@file", "x")), nil, 400, "twice"},
+	}
+	if len(cases) < 50 {
+		t.Fatalf("only %d kinds of malformed request", len(cases))
+	}
+	kinds := map[string]bool{}
+	for _, c := range cases {
+		if kinds[c.name] {
+			t.Fatalf("duplicate case %q", c.name)
+		}
+		kinds[c.name] = true
+		t.Run(c.name, func(t *testing.T) {
+			code, h, raw := f.do(c.method, c.path, c.ctype, strings.NewReader(c.body), c.hdr...)
+			if c.want == 416 { // net/http's own answer for an unsatisfiable range
+				if code != 416 {
+					t.Errorf("status %d, want 416", code)
+				}
+				return
+			}
+			p := checkProblem(t, code, h, raw, c.want)
+			if !strings.Contains(strings.ToLower(p.Detail), strings.ToLower(c.detailContains)) {
+				t.Errorf("detail %q does not mention %q", p.Detail, c.detailContains)
+			}
+		})
+	}
+	t.Logf("%d kinds of malformed request", len(cases))
+	// Still healthy and still answering real queries.
+	if code, _, _ := f.do("GET", "/healthz", "", nil); code != 200 {
+		t.Fatalf("healthz %d after the malformed requests", code)
+	}
+	if code, r, raw := f.recommendJSON(good(`, "k": 3`)); code != 200 || len(r.Results) != 3 {
+		t.Fatalf("recommend after the malformed requests: %d %s", code, raw)
+	}
+	if n := gauge(t, f.metrics, "loopmatch_http_requests_in_flight"); n != 0 {
+		t.Errorf("%v requests still in flight", n)
+	}
+}
+
+func ct(ctype string, _ *bytes.Buffer) string { return ctype }
+func body(_ string, b *bytes.Buffer) string   { return b.String() }
+
+func gauge(t testing.TB, m *Metrics, name string) float64 {
+	t.Helper()
+	mfs, err := m.Registry.Gather()
+	if err != nil {
+		t.Fatal(err)
+	}
+	for _, mf := range mfs {
+		if mf.GetName() == name {
+			return mf.GetMetric()[0].GetGauge().GetValue()
+		}
+	}
+	t.Fatalf("no metric %s", name)
+	return 0
+}
