@@ -1,0 +1,180 @@
+package query
+
+import (
+	"bytes"
+	"errors"
+	"math"
+	"net/http"
+	"net/http/httptest"
+	"net/url"
+	"strings"
+	"testing"
+
+	"github.com/loopmatch/loopmatch/ingest"
+)
+
+// checkParsed holds for every request a parser accepts: the values are inside the
+// API's bounds, so the engine never sees an out-of-range request.
+func checkParsed(t *testing.T, q *RecommendQuery, err error) {
+	t.Helper()
+	if err != nil {
+		var ae *apiError
+		if !errors.As(err, &ae) {
+			t.Fatalf("error is not an API error: %T %v", err, err)
+		}
+		if ae.status < 400 || ae.status > 499 || ae.detail == "" || problemTitles[ae.slug] == "" {
+			t.Fatalf("bad API error: %+v", ae)
+		}
+		return
+	}
+	r := q.Request
+	if r.K < 0 || r.K > MaxK {
+		t.Fatalf("k %d accepted", r.K)
+	}
+	if r.MMRLambda < 0 || r.MMRLambda > 1 || math.IsNaN(r.MMRLambda) {
+		t.Fatalf("mmr_lambda %v accepted", r.MMRLambda)
+	}
+	fl := r.Filter
+	if fl.MinBPM < 0 || fl.MaxBPM < 0 || fl.MinBPM > maxBPM || fl.MaxBPM > maxBPM || (fl.MaxBPM > 0 && fl.MinBPM > fl.MaxBPM) || math.IsNaN(fl.MinBPM) || math.IsNaN(fl.MaxBPM) {
+		t.Fatalf("BPM range [%v, %v] accepted", fl.MinBPM, fl.MaxBPM)
+	}
+	if r.From != "" && !instrumentPattern.MatchString(r.From) || r.To != "" && !instrumentPattern.MatchString(r.To) {
+		t.Fatalf("instrument %q/%q accepted", r.From, r.To)
+	}
+	if r.SeedID != "" && !idPattern.MatchString(r.SeedID) {
+		t.Fatalf("seed id %q accepted", r.SeedID)
+	}
+	for _, k := range fl.Keys {
+		if n, err := ingest.NormalizeKey(k); err != nil || n != k {
+			t.Fatalf("key %q accepted unnormalised", k)
+		}
+	}
+	for _, p := range append(append([]string{}, fl.Packs...), fl.ExcludePacks...) {
+		if p == "" || len(p) > maxPackLen {
+			t.Fatalf("pack %q accepted", p)
+		}
+	}
+	if len(fl.Keys) > maxListItems || len(fl.Packs) > maxListItems || len(fl.ExcludePacks) > maxListItems {
+		t.Fatal("over-long list accepted")
+	}
+}
+
+func FuzzParseRecommendJSON(f *testing.F) {
+	for _, s := range []string{
+		`{"seed_id": "0123456789abcdef0123456789abcdef"}`,
+		`{"seed_id": "0123456789abcdef0123456789abcdef", "from": "drum", "to": "bass", "k": 10, "mmr_lambda": 0.7, "preview": true}`,
+		`{"seed_id": "0123456789abcdef0123456789abcdef", "filter": {"min_bpm": 90, "max_bpm": 130, "keys": ["a minor", "F#m"], "packs": ["P"], "exclude_packs": ["Q"], "exclude_seed_pack": true}}`,
+		`{"seed_id": "0123456789abcdef0123456789abcdef", "k": 0}`,
+		`{"seed_id": "0123456789abcdef0123456789abcdef", "filter": {"min_bpm": 1e309}}`,
+		`{"seed_id": 1}`, `{}`, `[]`, `null`, ``, `{"seed_id": "x"} {}`, "{\"seed_id\": \"\xff\"}",
+	} {
+		f.Add([]byte(s))
+	}
+	f.Fuzz(func(t *testing.T, body []byte) {
+		q, err := ParseRecommendJSON(body)
+		checkParsed(t, q, err)
+		if err == nil && q.Request.SeedID == "" {
+			t.Fatal("a JSON request without a seed was accepted")
+		}
+	})
+}
+
+func FuzzParseRecommendForm(f *testing.F) {
+	for _, s := range []string{
+		"k=5&from=drum&to=bass", "min_bpm=90&max_bpm=120&key=Am,C&key=F%23m", "pack=a&pack=b&exclude_pack=c",
+		"mmr_lambda=0.5&preview=true&exclude_seed_pack=1", "k=abc", "k=0", "mmr_lambda=NaN", "min_bpm=Inf",
+		"from=drum&from=bass", "foo=bar", "%zz", "key=H%23", "max_bpm=-1",
+	} {
+		f.Add(s)
+	}
+	f.Fuzz(func(t *testing.T, raw string) {
+		q, err := url.ParseQuery(raw)
+		if err != nil {
+			return
+		}
+		rq, perr := ParseRecommendForm(q)
+		checkParsed(t, rq, perr)
+	})
+}
+
+// FuzzParseRecommendHTTP drives the whole request parser: content type, query string
+// and body, including multipart and raw uploads.
+func FuzzParseRecommendHTTP(f *testing.F) {
+	mpCT, mp := form("@audio", "RIFF....WAVE", "k", "5", "key", "Am")
+	for _, s := range []struct{ ct, query, body string }{
+		{"application/json", "", `{"seed_id": "0123456789abcdef0123456789abcdef"}`},
+		{mpCT, "", mp.String()},
+		{"multipart/form-data; boundary=x", "", "--x\r\nContent-Disposition: form-data; name=\"audio\"; filename=\"a\"\r\n\r\nabc\r\n--x--\r\n"},
+		{"audio/wav", "k=3&from=drum", "RIFF\x24\x00\x00\x00WAVEfmt "},
+		{"application/octet-stream", "", ""},
+		{"text/plain", "", "x"},
+		{"", "", ""},
+		{"multipart/form-data", "", "x"},
+	} {
+		f.Add(s.ct, s.query, []byte(s.body))
+	}
+	f.Fuzz(func(t *testing.T, ct, query string, body []byte) {
+		req := httptest.NewRequest(http.MethodPost, "/v1/recommend", bytes.NewReader(body))
+		req.URL.RawQuery = query
+		req.Header.Set("Content-Type", ct)
+		q, err := ParseRecommend(req, 4096)
+		checkParsed(t, q, err)
+		if err == nil && q.Upload == nil && q.Request.SeedID == "" {
+			t.Fatal("accepted a request with no seed")
+		}
+		if err == nil && len(q.Upload) > 4096 {
+			t.Fatalf("accepted a %d-byte upload over the 4096 limit", len(q.Upload))
+		}
+	})
+}
+
+func FuzzParseUpload(f *testing.F) {
+	ct1, b1 := form("instrument", "bass", "pack", "P", "bpm", "120", "key", "Am", "@file", "RIFF")
+	f.Add(ct1, b1.Bytes())
+	f.Add("multipart/form-data; boundary=x", []byte("--x\r\nContent-Disposition: form-data; name=\"instrument\"\r\n\r\nbass\r\n--x--\r\n"))
+	f.Add("application/json", []byte("{}"))
+	f.Fuzz(func(t *testing.T, ct string, body []byte) {
+		req := httptest.NewRequest(http.MethodPost, "/v1/loops", bytes.NewReader(body))
+		req.Header.Set("Content-Type", ct)
+		meta, files, err := ParseUpload(req, 1024, 4)
+		if err != nil {
+			var ae *apiError
+			if !errors.As(err, &ae) || ae.status < 400 || ae.status > 499 {
+				t.Fatalf("not a 4xx API error: %v", err)
+			}
+			return
+		}
+		if !instrumentPattern.MatchString(meta.Instrument) || len(files) == 0 || len(files) > 4 || meta.BPM < 0 || meta.BPM > maxBPM {
+			t.Fatalf("accepted %+v with %d files", meta, len(files))
+		}
+		for _, fl := range files {
+			if len(fl.Data) == 0 || len(fl.Data) > 1024 || strings.ContainsAny(fl.Filename, "/\\") && fl.Filename != "/" {
+				t.Fatalf("accepted file %q of %d bytes", fl.Filename, len(fl.Data))
+			}
+		}
+	})
+}
+
+func FuzzParseAPIKeys(f *testing.F) {
+	f.Add("0123456789abcdef0123\n# comment\n\nsecond-key-0123456789\n")
+	f.Add("short\n")
+	f.Add("")
+	f.Fuzz(func(t *testing.T, text string) {
+		k, err := ParseAPIKeys(text, 1, 1)
+		if err != nil {
+			return
+		}
+		for _, line := range strings.Split(text, "\n") {
+			line = strings.TrimSpace(line)
+			if line == "" || strings.HasPrefix(line, "#") {
+				continue
+			}
+			if k.match(line) < 0 {
+				t.Fatalf("key %q from the file does not match", line)
+			}
+			if k.match(line+"x") >= 0 && !strings.Contains(text, line+"x") {
+				t.Fatalf("key %q+x matches", line)
+			}
+		}
+	})
+}
