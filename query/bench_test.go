@@ -1,0 +1,87 @@
+package query
+
+import (
+	"context"
+	"fmt"
+	"math/rand/v2"
+	"os"
+	"testing"
+	"time"
+
+	"github.com/loopmatch/loopmatch/onnx"
+	"github.com/loopmatch/loopmatch/vectordb"
+	"github.com/loopmatch/loopmatch/vectordb/embedded"
+)
+
+// synthRows are random unit vectors: search cost depends on the row count and the
+// dimension, not on what the vectors mean.
+func synthRows(r *rand.Rand, inst, bundleID string, n, dim int) []vectordb.Row {
+	rows := make([]vectordb.Row, n)
+	for i := range rows {
+		v := make([]float32, dim)
+		for j := range v {
+			v[j] = float32(r.NormFloat64())
+		}
+		rows[i] = vectordb.Row{ID: fmt.Sprintf("%032x", r.Uint64()), Instrument: inst, Pack: fmt.Sprintf("P%04d", i/8),
+			BPM: float64(80 + i%60), Key: []string{"Am", "C", "F#m", "Bb"}[i%4], Duration: 4, BundleID: bundleID,
+			IngestedAt: time.Unix(0, 0), Embedding: vectordb.Normalize(v)}
+	}
+	return rows
+}
+
+// BenchmarkMapAndSearch is one recommend by seed id without HTTP: fetch the seed's
+// embedding, run the real mapper in ONNX Runtime, search 10,000 bass loops in the
+// embedded store. The shipped bundle is used when present, else the test bundle.
+func BenchmarkMapAndSearch(b *testing.B) {
+	dir := testBundle
+	if _, err := os.Stat(shippedBundle + "/manifest.json"); err == nil {
+		dir = shippedBundle
+	}
+	bundle, models := bundleModels(b, dir)
+	for _, n := range []int{10_000, 100_000} {
+		b.Run(fmt.Sprintf("rows=%d/dim=%d", n, bundle.LatentDim()), func(b *testing.B) {
+			engine, seeds := benchEngine(b, bundle, models, n)
+			ctx := context.Background()
+			b.ResetTimer()
+			for i := 0; b.Loop(); i++ {
+				if _, err := engine.Recommend(ctx, Request{SeedID: seeds[i%len(seeds)], K: 10}); err != nil {
+					b.Fatal(err)
+				}
+			}
+		})
+	}
+}
+
+func benchEngine(b *testing.B, bundle *onnx.Bundle, models *Models, n int) (*Engine, []string) {
+	b.Helper()
+	ctx := context.Background()
+	store, err := embedded.Open(ctx, b.TempDir(), embedded.Options{})
+	if err != nil {
+		b.Fatal(err)
+	}
+	b.Cleanup(func() { store.Close() })
+	r := rand.New(rand.NewPCG(1, 2))
+	var seeds []string
+	for inst, count := range map[string]int{"drum": 100, "bass": n} {
+		coll := "loops_" + inst
+		if err := store.EnsureCollection(ctx, vectordb.Collection{Name: coll, Dim: bundle.LatentDim(), BundleID: bundle.ID()}); err != nil {
+			b.Fatal(err)
+		}
+		for left := count; left > 0; left -= 5000 {
+			rows := synthRows(r, inst, bundle.ID(), min(left, 5000), bundle.LatentDim())
+			if err := store.Upsert(ctx, coll, rows); err != nil {
+				b.Fatal(err)
+			}
+			if inst == "drum" {
+				for _, row := range rows {
+					seeds = append(seeds, row.ID)
+				}
+			}
+		}
+	}
+	e, err := NewEngine(models.Config(bundle, store))
+	if err != nil {
+		b.Fatal(err)
+	}
+	return e, seeds
+}

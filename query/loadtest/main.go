@@ -1,0 +1,295 @@
+// Command loadtest is a bounded load run of `loopmatch serve` on loopback: it fills a
+// fresh embedded store with synthetic rows (random unit vectors of the bundle's latent
+// dimension, stamped with the bundle's id), starts the server as a child process,
+// sends recommend-by-id requests from N concurrent clients for a fixed time (and at most
+// a fixed count), then reports throughput, latency percentiles, errors and the server's
+// peak RSS (VmHWM from /proc/PID/status), and stops the server.
+//
+//	go build -o bin/loopmatch ./cmd/loopmatch
+//	go run ./query/loadtest -rows 10000 -seconds 60 -concurrency 32
+package main
+
+import (
+	"bufio"
+	"bytes"
+	"context"
+	"encoding/json"
+	"errors"
+	"flag"
+	"fmt"
+	"io"
+	"math/rand/v2"
+	"net"
+	"net/http"
+	"os"
+	"os/exec"
+	"path/filepath"
+	"slices"
+	"strings"
+	"sync"
+	"syscall"
+	"time"
+
+	"github.com/loopmatch/loopmatch/ingest"
+	"github.com/loopmatch/loopmatch/onnx"
+	"github.com/loopmatch/loopmatch/vectordb"
+	"github.com/loopmatch/loopmatch/vectordb/embedded"
+)
+
+func main() {
+	var (
+		rows, seeds, concurrency, k, maxRequests int
+		seconds                                  float64
+		bin, bundleDir, storeDir                 string
+		preview                                  bool
+	)
+	flag.IntVar(&rows, "rows", 10000, "bass loops in the store")
+	flag.IntVar(&seeds, "seeds", 1000, "drum loops (seeds) in the store")
+	flag.IntVar(&concurrency, "concurrency", 32, "concurrent clients")
+	flag.IntVar(&k, "k", 10, "loops per request")
+	flag.IntVar(&maxRequests, "max-requests", 5_000_000, "stop after this many requests even if time is left")
+	flag.Float64Var(&seconds, "seconds", 60, "how long to send requests (at most 600)")
+	flag.StringVar(&bin, "bin", "bin/loopmatch", "the loopmatch binary")
+	flag.StringVar(&bundleDir, "bundle", "models/loopmatch-v1", "model bundle")
+	flag.StringVar(&storeDir, "store", "", "store folder (default: a temporary one, removed at the end)")
+	flag.BoolVar(&preview, "preview", false, "ask for previews")
+	flag.Parse()
+	if seconds <= 0 || seconds > 600 || concurrency < 1 || concurrency > 1024 || rows < 1 || rows > 5_000_000 {
+		fail(errors.New("bounds: 0 < seconds <= 600, 1 <= concurrency <= 1024, 1 <= rows <= 5,000,000"))
+	}
+	if err := run(rows, seeds, concurrency, k, maxRequests, time.Duration(seconds*float64(time.Second)), bin, bundleDir, storeDir, preview); err != nil {
+		fail(err)
+	}
+}
+
+func fail(err error) {
+	fmt.Fprintln(os.Stderr, "loadtest:", err)
+	os.Exit(1)
+}
+
+func run(rows, nseeds, concurrency, k, maxRequests int, dur time.Duration, bin, bundleDir, storeDir string, preview bool) error {
+	b, err := onnx.LoadBundle(bundleDir)
+	if err != nil {
+		return err
+	}
+	if storeDir == "" {
+		if storeDir, err = os.MkdirTemp("", "loopmatch-load-*"); err != nil {
+			return err
+		}
+		defer os.RemoveAll(storeDir)
+	}
+	t0 := time.Now()
+	seeds, err := fill(storeDir, b, nseeds, rows)
+	if err != nil {
+		return err
+	}
+	fmt.Printf("store: %d bass + %d drum synthetic rows, dim %d, bundle %s, filled in %s\n", rows, nseeds, b.LatentDim(), b.ID(), time.Since(t0).Round(time.Millisecond))
+
+	addr, err := freeLoopbackAddr()
+	if err != nil {
+		return err
+	}
+	srv := exec.Command(bin, "serve", "--store", "embedded:"+storeDir, "--bundle", bundleDir, "--addr", addr, "--log-level", "warn")
+	srv.Stdout, srv.Stderr = os.Stderr, os.Stderr
+	if err := srv.Start(); err != nil {
+		return fmt.Errorf("start %s: %w (build it: go build -o bin/loopmatch ./cmd/loopmatch)", bin, err)
+	}
+	defer func() {
+		srv.Process.Signal(syscall.SIGTERM)
+		srv.Wait()
+	}()
+	base := "http://" + addr
+	if err := waitReady(base+"/readyz", time.Minute); err != nil {
+		return err
+	}
+	rssBefore, _ := procStatus(srv.Process.Pid, "VmRSS")
+
+	client := &http.Client{Transport: &http.Transport{MaxIdleConnsPerHost: concurrency, MaxConnsPerHost: concurrency}, Timeout: 30 * time.Second}
+	ctx, cancel := context.WithTimeout(context.Background(), dur)
+	defer cancel()
+	var (
+		mu        sync.Mutex
+		latencies []time.Duration
+		errs      int
+		errSample []string
+		sent      int
+	)
+	start := time.Now()
+	var wg sync.WaitGroup
+	for w := 0; w < concurrency; w++ {
+		wg.Add(1)
+		go func(w int) {
+			defer wg.Done()
+			r := rand.New(rand.NewPCG(uint64(w), 99))
+			var local []time.Duration
+			for ctx.Err() == nil {
+				mu.Lock()
+				if sent >= maxRequests {
+					mu.Unlock()
+					break
+				}
+				sent++
+				mu.Unlock()
+				body := fmt.Sprintf(`{"seed_id": %q, "k": %d, "preview": %v}`, seeds[r.IntN(len(seeds))], k, preview)
+				t := time.Now()
+				err := post(client, base+"/v1/recommend", body, k)
+				if ctx.Err() != nil && err != nil {
+					break // the run ended mid-request: neither a sample nor an error
+				}
+				d := time.Since(t)
+				if err != nil {
+					mu.Lock()
+					errs++
+					if len(errSample) < 5 {
+						errSample = append(errSample, err.Error())
+					}
+					mu.Unlock()
+					continue
+				}
+				local = append(local, d)
+			}
+			mu.Lock()
+			latencies = append(latencies, local...)
+			mu.Unlock()
+		}(w)
+	}
+	wg.Wait()
+	elapsed := time.Since(start)
+	hwm, err := procStatus(srv.Process.Pid, "VmHWM")
+	if err != nil {
+		return err
+	}
+	slices.Sort(latencies)
+	pct := func(p float64) time.Duration {
+		if len(latencies) == 0 {
+			return 0
+		}
+		return latencies[min(len(latencies)-1, int(p*float64(len(latencies))))]
+	}
+	res := map[string]any{
+		"rows": rows, "seeds": nseeds, "dim": b.LatentDim(), "concurrency": concurrency, "k": k, "seconds": elapsed.Seconds(),
+		"requests_ok": len(latencies), "errors": errs, "throughput_rps": float64(len(latencies)) / elapsed.Seconds(),
+		"p50_ms": ms(pct(0.50)), "p90_ms": ms(pct(0.90)), "p99_ms": ms(pct(0.99)), "max_ms": ms(pct(1)),
+		"server_rss_before_load": rssBefore, "server_peak_rss_vmhwm": hwm,
+	}
+	out, _ := json.MarshalIndent(res, "", "  ")
+	fmt.Println(string(out))
+	for _, e := range errSample {
+		fmt.Println("error:", e)
+	}
+	if errs > 0 {
+		return fmt.Errorf("%d requests failed", errs)
+	}
+	return nil
+}
+
+func ms(d time.Duration) float64 { return float64(d.Microseconds()) / 1000 }
+
+func post(c *http.Client, url, body string, k int) error {
+	resp, err := c.Post(url, "application/json", strings.NewReader(body))
+	if err != nil {
+		return err
+	}
+	defer resp.Body.Close()
+	data, err := io.ReadAll(resp.Body)
+	if err != nil {
+		return err
+	}
+	if resp.StatusCode != http.StatusOK {
+		return fmt.Errorf("status %d: %s", resp.StatusCode, bytes.TrimSpace(data))
+	}
+	var r struct {
+		Results []json.RawMessage `json:"results"`
+	}
+	if err := json.Unmarshal(data, &r); err != nil || len(r.Results) != k {
+		return fmt.Errorf("bad answer (%d results, want %d): %v", len(r.Results), k, err)
+	}
+	return nil
+}
+
+// fill writes synthetic rows into a fresh embedded store and returns the seed ids.
+func fill(dir string, b *onnx.Bundle, nseeds, rows int) ([]string, error) {
+	ctx := context.Background()
+	if err := os.MkdirAll(dir, 0o755); err != nil {
+		return nil, err
+	}
+	store, err := embedded.Open(ctx, filepath.Clean(dir), embedded.Options{})
+	if err != nil {
+		return nil, err
+	}
+	defer store.Close()
+	r := rand.New(rand.NewPCG(42, 1))
+	var seeds []string
+	for _, c := range []struct {
+		inst string
+		n    int
+	}{{"drum", nseeds}, {"bass", rows}} {
+		coll := ingest.Collection(c.inst)
+		if err := store.EnsureCollection(ctx, vectordb.Collection{Name: coll, Dim: b.LatentDim(), BundleID: b.ID()}); err != nil {
+			return nil, err
+		}
+		for done := 0; done < c.n; {
+			n := min(5000, c.n-done)
+			batch := make([]vectordb.Row, n)
+			for i := range batch {
+				v := make([]float32, b.LatentDim())
+				for j := range v {
+					v[j] = float32(r.NormFloat64())
+				}
+				batch[i] = vectordb.Row{ID: fmt.Sprintf("%016x%016x", r.Uint64(), r.Uint64()), Instrument: c.inst,
+					Pack: fmt.Sprintf("P%05d", (done+i)/8), BPM: float64(80 + (done+i)%60), Key: []string{"Am", "C", "F#m", "Bb"}[(done+i)%4],
+					Duration: b.WindowSeconds, SampleRate: b.SampleRate, BundleID: b.ID(), IngestedAt: time.Now().UTC(),
+					Embedding: vectordb.Normalize(v)}
+				if c.inst == "drum" {
+					seeds = append(seeds, batch[i].ID)
+				}
+			}
+			if err := store.Upsert(ctx, coll, batch); err != nil {
+				return nil, err
+			}
+			done += n
+		}
+	}
+	return seeds, nil
+}
+
+// freeLoopbackAddr picks a free port on 127.0.0.1: the run never leaves the machine.
+func freeLoopbackAddr() (string, error) {
+	ln, err := net.Listen("tcp", "127.0.0.1:0")
+	if err != nil {
+		return "", err
+	}
+	defer ln.Close()
+	return ln.Addr().String(), nil
+}
+
+func waitReady(url string, limit time.Duration) error {
+	deadline := time.Now().Add(limit)
+	for time.Now().Before(deadline) {
+		resp, err := http.Get(url)
+		if err == nil {
+			resp.Body.Close()
+			if resp.StatusCode == http.StatusOK {
+				return nil
+			}
+		}
+		time.Sleep(200 * time.Millisecond)
+	}
+	return fmt.Errorf("the server did not become ready at %s within %s", url, limit)
+}
+
+// procStatus reads one field ("VmHWM", "VmRSS") of /proc/PID/status.
+func procStatus(pid int, field string) (string, error) {
+	f, err := os.Open(fmt.Sprintf("/proc/%d/status", pid))
+	if err != nil {
+		return "", err
+	}
+	defer f.Close()
+	sc := bufio.NewScanner(f)
+	for sc.Scan() {
+		if v, ok := strings.CutPrefix(sc.Text(), field+":"); ok {
+			return strings.TrimSpace(v), nil
+		}
+	}
+	return "", fmt.Errorf("no %s in /proc/%d/status", field, pid)
+}
