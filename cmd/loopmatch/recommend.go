@@ -36,6 +36,9 @@ table, or JSON with --json.`,
 			if (seedID == "") == (seedFile == "") {
 				return exitError{code: 2, err: errors.New("give exactly one of --seed-id ID and --seed-file PATH")}
 			}
+			if k < 1 || k > query.MaxK {
+				return exitError{code: 2, err: fmt.Errorf("-k %d: ask for 1 to %d loops", k, query.MaxK)}
+			}
 			nkeys := make([]string, 0, len(keys))
 			for _, key := range keys {
 				n, err := ingest.NormalizeKey(key)
