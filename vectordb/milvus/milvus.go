@@ -527,38 +527,32 @@ func (s *Store) Search(ctx context.Context, name string, vec []float32, k int, f
 	}
 	expr := Expr(f)
 	var res []client.SearchResult
-	// Only ids and scores come back from the search: the SDK (v2.4.2 against a 2.3
-	// server) fails to parse output fields of an empty result, so the fields are read
-	// by primary key afterwards.
+	// One round trip: the fields come back with the ids. (The SDK, v2.4.2 against a 2.3
+	// server, reports "extra output fields" when a search finds nothing, because the
+	// server then sends no field data: an empty result is empty whatever Err says.)
 	if err := s.retry(ctx, "search "+name, func() (err error) {
-		res, err = s.c.Search(ctx, name, nil, expr, nil, []entity.Vector{entity.FloatVector(vec)}, fVec,
+		res, err = s.c.Search(ctx, name, nil, expr, scalarFields, []entity.Vector{entity.FloatVector(vec)}, fVec,
 			entity.COSINE, fetch, sp, client.WithSearchQueryConsistencyLevel(s.cl))
 		return err
 	}); err != nil {
 		return nil, err
 	}
-	if len(res) > 0 && res[0].Err != nil {
-		return nil, fmt.Errorf("milvus search %s: %w", name, res[0].Err)
-	}
-	if len(res) == 0 || res[0].ResultCount == 0 || res[0].IDs == nil {
+	if len(res) == 0 || res[0].ResultCount == 0 {
 		return nil, nil
 	}
-	idc, ok := res[0].IDs.(*entity.ColumnVarChar)
-	if !ok {
-		return nil, fmt.Errorf("milvus search %s: unexpected id column %T", name, res[0].IDs)
+	if res[0].Err != nil {
+		return nil, fmt.Errorf("milvus search %s: reading the result: %w", name, res[0].Err)
 	}
-	ids := idc.Data()
-	score := make(map[string]float32, len(ids))
-	for i, id := range ids {
-		score[id] = res[0].Scores[i]
-	}
-	rows, err := s.byIDs(ctx, name, ids, scalarFields)
+	rows, err := rowsFrom(res[0].Fields)
 	if err != nil {
-		return nil, err
+		return nil, fmt.Errorf("milvus search %s: %w", name, err)
 	}
-	hits := make([]vectordb.Hit, 0, len(rows))
-	for _, r := range rows {
-		hits = append(hits, vectordb.Hit{Row: r, Score: score[r.ID]})
+	if len(rows) != len(res[0].Scores) {
+		return nil, fmt.Errorf("milvus search %s: %d rows for %d scores", name, len(rows), len(res[0].Scores))
+	}
+	hits := make([]vectordb.Hit, len(rows))
+	for i, r := range rows {
+		hits[i] = vectordb.Hit{Row: r, Score: res[0].Scores[i]}
 	}
 	vectordb.SortHits(hits)
 	if len(hits) > k {
