@@ -67,7 +67,7 @@ func TestMeasure(t *testing.T) {
 		}
 	}
 	t.Logf("loaded %d rows into both in %v", n, time.Since(t0))
-	if err := m.c.Flush(ctx, coll, false); err != nil {
+	if err := m.Flush(ctx, coll); err != nil {
 		t.Fatal(err)
 	}
 	// Measure the HNSW index, not Milvus's interim index (IVF, nprobe 16 of 128 lists)
