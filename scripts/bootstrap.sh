@@ -3,7 +3,7 @@
 # Idempotent: each step checks first, so a second run takes seconds.
 #   scripts/bootstrap.sh            Go side + test tools (libsoxr, sox, ffmpeg, ONNX Runtime, Go modules)
 #   scripts/bootstrap.sh --train    also the training side (fluidsynth, sound sets, PyTorch venv)
-#   scripts/bootstrap.sh --milvus   also the Milvus test server (PyPI milvus==2.3.9)
+#   scripts/bootstrap.sh --milvus   also the Milvus test server (PyPI milvus, scripts/requirements-milvus.txt)
 set -euo pipefail
 cd "$(dirname "$0")/.."
 ROOT=$(pwd)
