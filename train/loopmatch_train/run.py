@@ -34,6 +34,7 @@ def main(argv=None):
     ap.add_argument("--skip-render", action="store_true", help="reuse an existing corpus")
     ap.add_argument("--skip-features", action="store_true")
     ap.add_argument("--gl-iters", type=int, default=32)
+    ap.add_argument("--reuse-vae", action="store_true", help="load train/out/vae_*.pt instead of training (development)")
     args = ap.parse_args(argv)
     t_start = time.time()
     durations = {}
@@ -81,13 +82,23 @@ def main(argv=None):
     for k, name in enumerate(("drum", "bass")):
         t = time.time()
         all_i = np.where(inst == name)[0]
-        log(f"training {name} VAE on {len(idx[(name, 'train')])} loops")
-        vae, info = train_vae(logmel, logmag, idx[(name, "train")], idx[(name, "val")], args.seed + k,
-                              args.vae_epochs, beta=args.beta, log=log)
+        ckpt = os.path.join(args.out, f"vae_{name}.pt")
+        if args.reuse_vae and os.path.exists(ckpt):
+            from .models import VAE
+            vae = VAE()
+            vae.load_state_dict(torch.load(ckpt))
+            vae.eval()
+            info = (json.load(open(ckpt + ".json")) if os.path.exists(ckpt + ".json") else
+                    {"beta": args.beta, "epochs": args.vae_epochs, "history": [{"note": "reused checkpoint"}]})
+        else:
+            log(f"training {name} VAE on {len(idx[(name, 'train')])} loops")
+            vae, info = train_vae(logmel, logmag, idx[(name, "train")], idx[(name, "val")], args.seed + k,
+                                  args.vae_epochs, beta=args.beta, log=log)
         z[all_i] = encode_all(vae, logmel[all_i])
         info["seconds"] = round(time.time() - t, 1)
         vaes[name], vae_info[name] = vae, info
-        torch.save(vae.state_dict(), os.path.join(args.out, f"vae_{name}.pt"))
+        torch.save(vae.state_dict(), ckpt)
+        json.dump(info, open(ckpt + ".json", "w"))
         durations[f"vae_{name}_s"] = info["seconds"]
     np.save(os.path.join(args.out, "z.npy"), z)
 
