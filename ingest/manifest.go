@@ -9,6 +9,7 @@ import (
 	"io"
 	"os"
 	"path/filepath"
+	"sort"
 	"strconv"
 	"strings"
 )
@@ -26,13 +27,16 @@ type ManifestEntry struct {
 	Pack       string  `json:"pack"`
 	BPM        float64 `json:"bpm"`
 	Key        string  `json:"key"`
+	// Split is the optional evaluation split ("train", "val", "test", lower-cased):
+	// ingest stores nothing of it; loopmatch eval uses it to pick the loops it scores.
+	Split string `json:"split,omitempty"`
 }
 
 // maxManifestLine bounds one JSONL line so a corrupt manifest cannot eat memory.
 const maxManifestLine = 1 << 20
 
-// LoadManifest reads a CSV (header: path,instrument,pack,bpm,key; any order, extra columns
-// ignored) or JSONL (one object per line) manifest. Relative paths are relative to the
+// LoadManifest reads a CSV (header: path,instrument,pack,bpm,key and optionally split; any
+// order, extra columns ignored) or JSONL (one object per line) manifest. Relative paths are relative to the
 // manifest's own folder. Errors name the line and what to fix.
 func LoadManifest(path string) (*Manifest, error) {
 	f, err := os.Open(path)
@@ -59,9 +63,47 @@ func LoadManifest(path string) (*Manifest, error) {
 		if !filepath.IsAbs(p) {
 			p = filepath.Join(base, p)
 		}
-		m.entries[cleanAbs(p)] = r
+		r.Path = cleanAbs(p)
+		m.entries[r.Path] = r
 	}
 	return m, nil
+}
+
+// Lookup returns the row for a file path (resolved as Apply does), with its Path
+// absolute and cleaned.
+func (m *Manifest) Lookup(path string) (ManifestEntry, bool) {
+	if m == nil {
+		return ManifestEntry{}, false
+	}
+	e, ok := m.entries[cleanAbs(path)]
+	return e, ok
+}
+
+// Entries returns every row sorted by path, each Path absolute and cleaned. When one
+// file is listed twice the last row wins, as in Apply.
+func (m *Manifest) Entries() []ManifestEntry {
+	if m == nil {
+		return nil
+	}
+	out := make([]ManifestEntry, 0, len(m.entries))
+	for _, e := range m.entries {
+		out = append(out, e)
+	}
+	sort.Slice(out, func(i, j int) bool { return out[i].Path < out[j].Path })
+	return out
+}
+
+// HasSplits reports whether any row names a split.
+func (m *Manifest) HasSplits() bool {
+	if m == nil {
+		return false
+	}
+	for _, e := range m.entries {
+		if e.Split != "" {
+			return true
+		}
+	}
+	return false
 }
 
 func cleanAbs(p string) string {
@@ -115,6 +157,8 @@ func checkEntry(e *ManifestEntry, where string) error {
 		return fmt.Errorf("%s: %w", where, err)
 	}
 	e.Key = k
+	// Any split name is accepted, so a catalogue's own split column never stops an ingest.
+	e.Split = strings.ToLower(strings.TrimSpace(e.Split))
 	return nil
 }
 
@@ -129,7 +173,7 @@ func readJSONL(r io.Reader) ([]ManifestEntry, error) {
 		}
 		var e ManifestEntry
 		if err := json.Unmarshal([]byte(b), &e); err != nil {
-			return nil, fmt.Errorf("line %d: %v: each line must be a JSON object with path, instrument, pack, bpm, key", line, err)
+			return nil, fmt.Errorf("line %d: %v: each line must be a JSON object with path, instrument, pack, bpm, key (and optionally split)", line, err)
 		}
 		if err := checkEntry(&e, fmt.Sprintf("line %d", line)); err != nil {
 			return nil, err
@@ -176,7 +220,7 @@ func readCSV(r io.Reader) ([]ManifestEntry, error) {
 			return nil, fmt.Errorf("csv: %w", err)
 		}
 		line, _ := cr.FieldPos(0)
-		e := ManifestEntry{Path: get(rec, "path"), Instrument: get(rec, "instrument"), Pack: get(rec, "pack"), Key: get(rec, "key")}
+		e := ManifestEntry{Path: get(rec, "path"), Instrument: get(rec, "instrument"), Pack: get(rec, "pack"), Key: get(rec, "key"), Split: get(rec, "split")}
 		if s := get(rec, "bpm"); s != "" {
 			v, err := strconv.ParseFloat(s, 64)
 			if err != nil {

@@ -1,0 +1,71 @@
+package ingest
+
+import (
+	"os"
+	"path/filepath"
+	"testing"
+)
+
+// TestManifestSplit: the optional split column is read from CSV and JSONL, lower-cased,
+// and left empty where absent; a manifest without it still loads as before.
+func TestManifestSplit(t *testing.T) {
+	dir := t.TempDir()
+	csvPath := filepath.Join(dir, "m.csv")
+	os.WriteFile(csvPath, []byte("path,instrument,pack,bpm,key,split\nloops/a.wav,drum,P1,120,Am, Test \nloops/b.wav,bass,P1,120,Am,\n/abs/c.wav,bass,P2,90,C,train\n"), 0o644)
+	m, err := LoadManifest(csvPath)
+	if err != nil {
+		t.Fatal(err)
+	}
+	if !m.HasSplits() {
+		t.Error("HasSplits = false")
+	}
+	e, ok := m.Lookup(filepath.Join(dir, "loops", "..", "loops", "a.wav"))
+	if !ok || e.Split != "test" || e.Path != filepath.Join(dir, "loops", "a.wav") || e.Pack != "P1" {
+		t.Errorf("Lookup a.wav = %+v, %v", e, ok)
+	}
+	if e, _ := m.Lookup(filepath.Join(dir, "loops", "b.wav")); e.Split != "" {
+		t.Errorf("empty split cell = %q", e.Split)
+	}
+	if _, ok := m.Lookup(filepath.Join(dir, "nope.wav")); ok {
+		t.Error("Lookup of an unlisted file succeeded")
+	}
+	es := m.Entries()
+	want := []string{"/abs/c.wav", filepath.Join(dir, "loops", "a.wav"), filepath.Join(dir, "loops", "b.wav")}
+	if len(es) != len(want) {
+		t.Fatalf("Entries = %+v", es)
+	}
+	for i, w := range want {
+		if es[i].Path != w {
+			t.Errorf("Entries[%d].Path = %q, want %q", i, es[i].Path, w)
+		}
+	}
+	// The split changes nothing ingest applies.
+	if got := m.Apply("/abs/c.wav", Meta{}); got != (Meta{Instrument: "bass", Pack: "P2", BPM: 90, Key: "C"}) {
+		t.Errorf("Apply = %+v", got)
+	}
+
+	jl := filepath.Join(dir, "m.jsonl")
+	os.WriteFile(jl, []byte(`{"path":"x.wav","instrument":"drum","split":"VAL"}`+"\n"+`{"path":"y.wav"}`+"\n"), 0o644)
+	m, err = LoadManifest(jl)
+	if err != nil {
+		t.Fatal(err)
+	}
+	if e, _ := m.Lookup(filepath.Join(dir, "x.wav")); e.Split != "val" {
+		t.Errorf("jsonl split = %q", e.Split)
+	}
+
+	// Backward compatible: no split column, no splits.
+	old := filepath.Join(dir, "old.csv")
+	os.WriteFile(old, []byte("path,instrument,pack,bpm,key\na.wav,drum,P,120,Am\n"), 0o644)
+	m, err = LoadManifest(old)
+	if err != nil || m.HasSplits() || m.Len() != 1 {
+		t.Fatalf("old manifest: %v, splits %v, len %d", err, m.HasSplits(), m.Len())
+	}
+	var nilM *Manifest
+	if nilM.HasSplits() || nilM.Entries() != nil {
+		t.Error("nil manifest has entries")
+	}
+	if _, ok := nilM.Lookup("a.wav"); ok {
+		t.Error("nil manifest Lookup succeeded")
+	}
+}
