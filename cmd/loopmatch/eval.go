@@ -1,8 +1,347 @@
 package main
 
-import "github.com/spf13/cobra"
+import (
+	"context"
+	"encoding/json"
+	"fmt"
+	"io"
+	"os"
+	"path/filepath"
+	"runtime"
+	"slices"
+	"sort"
+	"strings"
+
+	"github.com/spf13/cobra"
+
+	"github.com/loopmatch/loopmatch/eval"
+	"github.com/loopmatch/loopmatch/ingest"
+	"github.com/loopmatch/loopmatch/query"
+	"github.com/loopmatch/loopmatch/vectordb"
+)
+
+// evalOptions are the flags of `loopmatch eval`.
+type evalOptions struct {
+	from, to, split         string
+	manifest, corpus, pairs string
+	minCandidates, workers  int
+	asJSON                  bool
+	storeChosen             bool // --store or LOOPMATCH_STORE was given
+}
 
 func newEvalCmd(g *globalOptions) *cobra.Command {
-	_ = g
-	return notYet("eval", "Evaluate retrieval quality", "issue 5 (query service)")
+	o := &evalOptions{}
+	cmd := &cobra.Command{
+		Use:   "eval [--from drum --to bass] [--split test|all] [--corpus DIR | --manifest FILE] [--pairs FILE] [--json]",
+		Short: "Evaluate retrieval quality (R_mn, R_md, Recall@K, ILD@L)",
+		Long: `Scores the recommender as the Drum2Bass paper (and train/'s metrics.py) do, through the
+same steps as POST /v1/recommend: each seed's stored latent, the bundle's mapper, and a search of
+the target collection that ranks every candidate (the scores are the store's).
+
+Every (seed, right answer) pair is scored: the right answer is ranked among itself and the wrong
+candidates only (other right answers left out; ties count half), so random ranking gives 0.5.
+Right answers are the seed's pack, or the rows of --pairs (CSV seed,target or JSONL; ids or
+paths). R_mn and R_md are the mean and median normalized rank (0 = always first), Recall@K the
+share of pairs ranked in the top K, ILD@L how different the seeds' top-L lists are (1 = no
+overlap). Settings: all candidates; same_bpm (only the seed's exact tempo) and bpm3 (within 3%),
+where seeds with fewer than --min-candidates wrong candidates are skipped.
+
+Which loops: --corpus DIR ingests the loops DIR/metadata.csv lists for --split (a manifest with a
+split column, as train/ writes) into a temporary embedded store (or --store), then evaluates them.
+--manifest FILE evaluates the loops of --split already in --store. Without either, --split all
+evaluates every stored loop.`,
+		Example: `  loopmatch eval --corpus train/out/corpus --split test
+  loopmatch eval --corpus demo --split all --json
+  loopmatch eval --store embedded:data/demo-store --manifest demo/metadata.csv --split all
+  loopmatch eval --from bass --to drum --split all --pairs pairs.csv`,
+		Args: cobra.NoArgs,
+		RunE: func(cmd *cobra.Command, args []string) error {
+			o.storeChosen = cmd.Flags().Changed("store") || cmd.InheritedFlags().Changed("store") || os.Getenv("LOOPMATCH_STORE") != ""
+			return runEval(cmd.Context(), g, o, cmd.OutOrStdout(), cmd.ErrOrStderr())
+		},
+	}
+	f := cmd.Flags()
+	f.StringVar(&o.from, "from", "drum", "seed instrument")
+	f.StringVar(&o.to, "to", "bass", "instrument recommended")
+	f.StringVar(&o.split, "split", "test", "split to evaluate (the manifest's split column), or all")
+	f.StringVar(&o.corpus, "corpus", "", "corpus folder with metadata.csv: ingest its loops of --split, then evaluate them")
+	f.StringVar(&o.manifest, "manifest", "", "manifest (CSV/JSONL, as for ingest, with a split column) naming the stored loops to evaluate")
+	f.StringVar(&o.pairs, "pairs", "", "right answers: CSV (seed,target) or JSONL of loop ids or paths; default: the seed's pack")
+	f.IntVar(&o.minCandidates, "min-candidates", 5, "tempo settings skip seeds with fewer wrong candidates")
+	f.IntVar(&o.workers, "workers", runtime.GOMAXPROCS(0), "parallel decoders when ingesting --corpus")
+	f.BoolVar(&o.asJSON, "json", false, "print JSON")
+	return cmd
+}
+
+// evalDoc is the JSON output; metrics are keyed by setting as train/out/results.json is.
+type evalDoc struct {
+	Bundle          string                  `json:"bundle"`
+	Store           string                  `json:"store"`
+	From            string                  `json:"from"`
+	To              string                  `json:"to"`
+	Direction       string                  `json:"direction"`
+	Split           string                  `json:"split"`
+	GroundTruth     string                  `json:"ground_truth"`
+	SeedLoops       int                     `json:"seed_loops"`
+	CandidateLoops  int                     `json:"candidate_loops"`
+	ListedNotStored int                     `json:"listed_not_stored,omitempty"`
+	PairsUsed       int                     `json:"pairs_used,omitempty"`
+	PairsUnresolved int                     `json:"pairs_unresolved,omitempty"`
+	UnknownTempo    map[string]int          `json:"unknown_tempo_seeds,omitempty"`
+	Ingest          *evalIngest             `json:"ingest,omitempty"`
+	Metrics         map[string]eval.Metrics `json:"metrics"`
+	settings        []string
+}
+
+type evalIngest struct {
+	Listed         int `json:"listed"`
+	Missing        int `json:"missing_files"`
+	Ingested       int `json:"ingested"`
+	AlreadyPresent int `json:"already_present"`
+	Duplicates     int `json:"duplicates"`
+	Skipped        int `json:"skipped"`
+	Failed         int `json:"failed"`
+}
+
+func runEval(ctx context.Context, g *globalOptions, o *evalOptions, out, errOut io.Writer) error {
+	usage := func(format string, a ...any) error { return exitError{code: 2, err: fmt.Errorf(format, a...)} }
+	o.split = strings.ToLower(strings.TrimSpace(o.split))
+	if o.split == "" {
+		return usage("--split is empty: name a split (test) or all")
+	}
+	if o.corpus != "" && o.manifest != "" {
+		return usage("give --corpus DIR (uses DIR/metadata.csv) or --manifest FILE, not both")
+	}
+	if o.minCandidates < 1 {
+		return usage("--min-candidates %d: give at least 1", o.minCandidates)
+	}
+	log, err := g.logger()
+	if err != nil {
+		return usage("%w", err)
+	}
+	manPath := o.manifest
+	if o.corpus != "" {
+		manPath = filepath.Join(o.corpus, "metadata.csv")
+	}
+	var man *ingest.Manifest
+	if manPath != "" {
+		if man, err = ingest.LoadManifest(manPath); err != nil {
+			return usage("%w (--corpus needs the corpus's metadata.csv: path,instrument,pack,bpm,key,split)", err)
+		}
+	}
+	if o.split != "all" && !man.HasSplits() {
+		if man == nil {
+			return usage("--split %s needs to know each loop's split: pass --corpus DIR or --manifest FILE with a split column, or --split all to evaluate every stored loop", o.split)
+		}
+		return usage("%s has no split column (or it is empty): add one (train/val/test) or use --split all", manPath)
+	}
+	inSplit := func(e ingest.ManifestEntry) bool { return o.split == "all" || e.Split == o.split }
+	listed := 0 // loops of the split and the two instruments the manifest names
+	var roots []string
+	missing := 0
+	for _, e := range man.Entries() {
+		inst := strings.ToLower(e.Instrument)
+		if !inSplit(e) || (inst != "" && inst != o.from && inst != o.to) {
+			continue
+		}
+		if inst != "" {
+			listed++
+		}
+		if o.corpus != "" {
+			if _, err := os.Stat(e.Path); err != nil {
+				missing++
+				log.Warn("a loop the corpus lists is missing", "path", e.Path, "err", err)
+				continue
+			}
+			roots = append(roots, e.Path)
+		}
+	}
+	if man != nil && listed == 0 {
+		return usage("%s lists no %s or %s loops in split %q", manPath, o.from, o.to, o.split)
+	}
+
+	if o.corpus != "" && !o.storeChosen {
+		dir, err := os.MkdirTemp("", "loopmatch-eval-*")
+		if err != nil {
+			return err
+		}
+		defer os.RemoveAll(dir)
+		g.store = "embedded:" + dir
+	}
+	svc, err := openService(ctx, g, 0, 0, nil)
+	if err != nil {
+		return err
+	}
+	defer svc.Close()
+	if !slices.Contains(svc.engine.Pairs(), query.Pair{From: o.from, To: o.to}) {
+		var have []string
+		for _, p := range svc.engine.Pairs() {
+			have = append(have, p.String())
+		}
+		return usage("the bundle %s has no %s->%s mapper; it maps %s", svc.bundle.ID(), o.from, o.to, strings.Join(have, ", "))
+	}
+
+	doc := evalDoc{Bundle: svc.bundle.ID(), Store: g.store, From: o.from, To: o.to, Direction: o.from + "2" + o.to,
+		Split: o.split, GroundTruth: "same pack", Metrics: map[string]eval.Metrics{}}
+	if o.corpus != "" {
+		if len(roots) == 0 {
+			return usage("none of the %d loops %s lists for split %q exists: check --corpus", listed, manPath, o.split)
+		}
+		cfg := svc.ingestConfig(g.store, log)
+		cfg.Manifest, cfg.Workers = man, o.workers
+		cfg.Progress = &ingest.Progress{Logger: log}
+		if st, err := os.Stderr.Stat(); err == nil && st.Mode()&os.ModeCharDevice != 0 {
+			cfg.Progress.Out = os.Stderr
+		}
+		fmt.Fprintf(errOut, "Ingesting %d loops of split %s from %s into %s ...\n", len(roots), o.split, o.corpus, g.store)
+		rep, err := ingest.Run(ctx, cfg, roots)
+		if rep != nil {
+			fmt.Fprintln(errOut, rep.Summary())
+		}
+		if err != nil {
+			return exitError{code: 2, err: err}
+		}
+		if ctx.Err() != nil {
+			return ctx.Err()
+		}
+		svc.engine.Forget()
+		doc.Ingest = &evalIngest{Listed: len(roots) + missing, Missing: missing, Ingested: rep.Ingested, AlreadyPresent: rep.AlreadyPresent,
+			Duplicates: rep.Duplicates, Skipped: rep.Skipped, Failed: rep.Failed}
+	}
+
+	cfg := eval.Config{Store: svc.store, SeedCollection: svc.engine.Collection(o.from), TargetCollection: svc.engine.Collection(o.to),
+		Recommender: engineRecommender{e: svc.engine, from: o.from, to: o.to}, MinCandidates: o.minCandidates}
+	if man != nil {
+		cfg.Include = func(r vectordb.Row) bool {
+			e, ok := man.Lookup(r.Path)
+			return ok && inSplit(e)
+		}
+	}
+	if o.pairs != "" {
+		p, err := eval.LoadPairs(o.pairs)
+		if err != nil {
+			return usage("%w", err)
+		}
+		p.IDOf = fileID
+		cfg.Pairs = p
+		doc.GroundTruth = "pairs " + o.pairs
+	}
+	rep, err := eval.Run(ctx, cfg)
+	if err != nil {
+		return exitError{code: 1, err: err}
+	}
+	doc.SeedLoops, doc.CandidateLoops = rep.Seeds, rep.Candidates
+	doc.PairsUsed, doc.PairsUnresolved = rep.PairsUsed, rep.PairsUnresolved
+	if man != nil && listed > rep.Seeds+rep.Candidates {
+		doc.ListedNotStored = listed - rep.Seeds - rep.Candidates
+	}
+	for _, r := range rep.Results {
+		doc.Metrics[r.Setting] = r.Metrics
+		doc.settings = append(doc.settings, r.Setting)
+		if r.Unscored > 0 {
+			if doc.UnknownTempo == nil {
+				doc.UnknownTempo = map[string]int{}
+			}
+			doc.UnknownTempo[r.Setting] = r.Unscored
+		}
+	}
+	if o.asJSON {
+		enc := json.NewEncoder(out)
+		enc.SetIndent("", "  ")
+		return enc.Encode(doc)
+	}
+	return printEval(out, doc)
+}
+
+// printEval writes the table train's run.py prints, one row per setting.
+func printEval(out io.Writer, d evalDoc) error {
+	fmt.Fprintf(out, "%s (%s -> %s), bundle %s, store %s\n", d.Direction, d.From, d.To, d.Bundle, d.Store)
+	fmt.Fprintf(out, "split %s: %d %s seeds, %d %s candidates; right answers: %s\n", d.Split, d.SeedLoops, d.From, d.CandidateLoops, d.To, d.GroundTruth)
+	if d.ListedNotStored > 0 {
+		fmt.Fprintf(out, "note: %d loops the manifest lists for this split are not in the store (not ingested, or failed)\n", d.ListedNotStored)
+	}
+	if d.PairsUnresolved > 0 {
+		fmt.Fprintf(out, "note: %d of the pairs name loops outside the evaluated ones and were left out (%d used)\n", d.PairsUnresolved, d.PairsUsed)
+	}
+	fmt.Fprintln(out)
+	var names []string
+	for _, s := range d.settings {
+		if v := d.Metrics[s].Values(); len(v) > 0 {
+			for _, nv := range v {
+				names = append(names, nv.Name)
+			}
+			break
+		}
+	}
+	fmt.Fprintf(out, "%-10s %5s %5s", "setting", "seeds", "pairs")
+	for _, n := range names {
+		fmt.Fprintf(out, " %6s", strings.Replace(n, "Recall@", "R@", 1))
+	}
+	fmt.Fprintln(out)
+	for _, s := range d.settings {
+		m := d.Metrics[s]
+		fmt.Fprintf(out, "%-10s %5d %5d", s, m.Seeds, m.Pairs)
+		vals := m.Values()
+		if len(vals) == 0 {
+			fmt.Fprint(out, " (no seeds)")
+		}
+		for _, v := range vals {
+			fmt.Fprintf(out, " %6.3f", v.Value)
+		}
+		fmt.Fprintln(out)
+	}
+	var notes []string
+	for _, s := range d.settings {
+		if n := d.UnknownTempo[s]; n > 0 {
+			notes = append(notes, fmt.Sprintf("%s: %d seeds of unknown tempo left out", s, n))
+		}
+	}
+	sort.Strings(notes)
+	for _, n := range notes {
+		fmt.Fprintln(out, "note:", n)
+	}
+	fmt.Fprintln(out, "\nR_mn/R_md: mean/median normalized rank of the right answer (0 best, random 0.5); R@K: share ranked in the top K; ILD@L: top-L list diversity (1 = no overlap)")
+	return nil
+}
+
+// engineRecommender runs an evaluation through the query Engine: the stored seed's
+// latent, the mapper, and SearchMapped, exactly as a recommend request does.
+type engineRecommender struct {
+	e        *query.Engine
+	from, to string
+}
+
+func (r engineRecommender) Query(ctx context.Context, seedID string) ([]float32, error) {
+	z, _, err := r.e.SeedLatent(ctx, query.Request{SeedID: seedID, From: r.from, To: r.to})
+	if err != nil {
+		return nil, err
+	}
+	return r.e.MapSeed(ctx, r.from, r.to, z)
+}
+
+func (r engineRecommender) Search(ctx context.Context, q []float32, k int, f vectordb.Filter) ([]vectordb.Hit, error) {
+	res, err := r.e.SearchMapped(ctx, r.to, q, k, f, 0)
+	if err != nil {
+		return nil, err
+	}
+	hits := make([]vectordb.Hit, len(res))
+	for i, x := range res {
+		hits[i] = vectordb.Hit{Row: x.Row, Score: x.Score}
+	}
+	return hits, nil
+}
+
+// fileID is a file's loop id (its content hash), for pairs named by a path the store
+// does not hold.
+func fileID(path string) (string, error) {
+	f, err := os.Open(path)
+	if err != nil {
+		return "", err
+	}
+	defer f.Close()
+	id, err := ingest.ID(f)
+	if err != nil {
+		return "", fmt.Errorf("read %s: %w", path, err)
+	}
+	return id, nil
 }
