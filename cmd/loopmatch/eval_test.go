@@ -174,6 +174,44 @@ func TestEvalDemoAgreesWithPython(t *testing.T) {
 	}
 }
 
+// TestEvalCorpusAgreesWithTraining evaluates the test split of train/'s generated corpus
+// (not in the repository: make models renders it) and compares every figure with the
+// "MLP-Latent + InfoNCE" rows that training recorded in the bundle's manifest (a copy of
+// train/out/results.json). Run it with
+//
+//	LOOPMATCH_EVAL_CORPUS=train/out/corpus go test -run TestEvalCorpusAgreesWithTraining -v ./cmd/loopmatch
+func TestEvalCorpusAgreesWithTraining(t *testing.T) {
+	corpus := os.Getenv("LOOPMATCH_EVAL_CORPUS")
+	if corpus == "" {
+		t.Skip("set LOOPMATCH_EVAL_CORPUS=train/out/corpus (rendered by make models) to evaluate its test split")
+	}
+	if !filepath.IsAbs(corpus) {
+		corpus = filepath.Join("../..", corpus)
+	}
+	b, err := os.ReadFile(filepath.Join(shippedBundle, "manifest.json"))
+	if err != nil {
+		t.Fatal(err)
+	}
+	var man struct {
+		Metrics map[string]map[string]map[string]eval.Metrics `json:"metrics"`
+	}
+	if err := json.Unmarshal(b, &man); err != nil {
+		t.Fatal(err)
+	}
+	store := "embedded:" + t.TempDir()
+	for _, d := range []struct{ from, to string }{{"drum", "bass"}, {"bass", "drum"}} {
+		name := d.from + "2" + d.to
+		got := runEvalJSON(t, "--store", store, "--corpus", corpus, "--split", "test", "--from", d.from, "--to", d.to)
+		for _, s := range eval.Settings() {
+			want, ok := man.Metrics[name][s]["MLP-Latent + InfoNCE"]
+			if !ok {
+				t.Fatalf("the bundle's manifest has no %s/%s MLP-Latent + InfoNCE figures", name, s)
+			}
+			compareMetrics(t, "corpus/"+name+"/"+s, got.Metrics[s], want)
+		}
+	}
+}
+
 // TestEvalDemoMilvus runs the same evaluation on Milvus (HNSW, cosine): the demo's
 // stored rows copied into collections of this test's own, searched through the Engine.
 func TestEvalDemoMilvus(t *testing.T) {
