@@ -9,8 +9,11 @@ import (
 	"net/url"
 	"strings"
 	"testing"
+	"unicode"
+	"unicode/utf8"
 
 	"github.com/loopmatch/loopmatch/ingest"
+	"github.com/loopmatch/loopmatch/vectordb"
 )
 
 // checkParsed holds for every request a parser accepts: the values are inside the
@@ -176,5 +179,56 @@ func FuzzParseAPIKeys(f *testing.F) {
 				t.Fatalf("key %q+x matches", line)
 			}
 		}
+	})
+}
+
+func FuzzParseListLoops(f *testing.F) {
+	for _, s := range []string{
+		"", "q=house+main&limit=20&offset=40", "pack=A,B&pack=C&key=Am,f%23m", "min_bpm=90&max_bpm=130",
+		"limit=0", "limit=501", "offset=-1", "min_bpm=130&max_bpm=90", "key=H", "q=%00", "q=a&q=b", "sort=name",
+		"min_bpm=NaN", "max_bpm=Inf", "pack=", "pack=,,", "%zz",
+	} {
+		f.Add(s)
+	}
+	f.Fuzz(func(t *testing.T, raw string) {
+		q, err := url.ParseQuery(raw)
+		if err != nil {
+			return
+		}
+		lq, perr := ParseListLoops(q)
+		if perr != nil {
+			var ae *apiError
+			if !errors.As(perr, &ae) || ae.status < 400 || ae.status > 499 || ae.detail == "" || problemTitles[ae.slug] == "" {
+				t.Fatalf("not a 4xx API error: %T %v", perr, perr)
+			}
+			return
+		}
+		if lq.Limit < 1 || lq.Limit > maxListLimit || lq.Offset < 0 || lq.Offset > maxListOffset {
+			t.Fatalf("limit %d offset %d accepted", lq.Limit, lq.Offset)
+		}
+		if lq.MinBPM < 0 || lq.MaxBPM < 0 || lq.MinBPM > maxBPM || lq.MaxBPM > maxBPM || (lq.MaxBPM > 0 && lq.MinBPM > lq.MaxBPM) ||
+			math.IsNaN(lq.MinBPM) || math.IsNaN(lq.MaxBPM) {
+			t.Fatalf("BPM range [%v, %v] accepted", lq.MinBPM, lq.MaxBPM)
+		}
+		for _, w := range lq.Terms {
+			if w == "" || w != strings.ToLower(w) || strings.ContainsFunc(w, unicode.IsSpace) || !utf8.ValidString(w) {
+				t.Fatalf("search term %q", w)
+			}
+		}
+		for _, k := range lq.Keys {
+			if n, err := ingest.NormalizeKey(k); err != nil || n != k {
+				t.Fatalf("key %q accepted unnormalised", k)
+			}
+		}
+		for _, p := range lq.Packs {
+			if p == "" || len(p) > maxPackLen {
+				t.Fatalf("pack %q accepted", p)
+			}
+		}
+		if len(lq.Keys) > maxListItems || len(lq.Packs) > maxListItems {
+			t.Fatal("over-long list accepted")
+		}
+		// The parsed filter is usable as is: matching a row never panics.
+		lq.Match(&vectordb.Row{ID: "0123456789abcdef0123456789abcdef", Path: "/x/" + raw, Pack: raw, Key: "Am", BPM: 120})
 	})
 }

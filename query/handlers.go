@@ -45,6 +45,8 @@ type RankedLoop struct {
 	Key      string  `json:"key"`
 	Duration float64 `json:"duration"`
 	AudioURL string  `json:"audio_url"`
+	// Name is the file's name, without its folder (the page shows it).
+	Name string `json:"name,omitempty"`
 }
 
 // RecommendResponse is the body of a successful POST /v1/recommend.
@@ -96,7 +98,7 @@ func (s *Server) recommend(c *gin.Context) {
 		Seed: resp.Seed, Results: make([]RankedLoop, len(resp.Results))}
 	for i, r := range resp.Results {
 		out.Results[i] = RankedLoop{ID: r.ID, Rank: r.Rank, Score: r.Score, Pack: r.Pack, BPM: r.BPM, Key: r.Key,
-			Duration: r.Duration, AudioURL: audioURL(resp.Pair.To, r.ID)}
+			Duration: r.Duration, AudioURL: audioURL(resp.Pair.To, r.ID), Name: loopName(r.Path)}
 	}
 	if q.Preview {
 		key := previewKey(resp.BundleID, resp.Pair.To, resp.Mapped)

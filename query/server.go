@@ -149,6 +149,9 @@ func (s *Server) routes() error {
 	r.GET("/readyz", s.readyz)
 	r.GET("/metrics", gin.WrapH(s.metrics.Handler()))
 	r.GET("/openapi.yaml", s.openapi)
+	if err := s.webRoutes(r); err != nil {
+		return err
+	}
 
 	v1 := r.Group("/v1")
 	if s.cfg.APIKeys != nil {
@@ -162,6 +165,7 @@ func (s *Server) routes() error {
 		{http.MethodPost, "/recommend", "/v1/recommend", s.recommend},
 		{http.MethodGet, "/collections", "/v1/collections", s.collections},
 		{http.MethodPost, "/loops", "/v1/loops", s.uploadLoops},
+		{http.MethodGet, "/loops/:instrument", "/v1/loops/{instrument}", s.listLoops},
 		{http.MethodGet, "/loops/:instrument/:id", "/v1/loops/{instrument}/{id}", s.loop},
 		{http.MethodGet, "/loops/:instrument/:id/audio", "/v1/loops/{instrument}/{id}/audio", s.loopAudio},
 		{http.MethodHead, "/loops/:instrument/:id/audio", "/v1/loops/{instrument}/{id}/audio", s.loopAudio},

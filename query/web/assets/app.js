@@ -1,0 +1,627 @@
+// The producer's page: pick a seed (a stored loop or a dropped file), ask the API for
+// the loops that fit it, and audition each one looping in time with the seed.
+import { Api, ApiError } from "./api.js";
+import { Player, tempoRate, loopLength, previewLength, bpmFromName } from "./player.js";
+import { peaks, drawWave } from "./wave.js";
+
+const $ = (id) => document.getElementById(id);
+const api = new Api();
+
+const state = {
+  pairs: [], // [{from, to}]
+  counts: {}, // instrument -> stored loops
+  from: "",
+  to: "",
+  libOffset: 0,
+  libSeq: 0,
+  seed: null, // {kind: "stored" | "upload", id, name, pack, key, bpm, url, file, audio: Promise<{buffer, peaks}>}
+  items: [], // [{kind: "preview" | "loop", id, name, rank, score, bpm, key, pack, url, el}]
+  selected: -1,
+  playing: -1,
+  recSeq: 0,
+  playSeq: 0,
+  loading: false,
+  mix: { seed: { volume: 1, muted: false, solo: false }, cand: { volume: 1, muted: false, solo: false } },
+};
+
+let ctx = null;
+let player = null;
+
+/** The one AudioContext: every buffer is decoded in it and every source plays in it. */
+function audioContext() {
+  if (!ctx) {
+    ctx = new AudioContext({ latencyHint: "interactive" });
+    player = new Player(ctx);
+    for (const t of ["seed", "cand"]) for (const [k, v] of Object.entries(state.mix[t])) player[t][k] = v;
+    player.applyMix();
+    player.onchange = renderTransport;
+  }
+  return ctx;
+}
+
+// What the page exposes for its end-to-end tests and for curious producers.
+window.__loopmatch = {
+  get lastStart() { return player ? player.lastStart : null; },
+  get playing() { return !!(player && player.now); },
+  get selected() { return state.selected; },
+  get items() {
+    return state.items.map(({ kind, id, name, bpm, decoded }) => ({ kind, id, name, bpm, decoded: !!decoded,
+      duration: decoded ? decoded.buffer.duration : null }));
+  },
+  get seed() {
+    const s = state.seed;
+    return s ? { kind: s.kind, id: s.id, name: s.name, bpm: seedTempo(), decoded: !!s.decoded,
+      duration: s.decoded ? s.decoded.buffer.duration : null } : null;
+  },
+  get gains() { return player ? [player.seed.gain.gain.value, player.cand.gain.gain.value] : null; },
+  get contextTime() { return ctx ? ctx.currentTime : null; },
+  get contextState() { return ctx ? ctx.state : null; },
+};
+
+// ---- errors -----------------------------------------------------------------
+
+function showError(err) {
+  const e = err instanceof ApiError ? err : new ApiError({ title: "Something went wrong in the page", detail: String(err && err.message || err) });
+  $("error-title").textContent = e.title;
+  const detail = e.errors.length > 1 ? e.errors.join("; ") : e.detail;
+  $("error-detail").textContent = detail;
+  $("error-detail").hidden = !detail;
+  $("error-id").textContent = e.requestId ? `Request id ${e.requestId}${e.status ? ` (HTTP ${e.status})` : ""}` : "";
+  $("error").hidden = false;
+}
+
+function clearError() { $("error").hidden = true; }
+
+// ---- decoding ---------------------------------------------------------------
+
+const decodedURLs = new Map();
+
+async function decodeBytes(bytes, what) {
+  try {
+    return await audioContext().decodeAudioData(bytes);
+  } catch (e) {
+    throw new ApiError({ title: `This browser cannot decode ${what} for playback`,
+      detail: `${e.message || e}. Browsers decode WAV, FLAC and Ogg Vorbis; AIFF needs converting first.` });
+  }
+}
+
+/** Fetches and decodes an API audio URL once; the result has the buffer and its peaks. */
+function decodeURL(url, what) {
+  if (!decodedURLs.has(url)) {
+    const p = api.audio(url).then(async ({ bytes }) => {
+      const buffer = await decodeBytes(bytes, what);
+      return { buffer, peaks: peaks(buffer, 600) };
+    });
+    p.catch(() => decodedURLs.delete(url));
+    decodedURLs.set(url, p);
+  }
+  return decodedURLs.get(url);
+}
+
+// ---- collections and the library --------------------------------------------
+
+async function loadCollections() {
+  try {
+    const c = await api.collections();
+    clearError();
+    state.pairs = c.pairs.map((p) => { const [from, to] = p.split("->"); return { from, to }; });
+    state.counts = {};
+    for (const col of c.collections) if (col.instrument) state.counts[col.instrument] = col.count;
+    $("bundle").textContent = `model bundle ${c.bundle}`;
+    const froms = [...new Set(state.pairs.map((p) => p.from))];
+    const sel = $("from");
+    sel.replaceChildren(...froms.map((f) => new Option(`${f} (${state.counts[f] ?? 0} stored)`, f)));
+    if (froms.length === 0) {
+      $("lib-status").textContent = "The model bundle has no mapper: nothing can be recommended.";
+      return;
+    }
+    // Drum2Bass is the use case the models are built around: start there when it exists.
+    setFrom(froms.includes(state.from) ? state.from : froms.includes("drum") ? "drum" : froms[0]);
+  } catch (e) {
+    showError(e);
+    if (e.status === 401) $("keybox").open = true;
+  }
+}
+
+function setFrom(from) {
+  state.from = from;
+  $("from").value = from;
+  const tos = state.pairs.filter((p) => p.from === from).map((p) => p.to);
+  $("to").replaceChildren(...tos.map((t) => new Option(`${t} loops`, t)));
+  state.to = tos.includes(state.to) ? state.to : tos[0];
+  $("to").value = state.to;
+  searchLibrary(true);
+}
+
+function libraryFilters(offset) {
+  return { q: $("q").value, pack: $("pack").value, key: $("key").value, min_bpm: $("minbpm").value,
+    max_bpm: $("maxbpm").value, limit: 50, offset };
+}
+
+async function searchLibrary(reset) {
+  const seq = ++state.libSeq;
+  const list = $("library");
+  try {
+    $("lib-status").textContent = "Searching\u2026";
+    const r = await api.listLoops(state.from, libraryFilters(reset ? 0 : state.libOffset));
+    if (seq !== state.libSeq) return;
+    clearError();
+    if (reset) list.replaceChildren();
+    for (const l of r.loops) list.append(libraryItem(l));
+    state.libOffset = r.next_offset ?? 0;
+    $("more").hidden = r.next_offset == null;
+    const n = list.children.length;
+    $("lib-status").textContent = n === 0
+      ? `No ${state.from} loops match${state.counts[state.from] ? "" : ": ingest a library first (loopmatch ingest)"}.`
+      : `${n}${r.next_offset != null ? "+" : ""} ${state.from} loop${n === 1 ? "" : "s"}: pick one as the seed.`;
+    const packs = new Set([...$("packs").options].map((o) => o.value));
+    for (const l of r.loops) packs.add(l.pack);
+    $("packs").replaceChildren(...[...packs].filter(Boolean).sort().map((p) => new Option(p)));
+  } catch (e) {
+    if (seq !== state.libSeq) return;
+    $("lib-status").textContent = "The search failed.";
+    showError(e);
+  }
+}
+
+function libraryItem(l) {
+  const li = document.createElement("li");
+  li.dataset.id = l.id;
+  const info = document.createElement("div");
+  info.className = "info";
+  const name = document.createElement("p");
+  name.className = "name";
+  name.textContent = l.name || l.id;
+  name.title = l.name || l.id;
+  const meta = document.createElement("p");
+  meta.className = "meta name";
+  meta.textContent = [fmtBPM(l.bpm), l.key, l.pack].filter(Boolean).join(" \u00b7 ");
+  info.append(name, meta);
+  const use = button("Use as seed", `Use ${l.name || l.id} as the seed`, () => chooseStoredSeed(l, li));
+  use.className = "use";
+  li.append(info, use);
+  if (state.seed && state.seed.id === l.id) li.setAttribute("aria-current", "true");
+  return li;
+}
+
+function button(text, label, onclick) {
+  const b = document.createElement("button");
+  b.type = "button";
+  b.textContent = text;
+  if (label) b.setAttribute("aria-label", label);
+  b.addEventListener("click", (e) => { e.stopPropagation(); onclick(e); });
+  return b;
+}
+
+function fmtBPM(bpm) { return bpm > 0 ? `${Math.round(bpm * 100) / 100} BPM` : ""; }
+
+// ---- the seed ---------------------------------------------------------------
+
+function seedTempo() {
+  const v = parseFloat($("seedbpm").value);
+  return v > 0 ? v : 0;
+}
+
+function chooseStoredSeed(l, li) {
+  for (const x of $("library").querySelectorAll("li[aria-current]")) x.removeAttribute("aria-current");
+  if (li) li.setAttribute("aria-current", "true");
+  setSeed({ kind: "stored", id: l.id, name: l.name || l.id, pack: l.pack, key: l.key, bpm: l.bpm, url: l.audio_url });
+}
+
+function chooseFile(file) {
+  if (!file) return;
+  for (const x of $("library").querySelectorAll("li[aria-current]")) x.removeAttribute("aria-current");
+  setSeed({ kind: "upload", id: "", name: file.name || "dropped file", pack: "", key: "", bpm: bpmFromName(file.name), file });
+}
+
+function setSeed(seed) {
+  stop();
+  state.seed = seed;
+  $("current-seed").hidden = false;
+  $("seed-name").textContent = seed.name;
+  $("seed-name").title = seed.name;
+  $("seed-meta").textContent = seed.kind === "stored"
+    ? [state.from, fmtBPM(seed.bpm), seed.key, seed.pack].filter(Boolean).join(" \u00b7 ")
+    : `uploaded ${state.from} loop, ${Math.max(1, Math.round((seed.file.size || 0) / 1024))} KiB`;
+  $("seedbpm").value = seed.bpm > 0 ? String(seed.bpm) : "";
+  $("seed-note").textContent = seed.bpm > 0 ? "" : "Enter the seed's tempo for the candidates to follow it.";
+  drawWave($("seed-wave"), null);
+  seed.audio = seed.kind === "stored"
+    ? decodeURL(seed.url, "the seed")
+    : seed.file.arrayBuffer().then((b) => decodeBytes(b, "the seed")).then((buffer) => ({ buffer, peaks: peaks(buffer, 600) }));
+  seed.audio.then((d) => {
+    if (state.seed !== seed) return;
+    seed.decoded = d;
+    drawSeed();
+  }, () => { /* reported when it is played; the server may still take the file */ });
+  $("recommend").disabled = false;
+  recommend();
+}
+
+function drawSeed(playhead = null) {
+  const s = state.seed;
+  if (!s || !s.decoded) return;
+  const len = loopLength(s.decoded.buffer.duration, seedTempo());
+  drawWave($("seed-wave"), s.decoded.peaks, { playhead, loopEnd: Math.min(1, len / s.decoded.buffer.duration) });
+}
+
+// ---- recommendations ----------------------------------------------------------
+
+async function recommend() {
+  const seed = state.seed;
+  if (!seed) return;
+  const seq = ++state.recSeq;
+  stop();
+  const k = Math.max(1, Math.min(100, parseInt($("k").value, 10) || 10));
+  const args = { from: state.from, to: state.to, k, preview: $("preview").checked };
+  $("rec-status").textContent = `Finding ${state.to} loops that fit ${seed.name}\u2026`;
+  $("results").replaceChildren();
+  state.items = [];
+  state.selected = -1;
+  renderTransport();
+  try {
+    const r = seed.kind === "stored"
+      ? await api.recommendStored({ ...args, seedId: seed.id, excludeSeedPack: $("exclude").checked })
+      : await api.recommendUpload({ ...args, file: seed.file });
+    if (seq !== state.recSeq) return;
+    clearError();
+    const items = [];
+    if (r.preview_url) {
+      items.push({ kind: "preview", id: "preview", name: "Best guess: the decoded predicted loop", url: r.preview_url,
+        available: r.preview_available !== false, bpm: 0 });
+    }
+    for (const x of r.results) items.push({ kind: "loop", ...x, url: x.audio_url });
+    state.items = items;
+    renderResults();
+    const nLoops = r.results.length;
+    $("rec-status").textContent = nLoops === 0
+      ? `No ${r.to} loops matched: ingest ${r.to} loops or relax the filters.`
+      : `${nLoops} ${r.to} loop${nLoops === 1 ? "" : "s"} for ${seed.name}, best first (score: cosine similarity to the predicted loop).`;
+    if (items.length > 0) select(items.findIndex((it) => it.kind === "loop") >= 0 ? items.findIndex((it) => it.kind === "loop") : 0, false);
+    loadWaveforms(items, seq);
+  } catch (e) {
+    if (seq !== state.recSeq) return;
+    $("rec-status").textContent = "No recommendations: see the message above.";
+    showError(e);
+  }
+}
+
+/** Decodes the results a few at a time, drawing each waveform as it arrives. */
+async function loadWaveforms(items, seq) {
+  let next = 0;
+  const worker = async () => {
+    while (next < items.length && seq === state.recSeq) {
+      const it = items[next++];
+      if (it.kind === "preview" && !it.available) continue;
+      try {
+        it.decoded = await decodeURL(it.url, it.kind === "preview" ? "the preview" : it.name || "the loop");
+        drawItem(it);
+      } catch (e) {
+        it.error = e;
+        const note = it.el && it.el.querySelector(".note");
+        if (note) note.textContent = e.title || String(e);
+      }
+    }
+  };
+  await Promise.all([worker(), worker(), worker()]);
+}
+
+function itemRate(it) {
+  return it.kind === "loop" ? tempoRate(seedTempo(), it.bpm) : 1;
+}
+
+function itemLoop(it) {
+  const d = it.decoded;
+  if (!d) return 1;
+  const len = it.kind === "preview" ? previewLength(d.buffer.duration, seedTempo()) : loopLength(d.buffer.duration, it.bpm);
+  return Math.min(1, len / d.buffer.duration);
+}
+
+function drawItem(it, playhead = null) {
+  if (it.el && it.decoded) drawWave(it.el.querySelector("canvas"), it.decoded.peaks, { playhead, loopEnd: itemLoop(it) });
+}
+
+function itemLabel(it) {
+  return it.kind === "preview" ? "the best-guess preview" : `rank ${it.rank}, ${it.name || it.id}`;
+}
+
+function renderResults() {
+  const ol = $("results");
+  ol.replaceChildren(...state.items.map((it, i) => {
+    const li = document.createElement("li");
+    li.className = it.kind === "preview" ? "preview" : "loop";
+    li.dataset.index = String(i);
+    li.dataset.id = it.id;
+    const rank = document.createElement("span");
+    rank.className = "rank";
+    rank.textContent = it.kind === "preview" ? "\u2605" : String(it.rank);
+    rank.setAttribute("aria-hidden", "true");
+    const info = document.createElement("div");
+    const name = document.createElement("p");
+    name.className = "name";
+    name.textContent = it.kind === "preview" ? it.name : it.name || it.id;
+    name.title = name.textContent;
+    const meta = document.createElement("p");
+    meta.className = "meta name";
+    const note = document.createElement("p");
+    note.className = "note";
+    info.append(name, meta, note);
+    const canvas = document.createElement("canvas");
+    canvas.className = "wave";
+    canvas.setAttribute("role", "img");
+    canvas.setAttribute("aria-label", `Waveform of ${itemLabel(it)}`);
+    const play = button("Play with seed", `Play ${itemLabel(it)} with the seed`, () => {
+      select(i, false);
+      if (state.playing === i && player && player.now) stop(); else playItem(i);
+    });
+    play.className = "play";
+    play.setAttribute("aria-pressed", "false");
+    const dl = button("Download", `Download ${itemLabel(it)}`, () => download(it));
+    dl.className = "download";
+    if (it.kind === "preview" && !it.available) {
+      play.disabled = true;
+      dl.disabled = true;
+      note.textContent = "This model bundle has no decoder for this instrument: no preview.";
+    }
+    li.append(rank, info, canvas, play, dl);
+    li.addEventListener("click", () => select(i, true));
+    it.el = li;
+    renderMeta(it);
+    return li;
+  }));
+}
+
+function renderMeta(it) {
+  const meta = it.el && it.el.querySelector(".meta");
+  if (!meta) return;
+  const seedBPM = seedTempo();
+  if (it.kind === "preview") {
+    meta.textContent = seedBPM > 0 ? `decoded at the seed's tempo, ${fmtBPM(seedBPM)}` : "decoded at the seed's tempo";
+    return;
+  }
+  const r = itemRate(it);
+  const follow = seedBPM > 0 && Math.abs(r - 1) > 1e-9 ? ` \u00b7 plays at \u00d7${r.toFixed(3)}` : "";
+  meta.textContent = [`score ${it.score.toFixed(3)}`, fmtBPM(it.bpm), it.key, it.pack].filter(Boolean).join(" \u00b7 ") + follow;
+}
+
+function select(i, focus) {
+  if (i < 0 || i >= state.items.length) return;
+  state.selected = i;
+  state.items.forEach((it, j) => {
+    if (!it.el) return;
+    if (j === i) it.el.setAttribute("aria-current", "true"); else it.el.removeAttribute("aria-current");
+  });
+  const it = state.items[i];
+  if (it.el) {
+    if (focus) {
+      const b = it.el.querySelector("button.play");
+      (b && !b.disabled ? b : it.el).focus({ preventScroll: true });
+    }
+    it.el.scrollIntoView({ block: "nearest" });
+  }
+  renderTransport();
+}
+
+// ---- playback ---------------------------------------------------------------
+
+async function playItem(i) {
+  const it = state.items[i];
+  const seed = state.seed;
+  if (!it || !seed) return;
+  if (it.kind === "preview" && !it.available) return;
+  const seq = ++state.playSeq;
+  audioContext();
+  state.loading = true;
+  renderTransport();
+  try {
+    const [s, c] = await Promise.all([seed.audio, it.decoded ? Promise.resolve(it.decoded) : decodeURL(it.url, itemLabel(it))]);
+    if (ctx.state !== "running") await ctx.resume();
+    if (seq !== state.playSeq || state.seed !== seed) return;
+    seed.decoded = s;
+    it.decoded = c;
+    player.play({ buffer: s.buffer, bpm: seedTempo() }, { buffer: c.buffer, bpm: it.bpm, kind: it.kind, id: it.id });
+    state.playing = i;
+    state.loading = false;
+    renderTransport();
+    animate();
+  } catch (e) {
+    if (seq !== state.playSeq) return;
+    state.playing = -1;
+    state.loading = false;
+    renderTransport();
+    showError(e);
+  }
+}
+
+function stop() {
+  state.playSeq++;
+  state.playing = -1;
+  state.loading = false;
+  if (player) player.stop();
+  renderTransport();
+}
+
+function togglePlay() {
+  if (player && player.now) { stop(); return; }
+  if (state.items.length === 0) return;
+  playItem(state.selected >= 0 ? state.selected : 0);
+}
+
+function renderTransport() {
+  const now = player && player.now;
+  const ps = $("playstop");
+  ps.disabled = state.items.length === 0 && !now;
+  ps.textContent = now ? "Stop" : "Play";
+  ps.setAttribute("aria-pressed", now ? "true" : "false");
+  ps.setAttribute("aria-label", now ? "Stop playback" : "Play the selected loop with the seed");
+  state.items.forEach((it, j) => {
+    if (!it.el) return;
+    const on = !!now && state.playing === j;
+    it.el.classList.toggle("playing", on);
+    const b = it.el.querySelector("button.play");
+    b.setAttribute("aria-pressed", on ? "true" : "false");
+    b.textContent = on ? "Stop" : "Play with seed";
+    renderMeta(it);
+  });
+  const status = $("play-status");
+  if (!now || state.playing < 0) {
+    status.textContent = state.loading ? "Loading\u2026" : "Stopped.";
+    return;
+  }
+  const it = state.items[state.playing];
+  const seedBPM = seedTempo();
+  let tempo;
+  if (it.kind === "preview") {
+    tempo = seedBPM > 0 ? `The preview loops ${(now.cand.loop * seedBPM / 240).toFixed(0)} bar(s) at the seed's tempo.`
+      : "The seed's tempo is unknown: the preview loops its whole window.";
+  } else if (!(seedBPM > 0) || !(it.bpm > 0)) {
+    tempo = "A tempo is unknown, so both play at their own speed: enter the seed's tempo for tempo follow.";
+  } else if (Math.abs(now.rate - 1) < 1e-9) {
+    tempo = `Same tempo (${fmtBPM(seedBPM)}): both play at their own speed.`;
+  } else {
+    const folded = Math.abs(now.rate - seedBPM / it.bpm) > 1e-9 ? ", in double or half time" : "";
+    tempo = `Varispeed: the loop (${fmtBPM(it.bpm)}) follows the seed (${fmtBPM(seedBPM)}) at playback rate ${now.rate.toFixed(4)}${folded}.`;
+  }
+  status.textContent = `Playing ${itemLabel(it)} with the seed, both from audio time ${now.t0.toFixed(3)} s. ${tempo}`;
+}
+
+let animating = false;
+function animate() {
+  if (animating) return;
+  animating = true;
+  const frame = () => {
+    const pos = player && player.positions();
+    const it = state.items[state.playing];
+    if (!pos || !it) {
+      animating = false;
+      drawSeed();
+      state.items.forEach((x) => drawItem(x));
+      return;
+    }
+    drawSeed(pos.seed);
+    for (const x of state.items) drawItem(x, x === it ? pos.cand : null);
+    requestAnimationFrame(frame);
+  };
+  requestAnimationFrame(frame);
+}
+
+// ---- downloads --------------------------------------------------------------
+
+async function download(it) {
+  try {
+    const { bytes, type, name } = await api.audio(it.url);
+    const blob = new Blob([bytes], { type });
+    const a = document.createElement("a");
+    a.href = URL.createObjectURL(blob);
+    a.download = it.kind === "loop" && it.name ? it.name : name || `${it.id}.wav`;
+    document.body.append(a);
+    a.click();
+    a.remove();
+    setTimeout(() => URL.revokeObjectURL(a.href), 30000);
+  } catch (e) {
+    showError(e);
+  }
+}
+
+// ---- keyboard -----------------------------------------------------------------
+
+/** Elements that keep Space for themselves: typing, ticking, choosing. */
+function ownsSpace(t) {
+  return t instanceof Element && !!t.closest("input:not([type=range]), select, textarea, [contenteditable=''], [contenteditable=true], summary");
+}
+
+/** Elements that keep the arrow keys for themselves. */
+function ownsArrows(t) {
+  return t instanceof Element && !!t.closest("input, select, textarea, [contenteditable=''], [contenteditable=true]");
+}
+
+let spaceTaken = false;
+function onKeyDown(e) {
+  if (e.altKey || e.ctrlKey || e.metaKey) return;
+  if (e.key === " " || e.code === "Space") {
+    if (ownsSpace(e.target)) return;
+    e.preventDefault();
+    spaceTaken = true;
+    if (!e.repeat) togglePlay();
+    return;
+  }
+  if (e.key === "ArrowDown" || e.key === "ArrowUp") {
+    if (ownsArrows(e.target) || state.items.length === 0) return;
+    e.preventDefault();
+    const d = e.key === "ArrowDown" ? 1 : -1;
+    const from = state.selected < 0 ? (d > 0 ? -1 : state.items.length) : state.selected;
+    const i = Math.max(0, Math.min(state.items.length - 1, from + d));
+    select(i, true);
+    if (player && player.now && state.playing !== i) playItem(i);
+  }
+}
+
+function onKeyUp(e) {
+  // A button activates on the key-up of Space: the transport has taken this one.
+  if ((e.key === " " || e.code === "Space") && spaceTaken) {
+    e.preventDefault();
+    spaceTaken = false;
+  }
+}
+
+// ---- wiring -------------------------------------------------------------------
+
+function init() {
+  api.key = sessionStorage.getItem("loopmatch.apiKey") || "";
+  $("apikey").value = api.key;
+  $("keyform").addEventListener("submit", (e) => {
+    e.preventDefault();
+    api.key = $("apikey").value.trim();
+    sessionStorage.setItem("loopmatch.apiKey", api.key);
+    loadCollections();
+  });
+  $("error-close").addEventListener("click", clearError);
+  $("from").addEventListener("change", () => setFrom($("from").value));
+  $("to").addEventListener("change", () => { state.to = $("to").value; if (state.seed) recommend(); });
+  $("search").addEventListener("submit", (e) => { e.preventDefault(); searchLibrary(true); });
+  $("more").addEventListener("click", () => searchLibrary(false));
+  $("rec").addEventListener("submit", (e) => { e.preventDefault(); recommend(); });
+  $("playstop").addEventListener("click", togglePlay);
+  $("seedbpm").addEventListener("change", () => {
+    $("seed-note").textContent = seedTempo() > 0 ? "" : "Enter the seed's tempo for the candidates to follow it.";
+    drawSeed();
+    state.items.forEach((it) => { renderMeta(it); drawItem(it); });
+    if (player && player.now && state.playing >= 0) playItem(state.playing);
+  });
+  $("file").addEventListener("change", () => { chooseFile($("file").files[0]); $("file").value = ""; });
+
+  const drop = $("drop");
+  // Dropping anywhere on the page takes the file as the seed; the browser would
+  // otherwise navigate away to it.
+  document.addEventListener("dragover", (e) => { e.preventDefault(); drop.classList.add("over"); });
+  document.addEventListener("dragleave", (e) => { if (!e.relatedTarget) drop.classList.remove("over"); });
+  document.addEventListener("drop", (e) => {
+    e.preventDefault();
+    drop.classList.remove("over");
+    const f = e.dataTransfer && e.dataTransfer.files && e.dataTransfer.files[0];
+    if (f) chooseFile(f);
+  });
+
+  for (const b of document.querySelectorAll(".track button")) {
+    b.addEventListener("click", () => {
+      const t = b.dataset.track;
+      const field = b.classList.contains("mute") ? "muted" : "solo";
+      state.mix[t][field] = !state.mix[t][field];
+      b.setAttribute("aria-pressed", state.mix[t][field] ? "true" : "false");
+      if (player) player.set(t, field, state.mix[t][field]);
+    });
+  }
+  for (const r of document.querySelectorAll(".track input[type=range]")) {
+    r.addEventListener("input", () => {
+      const t = r.dataset.track;
+      state.mix[t].volume = parseFloat(r.value);
+      if (player) player.set(t, "volume", state.mix[t].volume);
+    });
+  }
+  document.addEventListener("keydown", onKeyDown);
+  document.addEventListener("keyup", onKeyUp);
+  window.addEventListener("resize", () => { drawSeed(); state.items.forEach((it) => drawItem(it)); });
+  loadCollections();
+}
+
+init();
