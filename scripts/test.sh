@@ -1,6 +1,7 @@
 #!/usr/bin/env bash
 # The whole test suite, as CI runs it: installs what it needs, starts a real Milvus,
-# then gofmt, go vet, go test -race, and the Python tests of train/.
+# then gofmt, go vet, go test -race, the Python tests of train/ and the web page's
+# end-to-end tests in headless Chromium (scripts/e2e.sh).
 set -euo pipefail
 cd "$(dirname "$0")/.."
 ROOT=$(pwd)
@@ -42,5 +43,10 @@ if [ -d train/tests ]; then
   echo "== python tests (train/)"
   .venv/bin/python -m pytest -q train/tests || py_rc=$?
 fi
+
+echo "== web page end-to-end (headless Chromium)"
+e2e_rc=0
+LOOPMATCH_SKIP_BOOTSTRAP=1 scripts/e2e.sh || e2e_rc=$?
+[ "$e2e_rc" -eq 0 ] || echo "web page end-to-end tests FAILED (exit $e2e_rc)"
 echo "go packages: $go_ok passed, $go_fail failed"
-[ "$gorc" -eq 0 ] && [ "$py_rc" -eq 0 ]
+[ "$gorc" -eq 0 ] && [ "$py_rc" -eq 0 ] && [ "$e2e_rc" -eq 0 ]

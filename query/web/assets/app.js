@@ -267,7 +267,7 @@ async function recommend() {
     clearError();
     const items = [];
     if (r.preview_url) {
-      items.push({ kind: "preview", id: "preview", name: "Best guess: the decoded predicted loop", url: r.preview_url,
+      items.push({ kind: "preview", id: "preview", name: "Best guess (decoded preview)", url: r.preview_url,
         available: r.preview_available !== false, bpm: 0 });
     }
     for (const x of r.results) items.push({ kind: "loop", ...x, url: x.audio_url });
@@ -342,7 +342,7 @@ function renderResults() {
     name.textContent = it.kind === "preview" ? it.name : it.name || it.id;
     name.title = name.textContent;
     const meta = document.createElement("p");
-    meta.className = "meta name";
+    meta.className = "meta";
     const note = document.createElement("p");
     note.className = "note";
     info.append(name, meta, note);
@@ -380,8 +380,8 @@ function renderMeta(it) {
     return;
   }
   const r = itemRate(it);
-  const follow = seedBPM > 0 && Math.abs(r - 1) > 1e-9 ? ` \u00b7 plays at \u00d7${r.toFixed(3)}` : "";
-  meta.textContent = [`score ${it.score.toFixed(3)}`, fmtBPM(it.bpm), it.key, it.pack].filter(Boolean).join(" \u00b7 ") + follow;
+  const bpm = fmtBPM(it.bpm) + (seedBPM > 0 && Math.abs(r - 1) > 1e-9 ? ` (plays at \u00d7${r.toFixed(3)})` : "");
+  meta.textContent = [`score ${it.score.toFixed(3)}`, bpm, it.key, it.pack].filter(Boolean).join(" \u00b7 ");
 }
 
 function select(i, focus) {

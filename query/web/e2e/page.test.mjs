@@ -1,0 +1,392 @@
+// End-to-end tests of the producer's page: a real `loopmatch serve` on the demo library,
+// the page in headless Chromium (Debian's chromium, driven by playwright-core).
+//
+// Playback is checked where it is decided: an init script wraps
+// AudioBufferSourceNode.prototype.start and records, for every start, the time it was
+// scheduled for, the context, the loop points, the playback rate and the buffer. The
+// expected loop points and rates are computed here from the loops' BPM and decoded
+// durations, independently of the page's own code.
+//
+// LOOPMATCH_SCREENSHOTS=DIR saves the main states of the page as PNG files in DIR.
+import { test, before, after } from "node:test";
+import assert from "node:assert/strict";
+import { mkdir } from "node:fs/promises";
+import { readFile } from "node:fs/promises";
+import path from "node:path";
+import { chromium } from "playwright-core";
+import { startServer } from "./server.mjs";
+import { drumLoopWAV } from "./wav.mjs";
+
+const CHROMIUM = process.env.CHROMIUM || "/usr/bin/chromium";
+const SHOTS = process.env.LOOPMATCH_SCREENSHOTS || "";
+
+let server;
+let browser;
+
+before(async () => {
+  server = await startServer();
+  browser = await chromium.launch({ executablePath: CHROMIUM, headless: true, args: ["--no-sandbox"] });
+  if (SHOTS) await mkdir(SHOTS, { recursive: true });
+});
+
+after(async () => {
+  if (browser) await browser.close();
+  if (server) await server.stop();
+});
+
+// Runs in the page before its scripts: records every AudioBufferSourceNode.start.
+function recordStarts() {
+  window.__starts = [];
+  const contexts = [];
+  const orig = AudioBufferSourceNode.prototype.start;
+  AudioBufferSourceNode.prototype.start = function (when = 0, offset = 0, duration) {
+    let ctx = contexts.indexOf(this.context);
+    if (ctx < 0) ctx = contexts.push(this.context) - 1;
+    window.__starts.push({
+      when, offset, ctx, ctxTime: this.context.currentTime, loop: this.loop, loopStart: this.loopStart,
+      loopEnd: this.loopEnd, rate: this.playbackRate.value, duration: this.buffer ? this.buffer.duration : null,
+      sampleRate: this.buffer ? this.buffer.sampleRate : null,
+    });
+    return orig.apply(this, arguments);
+  };
+}
+
+async function openPage(t) {
+  const context = await browser.newContext({ viewport: { width: 1280, height: 900 }, acceptDownloads: true });
+  await context.addInitScript(recordStarts);
+  const page = await context.newPage();
+  const problems = [];
+  const foreign = [];
+  page.on("pageerror", (e) => problems.push(`page error: ${e.message}`));
+  page.on("console", (m) => { if (m.type() === "error" && !/status of 4\d\d/.test(m.text())) problems.push(`console: ${m.text()}`); });
+  page.on("request", (r) => { if (!r.url().startsWith(server.url) && !r.url().startsWith("blob:") && !r.url().startsWith("data:")) foreign.push(r.url()); });
+  t.after(async () => {
+    await context.close();
+    assert.deepEqual(problems, [], "the page logged errors");
+    assert.deepEqual(foreign, [], "the page requested something outside its own server");
+  });
+  await page.goto(server.url + "/");
+  await page.waitForSelector("#library li");
+  return page;
+}
+
+async function shot(page, name) {
+  if (SHOTS) await page.screenshot({ path: path.join(SHOTS, `${name}.png`), fullPage: false });
+}
+
+const lm = (page) => page.evaluate(() => ({
+  lastStart: window.__loopmatch.lastStart, playing: window.__loopmatch.playing, selected: window.__loopmatch.selected,
+  items: window.__loopmatch.items, seed: window.__loopmatch.seed, time: window.__loopmatch.contextTime,
+  state: window.__loopmatch.contextState, starts: window.__starts,
+}));
+
+/** Searches the library and takes the first loop found as the seed. */
+async function chooseSeed(page, q) {
+  await page.fill("#q", q);
+  await page.click("#search-btn");
+  await page.waitForFunction((q) => {
+    const names = [...document.querySelectorAll("#library li .name:not(.meta)")].map((e) => e.textContent.toLowerCase());
+    return names.length > 0 && names.every((n) => q.split(" ").every((w) => n.includes(w)));
+  }, q.toLowerCase());
+  const name = await page.textContent("#library li .name:not(.meta)");
+  await page.click("#library li button.use");
+  await waitResults(page);
+  return name;
+}
+
+async function waitResults(page) {
+  await page.waitForSelector("#results li.loop");
+  await page.waitForFunction(() => {
+    const l = window.__loopmatch;
+    return l.seed && l.seed.decoded && l.items.length > 0 && l.items.every((i) => i.decoded);
+  }, null, { timeout: 30000 });
+}
+
+// The expected schedule, from first principles.
+const loopOf = (duration, bpm) => (bpm > 0 ? (Math.max(1, Math.round((duration * bpm) / 60)) * 60) / bpm : duration);
+function rateOf(seedBPM, candBPM) {
+  if (!(seedBPM > 0 && candBPM > 0)) return 1;
+  let r = seedBPM / candBPM;
+  while (r > Math.SQRT2) r /= 2;
+  while (r < Math.SQRT1_2) r *= 2;
+  return r;
+}
+const close = (a, b, what, eps = 1e-6) => assert.ok(Math.abs(a - b) <= eps, `${what}: ${a}, want ${b}`);
+
+/** The two latest starts are the seed and the candidate, scheduled together. */
+async function assertSynced(page, item) {
+  await page.waitForFunction(() => window.__loopmatch.playing);
+  const s0 = await lm(page);
+  const [seed, cand] = s0.starts.slice(-2);
+  assert.ok(seed && cand, "two sources were started");
+  assert.equal(seed.ctx, cand.ctx, "both sources play in one AudioContext");
+  assert.equal(seed.when, cand.when, "seed and candidate start at the same AudioContext time");
+  assert.ok(seed.when > seed.ctxTime, `the start (${seed.when}) is scheduled ahead of the context time (${seed.ctxTime})`);
+  assert.ok(seed.loop && cand.loop, "both sources loop");
+  assert.equal(seed.offset, 0);
+  assert.equal(cand.offset, 0);
+  assert.deepEqual({ seedT0: s0.lastStart.seedT0, candT0: s0.lastStart.candT0 }, { seedT0: seed.when, candT0: cand.when });
+  const it = s0.items.find((x) => x.id === item.id);
+  close(seed.rate, 1, "seed playback rate");
+  close(seed.loopEnd, loopOf(s0.seed.duration, s0.seed.bpm), "seed loopEnd", 1e-5);
+  if (it.kind === "preview") {
+    close(cand.rate, 1, "preview playback rate");
+    const bar = 240 / s0.seed.bpm;
+    close(cand.loopEnd, Math.floor(it.duration / bar + 1e-9) * bar, "preview loopEnd (whole bars at the seed's tempo)", 1e-5);
+  } else {
+    close(cand.rate, rateOf(s0.seed.bpm, it.bpm), "candidate playback rate (varispeed)", 1e-5);
+    close(cand.loopEnd, loopOf(it.duration, it.bpm), "candidate loopEnd", 1e-5);
+  }
+  assert.ok(cand.duration >= cand.loopEnd - 1e-6, "the candidate's buffer holds its loop");
+  // The clock runs past t0: the context really plays.
+  await page.waitForFunction((t0) => window.__loopmatch.contextTime > t0 + 0.2, seed.when, { timeout: 10000 });
+  assert.equal((await lm(page)).state, "running");
+  return { seed, cand };
+}
+
+test("the page loads with the library and the instrument pairs", async (t) => {
+  const page = await openPage(t);
+  assert.equal(await page.title(), "loopmatch: audition loops in time with your seed");
+  assert.equal(await page.inputValue("#from"), "drum");
+  assert.equal(await page.inputValue("#to"), "bass");
+  assert.match(await page.textContent("#lib-status"), /drum loops?: pick one/);
+  assert.ok(await page.locator("#library li").count() > 10);
+  assert.match(await page.textContent("#bundle"), /loopmatch-v1/);
+  await shot(page, "initial");
+});
+
+test("the library search filters by name, BPM, key and pack", async (t) => {
+  const page = await openPage(t);
+  await page.fill("#q", "house");
+  await page.fill("#minbpm", "124");
+  await page.fill("#maxbpm", "125");
+  await page.click("#search-btn");
+  await page.waitForFunction(() => /pick one/.test(document.querySelector("#lib-status").textContent) &&
+    [...document.querySelectorAll("#library li .meta")].every((m) => /^124 BPM/.test(m.textContent)));
+  const rows = await page.$$eval("#library li", (lis) => lis.map((li) => li.textContent));
+  assert.ok(rows.length > 0);
+  for (const r of rows) assert.match(r, /house/i);
+  const pack = (await page.textContent("#library li .meta")).split(" \u00b7 ").at(-1);
+  await page.fill("#q", "");
+  await page.fill("#minbpm", "");
+  await page.fill("#maxbpm", "");
+  await page.fill("#pack", pack);
+  await page.click("#search-btn");
+  await page.waitForFunction((pack) => [...document.querySelectorAll("#library li .meta")].every((m) => m.textContent.endsWith(pack)), pack);
+  assert.ok(await page.locator("#library li").count() >= 1);
+  // Another instrument lists its own loops.
+  await page.fill("#pack", "");
+  await page.selectOption("#from", "bass");
+  await page.waitForFunction(() => [...document.querySelectorAll("#library li .name:not(.meta)")].every((n) => /bass/.test(n.textContent)));
+  assert.equal(await page.inputValue("#to"), "drum");
+});
+
+test("a stored seed gets ranked loops that play in sync with it", async (t) => {
+  const page = await openPage(t);
+  const seedName = await chooseSeed(page, "house drum main");
+  assert.match(await page.textContent("#rec-status"), /bass loops? for/);
+  const first = page.locator("#results li.loop").first();
+  const text = await first.textContent();
+  assert.match(text, /score \d\.\d{3}/);
+  assert.match(text, /\d+ BPM/);
+  assert.match(text, /Pack\d+-/);
+  assert.equal(await page.textContent("#seed-name"), seedName);
+  // Every waveform is drawn (non-empty pixels) from the decoded audio.
+  const drawn = await page.$$eval("#results li canvas, #seed-wave", (cs) => cs.map((c) => {
+    const d = c.getContext("2d").getImageData(0, 0, c.width, c.height).data;
+    let n = 0;
+    for (let i = 3; i < d.length; i += 4) if (d[i] > 0) n++;
+    return n;
+  }));
+  assert.ok(drawn.every((n) => n > 50), `waveforms drawn: ${drawn}`);
+  await shot(page, "results");
+
+  // Space plays the selected loop (rank 1) with the seed.
+  await page.locator("body").focus();
+  await page.keyboard.press("Space");
+  const s = await lm(page);
+  const rank1 = s.items.find((i) => i.kind === "loop");
+  await assertSynced(page, rank1);
+  assert.match(await page.textContent("#play-status"), /Playing rank 1/);
+  assert.equal(await first.locator("button.play").getAttribute("aria-pressed"), "true");
+  await shot(page, "playing");
+
+  // A loop of another tempo follows the seed's by varispeed (when the results have one).
+  const other = s.items.findIndex((i) => i.kind === "loop" && i.bpm !== s.seed.bpm);
+  if (other >= 0) {
+    await page.locator(`#results li[data-index="${other}"] button.play`).click();
+    await page.waitForFunction((id) => window.__loopmatch.lastStart.candidate === id, s.items[other].id);
+    const { cand } = await assertSynced(page, s.items[other]);
+    close(cand.rate, rateOf(s.seed.bpm, s.items[other].bpm), "rate of a loop at another tempo", 1e-6);
+    assert.match(await page.textContent("#play-status"), /Varispeed/);
+    await shot(page, "tempo-follow");
+  } else {
+    t.diagnostic("every result has the seed's tempo: the seed tempo field tests tempo follow");
+  }
+
+  // A different seed tempo: the candidate follows it by varispeed, restarted in sync.
+  const current = other >= 0 ? s.items[other] : rank1;
+  await page.fill("#seedbpm", "100");
+  await page.locator("#seedbpm").blur();
+  await page.waitForFunction((want) => window.__loopmatch.lastStart && Math.abs(window.__loopmatch.lastStart.rate - want) < 1e-6,
+    rateOf(100, current.bpm));
+  const { cand } = await assertSynced(page, current);
+  // playbackRate is a float32 AudioParam.
+  close(cand.rate, rateOf(100, current.bpm), "rate after the seed tempo changed", 1e-6);
+  assert.match(await page.textContent("#play-status"), /Varispeed/);
+
+  // Space stops.
+  await page.locator("body").focus();
+  await page.keyboard.press("Space");
+  await page.waitForFunction(() => !window.__loopmatch.playing);
+  assert.equal(await page.textContent("#play-status"), "Stopped.");
+});
+
+test("arrow keys move through the results and switch the playing loop in sync", async (t) => {
+  const page = await openPage(t);
+  await chooseSeed(page, "techno drum busy");
+  const before = await lm(page);
+  assert.equal(before.items[before.selected].kind, "loop");
+  await page.locator("#playstop").click();
+  await assertSynced(page, before.items[before.selected]);
+  const n0 = (await lm(page)).starts.length;
+  await page.keyboard.press("ArrowDown");
+  await page.waitForFunction((n) => window.__starts.length >= n + 2 && window.__loopmatch.playing, n0);
+  const s1 = await lm(page);
+  assert.equal(s1.selected, before.selected + 1);
+  assert.equal(s1.lastStart.candidate, s1.items[s1.selected].id);
+  await assertSynced(page, s1.items[s1.selected]);
+  // The focus follows the selection, onto the row's play button.
+  assert.equal(await page.evaluate(() => document.activeElement.closest("li").dataset.index), String(s1.selected));
+  await page.keyboard.press("ArrowUp");
+  await page.keyboard.press("ArrowUp");
+  await page.waitForFunction(() => window.__loopmatch.selected === 0 && window.__loopmatch.lastStart.kind === "preview");
+  await assertSynced(page, (await lm(page)).items[0]);
+});
+
+test("the best-guess preview plays in sync, looping whole bars of the seed's tempo", async (t) => {
+  const page = await openPage(t);
+  await chooseSeed(page, "garage drum main");
+  const prev = page.locator("#results li.preview");
+  await prev.locator("button.play").click();
+  const s = await lm(page);
+  assert.equal(s.items[0].kind, "preview");
+  await page.waitForFunction(() => window.__loopmatch.lastStart && window.__loopmatch.lastStart.kind === "preview");
+  await assertSynced(page, s.items[0]);
+  assert.match(await page.textContent("#play-status"), /preview loops \d+ bar/);
+});
+
+test("solo, mute and volume per track", async (t) => {
+  const page = await openPage(t);
+  await chooseSeed(page, "house drum busy");
+  await page.locator("#playstop").click();
+  await page.waitForFunction(() => window.__loopmatch.playing);
+  const gains = (want) => page.waitForFunction((want) => JSON.stringify(window.__loopmatch.gains) === JSON.stringify(want), want, { timeout: 5000 });
+  await gains([1, 1]);
+  await page.click("button.solo[data-track=seed]");
+  await gains([1, 0]);
+  assert.equal(await page.getAttribute("button.solo[data-track=seed]", "aria-pressed"), "true");
+  await page.click("button.mute[data-track=seed]");
+  await gains([0, 0]);
+  await page.click("button.solo[data-track=seed]");
+  await gains([0, 1]);
+  await page.click("button.mute[data-track=seed]");
+  await gains([1, 1]);
+  await page.focus("input.vol[data-track=cand]");
+  await page.keyboard.press("Home");
+  await gains([1, 0]);
+  await page.keyboard.press("End");
+  await gains([1, 1.5]);
+});
+
+test("a candidate downloads under its file name", async (t) => {
+  const page = await openPage(t);
+  await chooseSeed(page, "trap drum main");
+  const row = page.locator("#results li.loop").first();
+  const name = await row.locator(".name:not(.meta)").textContent();
+  const [dl] = await Promise.all([page.waitForEvent("download"), row.locator("button.download").click()]);
+  assert.equal(dl.suggestedFilename(), name);
+  const bytes = await readFile(await dl.path());
+  assert.equal(bytes.subarray(0, 4).toString("latin1"), "fLaC");
+  assert.ok(bytes.length > 1000);
+});
+
+test("an uploaded WAV is the seed: results and synced playback at its tempo", async (t) => {
+  const page = await openPage(t);
+  await page.setInputFiles("#file", { name: "my_groove_120bpm.wav", mimeType: "audio/wav", buffer: drumLoopWAV({ bpm: 120 }) });
+  await waitResults(page);
+  assert.equal(await page.inputValue("#seedbpm"), "120");
+  assert.match(await page.textContent("#seed-name"), /my_groove_120bpm\.wav/);
+  assert.ok(await page.locator("#results li.loop").count() >= 5);
+  const s = await lm(page);
+  assert.equal(s.seed.kind, "upload");
+  close(s.seed.duration, 4, "decoded seed duration", 1e-3);
+  await page.locator("#results li.loop button.play").first().click();
+  await assertSynced(page, s.items.find((i) => i.kind === "loop"));
+  await shot(page, "upload");
+});
+
+test("a dropped WAV is the seed", async (t) => {
+  const page = await openPage(t);
+  const b64 = drumLoopWAV({ bpm: 90, bars: 1, seed: 7 }).toString("base64");
+  await page.evaluate((b64) => {
+    const bytes = Uint8Array.from(atob(b64), (c) => c.charCodeAt(0));
+    const dt = new DataTransfer();
+    dt.items.add(new File([bytes], "dropped_90bpm.wav", { type: "audio/wav" }));
+    document.getElementById("drop").dispatchEvent(new DragEvent("drop", { dataTransfer: dt, bubbles: true, cancelable: true }));
+  }, b64);
+  await waitResults(page);
+  assert.match(await page.textContent("#seed-name"), /dropped_90bpm\.wav/);
+  assert.equal(await page.inputValue("#seedbpm"), "90");
+  assert.ok(await page.locator("#results li.loop").count() >= 5);
+});
+
+test("a file that is not audio gives a readable error", async (t) => {
+  const page = await openPage(t);
+  await page.setInputFiles("#file", { name: "notes.txt", mimeType: "text/plain", buffer: Buffer.from("these are not sounds\n".repeat(20)) });
+  await page.waitForSelector("#error:not([hidden])");
+  assert.equal(await page.textContent("#error-title"), "The uploaded file is not a supported audio format");
+  const detail = await page.textContent("#error-detail");
+  assert.ok(detail.length > 10 && !detail.includes("{"), `detail: ${detail}`);
+  assert.match(await page.textContent("#error-id"), /Request id [0-9a-f]+ \(HTTP 415\)/);
+  assert.equal(await page.locator("#results li").count(), 0);
+  assert.match(await page.textContent("#rec-status"), /No recommendations/);
+  await shot(page, "error");
+  await page.click("#error-close");
+  assert.equal(await page.isHidden("#error"), true);
+});
+
+test("a bad filter gives a readable error from the API", async (t) => {
+  const page = await openPage(t);
+  await page.fill("#key", "H");
+  await page.click("#search-btn");
+  await page.waitForSelector("#error:not([hidden])");
+  assert.equal(await page.textContent("#error-title"), "A parameter is out of range or inconsistent");
+  assert.match(await page.textContent("#error-detail"), /key "H" is not a musical key/);
+});
+
+test("every control is labelled and reachable by keyboard", async (t) => {
+  const page = await openPage(t);
+  await chooseSeed(page, "house drum main");
+  const unlabelled = await page.$$eval("button, input, select, canvas, a", (els) => els.filter((e) => {
+    if (e.closest("[hidden]") || e.type === "hidden") return false;
+    const name = e.getAttribute("aria-label") || (e.labels && [...e.labels].map((l) => l.textContent).join("")) || e.textContent;
+    return !name || !name.trim();
+  }).map((e) => e.outerHTML.slice(0, 80)));
+  assert.deepEqual(unlabelled, []);
+  // Tab through the whole page and collect what takes the focus.
+  await page.locator("body").focus();
+  const seen = new Set();
+  for (let i = 0; i < 200; i++) {
+    await page.keyboard.press("Tab");
+    const id = await page.evaluate(() => {
+      const e = document.activeElement;
+      return e.id || e.className || e.getAttribute("aria-label") || e.tagName;
+    });
+    seen.add(id);
+  }
+  for (const want of ["q", "pack", "key", "minbpm", "maxbpm", "search-btn", "file", "seedbpm", "to", "k", "preview", "exclude",
+    "recommend", "playstop", "mute", "solo", "vol", "play", "download", "use"]) {
+    assert.ok(seen.has(want), `Tab never reaches ${want}: ${[...seen].join(", ")}`);
+  }
+});

@@ -1,0 +1,62 @@
+// Starts a real `loopmatch serve` over the shipped demo library: ingests demo/ into an
+// embedded store in a temporary folder (or LOOPMATCH_E2E_STORE), then serves it on a free port (the kernel picks
+// it: --addr 127.0.0.1:0, and the server logs the address it bound).
+import { spawn, execFile } from "node:child_process";
+import { mkdtemp, rm } from "node:fs/promises";
+import { tmpdir } from "node:os";
+import path from "node:path";
+import { fileURLToPath } from "node:url";
+import { promisify } from "node:util";
+
+const run = promisify(execFile);
+export const ROOT = path.resolve(path.dirname(fileURLToPath(import.meta.url)), "../../..");
+
+export async function startServer() {
+  const bin = process.env.LOOPMATCH_BIN || path.join(ROOT, "bin/loopmatch");
+  const dir = await mkdtemp(path.join(tmpdir(), "loopmatch-e2e-"));
+  // LOOPMATCH_E2E_STORE runs the same tests on another store, such as a Milvus test
+  // server (milvus://127.0.0.1:19530?consistency=strong): the page only talks to the API.
+  const store = process.env.LOOPMATCH_E2E_STORE || `embedded:${path.join(dir, "store")}`;
+  const env = { ...process.env };
+  await run(bin, ["ingest", "--store", store, "--manifest", "demo/metadata.csv", "--log-level", "warn", "demo"],
+    { cwd: ROOT, env, maxBuffer: 16 << 20 });
+  const child = spawn(bin, ["serve", "--store", store, "--addr", "127.0.0.1:0", "--log-format", "json",
+    "--uploads-dir", path.join(dir, "uploads")], { cwd: ROOT, env, stdio: ["ignore", "pipe", "pipe"] });
+  const log = [];
+  const url = await new Promise((resolve, reject) => {
+    const timer = setTimeout(() => reject(new Error(`loopmatch serve did not start within 60 s:\n${log.join("")}`)), 60000);
+    const onData = (chunk) => {
+      const text = chunk.toString();
+      log.push(text);
+      for (const line of text.split("\n")) {
+        if (!line.startsWith("{")) continue;
+        try {
+          const m = JSON.parse(line);
+          if (m.msg === "serving" && m.addr) {
+            clearTimeout(timer);
+            resolve(`http://${m.addr}`);
+          }
+        } catch { /* a partial line */ }
+      }
+    };
+    child.stdout.on("data", onData);
+    child.stderr.on("data", onData);
+    child.on("exit", (code) => {
+      clearTimeout(timer);
+      reject(new Error(`loopmatch serve exited with ${code}:\n${log.join("")}`));
+    });
+  });
+  return {
+    url,
+    log,
+    async stop() {
+      if (child.exitCode === null) {
+        const done = new Promise((r) => child.once("exit", r));
+        child.kill("SIGTERM");
+        await Promise.race([done, new Promise((r) => setTimeout(r, 15000))]);
+        if (child.exitCode === null) child.kill("SIGKILL");
+      }
+      await rm(dir, { recursive: true, force: true });
+    },
+  };
+}
