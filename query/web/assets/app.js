@@ -238,6 +238,19 @@ function setSeed(seed) {
   recommend();
 }
 
+function clearSeed() {
+  stop();
+  state.recSeq++;
+  state.seed = null;
+  state.items = [];
+  state.selected = -1;
+  $("results").replaceChildren();
+  $("current-seed").hidden = true;
+  $("recommend").disabled = true;
+  $("rec-status").textContent = "Pick a seed to see the loops that fit it.";
+  renderTransport();
+}
+
 function drawSeed(playhead = null) {
   const s = state.seed;
   if (!s || !s.decoded) return;
@@ -576,7 +589,13 @@ function init() {
     loadCollections();
   });
   $("error-close").addEventListener("click", clearError);
-  $("from").addEventListener("change", () => setFrom($("from").value));
+  $("from").addEventListener("change", () => {
+    setFrom($("from").value);
+    // A stored seed belongs to its instrument's collection; a dropped file is simply
+    // asked about again as the new instrument.
+    if (state.seed && state.seed.kind === "stored") clearSeed();
+    else if (state.seed) recommend();
+  });
   $("to").addEventListener("change", () => { state.to = $("to").value; if (state.seed) recommend(); });
   $("search").addEventListener("submit", (e) => { e.preventDefault(); searchLibrary(true); });
   $("more").addEventListener("click", () => searchLibrary(false));

@@ -274,6 +274,12 @@ test("the best-guess preview plays in sync, looping whole bars of the seed's tem
   await page.waitForFunction(() => window.__loopmatch.lastStart && window.__loopmatch.lastStart.kind === "preview");
   await assertSynced(page, s.items[0]);
   assert.match(await page.textContent("#play-status"), /preview loops \d+ bar/);
+  // Another seed instrument: a stored seed of the old one no longer applies.
+  await page.selectOption("#from", "bass");
+  await page.waitForFunction(() => !window.__loopmatch.playing && !window.__loopmatch.seed);
+  assert.equal(await page.isHidden("#current-seed"), true);
+  assert.equal(await page.locator("#results li").count(), 0);
+  assert.equal(await page.isDisabled("#recommend"), true);
 });
 
 test("solo, mute and volume per track", async (t) => {
@@ -339,6 +345,10 @@ test("a dropped WAV is the seed", async (t) => {
   assert.match(await page.textContent("#seed-name"), /dropped_90bpm\.wav/);
   assert.equal(await page.inputValue("#seedbpm"), "90");
   assert.ok(await page.locator("#results li.loop").count() >= 5);
+  // The same file asked about as a bass loop: drum loops come back.
+  await page.selectOption("#from", "bass");
+  await page.waitForFunction(() => /drum loops? for dropped_90bpm/.test(document.querySelector("#rec-status").textContent));
+  await waitResults(page);
 });
 
 test("a file that is not audio gives a readable error", async (t) => {
