@@ -84,6 +84,7 @@ func checkDemoLibrary(dir string) error {
 func printDemoHelp(ctx context.Context, out io.Writer, svc *service, a net.Addr) {
 	base := "http://" + a.String()
 	fmt.Fprintf(out, "\nloopmatch is serving on %s (bundle %s)\n", base, svc.bundle.ID())
+	fmt.Fprintf(out, "  the producer's page: %s/\n", base)
 	fmt.Fprintf(out, "  API description: %s/openapi.yaml\n  collections:     %s/v1/collections\n", base, base)
 	pairs := svc.engine.Pairs()
 	if len(pairs) == 0 {

@@ -155,7 +155,7 @@ func newServeCmd(g *globalOptions) *cobra.Command {
 	cmd := &cobra.Command{
 		Use:   "serve",
 		Short: "Serve the recommend API",
-		Long: `Serves the HTTP API: POST /v1/recommend, GET /v1/loops/{instrument}/{id}[/audio],
+		Long: `Serves the producer's web page at / and the HTTP API: POST /v1/recommend, GET /v1/loops/{instrument}/{id}[/audio],
 GET /v1/previews/{key}.wav, POST /v1/loops, GET /v1/collections, /healthz, /readyz, /metrics
 and /openapi.yaml. SIGINT/SIGTERM stop it gracefully.`,
 		Args: cobra.NoArgs,
