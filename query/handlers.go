@@ -2,6 +2,7 @@ package query
 
 import (
 	"bytes"
+	"context"
 	"crypto/sha256"
 	"encoding/binary"
 	"encoding/hex"
@@ -130,13 +131,13 @@ func (s *Server) preview(c *gin.Context) {
 	file := c.Param("file")
 	key, ok := strings.CutSuffix(file, ".wav")
 	if !ok || len(key) != 64 || strings.Trim(key, "0123456789abcdef") != "" {
-		writeProblem(c, http.StatusNotFound, "not-found", "a preview URL is /v1/previews/KEY.wav with the 64-hex KEY from a recommend response's preview_url")
+		writeProblem(c, http.StatusNotFound, "not-found", "a preview URL is /v1/previews/KEY.wav with the 64-hex KEY from the preview_url of a recommend, interpolate or transfer response")
 		return
 	}
 	lat, ok := s.latents.Get(key)
 	s.metrics.cacheResult("preview_latent", ok)
 	if !ok {
-		writeProblem(c, http.StatusNotFound, "not-found", "no such preview, or it has expired from the cache: run the recommend again with \"preview\": true")
+		writeProblem(c, http.StatusNotFound, "not-found", "no such preview, or it has expired from the cache: send the request that gave the URL again (recommend with \"preview\": true, interpolate or transfer)")
 		return
 	}
 	if !s.engine.HasDecoder(lat.instrument) {
@@ -144,30 +145,10 @@ func (s *Server) preview(c *gin.Context) {
 		s.fail(c, err)
 		return
 	}
-	wav, ok := s.previews.Get(key)
-	s.metrics.cacheResult("preview_audio", ok)
-	if !ok {
-		// One decode per key even when a player fires several range requests at once.
-		v, err, _ := s.decodes.Do(key, func() (any, error) {
-			if w, ok := s.previews.Get(key); ok {
-				return w, nil
-			}
-			pcm, rate, err := s.engine.Decode(c.Request.Context(), lat.instrument, lat.z)
-			if err != nil {
-				return nil, err
-			}
-			var buf bytes.Buffer
-			if err := audio.EncodeWAV(&buf, pcm, rate, audio.PCM16); err != nil {
-				return nil, fmt.Errorf("encode the preview: %w", err)
-			}
-			s.previews.Add(key, buf.Bytes())
-			return buf.Bytes(), nil
-		})
-		if err != nil {
-			s.fail(c, err)
-			return
-		}
-		wav = v.([]byte)
+	wav, err := s.previewWAV(c.Request.Context(), key, lat)
+	if err != nil {
+		s.fail(c, err)
+		return
 	}
 	c.Header("Content-Type", "audio/wav")
 	c.Header("Content-Disposition", `inline; filename="preview-`+key[:12]+`.wav"`)
@@ -175,6 +156,37 @@ func (s *Server) preview(c *gin.Context) {
 	c.Header("Cache-Control", "private, max-age=3600")
 	c.Header("X-Content-Type-Options", "nosniff")
 	http.ServeContent(c.Writer, c.Request, "", time.Time{}, bytes.NewReader(wav))
+}
+
+// previewWAV returns the 16-bit WAV of a cached latent, decoding it at most once per
+// key: every route that makes a latent (recommend's mapped one, interpolate, transfer)
+// shares this cache, so the same latent is decoded once whichever route asked.
+func (s *Server) previewWAV(ctx context.Context, key string, lat previewLatent) ([]byte, error) {
+	wav, ok := s.previews.Get(key)
+	s.metrics.cacheResult("preview_audio", ok)
+	if ok {
+		return wav, nil
+	}
+	// One decode per key even when a player fires several range requests at once.
+	v, err, _ := s.decodes.Do(key, func() (any, error) {
+		if w, ok := s.previews.Get(key); ok {
+			return w, nil
+		}
+		pcm, rate, err := s.engine.Decode(ctx, lat.instrument, lat.z)
+		if err != nil {
+			return nil, err
+		}
+		var buf bytes.Buffer
+		if err := audio.EncodeWAV(&buf, pcm, rate, audio.PCM16); err != nil {
+			return nil, fmt.Errorf("encode the preview: %w", err)
+		}
+		s.previews.Add(key, buf.Bytes())
+		return buf.Bytes(), nil
+	})
+	if err != nil {
+		return nil, err
+	}
+	return v.([]byte), nil
 }
 
 // instrumentOf checks a URL's instrument: well-formed and one the bundle knows.

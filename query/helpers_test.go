@@ -192,7 +192,13 @@ type fixtureOpt func(*Config, *ServerConfig)
 
 func newFixture(t testing.TB, be backend, lib []loopFile, opts ...fixtureOpt) *fixture {
 	t.Helper()
-	b, m := bundleModels(t, testBundle)
+	return newBundleFixture(t, testBundle, be, lib, opts...)
+}
+
+// newBundleFixture is newFixture with the models of the bundle in dir.
+func newBundleFixture(t testing.TB, dir string, be backend, lib []loopFile, opts ...fixtureOpt) *fixture {
+	t.Helper()
+	b, m := bundleModels(t, dir)
 	if lib != nil {
 		populate(t, be.store, b, m, be.coll, lib)
 	}

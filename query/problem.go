@@ -47,6 +47,8 @@ var problemTitles = map[string]string{
 	"not-ingested":           "The collection has not been ingested",
 	"bundle-mismatch":        "The collection was encoded with another model bundle",
 	"preview-unavailable":    "The preview cannot be decoded by this bundle",
+	"encoder-unavailable":    "The bundle has no encoder for this instrument",
+	"unknown-instrument":     "The bundle knows no such instrument",
 	"not-implemented":        "Not available in this build",
 	"unauthorized":           "An API key is required",
 	"rate-limited":           "Too many requests for this API key",
@@ -81,8 +83,12 @@ func sendProblem(c *gin.Context, p Problem) {
 // errorStatus maps the Engine's, audio's and the store's errors to a status and slug.
 func errorStatus(err error) (int, string) {
 	switch {
-	case errors.Is(err, ErrInvalid):
+	case errors.Is(err, ErrInvalid), errors.Is(err, ErrInvalidGenerate):
 		return http.StatusUnprocessableEntity, "invalid-parameters"
+	case errors.Is(err, ErrUnknownInstrument):
+		return http.StatusUnprocessableEntity, "unknown-instrument"
+	case errors.Is(err, ErrNoEncoder):
+		return http.StatusNotImplemented, "encoder-unavailable"
 	case errors.Is(err, ErrNoMapper):
 		return http.StatusUnprocessableEntity, "no-mapper"
 	case errors.Is(err, ErrSeedNotFound):

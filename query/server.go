@@ -169,6 +169,8 @@ func (s *Server) routes() error {
 		{http.MethodGet, "/loops/:instrument/:id", "/v1/loops/{instrument}/{id}", s.loop},
 		{http.MethodGet, "/loops/:instrument/:id/audio", "/v1/loops/{instrument}/{id}/audio", s.loopAudio},
 		{http.MethodHead, "/loops/:instrument/:id/audio", "/v1/loops/{instrument}/{id}/audio", s.loopAudio},
+		{http.MethodPost, "/interpolate", "/v1/interpolate", s.interpolate},
+		{http.MethodPost, "/transfer", "/v1/transfer", s.transfer},
 		{http.MethodGet, "/previews/:file", "/v1/previews/{file}", s.preview},
 		{http.MethodHead, "/previews/:file", "/v1/previews/{file}", s.preview},
 	} {

@@ -1,0 +1,374 @@
+package query
+
+import (
+	"bytes"
+	"encoding/json"
+	"errors"
+	"fmt"
+	"io"
+	"math"
+	"mime"
+	"mime/multipart"
+	"net/http"
+	"net/url"
+	"sort"
+	"strconv"
+	"strings"
+	"unicode/utf8"
+)
+
+// InterpolateQuery is a parsed POST /v1/interpolate: the engine request with the stored
+// loops' ids, and the raw files of uploaded loops (decoded by the handler, which knows
+// the bundle's rate).
+type InterpolateQuery struct {
+	Request          InterpolateRequest
+	UploadA, UploadB []byte
+}
+
+// TransferQuery is a parsed POST /v1/transfer.
+type TransferQuery struct {
+	Request TransferRequest
+	Upload  []byte
+}
+
+// interpolateBody and transferBody are the JSON forms. Pointers tell "absent" from zero:
+// a missing ratio is an error, not 0.
+type interpolateBody struct {
+	Instrument *string  `json:"instrument"`
+	AID        *string  `json:"a_id"`
+	BID        *string  `json:"b_id"`
+	Ratio      *float64 `json:"ratio"`
+}
+
+type transferBody struct {
+	ID   *string `json:"id"`
+	From *string `json:"from"`
+	To   *string `json:"to"`
+}
+
+const (
+	interpolateTypes = "application/json (a_id, b_id) or multipart/form-data (files \"a\" and \"b\", or fields a_id and b_id)"
+	transferTypes    = "application/json (id), multipart/form-data (part \"audio\") or audio/* (raw file, from and to in the query string)"
+)
+
+// ParseInterpolate reads an interpolate request from JSON (stored loops by id) or
+// multipart/form-data (each loop a file part "a"/"b" or a field a_id/b_id, plus the
+// fields instrument and ratio). maxUpload bounds each file. Errors are *apiError.
+func ParseInterpolate(r *http.Request, maxUpload int64) (*InterpolateQuery, error) {
+	mt, params, err := requestMediaType(r, interpolateTypes)
+	if err != nil {
+		return nil, err
+	}
+	switch mt {
+	case "application/json":
+		body, err := jsonBody(r)
+		if err != nil {
+			return nil, err
+		}
+		return ParseInterpolateJSON(body)
+	case "multipart/form-data":
+		if len(r.URL.RawQuery) > 0 {
+			return nil, badRequest("a multipart request carries its parameters as form fields, not in the query string")
+		}
+		form, files, err := readForm(r.Body, params["boundary"], maxUpload, "a", "b")
+		if err != nil {
+			return nil, err
+		}
+		return parseInterpolateForm(form, files["a"], files["b"])
+	}
+	return nil, &apiError{http.StatusUnsupportedMediaType, "unsupported-media-type",
+		fmt.Sprintf("Content-Type %q is not accepted: use %s", mt, interpolateTypes)}
+}
+
+// ParseTransfer reads a transfer request from JSON (a stored loop by id),
+// multipart/form-data (file part "audio", fields from and to) or a raw audio body
+// (from and to in the query string).
+func ParseTransfer(r *http.Request, maxUpload int64) (*TransferQuery, error) {
+	mt, params, err := requestMediaType(r, transferTypes)
+	if err != nil {
+		return nil, err
+	}
+	switch {
+	case mt == "application/json":
+		body, err := jsonBody(r)
+		if err != nil {
+			return nil, err
+		}
+		return ParseTransferJSON(body)
+	case mt == "multipart/form-data":
+		if len(r.URL.RawQuery) > 0 {
+			return nil, badRequest("a multipart request carries its parameters as form fields, not in the query string")
+		}
+		form, files, err := readForm(r.Body, params["boundary"], maxUpload, "audio")
+		if err != nil {
+			return nil, err
+		}
+		if files["audio"] == nil {
+			return nil, badRequest("no \"audio\" part: upload the loop as the form file \"audio\" (for a stored loop send JSON with id)")
+		}
+		return parseTransferForm(form, files["audio"])
+	case audioContentTypes[mt]:
+		q, err := url.ParseQuery(r.URL.RawQuery)
+		if err != nil {
+			return nil, badRequest("the query string does not parse: %v", err)
+		}
+		body, err := readBounded(r.Body, maxUpload)
+		if err != nil {
+			return nil, err
+		}
+		if len(body) == 0 {
+			return nil, badRequest("the body is empty: send the loop's file as the body")
+		}
+		return parseTransferForm(q, body)
+	}
+	return nil, &apiError{http.StatusUnsupportedMediaType, "unsupported-media-type",
+		fmt.Sprintf("Content-Type %q is not accepted: use %s", mt, transferTypes)}
+}
+
+func requestMediaType(r *http.Request, accepted string) (string, map[string]string, error) {
+	ct := r.Header.Get("Content-Type")
+	if ct == "" {
+		return "", nil, &apiError{http.StatusUnsupportedMediaType, "unsupported-media-type", "send Content-Type: " + accepted}
+	}
+	mt, params, err := mime.ParseMediaType(ct)
+	if err != nil {
+		return "", nil, &apiError{http.StatusUnsupportedMediaType, "unsupported-media-type", fmt.Sprintf("Content-Type %q does not parse: %v", ct, err)}
+	}
+	return mt, params, nil
+}
+
+func jsonBody(r *http.Request) ([]byte, error) {
+	if len(r.URL.RawQuery) > 0 {
+		return nil, badRequest("a JSON request carries its parameters in the body, not the query string (%q)", clip(r.URL.RawQuery))
+	}
+	return readBounded(r.Body, maxJSONBody)
+}
+
+// decodeStrict decodes one JSON object into v. Unknown fields are errors: a misspelt
+// field must not silently fall back to something else.
+func decodeStrict(body []byte, v any, what string) error {
+	if !utf8.Valid(body) {
+		return &apiError{http.StatusBadRequest, "invalid-json", "the body is not UTF-8 text"}
+	}
+	dec := json.NewDecoder(bytes.NewReader(body))
+	dec.DisallowUnknownFields()
+	if err := dec.Decode(v); err != nil {
+		return &apiError{http.StatusBadRequest, "invalid-json", "the body is not a valid " + what + " request: " + jsonErr(err)}
+	}
+	if _, err := dec.Token(); err != io.EOF {
+		return &apiError{http.StatusBadRequest, "invalid-json", "the body has data after the JSON object: send one object"}
+	}
+	return nil
+}
+
+// ParseInterpolateJSON parses {"instrument", "a_id", "b_id", "ratio"}, all required.
+func ParseInterpolateJSON(body []byte) (*InterpolateQuery, error) {
+	var b interpolateBody
+	if err := decodeStrict(body, &b, "interpolate"); err != nil {
+		return nil, err
+	}
+	if b.Instrument == nil {
+		return nil, badRequest("instrument is required: name the instrument of both loops, e.g. \"bass\"")
+	}
+	if b.AID == nil || b.BID == nil {
+		return nil, badRequest("a_id and b_id are required in a JSON request: the ids of two stored loops of the instrument (to upload loops, send multipart/form-data with files \"a\" and \"b\")")
+	}
+	if b.Ratio == nil {
+		return nil, badRequest("ratio is required: a mix ratio in [0, 1] (0 = loop a alone, 1 = loop b alone)")
+	}
+	q := &InterpolateQuery{}
+	var err error
+	if q.Request.Instrument, err = checkInstrument("instrument", *b.Instrument); err != nil {
+		return nil, err
+	}
+	if err := checkID("a_id", *b.AID); err != nil {
+		return nil, err
+	}
+	if err := checkID("b_id", *b.BID); err != nil {
+		return nil, err
+	}
+	if err := checkRatio(*b.Ratio); err != nil {
+		return nil, err
+	}
+	q.Request.A.ID, q.Request.B.ID, q.Request.Ratio = *b.AID, *b.BID, *b.Ratio
+	return q, nil
+}
+
+// ParseTransferJSON parses {"id", "from", "to"}, all required.
+func ParseTransferJSON(body []byte) (*TransferQuery, error) {
+	var b transferBody
+	if err := decodeStrict(body, &b, "transfer"); err != nil {
+		return nil, err
+	}
+	if b.ID == nil {
+		return nil, badRequest("id is required in a JSON request: the id of a stored loop of the from instrument (or upload the loop as multipart/form-data or an audio/* body)")
+	}
+	if b.From == nil || b.To == nil {
+		return nil, badRequest("from and to are required: the loop's instrument and the instrument whose decoder renders it, e.g. \"from\": \"drum\", \"to\": \"bass\"")
+	}
+	q := &TransferQuery{}
+	var err error
+	if err := checkID("id", *b.ID); err != nil {
+		return nil, err
+	}
+	if q.Request.From, err = checkInstrument("from", *b.From); err != nil {
+		return nil, err
+	}
+	if q.Request.To, err = checkInstrument("to", *b.To); err != nil {
+		return nil, err
+	}
+	q.Request.Loop.ID = *b.ID
+	return q, nil
+}
+
+// checkFields refuses parameters outside allowed and parameters given twice.
+func checkFields(q url.Values, allowed ...string) error {
+	for name, vs := range q {
+		if !containsString(allowed, name) {
+			return badRequest("unknown parameter %q: the parameters are %s", clip(name), strings.Join(allowed, ", "))
+		}
+		if len(vs) > 1 {
+			return badRequest("parameter %q is given %d times: give it once", name, len(vs))
+		}
+	}
+	return nil
+}
+
+// parseInterpolateForm parses the multipart fields: each loop is a file or an id,
+// never both.
+func parseInterpolateForm(q url.Values, a, b []byte) (*InterpolateQuery, error) {
+	if err := checkFields(q, "instrument", "ratio", "a_id", "b_id"); err != nil {
+		return nil, err
+	}
+	out := &InterpolateQuery{UploadA: a, UploadB: b}
+	v, ok := one(q, "instrument")
+	if !ok {
+		return nil, badRequest("the field instrument is required: name the instrument of both loops, e.g. bass")
+	}
+	var err error
+	if out.Request.Instrument, err = checkInstrument("instrument", v); err != nil {
+		return nil, err
+	}
+	for _, l := range []struct {
+		name   string
+		upload []byte
+		ref    *LoopRef
+	}{{"a", a, &out.Request.A}, {"b", b, &out.Request.B}} {
+		id, hasID := one(q, l.name+"_id")
+		switch {
+		case hasID && l.upload != nil:
+			return nil, badRequest("loop %s is given twice, as the file %q and the field %s_id: send one", l.name, l.name, l.name)
+		case !hasID && l.upload == nil:
+			return nil, badRequest("loop %s is missing: attach it as the file %q or name a stored loop in the field %s_id", l.name, l.name, l.name)
+		case hasID:
+			if err := checkID(l.name+"_id", id); err != nil {
+				return nil, err
+			}
+			l.ref.ID = id
+		}
+	}
+	v, ok = one(q, "ratio")
+	if !ok {
+		return nil, badRequest("the field ratio is required: a mix ratio in [0, 1] (0 = loop a alone, 1 = loop b alone)")
+	}
+	if out.Request.Ratio, err = parseRatio(v); err != nil {
+		return nil, err
+	}
+	return out, nil
+}
+
+// parseTransferForm parses the fields of an uploaded loop's transfer.
+func parseTransferForm(q url.Values, upload []byte) (*TransferQuery, error) {
+	if err := checkFields(q, "from", "to"); err != nil {
+		return nil, err
+	}
+	out := &TransferQuery{Upload: upload}
+	from, okF := one(q, "from")
+	to, okT := one(q, "to")
+	if !okF || !okT {
+		return nil, badRequest("from and to are required: the loop's instrument and the instrument whose decoder renders it, e.g. from=drum&to=bass")
+	}
+	var err error
+	if out.Request.From, err = checkInstrument("from", from); err != nil {
+		return nil, err
+	}
+	if out.Request.To, err = checkInstrument("to", to); err != nil {
+		return nil, err
+	}
+	return out, nil
+}
+
+func parseRatio(v string) (float64, error) {
+	f, err := strconv.ParseFloat(v, 64)
+	if err != nil || math.IsNaN(f) || math.IsInf(f, 0) {
+		return 0, badRequest("ratio %q is not a number: give a mix ratio in [0, 1] (0 = loop a alone, 1 = loop b alone)", clip(v))
+	}
+	return f, checkRatio(f)
+}
+
+func checkRatio(r float64) error {
+	if math.IsNaN(r) || r < 0 || r > 1 {
+		return invalidParam("ratio is %v: give a mix ratio in [0, 1] (0 = loop a alone, 1 = loop b alone)", r)
+	}
+	return nil
+}
+
+// readForm streams a multipart body: the file parts named in files (each at most
+// maxUpload bytes, each once) and small fields, nothing spooled to disk.
+func readForm(body io.Reader, boundary string, maxUpload int64, files ...string) (url.Values, map[string][]byte, error) {
+	if boundary == "" {
+		return nil, nil, badRequest("multipart/form-data needs a boundary parameter in Content-Type")
+	}
+	mr := multipart.NewReader(body, boundary)
+	form := url.Values{}
+	got := map[string][]byte{}
+	for n := 0; ; n++ {
+		if n >= 16 {
+			return nil, nil, badRequest("too many parts: send the files %s and a few fields", quoteList(files))
+		}
+		p, err := mr.NextPart()
+		if err == io.EOF {
+			break
+		}
+		if err != nil {
+			var mbe *http.MaxBytesError
+			if errors.As(err, &mbe) {
+				return nil, nil, tooLarge(maxUpload)
+			}
+			return nil, nil, badRequest("the multipart body does not parse: %v", err)
+		}
+		name := p.FormName()
+		switch {
+		case name == "":
+			return nil, nil, badRequest("a multipart part has no form name: name the file parts %s", quoteList(files))
+		case containsString(files, name):
+			if got[name] != nil {
+				return nil, nil, badRequest("more than one %q part: send each file once", name)
+			}
+			data, err := readBounded(p, maxUpload)
+			if err != nil {
+				return nil, nil, err
+			}
+			if len(data) == 0 {
+				return nil, nil, badRequest("the %q part is empty", name)
+			}
+			got[name] = data
+		default:
+			v, err := readBounded(p, 4096)
+			if err != nil {
+				return nil, nil, badRequest("form field %q is longer than 4096 bytes", clip(name))
+			}
+			form.Add(name, string(v))
+		}
+	}
+	return form, got, nil
+}
+
+func quoteList(xs []string) string {
+	q := make([]string, len(xs))
+	for i, x := range xs {
+		q[i] = strconv.Quote(x)
+	}
+	sort.Strings(q)
+	return strings.Join(q, " and ")
+}
