@@ -232,3 +232,145 @@ func FuzzParseListLoops(f *testing.F) {
 		lq.Match(&vectordb.Row{ID: "0123456789abcdef0123456789abcdef", Path: "/x/" + raw, Pack: raw, Key: "Am", BPM: 120})
 	})
 }
+
+// checkGenerateErr holds for every rejected interpolate or transfer request: a 4xx API
+// error with a title and a detail.
+func checkGenerateErr(t *testing.T, err error) {
+	t.Helper()
+	var ae *apiError
+	if !errors.As(err, &ae) {
+		t.Fatalf("error is not an API error: %T %v", err, err)
+	}
+	if ae.status < 400 || ae.status > 499 || ae.detail == "" || problemTitles[ae.slug] == "" {
+		t.Fatalf("bad API error: %+v", ae)
+	}
+}
+
+// checkInterpolate holds for every interpolate request a parser accepts: a known-good
+// instrument name, a ratio in [0, 1], and each loop given exactly once, as a well-formed
+// id or a non-empty upload within the limit.
+func checkInterpolate(t *testing.T, q *InterpolateQuery, limit int) {
+	t.Helper()
+	r := q.Request
+	if !instrumentPattern.MatchString(r.Instrument) {
+		t.Fatalf("instrument %q accepted", r.Instrument)
+	}
+	if math.IsNaN(r.Ratio) || r.Ratio < 0 || r.Ratio > 1 {
+		t.Fatalf("ratio %v accepted", r.Ratio)
+	}
+	for _, l := range []struct {
+		id     string
+		upload []byte
+	}{{r.A.ID, q.UploadA}, {r.B.ID, q.UploadB}} {
+		if (l.id == "") == (l.upload == nil) {
+			t.Fatalf("a loop given as both or neither of an id (%q) and an upload (%d bytes)", l.id, len(l.upload))
+		}
+		if l.id != "" && !idPattern.MatchString(l.id) {
+			t.Fatalf("loop id %q accepted", l.id)
+		}
+		if l.upload != nil && (len(l.upload) == 0 || len(l.upload) > limit) {
+			t.Fatalf("accepted an upload of %d bytes (limit %d)", len(l.upload), limit)
+		}
+	}
+}
+
+func checkTransfer(t *testing.T, q *TransferQuery, limit int) {
+	t.Helper()
+	r := q.Request
+	if !instrumentPattern.MatchString(r.From) || !instrumentPattern.MatchString(r.To) {
+		t.Fatalf("instruments %q -> %q accepted", r.From, r.To)
+	}
+	if (r.Loop.ID == "") == (q.Upload == nil) {
+		t.Fatalf("the loop is given as id %q and %d bytes", r.Loop.ID, len(q.Upload))
+	}
+	if r.Loop.ID != "" && !idPattern.MatchString(r.Loop.ID) {
+		t.Fatalf("loop id %q accepted", r.Loop.ID)
+	}
+	if q.Upload != nil && (len(q.Upload) == 0 || len(q.Upload) > limit) {
+		t.Fatalf("accepted an upload of %d bytes (limit %d)", len(q.Upload), limit)
+	}
+}
+
+func FuzzParseInterpolateJSON(f *testing.F) {
+	for _, s := range []string{
+		`{"instrument": "bass", "a_id": "0123456789abcdef0123456789abcdef", "b_id": "fedcba9876543210fedcba9876543210", "ratio": 0.5}`,
+		`{"instrument": "bass", "a_id": "0123456789abcdef0123456789abcdef", "b_id": "0123456789abcdef0123456789abcdef", "ratio": 0}`,
+		`{"instrument": "bass", "a_id": "0123456789abcdef0123456789abcdef", "b_id": "fedcba9876543210fedcba9876543210", "ratio": 1.0000001}`,
+		`{"instrument": "bass", "a_id": "0123456789abcdef0123456789abcdef", "b_id": "fedcba9876543210fedcba9876543210", "ratio": -0}`,
+		`{"instrument": "bass", "a_id": "0123456789abcdef0123456789abcdef", "b_id": "x", "ratio": 0.5}`,
+		`{"instrument": "Bass", "ratio": 1e400}`, `{"ratio": null}`, `{}`, `[]`, `null`, ``, `{} {}`, "{\"instrument\": \"\xff\"}",
+	} {
+		f.Add([]byte(s))
+	}
+	f.Fuzz(func(t *testing.T, body []byte) {
+		q, err := ParseInterpolateJSON(body)
+		if err != nil {
+			checkGenerateErr(t, err)
+			return
+		}
+		checkInterpolate(t, q, 0)
+		if q.UploadA != nil || q.UploadB != nil {
+			t.Fatal("a JSON request carried an upload")
+		}
+	})
+}
+
+func FuzzParseTransferJSON(f *testing.F) {
+	for _, s := range []string{
+		`{"id": "0123456789abcdef0123456789abcdef", "from": "drum", "to": "bass"}`,
+		`{"id": "0123456789abcdef0123456789abcdef", "from": "bass", "to": "bass"}`,
+		`{"id": "0123456789abcdef0123456789abcdef", "from": " drum ", "to": "bass"}`,
+		`{"id": "0123456789ABCDEF0123456789abcdef", "from": "drum", "to": "bass"}`,
+		`{"id": 1}`, `{"from": "drum", "to": "bass"}`, `{}`, `null`, ``, `{"id": "x", "from": "drum", "to": "bass", "k": 1}`,
+	} {
+		f.Add([]byte(s))
+	}
+	f.Fuzz(func(t *testing.T, body []byte) {
+		q, err := ParseTransferJSON(body)
+		if err != nil {
+			checkGenerateErr(t, err)
+			return
+		}
+		checkTransfer(t, q, 0)
+	})
+}
+
+// FuzzParseGenerateHTTP drives both whole request parsers (content type, query string,
+// body, multipart and raw uploads) with the same inputs.
+func FuzzParseGenerateHTTP(f *testing.F) {
+	ipCT, ip := form("instrument", "bass", "ratio", "0.5", "@a", "RIFF....WAVE", "b_id", "0123456789abcdef0123456789abcdef")
+	trCT, tr := form("from", "drum", "to", "bass", "@audio", "RIFF....WAVE")
+	for _, s := range []struct{ ct, query, body string }{
+		{"application/json", "", `{"instrument": "bass", "a_id": "0123456789abcdef0123456789abcdef", "b_id": "0123456789abcdef0123456789abcdef", "ratio": 0.5}`},
+		{"application/json", "", `{"id": "0123456789abcdef0123456789abcdef", "from": "drum", "to": "bass"}`},
+		{ipCT, "", ip.String()},
+		{trCT, "", tr.String()},
+		{"multipart/form-data; boundary=x", "", "--x\r\nContent-Disposition: form-data; name=\"a\"; filename=\"a\"\r\n\r\nabc\r\n--x\r\nContent-Disposition: form-data; name=\"ratio\"\r\n\r\nNaN\r\n--x--\r\n"},
+		{"audio/wav", "from=drum&to=bass", "RIFF\x24\x00\x00\x00WAVEfmt "},
+		{"application/octet-stream", "from=drum", ""},
+		{"text/plain", "", "x"},
+		{"", "", ""},
+		{"multipart/form-data", "", "x"},
+	} {
+		f.Add(s.ct, s.query, []byte(s.body))
+	}
+	const limit = 4096
+	f.Fuzz(func(t *testing.T, ct, query string, body []byte) {
+		req := httptest.NewRequest(http.MethodPost, "/v1/interpolate", bytes.NewReader(body))
+		req.URL.RawQuery = query
+		req.Header.Set("Content-Type", ct)
+		if q, err := ParseInterpolate(req, limit); err != nil {
+			checkGenerateErr(t, err)
+		} else {
+			checkInterpolate(t, q, limit)
+		}
+		req = httptest.NewRequest(http.MethodPost, "/v1/transfer", bytes.NewReader(body))
+		req.URL.RawQuery = query
+		req.Header.Set("Content-Type", ct)
+		if q, err := ParseTransfer(req, limit); err != nil {
+			checkGenerateErr(t, err)
+		} else {
+			checkTransfer(t, q, limit)
+		}
+	})
+}

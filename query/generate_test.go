@@ -10,6 +10,7 @@ import (
 	"os"
 	"strings"
 	"testing"
+	"time"
 )
 
 // needShipped skips a test when the shipped bundle is not checked out.
@@ -27,21 +28,21 @@ func (f *fixture) generate(path, ctype string, body []byte) (int, GeneratedJSON,
 	var g GeneratedJSON
 	if code == 200 {
 		if err := json.Unmarshal(raw, &g); err != nil {
-			f.t.Fatalf("response does not parse: %v\n%s", err, raw)
+			g = GeneratedJSON{} // mustGenerate reports it as incomplete
 		}
 	}
 	return code, g, raw
 }
 
 // mustGenerate is generate that fails the test on anything but 200.
-func (f *fixture) mustGenerate(path, ctype string, body []byte) GeneratedJSON {
-	f.t.Helper()
+func (f *fixture) mustGenerate(t testing.TB, path, ctype string, body []byte) GeneratedJSON {
+	t.Helper()
 	code, g, raw := f.generate(path, ctype, body)
 	if code != 200 {
-		f.t.Fatalf("POST %s: %d %s", path, code, raw)
+		t.Fatalf("POST %s: %d %s", path, code, raw)
 	}
 	if g.PreviewURL == "" || g.RequestID == "" || g.Bundle != f.bundle.ID() || g.SampleRate != f.bundle.SampleRate {
-		f.t.Fatalf("POST %s: incomplete answer %+v", path, g)
+		t.Fatalf("POST %s: incomplete answer %+v", path, g)
 	}
 	return g
 }
@@ -142,10 +143,12 @@ func TestGenerateAPI(t *testing.T) {
 	for _, be := range backends(t) {
 		t.Run(be.name, func(t *testing.T) {
 			lib := writeLibrary(t, t.TempDir(), 2, 31)
-			f := newBundleFixture(t, shippedBundle, be, lib)
+			// A decode takes about a second on a loaded two-core machine; the default 30 s
+			// deadline is for production, not for a test machine shared with training.
+			f := newBundleFixture(t, shippedBundle, be, lib, func(_ *Config, s *ServerConfig) { s.RequestTimeout = 10 * time.Minute })
 			ctx := context.Background()
 			rate, n := f.bundle.SampleRate, int(f.bundle.WindowSamples())
-			latent := func(inst, id string) []float32 {
+			latent := func(t testing.TB, inst, id string) []float32 {
 				t.Helper()
 				rows, err := f.store.Get(ctx, be.coll(inst), []string{id})
 				if err != nil || len(rows) != 1 {
@@ -153,7 +156,7 @@ func TestGenerateAPI(t *testing.T) {
 				}
 				return rows[0].Embedding
 			}
-			decode := func(inst string, z []float32) []float32 {
+			decode := func(t testing.TB, inst string, z []float32) []float32 {
 				t.Helper()
 				pcm, err := f.models.Decoders[inst].Run(ctx, z)
 				if err != nil {
@@ -161,7 +164,7 @@ func TestGenerateAPI(t *testing.T) {
 				}
 				return pcm
 			}
-			get := func(url string) []int16 {
+			get := func(t testing.TB, url string) []int16 {
 				t.Helper()
 				code, h, wav := f.do("GET", url, "", nil)
 				if code != 200 || h.Get("Content-Type") != "audio/wav" {
@@ -170,36 +173,36 @@ func TestGenerateAPI(t *testing.T) {
 				return wavSamples(t, wav, rate)
 			}
 			a, b := f.find("bass", 0), f.find("bass", 2) // different packs
-			za, zb := latent("bass", a.id), latent("bass", b.id)
+			za, zb := latent(t, "bass", a.id), latent(t, "bass", b.id)
 			interp := func(r float64) []byte {
 				return fmt.Appendf(nil, `{"instrument": "bass", "a_id": %q, "b_id": %q, "ratio": %v}`, a.id, b.id, r)
 			}
 
 			t.Run("interpolate ends are the loops", func(t *testing.T) {
-				g := f.mustGenerate("/v1/interpolate", "application/json", interp(0))
+				g := f.mustGenerate(t, "/v1/interpolate", "application/json", interp(0))
 				if g.Instrument != "bass" || g.Ratio == nil || *g.Ratio != 0 || len(g.Sources) != 2 ||
 					g.Sources[0].ID != a.id || g.Sources[1].ID != b.id || !g.Sources[0].Stored || g.Duration != f.bundle.WindowSeconds {
 					t.Errorf("answer fields: %+v", g)
 				}
-				pa := get(g.PreviewURL)
+				pa := get(t, g.PreviewURL)
 				if len(pa) != n {
 					t.Fatalf("%d samples, want %d (%v s at %d Hz)", len(pa), n, f.bundle.WindowSeconds, rate)
 				}
-				sameAudio(t, pa, decode("bass", za))
-				g1 := f.mustGenerate("/v1/interpolate", "application/json", interp(1))
-				sameAudio(t, get(g1.PreviewURL), decode("bass", zb))
+				sameAudio(t, pa, decode(t, "bass", za))
+				g1 := f.mustGenerate(t, "/v1/interpolate", "application/json", interp(1))
+				sameAudio(t, get(t, g1.PreviewURL), decode(t, "bass", zb))
 				// Ratio 0 is loop a's own latent: the same preview as rendering a itself.
-				tr := f.mustGenerate("/v1/transfer", "application/json", fmt.Appendf(nil, `{"id": %q, "from": "bass", "to": "bass"}`, a.id))
+				tr := f.mustGenerate(t, "/v1/transfer", "application/json", fmt.Appendf(nil, `{"id": %q, "from": "bass", "to": "bass"}`, a.id))
 				if tr.PreviewURL != g.PreviewURL {
 					t.Errorf("ratio 0 is %s, a alone %s: the same latent must share one preview", g.PreviewURL, tr.PreviewURL)
 				}
 			})
 
 			t.Run("interpolate half way", func(t *testing.T) {
-				g := f.mustGenerate("/v1/interpolate", "application/json", interp(0.5))
-				mid := get(g.PreviewURL)
-				sameAudio(t, mid, decode("bass", Mix(za, zb, 0.5)))
-				pa, pb := get(f.mustGenerate("/v1/interpolate", "application/json", interp(0)).PreviewURL), get(f.mustGenerate("/v1/interpolate", "application/json", interp(1)).PreviewURL)
+				g := f.mustGenerate(t, "/v1/interpolate", "application/json", interp(0.5))
+				mid := get(t, g.PreviewURL)
+				sameAudio(t, mid, decode(t, "bass", Mix(za, zb, 0.5)))
+				pa, pb := get(t, f.mustGenerate(t, "/v1/interpolate", "application/json", interp(0)).PreviewURL), get(t, f.mustGenerate(t, "/v1/interpolate", "application/json", interp(1)).PreviewURL)
 				if d := relDiff(mid, pa); d < 0.05 {
 					t.Errorf("ratio 0.5 is within %.3f (relative RMS) of loop a", d)
 				}
@@ -217,12 +220,12 @@ func TestGenerateAPI(t *testing.T) {
 					t.Fatal(err)
 				}
 				ct, body := form("instrument", "bass", "ratio", "0.25", "@a", string(data), "b_id", b.id)
-				g := f.mustGenerate("/v1/interpolate", ct, body.Bytes())
+				g := f.mustGenerate(t, "/v1/interpolate", ct, body.Bytes())
 				if g.Sources[0].Stored || !g.Sources[1].Stored {
 					t.Errorf("sources %+v: a was uploaded, b is stored", g.Sources)
 				}
 				// The upload is windowed and encoded as ingest did: the same latent as stored.
-				want := f.mustGenerate("/v1/interpolate", "application/json", interp(0.25))
+				want := f.mustGenerate(t, "/v1/interpolate", "application/json", interp(0.25))
 				if g.PreviewURL != want.PreviewURL {
 					t.Errorf("the uploaded copy of a gives %s, the stored a %s", g.PreviewURL, want.PreviewURL)
 				}
@@ -230,15 +233,15 @@ func TestGenerateAPI(t *testing.T) {
 
 			t.Run("transfer", func(t *testing.T) {
 				d := f.find("drum", 1)
-				g := f.mustGenerate("/v1/transfer", "application/json", fmt.Appendf(nil, `{"id": %q, "from": "drum", "to": "bass"}`, d.id))
+				g := f.mustGenerate(t, "/v1/transfer", "application/json", fmt.Appendf(nil, `{"id": %q, "from": "drum", "to": "bass"}`, d.id))
 				if g.Instrument != "bass" || g.From != "drum" || g.Ratio != nil || len(g.Sources) != 1 || g.Sources[0].ID != d.id || g.Duration != f.bundle.WindowSeconds {
 					t.Errorf("answer fields: %+v", g)
 				}
-				pcm := get(g.PreviewURL)
+				pcm := get(t, g.PreviewURL)
 				if len(pcm) != n {
 					t.Fatalf("%d samples, want %d", len(pcm), n)
 				}
-				sameAudio(t, pcm, decode("bass", latent("drum", d.id)))
+				sameAudio(t, pcm, decode(t, "bass", latent(t, "drum", d.id)))
 				var peak int16
 				for _, v := range pcm {
 					peak = max(peak, v, -v)
@@ -251,27 +254,27 @@ func TestGenerateAPI(t *testing.T) {
 				if err != nil {
 					t.Fatal(err)
 				}
-				raw := f.mustGenerate("/v1/transfer?from=drum&to=bass", "audio/wav", data)
+				raw := f.mustGenerate(t, "/v1/transfer?from=drum&to=bass", "audio/wav", data)
 				ct, body := form("from", "drum", "to", "bass", "@audio", string(data))
-				mp := f.mustGenerate("/v1/transfer", ct, body.Bytes())
+				mp := f.mustGenerate(t, "/v1/transfer", ct, body.Bytes())
 				if raw.PreviewURL != g.PreviewURL || mp.PreviewURL != g.PreviewURL {
 					t.Errorf("uploads give %s and %s, the stored loop %s", raw.PreviewURL, mp.PreviewURL, g.PreviewURL)
 				}
 				// And the other way round: a bass loop through the drum decoder.
-				g = f.mustGenerate("/v1/transfer", "application/json", fmt.Appendf(nil, `{"id": %q, "from": "bass", "to": "drum"}`, b.id))
-				sameAudio(t, get(g.PreviewURL), decode("drum", zb))
+				g = f.mustGenerate(t, "/v1/transfer", "application/json", fmt.Appendf(nil, `{"id": %q, "from": "bass", "to": "drum"}`, b.id))
+				sameAudio(t, get(t, g.PreviewURL), decode(t, "drum", zb))
 			})
 
 			t.Run("the same request decodes once", func(t *testing.T) {
 				body := interp(0.7)
 				before := histCount(t, f.metrics, "loopmatch_inference_duration_seconds", "role", "decoder", "instrument", "bass")
 				hits := counter(t, f.metrics, "loopmatch_cache_requests_total", "cache", "preview_audio", "result", "hit")
-				g1 := f.mustGenerate("/v1/interpolate", "application/json", body)
-				g2 := f.mustGenerate("/v1/interpolate", "application/json", body)
+				g1 := f.mustGenerate(t, "/v1/interpolate", "application/json", body)
+				g2 := f.mustGenerate(t, "/v1/interpolate", "application/json", body)
 				if g1.PreviewURL != g2.PreviewURL {
 					t.Fatalf("the same request gives %s and %s", g1.PreviewURL, g2.PreviewURL)
 				}
-				w1, w2 := get(g1.PreviewURL), get(g2.PreviewURL)
+				w1, w2 := get(t, g1.PreviewURL), get(t, g2.PreviewURL)
 				// Asking for the WAV directly reads the same cache.
 				code, h, direct := f.do("POST", "/v1/interpolate", "application/json", bytes.NewReader(body), "Accept", "audio/wav")
 				if code != 200 || h.Get("Content-Type") != "audio/wav" || h.Get("Content-Location") != g1.PreviewURL {

@@ -68,6 +68,15 @@ func TestMalformedRequests(t *testing.T) {
 	id := f.find("bass", 0).id
 	mpCT, mpBody := form("@audio", string(okWAV))
 	manyKeys := `["Am"` + strings.Repeat(`, "Am"`, 100) + `]`
+	bassA, bassB, drumA, drumB := f.find("bass", 0).id, f.find("bass", 2).id, f.find("drum", 0).id, f.find("drum", 2).id
+	interp := func(fields string) string { return fmt.Sprintf(`{"a_id": %q, "b_id": %q%s}`, bassA, bassB, fields) }
+	okInterp := interp(`, "instrument": "bass", "ratio": 0.5`)
+	ipForm := func(fields ...string) (string, string) {
+		c, b := form(fields...)
+		return c, b.String()
+	}
+	transferJSON := func(id, from, to string) string { return fmt.Sprintf(`{"id": %q, "from": %q, "to": %q}`, id, from, to) }
+	silentWAV := string(wavOf(t, 1, 0))
 
 	type tc struct {
 		name           string
@@ -150,6 +159,69 @@ func TestMalformedRequests(t *testing.T) {
 		{"multipart unknown field", "POST", "/v1/recommend", ct(form("@audio", string(okWAV), "colour", "red")), body(form("@audio", string(okWAV), "colour", "red")), nil, 400, "colour"},
 		{"multipart k out of range", "POST", "/v1/recommend", ct(form("@audio", string(okWAV), "k", "999")), body(form("@audio", string(okWAV), "k", "999")), nil, 422, "k"},
 		{"multipart with a query string", "POST", "/v1/recommend?k=3", mpCT, mpBody.String(), nil, 400, "query string"},
+		// Interpolate
+		{"interpolate no content type", "POST", "/v1/interpolate", "", okInterp, nil, 415, "Content-Type"},
+		{"interpolate text/plain", "POST", "/v1/interpolate", "text/plain", okInterp, nil, 415, "application/json"},
+		{"interpolate raw audio body", "POST", "/v1/interpolate", "audio/wav", string(okWAV), nil, 415, "multipart"},
+		{"interpolate empty body", "POST", "/v1/interpolate", "application/json", "", nil, 400, ""},
+		{"interpolate truncated JSON", "POST", "/v1/interpolate", "application/json", `{"a_id": "`, nil, 400, ""},
+		{"interpolate ratio missing", "POST", "/v1/interpolate", "application/json", interp(`, "instrument": "bass"`), nil, 400, "ratio"},
+		{"interpolate ratio negative", "POST", "/v1/interpolate", "application/json", interp(`, "instrument": "bass", "ratio": -0.1`), nil, 400, "ratio"},
+		{"interpolate ratio above one", "POST", "/v1/interpolate", "application/json", interp(`, "instrument": "bass", "ratio": 1.5`), nil, 400, "ratio"},
+		{"interpolate ratio string", "POST", "/v1/interpolate", "application/json", interp(`, "instrument": "bass", "ratio": "0.5"`), nil, 400, "ratio"},
+		{"interpolate ratio null", "POST", "/v1/interpolate", "application/json", interp(`, "instrument": "bass", "ratio": null`), nil, 400, "ratio"},
+		{"interpolate ratio NaN", "POST", "/v1/interpolate", "application/json", interp(`, "instrument": "bass", "ratio": NaN`), nil, 400, ""},
+		{"interpolate ratio huge", "POST", "/v1/interpolate", "application/json", interp(`, "instrument": "bass", "ratio": 1e400`), nil, 400, ""},
+		{"interpolate instrument missing", "POST", "/v1/interpolate", "application/json", interp(`, "ratio": 0.5`), nil, 400, "instrument"},
+		{"interpolate b_id missing", "POST", "/v1/interpolate", "application/json", fmt.Sprintf(`{"instrument": "bass", "a_id": %q, "ratio": 0.5}`, bassA), nil, 400, "b_id"},
+		{"interpolate a_id not hex", "POST", "/v1/interpolate", "application/json", fmt.Sprintf(`{"instrument": "bass", "a_id": "../x", "b_id": %q, "ratio": 0.5}`, bassB), nil, 400, "a_id"},
+		{"interpolate unknown field", "POST", "/v1/interpolate", "application/json", interp(`, "instrument": "bass", "ratio": 0.5, "mix": 1`), nil, 400, "mix"},
+		{"interpolate instrument not a name", "POST", "/v1/interpolate", "application/json", interp(`, "instrument": "Bass!", "ratio": 0.5`), nil, 400, "instrument"},
+		{"interpolate unknown instrument", "POST", "/v1/interpolate", "application/json", interp(`, "instrument": "guitar", "ratio": 0.5`), nil, 422, "knows bass, drum"},
+		{"interpolate instrument without decoder", "POST", "/v1/interpolate", "application/json", fmt.Sprintf(`{"instrument": "drum", "a_id": %q, "b_id": %q, "ratio": 0.5}`, drumA, drumB), nil, 501, "no drum decoder"},
+		{"interpolate unknown loop", "POST", "/v1/interpolate", "application/json", fmt.Sprintf(`{"instrument": "bass", "a_id": %q, "b_id": %q, "ratio": 0.5}`, bassA, strings.Repeat("0", 32)), nil, 404, "loop b"},
+		{"interpolate loop of another instrument", "POST", "/v1/interpolate", "application/json", fmt.Sprintf(`{"instrument": "bass", "a_id": %q, "b_id": %q, "ratio": 0.5}`, drumA, bassB), nil, 404, "loop a"},
+		{"interpolate JSON with a query string", "POST", "/v1/interpolate?ratio=1", "application/json", okInterp, nil, 400, "query string"},
+		{"interpolate JSON body too large", "POST", "/v1/interpolate", "application/json", interp(`, "x": "` + strings.Repeat("a", 70<<10) + `"`), nil, 413, ""},
+		{"interpolate multipart without boundary", "POST", "/v1/interpolate", "multipart/form-data", "x", nil, 400, "boundary"},
+		{"interpolate multipart ratio NaN", "POST", "/v1/interpolate", first(ipForm("instrument", "bass", "ratio", "NaN", "a_id", bassA, "b_id", bassB)), second(ipForm("instrument", "bass", "ratio", "NaN", "a_id", bassA, "b_id", bassB)), nil, 400, "ratio"},
+		{"interpolate multipart ratio above one", "POST", "/v1/interpolate", first(ipForm("instrument", "bass", "ratio", "2", "a_id", bassA, "b_id", bassB)), second(ipForm("instrument", "bass", "ratio", "2", "a_id", bassA, "b_id", bassB)), nil, 422, "[0, 1]"},
+		{"interpolate multipart ratio missing", "POST", "/v1/interpolate", first(ipForm("instrument", "bass", "a_id", bassA, "b_id", bassB)), second(ipForm("instrument", "bass", "a_id", bassA, "b_id", bassB)), nil, 400, "ratio"},
+		{"interpolate multipart loop twice", "POST", "/v1/interpolate", first(ipForm("instrument", "bass", "ratio", "0.5", "@a", string(okWAV), "a_id", bassA, "b_id", bassB)), second(ipForm("instrument", "bass", "ratio", "0.5", "@a", string(okWAV), "a_id", bassA, "b_id", bassB)), nil, 400, "twice"},
+		{"interpolate multipart loop missing", "POST", "/v1/interpolate", first(ipForm("instrument", "bass", "ratio", "0.5", "@a", string(okWAV))), second(ipForm("instrument", "bass", "ratio", "0.5", "@a", string(okWAV))), nil, 400, "loop b"},
+		{"interpolate multipart two a files", "POST", "/v1/interpolate", first(ipForm("instrument", "bass", "ratio", "0.5", "@a", "x", "@a", "y", "b_id", bassB)), second(ipForm("instrument", "bass", "ratio", "0.5", "@a", "x", "@a", "y", "b_id", bassB)), nil, 400, "more than one"},
+		{"interpolate multipart unknown field", "POST", "/v1/interpolate", first(ipForm("instrument", "bass", "ratio", "0.5", "a_id", bassA, "b_id", bassB, "colour", "red")), second(ipForm("instrument", "bass", "ratio", "0.5", "a_id", bassA, "b_id", bassB, "colour", "red")), nil, 400, "colour"},
+		{"interpolate multipart upload too large", "POST", "/v1/interpolate", first(ipForm("instrument", "bass", "ratio", "0.5", "@a", strings.Repeat("x", 51<<10), "b_id", bassB)), second(ipForm("instrument", "bass", "ratio", "0.5", "@a", strings.Repeat("x", 51<<10), "b_id", bassB)), nil, 413, "bytes"},
+		{"interpolate multipart silent upload", "POST", "/v1/interpolate", first(ipForm("instrument", "bass", "ratio", "0.5", "@a", silentWAV, "b_id", bassB)), second(ipForm("instrument", "bass", "ratio", "0.5", "@a", silentWAV, "b_id", bassB)), nil, 422, "silent"},
+		{"interpolate multipart upload not audio", "POST", "/v1/interpolate", first(ipForm("instrument", "bass", "ratio", "0.5", "@a", "hello, not a WAV file at all", "b_id", bassB)), second(ipForm("instrument", "bass", "ratio", "0.5", "@a", "hello, not a WAV file at all", "b_id", bassB)), nil, 415, ""},
+		{"interpolate multipart upload without decoder", "POST", "/v1/interpolate", first(ipForm("instrument", "drum", "ratio", "0.5", "@a", string(okWAV), "b_id", drumB)), second(ipForm("instrument", "drum", "ratio", "0.5", "@a", string(okWAV), "b_id", drumB)), nil, 501, "decoder"},
+		{"GET on interpolate", "GET", "/v1/interpolate", "", "", nil, 405, "GET"},
+		// Transfer
+		{"transfer no content type", "POST", "/v1/transfer", "", transferJSON(drumA, "drum", "bass"), nil, 415, "Content-Type"},
+		{"transfer text/plain", "POST", "/v1/transfer", "text/plain", transferJSON(drumA, "drum", "bass"), nil, 415, "application/json"},
+		{"transfer JSON null", "POST", "/v1/transfer", "application/json", `null`, nil, 400, ""},
+		{"transfer to missing", "POST", "/v1/transfer", "application/json", fmt.Sprintf(`{"id": %q, "from": "drum"}`, drumA), nil, 400, "to"},
+		{"transfer id missing", "POST", "/v1/transfer", "application/json", `{"from": "drum", "to": "bass"}`, nil, 400, "id"},
+		{"transfer id not hex", "POST", "/v1/transfer", "application/json", transferJSON("nothex", "drum", "bass"), nil, 400, "id"},
+		{"transfer unknown field", "POST", "/v1/transfer", "application/json", `{"id": "` + drumA + `", "from": "drum", "to": "bass", "ratio": 1}`, nil, 400, "ratio"},
+		{"transfer unknown instrument", "POST", "/v1/transfer", "application/json", transferJSON(drumA, "guitar", "bass"), nil, 422, "guitar"},
+		{"transfer to without decoder", "POST", "/v1/transfer", "application/json", transferJSON(bassA, "bass", "drum"), nil, 501, "no drum decoder"},
+		{"transfer unknown loop", "POST", "/v1/transfer", "application/json", transferJSON(strings.Repeat("0", 32), "drum", "bass"), nil, 404, "drum collection"},
+		{"transfer loop of another instrument", "POST", "/v1/transfer", "application/json", transferJSON(bassA, "drum", "bass"), nil, 404, "drum collection"},
+		{"transfer raw empty body", "POST", "/v1/transfer?from=drum&to=bass", "audio/wav", "", nil, 400, "empty"},
+		{"transfer raw without to", "POST", "/v1/transfer?from=drum", "audio/wav", string(okWAV), nil, 400, "to"},
+		{"transfer raw unknown parameter", "POST", "/v1/transfer?from=drum&to=bass&k=3", "audio/wav", string(okWAV), nil, 400, "k"},
+		{"transfer raw repeated from", "POST", "/v1/transfer?from=drum&from=bass&to=bass", "audio/wav", string(okWAV), nil, 400, "from"},
+		{"transfer raw bad instrument", "POST", "/v1/transfer?from=Drum!&to=bass", "audio/wav", string(okWAV), nil, 400, "from"},
+		{"transfer raw not audio", "POST", "/v1/transfer?from=drum&to=bass", "audio/wav", "hello, this is not a WAV file at all", nil, 415, ""},
+		{"transfer raw silent", "POST", "/v1/transfer?from=drum&to=bass", "audio/wav", silentWAV, nil, 422, "silent"},
+		{"transfer raw too large", "POST", "/v1/transfer?from=drum&to=bass", "application/octet-stream", strings.Repeat("x", 51<<10), nil, 413, "bytes"},
+		{"transfer raw too long", "POST", "/v1/transfer?from=drum&to=bass", "audio/wav", string(wavOf(t, 8, 0.5)), nil, 413, ""},
+		{"transfer raw to without decoder", "POST", "/v1/transfer?from=bass&to=drum", "audio/wav", string(okWAV), nil, 501, "decoder"},
+		{"transfer multipart without audio", "POST", "/v1/transfer", first(ipForm("from", "drum", "to", "bass")), second(ipForm("from", "drum", "to", "bass")), nil, 400, "audio"},
+		{"transfer multipart two audio parts", "POST", "/v1/transfer", first(ipForm("from", "drum", "to", "bass", "@audio", "a", "@audio", "b")), second(ipForm("from", "drum", "to", "bass", "@audio", "a", "@audio", "b")), nil, 400, "audio"},
+		{"transfer multipart with a query string", "POST", "/v1/transfer?to=bass", first(ipForm("from", "drum", "to", "bass", "@audio", string(okWAV))), second(ipForm("from", "drum", "to", "bass", "@audio", string(okWAV))), nil, 400, "query string"},
+		{"GET on transfer", "GET", "/v1/transfer", "", "", nil, 405, "GET"},
 		// Routing
 		{"GET on recommend", "GET", "/v1/recommend", "", "", nil, 405, "GET"},
 		{"unknown route", "POST", "/v1/nope", "", "", nil, 404, "/v1/nope"},
@@ -215,6 +287,8 @@ func TestMalformedRequests(t *testing.T) {
 }
 
 func ct(ctype string, _ *bytes.Buffer) string { return ctype }
+func first(a, _ string) string                { return a }
+func second(_, b string) string               { return b }
 func body(_ string, b *bytes.Buffer) string   { return b.String() }
 
 func gauge(t testing.TB, m *Metrics, name string) float64 {

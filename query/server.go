@@ -281,7 +281,11 @@ func (s *Server) fail(c *gin.Context, err error) {
 		detail = "the server failed to answer; it is logged under this request_id: " + detail
 	}
 	if slug == "timeout" {
-		detail = fmt.Sprintf("the request did not finish within its deadline: retry, or narrow it (smaller k, no mmr_lambda): %v", err)
+		hint := "narrow it (smaller k, no mmr_lambda)"
+		if c.Request.URL.Path != "/v1/recommend" {
+			hint = "decoding audio is slow on a busy server; the preview cache keeps what finished"
+		}
+		detail = fmt.Sprintf("the request did not finish within its deadline: retry, or %s: %v", hint, err)
 	}
 	writeProblem(c, status, slug, detail)
 }
