@@ -1,0 +1,484 @@
+// Command measure answers "how fast is ingest, end to end, against the encoder alone, and
+// how much memory does it take": it generates N distinct synthetic loops in mixed formats
+// (WAV 16/24-bit, FLAC via sox, AIFF, Ogg Vorbis; 1, 2 or 4 bars at 85-174 BPM; 44.1 and
+// 48 kHz stereo and 22.05 kHz mono) in pack folders with drums/ and bass/ subfolders, then
+//
+//  1. runs the real `loopmatch ingest` as a child process into a fresh embedded store and
+//     times it, reading the child's peak RSS (rusage maxrss, and VmHWM polled from
+//     /proc/PID/status);
+//  2. in the same run, decodes the same loops beforehand (untimed) and times the bundle's
+//     encoders alone on those windows, in batches of the size ingest uses and with the
+//     same ONNX Runtime settings (one process-wide Runtime, default threads);
+//
+// and prints loops/s both ways and their ratio, as text and JSON.
+//
+//	go build -o bin/loopmatch ./cmd/loopmatch
+//	go run ./ingest/measure -loops 2000 -json ingest-2000.json
+//
+// -cpuprofile FILE additionally runs the same ingest in this process under the CPU
+// profiler (ingest.Run with the settings of the command), for `go tool pprof`.
+package main
+
+import (
+	"bufio"
+	"context"
+	"encoding/json"
+	"errors"
+	"flag"
+	"fmt"
+	"os"
+	"os/exec"
+	"os/signal"
+	"path/filepath"
+	"runtime"
+	"runtime/debug"
+	"runtime/pprof"
+	"strconv"
+	"strings"
+	"sync"
+	"syscall"
+	"time"
+
+	"github.com/loopmatch/loopmatch/audio"
+	"github.com/loopmatch/loopmatch/ingest"
+	"github.com/loopmatch/loopmatch/onnx"
+	"github.com/loopmatch/loopmatch/vectordb/embedded"
+)
+
+type options struct {
+	loops, batch, workers int
+	seed                  uint64
+	formats               []string
+	bin, bundle, work     string
+	jsonOut, cpuProfile   string
+	keep, skipEncoder     bool
+}
+
+func main() {
+	var o options
+	var formats string
+	flag.IntVar(&o.loops, "loops", 2000, "loops to generate and ingest")
+	flag.IntVar(&o.batch, "batch", 16, "encoder batch, passed to `loopmatch ingest --batch` and used for the encoder-only run")
+	flag.IntVar(&o.workers, "workers", 0, "ingest --workers (0: the command's default, GOMAXPROCS)")
+	flag.Uint64Var(&o.seed, "seed", 1, "generator seed (the same seed regenerates the same bytes)")
+	flag.StringVar(&formats, "formats", "wav16,wav16,wav24,flac,flac,aiff,ogg", "formats to draw from, comma-separated (repeat one to weight it)")
+	flag.StringVar(&o.bin, "bin", "bin/loopmatch", "the loopmatch binary")
+	flag.StringVar(&o.bundle, "bundle", "models/loopmatch-v1", "model bundle")
+	flag.StringVar(&o.work, "work", filepath.Join(os.TempDir(), "loopmatch-measure"), "work folder: the generated library is kept here and reused")
+	flag.StringVar(&o.jsonOut, "json", "", "also write the result as JSON to this file")
+	flag.StringVar(&o.cpuProfile, "cpuprofile", "", "also run the ingest in this process under the CPU profiler and write the profile here")
+	flag.BoolVar(&o.keep, "keep-store", false, "keep the ingested store (default: removed)")
+	flag.BoolVar(&o.skipEncoder, "skip-encoder", false, "skip the encoder-only measurement")
+	flag.Parse()
+	var err error
+	if o.formats, err = parseFormats(formats); err != nil {
+		fail(err)
+	}
+	if o.loops < 1 || o.loops > 1_000_000 || o.batch < 1 {
+		fail(errors.New("bounds: 1 <= loops <= 1,000,000 and batch >= 1"))
+	}
+	ctx, stop := signal.NotifyContext(context.Background(), os.Interrupt, syscall.SIGTERM)
+	defer stop()
+	if err := run(ctx, o); err != nil {
+		fail(err)
+	}
+}
+
+func fail(err error) {
+	fmt.Fprintln(os.Stderr, "measure:", err)
+	os.Exit(1)
+}
+
+// result is what one measurement found; the JSON is the record for an issue's note.
+type result struct {
+	Loops        int            `json:"loops"`
+	Formats      map[string]int `json:"formats"`
+	LibraryBytes int64          `json:"library_bytes"`
+	Bundle       string         `json:"bundle"`
+	Batch        int            `json:"batch"`
+	CPUs         int            `json:"cpus"`
+	LoadBefore   string         `json:"loadavg_before"`
+	LoadAfter    string         `json:"loadavg_after"`
+	Concurrent   []string       `json:"concurrent_heavy_processes,omitempty"`
+
+	IngestWallSeconds   float64 `json:"ingest_wall_s"`
+	IngestRunSeconds    float64 `json:"ingest_pipeline_s"` // the report's started..finished
+	IngestLoopsPerSec   float64 `json:"ingest_loops_per_s"`
+	PipelineLoopsPerSec float64 `json:"ingest_pipeline_loops_per_s"`
+	IngestCPUSeconds    float64 `json:"ingest_cpu_s"`
+	PeakRSSBytes        int64   `json:"ingest_peak_rss_bytes"`
+	PeakVmHWMBytes      int64   `json:"ingest_peak_vmhwm_bytes"`
+	Ingested            int     `json:"ingested"`
+	Failed              int     `json:"failed"`
+
+	DecodeSeconds      float64 `json:"decode_untimed_s,omitempty"`
+	EncoderSeconds     float64 `json:"encoder_only_s,omitempty"`
+	EncoderLoopsPerSec float64 `json:"encoder_only_loops_per_s,omitempty"`
+	Ratio              float64 `json:"ratio_e2e_to_encoder,omitempty"`
+	PipelineRatio      float64 `json:"ratio_pipeline_to_encoder,omitempty"`
+	ProfileSeconds     float64 `json:"profiled_ingest_s,omitempty"`
+}
+
+func run(ctx context.Context, o options) error {
+	b, err := onnx.LoadBundle(o.bundle)
+	if err != nil {
+		return err
+	}
+	if _, err := os.Stat(o.bin); err != nil {
+		return fmt.Errorf("the loopmatch binary %s: %w (build it: go build -o bin/loopmatch ./cmd/loopmatch)", o.bin, err)
+	}
+	lib := filepath.Join(o.work, fmt.Sprintf("library-%d-seed%d", o.loops, o.seed))
+	t0 := time.Now()
+	paths, err := generate(ctx, lib, o.loops, o.seed, o.formats)
+	if err != nil {
+		return fmt.Errorf("generate the library: %w", err)
+	}
+	res := result{Loops: o.loops, Formats: map[string]int{}, Bundle: b.ID(), Batch: o.batch, CPUs: runtime.NumCPU()}
+	for i, p := range paths {
+		res.Formats[specFor(o.seed, i, o.formats).format]++
+		if st, err := os.Stat(p); err == nil {
+			res.LibraryBytes += st.Size()
+		}
+	}
+	fmt.Printf("library: %d loops (%v), %.0f MB at %s, ready in %s\n", o.loops, res.Formats, float64(res.LibraryBytes)/1e6, lib, time.Since(t0).Round(time.Millisecond))
+	res.LoadBefore = loadavg()
+	res.Concurrent = heavyProcesses()
+
+	if err := runChild(ctx, o, lib, &res); err != nil {
+		return err
+	}
+	fmt.Printf("ingest (child):  %d loops in %.2f s wall = %.1f loops/s (pipeline %.2f s = %.1f loops/s), CPU %.1f s, peak RSS %.0f MB (VmHWM %.0f MB), %d failed\n",
+		res.Ingested, res.IngestWallSeconds, res.IngestLoopsPerSec, res.IngestRunSeconds, res.PipelineLoopsPerSec,
+		res.IngestCPUSeconds, mb(res.PeakRSSBytes), mb(res.PeakVmHWMBytes), res.Failed)
+
+	if !o.skipEncoder || o.cpuProfile != "" {
+		rt, err := onnx.NewRuntime(onnx.RuntimeOptions{}) // what `loopmatch ingest` uses
+		if err != nil {
+			return err
+		}
+		defer rt.Close()
+		if !o.skipEncoder {
+			if err := encoderOnly(ctx, o, rt, b, lib, paths, &res); err != nil {
+				return err
+			}
+			res.Ratio = res.IngestLoopsPerSec / res.EncoderLoopsPerSec
+			res.PipelineRatio = res.PipelineLoopsPerSec / res.EncoderLoopsPerSec
+			fmt.Printf("encoder only:    %d loops in %.2f s = %.1f loops/s (windows decoded beforehand in %.1f s, untimed)\n",
+				o.loops, res.EncoderSeconds, res.EncoderLoopsPerSec, res.DecodeSeconds)
+			fmt.Printf("ratio e2e / encoder-only: %.3f (pipeline only: %.3f)\n", res.Ratio, res.PipelineRatio)
+		}
+		if o.cpuProfile != "" {
+			if err := profiled(ctx, o, rt, b, lib, &res); err != nil {
+				return err
+			}
+			fmt.Printf("profiled in-process ingest: %.2f s; profile in %s (go tool pprof -top %s)\n", res.ProfileSeconds, o.cpuProfile, o.cpuProfile)
+		}
+	}
+	res.LoadAfter = loadavg()
+	fmt.Printf("load average before %s, after %s; concurrent: %v\n", res.LoadBefore, res.LoadAfter, res.Concurrent)
+	out, err := json.MarshalIndent(res, "", "  ")
+	if err != nil {
+		return err
+	}
+	fmt.Println(string(out))
+	if o.jsonOut != "" {
+		if err := os.WriteFile(o.jsonOut, append(out, '\n'), 0o644); err != nil {
+			return fmt.Errorf("write %s: %w", o.jsonOut, err)
+		}
+	}
+	if res.Ingested != o.loops {
+		return fmt.Errorf("ingest stored %d of %d loops (%d failed): see the report above", res.Ingested, o.loops, res.Failed)
+	}
+	return nil
+}
+
+// runChild runs `loopmatch ingest` on the library into a fresh store and records its
+// time, peak memory and report.
+func runChild(ctx context.Context, o options, lib string, res *result) error {
+	store, err := os.MkdirTemp(o.work, "store-*")
+	if err != nil {
+		return err
+	}
+	if !o.keep {
+		defer os.RemoveAll(store)
+	}
+	report := filepath.Join(store, "report.json")
+	args := []string{"ingest", "--store", "embedded:" + filepath.Join(store, "db"), "--bundle", o.bundle,
+		"--batch", strconv.Itoa(o.batch), "--report", report, "--log-level", "warn"}
+	if o.workers > 0 {
+		args = append(args, "--workers", strconv.Itoa(o.workers))
+	}
+	args = append(args, lib)
+	cmd := exec.CommandContext(ctx, o.bin, args...)
+	cmd.Stdout, cmd.Stderr = os.Stderr, os.Stderr
+	fmt.Printf("running: %s %s\n", o.bin, strings.Join(args, " "))
+	start := time.Now()
+	if err := cmd.Start(); err != nil {
+		return fmt.Errorf("start %s: %w", o.bin, err)
+	}
+	// VmHWM is gone once the child exits, so poll it; rusage's maxrss is the authority.
+	var hwm int64
+	var hmu sync.Mutex
+	pollDone := make(chan struct{})
+	stopPoll := make(chan struct{})
+	go func() {
+		defer close(pollDone)
+		t := time.NewTicker(100 * time.Millisecond)
+		defer t.Stop()
+		for {
+			if v, err := procStatusBytes(cmd.Process.Pid, "VmHWM"); err == nil {
+				hmu.Lock()
+				hwm = max(hwm, v)
+				hmu.Unlock()
+			}
+			select {
+			case <-stopPoll:
+				return
+			case <-t.C:
+			}
+		}
+	}()
+	waitErr := cmd.Wait()
+	res.IngestWallSeconds = time.Since(start).Seconds()
+	close(stopPoll)
+	<-pollDone
+	if waitErr != nil {
+		return fmt.Errorf("%s ingest: %w", o.bin, waitErr)
+	}
+	if ru, ok := cmd.ProcessState.SysUsage().(*syscall.Rusage); ok {
+		res.PeakRSSBytes = ru.Maxrss * 1024 // kilobytes on Linux
+	}
+	res.IngestCPUSeconds = (cmd.ProcessState.UserTime() + cmd.ProcessState.SystemTime()).Seconds()
+	hmu.Lock()
+	res.PeakVmHWMBytes = hwm
+	hmu.Unlock()
+
+	data, err := os.ReadFile(report)
+	if err != nil {
+		return fmt.Errorf("read the ingest report: %w", err)
+	}
+	var rep ingest.Report
+	if err := json.Unmarshal(data, &rep); err != nil {
+		return fmt.Errorf("parse the ingest report %s: %w", report, err)
+	}
+	res.Ingested, res.Failed = rep.Ingested, rep.Failed
+	res.IngestRunSeconds = rep.Finished.Sub(rep.Started).Seconds()
+	res.IngestLoopsPerSec = float64(rep.Ingested) / res.IngestWallSeconds
+	if res.IngestRunSeconds > 0 {
+		res.PipelineLoopsPerSec = float64(rep.Ingested) / res.IngestRunSeconds
+	}
+	for i, f := range rep.Failures {
+		if i == 5 {
+			break
+		}
+		fmt.Printf("  failed: %s: %s\n", f.Path, f.Reason)
+	}
+	return nil
+}
+
+// encoderOnly decodes every loop's window first (untimed), then times the encoders alone
+// on the same windows, in batches of o.batch per instrument as ingest sends them.
+func encoderOnly(ctx context.Context, o options, rt *onnx.Runtime, b *onnx.Bundle, lib string, paths []string, res *result) error {
+	encs := map[string]*onnx.Model{}
+	for _, inst := range b.Instruments() {
+		spec, err := b.Encoder(inst)
+		if err != nil {
+			return err
+		}
+		m, err := rt.Open(b, spec)
+		if err != nil {
+			return err
+		}
+		defer m.Close()
+		encs[inst] = m
+	}
+	rules := ingest.DefaultRules()
+	lo := audio.LoadOptions{SampleRate: b.SampleRate, WindowSeconds: b.WindowSeconds, Limits: audio.DefaultLimits()}
+	t0 := time.Now()
+	windows := make([][]float32, len(paths))
+	insts := make([]string, len(paths))
+	errs := make([]error, len(paths))
+	var wg sync.WaitGroup
+	next := make(chan int)
+	for w := 0; w < runtime.GOMAXPROCS(0); w++ {
+		wg.Add(1)
+		go func() {
+			defer wg.Done()
+			for i := range next {
+				insts[i] = rules.Infer(lib, paths[i]).Instrument
+				windows[i], _, errs[i] = audio.Load(ctx, paths[i], lo)
+			}
+		}()
+	}
+	for i := range paths {
+		next <- i
+	}
+	close(next)
+	wg.Wait()
+	res.DecodeSeconds = time.Since(t0).Seconds()
+	byInst := map[string][][]float32{}
+	for i, err := range errs {
+		if err != nil {
+			return fmt.Errorf("decode %s for the encoder-only run: %w", paths[i], err)
+		}
+		if _, ok := encs[insts[i]]; !ok {
+			return fmt.Errorf("%s: instrument %q has no encoder in the bundle", paths[i], insts[i])
+		}
+		byInst[insts[i]] = append(byInst[insts[i]], windows[i])
+	}
+	windows = nil
+	// Stack the batches now, so the timed loop is the encoder calls and nothing else.
+	type batch struct {
+		enc  *onnx.Model
+		flat []float32
+	}
+	var batches []batch
+	for inst, ws := range byInst {
+		for s := 0; s < len(ws); s += o.batch {
+			part := ws[s:min(s+o.batch, len(ws))]
+			flat := make([]float32, 0, len(part)*len(part[0]))
+			for _, w := range part {
+				flat = append(flat, w...)
+			}
+			batches = append(batches, batch{encs[inst], flat})
+		}
+	}
+	byInst = nil
+	runtime.GC()
+	// One warm-up call per encoder, outside the timing: the child's first batches pay
+	// the same cost, but inside its wall time, so this only favours the encoder figure.
+	for _, m := range encs {
+		if _, err := m.Run(ctx, make([]float32, m.InputSize())); err != nil {
+			return fmt.Errorf("encoder warm-up: %w", err)
+		}
+	}
+	run := context.WithoutCancel(ctx) // as ingest runs its encoder: no cancel hook per call
+	t1 := time.Now()
+	for _, bt := range batches {
+		if err := ctx.Err(); err != nil {
+			return err
+		}
+		if _, err := bt.enc.Run(run, bt.flat); err != nil {
+			return fmt.Errorf("encoder-only run: %w", err)
+		}
+	}
+	res.EncoderSeconds = time.Since(t1).Seconds()
+	res.EncoderLoopsPerSec = float64(len(paths)) / res.EncoderSeconds
+	batches = nil
+	runtime.GC()
+	debug.FreeOSMemory()
+	return nil
+}
+
+// profiled runs the ingest in this process, as `loopmatch ingest` would, under the CPU
+// profiler: the child has no profiling hook, and the pipeline is the same code.
+func profiled(ctx context.Context, o options, rt *onnx.Runtime, b *onnx.Bundle, lib string, res *result) error {
+	dir, err := os.MkdirTemp(o.work, "profstore-*")
+	if err != nil {
+		return err
+	}
+	defer os.RemoveAll(dir)
+	store, err := embedded.Open(ctx, dir, embedded.Options{})
+	if err != nil {
+		return err
+	}
+	defer store.Close()
+	encs := map[string]ingest.Encoder{}
+	for _, inst := range b.Instruments() {
+		spec, err := b.Encoder(inst)
+		if err != nil {
+			return err
+		}
+		m, err := rt.Open(b, spec)
+		if err != nil {
+			return err
+		}
+		defer m.Close()
+		encs[inst] = m
+	}
+	f, err := os.Create(o.cpuProfile)
+	if err != nil {
+		return fmt.Errorf("create the profile: %w", err)
+	}
+	defer f.Close()
+	cfg := ingest.Config{Store: store, StoreName: "embedded:" + dir, BundleID: b.ID(), SampleRate: b.SampleRate,
+		WindowSeconds: b.WindowSeconds, Encoders: encs, Rules: ingest.DefaultRules(), Limits: audio.DefaultLimits(),
+		Workers: o.workers, BatchSize: o.batch}
+	if err := pprof.StartCPUProfile(f); err != nil {
+		return fmt.Errorf("start the CPU profile: %w", err)
+	}
+	t := time.Now()
+	rep, err := ingest.Run(ctx, cfg, []string{lib})
+	res.ProfileSeconds = time.Since(t).Seconds()
+	pprof.StopCPUProfile()
+	if err != nil {
+		return fmt.Errorf("profiled ingest: %w", err)
+	}
+	if rep.Failed > 0 {
+		return fmt.Errorf("profiled ingest: %d files failed", rep.Failed)
+	}
+	return nil
+}
+
+func mb(b int64) float64 { return float64(b) / (1 << 20) }
+
+func loadavg() string {
+	b, err := os.ReadFile("/proc/loadavg")
+	if err != nil {
+		return "unknown"
+	}
+	f := strings.Fields(string(b))
+	if len(f) < 3 {
+		return "unknown"
+	}
+	return strings.Join(f[:3], " ")
+}
+
+// heavyProcesses lists other processes using CPU now that a reader of the figures should
+// know about (the model training job, fuzzers), by command name.
+func heavyProcesses() []string {
+	ents, err := os.ReadDir("/proc")
+	if err != nil {
+		return nil
+	}
+	seen := map[string]bool{}
+	var out []string
+	for _, e := range ents {
+		pid, err := strconv.Atoi(e.Name())
+		if err != nil || pid == os.Getpid() {
+			continue
+		}
+		cmdline, err := os.ReadFile(filepath.Join("/proc", e.Name(), "cmdline"))
+		if err != nil {
+			continue
+		}
+		c := strings.ReplaceAll(string(cmdline), "\x00", " ")
+		for _, needle := range []string{"loopmatch_train", "-test.fuzz", "milvus"} {
+			if strings.Contains(c, needle) && !seen[needle] {
+				seen[needle] = true
+				out = append(out, needle)
+			}
+		}
+	}
+	return out
+}
+
+// procStatusBytes reads a kB field ("VmHWM") of /proc/PID/status in bytes.
+func procStatusBytes(pid int, field string) (int64, error) {
+	f, err := os.Open(fmt.Sprintf("/proc/%d/status", pid))
+	if err != nil {
+		return 0, err
+	}
+	defer f.Close()
+	sc := bufio.NewScanner(f)
+	for sc.Scan() {
+		if v, ok := strings.CutPrefix(sc.Text(), field+":"); ok {
+			n, err := strconv.ParseInt(strings.TrimSpace(strings.TrimSuffix(strings.TrimSpace(v), "kB")), 10, 64)
+			if err != nil {
+				return 0, fmt.Errorf("%s in /proc/%d/status: %w", field, pid, err)
+			}
+			return n * 1024, nil
+		}
+	}
+	return 0, fmt.Errorf("no %s in /proc/%d/status", field, pid)
+}
