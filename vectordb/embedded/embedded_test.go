@@ -173,3 +173,60 @@ func TestSearchCancelled(t *testing.T) {
 		t.Fatalf("cancelled search: %v", err)
 	}
 }
+
+// TestSharedScansMatchSerial: concurrent searches of a large collection share scans;
+// each must get exactly its own answer (its k, its filter), and a cancelled one among
+// them must end with its context's error without disturbing the others.
+func TestSharedScansMatchSerial(t *testing.T) {
+	s := openT(t, t.TempDir())
+	defer s.Close()
+	ctx := context.Background()
+	rows := vectordbtest.Rows(13, 6000)
+	s.EnsureCollection(ctx, vectordb.Collection{Name: "c", Dim: vectordbtest.Dim})
+	if err := s.Upsert(ctx, "c", rows); err != nil {
+		t.Fatal(err)
+	}
+	filters := []vectordb.Filter{{}, {MinBPM: 100}, {ExcludeIDs: []string{rows[3].ID, rows[5].ID}}, {MaxBPM: 110}}
+	const clients = 24
+	errc := make(chan error, clients)
+	for c := 0; c < clients; c++ {
+		go func(c int) {
+			for i := 0; i < 6; i++ {
+				q := rows[(c*13+i*7)%len(rows)].Embedding
+				k := 1 + (c+i)%20
+				f := filters[(c+i)%len(filters)]
+				if c%8 == 7 && i == 2 {
+					cctx, cancel := context.WithCancel(ctx)
+					cancel()
+					if _, err := s.Search(cctx, "c", q, k, f); !errors.Is(err, context.Canceled) {
+						errc <- fmt.Errorf("client %d: cancelled search: %v", c, err)
+						return
+					}
+					continue
+				}
+				h, err := s.Search(ctx, "c", q, k, f)
+				if err != nil {
+					errc <- fmt.Errorf("client %d search %d: %w", c, i, err)
+					return
+				}
+				want := vectordbtest.Expected(rows, q, k, f)
+				if len(h) != len(want) {
+					errc <- fmt.Errorf("client %d search %d: %d hits, want %d", c, i, len(h), len(want))
+					return
+				}
+				for j := range want {
+					if h[j].ID != want[j] {
+						errc <- fmt.Errorf("client %d search %d hit %d: %s, want %s", c, i, j, h[j].ID, want[j])
+						return
+					}
+				}
+			}
+			errc <- nil
+		}(c)
+	}
+	for c := 0; c < clients; c++ {
+		if err := <-errc; err != nil {
+			t.Fatal(err)
+		}
+	}
+}
