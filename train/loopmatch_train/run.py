@@ -173,6 +173,10 @@ def main(argv=None):
     }
     write_bundle(args.bundle, args.out, vaes, {d: mappers[f"{d}_{k}"] for d, k in chosen.items()},
                  results, training, corpus_dir, rows, spl, gl_iters=args.gl_iters, gl_momentum=args.gl_momentum, log=log)
+    # decoder evaluation (issue 6): reconstruction, onsets, tempo following, docs/decoder figures,
+    # and the bundle card's "Decoder" section
+    from .decoder_eval import evaluate_bundle
+    evaluate_bundle(args.bundle, corpus_dir, os.path.join(args.out, "decoder_eval.json"), "docs/decoder", log=log)
     durations["export_s"] = round(time.time() - t, 1)
     write_demo(args.demo, corpus_dir, rows, spl, log=log)
     total = time.time() - t_start
