@@ -754,9 +754,14 @@ def definitions() -> dict:
                   "SC = ||S_x-S_y||_F/||S_x||_F plus LM = mean|ln(S_x+1e-5)-ln(S_y+1e-5)|",
         "lsd_db": "mean over frames of sqrt(mean over bins (10 log10((P_x+1e-8)/(P_y+1e-8)))^2), "
                   "P=(|STFT|/sum(window))^2, Hann 2048, hop 512",
-        "onset_detector": "spectral flux: sum over bins of max(0, L_t - L_(t-1)), L = ln(1 + 100 |STFT|/sum(window)), "
-                          "Hann 512 (23 ms), hop 64 (2.9 ms), centred; peaks: local max over ±30 ms, >= local mean over "
-                          "[-100, +70] ms + 0.05, >= 0.03 (relative to the loop's max flux), >= 30 ms apart",
+        "onset_detector": (f"spectral flux (SuperFlux-style): sum over bins of max(0, L_t - maxfilt_f(L_(t-{OD['lag']}))), "
+                           f"L = ln(1 + {OD['gamma']:g} |STFT|/sum(window)), Hann {OD['n_fft']} ({OD['n_fft'] / SR * 1000:.0f} ms), "
+                           f"hop {OD['hop']} ({OD['hop'] / SR * 1000:.1f} ms), centred, maxfilt_f over ±{OD['freq_max']} bin, "
+                           f"envelope smoothed by a {OD['smooth'] * 1000:.0f} ms Hann; peaks: local max over "
+                           f"±{OD['pre_max'] * 1000:.0f} ms, >= local mean over [-{OD['pre_avg'] * 1000:.0f}, "
+                           f"+{OD['post_avg'] * 1000:.0f}] ms + {OD['delta']}, >= {OD['floor']} (relative to the loop's max "
+                           f"flux), >= {OD['wait'] * 1000:.0f} ms apart; settings chosen on training-split loops against "
+                           f"the scores' note-on times"),
         "onset_match": "one-to-one matching within ±23 ms; recall = matched / x's onsets, precision = matched / "
                        "decoded onsets, pooled over loops",
         "strong_onset": f"detected onset whose flux peak is >= {STRONG_REL} x the loop's largest flux peak",
@@ -823,7 +828,7 @@ Evaluated by `train/loopmatch_train/decoder_eval.py` (run by `make models` after
 written; `{COMMAND}`) on the test packs, beside a random sample of training-pack loops,
 with the bundle's ONNX models (decoder magnitudes from onnxruntime; Griffin-Lim replayed with
 the graph's own constants, max abs difference from the full graph {max(v['max_abs_diff'] for v in p.values()):.1e}).
-"GL-only" runs the same Griffin-Lim ({p['bass']['gl_iters']} iterations, momentum {p['bass']['gl_momentum']}) on x's own magnitude: the ceiling
+"GL-only" (first 60 loops of each row) runs the same Griffin-Lim ({p['bass']['gl_iters']} iterations, momentum {p['bass']['gl_momentum']}) on x's own magnitude: the ceiling
 of any magnitude decoder with this phase reconstruction.
 
 {recon_table(res)}
@@ -902,9 +907,10 @@ def diagnosis(res) -> str:
                      + ", ".join(f"{sw[i]['decoder']['onsets']['recall']:.3f} ({i} it.)" for i in its)
                      + " on the same magnitudes, while GL-only rises "
                      + ", ".join(f"{sw[i]['gl_oracle']['onsets']['recall']:.3f}" for i in its) + ".")
-    lines += ["", "So the loss is in the VAE's predicted magnitude: its latent has 64 steps of 62.5 ms, upsampled x4 "
-              "by transposed convolutions, and an MSE on log-magnitude rewards a temporally smoothed spectrogram; "
-              "bass attacks come out soft and the sustained parts carry flux ripples. What would fix it (needs "
+    lines += ["", "So the loss is in the VAE's predicted magnitude, not in the onset detector or the phase stage. A likely "
+              "cause (not isolated here): the latent has 64 steps of 62.5 ms, upsampled x4 by transposed "
+              "convolutions, and an MSE on log-magnitude rewards a temporally smoothed spectrogram, so attacks come "
+              "out soft and sustained notes carry spurious flux peaks. What would fix it (needs "
               "retraining, not done here): an onset-aware reconstruction term (e.g. L1 on the spectral-flux "
               "envelope or a multi-resolution STFT loss on the decoded magnitude), a finer latent time axis "
               "(T = 128) or skip-free upsampling at the STFT frame rate, and then a stronger phase stage "
@@ -968,6 +974,7 @@ against the full graph ({', '.join(f"{k}: max abs diff {v['max_abs_diff']:.1e} o
 ## Reconstruction: decode(encode(x)) vs x
 
 Test = all loops of the test packs; train = a seeded random sample of training-pack loops.
+The GL-only columns use the first 60 loops of each row (its cost is a second decode).
 
 {recon_table(res)}
 
@@ -1042,6 +1049,9 @@ def main(argv=None):
     args = ap.parse_args(argv)
     if args.from_json:
         res = json.load(open(args.out))
+        res["definitions"] = definitions()
+        with open(args.out, "w") as f:
+            json.dump(res, f, indent=1)
         if args.docs:
             with open(os.path.join(args.docs, "README.md"), "w") as f:
                 f.write(docs_readme(res))
