@@ -5,6 +5,7 @@ import (
 	"errors"
 	"fmt"
 	"math"
+	"slices"
 	"sort"
 	"strings"
 )
@@ -112,7 +113,7 @@ func (e *Engine) withModel(role string, has func(string) bool) []string {
 func (e *Engine) CheckModels(from, to string, upload bool) error {
 	known := e.Instruments()
 	for _, inst := range []string{from, to} {
-		if !instrumentPattern.MatchString(inst) || !containsString(known, inst) {
+		if !instrumentPattern.MatchString(inst) || !slices.Contains(known, inst) {
 			return fmt.Errorf("%w: %q: the bundle %s knows %s", ErrUnknownInstrument, clip(inst), e.cfg.BundleID, strings.Join(known, ", "))
 		}
 	}
@@ -125,15 +126,6 @@ func (e *Engine) CheckModels(from, to string, upload bool) error {
 			ErrNoDecoder, e.cfg.BundleID, to, to, strings.Join(e.withModel("decoder", e.HasDecoder), ", "))
 	}
 	return nil
-}
-
-func containsString(xs []string, x string) bool {
-	for _, v := range xs {
-		if v == x {
-			return true
-		}
-	}
-	return false
 }
 
 // checkRef checks that a loop reference names exactly one loop, and that uploaded audio

@@ -11,6 +11,7 @@ import (
 	"mime/multipart"
 	"net/http"
 	"net/url"
+	"slices"
 	"sort"
 	"strconv"
 	"strings"
@@ -224,7 +225,7 @@ func ParseTransferJSON(body []byte) (*TransferQuery, error) {
 // checkFields refuses parameters outside allowed and parameters given twice.
 func checkFields(q url.Values, allowed ...string) error {
 	for name, vs := range q {
-		if !containsString(allowed, name) {
+		if !slices.Contains(allowed, name) {
 			return badRequest("unknown parameter %q: the parameters are %s", clip(name), strings.Join(allowed, ", "))
 		}
 		if len(vs) > 1 {
@@ -341,7 +342,7 @@ func readForm(body io.Reader, boundary string, maxUpload int64, files ...string)
 		switch {
 		case name == "":
 			return nil, nil, badRequest("a multipart part has no form name: name the file parts %s", quoteList(files))
-		case containsString(files, name):
+		case slices.Contains(files, name):
 			if got[name] != nil {
 				return nil, nil, badRequest("more than one %q part: send each file once", name)
 			}
