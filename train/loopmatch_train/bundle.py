@@ -24,7 +24,7 @@ def sha256(path):
     return h.hexdigest()
 
 
-def write_bundle(bundle_dir, out_dir, vaes, mappers, results, training, corpus_dir, rows, spl, gl_iters=16, gl_momentum=0.99, log=print):
+def write_bundle(bundle_dir, out_dir, vaes, decoders, mappers, results, training, corpus_dir, rows, spl, gl_iters=16, gl_momentum=0.99, log=print):
     stage = os.path.join(out_dir, "bundle")
     if os.path.isdir(stage):
         shutil.rmtree(stage)
@@ -41,7 +41,7 @@ def write_bundle(bundle_dir, out_dir, vaes, mappers, results, training, corpus_d
                           outputs=[dict(name="z", shape=[-1] + LATENT, dtype="float32")]))
     for name in ("drum", "bass"):
         f = f"{name}_decoder.onnx"
-        parity[f] = export_decoder(vaes[name], os.path.join(stage, f), check_z, gl_iters, gl_momentum)
+        parity[f] = export_decoder(vaes[name], os.path.join(stage, f), check_z, gl_iters, gl_momentum, decoders[name])
         specs.append(dict(name=f"{name}_decoder", file=f, role="decoder", instruments=[name],
                           inputs=[dict(name="z", shape=[-1] + LATENT, dtype="float32")],
                           outputs=[dict(name="audio", shape=[-1, N], dtype="float32")]))
@@ -142,6 +142,9 @@ def model_card(manifest, results, training):
     chosen = training["shipped_mappers"]
     dur = training["durations_s"]
     vae = training["vae"]
+    dec = training["decoders"]
+    dec_desc = ("z → conv3 → 3 dilated residual blocks → deconv4/2 → 2 blocks → deconv4/2 → 3 blocks → conv1, width "
+                f"{dec['bass']['channels']}" if dec["bass"]["arch"] == "res" else "the phase-1 decoder's layers")
     return f"""# loopmatch-v1 — model card
 
 Drum2Bass / Bass2Drum loop recommendation after Yi & Barthet, "A generative framework for
@@ -201,13 +204,30 @@ these samples; the demo library (demo/LICENSE.md) carries the kits' licences.
   240 BPM, so z keeps the groove's onset timing in place (what makes drums and bass of a pack
   recoverable); 16 channels per step hold timbre and pitch; 1024 dims are cheap for cosine
   search; and the decoder upsamples T by 4 back to the STFT frame rate.
-- Decoder graph: the VAE decoder, de-standardisation, exp, then {training.get('gl_iters', 32)} iterations of
-  **fast Griffin-Lim** (momentum {training.get('gl_momentum', 0)}; Perraudin et al. 2013) **inside the graph** (STFT and
-  iSTFT as fixed Conv1d / ConvTranspose1d, a fixed seeded initial phase), returning audio
-  [B, 88200] in [−1, 1]. On true test-loop magnitudes, 16 momentum iterations reach a spectral
-  convergence of 0.107 against 0.140 for 32 plain Griffin-Lim iterations, at half the cost
-  (the decode latency budget). Previews carry Griffin-Lim phase artefacts, but they are audio
-  and say what the mapper predicts.
+- Shipped magnitude decoders (train/loopmatch_train/train_decoder.py): phase 1 fixes the
+  latent space; its MSE-trained decoder blurs note starts, so each instrument's shipped
+  decoder is trained afresh on the **frozen** encoder (z, the mappers and every retrieval
+  figure are unchanged): architecture "{dec['bass']['arch']}" ({dec_desc}), {dec['bass']['params']:,}
+  parameters, on training-split loops with z drawn from the encoder's posterior (σ ×
+  {dec['bass']['posterior_noise']}), {dec['bass']['epochs']} epochs, batch 32, AdamW, one-cycle LR. Loss: MSE on the standardised
+  log-magnitude + {dec['bass']['w_level']:g} × L1 on the compressed magnitude ln(1 + |X|/51.2) (the scale an
+  onset detector reads) + {dec['bass']['w_flux']:g} × the spectral-flux error (per frame, the summed
+  |rise of the prediction − rise of the truth| over bins / 10), which asks for attacks in
+  the frames where the loop has them. Final validation MSE: drum {dec['drum']['final']['val_mse']:.4f},
+  bass {dec['bass']['final']['val_mse']:.4f} (phase-1 decoder: drum {vae['drum']['final']['val_rec']:.4f}, bass {vae['bass']['final']['val_rec']:.4f}).
+- Decoder graph: the magnitude decoder, de-standardisation, exp, then {training.get('gl_iters', 32)} iterations of
+  **fast Griffin-Lim** (momentum {training.get('gl_momentum', 0)}; Perraudin et al. 2013) **inside the graph**, from a
+  fixed seeded initial phase, returning audio [B, 88200] in [−1, 1]. Why magnitude + in-graph
+  phase reconstruction rather than predicted phase: phase is hard to learn from a
+  62.5 ms-per-step latent on CPU-sized data, and Griffin-Lim needs no training, so the graph
+  stays deterministic and small. The STFT / iSTFT inside it are the real DFT factorised
+  32 × 32 (two fixed matrix products and a twiddle multiply, MatMul/Mul/Transpose in ONNX:
+  ~135k multiply-adds per 1024-sample frame instead of 1.05M for a dense DFT; framing and
+  overlap-add by reshapes over 341-sample blocks), which cut the decode of one loop about
+  3× against the previous dense DFT convolution. On true test-loop magnitudes, 16 momentum
+  iterations reach a spectral convergence of 0.107 against 0.140 for 32 plain Griffin-Lim
+  iterations, at half the cost. Previews carry Griffin-Lim phase artefacts, but they are
+  audio and say what the mapper predicts.
 - Mappers (MLP-Latent): flattened z (1024) standardised with training statistics → 4 fully
   connected layers 1024→512→512→512→1024 (GELU, dropout 0.1) → de-standardised target z.
   Variant "L2": MSE in the standardised target latent space (the paper's MLP-Latent).

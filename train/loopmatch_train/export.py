@@ -31,8 +31,8 @@ def export_encoder(vae, path, check_audio: np.ndarray) -> float:
     return float(np.max(np.abs(ref - got)))
 
 
-def export_decoder(vae, path, check_z: np.ndarray, iters: int = 16, momentum: float = 0.99) -> float:
-    g = DecoderGraph(vae, iters, momentum).eval()
+def export_decoder(vae, path, check_z: np.ndarray, iters: int = 16, momentum: float = 0.99, decoder=None) -> float:
+    g = DecoderGraph(vae, iters, momentum, decoder).eval()
     _export(g, torch.zeros(1, C_LAT, T_LAT), path, "z", "audio")
     with torch.no_grad():
         ref = g(torch.from_numpy(check_z)).numpy()

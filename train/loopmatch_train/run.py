@@ -36,6 +36,12 @@ def main(argv=None):
     ap.add_argument("--gl-iters", type=int, default=16, help="fast Griffin-Lim iterations in the decoder graphs")
     ap.add_argument("--gl-momentum", type=float, default=0.99, help="fast Griffin-Lim momentum (0: plain Griffin-Lim)")
     ap.add_argument("--reuse-vae", action="store_true", help="load train/out/vae_*.pt instead of training (development)")
+    ap.add_argument("--dec-arch", default="conv", help="shipped magnitude decoder: conv or res (train_decoder.py)")
+    ap.add_argument("--dec-epochs", type=int, default=12)
+    ap.add_argument("--dec-w-level", type=float, default=10.0)
+    ap.add_argument("--dec-w-flux", type=float, default=10.0)
+    ap.add_argument("--dec-noise", type=float, default=1.0, help="posterior sampling scale when training the decoder")
+    ap.add_argument("--reuse-decoder", action="store_true", help="load train/out/decoder_*.pt instead of training (development)")
     args = ap.parse_args(argv)
     t_start = time.time()
     durations = {}
@@ -103,6 +109,28 @@ def main(argv=None):
         durations[f"vae_{name}_s"] = info["seconds"]
     np.save(os.path.join(args.out, "z.npy"), z)
 
+    # 3b. the shipped magnitude decoders, retrained on the frozen encoders (z unchanged)
+    from .models import make_decoder
+    from .train_decoder import train_decoder
+    decoders, decoder_info = {}, {}
+    for k, name in enumerate(("drum", "bass")):
+        t = time.time()
+        ckpt = os.path.join(args.out, f"decoder_{name}.pt")
+        if args.reuse_decoder and os.path.exists(ckpt) and os.path.exists(ckpt + ".json"):
+            info = json.load(open(ckpt + ".json"))
+            dec = make_decoder(info["arch"], info["channels"])
+            dec.load_state_dict(torch.load(ckpt))
+            dec.eval()
+        else:
+            log(f"training the {name} decoder on the frozen encoder ({args.dec_arch}, {args.dec_epochs} epochs)")
+            dec, info = train_decoder(vaes[name], logmel, logmag, idx[(name, "train")], idx[(name, "val")],
+                                      args.seed + 20 + k, args.dec_epochs, arch=args.dec_arch, w_level=args.dec_w_level,
+                                      w_flux=args.dec_w_flux, noise=args.dec_noise, log=log)
+            torch.save(dec.state_dict(), ckpt)
+            json.dump(info, open(ckpt + ".json", "w"))
+        decoders[name], decoder_info[name] = dec, info
+        durations[f"decoder_{name}_s"] = round(time.time() - t, 1)
+
     # 4. mappers
     from .train_mapper import train_mapper, map_all
     mappers, mapper_info = {}, {}
@@ -167,11 +195,12 @@ def main(argv=None):
     training = {
         "seed": args.seed, "command": "make models", "corpus": stats,
         "vae": {k: {kk: vv for kk, vv in v.items() if kk != "history"} | {"final": v["history"][-1]} for k, v in vae_info.items()},
+        "decoders": {k: {kk: vv for kk, vv in v.items() if kk != "history"} | {"final": v["history"][-1]} for k, v in decoder_info.items()},
         "mappers": {k: {kk: vv for kk, vv in v.items() if kk != "history"} for k, v in mapper_info.items()},
         "shipped_mappers": chosen, "durations_s": durations, "threads": 2,
         "gl_iters": args.gl_iters, "gl_momentum": args.gl_momentum,
     }
-    write_bundle(args.bundle, args.out, vaes, {d: mappers[f"{d}_{k}"] for d, k in chosen.items()},
+    write_bundle(args.bundle, args.out, vaes, decoders, {d: mappers[f"{d}_{k}"] for d, k in chosen.items()},
                  results, training, corpus_dir, rows, spl, gl_iters=args.gl_iters, gl_momentum=args.gl_momentum, log=log)
     # decoder evaluation (issue 6): reconstruction, onsets, tempo following, docs/decoder figures,
     # and the bundle card's "Decoder" section

@@ -182,3 +182,48 @@ def test_griffin_lim_replay_inverts_consistent_spectra():
     mag = np.abs(spec)
     e = [D.mr_stft(x, D.griffin_lim(mag, c, it)[0])["sc"] for it in (0, 8, 32)]
     assert e[0] > e[1] > e[2]
+
+
+def test_verified_onsets_keep_detections_at_score_notes():
+    got = D.verified_onsets([0.10, 0.50, 0.52, 1.00], [0.11, 0.51, 2.0])
+    assert np.allclose(got, [0.10, 0.50, 0.52])
+    assert len(D.verified_onsets([], [0.1])) == 0
+    assert len(D.verified_onsets([0.1], [])) == 0
+    # the tolerance edge is inclusive, as in match_onsets
+    assert np.allclose(D.verified_onsets([1.023, 1.0231], [1.0]), [1.023])
+
+
+def test_decoder_graph_dft_matches_numpy_and_gl_replay():
+    """The decoder graph's factorised real DFT, its adjoint, the STFT pair and the fast
+    Griffin-Lim against numpy (needs torch: skipped in CI's light venv)."""
+    torch = pytest.importorskip("torch")
+    from loopmatch_train import models as M
+    rng = np.random.default_rng(1)
+    dft = M.RealDFT()
+    x = torch.tensor(rng.standard_normal((2, M.FRAMES, M.N_FFT)), dtype=torch.float32)
+    re, im = dft(x)
+    want = np.fft.rfft(x.double().numpy(), axis=-1)
+    assert np.max(np.abs(re.numpy() - want.real)) < 1e-3 and np.max(np.abs(im.numpy() - want.imag)) < 1e-3
+    sr = torch.tensor(rng.standard_normal((2, M.FRAMES, M.N_BINS)), dtype=torch.float32)
+    si = torch.tensor(rng.standard_normal((2, M.FRAMES, M.N_BINS)), dtype=torch.float32)
+    lhs = float((re.double() * sr.double() + im.double() * si.double()).sum())
+    rhs = float((x.double() * dft.adjoint(sr, si).double()).sum())
+    assert abs(lhs - rhs) < 1e-4 * max(1.0, abs(lhs))
+    # the STFT pair inverts where frames cover the signal
+    tf = M.STFTPair()
+    y = np.zeros(M.N)
+    y[1024:-1024] = 0.3 * np.sin(2 * np.pi * 110 * np.arange(M.N - 2048) / SR)
+    yr = tf.istft(*tf.stft(torch.tensor(y[None], dtype=torch.float32)))[0].numpy()
+    assert np.max(np.abs(yr[:87979] - y[:87979])) < 1e-4
+    # the graph's Griffin-Lim equals decoder_eval's numpy replay on the same magnitude
+    vae = M.VAE()
+    g = M.DecoderGraph(vae, iters=4, momentum=0.99).eval()
+    with torch.no_grad():
+        z = torch.tensor(rng.standard_normal((1, M.C_LAT, M.T_LAT)) * 0.1, dtype=torch.float32)
+        mag = g.magnitude(z)
+        audio = g(z)[0].numpy()
+    c = dict(win=g.tf.window.numpy().astype(np.float64), hop=M.HOP, n_fft=M.N_FFT, momentum=0.99,
+             ph=(g.ph_re[0].numpy() + 1j * g.ph_im[0].numpy()).astype(np.complex128),
+             inv_wsum=g.tf.inv_wsum.numpy().astype(np.float64))
+    rep = D.griffin_lim(mag.double().numpy(), c, 4)[0]
+    assert np.max(np.abs(rep - audio)) < 1e-3 * max(1.0, np.max(np.abs(audio)))
