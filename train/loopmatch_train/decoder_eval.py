@@ -909,8 +909,8 @@ def diagnosis(res) -> str:
              f"Where the rest go:", "",
              f"- {bt.get('x_onsets_not_in_score', float('nan')):.1%} of the detector's onsets in x are not within 23 ms "
              f"of any note-on of x's score (the detector on x: recall {xs.get('recall', float('nan')):.3f}, precision "
-             f"{xs.get('precision', float('nan')):.3f} against the scores): attack transients, pitch envelopes and "
-             f"re-articulations that fire the flux detector; the decoder reproduces fewer of those than of the notes.",
+             f"{xs.get('precision', float('nan')):.3f} against the scores): false positives of the detector on the "
+             f"original audio, which x's onsets (the acceptance reference) leave out.",
              f"- At ±50 ms, recall of every detection is {bt['onsets_50ms']['recall']:.3f}: part of the misses are "
              f"late or soft attacks rather than absent notes.",
              f"- Phase reconstruction alone (GL-only: the bundle's Griffin-Lim on x's true magnitude) keeps "
