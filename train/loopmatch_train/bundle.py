@@ -215,6 +215,9 @@ these samples; the demo library (demo/LICENSE.md) carries the kits' licences.
   |rise of the prediction − rise of the truth| over bins / 10), which asks for attacks in
   the frames where the loop has them. Final validation MSE: drum {dec['drum']['final']['val_mse']:.4f},
   bass {dec['bass']['final']['val_mse']:.4f} (phase-1 decoder: drum {vae['drum']['final']['val_rec']:.4f}, bass {vae['bass']['final']['val_rec']:.4f}).
+  The loss weights and the architecture were chosen on the validation packs' bass loops
+  (onset recall against x's onsets; the variants and their figures: docs/decoder/sweep.md,
+  from train/loopmatch_train/decoder_sweep.py).
 - Decoder graph: the magnitude decoder, de-standardisation, exp, then {training.get('gl_iters', 32)} iterations of
   **fast Griffin-Lim** (momentum {training.get('gl_momentum', 0)}; Perraudin et al. 2013) **inside the graph**, from a
   fixed seeded initial phase, returning audio [B, 88200] in [−1, 1]. Why magnitude + in-graph
