@@ -1036,6 +1036,8 @@ train, export and keep in parity; Griffin-Lim inside the graph keeps the decoder
 call, z → audio, for every ONNX Runtime client (the Go service has no DSP for it); the fixed
 seed makes previews deterministic (same z, same samples: cacheable, golden-testable). The price
 is Griffin-Lim's phase: smeared transients and a phasey tone, measured by the GL-only rows.
+The loss and architecture variants compared on the validation packs: [sweep.md](sweep.md)
+(`python -m loopmatch_train.decoder_sweep`).
 """
 
 
