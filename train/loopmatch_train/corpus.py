@@ -8,6 +8,8 @@ the way the genre does. Times are in 16th-note steps; render.py turns them into 
 """
 from __future__ import annotations
 
+import csv
+import os
 from dataclasses import dataclass, field, asdict
 
 import numpy as np
@@ -307,3 +309,14 @@ def note_time(step: float, bpm: int, swing: float) -> float:
 
 def loop_seconds(bpm: int, bars: int) -> float:
     return bars * STEPS * step_seconds(bpm)
+
+
+def read_meta(corpus_dir: str) -> list[dict]:
+    """A rendered corpus' metadata.csv, one dict per loop, bpm / bars / samples as ints."""
+    with open(os.path.join(corpus_dir, "metadata.csv")) as f:
+        rows = list(csv.DictReader(f))
+    for r in rows:
+        r["bpm"] = int(r["bpm"])
+        r["bars"] = int(r["bars"])
+        r["samples"] = int(r["samples"])
+    return rows

@@ -34,13 +34,14 @@ onnx and matplotlib are imported inside the functions that need them.
 from __future__ import annotations
 
 import argparse
-import csv
 import json
 import os
 import time
 
 import numpy as np
 from scipy.ndimage import maximum_filter1d
+
+from .corpus import read_meta
 
 SR = 22050
 N = 88200
@@ -274,17 +275,6 @@ def chance_hit_rate(bpm: float, tol: float = GRID_TOL) -> float:
 
 
 # --- corpus -------------------------------------------------------------------------------
-
-def read_meta(corpus_dir: str) -> list[dict]:
-    """metadata.csv as features.read_meta reads it (that module imports torch)."""
-    with open(os.path.join(corpus_dir, "metadata.csv")) as f:
-        rows = list(csv.DictReader(f))
-    for r in rows:
-        r["bpm"] = int(r["bpm"])
-        r["bars"] = int(r["bars"])
-        r["samples"] = int(r["samples"])
-    return rows
-
 
 def load_windows(corpus_dir: str, rows: list[dict]) -> np.ndarray:
     from .audio_io import load_mono

@@ -21,6 +21,7 @@ import numpy as np
 import torch
 
 from . import decoder_eval as DE
+from .corpus import read_meta
 from .models import VAE, DecoderGraph
 from .train_decoder import posterior, train_decoder
 
@@ -58,7 +59,7 @@ def main(argv=None):
     ap.add_argument("--epochs", type=int, default=12)
     args = ap.parse_args(argv)
     t0 = time.time()
-    rows_all = DE.read_meta(os.path.join(args.out, "corpus"))
+    rows_all = read_meta(os.path.join(args.out, "corpus"))
     tr = np.array([i for i, r in enumerate(rows_all) if r["instrument"] == "bass" and r["split"] == "train"])
     va = np.array([i for i, r in enumerate(rows_all) if r["instrument"] == "bass" and r["split"] == "val"])
     rows = [rows_all[i] for i in va]

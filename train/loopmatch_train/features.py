@@ -8,16 +8,8 @@ import numpy as np
 import torch
 
 from .audio_io import load_window
+from .corpus import read_meta
 from .models import FrontEnd
-
-
-def read_meta(corpus_dir: str) -> list[dict]:
-    with open(os.path.join(corpus_dir, "metadata.csv")) as f:
-        rows = list(csv.DictReader(f))
-    for r in rows:
-        r["bpm"] = int(r["bpm"])
-        r["bars"] = int(r["bars"])
-    return rows
 
 
 def compute(corpus_dir: str, out_dir: str, batch: int = 32) -> None:

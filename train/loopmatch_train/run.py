@@ -64,11 +64,11 @@ def main(argv=None):
 
     # 2. features
     import torch  # noqa: E402  (heavy imports after the light corpus step)
-    from .features import compute, read_meta
+    from .features import compute
     t = time.time()
     if not (args.skip_features and os.path.exists(os.path.join(feat_dir, "logmel.npy"))):
         compute(corpus_dir, feat_dir)
-    rows = read_meta(corpus_dir)
+    rows = C.read_meta(corpus_dir)
     logmel = np.load(os.path.join(feat_dir, "logmel.npy"), mmap_mode="r")
     logmag = np.load(os.path.join(feat_dir, "logmag.npy"), mmap_mode="r")
     durations["features_s"] = round(time.time() - t, 1)
