@@ -4,7 +4,7 @@ import (
 	"encoding/json"
 	"errors"
 	"fmt"
-	"os"
+	"strings"
 	"text/tabwriter"
 
 	"github.com/spf13/cobra"
@@ -23,18 +23,44 @@ func newRecommendCmd(g *globalOptions) *cobra.Command {
 		excludeSeedPack, asJSON    bool
 	)
 	cmd := &cobra.Command{
-		Use:   "recommend (--seed-id ID | --seed-file PATH) [--from drum --to bass -k 10] [filters]",
+		Use:   "recommend (FILE | ID | --seed-file PATH | --seed-id ID) [--from drum --to bass -k 10] [filters]",
 		Short: "Recommend loops from the shell",
 		Long: `Runs the same query as POST /v1/recommend, without a server: the seed's latent (stored,
-or encoded from --seed-file), the mapper, and a search of the target collection. Prints a
-table, or JSON with --json.`,
-		Example: `  loopmatch recommend --seed-id 3f2a9c0d4b1e8f7a6c5d4e3f2a1b0c9d -k 5
-  loopmatch recommend --seed-file my_drums.wav --min-bpm 118 --max-bpm 126 --key Am --json`,
-		Args: cobra.NoArgs,
+or encoded from an audio file), the mapper, and a search of the target collection. Prints a
+table, or JSON with --json.
+
+The seed is the one argument: an audio file (any format ingest reads), or the id of a stored
+loop of --from. A file of that name wins over an id. --seed-file and --seed-id say which
+explicitly.`,
+		Example: `  loopmatch recommend my_drums.wav
+  loopmatch recommend 3f2a9c0d4b1e8f7a6c5d4e3f2a1b0c9d -k 5
+  loopmatch recommend my_drums.aif --min-bpm 118 --max-bpm 126 --key Am --json
+  loopmatch recommend --seed-file my_drums.wav --to bass`,
+		Args: func(cmd *cobra.Command, args []string) error {
+			if len(args) > 1 {
+				return exitError{code: 2, err: fmt.Errorf("%d seeds given (%s): give one audio file or loop id", len(args), strings.Join(args, " "))}
+			}
+			return nil
+		},
 		RunE: func(cmd *cobra.Command, args []string) error {
 			ctx := cmd.Context()
-			if (seedID == "") == (seedFile == "") {
-				return exitError{code: 2, err: errors.New("give exactly one of --seed-id ID and --seed-file PATH")}
+			given := 0
+			for _, v := range []string{seedID, seedFile} {
+				if v != "" {
+					given++
+				}
+			}
+			if len(args) == 1 {
+				given++
+				if given == 1 {
+					var err error
+					if seedID, seedFile, err = seedArg(args[0]); err != nil {
+						return exitError{code: 2, err: err}
+					}
+				}
+			}
+			if given != 1 {
+				return exitError{code: 2, err: errors.New("give exactly one seed: an audio file or a loop id as the argument (or --seed-file PATH or --seed-id ID)")}
 			}
 			if k < 1 || k > query.MaxK {
 				return exitError{code: 2, err: fmt.Errorf("-k %d: ask for 1 to %d loops", k, query.MaxK)}
@@ -57,16 +83,11 @@ table, or JSON with --json.`,
 			if seedFile != "" {
 				pcm, _, err := audio.Load(ctx, seedFile, svc.engine.AudioOptions(audio.DefaultLimits()))
 				if err != nil {
-					return exitError{code: 2, err: fmt.Errorf("--seed-file: %w", err)}
+					return exitError{code: 2, err: fmt.Errorf("seed %s: %w", seedFile, err)}
 				}
-				f, err := os.Open(seedFile)
+				id, err := fileID(seedFile)
 				if err != nil {
-					return exitError{code: 2, err: err}
-				}
-				id, err := ingest.ID(f)
-				f.Close()
-				if err != nil {
-					return exitError{code: 2, err: err}
+					return exitError{code: 2, err: fmt.Errorf("seed %s: %w: check the file is readable", seedFile, err)}
 				}
 				req.SeedAudio, req.SeedAudioID = pcm, id
 			}
