@@ -14,6 +14,11 @@ import (
 	"github.com/spf13/cobra"
 )
 
+// defaultBundle is the shipped model bundle, relative to the repository root; --bundle
+// and LOOPMATCH_BUNDLE override it. Documentation tests read it too, so README's ids
+// follow whichever bundle is the default.
+const defaultBundle = "models/loopmatch-v1"
+
 // globalOptions are the flags every subcommand shares. They are read once in main and
 // passed down explicitly; no package keeps them in a global.
 type globalOptions struct {
@@ -57,7 +62,7 @@ func newRootCmd() *cobra.Command {
 	pf := root.PersistentFlags()
 	pf.StringVar(&g.store, "store", envOr("LOOPMATCH_STORE", "embedded:data/store"),
 		"vector store: embedded:DIR (default) or milvus://host:19530")
-	pf.StringVar(&g.bundle, "bundle", envOr("LOOPMATCH_BUNDLE", "models/loopmatch-v1"),
+	pf.StringVar(&g.bundle, "bundle", envOr("LOOPMATCH_BUNDLE", defaultBundle),
 		"model bundle directory (holds manifest.json)")
 	pf.StringVar(&g.logLevel, "log-level", envOr("LOOPMATCH_LOG_LEVEL", "info"), "debug, info, warn or error")
 	pf.StringVar(&g.logFormat, "log-format", envOr("LOOPMATCH_LOG_FORMAT", "text"), "text or json")
