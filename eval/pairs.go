@@ -9,6 +9,7 @@ import (
 	"io"
 	"os"
 	"path/filepath"
+	"slices"
 	"strings"
 
 	"github.com/loopmatch/loopmatch/vectordb"
@@ -17,9 +18,13 @@ import (
 // Pairs are right answers from a file: (seed, target) rows, each loop named by its id or
 // by the path of its file. They replace "same pack" as the ground truth.
 type Pairs struct {
-	source string
-	base   string
-	refs   []PairRef
+	source   string
+	base     string
+	from, to string
+	refs     []PairRef
+	// Roots are further folders a relative path may be relative to (the corpus, the
+	// library that was ingested), tried after the pairs file's own folder.
+	Roots []string
 	// IDOf identifies a file that no stored row lists by path (a library ingested from
 	// another folder): the loop id of its content. Optional.
 	IDOf func(path string) (string, error)
@@ -31,20 +36,40 @@ type PairRef struct {
 	Line         int
 }
 
+// Unmatched is a row of a pairs file that names no evaluated loop, and why.
+type Unmatched struct {
+	Line   int    `json:"line"`
+	Seed   string `json:"seed"`
+	Target string `json:"target"`
+	Why    string `json:"why"`
+}
+
 // maxPairsLine bounds one JSONL line, so a wrong file cannot eat memory.
 const maxPairsLine = 1 << 16
 
-// Column names accepted for the seed and the target, in CSV headers and JSONL keys.
-var (
-	seedNames   = []string{"seed", "seed_id", "seed_path"}
-	targetNames = []string{"target", "target_id", "target_path"}
-)
+// columnNames are the names accepted for the seed and the target column, in CSV headers
+// and JSONL keys: seed, seed_id, seed_path or the seed instrument's name (drum), and
+// target, target_id, target_path or the target instrument's name (bass). They are
+// computed per call from the evaluated direction, so nothing is shared.
+func columnNames(from, to string) (seed, target []string) {
+	seed = []string{"seed", "seed_id", "seed_path"}
+	target = []string{"target", "target_id", "target_path"}
+	from, to = strings.ToLower(strings.TrimSpace(from)), strings.ToLower(strings.TrimSpace(to))
+	if from != "" && to != "" && from != to && !slices.Contains(target, from) && !slices.Contains(seed, to) {
+		seed = append(seed, from, from+"_id", from+"_path")
+		target = append(target, to, to+"_id", to+"_path")
+	}
+	return seed, target
+}
 
-// LoadPairs reads a pairs file: CSV with a header naming a seed column (seed, seed_id or
-// seed_path) and a target column (target, target_id or target_path), or JSONL with one
-// {"seed": ..., "target": ...} object per line. Relative paths are relative to the file's
-// folder.
-func LoadPairs(path string) (*Pairs, error) {
+// LoadPairs reads a pairs file for the direction from -> to: CSV with a header naming a
+// seed column (seed, seed_id, seed_path, or the instrument: drum) and a target column
+// (target, target_id, target_path, or the instrument: bass), or JSONL with one
+// {"seed": ..., "target": ...} (or {"drum": ..., "bass": ...}) object per line. A
+// relative path is relative to the file's folder, then to each of Roots, then to the
+// folder any stored loop was ingested from (the stored path that ends with it, when only
+// one does).
+func LoadPairs(path, from, to string) (*Pairs, error) {
 	f, err := os.Open(path)
 	if err != nil {
 		return nil, fmt.Errorf("open pairs file: %w", err)
@@ -59,28 +84,30 @@ func LoadPairs(path string) (*Pairs, error) {
 	default:
 		return nil, fmt.Errorf("pairs file %s: unknown format: name it .csv or .jsonl", path)
 	}
-	refs, err := ParsePairs(f, format)
+	refs, err := ParsePairs(f, format, from, to)
 	if err != nil {
 		return nil, fmt.Errorf("pairs file %s: %w", path, err)
 	}
 	if len(refs) == 0 {
 		return nil, fmt.Errorf("pairs file %s lists no pairs: one row per (seed, target) pair", path)
 	}
-	return &Pairs{source: path, base: filepath.Dir(path), refs: refs}, nil
+	return &Pairs{source: path, base: filepath.Dir(path), from: from, to: to, refs: refs}, nil
 }
 
-// ParsePairs reads pairs in format "csv" or "jsonl" (see LoadPairs).
-func ParsePairs(r io.Reader, format string) ([]PairRef, error) {
+// ParsePairs reads pairs in format "csv" or "jsonl" for the direction from -> to (see
+// LoadPairs); from and to may be empty, and then only the seed/target names are known.
+func ParsePairs(r io.Reader, format, from, to string) ([]PairRef, error) {
+	seedNames, targetNames := columnNames(from, to)
 	switch format {
 	case "csv":
-		return parsePairsCSV(r)
+		return parsePairsCSV(r, seedNames, targetNames)
 	case "jsonl":
-		return parsePairsJSONL(r)
+		return parsePairsJSONL(r, seedNames, targetNames)
 	}
 	return nil, fmt.Errorf("pairs format %q: use csv or jsonl", format)
 }
 
-func parsePairsCSV(r io.Reader) ([]PairRef, error) {
+func parsePairsCSV(r io.Reader, seedNames, targetNames []string) ([]PairRef, error) {
 	cr := csv.NewReader(r)
 	cr.FieldsPerRecord = -1
 	header, err := cr.Read()
@@ -127,7 +154,7 @@ func parsePairsCSV(r io.Reader) ([]PairRef, error) {
 	}
 }
 
-func parsePairsJSONL(r io.Reader) ([]PairRef, error) {
+func parsePairsJSONL(r io.Reader, seedNames, targetNames []string) ([]PairRef, error) {
 	sc := bufio.NewScanner(r)
 	sc.Buffer(make([]byte, 4096), maxPairsLine)
 	var out []PairRef
@@ -171,16 +198,20 @@ func parsePairsJSONL(r io.Reader) ([]PairRef, error) {
 	return out, nil
 }
 
-// resolve maps the refs onto the selected loops: truth[seed id][target id]. used counts
-// distinct pairs whose two loops are selected; unresolved the rows that are not.
-func (p *Pairs) resolve(seeds, targets []vectordb.Row) (truth map[string]map[string]bool, used, unresolved int) {
-	seedOf, targetOf := rowIndex(seeds), rowIndex(targets)
+// resolve maps the refs onto the selected loops: truth[seed id][target id]. all are
+// every stored loop of the two collections, so a row naming a loop outside the selection,
+// or a loop of the other instrument, says so. used counts distinct pairs whose two loops
+// are selected; unmatched lists the rows that are not, in file order.
+func (p *Pairs) resolve(seeds, targets, allSeeds, allTargets []vectordb.Row) (truth map[string]map[string]bool, used int, unmatched []Unmatched) {
+	seedSide := &side{name: orDefault(p.from, "seed"), column: "seed", sel: idSet(seeds), all: newIndex(allSeeds)}
+	targetSide := &side{name: orDefault(p.to, "target"), column: "target", sel: idSet(targets), all: newIndex(allTargets)}
+	seedSide.other, targetSide.other = targetSide, seedSide
 	truth = map[string]map[string]bool{}
 	for _, r := range p.refs {
-		s, okS := p.lookup(seedOf, r.Seed)
-		t, okT := p.lookup(targetOf, r.Target)
-		if !okS || !okT {
-			unresolved++
+		s, whyS := p.lookup(seedSide, r.Seed)
+		t, whyT := p.lookup(targetSide, r.Target)
+		if whyS != "" || whyT != "" {
+			unmatched = append(unmatched, Unmatched{Line: r.Line, Seed: r.Seed, Target: r.Target, Why: strings.Join(nonEmpty(whyS, whyT), "; ")})
 			continue
 		}
 		if truth[s] == nil {
@@ -191,13 +222,26 @@ func (p *Pairs) resolve(seeds, targets []vectordb.Row) (truth map[string]map[str
 			used++
 		}
 	}
-	return truth, used, unresolved
+	return truth, used, unmatched
 }
 
-type index struct{ byID, byPath map[string]string }
+// side is one column's loops: the selected ids, an index of every stored loop of its
+// collection, and the other column's side (to say "that is a bass loop").
+type side struct {
+	name, column string
+	sel          map[string]bool
+	all          *index
+	other        *side
+}
 
-func rowIndex(rows []vectordb.Row) index {
-	ix := index{byID: make(map[string]string, len(rows)), byPath: make(map[string]string, len(rows))}
+type index struct {
+	byID, byPath map[string]string
+	bySuffix     map[string][]string // built on first use
+	rows         []vectordb.Row
+}
+
+func newIndex(rows []vectordb.Row) *index {
+	ix := &index{byID: make(map[string]string, len(rows)), byPath: make(map[string]string, len(rows)), rows: rows}
 	for _, r := range rows {
 		ix.byID[r.ID] = r.ID
 		if r.Path != "" {
@@ -207,27 +251,115 @@ func rowIndex(rows []vectordb.Row) index {
 	return ix
 }
 
-// lookup names a loop by id, by the path it was ingested from, or by its content.
-func (p *Pairs) lookup(ix index, v string) (string, bool) {
-	if id, ok := ix.byID[v]; ok {
-		return id, true
-	}
-	path := v
-	if !filepath.IsAbs(path) {
-		path = filepath.Join(p.base, path)
-	}
-	path = cleanAbs(path)
-	if id, ok := ix.byPath[path]; ok {
-		return id, true
-	}
-	if p.IDOf != nil {
-		if id, err := p.IDOf(path); err == nil {
-			if _, ok := ix.byID[id]; ok {
-				return id, true
+// suffix returns the ids of stored loops whose path ends with rel, whole path
+// elements only: rel relative to whatever folder they were ingested from.
+func (ix *index) suffix(rel string) []string {
+	if ix.bySuffix == nil {
+		ix.bySuffix = map[string][]string{}
+		for path, id := range ix.byPath {
+			for i := len(path) - 1; i > 0; i-- {
+				if path[i] == filepath.Separator {
+					k := path[i+1:]
+					ix.bySuffix[k] = append(ix.bySuffix[k], id)
+				}
 			}
 		}
 	}
-	return "", false
+	return ix.bySuffix[rel]
+}
+
+func idSet(rows []vectordb.Row) map[string]bool {
+	m := make(map[string]bool, len(rows))
+	for _, r := range rows {
+		m[r.ID] = true
+	}
+	return m
+}
+
+// lookup names a loop by id, by the path it was ingested from (absolute, or relative to
+// the pairs file, a root, or any stored loop's folder), or by its content. On failure it
+// says why, for the message that lists unmatched rows.
+func (p *Pairs) lookup(s *side, v string) (id, why string) {
+	id, where := p.find(s.all, v)
+	if id == "" {
+		if oid, _ := p.find(s.other.all, v); oid != "" {
+			return "", fmt.Sprintf("%s %q is a stored %s loop, not a %s one: swap the columns, or --from and --to", s.column, v, s.other.name, s.name)
+		}
+		return "", fmt.Sprintf("%s %q: %s", s.column, v, where)
+	}
+	if !s.sel[id] {
+		return "", fmt.Sprintf("%s %q is stored (loop %s) but not among the evaluated %s loops: check --split and the manifest", s.column, v, id, s.name)
+	}
+	return id, ""
+}
+
+// find resolves v in one index; when it fails, where says what was tried.
+func (p *Pairs) find(ix *index, v string) (id, where string) {
+	if id, ok := ix.byID[v]; ok {
+		return id, ""
+	}
+	var tried []string
+	if filepath.IsAbs(v) {
+		tried = []string{filepath.Clean(v)}
+	} else {
+		tried = append(tried, cleanAbs(filepath.Join(p.base, v)))
+		for _, root := range p.Roots {
+			tried = append(tried, cleanAbs(filepath.Join(root, v)))
+		}
+	}
+	for _, path := range tried {
+		if id, ok := ix.byPath[path]; ok {
+			return id, ""
+		}
+	}
+	if rel := filepath.Clean(v); !filepath.IsAbs(rel) && !strings.HasPrefix(rel, "..") {
+		switch ids := ix.suffix(rel); len(ids) {
+		case 0:
+		case 1:
+			return ids[0], ""
+		default:
+			slices.Sort(ids)
+			return "", fmt.Sprintf("%d stored loops' paths end in %s (%s): give more of the path", len(ids), rel, strings.Join(ids[:min(3, len(ids))], ", "))
+		}
+	}
+	if p.IDOf != nil {
+		for _, path := range tried {
+			if id, err := p.IDOf(path); err == nil {
+				if _, ok := ix.byID[id]; ok {
+					return id, ""
+				}
+				return "", fmt.Sprintf("the file %s (loop id %s) is not stored: ingest it", path, id)
+			}
+		}
+	}
+	if isLoopID(v) {
+		return "", "no stored loop has this id"
+	}
+	return "", fmt.Sprintf("no stored loop was ingested from %s, and no stored path ends in it", strings.Join(tried, " or "))
+}
+
+// isLoopID: the first 32 hex characters of a file's sha256, as ingest names loops.
+func isLoopID(v string) bool {
+	if len(v) != 32 {
+		return false
+	}
+	for _, c := range v {
+		if !('0' <= c && c <= '9' || 'a' <= c && c <= 'f') {
+			return false
+		}
+	}
+	return true
+}
+
+func orDefault(v, def string) string {
+	if v == "" {
+		return def
+	}
+	return v
+}
+
+func nonEmpty(vs ...string) []string {
+	return slices.DeleteFunc(vs, func(v string) bool { return v == "" })
 }
 
 func cleanAbs(p string) string {
@@ -240,4 +372,17 @@ func cleanAbs(p string) string {
 // NewPairs builds Pairs from refs already read; relative paths are relative to base.
 func NewPairs(refs []PairRef, base string) *Pairs {
 	return &Pairs{source: "pairs", base: base, refs: refs}
+}
+
+// FormatUnmatched lists up to n unmatched rows, one per line, for a message.
+func FormatUnmatched(u []Unmatched, n int) string {
+	var b strings.Builder
+	for i, x := range u {
+		if i == n {
+			fmt.Fprintf(&b, "\n  ... and %d more", len(u)-n)
+			break
+		}
+		fmt.Fprintf(&b, "\n  line %d (%s, %s): %s", x.Line, x.Seed, x.Target, x.Why)
+	}
+	return b.String()
 }

@@ -59,7 +59,12 @@ type Report struct {
 	// PairsUsed and PairsUnresolved count the pairs file's rows (0 without one).
 	PairsUsed       int `json:"pairs_used,omitempty"`
 	PairsUnresolved int `json:"pairs_unresolved,omitempty"`
+	// PairsUnmatched are the first MaxUnmatched unresolved rows, with why.
+	PairsUnmatched []Unmatched `json:"pairs_unmatched,omitempty"`
 }
+
+// MaxUnmatched bounds the unresolved pairs a Report lists.
+const MaxUnmatched = 10
 
 // Result returns the metrics of a setting, or false when it was not scored.
 func (r *Report) Result(setting string) (Metrics, bool) {
@@ -111,10 +116,12 @@ func Run(ctx context.Context, cfg Config) (*Report, error) {
 	}
 	relevant := samePack
 	if cfg.Pairs != nil {
-		truth, used, unresolved := cfg.Pairs.resolve(seeds, targets)
-		rep.PairsUsed, rep.PairsUnresolved = used, unresolved
+		truth, used, unmatched := cfg.Pairs.resolve(seeds, targets, allSeeds, allTargets)
+		rep.PairsUsed, rep.PairsUnresolved = used, len(unmatched)
+		rep.PairsUnmatched = unmatched[:min(len(unmatched), MaxUnmatched)]
 		if used == 0 {
-			return nil, fmt.Errorf("eval: none of the %d pairs in %s names a selected seed and candidate: give ids or the paths the loops were ingested from", len(cfg.Pairs.refs), cfg.Pairs.source)
+			return nil, fmt.Errorf("eval: none of the %d pairs in %s names a selected seed and candidate: give loop ids, or paths (absolute, relative to the pairs file, or to the folder the library was ingested from):%s",
+				len(cfg.Pairs.refs), cfg.Pairs.source, FormatUnmatched(unmatched, 5))
 		}
 		relevant = func(s, c vectordb.Row) bool { return truth[s.ID][c.ID] }
 	}

@@ -221,7 +221,7 @@ func TestRunWithPairs(t *testing.T) {
 	truth["drum-0-0"]["bass-0-1"] = true
 	pf := filepath.Join(l.dir, "pairs.csv")
 	os.WriteFile(pf, []byte(b.String()), 0o644)
-	pairs, err := LoadPairs(pf)
+	pairs, err := LoadPairs(pf, "drum", "bass")
 	if err != nil {
 		t.Fatal(err)
 	}

@@ -40,9 +40,13 @@ the target collection that ranks every candidate (the scores are the store's).
 
 Every (seed, right answer) pair is scored: the right answer is ranked among itself and the wrong
 candidates only (other right answers left out; ties count half), so random ranking gives 0.5.
-Right answers are the seed's pack, or the rows of --pairs (CSV seed,target or JSONL; ids or
-paths). R_mn and R_md are the mean and median normalized rank (0 = always first), Recall@K the
-share of pairs ranked in the top K, ILD@L how different the seeds' top-L lists are (1 = no
+Right answers are the seed's pack, or the rows of --pairs: CSV with a header naming the
+columns seed,target or the two instruments (drum,bass), or JSONL; each loop a loop id or a path,
+absolute, relative to the pairs file, to --corpus, or to the folder the library was ingested
+from. Rows that match no evaluated loop are listed with why.
+
+R_mn and R_md are the mean and median normalized rank (0 = always first), Recall@K the share of
+pairs ranked in the top K, ILD@L how different the seeds' top-L lists are (1 = no
 overlap). Settings: all candidates; same_bpm (only the seed's exact tempo) and bpm3 (within 3%),
 where seeds with fewer than --min-candidates wrong candidates are skipped.
 
@@ -66,7 +70,7 @@ evaluates every stored loop.`,
 	f.StringVar(&o.split, "split", "test", "split to evaluate (the manifest's split column), or all")
 	f.StringVar(&o.corpus, "corpus", "", "corpus folder with metadata.csv: ingest its loops of --split, then evaluate them")
 	f.StringVar(&o.manifest, "manifest", "", "manifest (CSV/JSONL, as for ingest, with a split column) naming the stored loops to evaluate")
-	f.StringVar(&o.pairs, "pairs", "", "right answers: CSV (seed,target) or JSONL of loop ids or paths; default: the seed's pack")
+	f.StringVar(&o.pairs, "pairs", "", "right answers: CSV (seed,target or drum,bass) or JSONL of loop ids or paths; default: the seed's pack")
 	f.IntVar(&o.minCandidates, "min-candidates", 5, "tempo settings skip seeds with fewer wrong candidates")
 	f.IntVar(&o.workers, "workers", runtime.GOMAXPROCS(0), "parallel decoders when ingesting --corpus")
 	f.BoolVar(&o.asJSON, "json", false, "print JSON")
@@ -87,6 +91,7 @@ type evalDoc struct {
 	ListedNotStored int                     `json:"listed_not_stored,omitempty"`
 	PairsUsed       int                     `json:"pairs_used,omitempty"`
 	PairsUnresolved int                     `json:"pairs_unresolved,omitempty"`
+	PairsUnmatched  []eval.Unmatched        `json:"pairs_unmatched,omitempty"`
 	UnknownTempo    map[string]int          `json:"unknown_tempo_seeds,omitempty"`
 	Ingest          *evalIngest             `json:"ingest,omitempty"`
 	Metrics         map[string]eval.Metrics `json:"metrics"`
@@ -218,11 +223,17 @@ func runEval(ctx context.Context, g *globalOptions, o *evalOptions, out, errOut 
 		}
 	}
 	if o.pairs != "" {
-		p, err := eval.LoadPairs(o.pairs)
+		p, err := eval.LoadPairs(o.pairs, o.from, o.to)
 		if err != nil {
 			return usage("%w", err)
 		}
 		p.IDOf = fileID
+		if o.corpus != "" {
+			p.Roots = append(p.Roots, o.corpus)
+		}
+		if manPath != "" {
+			p.Roots = append(p.Roots, filepath.Dir(manPath))
+		}
 		cfg.Pairs = p
 		doc.GroundTruth = "pairs " + o.pairs
 	}
@@ -231,7 +242,7 @@ func runEval(ctx context.Context, g *globalOptions, o *evalOptions, out, errOut 
 		return exitError{code: 1, err: err}
 	}
 	doc.SeedLoops, doc.CandidateLoops = rep.Seeds, rep.Candidates
-	doc.PairsUsed, doc.PairsUnresolved = rep.PairsUsed, rep.PairsUnresolved
+	doc.PairsUsed, doc.PairsUnresolved, doc.PairsUnmatched = rep.PairsUsed, rep.PairsUnresolved, rep.PairsUnmatched
 	if man != nil && listed > rep.Seeds+rep.Candidates {
 		doc.ListedNotStored = listed - rep.Seeds - rep.Candidates
 	}
@@ -261,7 +272,7 @@ func printEval(out io.Writer, d evalDoc) error {
 		fmt.Fprintf(out, "note: %d loops the manifest lists for this split are not in the store (not ingested, or failed)\n", d.ListedNotStored)
 	}
 	if d.PairsUnresolved > 0 {
-		fmt.Fprintf(out, "note: %d of the pairs name loops outside the evaluated ones and were left out (%d used)\n", d.PairsUnresolved, d.PairsUsed)
+		fmt.Fprintf(out, "note: %d of the pairs name loops outside the evaluated ones and were left out (%d used):%s\n", d.PairsUnresolved, d.PairsUsed, eval.FormatUnmatched(d.PairsUnmatched, 5))
 	}
 	fmt.Fprintln(out)
 	var names []string
