@@ -21,8 +21,18 @@ const (
 // EncodeWAV writes mono samples as a canonical WAV file. PCM16 clips to [-1, 1] and
 // rounds; Float32 writes the values as they are (NaN and Inf are refused).
 func EncodeWAV(w io.Writer, samples []float32, rate int, enc WAVEncoding) error {
+	return EncodeWAVChannels(w, samples, 1, rate, enc)
+}
+
+// EncodeWAVChannels writes interleaved samples of channels channels (a Buffer's Data) as
+// a canonical WAV file, as EncodeWAV does for mono: a playable rendition of a decoded
+// file keeps its channels.
+func EncodeWAVChannels(w io.Writer, samples []float32, channels, rate int, enc WAVEncoding) error {
 	if rate <= 0 {
 		return fmt.Errorf("encode WAV: sample rate %d must be positive", rate)
+	}
+	if channels < 1 || channels > 64 || len(samples)%channels != 0 {
+		return fmt.Errorf("encode WAV: %d samples are not whole frames of %d channels", len(samples), channels)
 	}
 	var tag, bits uint16
 	switch enc {
@@ -49,10 +59,10 @@ func EncodeWAV(w io.Writer, samples []float32, rate int, enc WAVEncoding) error 
 	copy(hdr[8:], "WAVEfmt ")
 	binary.LittleEndian.PutUint32(hdr[16:], 16)
 	binary.LittleEndian.PutUint16(hdr[20:], tag)
-	binary.LittleEndian.PutUint16(hdr[22:], 1)
+	binary.LittleEndian.PutUint16(hdr[22:], uint16(channels))
 	binary.LittleEndian.PutUint32(hdr[24:], uint32(rate))
-	binary.LittleEndian.PutUint32(hdr[28:], uint32(rate)*uint32(bits/8))
-	binary.LittleEndian.PutUint16(hdr[32:], bits/8)
+	binary.LittleEndian.PutUint32(hdr[28:], uint32(rate)*uint32(channels)*uint32(bits/8))
+	binary.LittleEndian.PutUint16(hdr[32:], uint16(channels)*bits/8)
 	binary.LittleEndian.PutUint16(hdr[34:], bits)
 	copy(hdr[36:], "data")
 	binary.LittleEndian.PutUint32(hdr[40:], uint32(dataBytes))

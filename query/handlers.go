@@ -274,6 +274,10 @@ var audioTypes = map[audio.Format]string{
 // from the request, and the file's content must still hash to the id: a file replaced
 // after ingest is not served under the old id.
 func (s *Server) loopAudio(c *gin.Context) {
+	format, ok := audioFormat(c)
+	if !ok {
+		return
+	}
 	row, _, ok := s.storedLoop(c)
 	if !ok {
 		return
@@ -301,6 +305,10 @@ func (s *Server) loopAudio(c *gin.Context) {
 	}
 	if id != row.ID {
 		writeProblem(c, http.StatusGone, "file-changed", fmt.Sprintf("the file of loop %s changed after it was ingested: re-ingest the library", row.ID))
+		return
+	}
+	if format == audioFormatWAV {
+		s.serveWAVRendition(c, row.ID, f, st.Size(), st.ModTime())
 		return
 	}
 	head := make([]byte, audio.SniffLen)

@@ -46,12 +46,12 @@ window.__loopmatch = {
   get selected() { return state.selected; },
   get items() {
     return state.items.map(({ kind, id, name, bpm, decoded }) => ({ kind, id, name, bpm, decoded: !!decoded,
-      duration: decoded ? decoded.buffer.duration : null }));
+      duration: decoded ? decoded.buffer.duration : null, rendition: decoded ? decoded.rendition || "" : null }));
   },
   get seed() {
     const s = state.seed;
     return s ? { kind: s.kind, id: s.id, name: s.name, bpm: seedTempo(), decoded: !!s.decoded,
-      duration: s.decoded ? s.decoded.buffer.duration : null } : null;
+      duration: s.decoded ? s.decoded.buffer.duration : null, rendition: s.decoded ? s.decoded.rendition || "" : null } : null;
   },
   get gains() { return player ? [player.seed.gain.gain.value, player.cand.gain.gain.value] : null; },
   get contextTime() { return ctx ? ctx.currentTime : null; },
@@ -76,21 +76,41 @@ function clearError() { $("error").hidden = true; }
 
 const decodedURLs = new Map();
 
+/** The WAV rendition of a stored loop's audio URL, or "" for other URLs (previews are WAV). */
+function wavRenditionURL(url) {
+  return /^\/v1\/loops\/[^/?]+\/[^/?]+\/audio$/.test(url) ? `${url}?format=wav` : "";
+}
+
+function cannotDecode(e, what) {
+  return new ApiError({ title: `This browser cannot decode ${what} for playback`,
+    detail: `${e.message || e}. Browsers decode WAV, FLAC and Ogg Vorbis; AIFF needs converting first.` });
+}
+
 async function decodeBytes(bytes, what) {
   try {
     return await audioContext().decodeAudioData(bytes);
   } catch (e) {
-    throw new ApiError({ title: `This browser cannot decode ${what} for playback`,
-      detail: `${e.message || e}. Browsers decode WAV, FLAC and Ogg Vorbis; AIFF needs converting first.` });
+    throw cannotDecode(e, what);
   }
 }
 
-/** Fetches and decodes an API audio URL once; the result has the buffer and its peaks. */
+/** Fetches and decodes an API audio URL once; the result has the buffer and its peaks.
+ * A stored loop the browser cannot decode (Chromium refuses AIFF) is fetched again as the
+ * server's WAV rendition of it (?format=wav), so every format ingest accepts plays. */
 function decodeURL(url, what) {
   if (!decodedURLs.has(url)) {
     const p = api.audio(url).then(async ({ bytes }) => {
-      const buffer = await decodeBytes(bytes, what);
-      return { buffer, peaks: peaks(buffer, 600) };
+      let buffer;
+      let rendition = "";
+      try {
+        buffer = await audioContext().decodeAudioData(bytes);
+      } catch (e) {
+        const wav = wavRenditionURL(url);
+        if (!wav) throw cannotDecode(e, what);
+        buffer = await decodeBytes((await api.audio(wav)).bytes, what);
+        rendition = "wav";
+      }
+      return { buffer, peaks: peaks(buffer, 600), rendition };
     });
     p.catch(() => decodedURLs.delete(url));
     decodedURLs.set(url, p);

@@ -14,7 +14,7 @@ import { mkdir } from "node:fs/promises";
 import { readFile } from "node:fs/promises";
 import path from "node:path";
 import { chromium } from "playwright-core";
-import { startServer } from "./server.mjs";
+import { startServer, AIFF_LOOPS } from "./server.mjs";
 import { drumLoopWAV } from "./wav.mjs";
 
 const CHROMIUM = process.env.CHROMIUM || "/usr/bin/chromium";
@@ -303,6 +303,41 @@ test("solo, mute and volume per track", async (t) => {
   await gains([1, 0]);
   await page.keyboard.press("End");
   await gains([1, 1.5]);
+});
+
+test("an AIFF seed and AIFF results play in sync, through the server's WAV rendition", async (t) => {
+  const page = await openPage(t);
+  const wavRequests = [];
+  page.on("request", (r) => { if (/\/audio\?format=wav$/.test(r.url())) wavRequests.push(r.url()); });
+  // Every bass loop comes back, the AIFF copies among them.
+  await page.fill("#k", "100");
+  const seedName = await chooseSeed(page, "mac kick groove");
+  assert.equal(seedName, AIFF_LOOPS[0].name);
+  const s = await lm(page);
+  // Chromium cannot decode the AIFF itself: the seed was decoded from its WAV rendition.
+  assert.equal(s.seed.rendition, "wav", "the AIFF seed is played from the WAV rendition");
+  assert.ok(s.seed.duration > 1, `decoded seed duration ${s.seed.duration}`);
+  assert.ok(wavRequests.some((u) => u.includes(`/v1/loops/drum/${s.seed.id}/audio?format=wav`)), `requests: ${wavRequests}`);
+  const aiffNames = new Set(AIFF_LOOPS.filter((l) => l.instrument === "bass").map((l) => l.name));
+  const aiff = s.items.filter((i) => aiffNames.has(i.name));
+  assert.equal(aiff.length, aiffNames.size, `AIFF results: ${aiff.map((i) => i.name)}`);
+  for (const it of aiff) assert.equal(it.rendition, "wav", `${it.name} is played from the WAV rendition`);
+  // Loops the browser decodes itself are fetched as they are.
+  assert.ok(s.items.some((i) => i.kind === "loop" && i.rendition === ""), "FLAC results decode without a rendition");
+  // The seed's waveform is drawn from the rendition.
+  const seedPixels = await page.$eval("#seed-wave", (c) => {
+    const d = c.getContext("2d").getImageData(0, 0, c.width, c.height).data;
+    let n = 0;
+    for (let i = 3; i < d.length; i += 4) if (d[i] > 0) n++;
+    return n;
+  });
+  assert.ok(seedPixels > 50, `seed waveform pixels: ${seedPixels}`);
+  // An AIFF result plays with the AIFF seed, started at the same context time.
+  const idx = s.items.findIndex((i) => i.id === aiff[0].id);
+  await page.locator(`#results li[data-index="${idx}"] button.play`).click();
+  await page.waitForFunction((id) => window.__loopmatch.lastStart && window.__loopmatch.lastStart.candidate === id, aiff[0].id);
+  await assertSynced(page, aiff[0]);
+  await shot(page, "aiff");
 });
 
 test("a candidate downloads under its file name", async (t) => {

@@ -2,7 +2,7 @@
 // embedded store in a temporary folder (or LOOPMATCH_E2E_STORE), then serves it on a free port (the kernel picks
 // it: --addr 127.0.0.1:0, and the server logs the address it bound).
 import { spawn, execFile } from "node:child_process";
-import { mkdtemp, rm } from "node:fs/promises";
+import { mkdir, mkdtemp, rm, writeFile } from "node:fs/promises";
 import { tmpdir } from "node:os";
 import path from "node:path";
 import { fileURLToPath } from "node:url";
@@ -10,6 +10,30 @@ import { promisify } from "node:util";
 
 const run = promisify(execFile);
 export const ROOT = path.resolve(path.dirname(fileURLToPath(import.meta.url)), "../../..");
+
+// AIFF copies of one demo pack's loops (Chromium's decodeAudioData refuses AIFF, and it
+// is what producers on macOS have), made with sox and ingested beside the demo library
+// under names of their own, so the other tests' searches do not find them.
+export const AIFF_LOOPS = [
+  { src: "Pack0009-house/drums/pack0009_house_drum_main_126bpm_C#m.flac", name: "mac_0009_kick_groove_126bpm.aiff", instrument: "drum" },
+  { src: "Pack0009-house/bass/pack0009_house_bass_main_126bpm_C#m.flac", name: "mac_0009_bassline_main_126bpm.aiff", instrument: "bass" },
+  { src: "Pack0009-house/bass/pack0009_house_bass_busy_126bpm_C#m.flac", name: "mac_0009_bassline_busy_126bpm.aiff", instrument: "bass" },
+  { src: "Pack0009-house/bass/pack0009_house_bass_sparse_126bpm_C#m.flac", name: "mac_0009_bassline_sparse_126bpm.aiff", instrument: "bass" },
+];
+
+async function ingestAIFF(bin, store, dir, env) {
+  const lib = path.join(dir, "aiff");
+  await mkdir(lib, { recursive: true });
+  const rows = ["path,instrument,pack,bpm,key"];
+  for (const l of AIFF_LOOPS) {
+    const out = path.join(lib, l.name);
+    await run("sox", [path.join(ROOT, "demo", l.src), "-b", "16", out]);
+    rows.push(`${out},${l.instrument},Pack0009-house,126,C#m`);
+  }
+  await writeFile(path.join(dir, "aiff.csv"), rows.join("\n") + "\n");
+  await run(bin, ["ingest", "--store", store, "--manifest", path.join(dir, "aiff.csv"), "--log-level", "warn", lib],
+    { cwd: ROOT, env, maxBuffer: 16 << 20 });
+}
 
 export async function startServer() {
   const bin = process.env.LOOPMATCH_BIN || path.join(ROOT, "bin/loopmatch");
@@ -20,6 +44,7 @@ export async function startServer() {
   const env = { ...process.env };
   await run(bin, ["ingest", "--store", store, "--manifest", "demo/metadata.csv", "--log-level", "warn", "demo"],
     { cwd: ROOT, env, maxBuffer: 16 << 20 });
+  await ingestAIFF(bin, store, dir, env);
   const child = spawn(bin, ["serve", "--store", store, "--addr", "127.0.0.1:0", "--log-format", "json",
     "--uploads-dir", path.join(dir, "uploads")], { cwd: ROOT, env, stdio: ["ignore", "pipe", "pipe"] });
   const log = [];
