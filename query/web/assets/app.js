@@ -3,6 +3,7 @@
 import { Api, ApiError } from "./api.js";
 import { Player, tempoRate, loopLength, previewLength, bpmFromName } from "./player.js";
 import { peaks, drawWave } from "./wave.js";
+import { isAIFF, decodeAIFF } from "./aiff.js";
 
 const $ = (id) => document.getElementById(id);
 const api = new Api();
@@ -83,14 +84,24 @@ function wavRenditionURL(url) {
 
 function cannotDecode(e, what) {
   return new ApiError({ title: `This browser cannot decode ${what} for playback`,
-    detail: `${e.message || e}. Browsers decode WAV, FLAC and Ogg Vorbis; AIFF needs converting first.` });
+    detail: `${e.message || e}. The page plays WAV, FLAC, Ogg Vorbis and PCM AIFF.` });
 }
 
 async function decodeBytes(bytes, what) {
+  // decodeAudioData detaches the bytes: keep a copy of an AIFF to read it here after.
+  const aiff = isAIFF(bytes) ? bytes.slice(0) : null;
   try {
     return await audioContext().decodeAudioData(bytes);
   } catch (e) {
-    throw cannotDecode(e, what);
+    if (!aiff) throw cannotDecode(e, what);
+    try {
+      const { sampleRate, channels } = decodeAIFF(aiff);
+      const buf = audioContext().createBuffer(channels.length, Math.max(1, channels[0].length), sampleRate);
+      channels.forEach((ch, i) => buf.copyToChannel(ch, i));
+      return buf;
+    } catch (e2) {
+      throw cannotDecode(e2, what);
+    }
   }
 }
 

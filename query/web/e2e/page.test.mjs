@@ -10,8 +10,10 @@
 // LOOPMATCH_SCREENSHOTS=DIR saves the main states of the page as PNG files in DIR.
 import { test, before, after } from "node:test";
 import assert from "node:assert/strict";
-import { mkdir } from "node:fs/promises";
-import { readFile } from "node:fs/promises";
+import { mkdir, mkdtemp, readFile, rm, writeFile } from "node:fs/promises";
+import { execFile } from "node:child_process";
+import { tmpdir } from "node:os";
+import { promisify } from "node:util";
 import path from "node:path";
 import { chromium } from "playwright-core";
 import { startServer, AIFF_LOOPS } from "./server.mjs";
@@ -384,6 +386,29 @@ test("a dropped WAV is the seed", async (t) => {
   await page.selectOption("#from", "bass");
   await page.waitForFunction(() => /drum loops? for dropped_90bpm/.test(document.querySelector("#rec-status").textContent));
   await waitResults(page);
+});
+
+test("a dropped AIFF is the seed and plays in sync (read by the page: Chromium refuses AIFF)", async (t) => {
+  const page = await openPage(t);
+  const dir = await mkdtemp(path.join(tmpdir(), "loopmatch-e2e-aiff-"));
+  t.after(() => rm(dir, { recursive: true, force: true }));
+  await writeFile(path.join(dir, "in.wav"), drumLoopWAV({ bpm: 100, bars: 1, seed: 11 }));
+  await promisify(execFile)("sox", ["-D", path.join(dir, "in.wav"), "-b", "24", "-c", "2", path.join(dir, "out.aiff")]);
+  const b64 = (await readFile(path.join(dir, "out.aiff"))).toString("base64");
+  await page.evaluate((b64) => {
+    const bytes = Uint8Array.from(atob(b64), (c) => c.charCodeAt(0));
+    const dt = new DataTransfer();
+    dt.items.add(new File([bytes], "mac_groove_100bpm.aif", { type: "audio/aiff" }));
+    document.getElementById("drop").dispatchEvent(new DragEvent("drop", { dataTransfer: dt, bubbles: true, cancelable: true }));
+  }, b64);
+  await waitResults(page);
+  assert.match(await page.textContent("#seed-name"), /mac_groove_100bpm\.aif/);
+  assert.equal(await page.inputValue("#seedbpm"), "100");
+  const s = await lm(page);
+  assert.equal(s.seed.kind, "upload");
+  close(s.seed.duration, 2.4, "decoded seed duration (one bar at 100 BPM)", 1e-3);
+  await page.locator("#results li.loop button.play").first().click();
+  await assertSynced(page, s.items.find((i) => i.kind === "loop"));
 });
 
 test("a file that is not audio gives a readable error", async (t) => {

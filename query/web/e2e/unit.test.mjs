@@ -1,7 +1,14 @@
 // Unit tests of the page's tempo and mixing arithmetic (assets/player.js), in Node.
 import { test } from "node:test";
 import assert from "node:assert/strict";
+import { execFile } from "node:child_process";
+import { mkdtemp, readFile, rm, writeFile } from "node:fs/promises";
+import { tmpdir } from "node:os";
+import path from "node:path";
+import { promisify } from "node:util";
 import { beatsIn, loopLength, previewLength, tempoRate, mixGains, bpmFromName } from "../assets/player.js";
+import { isAIFF, decodeAIFF } from "../assets/aiff.js";
+import { drumLoopWAV } from "./wav.mjs";
 
 const close = (a, b, what) => assert.ok(Math.abs(a - b) < 1e-12, `${what}: ${a}, want ${b}`);
 
@@ -51,4 +58,79 @@ test("bpmFromName reads a tempo written in a file name", () => {
     ["pack0004_garage_drum_main_130bpm_Fm.flac", 130], ["my groove 92.5 BPM.wav", 92.5], ["loop-174-bpm.ogg", 174],
     ["beat_90bpm.wav", 90], ["kick.wav", 0], ["take_2024_final.wav", 0], ["1300bpm.wav", 0], ["", 0],
   ]) assert.equal(bpmFromName(name), want, name);
+});
+
+test("decodeAIFF reads the AIFF and AIFF-C files sox writes, sample for sample", async (t) => {
+  const dir = await mkdtemp(path.join(tmpdir(), "loopmatch-aiff-"));
+  t.after(() => rm(dir, { recursive: true, force: true }));
+  const wav = drumLoopWAV({ bpm: 120, bars: 1, rate: 22050, seed: 3 });
+  const src = path.join(dir, "src.wav");
+  await writeFile(src, wav);
+  const n = (wav.length - 44) / 2;
+  const want = Float32Array.from({ length: n }, (_, i) => wav.readInt16LE(44 + 2 * i) / 32768);
+  const cases = [
+    { name: "16-bit AIFF", file: "a16.aiff", args: ["-b", "16"], tol: 1e-9 },
+    { name: "24-bit AIFF", file: "a24.aiff", args: ["-b", "24"], tol: 1e-9 },
+    { name: "8-bit AIFF", file: "a8.aiff", args: ["-b", "8"], tol: 1 / 128 + 1e-9 },
+    { name: "32-bit float AIFF-C", file: "f32.aifc", args: ["-e", "floating-point", "-b", "32"], tol: 1e-7 },
+    { name: "stereo 16-bit AIFF", file: "st.aiff", args: ["-b", "16", "-c", "2"], tol: 1e-9, channels: 2 },
+  ];
+  for (const c of cases) {
+    const out = path.join(dir, c.file);
+    await promisify(execFile)("sox", ["-D", src, ...c.args, out]);
+    const b = await readFile(out);
+    const bytes = b.buffer.slice(b.byteOffset, b.byteOffset + b.byteLength);
+    assert.ok(isAIFF(bytes), `${c.name}: isAIFF`);
+    const got = decodeAIFF(bytes);
+    assert.equal(got.sampleRate, 22050, `${c.name}: rate`);
+    assert.equal(got.channels.length, c.channels || 1, `${c.name}: channels`);
+    for (const ch of got.channels) {
+      assert.equal(ch.length, n, `${c.name}: frames`);
+      let worst = 0;
+      for (let i = 0; i < n; i++) worst = Math.max(worst, Math.abs(ch[i] - want[i]));
+      assert.ok(worst <= c.tol, `${c.name}: largest difference ${worst}, tolerance ${c.tol}`);
+    }
+  }
+  // What is not a readable AIFF says why.
+  const ab = (s) => new TextEncoder().encode(s).buffer;
+  assert.equal(isAIFF(wav.buffer.slice(wav.byteOffset, wav.byteOffset + 64)), false);
+  assert.throws(() => decodeAIFF(ab("RIFF....WAVEfmt ")), /not an AIFF/);
+  assert.throws(() => decodeAIFF(ab("FORM\0\0\0\x04AIFF")), /no COMM/);
+  const a16 = await readFile(path.join(dir, "a16.aiff"));
+  const cut = a16.buffer.slice(a16.byteOffset, a16.byteOffset + 30);
+  assert.throws(() => decodeAIFF(cut), /past the end|no COMM|too short/);
+});
+
+test("decodeAIFF on damaged files returns or throws an Error, never hangs or reads out of bounds", async (t) => {
+  const dir = await mkdtemp(path.join(tmpdir(), "loopmatch-aiff-"));
+  t.after(() => rm(dir, { recursive: true, force: true }));
+  const src = path.join(dir, "src.wav");
+  await writeFile(src, drumLoopWAV({ bpm: 120, bars: 1, rate: 8000, seed: 5 }));
+  const seeds = [];
+  for (const [file, args] of [["a.aiff", ["-b", "16", "-c", "2"]], ["f.aifc", ["-e", "floating-point", "-b", "32"]]]) {
+    await promisify(execFile)("sox", ["-D", src, ...args, path.join(dir, file)]);
+    seeds.push(new Uint8Array(await readFile(path.join(dir, file))));
+  }
+  let s = 12345;
+  const rnd = () => { s = (s * 1103515245 + 12345) >>> 0; return s / 2 ** 32; };
+  let decoded = 0;
+  let refused = 0;
+  for (let i = 0; i < 3000; i++) {
+    const src = seeds[i % seeds.length];
+    const b = src.slice(0, Math.max(12, Math.floor(src.length * (rnd() < 0.2 ? rnd() : 1))));
+    for (let m = 1 + Math.floor(rnd() * 8); m > 0; m--) {
+      const at = rnd() < 0.7 ? Math.floor(rnd() * Math.min(b.length, 64)) : Math.floor(rnd() * b.length);
+      b[at] = Math.floor(rnd() * 256);
+    }
+    try {
+      const r = decodeAIFF(b.buffer);
+      assert.ok(r.channels.length >= 1 && r.sampleRate > 0);
+      for (const ch of r.channels) assert.ok(ch.length <= b.length);
+      decoded++;
+    } catch (e) {
+      assert.ok(e instanceof Error && e.message.length > 0, `not an Error: ${e}`);
+      refused++;
+    }
+  }
+  t.diagnostic(`3000 damaged files: ${decoded} decoded, ${refused} refused`);
 });
