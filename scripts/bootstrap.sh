@@ -23,7 +23,7 @@ log() { printf '[bootstrap] %s\n' "$*"; }
 # --- Debian packages --------------------------------------------------------
 APT_PKGS=(libsoxr-dev pkg-config sox libsox-fmt-all ffmpeg)
 if [ "$WANT_TRAIN" = 1 ]; then
-  APT_PKGS+=(fluidsynth fluid-soundfont-gm hydrogen-drumkits)
+  APT_PKGS+=(fluidsynth fluid-soundfont-gm hydrogen-drumkits hydrogen-data)
 fi
 missing=()
 for p in "${APT_PKGS[@]}"; do

@@ -281,14 +281,17 @@ def load_windows(corpus_dir: str, rows: list[dict]) -> np.ndarray:
     return np.stack([window(load_mono(os.path.join(corpus_dir, r["path"]))) for r in rows]).astype(np.float32)
 
 
-def score_onsets(rows: list[dict], seed: int = SEED, merge: float = 0.03) -> dict:
-    """Note-on times (s) inside the 4 s window from the corpus scores (corpus.py is
-    deterministic from the seed): each loop tiled from its start as the window is; notes
-    closer than `merge` collapse to the first. Only loops whose pack matches are returned."""
+def score_onsets(rows: list[dict], seed: int = SEED, merge: float = 0.03, corpus_module: str = "corpus") -> dict:
+    """Note-on times (s) inside the 4 s window from the corpus scores (corpus.py and
+    corpus2.py are deterministic from the seed): each loop tiled from its start as the window
+    is; notes closer than `merge` collapse to the first. Only loops whose pack matches are
+    returned."""
+    import importlib
     from . import corpus as C
-    n_packs = 1 + max(int(r["pack"][4:8]) for r in rows)
+    gen = importlib.import_module(f".{corpus_module}", __package__)
+    n_packs = 1 + max(int(r["pack"][4:].split("_")[0]) for r in rows)
     loops = {}
-    for p in C.make_corpus(seed, n_packs):
+    for p in gen.make_corpus(seed, n_packs):
         for lp in p.loops:
             loops[lp.name] = (p, lp)
     out = {}
@@ -512,7 +515,7 @@ def pick_examples(rows: list[dict], n: int = 5) -> list[int]:
 
 def evaluate_bundle(bundle_dir: str, corpus_dir: str, out_json: str, docs_dir: str | None, card: bool = True,
                     train_sample: int = 40, threads: int = 2, full_onnx: bool = False, seed: int = SEED,
-                    gl_sweep: tuple = (), oracle_n: int = 60, log=log) -> dict:
+                    gl_sweep: tuple = (), oracle_n: int = 60, log=log, corpus_module: str = "corpus") -> dict:
     t0 = time.time()
     b = Bundle(bundle_dir, threads)
     rows = read_meta(corpus_dir)
@@ -524,7 +527,7 @@ def evaluate_bundle(bundle_dir: str, corpus_dir: str, out_json: str, docs_dir: s
         pick = sorted(rng.choice(len(tr), size=min(train_sample, len(tr)), replace=False))
         sets[(inst, "test")] = test
         sets[(inst, "train")] = [tr[i] for i in pick]
-    truth = score_onsets([r for v in sets.values() for r in v], seed)
+    truth = score_onsets([r for v in sets.values() for r in v], seed, corpus_module=corpus_module)
     res = {"generator": "train/loopmatch_train/decoder_eval.py", "command": COMMAND, "bundle": bundle_dir,
            "bundle_manifest_created": b.manifest.get("created"),
            "definitions": definitions(), "reconstruction": {}, "onset_detector_check": {}}

@@ -344,3 +344,51 @@ class Mapper(nn.Module):
         x = (z.reshape(b, -1) - self.in_mu) / self.in_sd
         y = self.net(x) * self.out_sd + self.out_mu
         return y.reshape(b, C_LAT, T_LAT)
+
+
+# --- loopmatch-v2: latents with compatibility channels ahead of the VAE channels ----------
+
+class EncoderGraphV2(nn.Module):
+    """Exported v2 encoder: audio [B, 88200] -> z [B, ce + C, T]: the compatibility tower's
+    embedding (unit norm over its ce x T values) times `scale`, then the VAE posterior mean.
+    Cosine between two such latents is dominated by the tower's channels (scale is chosen so
+    that they carry almost all of a latent's norm); the decoders read the VAE channels."""
+
+    def __init__(self, vae: VAE, tower: nn.Module, scale: float):
+        super().__init__()
+        self.front = FrontEnd()
+        self.vae = vae
+        self.tower = tower
+        self.register_buffer("scale", torch.tensor(float(scale)))
+
+    def forward(self, audio):
+        logmel, _ = self.front(audio)
+        mu, _ = self.vae.encode_feat(logmel)
+        return torch.cat([self.tower(logmel) * self.scale, mu], 1)
+
+
+class DecoderGraphV2(nn.Module):
+    """Exported v2 decoder: z [B, ce + C, T] -> audio; the magnitude comes from the VAE channels."""
+
+    def __init__(self, graph: DecoderGraph, ce: int):
+        super().__init__()
+        self.graph = graph
+        self.ce = ce
+
+    def forward(self, z):
+        return self.graph(z[:, self.ce:])
+
+
+class MapperV2(nn.Module):
+    """Exported v2 mapper: z_src [B, ce + C, T] -> z_tgt. The compatibility channels live in one
+    space shared by drums and basses, so they pass through unchanged (the right target is the
+    nearest one there); the VAE channels are predicted by MLP-Latent (L2), which is what the
+    preview decodes."""
+
+    def __init__(self, mlp: Mapper, ce: int):
+        super().__init__()
+        self.mlp = mlp
+        self.ce = ce
+
+    def forward(self, z):
+        return torch.cat([z[:, : self.ce], self.mlp(z[:, self.ce:])], 1)
