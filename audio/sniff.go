@@ -49,3 +49,34 @@ func flacAfterID3(h []byte) bool {
 	off := 10 + size
 	return off+4 <= len(h) && bytes.Equal(h[off:off+4], []byte("fLaC"))
 }
+
+// ContentType is the format's media type ("audio/wav", ...), "" for Unknown.
+func (f Format) ContentType() string {
+	switch f {
+	case WAV, RF64:
+		return "audio/wav"
+	case AIFF, AIFC:
+		return "audio/aiff"
+	case FLAC:
+		return "audio/flac"
+	case OGG:
+		return "audio/ogg"
+	}
+	return ""
+}
+
+// Extension is the file name extension a file of the format is stored under (".wav",
+// ...), "" for Unknown.
+func (f Format) Extension() string {
+	switch f {
+	case WAV, RF64:
+		return ".wav"
+	case AIFF, AIFC:
+		return ".aiff"
+	case FLAC:
+		return ".flac"
+	case OGG:
+		return ".ogg"
+	}
+	return ""
+}

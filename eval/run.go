@@ -12,7 +12,7 @@ import (
 
 // Recommender is the system under test, seen as the API runs it: a stored seed loop
 // becomes a query vector (its stored latent through the mapper), and the target
-// collection is searched with it. cmd/loopmatch adapts *query.Engine to it, so an
+// collection is searched with it. cmd/loopmatch adapts *recommend.Engine to it, so an
 // evaluation runs the same steps as POST /v1/recommend.
 type Recommender interface {
 	// Query returns the vector the target collection is searched with for a stored seed.

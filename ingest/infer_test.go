@@ -4,6 +4,8 @@ import (
 	"path/filepath"
 	"slices"
 	"testing"
+
+	"github.com/loopmatch/loopmatch/loopid"
 )
 
 func TestParseBPM(t *testing.T) {
@@ -28,46 +30,6 @@ func TestParseBPM(t *testing.T) {
 		if got := ParseBPM(c.name); got != c.want {
 			t.Errorf("ParseBPM(%q) = %v, want %v", c.name, got, c.want)
 		}
-	}
-}
-
-func TestParseKey(t *testing.T) {
-	cases := []struct{ name, want string }{
-		{"house_128bpm_Am", "Am"},
-		{"loop A min 120", "Am"},
-		{"loop_A_minor", "Am"},
-		{"bass_F#m_140", "F#m"},
-		{"bass_Bbmaj_90", "Bb"},
-		{"bass Db major", "Db"},
-		{"bass_C#_100", "Db"},
-		{"Ebm-loop", "Ebm"},
-		{"key of D", "D"},
-		{"key_g", "G"},
-		{"Gb_lead", "F#"},
-		{"A#m bass", "Bbm"},
-		{"Drums_128", ""},
-		{"loop_A_01", ""},       // bare letter without "key" is not a key
-		{"Amazing_Bass", ""},    // word, not a key
-		{"session_AM_take", ""}, // AM is a time of day, not A major
-		{"Cm7_pad", ""},         // a chord symbol glued to a digit is not read
-		{"ab_loop", ""},         // lower-case word
-	}
-	for _, c := range cases {
-		if got := ParseKey(c.name); got != c.want {
-			t.Errorf("ParseKey(%q) = %q, want %q", c.name, got, c.want)
-		}
-	}
-}
-
-func TestNormalizeKey(t *testing.T) {
-	for in, want := range map[string]string{"A minor": "Am", "a min": "Am", "F#m": "F#m", "Gb": "F#", "c": "C", "": ""} {
-		got, err := NormalizeKey(in)
-		if err != nil || got != want {
-			t.Errorf("NormalizeKey(%q) = %q, %v; want %q", in, got, err, want)
-		}
-	}
-	if _, err := NormalizeKey("H minor"); err == nil {
-		t.Error("NormalizeKey(H minor): want an error")
 	}
 }
 
@@ -129,7 +91,7 @@ func FuzzInfer(f *testing.F) {
 			t.Fatalf("BPM %v out of range for %q", m.BPM, s)
 		}
 		if m.Key != "" {
-			if k, err := NormalizeKey(m.Key); err != nil || k != m.Key {
+			if k, err := loopid.NormalizeKey(m.Key); err != nil || k != m.Key {
 				t.Fatalf("key %q from %q is not canonical (%q, %v)", m.Key, s, k, err)
 			}
 		}

@@ -8,8 +8,6 @@ package ingest
 
 import (
 	"context"
-	"crypto/sha256"
-	"encoding/hex"
 	"errors"
 	"fmt"
 	"io"
@@ -21,28 +19,10 @@ import (
 	"time"
 
 	"github.com/loopmatch/loopmatch/audio"
+	"github.com/loopmatch/loopmatch/loopid"
+	"github.com/loopmatch/loopmatch/onnx"
 	"github.com/loopmatch/loopmatch/vectordb"
 )
-
-// Collection names the vector collection that holds one instrument's loops.
-func Collection(instrument string) string { return "loops_" + instrument }
-
-// ID is a loop's identity: the first 32 hex characters of the sha256 of its bytes.
-func ID(r io.Reader) (string, error) {
-	h := sha256.New()
-	if _, err := io.Copy(h, r); err != nil {
-		return "", err
-	}
-	return hex.EncodeToString(h.Sum(nil))[:32], nil
-}
-
-// Encoder embeds model windows: rows of InputSize samples in, rows of OutputSize values
-// out (an *onnx.Model is one).
-type Encoder interface {
-	Run(ctx context.Context, in []float32) ([]float32, error)
-	InputSize() int
-	OutputSize() int
-}
 
 // Config wires a run.
 type Config struct {
@@ -52,7 +32,7 @@ type Config struct {
 	SampleRate    int
 	WindowSeconds float64
 	// Encoders by instrument; files of other instruments are skipped.
-	Encoders map[string]Encoder
+	Encoders map[string]onnx.Graph
 	Rules    Rules
 	Manifest *Manifest
 	Limits   audio.Limits
@@ -92,7 +72,7 @@ func Run(ctx context.Context, cfg Config, roots []string) (*Report, error) {
 		return nil, errors.New("ingest: the bundle has no encoders")
 	}
 	for inst, e := range cfg.Encoders {
-		err := cfg.Store.EnsureCollection(ctx, vectordb.Collection{Name: Collection(inst), Dim: e.OutputSize(), BundleID: cfg.BundleID})
+		err := cfg.Store.EnsureCollection(ctx, vectordb.Collection{Name: loopid.Collection(inst), Dim: e.OutputSize(), BundleID: cfg.BundleID})
 		if err != nil {
 			return nil, fmt.Errorf("ingest: collection for %s: %w", inst, err)
 		}
@@ -210,7 +190,7 @@ func identifyOne(cfg Config, c Candidate) (*job, string, error) {
 	if _, err := f.Seek(0, io.SeekStart); err != nil {
 		return nil, "", err
 	}
-	id, err := ID(f)
+	id, err := loopid.ID(f)
 	if err != nil {
 		return nil, "", fmt.Errorf("read: %w", err)
 	}
@@ -232,7 +212,7 @@ func dedupe(ctx context.Context, cfg Config, rep *Report, in <-chan *job, out ch
 		}
 		stored := map[string]string{}
 		for inst, ids := range byInst {
-			has, err := cfg.Store.Has(ctx, Collection(inst), ids)
+			has, err := cfg.Store.Has(ctx, loopid.Collection(inst), ids)
 			if err != nil {
 				if ctx.Err() == nil {
 					select {
@@ -382,7 +362,7 @@ func upsert(cfg Config, rep *Report, in <-chan *job) error {
 		}
 		ctx, cancel := context.WithTimeout(context.Background(), 2*time.Minute)
 		defer cancel()
-		if err := cfg.Store.Upsert(ctx, Collection(inst), rows); err != nil {
+		if err := cfg.Store.Upsert(ctx, loopid.Collection(inst), rows); err != nil {
 			firstErr = fmt.Errorf("ingest: store %d rows: %w", len(rows), err)
 			for _, j := range b {
 				rep.fail(j.path, fmt.Errorf("not stored: %w", err))

@@ -16,6 +16,7 @@ import (
 	"time"
 
 	"github.com/loopmatch/loopmatch/audio"
+	"github.com/loopmatch/loopmatch/loopid"
 	"github.com/loopmatch/loopmatch/onnx"
 	"github.com/loopmatch/loopmatch/vectordb"
 	"github.com/loopmatch/loopmatch/vectordb/embedded"
@@ -54,7 +55,7 @@ func configFor(r *onnx.Runtime, store vectordb.Store) (Config, error) {
 	if err != nil {
 		return Config{}, err
 	}
-	encs := map[string]Encoder{}
+	encs := map[string]onnx.Graph{}
 	for _, inst := range b.Instruments() {
 		s, _ := b.Encoder(inst)
 		m, err := r.Open(b, s)
@@ -158,7 +159,7 @@ func openStore(t testing.TB, dir string) *embedded.Store {
 func snapshot(t testing.TB, s vectordb.Store) map[string][]float32 {
 	out := map[string][]float32{}
 	for _, inst := range []string{"drum", "bass"} {
-		coll := Collection(inst)
+		coll := loopid.Collection(inst)
 		for after := ""; ; {
 			page, err := s.List(context.Background(), coll, after, 500)
 			if err != nil {
@@ -214,7 +215,7 @@ func TestIngestGoodAndBroken(t *testing.T) {
 		t.Fatalf("store holds %d rows, want %d", len(snap), len(good))
 	}
 	// Metadata made it into the rows.
-	rows, _ := store.List(context.Background(), Collection("bass"), "", 1000)
+	rows, _ := store.List(context.Background(), loopid.Collection("bass"), "", 1000)
 	for _, r := range rows {
 		if r.Instrument != "bass" || !strings.HasPrefix(r.Pack, "Pack") || r.BPM < 90 || r.Key != "Am" || r.BundleID != cfg.BundleID || r.SampleRate == 0 {
 			t.Fatalf("row metadata: %+v", r)
@@ -360,8 +361,8 @@ func TestCancelStopsCleanly(t *testing.T) {
 	if err != nil {
 		t.Fatal(err)
 	}
-	n, _ := store.Count(context.Background(), Collection("drum"))
-	m, _ := store.Count(context.Background(), Collection("bass"))
+	n, _ := store.Count(context.Background(), loopid.Collection("drum"))
+	m, _ := store.Count(context.Background(), loopid.Collection("bass"))
 	if n+m != rep.Ingested {
 		t.Errorf("report says %d ingested, store holds %d", rep.Ingested, n+m)
 	}

@@ -12,6 +12,8 @@ import (
 	"sort"
 	"strconv"
 	"strings"
+
+	"github.com/loopmatch/loopmatch/loopid"
 )
 
 // Manifest holds catalogue metadata that wins over inference, keyed by absolute,
@@ -57,16 +59,37 @@ func LoadManifest(path string) (*Manifest, error) {
 	if err != nil {
 		return nil, fmt.Errorf("manifest %s: %w", path, err)
 	}
+	for i := range rows {
+		if !filepath.IsAbs(rows[i].Path) {
+			rows[i].Path = filepath.Join(base, rows[i].Path)
+		}
+	}
+	return newManifest(rows), nil
+}
+
+// NewManifest builds a manifest from rows in memory (an upload's metadata, a test's),
+// checked and normalised as LoadManifest checks a file's rows. Relative paths are
+// relative to the working directory.
+func NewManifest(entries []ManifestEntry) (*Manifest, error) {
+	rows := make([]ManifestEntry, len(entries))
+	for i, e := range entries {
+		if err := checkEntry(&e, fmt.Sprintf("entry %d (%s)", i+1, filepath.Base(e.Path))); err != nil {
+			return nil, fmt.Errorf("manifest: %w", err)
+		}
+		rows[i] = e
+	}
+	return newManifest(rows), nil
+}
+
+// newManifest keys checked rows by absolute, cleaned path; a later row for the same
+// file wins.
+func newManifest(rows []ManifestEntry) *Manifest {
 	m := &Manifest{entries: make(map[string]ManifestEntry, len(rows))}
 	for _, r := range rows {
-		p := r.Path
-		if !filepath.IsAbs(p) {
-			p = filepath.Join(base, p)
-		}
-		r.Path = cleanAbs(p)
+		r.Path = cleanAbs(r.Path)
 		m.entries[r.Path] = r
 	}
-	return m, nil
+	return m
 }
 
 // Lookup returns the row for a file path (resolved as Apply does), with its Path
@@ -152,7 +175,7 @@ func checkEntry(e *ManifestEntry, where string) error {
 	if e.BPM < 0 || e.BPM > 999 {
 		return fmt.Errorf("%s: bpm %v out of range: give a tempo between 1 and 999 or leave it empty", where, e.BPM)
 	}
-	k, err := NormalizeKey(e.Key)
+	k, err := loopid.NormalizeKey(e.Key)
 	if err != nil {
 		return fmt.Errorf("%s: %w", where, err)
 	}

@@ -69,3 +69,34 @@ func TestManifestSplit(t *testing.T) {
 		t.Error("nil manifest Lookup succeeded")
 	}
 }
+
+// TestNewManifest: rows in memory are checked and normalised as a file's rows are.
+func TestNewManifest(t *testing.T) {
+	cases := []struct {
+		name    string
+		entries []ManifestEntry
+		wantKey string
+		wantErr bool
+	}{
+		{"normalised key", []ManifestEntry{{Path: "/lib/a.wav", Instrument: "bass", Key: "a minor", BPM: 120}}, "Am", false},
+		{"no key", []ManifestEntry{{Path: "/lib/a.wav", Instrument: "bass"}}, "", false},
+		{"bad key", []ManifestEntry{{Path: "/lib/a.wav", Key: "H minor"}}, "", true},
+		{"empty path", []ManifestEntry{{Path: " "}}, "", true},
+		{"bpm out of range", []ManifestEntry{{Path: "/lib/a.wav", BPM: 1000}}, "", true},
+	}
+	for _, c := range cases {
+		t.Run(c.name, func(t *testing.T) {
+			m, err := NewManifest(c.entries)
+			if (err != nil) != c.wantErr {
+				t.Fatalf("NewManifest: %v, want error %v", err, c.wantErr)
+			}
+			if err != nil {
+				return
+			}
+			e, ok := m.Lookup("/lib/../lib/a.wav")
+			if !ok || e.Key != c.wantKey || e.Path != "/lib/a.wav" {
+				t.Fatalf("Lookup = %+v, %v", e, ok)
+			}
+		})
+	}
+}

@@ -5,6 +5,7 @@ import (
 	"os"
 	"testing"
 
+	"github.com/loopmatch/loopmatch/loopid"
 	"github.com/loopmatch/loopmatch/vectordb/milvus"
 )
 
@@ -26,11 +27,11 @@ func TestIngestIntoMilvus(t *testing.T) {
 	}
 	defer store.Close()
 	for _, inst := range []string{"drum", "bass"} {
-		store.DropCollection(ctx, Collection(inst)) // a clean slate on a shared test server
+		store.DropCollection(ctx, loopid.Collection(inst)) // a clean slate on a shared test server
 	}
 	defer func() {
 		for _, inst := range []string{"drum", "bass"} {
-			store.DropCollection(ctx, Collection(inst))
+			store.DropCollection(ctx, loopid.Collection(inst))
 		}
 	}()
 	lib := t.TempDir()

@@ -15,6 +15,17 @@ import (
 	ort "github.com/yalue/onnxruntime_go"
 )
 
+// Graph is what the rest of loopmatch needs of a model: rows of InputSize values in,
+// rows of OutputSize values out, the rows laid end to end. *Model is one; tests and
+// tools may bring their own (an encoder, mapper or decoder of any origin).
+type Graph interface {
+	Run(ctx context.Context, in []float32) ([]float32, error)
+	InputSize() int
+	OutputSize() int
+}
+
+var _ Graph = (*Model)(nil)
+
 // Model is one opened ONNX graph with one float32 input and one float32 output whose
 // first dimension is the batch. Run is safe for concurrent use: ONNX Runtime allows
 // concurrent Run calls on one session, and each call brings its own tensors.

@@ -12,7 +12,7 @@ import (
 	"testing"
 
 	"github.com/loopmatch/loopmatch/audio"
-	"github.com/loopmatch/loopmatch/ingest"
+	"github.com/loopmatch/loopmatch/loopid"
 )
 
 // formatLibrary writes one stereo 44.1 kHz loop per pack and converts each to one of the
@@ -49,7 +49,7 @@ func formatLibrary(t *testing.T, dir string) map[string]loopFile {
 			t.Fatalf("sox %s: %v\n%s", path, err, msg)
 		}
 		data, _ := os.ReadFile(path)
-		id, _ := ingest.ID(bytes.NewReader(data))
+		id, _ := loopid.ID(bytes.NewReader(data))
 		out[ext] = loopFile{path: path, id: id, inst: inst, pack: fmt.Sprintf("Pack%02d", i), key: "Am", bpm: 120}
 	}
 	return out

@@ -7,13 +7,14 @@ import (
 	"net/http/httptest"
 	"testing"
 
+	"github.com/loopmatch/loopmatch/recommend"
 	"github.com/loopmatch/loopmatch/vectordb/embedded"
 )
 
 // benchLatent encodes a synthetic 4 s bass line with the shipped bass encoder: the
 // decoder's cost does not depend on the values, but a real latent keeps the benchmark
 // honest about what a preview decodes.
-func benchLatent(b *testing.B, m *Models, n, rate int) []float32 {
+func benchLatent(b *testing.B, m *recommend.Models, n, rate int) []float32 {
 	b.Helper()
 	pcm := make([]float32, n)
 	for i := range pcm {
@@ -39,7 +40,7 @@ func BenchmarkDecode(b *testing.B) {
 		b.Fatal(err)
 	}
 	b.Cleanup(func() { store.Close() })
-	e, err := NewEngine(models.Config(bundle, store))
+	e, err := recommend.NewEngine(models.Config(bundle, store))
 	if err != nil {
 		b.Fatal(err)
 	}
@@ -69,7 +70,7 @@ func BenchmarkPreviewCached(b *testing.B) {
 		b.Fatal(err)
 	}
 	b.Cleanup(func() { store.Close() })
-	e, err := NewEngine(models.Config(bundle, store))
+	e, err := recommend.NewEngine(models.Config(bundle, store))
 	if err != nil {
 		b.Fatal(err)
 	}

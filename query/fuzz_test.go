@@ -12,7 +12,8 @@ import (
 	"unicode"
 	"unicode/utf8"
 
-	"github.com/loopmatch/loopmatch/ingest"
+	"github.com/loopmatch/loopmatch/loopid"
+	"github.com/loopmatch/loopmatch/recommend"
 	"github.com/loopmatch/loopmatch/vectordb"
 )
 
@@ -31,7 +32,7 @@ func checkParsed(t *testing.T, q *RecommendQuery, err error) {
 		return
 	}
 	r := q.Request
-	if r.K < 0 || r.K > MaxK {
+	if r.K < 0 || r.K > recommend.MaxK {
 		t.Fatalf("k %d accepted", r.K)
 	}
 	if r.MMRLambda < 0 || r.MMRLambda > 1 || math.IsNaN(r.MMRLambda) {
@@ -41,14 +42,14 @@ func checkParsed(t *testing.T, q *RecommendQuery, err error) {
 	if fl.MinBPM < 0 || fl.MaxBPM < 0 || fl.MinBPM > maxBPM || fl.MaxBPM > maxBPM || (fl.MaxBPM > 0 && fl.MinBPM > fl.MaxBPM) || math.IsNaN(fl.MinBPM) || math.IsNaN(fl.MaxBPM) {
 		t.Fatalf("BPM range [%v, %v] accepted", fl.MinBPM, fl.MaxBPM)
 	}
-	if r.From != "" && !instrumentPattern.MatchString(r.From) || r.To != "" && !instrumentPattern.MatchString(r.To) {
+	if r.From != "" && !loopid.ValidInstrument(r.From) || r.To != "" && !loopid.ValidInstrument(r.To) {
 		t.Fatalf("instrument %q/%q accepted", r.From, r.To)
 	}
-	if r.SeedID != "" && !idPattern.MatchString(r.SeedID) {
+	if r.SeedID != "" && !loopid.ValidID(r.SeedID) {
 		t.Fatalf("seed id %q accepted", r.SeedID)
 	}
 	for _, k := range fl.Keys {
-		if n, err := ingest.NormalizeKey(k); err != nil || n != k {
+		if n, err := loopid.NormalizeKey(k); err != nil || n != k {
 			t.Fatalf("key %q accepted unnormalised", k)
 		}
 	}
@@ -147,7 +148,7 @@ func FuzzParseUpload(f *testing.F) {
 			}
 			return
 		}
-		if !instrumentPattern.MatchString(meta.Instrument) || len(files) == 0 || len(files) > 4 || meta.BPM < 0 || meta.BPM > maxBPM {
+		if !loopid.ValidInstrument(meta.Instrument) || len(files) == 0 || len(files) > 4 || meta.BPM < 0 || meta.BPM > maxBPM {
 			t.Fatalf("accepted %+v with %d files", meta, len(files))
 		}
 		for _, fl := range files {
@@ -216,7 +217,7 @@ func FuzzParseListLoops(f *testing.F) {
 			}
 		}
 		for _, k := range lq.Keys {
-			if n, err := ingest.NormalizeKey(k); err != nil || n != k {
+			if n, err := loopid.NormalizeKey(k); err != nil || n != k {
 				t.Fatalf("key %q accepted unnormalised", k)
 			}
 		}
@@ -252,7 +253,7 @@ func checkGenerateErr(t *testing.T, err error) {
 func checkInterpolate(t *testing.T, q *InterpolateQuery, limit int) {
 	t.Helper()
 	r := q.Request
-	if !instrumentPattern.MatchString(r.Instrument) {
+	if !loopid.ValidInstrument(r.Instrument) {
 		t.Fatalf("instrument %q accepted", r.Instrument)
 	}
 	if math.IsNaN(r.Ratio) || r.Ratio < 0 || r.Ratio > 1 {
@@ -265,7 +266,7 @@ func checkInterpolate(t *testing.T, q *InterpolateQuery, limit int) {
 		if (l.id == "") == (l.upload == nil) {
 			t.Fatalf("a loop given as both or neither of an id (%q) and an upload (%d bytes)", l.id, len(l.upload))
 		}
-		if l.id != "" && !idPattern.MatchString(l.id) {
+		if l.id != "" && !loopid.ValidID(l.id) {
 			t.Fatalf("loop id %q accepted", l.id)
 		}
 		if l.upload != nil && (len(l.upload) == 0 || len(l.upload) > limit) {
@@ -277,13 +278,13 @@ func checkInterpolate(t *testing.T, q *InterpolateQuery, limit int) {
 func checkTransfer(t *testing.T, q *TransferQuery, limit int) {
 	t.Helper()
 	r := q.Request
-	if !instrumentPattern.MatchString(r.From) || !instrumentPattern.MatchString(r.To) {
+	if !loopid.ValidInstrument(r.From) || !loopid.ValidInstrument(r.To) {
 		t.Fatalf("instruments %q -> %q accepted", r.From, r.To)
 	}
 	if (r.Loop.ID == "") == (q.Upload == nil) {
 		t.Fatalf("the loop is given as id %q and %d bytes", r.Loop.ID, len(q.Upload))
 	}
-	if r.Loop.ID != "" && !idPattern.MatchString(r.Loop.ID) {
+	if r.Loop.ID != "" && !loopid.ValidID(r.Loop.ID) {
 		t.Fatalf("loop id %q accepted", r.Loop.ID)
 	}
 	if q.Upload != nil && (len(q.Upload) == 0 || len(q.Upload) > limit) {

@@ -9,6 +9,7 @@ import (
 	"github.com/gin-gonic/gin"
 
 	"github.com/loopmatch/loopmatch/audio"
+	"github.com/loopmatch/loopmatch/recommend"
 )
 
 // GeneratedJSON is the body of a successful POST /v1/interpolate or /v1/transfer.
@@ -21,7 +22,7 @@ type GeneratedJSON struct {
 	From  string   `json:"from,omitempty"`
 	Ratio *float64 `json:"ratio,omitempty"`
 	// Sources are the loops used: a and b of an interpolation, the transferred loop.
-	Sources []Seed `json:"sources"`
+	Sources []recommend.Seed `json:"sources"`
 	// PreviewURL is the decoded audio in the preview cache (16-bit WAV), decoded on the
 	// first GET and shared by every request that yields the same latent.
 	PreviewURL string  `json:"preview_url"`
@@ -102,7 +103,7 @@ func (s *Server) loadUpload(what string, data []byte) ([]float32, error) {
 // answerGenerated puts the latent into the preview cache under the same key a
 // recommend preview of that latent would get, then answers with its URL, or with the
 // WAV itself when the client asks for audio (Accept: audio/wav).
-func (s *Server) answerGenerated(c *gin.Context, g *Generated, out GeneratedJSON) {
+func (s *Server) answerGenerated(c *gin.Context, g *recommend.Generated, out GeneratedJSON) {
 	key := previewKey(g.BundleID, g.Instrument, g.Latent)
 	lat := previewLatent{instrument: g.Instrument, z: g.Latent}
 	s.latents.Add(key, lat)

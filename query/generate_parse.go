@@ -1,34 +1,25 @@
 package query
 
 import (
-	"bytes"
-	"encoding/json"
-	"errors"
-	"fmt"
-	"io"
 	"math"
-	"mime"
-	"mime/multipart"
 	"net/http"
 	"net/url"
-	"slices"
-	"sort"
 	"strconv"
-	"strings"
-	"unicode/utf8"
+
+	"github.com/loopmatch/loopmatch/recommend"
 )
 
 // InterpolateQuery is a parsed POST /v1/interpolate: the engine request with the stored
 // loops' ids, and the raw files of uploaded loops (decoded by the handler, which knows
 // the bundle's rate).
 type InterpolateQuery struct {
-	Request          InterpolateRequest
+	Request          recommend.InterpolateRequest
 	UploadA, UploadB []byte
 }
 
 // TransferQuery is a parsed POST /v1/transfer.
 type TransferQuery struct {
-	Request TransferRequest
+	Request recommend.TransferRequest
 	Upload  []byte
 }
 
@@ -68,17 +59,14 @@ func ParseInterpolate(r *http.Request, maxUpload int64) (*InterpolateQuery, erro
 		}
 		return ParseInterpolateJSON(body)
 	case "multipart/form-data":
-		if len(r.URL.RawQuery) > 0 {
-			return nil, badRequest("a multipart request carries its parameters as form fields, not in the query string")
-		}
-		form, files, err := readForm(r.Body, params["boundary"], maxUpload, "a", "b")
+		form, files, err := readForm(r, params["boundary"], formLimits{files: map[string]int{"a": 1, "b": 1},
+			fileBytes: maxUpload, fieldBytes: maxFieldBytes, maxParts: 16})
 		if err != nil {
 			return nil, err
 		}
-		return parseInterpolateForm(form, files["a"], files["b"])
+		return parseInterpolateForm(form, fileNamed(files, "a"), fileNamed(files, "b"))
 	}
-	return nil, &apiError{http.StatusUnsupportedMediaType, "unsupported-media-type",
-		fmt.Sprintf("Content-Type %q is not accepted: use %s", mt, interpolateTypes)}
+	return nil, unsupportedMediaType(mt, interpolateTypes)
 }
 
 // ParseTransfer reads a transfer request from JSON (a stored loop by id),
@@ -97,69 +85,28 @@ func ParseTransfer(r *http.Request, maxUpload int64) (*TransferQuery, error) {
 		}
 		return ParseTransferJSON(body)
 	case mt == "multipart/form-data":
-		if len(r.URL.RawQuery) > 0 {
-			return nil, badRequest("a multipart request carries its parameters as form fields, not in the query string")
-		}
-		form, files, err := readForm(r.Body, params["boundary"], maxUpload, "audio")
+		form, files, err := readForm(r, params["boundary"], formLimits{files: map[string]int{"audio": 1},
+			fileBytes: maxUpload, fieldBytes: maxFieldBytes, maxParts: 16})
 		if err != nil {
 			return nil, err
 		}
-		if files["audio"] == nil {
+		upload := fileNamed(files, "audio")
+		if upload == nil {
 			return nil, badRequest("no \"audio\" part: upload the loop as the form file \"audio\" (for a stored loop send JSON with id)")
 		}
-		return parseTransferForm(form, files["audio"])
+		return parseTransferForm(form, upload)
 	case audioContentTypes[mt]:
-		q, err := url.ParseQuery(r.URL.RawQuery)
-		if err != nil {
-			return nil, badRequest("the query string does not parse: %v", err)
-		}
-		body, err := readBounded(r.Body, maxUpload)
+		q, err := queryParams(r)
 		if err != nil {
 			return nil, err
 		}
-		if len(body) == 0 {
-			return nil, badRequest("the body is empty: send the loop's file as the body")
+		body, err := rawBody(r, maxUpload, "the loop")
+		if err != nil {
+			return nil, err
 		}
 		return parseTransferForm(q, body)
 	}
-	return nil, &apiError{http.StatusUnsupportedMediaType, "unsupported-media-type",
-		fmt.Sprintf("Content-Type %q is not accepted: use %s", mt, transferTypes)}
-}
-
-func requestMediaType(r *http.Request, accepted string) (string, map[string]string, error) {
-	ct := r.Header.Get("Content-Type")
-	if ct == "" {
-		return "", nil, &apiError{http.StatusUnsupportedMediaType, "unsupported-media-type", "send Content-Type: " + accepted}
-	}
-	mt, params, err := mime.ParseMediaType(ct)
-	if err != nil {
-		return "", nil, &apiError{http.StatusUnsupportedMediaType, "unsupported-media-type", fmt.Sprintf("Content-Type %q does not parse: %v", ct, err)}
-	}
-	return mt, params, nil
-}
-
-func jsonBody(r *http.Request) ([]byte, error) {
-	if len(r.URL.RawQuery) > 0 {
-		return nil, badRequest("a JSON request carries its parameters in the body, not the query string (%q)", clip(r.URL.RawQuery))
-	}
-	return readBounded(r.Body, maxJSONBody)
-}
-
-// decodeStrict decodes one JSON object into v. Unknown fields are errors: a misspelt
-// field must not silently fall back to something else.
-func decodeStrict(body []byte, v any, what string) error {
-	if !utf8.Valid(body) {
-		return &apiError{http.StatusBadRequest, "invalid-json", "the body is not UTF-8 text"}
-	}
-	dec := json.NewDecoder(bytes.NewReader(body))
-	dec.DisallowUnknownFields()
-	if err := dec.Decode(v); err != nil {
-		return &apiError{http.StatusBadRequest, "invalid-json", "the body is not a valid " + what + " request: " + jsonErr(err)}
-	}
-	if _, err := dec.Token(); err != io.EOF {
-		return &apiError{http.StatusBadRequest, "invalid-json", "the body has data after the JSON object: send one object"}
-	}
-	return nil
+	return nil, unsupportedMediaType(mt, transferTypes)
 }
 
 // ParseInterpolateJSON parses {"instrument", "a_id", "b_id", "ratio"}, all required.
@@ -222,23 +169,10 @@ func ParseTransferJSON(body []byte) (*TransferQuery, error) {
 	return q, nil
 }
 
-// checkFields refuses parameters outside allowed and parameters given twice.
-func checkFields(q url.Values, allowed ...string) error {
-	for name, vs := range q {
-		if !slices.Contains(allowed, name) {
-			return badRequest("unknown parameter %q: the parameters are %s", clip(name), strings.Join(allowed, ", "))
-		}
-		if len(vs) > 1 {
-			return badRequest("parameter %q is given %d times: give it once", name, len(vs))
-		}
-	}
-	return nil
-}
-
 // parseInterpolateForm parses the multipart fields: each loop is a file or an id,
 // never both.
 func parseInterpolateForm(q url.Values, a, b []byte) (*InterpolateQuery, error) {
-	if err := checkFields(q, "instrument", "ratio", "a_id", "b_id"); err != nil {
+	if err := checkFields(q, []string{"instrument", "ratio", "a_id", "b_id"}, nil); err != nil {
 		return nil, err
 	}
 	out := &InterpolateQuery{UploadA: a, UploadB: b}
@@ -253,7 +187,7 @@ func parseInterpolateForm(q url.Values, a, b []byte) (*InterpolateQuery, error) 
 	for _, l := range []struct {
 		name   string
 		upload []byte
-		ref    *LoopRef
+		ref    *recommend.LoopRef
 	}{{"a", a, &out.Request.A}, {"b", b, &out.Request.B}} {
 		id, hasID := one(q, l.name+"_id")
 		switch {
@@ -280,7 +214,7 @@ func parseInterpolateForm(q url.Values, a, b []byte) (*InterpolateQuery, error) 
 
 // parseTransferForm parses the fields of an uploaded loop's transfer.
 func parseTransferForm(q url.Values, upload []byte) (*TransferQuery, error) {
-	if err := checkFields(q, "from", "to"); err != nil {
+	if err := checkFields(q, []string{"from", "to"}, nil); err != nil {
 		return nil, err
 	}
 	out := &TransferQuery{Upload: upload}
@@ -312,64 +246,4 @@ func checkRatio(r float64) error {
 		return invalidParam("ratio is %v: give a mix ratio in [0, 1] (0 = loop a alone, 1 = loop b alone)", r)
 	}
 	return nil
-}
-
-// readForm streams a multipart body: the file parts named in files (each at most
-// maxUpload bytes, each once) and small fields, nothing spooled to disk.
-func readForm(body io.Reader, boundary string, maxUpload int64, files ...string) (url.Values, map[string][]byte, error) {
-	if boundary == "" {
-		return nil, nil, badRequest("multipart/form-data needs a boundary parameter in Content-Type")
-	}
-	mr := multipart.NewReader(body, boundary)
-	form := url.Values{}
-	got := map[string][]byte{}
-	for n := 0; ; n++ {
-		if n >= 16 {
-			return nil, nil, badRequest("too many parts: send the files %s and a few fields", quoteList(files))
-		}
-		p, err := mr.NextPart()
-		if err == io.EOF {
-			break
-		}
-		if err != nil {
-			var mbe *http.MaxBytesError
-			if errors.As(err, &mbe) {
-				return nil, nil, tooLarge(maxUpload)
-			}
-			return nil, nil, badRequest("the multipart body does not parse: %v", err)
-		}
-		name := p.FormName()
-		switch {
-		case name == "":
-			return nil, nil, badRequest("a multipart part has no form name: name the file parts %s", quoteList(files))
-		case slices.Contains(files, name):
-			if got[name] != nil {
-				return nil, nil, badRequest("more than one %q part: send each file once", name)
-			}
-			data, err := readBounded(p, maxUpload)
-			if err != nil {
-				return nil, nil, err
-			}
-			if len(data) == 0 {
-				return nil, nil, badRequest("the %q part is empty", name)
-			}
-			got[name] = data
-		default:
-			v, err := readBounded(p, 4096)
-			if err != nil {
-				return nil, nil, badRequest("form field %q is longer than 4096 bytes", clip(name))
-			}
-			form.Add(name, string(v))
-		}
-	}
-	return form, got, nil
-}
-
-func quoteList(xs []string) string {
-	q := make([]string, len(xs))
-	for i, x := range xs {
-		q[i] = strconv.Quote(x)
-	}
-	sort.Strings(q)
-	return strings.Join(q, " and ")
 }

@@ -11,6 +11,8 @@ import (
 	"strings"
 	"testing"
 	"time"
+
+	"github.com/loopmatch/loopmatch/recommend"
 )
 
 // needShipped skips a test when the shipped bundle is not checked out.
@@ -145,7 +147,7 @@ func TestGenerateAPI(t *testing.T) {
 			lib := writeLibrary(t, t.TempDir(), 2, 31)
 			// A decode takes about a second on a loaded two-core machine; the default 30 s
 			// deadline is for production, not for a test machine shared with training.
-			f := newBundleFixture(t, shippedBundle, be, lib, func(_ *Config, s *ServerConfig) { s.RequestTimeout = 10 * time.Minute })
+			f := newBundleFixture(t, shippedBundle, be, lib, func(_ *recommend.Config, s *ServerConfig) { s.RequestTimeout = 10 * time.Minute })
 			ctx := context.Background()
 			rate, n := f.bundle.SampleRate, int(f.bundle.WindowSamples())
 			latent := func(t testing.TB, inst, id string) []float32 {
@@ -201,7 +203,7 @@ func TestGenerateAPI(t *testing.T) {
 			t.Run("interpolate half way", func(t *testing.T) {
 				g := f.mustGenerate(t, "/v1/interpolate", "application/json", interp(0.5))
 				mid := get(t, g.PreviewURL)
-				sameAudio(t, mid, decode(t, "bass", Mix(za, zb, 0.5)))
+				sameAudio(t, mid, decode(t, "bass", recommend.Mix(za, zb, 0.5)))
 				pa, pb := get(t, f.mustGenerate(t, "/v1/interpolate", "application/json", interp(0)).PreviewURL), get(t, f.mustGenerate(t, "/v1/interpolate", "application/json", interp(1)).PreviewURL)
 				if d := relDiff(mid, pa); d < 0.05 {
 					t.Errorf("ratio 0.5 is within %.3f (relative RMS) of loop a", d)
@@ -318,7 +320,7 @@ func slicesEqual(a, b []int16) bool {
 // answers 501 and says which instruments it can do.
 func TestGenerateMissingModels(t *testing.T) {
 	lib := writeLibrary(t, t.TempDir(), 2, 32)
-	f := newFixture(t, embeddedBackend(t), lib, func(c *Config, _ *ServerConfig) { delete(c.Encoders, "drum") })
+	f := newFixture(t, embeddedBackend(t), lib, func(c *recommend.Config, _ *ServerConfig) { delete(c.Encoders, "drum") })
 	drum, bass := f.find("drum", 0), f.find("bass", 0)
 	data, err := os.ReadFile(drum.path)
 	if err != nil {
@@ -338,22 +340,6 @@ func TestGenerateMissingModels(t *testing.T) {
 	p = checkProblem(t, code, h, raw, 501)
 	if !strings.HasSuffix(p.Type, "preview-unavailable") || !strings.Contains(p.Detail, "no drum decoder") || !strings.Contains(p.Detail, "use one of bass") {
 		t.Errorf("problem %+v", p)
-	}
-}
-
-func TestMix(t *testing.T) {
-	a, b := []float32{1, -2, 3.5, 0}, []float32{-1, 2, 0.25, 8}
-	for _, c := range []struct {
-		r    float64
-		want []float32
-	}{{0, a}, {1, b}, {0.5, []float32{0, 0, 1.875, 4}}, {0.25, []float32{0.5, -1, 2.6875, 2}}} {
-		got := Mix(a, b, c.r)
-		for i := range got {
-			if got[i] != c.want[i] {
-				t.Errorf("Mix(%v) = %v, want %v", c.r, got, c.want)
-				break
-			}
-		}
 	}
 }
 

@@ -12,13 +12,15 @@ import (
 	"math"
 	"net/http"
 	"os"
+	"slices"
 	"strings"
 	"time"
 
 	"github.com/gin-gonic/gin"
 
 	"github.com/loopmatch/loopmatch/audio"
-	"github.com/loopmatch/loopmatch/ingest"
+	"github.com/loopmatch/loopmatch/loopid"
+	"github.com/loopmatch/loopmatch/recommend"
 	"github.com/loopmatch/loopmatch/vectordb"
 )
 
@@ -52,12 +54,12 @@ type RankedLoop struct {
 
 // RecommendResponse is the body of a successful POST /v1/recommend.
 type RecommendResponse struct {
-	RequestID string       `json:"request_id"`
-	Bundle    string       `json:"bundle"`
-	From      string       `json:"from"`
-	To        string       `json:"to"`
-	Seed      Seed         `json:"seed"`
-	Results   []RankedLoop `json:"results"`
+	RequestID string         `json:"request_id"`
+	Bundle    string         `json:"bundle"`
+	From      string         `json:"from"`
+	To        string         `json:"to"`
+	Seed      recommend.Seed `json:"seed"`
+	Results   []RankedLoop   `json:"results"`
 	// PreviewURL plays the decoded predicted loop; set when preview was asked for.
 	PreviewURL string `json:"preview_url,omitempty"`
 	// PreviewAvailable is false when the bundle has no decoder for the target
@@ -77,7 +79,7 @@ func (s *Server) recommend(c *gin.Context) {
 	if q.Upload != nil {
 		s.metrics.uploadSize.Observe(float64(len(q.Upload)))
 		// Check the pair before decoding: a wrong instrument should not cost a decode.
-		if err := s.engine.Validate(&Request{SeedAudio: []float32{}, From: req.From, To: req.To, K: max(req.K, 1), MMRLambda: req.MMRLambda}); errors.Is(err, ErrNoMapper) {
+		if err := s.engine.Validate(&recommend.Request{SeedAudio: []float32{}, From: req.From, To: req.To, K: max(req.K, 1), MMRLambda: req.MMRLambda}); errors.Is(err, recommend.ErrNoMapper) {
 			s.fail(c, err)
 			return
 		}
@@ -87,7 +89,7 @@ func (s *Server) recommend(c *gin.Context) {
 			s.fail(c, fmt.Errorf("the uploaded seed: %w", err))
 			return
 		}
-		id, _ := ingest.ID(bytes.NewReader(q.Upload))
+		id, _ := loopid.ID(bytes.NewReader(q.Upload))
 		req.SeedAudio, req.SeedAudioID = pcm, id
 	}
 	resp, err := s.engine.Recommend(c.Request.Context(), req)
@@ -192,39 +194,11 @@ func (s *Server) previewWAV(ctx context.Context, key string, lat previewLatent) 
 // instrumentOf checks a URL's instrument: well-formed and one the bundle knows.
 func (s *Server) instrumentOf(c *gin.Context) (string, bool) {
 	inst := c.Param("instrument")
-	if !instrumentPattern.MatchString(inst) || !s.knownInstrument(inst) {
-		writeProblem(c, http.StatusNotFound, "not-found", fmt.Sprintf("no instrument %q: the bundle knows %s", clip(inst), strings.Join(s.instruments(), ", ")))
+	if !loopid.ValidInstrument(inst) || !slices.Contains(s.engine.Instruments(), inst) {
+		writeProblem(c, http.StatusNotFound, "not-found", fmt.Sprintf("no instrument %q: the bundle knows %s", clip(inst), strings.Join(s.engine.Instruments(), ", ")))
 		return "", false
 	}
 	return inst, true
-}
-
-func (s *Server) instruments() []string {
-	seen := map[string]bool{}
-	var out []string
-	add := func(i string) {
-		if !seen[i] {
-			seen[i] = true
-			out = append(out, i)
-		}
-	}
-	for _, p := range s.engine.Pairs() {
-		add(p.From)
-		add(p.To)
-	}
-	for i := range s.engine.cfg.Encoders {
-		add(i)
-	}
-	return out
-}
-
-func (s *Server) knownInstrument(inst string) bool {
-	for _, i := range s.instruments() {
-		if i == inst {
-			return true
-		}
-	}
-	return false
 }
 
 // storedLoop finds a loop by id in its instrument's collection, answering 404 itself.
@@ -234,7 +208,7 @@ func (s *Server) storedLoop(c *gin.Context) (*vectordb.Row, string, bool) {
 		return nil, "", false
 	}
 	id := c.Param("id")
-	if !idPattern.MatchString(id) {
+	if !loopid.ValidID(id) {
 		writeProblem(c, http.StatusNotFound, "not-found", fmt.Sprintf("%q is not a loop id: ids are 32 lower-case hex characters", clip(id)))
 		return nil, "", false
 	}
@@ -264,12 +238,6 @@ func (s *Server) loop(c *gin.Context) {
 		Duration: row.Duration, SampleRate: row.SampleRate, IngestedAt: row.IngestedAt, AudioURL: audioURL(inst, row.ID)})
 }
 
-// audioTypes are the content types of the formats ingest accepts.
-var audioTypes = map[audio.Format]string{
-	audio.WAV: "audio/wav", audio.RF64: "audio/wav", audio.AIFF: "audio/aiff", audio.AIFC: "audio/aiff",
-	audio.FLAC: "audio/flac", audio.OGG: "audio/ogg",
-}
-
 // loopAudio serves a stored loop's file. The path comes from the stored row, never
 // from the request, and the file's content must still hash to the id: a file replaced
 // after ingest is not served under the old id.
@@ -297,7 +265,7 @@ func (s *Server) loopAudio(c *gin.Context) {
 	id, known := s.verified.Get(vkey)
 	s.metrics.cacheResult("file_verified", known)
 	if !known {
-		if id, err = ingest.ID(f); err != nil {
+		if id, err = loopid.ID(f); err != nil {
 			s.fail(c, fmt.Errorf("read loop %s: %w", row.ID, err))
 			return
 		}
@@ -313,30 +281,17 @@ func (s *Server) loopAudio(c *gin.Context) {
 	}
 	head := make([]byte, audio.SniffLen)
 	n, _ := f.ReadAt(head, 0)
-	ct, ok := audioTypes[audio.Sniff(head[:n])]
-	if !ok {
+	kind := audio.Sniff(head[:n])
+	ct := kind.ContentType()
+	if ct == "" {
 		ct = "application/octet-stream"
 	}
 	c.Header("Content-Type", ct)
-	c.Header("Content-Disposition", `inline; filename="`+row.ID+extension(ct)+`"`)
+	c.Header("Content-Disposition", `inline; filename="`+row.ID+kind.Extension()+`"`)
 	c.Header("ETag", `"`+row.ID+`"`)
 	c.Header("Cache-Control", "private, max-age=86400")
 	c.Header("X-Content-Type-Options", "nosniff")
 	http.ServeContent(c.Writer, c.Request, "", st.ModTime(), f)
-}
-
-func extension(ct string) string {
-	switch ct {
-	case "audio/wav":
-		return ".wav"
-	case "audio/aiff":
-		return ".aiff"
-	case "audio/flac":
-		return ".flac"
-	case "audio/ogg":
-		return ".ogg"
-	}
-	return ""
 }
 
 // CollectionJSON describes a collection in GET /v1/collections.
@@ -358,7 +313,7 @@ func (s *Server) collections(c *gin.Context) {
 		return
 	}
 	byName := map[string]string{}
-	for _, i := range s.instruments() {
+	for _, i := range s.engine.Instruments() {
 		byName[s.engine.Collection(i)] = i
 	}
 	out := struct {

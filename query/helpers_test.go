@@ -23,7 +23,9 @@ import (
 
 	"github.com/loopmatch/loopmatch/audio"
 	"github.com/loopmatch/loopmatch/ingest"
+	"github.com/loopmatch/loopmatch/loopid"
 	"github.com/loopmatch/loopmatch/onnx"
+	"github.com/loopmatch/loopmatch/recommend"
 	"github.com/loopmatch/loopmatch/vectordb"
 	"github.com/loopmatch/loopmatch/vectordb/embedded"
 	"github.com/loopmatch/loopmatch/vectordb/milvus"
@@ -52,13 +54,13 @@ func TestMain(m *testing.M) {
 }
 
 // bundleModels opens a bundle's models once per test.
-func bundleModels(t testing.TB, dir string) (*onnx.Bundle, *Models) {
+func bundleModels(t testing.TB, dir string) (*onnx.Bundle, *recommend.Models) {
 	t.Helper()
 	b, err := onnx.LoadBundle(dir)
 	if err != nil {
 		t.Fatal(err)
 	}
-	m, err := OpenModels(rt, b)
+	m, err := recommend.OpenModels(rt, b)
 	if err != nil {
 		t.Fatal(err)
 	}
@@ -99,7 +101,7 @@ func writeLibrary(t testing.TB, dir string, packs int, seed uint64) []loopFile {
 			if err := os.WriteFile(path, buf.Bytes(), 0o644); err != nil {
 				t.Fatal(err)
 			}
-			id, _ := ingest.ID(bytes.NewReader(buf.Bytes()))
+			id, _ := loopid.ID(bytes.NewReader(buf.Bytes()))
 			out = append(out, loopFile{path: path, id: id, inst: inst, pack: pack, key: key, bpm: bpm})
 		}
 	}
@@ -108,7 +110,7 @@ func writeLibrary(t testing.TB, dir string, packs int, seed uint64) []loopFile {
 
 // populate encodes every loop with the bundle's real encoder and upserts it into the
 // engine's collection for its instrument.
-func populate(t testing.TB, store vectordb.Store, b *onnx.Bundle, m *Models, coll func(string) string, lib []loopFile) {
+func populate(t testing.TB, store vectordb.Store, b *onnx.Bundle, m *recommend.Models, coll func(string) string, lib []loopFile) {
 	t.Helper()
 	ctx := context.Background()
 	byInst := map[string][]vectordb.Row{}
@@ -151,7 +153,7 @@ func backends(t *testing.T) []backend {
 		t.Fatal(err)
 	}
 	t.Cleanup(func() { es.Close() })
-	out := []backend{{name: "embedded", store: es, coll: ingest.Collection}}
+	out := []backend{{name: "embedded", store: es, coll: loopid.Collection}}
 	addr := os.Getenv("LOOPMATCH_MILVUS_ADDR")
 	if addr == "" {
 		if os.Getenv("LOOPMATCH_REQUIRE_MILVUS") == "1" {
@@ -180,15 +182,15 @@ type fixture struct {
 	t       testing.TB
 	srv     *httptest.Server
 	server  *Server
-	engine  *Engine
+	engine  *recommend.Engine
 	bundle  *onnx.Bundle
-	models  *Models
+	models  *recommend.Models
 	store   vectordb.Store
 	lib     []loopFile
 	metrics *Metrics
 }
 
-type fixtureOpt func(*Config, *ServerConfig)
+type fixtureOpt func(*recommend.Config, *ServerConfig)
 
 func newFixture(t testing.TB, be backend, lib []loopFile, opts ...fixtureOpt) *fixture {
 	t.Helper()
@@ -210,7 +212,7 @@ func newBundleFixture(t testing.TB, dir string, be backend, lib []loopFile, opts
 	for _, o := range opts {
 		o(&ecfg, &scfg)
 	}
-	e, err := NewEngine(ecfg)
+	e, err := recommend.NewEngine(ecfg)
 	if err != nil {
 		t.Fatal(err)
 	}
@@ -363,9 +365,9 @@ func (f *fixture) find(inst string, n int) loopFile {
 	return loopFile{}
 }
 
-type ingestEncoder = ingest.Encoder
+type ingestEncoder = onnx.Graph
 
-func ingestConfigFor(b *onnx.Bundle, store vectordb.Store, encs map[string]ingest.Encoder) ingest.Config {
+func ingestConfigFor(b *onnx.Bundle, store vectordb.Store, encs map[string]onnx.Graph) ingest.Config {
 	return ingest.Config{Store: store, StoreName: "test", BundleID: b.ID(), SampleRate: b.SampleRate, WindowSeconds: b.WindowSeconds,
 		Encoders: encs, Rules: ingest.DefaultRules(), Limits: audio.DefaultLimits(), Workers: 2, BatchSize: 8, UpsertBatch: 32}
 }
@@ -391,4 +393,33 @@ func (s *syncBuffer) String() string {
 	s.mu.Lock()
 	defer s.mu.Unlock()
 	return s.b.String()
+}
+
+// uploadIngester puts ingest.Uploads behind the server's Ingester, as cmd/loopmatch
+// wires it (query itself never imports ingest).
+type uploadIngester struct{ u *ingest.Uploads }
+
+func (a uploadIngester) Ingest(ctx context.Context, meta UploadMeta, files []Upload) ([]UploadResult, error) {
+	in := make([]ingest.Upload, len(files))
+	for i, f := range files {
+		in[i] = ingest.Upload(f)
+	}
+	res, err := a.u.Ingest(ctx, ingest.UploadMeta(meta), in)
+	out := make([]UploadResult, len(res))
+	for i, r := range res {
+		out[i] = UploadResult{Filename: r.Filename, ID: r.ID, Status: "stored"}
+		if !r.Stored {
+			out[i].Status, out[i].Reason = "failed", r.Reason
+		}
+	}
+	return out, err
+}
+
+// dot is the reference's float64 dot product.
+func dot(a, b []float32) float64 {
+	var s float64
+	for i := range a {
+		s += float64(a[i]) * float64(b[i])
+	}
+	return s
 }

@@ -10,6 +10,8 @@ import (
 	"testing"
 
 	"github.com/loopmatch/loopmatch/audio"
+	"github.com/loopmatch/loopmatch/ingest"
+	"github.com/loopmatch/loopmatch/recommend"
 )
 
 // wavOf encodes a tone of the given seconds (amplitude 0 makes silence).
@@ -55,10 +57,10 @@ func TestMalformedRequests(t *testing.T) {
 	for k, v := range m.Encoders {
 		encs[k] = v
 	}
-	f := newFixture(t, be, lib, func(_ *Config, s *ServerConfig) {
+	f := newFixture(t, be, lib, func(_ *recommend.Config, s *ServerConfig) {
 		s.MaxUploadBytes = 50 << 10
 		s.MaxUploadDuration = 5e9 // 5 s
-		s.Ingester = &DirIngester{Dir: t.TempDir(), Config: ingestConfigFor(b, be.store, encs)}
+		s.Ingester = uploadIngester{&ingest.Uploads{Dir: t.TempDir(), Config: ingestConfigFor(b, be.store, encs)}}
 	})
 	seed := f.find("drum", 0).id
 	good := func(extra string) string { return fmt.Sprintf(`{"seed_id": %q%s}`, seed, extra) }

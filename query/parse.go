@@ -1,14 +1,8 @@
 package query
 
 import (
-	"bytes"
-	"encoding/json"
-	"errors"
 	"fmt"
-	"io"
 	"math"
-	"mime"
-	"mime/multipart"
 	"net/http"
 	"net/url"
 	"strconv"
@@ -16,13 +10,14 @@ import (
 	"unicode"
 	"unicode/utf8"
 
-	"github.com/loopmatch/loopmatch/ingest"
+	"github.com/loopmatch/loopmatch/loopid"
+	"github.com/loopmatch/loopmatch/recommend"
 )
 
 // RecommendQuery is a parsed POST /v1/recommend: the engine request, the raw seed
 // upload (decoded by the handler, which knows the bundle's rate), and the preview flag.
 type RecommendQuery struct {
-	Request Request
+	Request recommend.Request
 	// Upload is the seed file's bytes when the seed was uploaded.
 	Upload  []byte
 	Preview bool
@@ -56,100 +51,60 @@ const (
 	maxBPM       = 999
 )
 
-// audioContentTypes are accepted as a raw seed body. application/octet-stream is here
-// because many clients send it for any file; the content is sniffed anyway.
-var audioContentTypes = map[string]bool{
-	"audio/wav": true, "audio/x-wav": true, "audio/wave": true, "audio/vnd.wave": true,
-	"audio/aiff": true, "audio/x-aiff": true, "audio/flac": true, "audio/x-flac": true,
-	"audio/ogg": true, "audio/vorbis": true, "application/octet-stream": true,
-}
-
 // ParseRecommend reads a recommend request from JSON, multipart/form-data (part
 // "audio" plus form fields) or a raw audio body (parameters in the query string).
 // maxUpload bounds the seed file. Errors are *apiError with the status to answer.
 func ParseRecommend(r *http.Request, maxUpload int64) (*RecommendQuery, error) {
-	ct := r.Header.Get("Content-Type")
-	if ct == "" {
-		return nil, &apiError{http.StatusUnsupportedMediaType, "unsupported-media-type",
-			"send Content-Type: application/json (seed_id), multipart/form-data (part \"audio\") or audio/* (raw file)"}
-	}
-	mt, params, err := mime.ParseMediaType(ct)
+	mt, params, err := requestMediaType(r, recommendTypes)
 	if err != nil {
-		return nil, &apiError{http.StatusUnsupportedMediaType, "unsupported-media-type", fmt.Sprintf("Content-Type %q does not parse: %v", ct, err)}
+		return nil, err
 	}
 	switch {
 	case mt == "application/json":
-		if len(r.URL.RawQuery) > 0 {
-			return nil, badRequest("a JSON request carries its parameters in the body, not the query string (%q)", r.URL.RawQuery)
-		}
-		body, err := readBounded(r.Body, maxJSONBody)
+		body, err := jsonBody(r)
 		if err != nil {
 			return nil, err
 		}
 		return ParseRecommendJSON(body)
 	case mt == "multipart/form-data":
-		if len(r.URL.RawQuery) > 0 {
-			return nil, badRequest("a multipart request carries its parameters as form fields, not in the query string")
-		}
-		return parseRecommendMultipart(r.Body, params["boundary"], maxUpload)
-	case audioContentTypes[mt]:
-		q, err := url.ParseQuery(r.URL.RawQuery)
+		form, files, err := readForm(r, params["boundary"], formLimits{files: map[string]int{"audio": 1},
+			fileBytes: maxUpload, fieldBytes: maxFieldBytes, maxParts: 32})
 		if err != nil {
-			return nil, badRequest("the query string does not parse: %v", err)
+			return nil, err
+		}
+		upload := fileNamed(files, "audio")
+		if upload == nil {
+			return nil, badRequest("no \"audio\" part: upload the seed loop as the form file \"audio\" (for a stored seed send JSON with seed_id)")
+		}
+		rq, err := ParseRecommendForm(form)
+		if err != nil {
+			return nil, err
+		}
+		rq.Upload = upload
+		return rq, nil
+	case audioContentTypes[mt]:
+		q, err := queryParams(r)
+		if err != nil {
+			return nil, err
 		}
 		rq, err := ParseRecommendForm(q)
 		if err != nil {
 			return nil, err
 		}
-		body, err := readBounded(r.Body, maxUpload)
-		if err != nil {
+		if rq.Upload, err = rawBody(r, maxUpload, "the seed loop"); err != nil {
 			return nil, err
 		}
-		if len(body) == 0 {
-			return nil, badRequest("the body is empty: send the seed loop's file as the body")
-		}
-		rq.Upload = body
 		return rq, nil
 	}
-	return nil, &apiError{http.StatusUnsupportedMediaType, "unsupported-media-type",
-		fmt.Sprintf("Content-Type %q is not accepted: use application/json (seed_id), multipart/form-data (part \"audio\") or audio/wav, audio/flac, audio/ogg, audio/aiff", mt)}
-}
-
-// readBounded reads at most limit bytes; more is 413.
-func readBounded(r io.Reader, limit int64) ([]byte, error) {
-	b, err := io.ReadAll(io.LimitReader(r, limit+1))
-	var mbe *http.MaxBytesError
-	if errors.As(err, &mbe) || int64(len(b)) > limit {
-		return nil, tooLarge(limit)
-	}
-	if err != nil {
-		return nil, badRequest("reading the body failed: %v", err)
-	}
-	return b, nil
-}
-
-func tooLarge(limit int64) *apiError {
-	return &apiError{http.StatusRequestEntityTooLarge, "payload-too-large",
-		fmt.Sprintf("the body exceeds %d bytes: send a shorter loop (a seed needs only the first window of audio)", limit)}
+	return nil, unsupportedMediaType(mt, recommendTypes)
 }
 
 // ParseRecommendJSON parses the JSON body of a recommend request. Unknown fields are
 // errors: a misspelt filter must not silently filter nothing.
 func ParseRecommendJSON(body []byte) (*RecommendQuery, error) {
-	if !utf8.Valid(body) {
-		return nil, &apiError{http.StatusBadRequest, "invalid-json", "the body is not UTF-8 text"}
-	}
-	dec := json.NewDecoder(bytes.NewReader(body))
-	dec.DisallowUnknownFields()
 	var b recommendBody
-	if err := dec.Decode(&b); err != nil {
-		return nil, &apiError{http.StatusBadRequest, "invalid-json", "the body is not a valid recommend request: " + jsonErr(err)}
-	}
-	if dec.More() {
-		return nil, &apiError{http.StatusBadRequest, "invalid-json", "the body has data after the JSON object: send one object"}
-	}
-	if _, err := dec.Token(); err != io.EOF {
-		return nil, &apiError{http.StatusBadRequest, "invalid-json", "the body has data after the JSON object: send one object"}
+	if err := decodeStrict(body, &b, "recommend"); err != nil {
+		return nil, err
 	}
 	rq := &RecommendQuery{}
 	r := &rq.Request
@@ -172,8 +127,8 @@ func ParseRecommendJSON(body []byte) (*RecommendQuery, error) {
 		}
 	}
 	if b.K != nil {
-		if *b.K < 1 || *b.K > MaxK {
-			return nil, invalidParam("k is %d: ask for 1 to %d loops", *b.K, MaxK)
+		if *b.K < 1 || *b.K > recommend.MaxK {
+			return nil, invalidParam("k is %d: ask for 1 to %d loops", *b.K, recommend.MaxK)
 		}
 		r.K = *b.K
 	}
@@ -212,48 +167,20 @@ func ParseRecommendJSON(body []byte) (*RecommendQuery, error) {
 	return rq, nil
 }
 
-func jsonErr(err error) string {
-	var se *json.SyntaxError
-	var te *json.UnmarshalTypeError
-	switch {
-	case errors.As(err, &se):
-		return fmt.Sprintf("syntax error at byte %d: %v", se.Offset, se)
-	case errors.As(err, &te):
-		return fmt.Sprintf("field %q must be %s, not %s", te.Field, jsonKind(te.Type.Kind().String()), te.Value)
-	case errors.Is(err, io.EOF):
-		return "the body is empty: send a JSON object such as {\"seed_id\": \"...\"}"
-	case errors.Is(err, io.ErrUnexpectedEOF):
-		return "the JSON ends early"
-	}
-	return err.Error()
-}
+// recommendFields are the parameters an uploaded seed may carry (query string or form
+// fields); recommendLists may repeat.
+var (
+	recommendFields = []string{"from", "to", "k", "min_bpm", "max_bpm", "key", "pack", "exclude_pack", "exclude_seed_pack", "mmr_lambda", "preview"}
+	recommendLists  = []string{"key", "pack", "exclude_pack"}
+)
 
-func jsonKind(k string) string {
-	switch k {
-	case "int", "int64", "float64":
-		return "a number"
-	case "ptr":
-		return "a value of another type"
-	}
-	return "a " + k
-}
-
-// formFields are the parameters an upload may carry (query string or form fields).
-var formFields = map[string]bool{
-	"from": true, "to": true, "k": true, "min_bpm": true, "max_bpm": true, "key": true, "pack": true,
-	"exclude_pack": true, "exclude_seed_pack": true, "mmr_lambda": true, "preview": true,
-}
+const recommendTypes = "application/json (seed_id), multipart/form-data (part \"audio\") or audio/* (raw file: audio/wav, audio/flac, audio/ogg, audio/aiff)"
 
 // ParseRecommendForm parses the parameters of an uploaded-seed request. Lists are
 // repeated fields or comma-separated values.
 func ParseRecommendForm(q url.Values) (*RecommendQuery, error) {
-	for name, vs := range q {
-		if !formFields[name] {
-			return nil, badRequest("unknown parameter %q: the parameters are from, to, k, min_bpm, max_bpm, key, pack, exclude_pack, exclude_seed_pack, mmr_lambda, preview", name)
-		}
-		if len(vs) > 1 && name != "key" && name != "pack" && name != "exclude_pack" {
-			return nil, badRequest("parameter %q is given %d times: give it once", name, len(vs))
-		}
+	if err := checkFields(q, recommendFields, recommendLists); err != nil {
+		return nil, err
 	}
 	rq := &RecommendQuery{}
 	r := &rq.Request
@@ -271,10 +198,10 @@ func ParseRecommendForm(q url.Values) (*RecommendQuery, error) {
 	if v, ok := one(q, "k"); ok {
 		k, err := strconv.Atoi(v)
 		if err != nil {
-			return nil, badRequest("k %q is not an integer: ask for 1 to %d loops", v, MaxK)
+			return nil, badRequest("k %q is not an integer: ask for 1 to %d loops", v, recommend.MaxK)
 		}
-		if k < 1 || k > MaxK {
-			return nil, invalidParam("k is %d: ask for 1 to %d loops", k, MaxK)
+		if k < 1 || k > recommend.MaxK {
+			return nil, invalidParam("k is %d: ask for 1 to %d loops", k, recommend.MaxK)
 		}
 		r.K = k
 	}
@@ -311,71 +238,6 @@ func ParseRecommendForm(q url.Values) (*RecommendQuery, error) {
 		return nil, err
 	}
 	return rq, nil
-}
-
-// parseRecommendMultipart streams the parts: the "audio" file bounded by maxUpload,
-// small form fields, nothing spooled to disk.
-func parseRecommendMultipart(body io.Reader, boundary string, maxUpload int64) (*RecommendQuery, error) {
-	if boundary == "" {
-		return nil, badRequest("multipart/form-data needs a boundary parameter in Content-Type")
-	}
-	mr := multipart.NewReader(body, boundary)
-	form := url.Values{}
-	var upload []byte
-	for n := 0; ; n++ {
-		if n >= 32 {
-			return nil, badRequest("too many parts: send the \"audio\" file and at most a few fields")
-		}
-		p, err := mr.NextPart()
-		if err == io.EOF {
-			break
-		}
-		if err != nil {
-			var mbe *http.MaxBytesError
-			if errors.As(err, &mbe) {
-				return nil, tooLarge(maxUpload)
-			}
-			return nil, badRequest("the multipart body does not parse: %v", err)
-		}
-		name := p.FormName()
-		switch {
-		case name == "audio":
-			if upload != nil {
-				return nil, badRequest("more than one \"audio\" part: send one seed file")
-			}
-			if upload, err = readBounded(p, maxUpload); err != nil {
-				return nil, err
-			}
-			if len(upload) == 0 {
-				return nil, badRequest("the \"audio\" part is empty")
-			}
-		case name == "":
-			return nil, badRequest("a multipart part has no form name: name the file part \"audio\"")
-		default:
-			v, err := readBounded(p, 4096)
-			if err != nil {
-				return nil, badRequest("form field %q is longer than 4096 bytes", name)
-			}
-			form.Add(name, string(v))
-		}
-	}
-	if upload == nil {
-		return nil, badRequest("no \"audio\" part: upload the seed loop as the form file \"audio\" (for a stored seed send JSON with seed_id)")
-	}
-	rq, err := ParseRecommendForm(form)
-	if err != nil {
-		return nil, err
-	}
-	rq.Upload = upload
-	return rq, nil
-}
-
-func one(q url.Values, name string) (string, bool) {
-	vs, ok := q[name]
-	if !ok || len(vs) == 0 {
-		return "", false
-	}
-	return strings.TrimSpace(vs[0]), true
 }
 
 func splitList(vs []string) []string {
@@ -419,7 +281,7 @@ func invalidParam(format string, a ...any) *apiError {
 }
 
 func checkID(field, id string) error {
-	if !idPattern.MatchString(id) {
+	if !loopid.ValidID(id) {
 		return badRequest("%s %q is not a loop id: ids are 32 lower-case hex characters (the start of the file's sha256), as listed in recommend results", field, clip(id))
 	}
 	return nil
@@ -427,7 +289,7 @@ func checkID(field, id string) error {
 
 func checkInstrument(field, v string) (string, error) {
 	v = strings.TrimSpace(v)
-	if !instrumentPattern.MatchString(v) {
+	if !loopid.ValidInstrument(v) {
 		return "", badRequest("%s %q is not an instrument name: use lower-case names such as drum or bass", field, clip(v))
 	}
 	return v, nil
@@ -461,7 +323,7 @@ func checkKeys(keys []string) ([]string, error) {
 		if len(k) > 32 {
 			return nil, invalidParam("key %q is not a musical key: write e.g. Am, F#m, Bb", clip(k))
 		}
-		n, err := ingest.NormalizeKey(k)
+		n, err := loopid.NormalizeKey(k)
 		if err != nil {
 			return nil, invalidParam("key %q is not a musical key: write e.g. Am, F#m, Bb, \"C major\"", clip(k))
 		}

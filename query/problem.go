@@ -9,6 +9,7 @@ import (
 	"github.com/gin-gonic/gin"
 
 	"github.com/loopmatch/loopmatch/audio"
+	"github.com/loopmatch/loopmatch/recommend"
 	"github.com/loopmatch/loopmatch/vectordb"
 )
 
@@ -83,21 +84,21 @@ func sendProblem(c *gin.Context, p Problem) {
 // errorStatus maps the Engine's, audio's and the store's errors to a status and slug.
 func errorStatus(err error) (int, string) {
 	switch {
-	case errors.Is(err, ErrInvalid), errors.Is(err, ErrInvalidGenerate):
+	case errors.Is(err, recommend.ErrInvalid), errors.Is(err, recommend.ErrInvalidGenerate):
 		return http.StatusUnprocessableEntity, "invalid-parameters"
-	case errors.Is(err, ErrUnknownInstrument):
+	case errors.Is(err, recommend.ErrUnknownInstrument):
 		return http.StatusUnprocessableEntity, "unknown-instrument"
-	case errors.Is(err, ErrNoEncoder):
+	case errors.Is(err, recommend.ErrNoEncoder):
 		return http.StatusNotImplemented, "encoder-unavailable"
-	case errors.Is(err, ErrNoMapper):
+	case errors.Is(err, recommend.ErrNoMapper):
 		return http.StatusUnprocessableEntity, "no-mapper"
-	case errors.Is(err, ErrSeedNotFound):
+	case errors.Is(err, recommend.ErrSeedNotFound):
 		return http.StatusNotFound, "seed-not-found"
-	case errors.Is(err, ErrNotIngested):
+	case errors.Is(err, recommend.ErrNotIngested):
 		return http.StatusNotFound, "not-ingested"
-	case errors.Is(err, ErrBundleMismatch):
+	case errors.Is(err, recommend.ErrBundleMismatch):
 		return http.StatusConflict, "bundle-mismatch"
-	case errors.Is(err, ErrNoDecoder):
+	case errors.Is(err, recommend.ErrNoDecoder):
 		return http.StatusNotImplemented, "preview-unavailable"
 	case errors.Is(err, audio.ErrTooLarge), errors.Is(err, audio.ErrTooLong):
 		return http.StatusRequestEntityTooLarge, "payload-too-large"

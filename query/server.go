@@ -11,16 +11,17 @@ import (
 	"net/http"
 	"regexp"
 	"runtime/debug"
-	"strings"
 	"time"
 
 	"github.com/gin-gonic/gin"
 	"golang.org/x/sync/singleflight"
+
+	"github.com/loopmatch/loopmatch/recommend"
 )
 
 // ServerConfig wires a Server. Zero values take the defaults below.
 type ServerConfig struct {
-	Engine  *Engine
+	Engine  *recommend.Engine
 	Logger  *slog.Logger
 	Metrics *Metrics
 	// APIKeys, when set, guards every /v1 route.
@@ -43,7 +44,7 @@ type ServerConfig struct {
 // Server is the HTTP API.
 type Server struct {
 	cfg     ServerConfig
-	engine  *Engine
+	engine  *recommend.Engine
 	log     *slog.Logger
 	metrics *Metrics
 	api     *apiSpec
@@ -74,6 +75,8 @@ const (
 	DefaultPreviewCacheBytes = 64 << 20
 	// maxJSONBody bounds a JSON request; a recommend query is well under 1 KiB.
 	maxJSONBody = 64 << 10
+	// maxFieldBytes bounds one form field of a multipart request.
+	maxFieldBytes = 4096
 )
 
 const (
@@ -391,11 +394,3 @@ func (s *Server) HTTPServer() *http.Server {
 		ErrorLog:       slog.NewLogLogger(s.log.Handler(), slog.LevelWarn),
 	}
 }
-
-// instrumentPattern is what an instrument name may look like in a URL or request.
-var instrumentPattern = regexp.MustCompile(`^[a-z][a-z0-9_]{0,31}$`)
-
-// idPattern is a loop id: the first 32 hex characters of the file's sha256.
-var idPattern = regexp.MustCompile(`^[0-9a-f]{32}$`)
-
-func trimmed(s string) string { return strings.TrimSpace(s) }

@@ -17,6 +17,9 @@ import (
 
 	"github.com/getkin/kin-openapi/openapi3"
 
+	"github.com/loopmatch/loopmatch/ingest"
+	"github.com/loopmatch/loopmatch/onnx"
+	"github.com/loopmatch/loopmatch/recommend"
 	"github.com/loopmatch/loopmatch/vectordb"
 	"github.com/loopmatch/loopmatch/vectordb/embedded"
 )
@@ -35,7 +38,7 @@ func TestRecommendAPI(t *testing.T) {
 			if err != nil || len(rows) != 1 {
 				t.Fatalf("seed row: %v %v", rows, err)
 			}
-			mapped, err := f.models.Mappers[Pair{"drum", "bass"}].Run(ctx, rows[0].Embedding)
+			mapped, err := f.models.Mappers[recommend.Pair{From: "drum", To: "bass"}].Run(ctx, rows[0].Embedding)
 			if err != nil {
 				t.Fatal(err)
 			}
@@ -215,7 +218,7 @@ func TestPreview(t *testing.T) {
 	}
 	// The reference: the decoder run on the mapped latent, encoded as 16-bit WAV.
 	rows, _ := f.store.Get(t.Context(), "loops_drum", []string{seed.id})
-	z, _ := f.models.Mappers[Pair{"drum", "bass"}].Run(t.Context(), rows[0].Embedding)
+	z, _ := f.models.Mappers[recommend.Pair{From: "drum", To: "bass"}].Run(t.Context(), rows[0].Embedding)
 	pcm, _ := f.models.Decoders["bass"].Run(t.Context(), z)
 	for i := 0; i < 2; i++ {
 		code, h, wav := f.do("GET", r.PreviewURL, "", nil)
@@ -241,7 +244,7 @@ func TestPreview(t *testing.T) {
 	checkProblem(t, code, h, raw, 404)
 
 	// A bundle without a decoder for the target: the URL answers 501 and says why.
-	g := newFixture(t, embeddedBackend(t), writeLibrary(t, t.TempDir(), 2, 3), func(c *Config, _ *ServerConfig) { c.Decoders = nil })
+	g := newFixture(t, embeddedBackend(t), writeLibrary(t, t.TempDir(), 2, 3), func(c *recommend.Config, _ *ServerConfig) { c.Decoders = nil })
 	seed = g.find("drum", 0)
 	code, r, raw = g.recommendJSON(fmt.Sprintf(`{"seed_id": %q, "preview": true}`, seed.id))
 	if code != 200 || r.PreviewAvailable == nil || *r.PreviewAvailable {
@@ -259,7 +262,7 @@ func TestBundleMismatchAndEmptyStore(t *testing.T) {
 	lib := writeLibrary(t, t.TempDir(), 2, 4)
 	f := newFixture(t, be, lib)
 	// A server whose bundle differs from the one the collections were encoded with.
-	g := newFixture(t, be, nil, func(c *Config, _ *ServerConfig) { c.BundleID = "other@1" })
+	g := newFixture(t, be, nil, func(c *recommend.Config, _ *ServerConfig) { c.BundleID = "other@1" })
 	code, h, raw := g.do("POST", "/v1/recommend", "application/json", strings.NewReader(fmt.Sprintf(`{"seed_id": %q}`, f.find("drum", 0).id)))
 	p := checkProblem(t, code, h, raw, 409)
 	if !strings.Contains(p.Detail, "re-ingest") {
@@ -308,7 +311,7 @@ func TestAPIKeys(t *testing.T) {
 	if err != nil {
 		t.Fatal(err)
 	}
-	f := newFixture(t, embeddedBackend(t), writeLibrary(t, t.TempDir(), 2, 6), func(_ *Config, s *ServerConfig) { s.APIKeys = keys })
+	f := newFixture(t, embeddedBackend(t), writeLibrary(t, t.TempDir(), 2, 6), func(_ *recommend.Config, s *ServerConfig) { s.APIKeys = keys })
 	body := fmt.Sprintf(`{"seed_id": %q, "k": 2}`, f.find("drum", 0).id)
 	code, h, raw := f.do("POST", "/v1/recommend", "application/json", strings.NewReader(body))
 	checkProblem(t, code, h, raw, 401)
@@ -345,13 +348,13 @@ func TestAPIKeys(t *testing.T) {
 }
 
 // panicModel stands in for a mapper with a bug.
-type panicModel struct{ Model }
+type panicModel struct{ onnx.Graph }
 
 func (panicModel) Run(context.Context, []float32) ([]float32, error) { panic("mapper bug") }
 
 func TestPanicIsA500WithRequestID(t *testing.T) {
 	var logs syncBuffer
-	f := newFixture(t, embeddedBackend(t), writeLibrary(t, t.TempDir(), 2, 7), func(c *Config, s *ServerConfig) {
+	f := newFixture(t, embeddedBackend(t), writeLibrary(t, t.TempDir(), 2, 7), func(c *recommend.Config, s *ServerConfig) {
 		for p, m := range c.Mappers {
 			c.Mappers[p] = panicModel{m}
 		}
@@ -369,7 +372,7 @@ func TestPanicIsA500WithRequestID(t *testing.T) {
 
 func TestRequestIDAndAccessLog(t *testing.T) {
 	var logs syncBuffer
-	f := newFixture(t, embeddedBackend(t), nil, func(_ *Config, s *ServerConfig) { s.Logger = slogTo(&logs) })
+	f := newFixture(t, embeddedBackend(t), nil, func(_ *recommend.Config, s *ServerConfig) { s.Logger = slogTo(&logs) })
 	_, h, _ := f.do("GET", "/healthz", "", nil, "X-Request-ID", "abc-123")
 	if h.Get("X-Request-ID") != "abc-123" {
 		t.Errorf("request id not echoed: %q", h.Get("X-Request-ID"))
@@ -390,7 +393,7 @@ func TestRequestIDAndAccessLog(t *testing.T) {
 }
 
 func TestDeadline(t *testing.T) {
-	f := newFixture(t, embeddedBackend(t), writeLibrary(t, t.TempDir(), 2, 8), func(_ *Config, s *ServerConfig) { s.RequestTimeout = time.Nanosecond })
+	f := newFixture(t, embeddedBackend(t), writeLibrary(t, t.TempDir(), 2, 8), func(_ *recommend.Config, s *ServerConfig) { s.RequestTimeout = time.Nanosecond })
 	code, h, raw := f.do("POST", "/v1/recommend", "application/json", strings.NewReader(fmt.Sprintf(`{"seed_id": %q}`, f.find("drum", 0).id)))
 	checkProblem(t, code, h, raw, 503)
 }
@@ -484,8 +487,8 @@ func TestUploadLoops(t *testing.T) {
 		encs[k] = v
 	}
 	uploads := t.TempDir()
-	f := newFixture(t, be, nil, func(c *Config, s *ServerConfig) {
-		s.Ingester = &DirIngester{Dir: uploads, Config: ingestConfigFor(b, be.store, encs)}
+	f := newFixture(t, be, nil, func(c *recommend.Config, s *ServerConfig) {
+		s.Ingester = uploadIngester{&ingest.Uploads{Dir: uploads, Config: ingestConfigFor(b, be.store, encs)}}
 	})
 	fresh := writeLibrary(t, t.TempDir(), 1, 99)
 	var buf bytes.Buffer

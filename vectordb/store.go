@@ -11,7 +11,6 @@ import (
 	"fmt"
 	"math"
 	"sort"
-	"strings"
 	"time"
 )
 
@@ -211,27 +210,4 @@ func ValidName(name string) error {
 		}
 	}
 	return nil
-}
-
-// ParseSpec splits a --store value into its kind and address: "embedded:DIR" (or a bare
-// folder) and "milvus://host:port".
-func ParseSpec(spec string) (kind, addr string, err error) {
-	switch {
-	case strings.HasPrefix(spec, "milvus://"):
-		addr = strings.TrimPrefix(spec, "milvus://")
-		if addr == "" {
-			return "", "", fmt.Errorf("store %q: write milvus://host:19530", spec)
-		}
-		return "milvus", addr, nil
-	case strings.HasPrefix(spec, "embedded:"):
-		addr = strings.TrimPrefix(spec, "embedded:")
-	case strings.Contains(spec, "://"):
-		return "", "", fmt.Errorf("store %q: use embedded:DIR or milvus://host:19530", spec)
-	default:
-		addr = spec
-	}
-	if addr == "" {
-		return "", "", fmt.Errorf("store %q: name a folder, as in embedded:data/store", spec)
-	}
-	return "embedded", addr, nil
 }

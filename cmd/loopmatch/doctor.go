@@ -17,7 +17,7 @@ import (
 
 	"github.com/loopmatch/loopmatch/audio"
 	"github.com/loopmatch/loopmatch/onnx"
-	"github.com/loopmatch/loopmatch/vectordb"
+	"github.com/loopmatch/loopmatch/vectordb/backend"
 )
 
 // check is one line of doctor's report: OK with what was found, or what is wrong and
@@ -192,17 +192,17 @@ func rms(x []float32) float64 {
 // TODO(vectordb): once Store grows a Ping, open the store with openStore and Ping it;
 // these checks then become the hints printed when Ping fails.
 func checkStore(ctx context.Context, spec string, o doctorOptions) check {
-	kind, addr, err := vectordb.ParseSpec(spec)
+	s, err := backend.Parse(spec)
 	if err != nil {
 		return fail("store", "%v", err)
 	}
-	switch kind {
+	switch s.Kind {
 	case "embedded":
-		return checkEmbedded(addr)
+		return checkEmbedded(s.Addr)
 	case "milvus":
-		return checkMilvus(ctx, addr, o)
+		return checkMilvus(ctx, s.Addr, o)
 	}
-	return fail("store", "%q: unknown store kind %q: use embedded:DIR or milvus://host:19530", spec, kind)
+	return fail("store", "%q: unknown store kind %q: use embedded:DIR or milvus://host:19530", spec, s.Kind)
 }
 
 func checkEmbedded(dir string) check {
@@ -223,12 +223,12 @@ func checkEmbedded(dir string) check {
 }
 
 // checkMilvus dials the gRPC port, then asks the health endpoint on the metrics port:
-// a port that answers is not yet a Milvus that serves.
+// a port that answers is not yet a Milvus that serves. addr is host:port, as
+// backend.Parse gives it.
 func checkMilvus(ctx context.Context, addr string, o doctorOptions) check {
-	hostport, _, _ := strings.Cut(addr, "?") // drop options such as ?consistency=strong
-	host, port, err := net.SplitHostPort(hostport)
+	host, port, err := net.SplitHostPort(addr)
 	if err != nil {
-		host, port = hostport, "19530"
+		return fail("store", "milvus address %q: %v: write milvus://host:19530", addr, err)
 	}
 	if host == "" {
 		return fail("store", "milvus://%s: name the host, as in milvus://127.0.0.1:19530", addr)

@@ -166,7 +166,7 @@ func TestCheckMilvus(t *testing.T) {
 	}
 	for _, c := range cases {
 		t.Run(c.name, func(t *testing.T) {
-			got := checkMilvus(context.Background(), c.addr, doctorOptions{netTimeout: 2 * time.Second, milvusHealthPort: c.healthPort})
+			got := checkStore(context.Background(), "milvus://"+c.addr, doctorOptions{netTimeout: 2 * time.Second, milvusHealthPort: c.healthPort})
 			if got.ok != c.ok || !strings.Contains(got.info, c.has) {
 				t.Errorf("checkMilvus(%s) = %v %q; want ok=%v mentioning %q", c.addr, got.ok, got.info, c.ok, c.has)
 			}

@@ -16,7 +16,8 @@ import (
 
 	"github.com/loopmatch/loopmatch/eval"
 	"github.com/loopmatch/loopmatch/ingest"
-	"github.com/loopmatch/loopmatch/query"
+	"github.com/loopmatch/loopmatch/loopid"
+	"github.com/loopmatch/loopmatch/recommend"
 	"github.com/loopmatch/loopmatch/vectordb"
 )
 
@@ -178,7 +179,7 @@ func runEval(ctx context.Context, g *globalOptions, o *evalOptions, out, errOut 
 		return err
 	}
 	defer svc.Close()
-	if !slices.Contains(svc.engine.Pairs(), query.Pair{From: o.from, To: o.to}) {
+	if !slices.Contains(svc.engine.Pairs(), recommend.Pair{From: o.from, To: o.to}) {
 		var have []string
 		for _, p := range svc.engine.Pairs() {
 			have = append(have, p.String())
@@ -318,12 +319,12 @@ func printEval(out io.Writer, d evalDoc) error {
 // engineRecommender runs an evaluation through the query Engine: the stored seed's
 // latent, the mapper, and SearchMapped, exactly as a recommend request does.
 type engineRecommender struct {
-	e        *query.Engine
+	e        *recommend.Engine
 	from, to string
 }
 
 func (r engineRecommender) Query(ctx context.Context, seedID string) ([]float32, error) {
-	z, _, err := r.e.SeedLatent(ctx, query.Request{SeedID: seedID, From: r.from, To: r.to})
+	z, _, err := r.e.SeedLatent(ctx, recommend.Request{SeedID: seedID, From: r.from, To: r.to})
 	if err != nil {
 		return nil, err
 	}
@@ -350,7 +351,7 @@ func fileID(path string) (string, error) {
 		return "", err
 	}
 	defer f.Close()
-	id, err := ingest.ID(f)
+	id, err := loopid.ID(f)
 	if err != nil {
 		return "", fmt.Errorf("read %s: %w", path, err)
 	}

@@ -18,7 +18,7 @@ import (
 
 	"github.com/loopmatch/loopmatch/eval"
 	"github.com/loopmatch/loopmatch/onnx"
-	"github.com/loopmatch/loopmatch/query"
+	"github.com/loopmatch/loopmatch/recommend"
 	"github.com/loopmatch/loopmatch/vectordb"
 	"github.com/loopmatch/loopmatch/vectordb/embedded"
 	"github.com/loopmatch/loopmatch/vectordb/milvus"
@@ -276,14 +276,14 @@ func TestEvalDemoMilvus(t *testing.T) {
 		t.Fatal(err)
 	}
 	defer rt.Close()
-	models, err := query.OpenModels(rt, b)
+	models, err := recommend.OpenModels(rt, b)
 	if err != nil {
 		t.Fatal(err)
 	}
 	defer models.Close()
 	cfg := models.Config(b, ms)
 	cfg.Collection = coll
-	engine, err := query.NewEngine(cfg)
+	engine, err := recommend.NewEngine(cfg)
 	if err != nil {
 		t.Fatal(err)
 	}

@@ -41,7 +41,7 @@ Ctrl-C stops after storing what is already encoded; run the same command again t
 				return exitError{code: 2, err: err}
 			}
 			defer rt.Close()
-			encs := map[string]ingest.Encoder{}
+			encs := map[string]onnx.Graph{}
 			for _, inst := range b.Instruments() {
 				spec, _ := b.Encoder(inst)
 				m, err := rt.Open(b, spec)

@@ -10,8 +10,8 @@ import (
 	"github.com/spf13/cobra"
 
 	"github.com/loopmatch/loopmatch/audio"
-	"github.com/loopmatch/loopmatch/ingest"
-	"github.com/loopmatch/loopmatch/query"
+	"github.com/loopmatch/loopmatch/loopid"
+	"github.com/loopmatch/loopmatch/recommend"
 )
 
 func newRecommendCmd(g *globalOptions) *cobra.Command {
@@ -62,12 +62,12 @@ explicitly.`,
 			if given != 1 {
 				return exitError{code: 2, err: errors.New("give exactly one seed: an audio file or a loop id as the argument (or --seed-file PATH or --seed-id ID)")}
 			}
-			if k < 1 || k > query.MaxK {
-				return exitError{code: 2, err: fmt.Errorf("-k %d: ask for 1 to %d loops", k, query.MaxK)}
+			if k < 1 || k > recommend.MaxK {
+				return exitError{code: 2, err: fmt.Errorf("-k %d: ask for 1 to %d loops", k, recommend.MaxK)}
 			}
 			nkeys := make([]string, 0, len(keys))
 			for _, key := range keys {
-				n, err := ingest.NormalizeKey(key)
+				n, err := loopid.NormalizeKey(key)
 				if err != nil {
 					return exitError{code: 2, err: fmt.Errorf("--key %q: %w", key, err)}
 				}
@@ -78,8 +78,8 @@ explicitly.`,
 				return err
 			}
 			defer svc.Close()
-			req := query.Request{SeedID: seedID, From: from, To: to, K: k, MMRLambda: lambda,
-				Filter: query.Filter{MinBPM: minBPM, MaxBPM: maxBPM, Keys: nkeys, Packs: packs, ExcludePacks: exclude, ExcludeSeedPack: excludeSeedPack}}
+			req := recommend.Request{SeedID: seedID, From: from, To: to, K: k, MMRLambda: lambda,
+				Filter: recommend.Filter{MinBPM: minBPM, MaxBPM: maxBPM, Keys: nkeys, Packs: packs, ExcludePacks: exclude, ExcludeSeedPack: excludeSeedPack}}
 			if seedFile != "" {
 				pcm, _, err := audio.Load(ctx, seedFile, svc.engine.AudioOptions(audio.DefaultLimits()))
 				if err != nil {
@@ -108,11 +108,11 @@ explicitly.`,
 					Path     string  `json:"path"`
 				}
 				doc := struct {
-					Bundle  string     `json:"bundle"`
-					From    string     `json:"from"`
-					To      string     `json:"to"`
-					Seed    query.Seed `json:"seed"`
-					Results []result   `json:"results"`
+					Bundle  string         `json:"bundle"`
+					From    string         `json:"from"`
+					To      string         `json:"to"`
+					Seed    recommend.Seed `json:"seed"`
+					Results []result       `json:"results"`
 				}{Bundle: resp.BundleID, From: resp.Pair.From, To: resp.Pair.To, Seed: resp.Seed, Results: []result{}}
 				for _, r := range resp.Results {
 					doc.Results = append(doc.Results, result{r.ID, r.Rank, r.Score, r.Pack, r.BPM, r.Key, r.Duration, r.Path})
@@ -145,7 +145,7 @@ explicitly.`,
 	f.StringVar(&seedFile, "seed-file", "", "audio file to use as the seed")
 	f.StringVar(&from, "from", "drum", "seed instrument")
 	f.StringVar(&to, "to", "bass", "instrument to recommend")
-	f.IntVarP(&k, "k", "k", query.DefaultK, fmt.Sprintf("number of loops (1-%d)", query.MaxK))
+	f.IntVarP(&k, "k", "k", recommend.DefaultK, fmt.Sprintf("number of loops (1-%d)", recommend.MaxK))
 	f.Float64Var(&minBPM, "min-bpm", 0, "lowest tempo (0 = unbounded)")
 	f.Float64Var(&maxBPM, "max-bpm", 0, "highest tempo (0 = unbounded)")
 	f.StringSliceVar(&keys, "key", nil, "only these keys (repeat or comma-separate: Am,C)")

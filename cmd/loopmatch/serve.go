@@ -17,6 +17,7 @@ import (
 	"github.com/loopmatch/loopmatch/ingest"
 	"github.com/loopmatch/loopmatch/onnx"
 	"github.com/loopmatch/loopmatch/query"
+	"github.com/loopmatch/loopmatch/recommend"
 	"github.com/loopmatch/loopmatch/vectordb"
 )
 
@@ -61,14 +62,14 @@ func (o *serveOptions) flags(cmd *cobra.Command) {
 type service struct {
 	bundle *onnx.Bundle
 	rt     *onnx.Runtime
-	models *query.Models
+	models *recommend.Models
 	store  vectordb.Store
-	engine *query.Engine
+	engine *recommend.Engine
 	closed bool
 }
 
 // openService loads the bundle and its models and opens the store. metrics may be nil.
-func openService(ctx context.Context, g *globalOptions, threads int, checkEvery time.Duration, obs query.Observer) (*service, error) {
+func openService(ctx context.Context, g *globalOptions, threads int, checkEvery time.Duration, obs recommend.Observer) (*service, error) {
 	b, err := onnx.LoadBundle(g.bundle)
 	if err != nil {
 		return nil, exitError{code: 2, err: fmt.Errorf("%w (build or fetch the bundle: make models; or point --bundle at one)", err)}
@@ -78,7 +79,7 @@ func openService(ctx context.Context, g *globalOptions, threads int, checkEvery 
 		return nil, exitError{code: 2, err: err}
 	}
 	s := &service{bundle: b, rt: rt}
-	if s.models, err = query.OpenModels(rt, b); err != nil {
+	if s.models, err = recommend.OpenModels(rt, b); err != nil {
 		s.Close()
 		return nil, exitError{code: 2, err: err}
 	}
@@ -91,7 +92,7 @@ func openService(ctx context.Context, g *globalOptions, threads int, checkEvery 
 	if obs != nil {
 		cfg.Observer = obs
 	}
-	if s.engine, err = query.NewEngine(cfg); err != nil {
+	if s.engine, err = recommend.NewEngine(cfg); err != nil {
 		s.Close()
 		return nil, exitError{code: 2, err: err}
 	}
@@ -100,7 +101,7 @@ func openService(ctx context.Context, g *globalOptions, threads int, checkEvery 
 
 // ingestConfig is the ingest configuration over the service's encoders.
 func (s *service) ingestConfig(storeName string, log *slog.Logger) ingest.Config {
-	encs := map[string]ingest.Encoder{}
+	encs := map[string]onnx.Graph{}
 	for inst, m := range s.models.Encoders {
 		encs[inst] = m
 	}
@@ -145,7 +146,7 @@ func newServer(s *service, o *serveOptions, metrics *query.Metrics, log *slog.Lo
 		if err != nil {
 			return nil, exitError{code: 2, err: err}
 		}
-		cfg.Ingester = &query.DirIngester{Dir: dir, Config: s.ingestConfig(storeName, log)}
+		cfg.Ingester = uploadIngester{&ingest.Uploads{Dir: dir, Config: s.ingestConfig(storeName, log)}}
 	}
 	return query.NewServer(cfg)
 }

@@ -386,7 +386,7 @@ func profiled(ctx context.Context, o options, rt *onnx.Runtime, b *onnx.Bundle, 
 		return err
 	}
 	defer store.Close()
-	encs := map[string]ingest.Encoder{}
+	encs := map[string]onnx.Graph{}
 	for _, inst := range b.Instruments() {
 		spec, err := b.Encoder(inst)
 		if err != nil {

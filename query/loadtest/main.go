@@ -30,7 +30,7 @@ import (
 	"syscall"
 	"time"
 
-	"github.com/loopmatch/loopmatch/ingest"
+	"github.com/loopmatch/loopmatch/loopid"
 	"github.com/loopmatch/loopmatch/onnx"
 	"github.com/loopmatch/loopmatch/vectordb"
 	"github.com/loopmatch/loopmatch/vectordb/embedded"
@@ -224,7 +224,7 @@ func fill(dir string, b *onnx.Bundle, nseeds, rows int) ([]string, error) {
 		inst string
 		n    int
 	}{{"drum", nseeds}, {"bass", rows}} {
-		coll := ingest.Collection(c.inst)
+		coll := loopid.Collection(c.inst)
 		if err := store.EnsureCollection(ctx, vectordb.Collection{Name: coll, Dim: b.LatentDim(), BundleID: b.ID()}); err != nil {
 			return nil, err
 		}

@@ -1,5 +1,3 @@
-// Package backend opens the vectordb.Store that a --store value names. It lives apart
-// from vectordb because it imports both backends, and they import vectordb.
 package backend
 
 import (
@@ -37,7 +35,8 @@ type Spec struct {
 	Consistency string
 }
 
-// Parse reads "embedded:DIR" (or a bare folder), and
+// Parse is the one parser of a --store value, for every command and doctor. It reads
+// "embedded:DIR" (or a bare folder), and
 // "milvus://host[:port][?consistency=strong|bounded|session|eventually]".
 // "" is DefaultSpec.
 func Parse(spec string) (Spec, error) {
@@ -45,11 +44,14 @@ func Parse(spec string) (Spec, error) {
 		spec = DefaultSpec
 	}
 	if !strings.HasPrefix(spec, "milvus://") {
-		kind, dir, err := vectordb.ParseSpec(spec)
-		if err != nil {
-			return Spec{}, err
+		dir, ok := strings.CutPrefix(spec, "embedded:")
+		if !ok && strings.Contains(spec, "://") {
+			return Spec{}, fmt.Errorf("store %q: use embedded:DIR or milvus://host:19530", spec)
 		}
-		return Spec{Kind: kind, Addr: dir}, nil
+		if dir == "" {
+			return Spec{}, fmt.Errorf("store %q: name a folder, as in embedded:data/store", spec)
+		}
+		return Spec{Kind: "embedded", Addr: dir}, nil
 	}
 	u, err := url.Parse(spec)
 	if err != nil {

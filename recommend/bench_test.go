@@ -1,4 +1,4 @@
-package query
+package recommend
 
 import (
 	"context"
@@ -29,13 +29,40 @@ func synthRows(r *rand.Rand, inst, bundleID string, n, dim int) []vectordb.Row {
 	return rows
 }
 
+// The shipped bundle when present, else onnx's full-size test bundle.
+const (
+	shippedBundle  = "../models/loopmatch-v1"
+	fullsizeBundle = "../onnx/testdata/fullsize"
+)
+
+// bundleModels opens a bundle's models in a runtime of one intra-op thread, as the
+// server's tests do.
+func bundleModels(b *testing.B, dir string) (*onnx.Bundle, *Models) {
+	b.Helper()
+	rt, err := onnx.NewRuntime(onnx.RuntimeOptions{IntraOpThreads: 1})
+	if err != nil {
+		b.Fatalf("the benchmark needs ONNX Runtime (scripts/bootstrap.sh): %v", err)
+	}
+	b.Cleanup(func() { rt.Close() })
+	bundle, err := onnx.LoadBundle(dir)
+	if err != nil {
+		b.Fatal(err)
+	}
+	m, err := OpenModels(rt, bundle)
+	if err != nil {
+		b.Fatal(err)
+	}
+	b.Cleanup(func() { m.Close() })
+	return bundle, m
+}
+
 // BenchmarkMapAndSearch is one recommend by seed id without HTTP: fetch the seed's
 // embedding, run the real mapper in ONNX Runtime, search 10,000 bass loops in the
 // embedded store. The shipped bundle is used when present, else onnx's full-size test
 // bundle (production latent [16, 64] = 1024 values; its mapper is 2z+1, far cheaper
 // than a trained MLP).
 func BenchmarkMapAndSearch(b *testing.B) {
-	dir := "../onnx/testdata/fullsize"
+	dir := fullsizeBundle
 	if _, err := os.Stat(shippedBundle + "/manifest.json"); err == nil {
 		dir = shippedBundle
 	}

@@ -1,4 +1,4 @@
-package query
+package recommend
 
 import (
 	"context"
@@ -8,13 +8,15 @@ import (
 	"slices"
 	"sort"
 	"strings"
+
+	"github.com/loopmatch/loopmatch/loopid"
 )
 
 // The generative side of the bundle: the decoders turn any latent of their instrument
 // into audio, so besides the mapped "best-guess" preview the engine can decode a mix of
 // two loops' latents (interpolation) and one instrument's latent through another
 // instrument's decoder (timbre transfer). Both produce a latent; decoding it is left to
-// the caller (the Server's preview cache), so a repeated request decodes once.
+// the caller (the HTTP server's preview cache), so a repeated request decodes once.
 
 // Errors of interpolate and transfer requests, beside ErrSeedNotFound, ErrNotIngested,
 // ErrBundleMismatch and ErrNoDecoder.
@@ -62,7 +64,9 @@ type Generated struct {
 	Sources []Seed
 }
 
-// Instruments lists every instrument some model of the bundle knows, sorted.
+// Instruments lists every instrument some model of the bundle knows (an encoder, a
+// decoder or either side of a mapper), sorted: the one list of instruments that the
+// API's URLs, checks and messages use.
 func (e *Engine) Instruments() []string {
 	seen := map[string]bool{}
 	for p := range e.cfg.Mappers {
@@ -94,17 +98,24 @@ func (e *Engine) DecodedSamples(instrument string) int {
 	return 0
 }
 
-func (e *Engine) withModel(role string, has func(string) bool) []string {
+// InstrumentsWith lists the instruments (of Instruments) for which has is true, such as
+// HasEncoder or HasDecoder.
+func (e *Engine) InstrumentsWith(has func(string) bool) []string {
 	var out []string
 	for _, i := range e.Instruments() {
 		if has(i) {
 			out = append(out, i)
 		}
 	}
-	if len(out) == 0 {
-		return []string{"(none: the bundle has no " + role + ")"}
-	}
 	return out
+}
+
+// orNone joins a list of instruments for a message, saying so when it is empty.
+func orNone(insts []string, role string) string {
+	if len(insts) == 0 {
+		return "(none: the bundle has no " + role + ")"
+	}
+	return strings.Join(insts, ", ")
 }
 
 // CheckModels says whether loops of from can be read (uploads need from's encoder) and
@@ -113,17 +124,17 @@ func (e *Engine) withModel(role string, has func(string) bool) []string {
 func (e *Engine) CheckModels(from, to string, upload bool) error {
 	known := e.Instruments()
 	for _, inst := range []string{from, to} {
-		if !instrumentPattern.MatchString(inst) || !slices.Contains(known, inst) {
+		if !loopid.ValidInstrument(inst) || !slices.Contains(known, inst) {
 			return fmt.Errorf("%w: %q: the bundle %s knows %s", ErrUnknownInstrument, clip(inst), e.cfg.BundleID, strings.Join(known, ", "))
 		}
 	}
 	if upload && e.cfg.Encoders[from] == nil {
 		return fmt.Errorf("%w: the bundle %s has no %s encoder, so uploaded %s audio cannot be embedded: send a stored loop's id instead, or upload loops of %s",
-			ErrNoEncoder, e.cfg.BundleID, from, from, strings.Join(e.withModel("encoder", e.HasEncoder), ", "))
+			ErrNoEncoder, e.cfg.BundleID, from, from, orNone(e.InstrumentsWith(e.HasEncoder), "encoder"))
 	}
 	if e.cfg.Decoders[to] == nil {
 		return fmt.Errorf("%w: the bundle %s has no %s decoder (role \"decoder\"), so no %s audio can be generated: use one of %s",
-			ErrNoDecoder, e.cfg.BundleID, to, to, strings.Join(e.withModel("decoder", e.HasDecoder), ", "))
+			ErrNoDecoder, e.cfg.BundleID, to, to, orNone(e.InstrumentsWith(e.HasDecoder), "decoder"))
 	}
 	return nil
 }
@@ -134,7 +145,7 @@ func (e *Engine) checkRef(name, instrument string, l LoopRef) error {
 	if (l.ID == "") == (l.Audio == nil) {
 		return fmt.Errorf("%w: give loop %s exactly once: a stored %s loop's id or an uploaded file", ErrInvalidGenerate, name, instrument)
 	}
-	if l.ID != "" && !idPattern.MatchString(l.ID) {
+	if l.ID != "" && !loopid.ValidID(l.ID) {
 		return fmt.Errorf("%w: loop %s's id %q is not a loop id: ids are 32 lower-case hex characters", ErrInvalidGenerate, name, clip(l.ID))
 	}
 	if l.Audio != nil {
@@ -222,4 +233,12 @@ func (e *Engine) loopLatent(ctx context.Context, instrument string, l LoopRef) (
 		return nil, Seed{}, err
 	}
 	return z, s, nil
+}
+
+// clip keeps echoed input short in error messages.
+func clip(s string) string {
+	if len(s) > 40 {
+		s = s[:40] + "..."
+	}
+	return strings.ToValidUTF8(s, "?")
 }

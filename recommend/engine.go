@@ -1,9 +1,4 @@
-// Package query answers "which loops of instrument B fit this loop of instrument A?":
-// the Engine maps a seed's latent through the bundle's mapper and searches the target
-// collection; the Server puts the Engine behind an HTTP API (Gin) with problem details,
-// OpenAPI validation, metrics, API keys and previews. eval and the recommend command
-// use the Engine directly, so every path runs the same steps as the API.
-package query
+package recommend
 
 import (
 	"context"
@@ -17,18 +12,10 @@ import (
 	"time"
 
 	"github.com/loopmatch/loopmatch/audio"
-	"github.com/loopmatch/loopmatch/ingest"
+	"github.com/loopmatch/loopmatch/loopid"
 	"github.com/loopmatch/loopmatch/onnx"
 	"github.com/loopmatch/loopmatch/vectordb"
 )
-
-// Model is one inference graph: rows of InputSize values in, rows of OutputSize out.
-// *onnx.Model is one; tests and tools may bring their own.
-type Model interface {
-	Run(ctx context.Context, in []float32) ([]float32, error)
-	InputSize() int
-	OutputSize() int
-}
 
 // Pair names a mapper: the seed's instrument and the target instrument.
 type Pair struct{ From, To string }
@@ -48,10 +35,10 @@ type Config struct {
 	// SampleRate and WindowSeconds describe the encoders' input (for uploaded seeds).
 	SampleRate    int
 	WindowSeconds float64
-	Encoders      map[string]Model
-	Mappers       map[Pair]Model
-	Decoders      map[string]Model
-	// Collection names an instrument's collection; nil means ingest.Collection, the
+	Encoders      map[string]onnx.Graph
+	Mappers       map[Pair]onnx.Graph
+	Decoders      map[string]onnx.Graph
+	// Collection names an instrument's collection; nil means loopid.Collection, the
 	// names ingest writes. Tests on a shared Milvus use their own prefix.
 	Collection func(instrument string) string
 	// MaxCandidates bounds how many rows an MMR re-rank fetches (default 800).
@@ -83,7 +70,7 @@ const (
 	DefaultK = 10
 )
 
-// Errors callers test with errors.Is; the Server maps each to an HTTP status.
+// Errors callers test with errors.Is; the HTTP server maps each to a status.
 var (
 	// ErrInvalid: the request itself is wrong (bad k, bad lambda, both or neither seed).
 	ErrInvalid = errors.New("invalid recommend request")
@@ -102,16 +89,16 @@ var (
 // NewEngine checks the wiring: every model's sizes agree with the latent dimension.
 func NewEngine(cfg Config) (*Engine, error) {
 	if cfg.Store == nil {
-		return nil, errors.New("query: Config.Store is nil")
+		return nil, errors.New("recommend: Config.Store is nil")
 	}
 	if cfg.BundleID == "" {
-		return nil, errors.New("query: Config.BundleID is empty: pass the loaded bundle's ID()")
+		return nil, errors.New("recommend: Config.BundleID is empty: pass the loaded bundle's ID()")
 	}
 	if len(cfg.Mappers) == 0 {
-		return nil, errors.New("query: the bundle has no mapper, so nothing can be recommended: use a bundle with a mapper (role \"mapper\")")
+		return nil, errors.New("recommend: the bundle has no mapper, so nothing can be recommended: use a bundle with a mapper (role \"mapper\")")
 	}
 	if cfg.Collection == nil {
-		cfg.Collection = ingest.Collection
+		cfg.Collection = loopid.Collection
 	}
 	if cfg.MaxCandidates <= 0 {
 		cfg.MaxCandidates = 800
@@ -125,7 +112,7 @@ func NewEngine(cfg Config) (*Engine, error) {
 			dim = n
 		}
 		if n != dim {
-			return fmt.Errorf("query: %s works on latents of %d values, others on %d: the bundle is inconsistent", what, n, dim)
+			return fmt.Errorf("recommend: %s works on latents of %d values, others on %d: the bundle is inconsistent", what, n, dim)
 		}
 		return nil
 	}
@@ -148,66 +135,6 @@ func NewEngine(cfg Config) (*Engine, error) {
 		}
 	}
 	return &Engine{cfg: cfg, checked: map[string]collectionCheck{}}, nil
-}
-
-// Models holds the ONNX sessions of a bundle, opened once per process.
-type Models struct {
-	Encoders map[string]*onnx.Model
-	Mappers  map[Pair]*onnx.Model
-	Decoders map[string]*onnx.Model
-}
-
-// OpenModels opens every encoder, mapper and decoder of the bundle.
-func OpenModels(rt *onnx.Runtime, b *onnx.Bundle) (*Models, error) {
-	m := &Models{Encoders: map[string]*onnx.Model{}, Mappers: map[Pair]*onnx.Model{}, Decoders: map[string]*onnx.Model{}}
-	for _, s := range b.Models {
-		om, err := rt.Open(b, s)
-		if err != nil {
-			m.Close()
-			return nil, err
-		}
-		switch s.Role {
-		case onnx.RoleEncoder:
-			m.Encoders[s.Instruments[0]] = om
-		case onnx.RoleDecoder:
-			m.Decoders[s.Instruments[0]] = om
-		case onnx.RoleMapper:
-			m.Mappers[Pair{s.Instruments[0], s.Instruments[1]}] = om
-		default:
-			om.Close()
-		}
-	}
-	return m, nil
-}
-
-// Close releases every session.
-func (m *Models) Close() error {
-	var errs []error
-	for _, g := range []map[string]*onnx.Model{m.Encoders, m.Decoders} {
-		for _, x := range g {
-			errs = append(errs, x.Close())
-		}
-	}
-	for _, x := range m.Mappers {
-		errs = append(errs, x.Close())
-	}
-	return errors.Join(errs...)
-}
-
-// Config fills an Engine config with these models and the bundle's facts.
-func (m *Models) Config(b *onnx.Bundle, store vectordb.Store) Config {
-	c := Config{Store: store, BundleID: b.ID(), SampleRate: b.SampleRate, WindowSeconds: b.WindowSeconds,
-		Encoders: map[string]Model{}, Mappers: map[Pair]Model{}, Decoders: map[string]Model{}}
-	for k, v := range m.Encoders {
-		c.Encoders[k] = v
-	}
-	for k, v := range m.Mappers {
-		c.Mappers[k] = v
-	}
-	for k, v := range m.Decoders {
-		c.Decoders[k] = v
-	}
-	return c
 }
 
 // BundleID is the id of the bundle the engine's models come from.

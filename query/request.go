@@ -1,0 +1,274 @@
+package query
+
+import (
+	"bytes"
+	"encoding/json"
+	"errors"
+	"fmt"
+	"io"
+	"mime"
+	"mime/multipart"
+	"net/http"
+	"net/url"
+	"slices"
+	"sort"
+	"strconv"
+	"strings"
+	"unicode/utf8"
+)
+
+// The request toolkit: every handler that reads a body reads it through these, so the
+// media type, the bounds, strict JSON and multipart parsing mean the same on every route.
+
+// requestMediaType parses Content-Type; a missing or unparsable one is 415 naming what
+// the route accepts.
+func requestMediaType(r *http.Request, accepted string) (string, map[string]string, error) {
+	ct := r.Header.Get("Content-Type")
+	if ct == "" {
+		return "", nil, &apiError{http.StatusUnsupportedMediaType, "unsupported-media-type", "send Content-Type: " + accepted}
+	}
+	mt, params, err := mime.ParseMediaType(ct)
+	if err != nil {
+		return "", nil, &apiError{http.StatusUnsupportedMediaType, "unsupported-media-type", fmt.Sprintf("Content-Type %q does not parse: %v", ct, err)}
+	}
+	return mt, params, nil
+}
+
+// unsupportedMediaType is the 415 for a parsed type the route does not take.
+func unsupportedMediaType(mt, accepted string) *apiError {
+	return &apiError{http.StatusUnsupportedMediaType, "unsupported-media-type",
+		fmt.Sprintf("Content-Type %q is not accepted: use %s", mt, accepted)}
+}
+
+// audioContentTypes are accepted as a raw audio body. application/octet-stream is here
+// because many clients send it for any file; the content is sniffed anyway.
+var audioContentTypes = map[string]bool{
+	"audio/wav": true, "audio/x-wav": true, "audio/wave": true, "audio/vnd.wave": true,
+	"audio/aiff": true, "audio/x-aiff": true, "audio/flac": true, "audio/x-flac": true,
+	"audio/ogg": true, "audio/vorbis": true, "application/octet-stream": true,
+}
+
+// jsonBody reads a JSON request's body (at most maxJSONBody bytes). Its parameters are
+// in the body, so a query string is an error rather than silently ignored.
+func jsonBody(r *http.Request) ([]byte, error) {
+	if len(r.URL.RawQuery) > 0 {
+		return nil, badRequest("a JSON request carries its parameters in the body, not the query string (%q)", clip(r.URL.RawQuery))
+	}
+	return readBounded(r.Body, maxJSONBody)
+}
+
+// decodeStrict decodes one JSON object into v. Unknown fields are errors: a misspelt
+// field must not silently fall back to something else.
+func decodeStrict(body []byte, v any, what string) error {
+	if !utf8.Valid(body) {
+		return &apiError{http.StatusBadRequest, "invalid-json", "the body is not UTF-8 text"}
+	}
+	dec := json.NewDecoder(bytes.NewReader(body))
+	dec.DisallowUnknownFields()
+	if err := dec.Decode(v); err != nil {
+		return &apiError{http.StatusBadRequest, "invalid-json", "the body is not a valid " + what + " request: " + jsonErr(err)}
+	}
+	if _, err := dec.Token(); err != io.EOF {
+		return &apiError{http.StatusBadRequest, "invalid-json", "the body has data after the JSON object: send one object"}
+	}
+	return nil
+}
+
+func jsonErr(err error) string {
+	var se *json.SyntaxError
+	var te *json.UnmarshalTypeError
+	switch {
+	case errors.As(err, &se):
+		return fmt.Sprintf("syntax error at byte %d: %v", se.Offset, se)
+	case errors.As(err, &te):
+		return fmt.Sprintf("field %q must be %s, not %s", te.Field, jsonKind(te.Type.Kind().String()), te.Value)
+	case errors.Is(err, io.EOF):
+		return "the body is empty: send a JSON object"
+	case errors.Is(err, io.ErrUnexpectedEOF):
+		return "the JSON ends early"
+	}
+	return err.Error()
+}
+
+func jsonKind(k string) string {
+	switch k {
+	case "int", "int64", "float64":
+		return "a number"
+	case "ptr":
+		return "a value of another type"
+	}
+	return "a " + k
+}
+
+// queryParams parses the query string of a raw upload, whose parameters travel there.
+func queryParams(r *http.Request) (url.Values, error) {
+	q, err := url.ParseQuery(r.URL.RawQuery)
+	if err != nil {
+		return nil, badRequest("the query string does not parse: %v", err)
+	}
+	return q, nil
+}
+
+// rawBody reads a raw upload (the file is the whole body), at most limit bytes.
+func rawBody(r *http.Request, limit int64, what string) ([]byte, error) {
+	body, err := readBounded(r.Body, limit)
+	if err != nil {
+		return nil, err
+	}
+	if len(body) == 0 {
+		return nil, badRequest("the body is empty: send %s's file as the body", what)
+	}
+	return body, nil
+}
+
+// readBounded reads at most limit bytes; more is 413.
+func readBounded(r io.Reader, limit int64) ([]byte, error) {
+	b, err := io.ReadAll(io.LimitReader(r, limit+1))
+	var mbe *http.MaxBytesError
+	if errors.As(err, &mbe) || int64(len(b)) > limit {
+		return nil, tooLarge(limit)
+	}
+	if err != nil {
+		return nil, badRequest("reading the body failed: %v", err)
+	}
+	return b, nil
+}
+
+func tooLarge(limit int64) *apiError {
+	return &apiError{http.StatusRequestEntityTooLarge, "payload-too-large",
+		fmt.Sprintf("the body exceeds %d bytes: send a shorter loop (a seed needs only the first window of audio)", limit)}
+}
+
+// formLimits says what one multipart/form-data body may hold.
+type formLimits struct {
+	// files names the file parts and how many of each may come.
+	files map[string]int
+	// fileBytes bounds each file part, fieldBytes each other part.
+	fileBytes, fieldBytes int64
+	// fields names the other parts; nil takes any name (the caller checks them).
+	fields []string
+	// maxParts bounds the number of parts.
+	maxParts int
+	// queryOK lets parameters travel in the query string too (otherwise it is an error:
+	// they belong in the form).
+	queryOK bool
+}
+
+// formFile is one file part.
+type formFile struct {
+	name, filename string
+	data           []byte
+}
+
+// readForm streams a multipart/form-data body: file parts and small fields, each
+// bounded, nothing spooled to disk. A file part may be empty only never: that is an
+// error naming the part.
+func readForm(r *http.Request, boundary string, lim formLimits) (url.Values, []formFile, error) {
+	if !lim.queryOK && len(r.URL.RawQuery) > 0 {
+		return nil, nil, badRequest("a multipart request carries its parameters as form fields, not in the query string")
+	}
+	if boundary == "" {
+		return nil, nil, badRequest("multipart/form-data needs a boundary parameter in Content-Type")
+	}
+	mr := multipart.NewReader(r.Body, boundary)
+	form := url.Values{}
+	var files []formFile
+	count := map[string]int{}
+	for n := 0; ; n++ {
+		if n >= lim.maxParts {
+			return nil, nil, badRequest("too many parts: send the files %s and a few fields", quoteList(mapKeys(lim.files)))
+		}
+		p, err := mr.NextPart()
+		if err == io.EOF {
+			break
+		}
+		if err != nil {
+			var mbe *http.MaxBytesError
+			if errors.As(err, &mbe) {
+				return nil, nil, tooLarge(mbe.Limit)
+			}
+			return nil, nil, badRequest("the multipart body does not parse: %v", err)
+		}
+		name := p.FormName()
+		max, isFile := lim.files[name]
+		switch {
+		case name == "":
+			return nil, nil, badRequest("a multipart part has no form name: name the file parts %s", quoteList(mapKeys(lim.files)))
+		case isFile:
+			if count[name] == max {
+				if max == 1 {
+					return nil, nil, badRequest("more than one %q part: send each file once", name)
+				}
+				return nil, nil, &apiError{http.StatusRequestEntityTooLarge, "payload-too-large", fmt.Sprintf("more than %d %q parts in one request: split it", max, name)}
+			}
+			count[name]++
+			data, err := readBounded(p, lim.fileBytes)
+			if err != nil {
+				return nil, nil, err
+			}
+			if len(data) == 0 {
+				return nil, nil, badRequest("the %q part %q is empty", name, clip(p.FileName()))
+			}
+			files = append(files, formFile{name: name, filename: p.FileName(), data: data})
+		case lim.fields != nil && !slices.Contains(lim.fields, name):
+			return nil, nil, badRequest("unknown part %q: send %s and the file parts %s", clip(name), strings.Join(lim.fields, ", "), quoteList(mapKeys(lim.files)))
+		default:
+			v, err := readBounded(p, lim.fieldBytes)
+			if err != nil {
+				return nil, nil, badRequest("form field %q is longer than %d bytes", clip(name), lim.fieldBytes)
+			}
+			form.Add(name, string(v))
+		}
+	}
+	return form, files, nil
+}
+
+// fileNamed is the data of the one file part called name, or nil.
+func fileNamed(files []formFile, name string) []byte {
+	for _, f := range files {
+		if f.name == name {
+			return f.data
+		}
+	}
+	return nil
+}
+
+func mapKeys(m map[string]int) []string {
+	out := make([]string, 0, len(m))
+	for k := range m {
+		out = append(out, k)
+	}
+	return out
+}
+
+func quoteList(xs []string) string {
+	q := make([]string, len(xs))
+	for i, x := range xs {
+		q[i] = strconv.Quote(x)
+	}
+	sort.Strings(q)
+	return strings.Join(q, " and ")
+}
+
+// checkFields refuses parameters outside allowed and parameters given more than once,
+// except the lists in repeatable.
+func checkFields(q url.Values, allowed, repeatable []string) error {
+	for name, vs := range q {
+		if !slices.Contains(allowed, name) {
+			return badRequest("unknown parameter %q: the parameters are %s", clip(name), strings.Join(allowed, ", "))
+		}
+		if len(vs) > 1 && !slices.Contains(repeatable, name) {
+			return badRequest("parameter %q is given %d times: give it once", name, len(vs))
+		}
+	}
+	return nil
+}
+
+// one is a parameter's value, trimmed, and whether it was given.
+func one(q url.Values, name string) (string, bool) {
+	vs, ok := q[name]
+	if !ok || len(vs) == 0 {
+		return "", false
+	}
+	return strings.TrimSpace(vs[0]), true
+}

@@ -1,0 +1,68 @@
+package recommend
+
+import (
+	"errors"
+
+	"github.com/loopmatch/loopmatch/onnx"
+	"github.com/loopmatch/loopmatch/vectordb"
+)
+
+// Models holds the ONNX sessions of a bundle, opened once per process.
+type Models struct {
+	Encoders map[string]*onnx.Model
+	Mappers  map[Pair]*onnx.Model
+	Decoders map[string]*onnx.Model
+}
+
+// OpenModels opens every encoder, mapper and decoder of the bundle.
+func OpenModels(rt *onnx.Runtime, b *onnx.Bundle) (*Models, error) {
+	m := &Models{Encoders: map[string]*onnx.Model{}, Mappers: map[Pair]*onnx.Model{}, Decoders: map[string]*onnx.Model{}}
+	for _, s := range b.Models {
+		om, err := rt.Open(b, s)
+		if err != nil {
+			m.Close()
+			return nil, err
+		}
+		switch s.Role {
+		case onnx.RoleEncoder:
+			m.Encoders[s.Instruments[0]] = om
+		case onnx.RoleDecoder:
+			m.Decoders[s.Instruments[0]] = om
+		case onnx.RoleMapper:
+			m.Mappers[Pair{s.Instruments[0], s.Instruments[1]}] = om
+		default:
+			om.Close()
+		}
+	}
+	return m, nil
+}
+
+// Close releases every session.
+func (m *Models) Close() error {
+	var errs []error
+	for _, g := range []map[string]*onnx.Model{m.Encoders, m.Decoders} {
+		for _, x := range g {
+			errs = append(errs, x.Close())
+		}
+	}
+	for _, x := range m.Mappers {
+		errs = append(errs, x.Close())
+	}
+	return errors.Join(errs...)
+}
+
+// Config fills an Engine config with these models and the bundle's facts.
+func (m *Models) Config(b *onnx.Bundle, store vectordb.Store) Config {
+	c := Config{Store: store, BundleID: b.ID(), SampleRate: b.SampleRate, WindowSeconds: b.WindowSeconds,
+		Encoders: map[string]onnx.Graph{}, Mappers: map[Pair]onnx.Graph{}, Decoders: map[string]onnx.Graph{}}
+	for k, v := range m.Encoders {
+		c.Encoders[k] = v
+	}
+	for k, v := range m.Mappers {
+		c.Mappers[k] = v
+	}
+	for k, v := range m.Decoders {
+		c.Decoders[k] = v
+	}
+	return c
+}
