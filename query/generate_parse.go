@@ -73,40 +73,9 @@ func ParseInterpolate(r *http.Request, maxUpload int64) (*InterpolateQuery, erro
 // multipart/form-data (file part "audio", fields from and to) or a raw audio body
 // (from and to in the query string).
 func ParseTransfer(r *http.Request, maxUpload int64) (*TransferQuery, error) {
-	mt, params, err := requestMediaType(r, transferTypes)
-	if err != nil {
-		return nil, err
-	}
-	switch {
-	case mt == "application/json":
-		body, err := jsonBody(r)
-		if err != nil {
-			return nil, err
-		}
-		return ParseTransferJSON(body)
-	case mt == "multipart/form-data":
-		form, files, err := readForm(r, params["boundary"], formLimits{files: map[string]int{"audio": 1},
-			fileBytes: maxUpload, fieldBytes: maxFieldBytes, maxParts: 16})
-		if err != nil {
-			return nil, err
-		}
-		upload := fileNamed(files, "audio")
-		if upload == nil {
-			return nil, badRequest("no \"audio\" part: upload the loop as the form file \"audio\" (for a stored loop send JSON with id)")
-		}
-		return parseTransferForm(form, upload)
-	case audioContentTypes[mt]:
-		q, err := queryParams(r)
-		if err != nil {
-			return nil, err
-		}
-		body, err := rawBody(r, maxUpload, "the loop")
-		if err != nil {
-			return nil, err
-		}
-		return parseTransferForm(q, body)
-	}
-	return nil, unsupportedMediaType(mt, transferTypes)
+	set := func(q *TransferQuery, b []byte) { q.Upload = b }
+	return uploadRoute[*TransferQuery]{transferTypes, 16, "the loop",
+		"upload the loop as the form file \"audio\" (for a stored loop send JSON with id)", ParseTransferJSON, parseTransferForm, set}.parse(r, maxUpload)
 }
 
 // ParseInterpolateJSON parses {"instrument", "a_id", "b_id", "ratio"}, all required.
@@ -148,21 +117,15 @@ func ParseTransferJSON(body []byte) (*TransferQuery, error) {
 	if err := decodeStrict(body, &b, "transfer"); err != nil {
 		return nil, err
 	}
-	if b.ID == nil {
-		return nil, badRequest("id is required in a JSON request: the id of a stored loop of the from instrument (or upload the loop as multipart/form-data or an audio/* body)")
+	if b.ID == nil || b.From == nil || b.To == nil {
+		return nil, badRequest("id, from and to are required in a JSON request: the id of a stored loop of the from instrument, " +
+			"and the instrument whose decoder renders it, e.g. \"from\": \"drum\", \"to\": \"bass\" (or upload the loop as multipart/form-data or an audio/* body)")
 	}
-	if b.From == nil || b.To == nil {
-		return nil, badRequest("from and to are required: the loop's instrument and the instrument whose decoder renders it, e.g. \"from\": \"drum\", \"to\": \"bass\"")
+	q, err := parseTransferForm(url.Values{"from": {*b.From}, "to": {*b.To}})
+	if err != nil {
+		return nil, err
 	}
-	q := &TransferQuery{}
-	var err error
 	if err := checkID("id", *b.ID); err != nil {
-		return nil, err
-	}
-	if q.Request.From, err = checkInstrument("from", *b.From); err != nil {
-		return nil, err
-	}
-	if q.Request.To, err = checkInstrument("to", *b.To); err != nil {
 		return nil, err
 	}
 	q.Request.Loop.ID = *b.ID
@@ -213,11 +176,11 @@ func parseInterpolateForm(q url.Values, a, b []byte) (*InterpolateQuery, error) 
 }
 
 // parseTransferForm parses the fields of an uploaded loop's transfer.
-func parseTransferForm(q url.Values, upload []byte) (*TransferQuery, error) {
+func parseTransferForm(q url.Values) (*TransferQuery, error) {
 	if err := checkFields(q, []string{"from", "to"}, nil); err != nil {
 		return nil, err
 	}
-	out := &TransferQuery{Upload: upload}
+	out := &TransferQuery{}
 	from, okF := one(q, "from")
 	to, okT := one(q, "to")
 	if !okF || !okT {

@@ -55,48 +55,9 @@ const (
 // "audio" plus form fields) or a raw audio body (parameters in the query string).
 // maxUpload bounds the seed file. Errors are *apiError with the status to answer.
 func ParseRecommend(r *http.Request, maxUpload int64) (*RecommendQuery, error) {
-	mt, params, err := requestMediaType(r, recommendTypes)
-	if err != nil {
-		return nil, err
-	}
-	switch {
-	case mt == "application/json":
-		body, err := jsonBody(r)
-		if err != nil {
-			return nil, err
-		}
-		return ParseRecommendJSON(body)
-	case mt == "multipart/form-data":
-		form, files, err := readForm(r, params["boundary"], formLimits{files: map[string]int{"audio": 1},
-			fileBytes: maxUpload, fieldBytes: maxFieldBytes, maxParts: 32})
-		if err != nil {
-			return nil, err
-		}
-		upload := fileNamed(files, "audio")
-		if upload == nil {
-			return nil, badRequest("no \"audio\" part: upload the seed loop as the form file \"audio\" (for a stored seed send JSON with seed_id)")
-		}
-		rq, err := ParseRecommendForm(form)
-		if err != nil {
-			return nil, err
-		}
-		rq.Upload = upload
-		return rq, nil
-	case audioContentTypes[mt]:
-		q, err := queryParams(r)
-		if err != nil {
-			return nil, err
-		}
-		rq, err := ParseRecommendForm(q)
-		if err != nil {
-			return nil, err
-		}
-		if rq.Upload, err = rawBody(r, maxUpload, "the seed loop"); err != nil {
-			return nil, err
-		}
-		return rq, nil
-	}
-	return nil, unsupportedMediaType(mt, recommendTypes)
+	how := "upload the seed loop as the form file \"audio\" (for a stored seed send JSON with seed_id)"
+	return uploadRoute[*RecommendQuery]{recommendTypes, 32, "the seed loop", how, ParseRecommendJSON, ParseRecommendForm,
+		func(q *RecommendQuery, b []byte) { q.Upload = b }}.parse(r, maxUpload)
 }
 
 // ParseRecommendJSON parses the JSON body of a recommend request. Unknown fields are

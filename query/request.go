@@ -121,6 +121,70 @@ func rawBody(r *http.Request, limit int64, what string) ([]byte, error) {
 	return body, nil
 }
 
+// uploadRoute describes a route that takes JSON (stored loops by id) or one uploaded
+// file: multipart (the file part "audio" beside the fields) or a raw audio body (the
+// parameters in the query string).
+type uploadRoute[T any] struct {
+	accepted string // the accepted forms, for messages
+	maxParts int
+	// what names the file ("the seed loop"); missing says how to send it.
+	what, missing string
+	fromJSON      func([]byte) (T, error)
+	// fromParams checks the parameters; for a raw body it runs before the file is
+	// read, so a bad parameter costs no upload.
+	fromParams func(url.Values) (T, error)
+	setUpload  func(T, []byte)
+}
+
+// parse reads a request of the route.
+func (u uploadRoute[T]) parse(r *http.Request, maxUpload int64) (T, error) {
+	var zero T
+	mt, params, err := requestMediaType(r, u.accepted)
+	if err != nil {
+		return zero, err
+	}
+	switch {
+	case mt == "application/json":
+		body, err := jsonBody(r)
+		if err != nil {
+			return zero, err
+		}
+		return u.fromJSON(body)
+	case mt == "multipart/form-data":
+		form, files, err := readForm(r, params["boundary"], formLimits{files: map[string]int{"audio": 1},
+			fileBytes: maxUpload, fieldBytes: maxFieldBytes, maxParts: u.maxParts})
+		if err != nil {
+			return zero, err
+		}
+		upload := fileNamed(files, "audio")
+		if upload == nil {
+			return zero, badRequest("no \"audio\" part: %s", u.missing)
+		}
+		out, err := u.fromParams(form)
+		if err != nil {
+			return zero, err
+		}
+		u.setUpload(out, upload)
+		return out, nil
+	case audioContentTypes[mt]:
+		q, err := queryParams(r)
+		if err != nil {
+			return zero, err
+		}
+		out, err := u.fromParams(q)
+		if err != nil {
+			return zero, err
+		}
+		body, err := rawBody(r, maxUpload, u.what)
+		if err != nil {
+			return zero, err
+		}
+		u.setUpload(out, body)
+		return out, nil
+	}
+	return zero, unsupportedMediaType(mt, u.accepted)
+}
+
 // readBounded reads at most limit bytes; more is 413.
 func readBounded(r io.Reader, limit int64) ([]byte, error) {
 	b, err := io.ReadAll(io.LimitReader(r, limit+1))

@@ -316,7 +316,7 @@ func printEval(out io.Writer, d evalDoc) error {
 	return nil
 }
 
-// engineRecommender runs an evaluation through the query Engine: the stored seed's
+// engineRecommender runs an evaluation through the recommend Engine: the stored seed's
 // latent, the mapper, and SearchMapped, exactly as a recommend request does.
 type engineRecommender struct {
 	e        *recommend.Engine
