@@ -20,6 +20,7 @@ from .export import _export, session
 from .models import C_LAT, HOP, N_FFT, N_MELS, T_LAT, DecoderGraph, DecoderGraphV2, EncoderGraphV2, MapperV2
 
 NAME, VERSION = "loopmatch-v2", "2.0.0"
+SHIPPED_LABEL = "loopmatch-v2 (compatibility towers)"
 
 
 def _parity(module, path, x, in_name, out_name):
@@ -75,7 +76,10 @@ def write_bundle_v2(bundle_dir, out_dir, vaes, decoders, towers, scale, mappers,
         "latent_shape": latent,
         "created": dt.datetime.now(dt.timezone.utc).replace(microsecond=0).isoformat().replace("+00:00", "Z"),
         "training": training | {"onnx_parity_max_abs_diff": parity},
-        "metrics": results,
+        # test split as v1 recorded it (direction -> setting -> model), the transfer split beside
+        "shipped_model": SHIPPED_LABEL,
+        "metrics": {d: results[d]["test"] for d in results},
+        "metrics_transfer": {d: results[d]["transfer"] for d in results},
         "models": [{k: s[k] for k in ("name", "file", "sha256", "role", "instruments", "inputs", "outputs")} for s in specs],
     }
     with open(os.path.join(stage, "manifest.json"), "w") as f:
@@ -126,7 +130,7 @@ def model_card(manifest, results, training):
     tw = training["towers"]
     vae = training["vae"]
     dec = training["decoders"]
-    label = "loopmatch-v2 (compatibility towers)"
+    label = SHIPPED_LABEL
     ce = tw["ce"]
     return f"""# loopmatch-v2 — model card
 

@@ -104,7 +104,7 @@ def expected(demo_dir: str, bundle_dir: str) -> dict:
 def main(argv=None):
     ap = argparse.ArgumentParser(description=__doc__.split("\n")[0])
     ap.add_argument("--demo", default="demo")
-    ap.add_argument("--bundle", default="models/loopmatch-v1")
+    ap.add_argument("--bundle", default="models/loopmatch-v2")
     ap.add_argument("--out", default="eval/testdata/demo_expected.json")
     args = ap.parse_args(argv)
     res = expected(args.demo, args.bundle)

@@ -35,10 +35,10 @@ def main(argv=None):
     ap.add_argument("--bundle", default="models/loopmatch-v2")
     ap.add_argument("--demo", default="demo")
     ap.add_argument("--v1-bundle", default="models/loopmatch-v1", help="v1's shipped bundle, evaluated as a baseline row")
-    ap.add_argument("--vae-loops", type=int, default=1800, help="training loops per instrument for the VAE codec")
-    ap.add_argument("--vae-epochs", type=int, default=10)
+    ap.add_argument("--vae-loops", type=int, default=1500, help="training loops per instrument for the VAE codec")
+    ap.add_argument("--vae-epochs", type=int, default=8)
     ap.add_argument("--beta", type=float, default=1e-3)
-    ap.add_argument("--dec-epochs", type=int, default=8)
+    ap.add_argument("--dec-epochs", type=int, default=6)
     ap.add_argument("--tower-epochs", type=int, default=24)
     ap.add_argument("--tower-steps", type=int, default=120)
     ap.add_argument("--tower-ce", type=int, default=8)
@@ -51,6 +51,8 @@ def main(argv=None):
     ap.add_argument("--reuse-decoder", action="store_true")
     ap.add_argument("--reuse-towers", action="store_true")
     ap.add_argument("--skip-decoder-eval", action="store_true")
+    ap.add_argument("--threads", type=int, default=1,
+                    help="torch threads per process (the codecs of the two instruments train in two processes at once)")
     args = ap.parse_args(argv)
     t_start = time.time()
     durations = {}
@@ -92,54 +94,42 @@ def main(argv=None):
     stats = corpus_stats(packs, rows, split)
     log("corpus stats", json.dumps(stats))
 
-    # 3. VAEs: the codec behind previews, interpolation and transfer (a fixed-size random
-    #    subset of the training loops per instrument keeps the 2-core budget)
-    from .models import VAE
-    from .train_vae import encode_all, train_vae
-    vaes, vae_info = {}, {}
+    # 3. VAE codecs (previews, interpolation, transfer) and their decoders retrained on the
+    #    frozen encoders (onset-aware loss, as v1): one process per instrument, one thread
+    #    each, on a fixed-size random subset of the training loops (the 2-core budget)
+    from .models import VAE, make_decoder
+    from .train_vae import encode_all
+    t = time.time()
+    jobs = [(name, k) for k, name in enumerate(("drum", "bass"))
+            if not (args.reuse_vae and args.reuse_decoder and all(
+                os.path.exists(os.path.join(args.out, f"{w}_{name}.pt.json")) for w in ("vae", "decoder")))]
+    if jobs:
+        import multiprocessing as mp
+        from concurrent.futures import ProcessPoolExecutor
+        with ProcessPoolExecutor(len(jobs), mp_context=mp.get_context("spawn")) as ex:
+            futs = [ex.submit(train_codec, vars(args), name, k, feat_dir, [int(i) for i in idx[(name, "train")]],
+                              [int(i) for i in idx[(name, "val")]]) for name, k in jobs]
+            for f in futs:
+                log(f.result())
+    durations["codecs_s"] = round(time.time() - t, 1)
+    vaes, vae_info, decoders, decoder_info = {}, {}, {}, {}
     zv = np.zeros((len(rows), 16, 64), np.float32)
-    for k, name in enumerate(("drum", "bass")):
-        t = time.time()
+    for name in ("drum", "bass"):
         ckpt = os.path.join(args.out, f"vae_{name}.pt")
-        sub = np.sort(np.random.default_rng([args.seed, 5, k]).permutation(idx[(name, "train")])[: args.vae_loops])
-        if args.reuse_vae and os.path.exists(ckpt) and os.path.exists(ckpt + ".json"):
-            vae = VAE()
-            vae.load_state_dict(torch.load(ckpt))
-            vae.eval()
-            info = json.load(open(ckpt + ".json"))
-        else:
-            log(f"training the {name} VAE on {len(sub)} training loops")
-            vae, info = train_vae(logmel, logmag, sub, idx[(name, "val")], args.seed + k, args.vae_epochs, beta=args.beta, log=log)
-            info["train_loops"] = int(len(sub))
-            info["seconds"] = round(time.time() - t, 1)
-            torch.save(vae.state_dict(), ckpt)
-            json.dump(info, open(ckpt + ".json", "w"))
+        vae = VAE()
+        vae.load_state_dict(torch.load(ckpt))
+        vae.eval()
+        vaes[name], vae_info[name] = vae, json.load(open(ckpt + ".json"))
+        dck = os.path.join(args.out, f"decoder_{name}.pt")
+        info = json.load(open(dck + ".json"))
+        dec = make_decoder(info["arch"], info["channels"])
+        dec.load_state_dict(torch.load(dck))
+        dec.eval()
+        decoders[name], decoder_info[name] = dec, info
         all_i = np.where(inst == name)[0]
         zv[all_i] = encode_all(vae, logmel[all_i])
-        vaes[name], vae_info[name] = vae, info
-        durations[f"vae_{name}_s"] = round(time.time() - t, 1)
-
-    # 3b. decoders retrained on the frozen VAE encoders (onset-aware loss, as v1)
-    from .models import make_decoder
-    from .train_decoder import train_decoder
-    decoders, decoder_info = {}, {}
-    for k, name in enumerate(("drum", "bass")):
-        t = time.time()
-        ckpt = os.path.join(args.out, f"decoder_{name}.pt")
-        sub = np.sort(np.random.default_rng([args.seed, 5, k]).permutation(idx[(name, "train")])[: args.vae_loops])
-        if args.reuse_decoder and os.path.exists(ckpt) and os.path.exists(ckpt + ".json"):
-            info = json.load(open(ckpt + ".json"))
-            dec = make_decoder(info["arch"], info["channels"])
-            dec.load_state_dict(torch.load(ckpt))
-            dec.eval()
-        else:
-            log(f"training the {name} decoder on the frozen encoder ({args.dec_epochs} epochs)")
-            dec, info = train_decoder(vaes[name], logmel, logmag, sub, idx[(name, "val")], args.seed + 20 + k,
-                                      args.dec_epochs, log=log)
-            torch.save(dec.state_dict(), ckpt)
-            json.dump(info, open(ckpt + ".json", "w"))
-        decoders[name], decoder_info[name] = dec, info
-        durations[f"decoder_{name}_s"] = round(time.time() - t, 1)
+    from .common import setup
+    setup(args.seed, args.threads)
 
     # 4. compatibility towers (the v2 retrieval model)
     from .train_compat import CompatTower, embed, train_towers
@@ -155,7 +145,7 @@ def main(argv=None):
         log("training the compatibility towers")
         td, tb, tower_info = train_towers(logmel, rows, idx[("drum", "train")], idx[("bass", "train")], idx[("drum", "val")],
                                           idx[("bass", "val")], args.seed + 40, epochs=args.tower_epochs,
-                                          steps_per_epoch=args.tower_steps, ce=args.tower_ce, log=log)
+                                          steps_per_epoch=args.tower_steps, ce=args.tower_ce, threads=args.threads, log=log)
         towers = {"drum": td, "bass": tb}
         tower_info["seconds"] = round(time.time() - t, 1)
         torch.save({"drum": td.state_dict(), "bass": tb.state_dict(), "info": tower_info}, ckpt)
@@ -179,7 +169,8 @@ def main(argv=None):
             name = f"{src}2{tgt}_{kind}"
             log(f"training {name} on the VAE latents")
             m, info = train_mapper(zv, zv, rows, idx[(src, "train")], idx[(tgt, "train")], idx[(src, "val")],
-                                   idx[(tgt, "val")], args.seed + 10, kind, epochs=args.mapper_epochs, log=log)
+                                   idx[(tgt, "val")], args.seed + 10, kind, epochs=args.mapper_epochs, threads=args.threads,
+                                   log=log)
             info["seconds"] = round(time.time() - t, 1)
             mappers[name], mapper_info[name] = m, info
             torch.save(m.state_dict(), os.path.join(args.out, f"mapper_{name}.pt"))
@@ -208,7 +199,7 @@ def main(argv=None):
         "decoders": {k: {kk: vv for kk, vv in v.items() if kk != "history"} | {"final": v["history"][-1]} for k, v in decoder_info.items()},
         "towers": {k: v for k, v in tower_info.items() if k != "history"} | {"final": tower_info["history"][-1]},
         "mappers": {k: {kk: vv for kk, vv in v.items() if kk != "history"} for k, v in mapper_info.items()},
-        "durations_s": durations, "threads": 2, "gl_iters": args.gl_iters, "gl_momentum": args.gl_momentum,
+        "durations_s": durations, "threads": args.threads, "processes": 2, "gl_iters": args.gl_iters, "gl_momentum": args.gl_momentum,
     }
     write_bundle_v2(args.bundle, args.out, vaes, decoders, towers, scale,
                     {f"{s}2{t_}": mappers[f"{s}2{t_}_l2"] for s, t_ in DIRECTIONS}, results, training, corpus_dir, rows,
@@ -220,6 +211,41 @@ def main(argv=None):
                         corpus_module="corpus2")
     write_demo(args.demo, corpus_dir, rows, spl, log=log)
     log(f"done in {(time.time() - t_start) / 60:.1f} min")
+
+
+def train_codec(a: dict, name: str, k: int, feat_dir: str, train_idx: list, val_idx: list) -> str:
+    """One instrument's VAE codec and its retrained decoder, in a process of its own."""
+    import torch
+    from .models import VAE
+    from .train_decoder import train_decoder
+    from .train_vae import train_vae
+    t = time.time()
+    logmel = np.load(os.path.join(feat_dir, "logmel.npy"), mmap_mode="r")
+    logmag = np.load(os.path.join(feat_dir, "logmag.npy"), mmap_mode="r")
+    sub = np.sort(np.random.default_rng([a["seed"], 5, k]).permutation(np.array(train_idx))[: a["vae_loops"]])
+    val = np.array(val_idx)
+    ckpt = os.path.join(a["out"], f"vae_{name}.pt")
+    say = lambda *m: log(f"[{name}]", *m)  # noqa: E731
+    if a["reuse_vae"] and os.path.exists(ckpt + ".json"):
+        vae = VAE()
+        vae.load_state_dict(torch.load(ckpt))
+        vae.eval()
+    else:
+        vae, info = train_vae(logmel, logmag, sub, val, a["seed"] + k, a["vae_epochs"], beta=a["beta"],
+                              threads=a["threads"], log=say)
+        info["train_loops"] = int(len(sub))
+        info["seconds"] = round(time.time() - t, 1)
+        torch.save(vae.state_dict(), ckpt)
+        json.dump(info, open(ckpt + ".json", "w"))
+    dck = os.path.join(a["out"], f"decoder_{name}.pt")
+    if not (a["reuse_decoder"] and os.path.exists(dck + ".json")):
+        t2 = time.time()
+        dec, info = train_decoder(vae, logmel, logmag, sub, val, a["seed"] + 20 + k, a["dec_epochs"],
+                                  threads=a["threads"], log=say)
+        info["seconds"] = round(time.time() - t2, 1)
+        torch.save(dec.state_dict(), dck)
+        json.dump(info, open(dck + ".json", "w"))
+    return f"{name} codec ready ({time.time() - t:.0f} s)"
 
 
 def evaluate_all(args, rows, idx, logmel, zv, z2, ce, mappers, packs_a, bpm_a, key_a, corpus_dir):

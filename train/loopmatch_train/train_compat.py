@@ -27,8 +27,7 @@ from torch import nn
 from .common import setup
 from .metrics import cosine_scores, evaluate
 from .models import N_MELS, T_LAT
-
-LAT_FPS = T_LAT / 4.0  # latent frames per second (64 over the 4 s window)
+from .sampling import TempoBatches, paired_roll, pairs_by_pack, shift_frames
 
 
 class CompatTower(nn.Module):
@@ -54,47 +53,18 @@ class CompatTower(nn.Module):
         return e / n
 
 
-def pairs_by_pack(rows, idx_drum, idx_bass):
-    """pack -> (drum rows, bass rows) for packs that have both."""
-    d, b = {}, {}
-    for i in idx_drum:
-        d.setdefault(rows[i]["pack"], []).append(int(i))
-    for i in idx_bass:
-        b.setdefault(rows[i]["pack"], []).append(int(i))
-    return {p: (d[p], b[p]) for p in sorted(d) if p in b}
-
-
-class TempoBatches:
-    """Batches of one (drum, bass) pair per pack: `same` packs of one tempo (picked in
-    proportion to its number of packs) plus `rand` packs of any tempo."""
-
-    def __init__(self, packs: dict, bpm_of: dict, same: int, rand: int, rng: np.random.Generator):
-        self.packs = packs
-        self.names = sorted(packs)
-        self.by_bpm = {}
-        for p in self.names:
-            self.by_bpm.setdefault(bpm_of[p], []).append(p)
-        self.tempi = sorted(self.by_bpm)
-        w = np.array([len(self.by_bpm[t]) for t in self.tempi], float)
-        self.p = w / w.sum()
-        self.same, self.rand, self.rng = same, rand, rng
-
-    def batch(self):
-        rng = self.rng
-        t = self.tempi[int(rng.choice(len(self.tempi), p=self.p))]
-        group = self.by_bpm[t]
-        chosen = list(rng.choice(group, size=min(self.same, len(group)), replace=False))
-        taken = set(chosen)
-        while len(chosen) < self.same + self.rand:
-            q = self.names[int(rng.integers(0, len(self.names)))]
-            if q not in taken:
-                taken.add(q)
-                chosen.append(q)
-        out = []
-        for p in chosen:
-            d, b = self.packs[p]
-            out.append((d[int(rng.integers(0, len(d)))], b[int(rng.integers(0, len(b)))], p))
-        return out
+def paired_stretch(xd: torch.Tensor, xb: torch.Tensor, factor: float):
+    """Both loops of every pair played `factor` times faster (log-mel resampled in time, the
+    window tiled again from its start): the same tempo change for both, so the pair's grid
+    stays aligned while the absolute tempo moves."""
+    n = xd.shape[-1]
+    m = max(8, int(round(n / factor)))
+    out = []
+    for x in (xd, xb):
+        y = F.interpolate(x, size=m, mode="linear", align_corners=False)
+        reps = -(-n // m)
+        out.append(y.repeat(1, 1, reps)[..., :n])
+    return out[0], out[1]
 
 
 def band_mask(x: torch.Tensor, rng: np.random.Generator, max_bands: int = 16) -> torch.Tensor:
@@ -105,12 +75,6 @@ def band_mask(x: torch.Tensor, rng: np.random.Generator, max_bands: int = 16) ->
             s = int(rng.integers(0, N_MELS - w))
             x[i, s:s + w] = x[i].mean()
     return x
-
-
-def shift_frames(bpm: float, rng: np.random.Generator) -> int:
-    """A circular shift off the beat: a quarter to three quarters of a beat, in latent frames."""
-    beat = LAT_FPS * 60.0 / bpm
-    return max(1, int(round(rng.uniform(0.25, 0.75) * beat)))
 
 
 @torch.no_grad()
@@ -141,8 +105,9 @@ def score_split(td, tb, logmel, rows, idx_d, idx_b, settings=("all", "same_bpm")
 
 def train_towers(logmel, rows, tr_d, tr_b, va_d, va_b, seed: int, epochs: int = 30, steps_per_epoch: int = 150,
                  same: int = 48, rand: int = 16, tau: float = 0.07, lr: float = 2e-3, ce: int = 8,
-                 n_shift: int = 2, roll: bool = True, mask: bool = True, log=print):
-    setup(seed)
+                 n_shift: int = 2, roll: bool = True, mask: bool = True, stretch: float = 0.0, threads: int = 2,
+                 log=print):
+    setup(seed, threads)
     td, tb = CompatTower(ce), CompatTower(ce)
     # one scale for the mean-removed log-mel, from the training loops
     sample = np.asarray(logmel[np.sort(np.concatenate([tr_d, tr_b]))[:: max(1, (len(tr_d) + len(tr_b)) // 500)]], np.float32)
@@ -170,8 +135,9 @@ def train_towers(logmel, rows, tr_d, tr_b, va_d, va_b, seed: int, epochs: int = 
             xd = torch.from_numpy(np.asarray(logmel[di], np.float32))
             xb = torch.from_numpy(np.asarray(logmel[bi], np.float32))
             if roll:
-                r = int(rng.integers(0, T_LAT)) * 4  # one roll for both loops of every pair
-                xd, xb = xd.roll(r, 2), xb.roll(r, 2)
+                xd, xb = paired_roll(xd, xb, int(rng.integers(0, T_LAT)) * 4)
+            if stretch:
+                xd, xb = paired_stretch(xd, xb, float(np.exp(rng.uniform(-stretch, stretch))))
             if mask:
                 xd, xb = band_mask(xd, rng), band_mask(xb, rng)
             ed, eb = td(xd), tb(xb)
@@ -216,5 +182,5 @@ def train_towers(logmel, rows, tr_d, tr_b, va_d, va_b, seed: int, epochs: int = 
     td.eval()
     tb.eval()
     info = dict(ce=ce, epochs=epochs, steps_per_epoch=steps_per_epoch, same_tempo=same, random=rand, tau=tau, lr=lr,
-                shift_negatives=n_shift, roll=roll, band_mask=mask, packs=len(packs), best_select=best, history=hist)
+                shift_negatives=n_shift, roll=roll, band_mask=mask, paired_stretch=stretch, packs=len(packs), best_select=best, history=hist)
     return td, tb, info

@@ -56,8 +56,8 @@ def posterior(vae: VAE, logmel: np.ndarray, idx: np.ndarray, batch: int = 128):
 
 def train_decoder(vae: VAE, logmel: np.ndarray, logmag: np.ndarray, train_idx: np.ndarray, val_idx: np.ndarray,
                   seed: int, epochs: int = 12, arch: str = "conv", ch: int = 192, w_level: float = 10.0,
-                  w_flux: float = 10.0, noise: float = 1.0, batch: int = 32, lr: float = 2e-3, log=print):
-    setup(seed)
+                  w_flux: float = 10.0, noise: float = 1.0, batch: int = 32, lr: float = 2e-3, threads: int = 2, log=print):
+    setup(seed, threads)
     t0 = time.time()
     vae.eval()
     dec = make_decoder(arch, ch)

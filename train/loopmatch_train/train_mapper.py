@@ -50,7 +50,7 @@ def val_score(m, z_src, z_tgt, rows, src_idx, tgt_idx):
 
 def train_mapper(z_src, z_tgt, rows, tr_src, tr_tgt, va_src, va_tgt, seed: int, kind: str,
                  epochs: int = 60, batch: int = 128, lr: float = 1e-3, lam: float = 1.0,
-                 tau: float = 0.07, sym: bool = True, roll: bool | None = None, log=print):
+                 tau: float = 0.07, sym: bool = True, roll: bool | None = None, threads: int = 2, log=print):
     """roll (default: on for "contrastive", off for "l2", the paper's model): each batch's
     source and target latents are rolled in time by one random shift, the same for both.
     A pack's drum and bass loops are aligned and periodic, so a shifted pair is still a
@@ -58,7 +58,7 @@ def train_mapper(z_src, z_tgt, rows, tr_src, tr_tgt, va_src, va_tgt, seed: int, 
     which halves the validation R_mn (see the model card)."""
     if roll is None:
         roll = kind == "contrastive"
-    setup(seed)
+    setup(seed, threads)
     d = z_src[0].size
     m = Mapper(d)
     xs = z_src.reshape(len(z_src), -1).astype(np.float32)

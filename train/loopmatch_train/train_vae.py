@@ -12,8 +12,8 @@ from .models import VAE
 
 def train_vae(logmel: np.ndarray, logmag: np.ndarray, train_idx: np.ndarray, val_idx: np.ndarray,
               seed: int, epochs: int, beta: float = 1e-3, batch: int = 32, lr: float = 2e-3,
-              ch: int = 192, log=print) -> tuple[VAE, dict]:
-    setup(seed)
+              ch: int = 192, threads: int = 2, log=print) -> tuple[VAE, dict]:
+    setup(seed, threads)
     vae = VAE(ch)
     tr_mel = logmel[train_idx].astype(np.float32)
     vae.mel_mu.copy_(torch.tensor(tr_mel.mean(axis=(0, 2))[:, None]))

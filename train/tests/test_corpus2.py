@@ -130,3 +130,60 @@ def test_production_is_cyclic():
     y = P.apply(c, x, np.random.default_rng(0))
     step = np.abs(np.diff(np.concatenate([y, y[:1]])))
     assert step[-1] < 3 * np.median(step) + 1e-3
+
+
+# --- the towers' sampler and augmentations (loopmatch_train/sampling.py) ----------------
+
+from loopmatch_train import sampling as S  # noqa: E402
+
+
+def _rows(n_packs, bpms):
+    rows = []
+    for p in range(n_packs):
+        for inst, k in (("drum", 3), ("bass", 2)):
+            for _ in range(k):
+                rows.append({"pack": f"p{p}", "instrument": inst, "bpm": bpms[p % len(bpms)]})
+    return rows
+
+
+def test_tempo_batches_share_a_tempo_and_one_pair_per_pack():
+    rows = _rows(60, [90, 120, 140])
+    d = [i for i, r in enumerate(rows) if r["instrument"] == "drum"]
+    b = [i for i, r in enumerate(rows) if r["instrument"] == "bass"]
+    packs = S.pairs_by_pack(rows, d, b)
+    bpm_of = {r["pack"]: r["bpm"] for r in rows}
+    a = S.TempoBatches(packs, bpm_of, same=12, rand=4, rng=np.random.default_rng(0))
+    again = S.TempoBatches(packs, bpm_of, same=12, rand=4, rng=np.random.default_rng(0))
+    for _ in range(20):
+        batch = a.batch()
+        assert batch == again.batch()  # deterministic from the rng
+        names = [p for _, _, p in batch]
+        assert len(names) == len(set(names)) == 16  # one pair per pack
+        head = {bpm_of[p] for p in names[:12]}
+        assert len(head) == 1  # the same-tempo block shares one tempo
+        for di, bi, p in batch:
+            assert rows[di]["pack"] == rows[bi]["pack"] == p
+            assert rows[di]["instrument"] == "drum" and rows[bi]["instrument"] == "bass"
+
+
+def test_shift_negatives_are_off_the_beat():
+    rng = np.random.default_rng(1)
+    for bpm in (70, 100, 128, 174):
+        beat = S.LAT_FPS * 60 / bpm
+        for _ in range(50):
+            s = S.shift_frames(bpm, rng)
+            assert s >= 1
+            assert 0.2 * beat - 0.5 <= s <= 0.8 * beat + 0.5  # never a whole beat
+
+
+def test_paired_roll_keeps_the_pair_aligned():
+    """Onsets of a drum and a bass that coincide still coincide after the paired roll."""
+    t = np.arange(256)
+    drum = np.zeros((1, 4, 256))
+    bass = np.zeros((1, 4, 256))
+    drum[..., t % 32 == 0] = 1
+    bass[..., t % 32 == 0] = 1
+    for r in (4, 36, 200):
+        d2, b2 = S.paired_roll(drum, bass, r)
+        assert (np.argwhere(d2[0, 0] > 0) == np.argwhere(b2[0, 0] > 0)).all()
+        assert not np.array_equal(d2, drum) or r % 32 == 0
