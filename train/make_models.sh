@@ -8,7 +8,7 @@
 set -euo pipefail
 cd "$(dirname "$0")/.."
 PY=${PYTHON:-.venv-train/bin/python}
-export OMP_NUM_THREADS=2 MKL_NUM_THREADS=2 PYTHONHASHSEED=0
+export OMP_NUM_THREADS=1 MKL_NUM_THREADS=1 PYTHONHASHSEED=0
 start=$(date +%s)
 mkdir -p train/out
 PYTHONPATH=train nice -n "${NICE:-5}" "$PY" -m loopmatch_train.run2 --out train/out \

@@ -363,9 +363,17 @@ class Bundle:
         path = os.path.join(self.dir, self.specs[("decoder", inst)]["file"])
         model = onnx.load(path)
         g = model.graph
-        init = {t.name: numpy_helper.to_array(t) for t in g.initializer}
-        mag = next(n for n in g.node if n.op_type == "Mul" and "ph_re" in n.input)
-        mag_name = [i for i in mag.input if i != "ph_re"][0]
+        # initializers by their name within the Griffin-Lim module (v2's decoder graph wraps
+        # it, so its names carry a prefix such as "graph.")
+        full = {t.name: numpy_helper.to_array(t) for t in g.initializer}
+        init = {}
+        for name, arr in full.items():
+            for key in ("ph_re", "ph_im", "tf.window", "tf.inv_wsum"):
+                if name == key or name.endswith("." + key):
+                    init[key] = arr
+        ph_name = next(n for n in full if n == "ph_re" or n.endswith(".ph_re"))
+        mag = next(n for n in g.node if n.op_type == "Mul" and ph_name in n.input)
+        mag_name = [i for i in mag.input if i != ph_name][0]
         iters = sum(1 for n in g.node if n.op_type == "Sqrt")
         sub = onnx.utils.Extractor(onnx.shape_inference.infer_shapes(model)).extract_model([g.input[0].name], [mag_name])
         win = init["tf.window"].astype(np.float64)
