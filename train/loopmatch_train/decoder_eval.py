@@ -523,7 +523,8 @@ def pick_examples(rows: list[dict], n: int = 5) -> list[int]:
 
 def evaluate_bundle(bundle_dir: str, corpus_dir: str, out_json: str, docs_dir: str | None, card: bool = True,
                     train_sample: int = 40, threads: int = 2, full_onnx: bool = False, seed: int = SEED,
-                    gl_sweep: tuple = (), oracle_n: int = 60, log=log, corpus_module: str = "corpus") -> dict:
+                    gl_sweep: tuple = (), oracle_n: int = 60, log=log, corpus_module: str = "corpus",
+                    test_sample: int = 250) -> dict:
     t0 = time.time()
     b = Bundle(bundle_dir, threads)
     rows = read_meta(corpus_dir)
@@ -531,6 +532,8 @@ def evaluate_bundle(bundle_dir: str, corpus_dir: str, out_json: str, docs_dir: s
     sets = {}
     for inst in ("drum", "bass"):
         test = [r for r in rows if r["instrument"] == inst and r["split"] == "test"]
+        if test_sample and len(test) > test_sample:  # corpus v2's test split is 3x v1's
+            test = [test[i] for i in sorted(rng.choice(len(test), size=test_sample, replace=False))]
         tr = [r for r in rows if r["instrument"] == inst and r["split"] == "train"]
         pick = sorted(rng.choice(len(tr), size=min(train_sample, len(tr)), replace=False))
         sets[(inst, "test")] = test

@@ -208,7 +208,7 @@ def main(argv=None):
     if not args.skip_decoder_eval:
         from .decoder_eval import evaluate_bundle
         evaluate_bundle(args.bundle, corpus_dir, os.path.join(args.out, "decoder_eval.json"), "docs/decoder", log=log,
-                        corpus_module="corpus2")
+                        corpus_module="corpus2", test_sample=250)
     write_demo(args.demo, corpus_dir, rows, spl, log=log)
     log(f"done in {(time.time() - t_start) / 60:.1f} min")
 
