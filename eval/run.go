@@ -21,6 +21,28 @@ type Recommender interface {
 	Search(ctx context.Context, q []float32, k int, f vectordb.Filter) ([]vectordb.Hit, error)
 }
 
+// BatchRecommender is a Recommender that searches several query vectors under one filter
+// in one call (a server store answers them in one round trip). Run uses it when the
+// Recommender has it; each answer must be what Search gives for its vector.
+type BatchRecommender interface {
+	Recommender
+	SearchBatch(ctx context.Context, qs [][]float32, k int, f vectordb.Filter) ([][]vectordb.Hit, error)
+}
+
+func searchOneByOne(r Recommender) func(context.Context, [][]float32, int, vectordb.Filter) ([][]vectordb.Hit, error) {
+	return func(ctx context.Context, qs [][]float32, k int, f vectordb.Filter) ([][]vectordb.Hit, error) {
+		out := make([][]vectordb.Hit, len(qs))
+		for i, q := range qs {
+			hits, err := r.Search(ctx, q, k, f)
+			if err != nil {
+				return nil, err
+			}
+			out[i] = hits
+		}
+		return out, nil
+	}
+}
+
 // Config describes one evaluation: seeds from one collection, candidates from another.
 type Config struct {
 	// Store lists the loops of both collections (the recommender searches its own).
@@ -38,7 +60,7 @@ type Config struct {
 	// (default 5, as metrics.py).
 	MinCandidates int
 	Ks, ILDs      []int
-	// Progress, when set, is called after each seed.
+	// Progress, when set, is called after each seed's query vector is made.
 	Progress func(done, total int)
 }
 
@@ -155,33 +177,69 @@ func Run(ctx context.Context, cfg Config) (*Report, error) {
 		byID[t.ID] = t
 	}
 
-	rankings := make(map[string][]Ranking, len(cfg.Settings))
-	unknown := map[string]int{}
+	queries := make([][]float32, len(seeds))
 	for i, seed := range seeds {
-		q, err := cfg.Recommender.Query(ctx, seed.ID)
-		if err != nil {
+		if queries[i], err = cfg.Recommender.Query(ctx, seed.ID); err != nil {
 			return nil, fmt.Errorf("eval: seed %s (%s): %w", seed.ID, seed.Path, err)
 		}
-		for _, setting := range cfg.Settings {
+		if cfg.Progress != nil {
+			cfg.Progress(i+1, len(seeds))
+		}
+	}
+	search := searchOneByOne(cfg.Recommender)
+	if b, ok := cfg.Recommender.(BatchRecommender); ok {
+		search = b.SearchBatch
+	}
+	rankings := make(map[string][]Ranking, len(cfg.Settings))
+	unknown := map[string]int{}
+	for _, setting := range cfg.Settings {
+		// Seeds whose setting filters alike (all of them; one tempo) share one batch.
+		type group struct {
+			f     vectordb.Filter
+			seeds []int
+		}
+		var groups []*group
+		byRange := map[[2]float64]*group{}
+		for i, seed := range seeds {
 			lo, hi, ok := BPMRange(setting, seed.BPM)
 			if !ok {
 				unknown[setting]++
 				continue
 			}
-			f := base
-			f.MinBPM, f.MaxBPM = lo, hi
-			hits, err := cfg.Recommender.Search(ctx, q, k, f)
-			if err != nil {
-				return nil, fmt.Errorf("eval: search for seed %s (%s): %w", seed.ID, setting, err)
+			g := byRange[[2]float64{lo, hi}]
+			if g == nil {
+				g = &group{f: base}
+				g.f.MinBPM, g.f.MaxBPM = lo, hi
+				byRange[[2]float64{lo, hi}] = g
+				groups = append(groups, g)
 			}
-			r, err := ranking(seed, setting, hits, byID, targets, relevant)
-			if err != nil {
-				return nil, err
-			}
-			rankings[setting] = append(rankings[setting], r)
+			g.seeds = append(g.seeds, i)
 		}
-		if cfg.Progress != nil {
-			cfg.Progress(i+1, len(seeds))
+		bySeed := make([]*Ranking, len(seeds))
+		for _, g := range groups {
+			qs := make([][]float32, len(g.seeds))
+			for j, i := range g.seeds {
+				qs[j] = queries[i]
+			}
+			answers, err := search(ctx, qs, k, g.f)
+			if err != nil {
+				return nil, fmt.Errorf("eval: search for %d seeds (%s, %g-%g BPM): %w", len(qs), setting, g.f.MinBPM, g.f.MaxBPM, err)
+			}
+			if len(answers) != len(qs) {
+				return nil, fmt.Errorf("eval: %d answers for %d searches (%s)", len(answers), len(qs), setting)
+			}
+			for j, i := range g.seeds {
+				r, err := ranking(seeds[i], setting, answers[j], byID, targets, relevant)
+				if err != nil {
+					return nil, err
+				}
+				bySeed[i] = &r
+			}
+		}
+		for _, r := range bySeed {
+			if r != nil {
+				rankings[setting] = append(rankings[setting], *r)
+			}
 		}
 	}
 	for _, setting := range cfg.Settings {

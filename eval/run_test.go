@@ -274,3 +274,69 @@ func TestRunRefusesBadAnswers(t *testing.T) {
 		t.Error("unknown setting: want an error")
 	}
 }
+
+// batchRec searches through vectordb.SearchBatch, counting the calls.
+type batchRec struct {
+	*fakeRec
+	calls int
+}
+
+func (r *batchRec) SearchBatch(ctx context.Context, qs [][]float32, k int, f vectordb.Filter) ([][]vectordb.Hit, error) {
+	r.calls++
+	return vectordb.SearchBatch(ctx, r.store, r.cands, qs, k, f)
+}
+
+// TestRunBatches: a BatchRecommender gets one call per setting and tempo range, and the
+// figures are exactly those of searching seed by seed.
+func TestRunBatches(t *testing.T) {
+	l := newLib(t)
+	ctx := context.Background()
+	cases := []struct {
+		name     string
+		settings []string
+		calls    int // distinct (setting, BPM range) groups of the 21 seeds of known tempo
+	}{
+		{"all", []string{SettingAll}, 1},
+		{"same_bpm", []string{SettingSameBPM}, 4}, // 120, 122, 124, 90
+		{"every setting", Settings(), 1 + 4 + 4},
+	}
+	for _, c := range cases {
+		t.Run(c.name, func(t *testing.T) {
+			one, err := Run(ctx, Config{Store: l.store, SeedCollection: "drum", TargetCollection: "bass", Settings: c.settings,
+				Recommender: &fakeRec{store: l.store, seeds: "drum", cands: "bass"}})
+			if err != nil {
+				t.Fatal(err)
+			}
+			br := &batchRec{fakeRec: &fakeRec{store: l.store, seeds: "drum", cands: "bass"}}
+			batched, err := Run(ctx, Config{Store: l.store, SeedCollection: "drum", TargetCollection: "bass", Settings: c.settings, Recommender: br})
+			if err != nil {
+				t.Fatal(err)
+			}
+			if br.calls != c.calls {
+				t.Errorf("%d batch calls, want %d", br.calls, c.calls)
+			}
+			for _, s := range c.settings {
+				g, _ := batched.Result(s)
+				w, _ := one.Result(s)
+				sameMetrics(t, "batched/"+s, g, w)
+			}
+		})
+	}
+	br := &batchRec{fakeRec: &fakeRec{store: l.store, seeds: "drum", cands: "bass", drop: true}}
+	if _, err := Run(ctx, Config{Store: l.store, SeedCollection: "drum", TargetCollection: "bass", Recommender: &dropBatch{br}}); !errors.Is(err, ErrIncomplete) {
+		t.Errorf("a batch answer missing a candidate: %v, want ErrIncomplete", err)
+	}
+}
+
+// dropBatch answers batches with the last candidate of each answer missing.
+type dropBatch struct{ *batchRec }
+
+func (d *dropBatch) SearchBatch(ctx context.Context, qs [][]float32, k int, f vectordb.Filter) ([][]vectordb.Hit, error) {
+	out, err := d.batchRec.SearchBatch(ctx, qs, k, f)
+	for i := range out {
+		if len(out[i]) > 1 {
+			out[i] = out[i][:len(out[i])-1]
+		}
+	}
+	return out, err
+}

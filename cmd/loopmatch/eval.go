@@ -54,7 +54,10 @@ where seeds with fewer than --min-candidates wrong candidates are skipped.
 Which loops: --corpus DIR ingests the loops DIR/metadata.csv lists for --split (a manifest with a
 split column, as train/ writes) into a temporary embedded store (or --store), then evaluates them.
 --manifest FILE evaluates the loops of --split already in --store. Without either, --split all
-evaluates every stored loop.`,
+evaluates every stored loop.
+
+Against Milvus, eval only reads: it flushes the two collections once, then reads with bounded
+consistency (whatever --store asks) and batches its searches, one request per setting and tempo.`,
 		Example: `  loopmatch eval --corpus train/out/corpus --split test
   loopmatch eval --corpus demo --split all --json
   loopmatch eval --store embedded:data/demo-store --manifest demo/metadata.csv --split all
@@ -174,7 +177,17 @@ func runEval(ctx context.Context, g *globalOptions, o *evalOptions, out, errOut 
 		defer os.RemoveAll(dir)
 		g.store = "embedded:" + dir
 	}
-	svc, err := openService(ctx, g, 0, 0, nil)
+	storeSpec := g.store
+	readSpec, note, err := evalReadSpec(g.store)
+	if err != nil {
+		return usage("--store %s: %w", g.store, err)
+	}
+	if note != "" {
+		fmt.Fprintln(errOut, note)
+	}
+	gr := *g
+	gr.store = readSpec
+	svc, err := openService(ctx, &gr, 0, 0, nil)
 	if err != nil {
 		return err
 	}
@@ -187,19 +200,19 @@ func runEval(ctx context.Context, g *globalOptions, o *evalOptions, out, errOut 
 		return usage("the bundle %s has no %s->%s mapper; it maps %s", svc.bundle.ID(), o.from, o.to, strings.Join(have, ", "))
 	}
 
-	doc := evalDoc{Bundle: svc.bundle.ID(), Store: g.store, From: o.from, To: o.to, Direction: o.from + "2" + o.to,
+	doc := evalDoc{Bundle: svc.bundle.ID(), Store: storeSpec, From: o.from, To: o.to, Direction: o.from + "2" + o.to,
 		Split: o.split, GroundTruth: "same pack", Metrics: map[string]eval.Metrics{}}
 	if o.corpus != "" {
 		if len(roots) == 0 {
 			return usage("none of the %d loops %s lists for split %q exists: check --corpus", listed, manPath, o.split)
 		}
-		cfg := svc.ingestConfig(g.store, log)
+		cfg := svc.ingestConfig(storeSpec, log)
 		cfg.Manifest, cfg.Workers = man, o.workers
 		cfg.Progress = &ingest.Progress{Logger: log}
 		if st, err := os.Stderr.Stat(); err == nil && st.Mode()&os.ModeCharDevice != 0 {
 			cfg.Progress.Out = os.Stderr
 		}
-		fmt.Fprintf(errOut, "Ingesting %d loops of split %s from %s into %s ...\n", len(roots), o.split, o.corpus, g.store)
+		fmt.Fprintf(errOut, "Ingesting %d loops of split %s from %s into %s ...\n", len(roots), o.split, o.corpus, storeSpec)
 		rep, err := ingest.Run(ctx, cfg, roots)
 		if rep != nil {
 			fmt.Fprintln(errOut, rep.Summary())
@@ -215,6 +228,9 @@ func runEval(ctx context.Context, g *globalOptions, o *evalOptions, out, errOut 
 			Duplicates: rep.Duplicates, Skipped: rep.Skipped, Failed: rep.Failed}
 	}
 
+	if err := settle(ctx, svc.store, svc.engine.Collection(o.from), svc.engine.Collection(o.to)); err != nil {
+		return exitError{code: 1, err: err}
+	}
 	cfg := eval.Config{Store: svc.store, SeedCollection: svc.engine.Collection(o.from), TargetCollection: svc.engine.Collection(o.to),
 		Recommender: engineRecommender{e: svc.engine, from: o.from, to: o.to}, MinCandidates: o.minCandidates}
 	if man != nil {

@@ -212,8 +212,9 @@ func TestEvalCorpusAgreesWithTraining(t *testing.T) {
 	}
 }
 
-// TestEvalDemoMilvus runs the same evaluation on Milvus (HNSW, cosine): the demo's
-// stored rows copied into collections of this test's own, searched through the Engine.
+// TestEvalDemoMilvus runs the same evaluation on Milvus (HNSW, cosine) as loopmatch eval
+// does: the demo's stored rows copied into collections of this test's own, one flush
+// (settle), bounded reads, and searches batched per setting and tempo through the Engine.
 func TestEvalDemoMilvus(t *testing.T) {
 	addr := os.Getenv("LOOPMATCH_MILVUS_ADDR")
 	if addr == "" {
@@ -234,8 +235,8 @@ func TestEvalDemoMilvus(t *testing.T) {
 		t.Fatal(err)
 	}
 	defer es.Close()
-	// Session consistency: this client reads its own writes without strong's per-read wait.
-	ms, err := milvus.Open(ctx, addr, milvus.Options{Consistency: "session"})
+	// Bounded consistency after one flush, as loopmatch eval reads Milvus: settle below.
+	ms, err := milvus.Open(ctx, addr, milvus.Options{Consistency: "bounded"})
 	if err != nil {
 		t.Fatalf("Milvus at %s: %v", addr, err)
 	}
@@ -267,9 +268,9 @@ func TestEvalDemoMilvus(t *testing.T) {
 		if err := ms.Upsert(ctx, coll(inst), full); err != nil {
 			t.Fatal(err)
 		}
-		if err := ms.Flush(ctx, coll(inst)); err != nil {
-			t.Fatal(err)
-		}
+	}
+	if err := settle(ctx, ms, coll("drum"), coll("bass")); err != nil {
+		t.Fatal(err)
 	}
 	rt, err := onnx.NewRuntime(onnx.RuntimeOptions{})
 	if err != nil {
