@@ -49,7 +49,12 @@ export async function startServer() {
     "--uploads-dir", path.join(dir, "uploads")], { cwd: ROOT, env, stdio: ["ignore", "pipe", "pipe"] });
   const log = [];
   const url = await new Promise((resolve, reject) => {
-    const timer = setTimeout(() => reject(new Error(`loopmatch serve did not start within 60 s:\n${log.join("")}`)), 60000);
+    // A guard against a server that never starts, not a speed check: on a 2-core machine
+    // shared with a training job (load average 10) one start took over 60 s.
+    const timer = setTimeout(() => {
+      child.kill("SIGTERM");
+      reject(new Error(`loopmatch serve did not start within 300 s:\n${log.join("")}`));
+    }, 300000);
     const onData = (chunk) => {
       const text = chunk.toString();
       log.push(text);
