@@ -2,7 +2,7 @@
 // embedded store in a temporary folder (or LOOPMATCH_E2E_STORE), then serves it on a free port (the kernel picks
 // it: --addr 127.0.0.1:0, and the server logs the address it bound).
 import { spawn, execFile } from "node:child_process";
-import { mkdir, mkdtemp, rm, writeFile } from "node:fs/promises";
+import { mkdir, mkdtemp, readFile, rm, writeFile } from "node:fs/promises";
 import { tmpdir } from "node:os";
 import path from "node:path";
 import { fileURLToPath } from "node:url";
@@ -13,22 +13,42 @@ export const ROOT = path.resolve(path.dirname(fileURLToPath(import.meta.url)), "
 
 // AIFF copies of one demo pack's loops (Chromium's decodeAudioData refuses AIFF, and it
 // is what producers on macOS have), made with sox and ingested beside the demo library
-// under names of their own, so the other tests' searches do not find them.
+// under names of their own, so the other tests' searches do not find them. The pack is
+// the first in demo/metadata.csv with a drum loop and three bass loops, so a new demo
+// library needs no change here.
 export const AIFF_LOOPS = [
-  { src: "Pack0009-house/drums/pack0009_house_drum_main_126bpm_C#m.flac", name: "mac_0009_kick_groove_126bpm.aiff", instrument: "drum" },
-  { src: "Pack0009-house/bass/pack0009_house_bass_main_126bpm_C#m.flac", name: "mac_0009_bassline_main_126bpm.aiff", instrument: "bass" },
-  { src: "Pack0009-house/bass/pack0009_house_bass_busy_126bpm_C#m.flac", name: "mac_0009_bassline_busy_126bpm.aiff", instrument: "bass" },
-  { src: "Pack0009-house/bass/pack0009_house_bass_sparse_126bpm_C#m.flac", name: "mac_0009_bassline_sparse_126bpm.aiff", instrument: "bass" },
+  { name: "mac_kick_groove.aiff", instrument: "drum" },
+  { name: "mac_bassline_one.aiff", instrument: "bass" },
+  { name: "mac_bassline_two.aiff", instrument: "bass" },
+  { name: "mac_bassline_three.aiff", instrument: "bass" },
 ];
+
+async function aiffSources() {
+  const lines = (await readFile(path.join(ROOT, "demo", "metadata.csv"), "utf8")).trim().split(/\r?\n/);
+  const head = lines[0].split(",");
+  const col = (name) => head.indexOf(name);
+  const packs = new Map();
+  for (const line of lines.slice(1)) {
+    const f = line.split(",");
+    const row = { path: f[col("path")], instrument: f[col("instrument")], pack: f[col("pack")], bpm: f[col("bpm")], key: f[col("key")] };
+    if (!packs.has(row.pack)) packs.set(row.pack, { drum: [], bass: [] });
+    packs.get(row.pack)[row.instrument]?.push(row);
+  }
+  for (const [, p] of packs) {
+    if (p.drum.length >= 1 && p.bass.length >= 3) return [p.drum[0], ...p.bass.slice(0, 3)];
+  }
+  throw new Error("demo/metadata.csv has no pack with a drum loop and three bass loops for the AIFF copies");
+}
 
 async function ingestAIFF(bin, store, dir, env) {
   const lib = path.join(dir, "aiff");
   await mkdir(lib, { recursive: true });
+  const src = await aiffSources();
   const rows = ["path,instrument,pack,bpm,key"];
-  for (const l of AIFF_LOOPS) {
+  for (const [i, l] of AIFF_LOOPS.entries()) {
     const out = path.join(lib, l.name);
-    await run("sox", [path.join(ROOT, "demo", l.src), "-b", "16", out]);
-    rows.push(`${out},${l.instrument},Pack0009-house,126,C#m`);
+    await run("sox", [path.join(ROOT, "demo", src[i].path), "-b", "16", out]);
+    rows.push(`${out},${l.instrument},${src[i].pack},${src[i].bpm},${src[i].key}`);
   }
   await writeFile(path.join(dir, "aiff.csv"), rows.join("\n") + "\n");
   await run(bin, ["ingest", "--store", store, "--manifest", path.join(dir, "aiff.csv"), "--log-level", "warn", lib],
