@@ -137,7 +137,8 @@ def model_card(manifest, results, training):
 Drum2Bass / Bass2Drum loop recommendation in the generative framework of Yi & Barthet
 ("A generative framework for composition-aware loop recommendation in music production:
 Drum2Bass use case"), rebuilt so that what it learns carries over to music it has never heard.
-Built by `make models` (train/, `loopmatch_train.run2`), seed {training['seed']}, on CPU (2 threads).
+Built by `make models` (train/, `loopmatch_train.run2`), seed {training["seed"]}, on CPU (two processes of one
+thread each for the codecs, one thread for the rest).
 
 ## Headline: in distribution vs transfer
 
@@ -223,7 +224,9 @@ songs (patterns only, as scores) — GPL-2+. Synthesised sounds — the project'
 For every same-pack (seed, target) pair: the normalised rank of the target among itself and
 all target-instrument loops of other packs of the same split (other same-pack loops left out),
 ties half; R_mn / R_md over pairs (random = 0.5), Recall@K, ILD@L. Scores are cosine over the
-latents as Go stores and searches them. Rows: random; metadata (nearest BPM, then same key);
+latents as Go stores and searches them. Rows: random; metadata (nearest BPM, then same key —
+the corpus labels drum loops with their pack's key, which real drum loops do not carry, so this
+row is an upper bound of label search, not a model);
 ridge regression from pooled log-mel to pooled log-mel (α on validation); **loopmatch-v1** (the
 shipped v1 bundle's encoders and mappers run on these loops — v1 was trained with Hydrogen kits,
 which the transfer split uses); MLP-Latent (L2) and MLP-Latent + InfoNCE (v1's method) trained
@@ -243,7 +246,9 @@ on v2's VAE latents; loopmatch-v2.
 {fmt_table(results['bass2drum']['transfer'])}
 ## Training cost
 
-Durations (s): {json.dumps(training['durations_s'])}. Threads: 2.
+Durations (s): {json.dumps(training['durations_s'])}. Torch threads per process: {training['threads']} (the two
+codecs train in parallel processes). The export, golden fixtures, decoder evaluation and demo
+follow; `make models` prints the total (train/out/make_models.log).
 
 ## How to reproduce
 
