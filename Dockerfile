@@ -22,7 +22,7 @@ COPY --from=ort /ort/ /opt/onnxruntime/lib/
 COPY --from=build /out/loopmatch /usr/local/bin/loopmatch
 COPY models/ /opt/loopmatch/models/
 ENV ONNXRUNTIME_LIB=/opt/onnxruntime/lib/libonnxruntime.so \
-    LOOPMATCH_BUNDLE=/opt/loopmatch/models/loopmatch-v1 \
+    LOOPMATCH_BUNDLE=/opt/loopmatch/models/loopmatch-v2 \
     LOOPMATCH_STORE=embedded:/var/lib/loopmatch/store
 USER loopmatch
 WORKDIR /var/lib/loopmatch

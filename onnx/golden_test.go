@@ -13,7 +13,7 @@ import (
 )
 
 // shippedBundle is the trained bundle train/ writes (make models).
-const shippedBundle = "../models/loopmatch-v1"
+const shippedBundle = "../models/loopmatch-v2"
 
 // goldenDoc is models/<bundle>/golden/golden.json, written by train/loopmatch_train/bundle.py.
 type goldenDoc struct {

@@ -68,7 +68,7 @@ func LoadBundle(dir string) (*Bundle, error) {
 	raw, err := os.ReadFile(mp)
 	if err != nil {
 		if errors.Is(err, os.ErrNotExist) {
-			return nil, fmt.Errorf("model bundle %s: no manifest.json (%w): point --bundle at a bundle folder (models/loopmatch-v1) or build one with make models", dir, err)
+			return nil, fmt.Errorf("model bundle %s: no manifest.json (%w): point --bundle at a bundle folder (models/loopmatch-v2) or build one with make models", dir, err)
 		}
 		return nil, fmt.Errorf("model bundle %s: %w", dir, err)
 	}

@@ -35,7 +35,7 @@ import (
 // bundle is used by the benchmark when present.
 const (
 	testBundle    = "../onnx/testdata/bundle"
-	shippedBundle = "../models/loopmatch-v1"
+	shippedBundle = "../models/loopmatch-v2"
 )
 
 var rt *onnx.Runtime

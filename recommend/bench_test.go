@@ -31,7 +31,7 @@ func synthRows(r *rand.Rand, inst, bundleID string, n, dim int) []vectordb.Row {
 
 // The shipped bundle when present, else onnx's full-size test bundle.
 const (
-	shippedBundle  = "../models/loopmatch-v1"
+	shippedBundle  = "../models/loopmatch-v2"
 	fullsizeBundle = "../onnx/testdata/fullsize"
 )
 

@@ -25,7 +25,7 @@ import (
 )
 
 const (
-	shippedBundle = "../../models/loopmatch-v1"
+	shippedBundle = "../../models/loopmatch-v2"
 	demoLibrary   = "../../demo"
 	demoExpected  = "../../eval/testdata/demo_expected.json"
 	// agreement is how far Go's figures may be from train/'s Python evaluation.
@@ -104,7 +104,7 @@ func checkDemoCurrent(t *testing.T, e expectedDemo) {
 		t.Fatalf("the shipped bundle: %v", err)
 	}
 	if b.ID() != e.BundleID {
-		t.Fatalf("eval/testdata/demo_expected.json was computed with bundle %s, but models/loopmatch-v1 is now %s (retrained?): regenerate the expected figures from the repository root with\n  %s\nand commit eval/testdata/demo_expected.json", e.BundleID, b.ID(), e.Command)
+		t.Fatalf("eval/testdata/demo_expected.json was computed with bundle %s, but models/loopmatch-v2 is now %s (retrained?): regenerate the expected figures from the repository root with\n  %s\nand commit eval/testdata/demo_expected.json", e.BundleID, b.ID(), e.Command)
 	}
 	if fp := demoFingerprint(t, demoLibrary); fp != e.DemoFingerprint {
 		t.Fatalf("eval/testdata/demo_expected.json was computed on another demo library (fingerprint %.12s, demo/ is now %.12s; rebuilt by make models?): regenerate with\n  %s\nand commit eval/testdata/demo_expected.json", e.DemoFingerprint, fp, e.Command)
@@ -176,8 +176,8 @@ func TestEvalDemoAgreesWithPython(t *testing.T) {
 
 // TestEvalCorpusAgreesWithTraining evaluates the test split of train/'s generated corpus
 // (not in the repository: make models renders it) and compares every figure with the
-// "MLP-Latent + InfoNCE" rows that training recorded in the bundle's manifest (a copy of
-// train/out/results.json). Run it with
+// shipped model's rows that training recorded in the bundle's manifest (test and, from v2 on,
+// transfer split; a copy of train/out/results.json). Run it with
 //
 //	LOOPMATCH_EVAL_CORPUS=train/out/corpus go test -run TestEvalCorpusAgreesWithTraining -v ./cmd/loopmatch
 func TestEvalCorpusAgreesWithTraining(t *testing.T) {
@@ -192,24 +192,47 @@ func TestEvalCorpusAgreesWithTraining(t *testing.T) {
 	if err != nil {
 		t.Fatal(err)
 	}
-	var man struct {
-		Metrics map[string]map[string]map[string]eval.Metrics `json:"metrics"`
-	}
+	var man manifestMetrics
 	if err := json.Unmarshal(b, &man); err != nil {
 		t.Fatal(err)
 	}
-	store := "embedded:" + t.TempDir()
-	for _, d := range []struct{ from, to string }{{"drum", "bass"}, {"bass", "drum"}} {
-		name := d.from + "2" + d.to
-		got := runEvalJSON(t, "--store", store, "--corpus", corpus, "--split", "test", "--from", d.from, "--to", d.to)
-		for _, s := range eval.Settings() {
-			want, ok := man.Metrics[name][s]["MLP-Latent + InfoNCE"]
-			if !ok {
-				t.Fatalf("the bundle's manifest has no %s/%s MLP-Latent + InfoNCE figures", name, s)
+	model := man.shippedModel()
+	for _, sp := range []struct {
+		split   string
+		metrics map[string]map[string]map[string]eval.Metrics
+	}{{"test", man.Metrics}, {"transfer", man.MetricsTransfer}} {
+		if sp.metrics == nil {
+			continue // a bundle without a transfer split (v1)
+		}
+		store := "embedded:" + t.TempDir()
+		for _, d := range []struct{ from, to string }{{"drum", "bass"}, {"bass", "drum"}} {
+			name := d.from + "2" + d.to
+			got := runEvalJSON(t, "--store", store, "--corpus", corpus, "--split", sp.split, "--from", d.from, "--to", d.to)
+			for _, s := range eval.Settings() {
+				want, ok := sp.metrics[name][s][model]
+				if !ok {
+					t.Fatalf("the bundle's manifest has no %s %s/%s %q figures", sp.split, name, s, model)
+				}
+				compareMetrics(t, "corpus/"+sp.split+"/"+name+"/"+s, got.Metrics[s], want)
 			}
-			compareMetrics(t, "corpus/"+name+"/"+s, got.Metrics[s], want)
 		}
 	}
+}
+
+// manifestMetrics is what a bundle's manifest.json records of training's evaluation:
+// direction -> setting -> model -> figures, for the test split and (v2 on) the transfer split.
+type manifestMetrics struct {
+	ShippedModel    string                                        `json:"shipped_model"`
+	Metrics         map[string]map[string]map[string]eval.Metrics `json:"metrics"`
+	MetricsTransfer map[string]map[string]map[string]eval.Metrics `json:"metrics_transfer"`
+}
+
+// shippedModel is the row of the models the bundle ships (v1 recorded none: its InfoNCE mappers).
+func (m manifestMetrics) shippedModel() string {
+	if m.ShippedModel != "" {
+		return m.ShippedModel
+	}
+	return "MLP-Latent + InfoNCE"
 }
 
 // TestEvalDemoMilvus runs the same evaluation on Milvus (HNSW, cosine) as loopmatch eval

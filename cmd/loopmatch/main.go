@@ -17,7 +17,7 @@ import (
 // defaultBundle is the shipped model bundle, relative to the repository root; --bundle
 // and LOOPMATCH_BUNDLE override it. Documentation tests read it too, so README's ids
 // follow whichever bundle is the default.
-const defaultBundle = "models/loopmatch-v1"
+const defaultBundle = "models/loopmatch-v2"
 
 // globalOptions are the flags every subcommand shares. They are read once in main and
 // passed down explicitly; no package keeps them in a global.

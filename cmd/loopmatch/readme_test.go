@@ -89,34 +89,40 @@ func TestDocsNameTheShippedBundle(t *testing.T) {
 	}
 }
 
-// bundleFigures is README's sentence of training's test-split figures for the bundle's
-// InfoNCE mappers, written from its manifest.
+// bundleFigures is README's sentence of training's figures for the bundle's shipped model,
+// on the test split and (from v2 on) the transfer split, written from its manifest.
 func bundleFigures(dir, id string) (string, error) {
 	b, err := os.ReadFile(filepath.Join(dir, "manifest.json"))
 	if err != nil {
 		return "", err
 	}
-	var man struct {
-		Metrics map[string]map[string]map[string]eval.Metrics `json:"metrics"`
-	}
+	var man manifestMetrics
 	if err := json.Unmarshal(b, &man); err != nil {
 		return "", fmt.Errorf("%s/manifest.json: %w", dir, err)
 	}
-	const model = "MLP-Latent + InfoNCE"
-	var parts []string
-	for _, d := range []string{"drum2bass", "bass2drum"} {
-		all, ok1 := man.Metrics[d][eval.SettingAll][model]
-		same, ok2 := man.Metrics[d][eval.SettingSameBPM][model]
-		if !ok1 || !ok2 {
-			continue
+	model := man.shippedModel()
+	sentence := func(metrics map[string]map[string]map[string]eval.Metrics) []string {
+		var parts []string
+		for _, d := range []string{"drum2bass", "bass2drum"} {
+			all, ok1 := metrics[d][eval.SettingAll][model]
+			same, ok2 := metrics[d][eval.SettingSameBPM][model]
+			if !ok1 || !ok2 {
+				continue
+			}
+			parts = append(parts, fmt.Sprintf("%s (%d seeds) R_mn %.3f, R_md %.3f, Recall@10 %.3f over all candidates, R_mn %.3f / R_md %.3f at the same tempo",
+				d, all.Seeds, all.RMean, all.RMedian, all.Recall[10], same.RMean, same.RMedian))
 		}
-		parts = append(parts, fmt.Sprintf("%s (%d seeds) R_mn %.3f, R_md %.3f, Recall@10 %.3f over all candidates, R_mn %.3f / R_md %.3f at the same tempo",
-			d, all.Seeds, all.RMean, all.RMedian, all.Recall[10], same.RMean, same.RMedian))
+		return parts
 	}
-	if len(parts) == 0 {
+	test := sentence(man.Metrics)
+	if len(test) == 0 {
 		return "", fmt.Errorf("%s/manifest.json records no %s figures for drum2bass or bass2drum: run make models, or generate the block by hand", dir, model)
 	}
-	return fmt.Sprintf("bundle `%s`, InfoNCE mappers: %s.", id, strings.Join(parts, "; ")), nil
+	out := fmt.Sprintf("bundle `%s`, %s. Test split: %s.", id, model, strings.Join(test, "; "))
+	if transfer := sentence(man.MetricsTransfer); len(transfer) > 0 {
+		out += fmt.Sprintf(" Transfer split (held-out groove family and sound sets): %s.", strings.Join(transfer, "; "))
+	}
+	return out, nil
 }
 
 // replaceBlock swaps the text between <!-- name: ... --> and <!-- /name --> for body.

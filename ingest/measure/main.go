@@ -63,7 +63,7 @@ func main() {
 	flag.Uint64Var(&o.seed, "seed", 1, "generator seed (the same seed regenerates the same bytes)")
 	flag.StringVar(&formats, "formats", "wav16,wav16,wav24,flac,flac,aiff,ogg", "formats to draw from, comma-separated (repeat one to weight it)")
 	flag.StringVar(&o.bin, "bin", "bin/loopmatch", "the loopmatch binary")
-	flag.StringVar(&o.bundle, "bundle", "models/loopmatch-v1", "model bundle")
+	flag.StringVar(&o.bundle, "bundle", "models/loopmatch-v2", "model bundle")
 	flag.StringVar(&o.work, "work", filepath.Join(os.TempDir(), "loopmatch-measure"), "work folder: the generated library is kept here and reused")
 	flag.StringVar(&o.jsonOut, "json", "", "also write the result as JSON to this file")
 	flag.StringVar(&o.cpuProfile, "cpuprofile", "", "also run the ingest in this process under the CPU profiler and write the profile here")

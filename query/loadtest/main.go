@@ -50,7 +50,7 @@ func main() {
 	flag.IntVar(&maxRequests, "max-requests", 5_000_000, "stop after this many requests even if time is left")
 	flag.Float64Var(&seconds, "seconds", 60, "how long to send requests (at most 600)")
 	flag.StringVar(&bin, "bin", "bin/loopmatch", "the loopmatch binary")
-	flag.StringVar(&bundleDir, "bundle", "models/loopmatch-v1", "model bundle")
+	flag.StringVar(&bundleDir, "bundle", "models/loopmatch-v2", "model bundle")
 	flag.StringVar(&storeDir, "store", "", "store folder (default: a temporary one, removed at the end)")
 	flag.BoolVar(&preview, "preview", false, "ask for previews")
 	flag.Parse()

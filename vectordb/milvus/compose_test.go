@@ -66,7 +66,7 @@ func TestComposeFile(t *testing.T) {
 		env := s.Environment
 		want := map[string]string{
 			"LOOPMATCH_STORE":  "milvus://milvus:19530",
-			"LOOPMATCH_BUNDLE": "/opt/loopmatch/models/loopmatch-v1",
+			"LOOPMATCH_BUNDLE": "/opt/loopmatch/models/loopmatch-v2",
 			"ONNXRUNTIME_LIB":  "/opt/onnxruntime/lib/libonnxruntime.so",
 		}
 		for k, v := range want {
