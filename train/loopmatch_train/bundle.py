@@ -64,10 +64,15 @@ def write_bundle(bundle_dir, out_dir, vaes, decoders, mappers, results, training
         "metrics": results,
         "models": [{k: s[k] for k in ("name", "file", "sha256", "role", "instruments", "inputs", "outputs")} for s in specs],
     }
+    finish(stage, bundle_dir, manifest, model_card(manifest, results, training), log)
+
+
+def finish(stage, bundle_dir, manifest, card: str, log):
+    """Write manifest.json and MODEL_CARD.md into the staged bundle, then replace bundle_dir."""
     with open(os.path.join(stage, "manifest.json"), "w") as f:
         json.dump(manifest, f, indent=2)
     with open(os.path.join(stage, "MODEL_CARD.md"), "w") as f:
-        f.write(model_card(manifest, results, training))
+        f.write(card)
     if os.path.isdir(bundle_dir):
         shutil.rmtree(bundle_dir)
     shutil.copytree(stage, bundle_dir)
@@ -120,10 +125,14 @@ def golden(stage, corpus_dir, rows, test, specs, log):
     log(f"golden fixtures: {len(entries)}")
 
 
-def fmt_table(res):
+TABLE_SETTINGS = (("all", "All candidates"), ("same_bpm", "Same tempo (exact BPM; seeds with < 5 candidates skipped)"),
+                  ("bpm3", "BPM within ±3%"))
+
+
+def fmt_table(res, settings=TABLE_SETTINGS):
+    """Markdown tables of res[setting][model] -> figures, one per setting."""
     out = []
-    for setting, title in (("all", "All candidates"), ("same_bpm", "Same tempo (exact BPM; seeds with < 5 candidates skipped)"),
-                           ("bpm3", "BPM within ±3%")):
+    for setting, title in settings:
         out.append(f"**{title}**\n")
         out.append("| model | seeds | pairs | R_mn | R_md | Recall@1 | Recall@10 | ILD@5 | ILD@10 |")
         out.append("|---|---|---|---|---|---|---|---|---|")

@@ -15,6 +15,7 @@ import numpy as np
 import torch
 
 from .audio_io import N, SR, load_mono, window
+from . import bundle as B1
 from .bundle import golden, sha256
 from .export import _export, session
 from .models import C_LAT, HOP, N_FFT, N_MELS, T_LAT, DecoderGraph, DecoderGraphV2, EncoderGraphV2, MapperV2
@@ -82,32 +83,11 @@ def write_bundle_v2(bundle_dir, out_dir, vaes, decoders, towers, scale, mappers,
         "metrics_transfer": {d: results[d]["transfer"] for d in results},
         "models": [{k: s[k] for k in ("name", "file", "sha256", "role", "instruments", "inputs", "outputs")} for s in specs],
     }
-    with open(os.path.join(stage, "manifest.json"), "w") as f:
-        json.dump(manifest, f, indent=2)
-    with open(os.path.join(stage, "MODEL_CARD.md"), "w") as f:
-        f.write(model_card(manifest, results, training))
-    if os.path.isdir(bundle_dir):
-        shutil.rmtree(bundle_dir)
-    shutil.copytree(stage, bundle_dir)
-    size = sum(os.path.getsize(os.path.join(dp, fn)) for dp, _, fns in os.walk(bundle_dir) for fn in fns)
-    log(f"bundle {bundle_dir}: {size / 1e6:.1f} MB")
+    B1.finish(stage, bundle_dir, manifest, model_card(manifest, results, training), log)
 
 
 def fmt_table(by_setting):
-    out = []
-    for setting, title in (("all", "All candidates"), ("bpm3", "BPM within ±3%"),
-                           ("same_bpm", "Same tempo (exact BPM; seeds with < 5 candidates skipped)")):
-        out.append(f"**{title}**\n")
-        out.append("| model | seeds | pairs | R_mn | R_md | Recall@1 | Recall@10 | ILD@5 | ILD@10 |")
-        out.append("|---|---|---|---|---|---|---|---|---|")
-        for label, r in by_setting[setting].items():
-            if "R_mn" not in r:
-                out.append(f"| {label} | {r['seeds']} | 0 | – | – | – | – | – | – |")
-                continue
-            out.append(f"| {label} | {r['seeds']} | {r['pairs']} | {r['R_mn']:.3f} | {r['R_md']:.3f} | {r['Recall@1']:.3f} | "
-                       f"{r['Recall@10']:.3f} | {r['ILD@5']:.3f} | {r['ILD@10']:.3f} |")
-        out.append("")
-    return "\n".join(out)
+    return B1.fmt_table(by_setting, (B1.TABLE_SETTINGS[0], B1.TABLE_SETTINGS[2], B1.TABLE_SETTINGS[1]))
 
 
 def headline(results, label):

@@ -120,20 +120,27 @@ def _load_sample(path: str) -> np.ndarray:
     return (x / peak).astype(np.float32)
 
 
-def render_hydrogen(pack: C.Pack, loop: C.Loop) -> np.ndarray:
-    kit = hydrogen_kit(str(pack.drum_kit))
+DRUM_GAINS = {"kick": 1.0, "snare": 0.8, "clap": 0.8, "rim": 0.5, "hat_c": 0.35, "hat_o": 0.4,
+              "ride": 0.35, "crash": 0.45, "tom_l": 0.7, "tom_h": 0.7, "perc": 0.45}
+
+
+def mix_one_shots(kit: dict, pack, loop) -> np.ndarray:
+    """A drum loop from a kit's one-shots (role -> sample): each note's sample at its time,
+    scaled by the role's gain and the velocity, the tail folded onto the loop's start."""
     n = loop_samples(pack.bpm, loop.bars)
     buf = np.zeros(n + int(2 * SR), np.float32)
-    gains = {"kick": 1.0, "snare": 0.8, "clap": 0.8, "rim": 0.5, "hat_c": 0.35, "hat_o": 0.4,
-             "ride": 0.35, "crash": 0.45, "tom_l": 0.7, "tom_h": 0.7, "perc": 0.45}
     for nt in loop.notes:
         s = kit.get(str(nt.pitch))
         if s is None:
             continue
         t = int(round(C.note_time(nt.step, pack.bpm, pack.swing) * SR))
-        g = gains.get(str(nt.pitch), 0.5) * (nt.vel / 127.0)
+        g = DRUM_GAINS.get(str(nt.pitch), 0.5) * (nt.vel / 127.0)
         buf[t:t + len(s)] += g * s[: len(buf) - t]
     return fold_tail(buf, n)
+
+
+def render_hydrogen(pack: C.Pack, loop: C.Loop) -> np.ndarray:
+    return mix_one_shots(hydrogen_kit(str(pack.drum_kit)), pack, loop)
 
 
 # --- fluidsynth -----------------------------------------------------------------
@@ -236,12 +243,15 @@ def _render_chunk(args):
     return out
 
 
-def render_corpus(packs: list[C.Pack], split: dict[str, str], outdir: str, workers: int = 2, chunk: int = 25):
+def render_corpus(packs: list, split: dict[str, str], outdir: str, workers: int = 2, chunk: int = 25,
+                  chunk_fn=None, extra: tuple = ()):
+    """Render packs in chunks of `chunk` on `workers` processes with chunk_fn((packs, outdir,
+    *extra)) -> rows (default: corpus v1's), add each row's split, write metadata.csv."""
     os.makedirs(outdir, exist_ok=True)
-    chunks = [(packs[i:i + chunk], outdir) for i in range(0, len(packs), chunk)]
+    chunks = [(packs[i:i + chunk], outdir, *extra) for i in range(0, len(packs), chunk)]
     rows = []
     with ProcessPoolExecutor(workers) as ex:
-        for res in ex.map(_render_chunk, chunks):
+        for res in ex.map(chunk_fn or _render_chunk, chunks):
             rows.extend(res)
     for r in rows:
         r["split"] = split[r["pack"]]

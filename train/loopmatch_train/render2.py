@@ -7,9 +7,7 @@ own random production chain (production.py) and loudness normalised at the chain
 """
 from __future__ import annotations
 
-import csv
 import os
-from concurrent.futures import ProcessPoolExecutor
 
 import numpy as np
 import soundfile as sf
@@ -21,25 +19,6 @@ from . import render as R
 from . import synth as S
 
 SR = R.SR
-DRUM_GAINS = {"kick": 1.0, "snare": 0.8, "clap": 0.8, "rim": 0.5, "hat_c": 0.35, "hat_o": 0.4,
-              "ride": 0.35, "crash": 0.45, "tom_l": 0.7, "tom_h": 0.7, "perc": 0.45}
-
-
-def mix_one_shots(kit: dict, pack: C2.Pack, loop: C2.Loop) -> np.ndarray:
-    n = R.loop_samples(pack.bpm, loop.bars)
-    buf = np.zeros(n + int(2 * SR), np.float32)
-    for nt in loop.notes:
-        s = kit.get(str(nt.pitch))
-        if s is None:
-            continue
-        t = int(round(C.note_time(nt.step, pack.bpm, pack.swing) * SR))
-        g = DRUM_GAINS.get(str(nt.pitch), 0.5) * (nt.vel / 127.0)
-        m = min(len(s), len(buf) - t)
-        if m > 0:
-            buf[t:t + m] += g * s[:m]
-    return R.fold_tail(buf, n)
-
-
 def synth_bass(pack: C2.Pack, loop: C2.Loop) -> np.ndarray:
     patch = S.bass_patch(pack.bass_source, np.random.default_rng([pack.bass_program, 11]))
     rng = np.random.default_rng([pack.bass_program, 12])
@@ -97,7 +76,7 @@ def _render_chunk(args):
             if lp.name in audio:
                 x = audio[lp.name]
             elif lp.instrument == "drum":
-                x = mix_one_shots(kit, p, lp)
+                x = R.mix_one_shots(kit, p, lp)
             else:
                 x = synth_bass(p, lp)
             prng = np.random.default_rng([seed, 3, p.index, li])
@@ -124,16 +103,4 @@ def _normalise_at(x: np.ndarray, gain_db: float) -> np.ndarray:
 
 
 def render_corpus(packs: list[C2.Pack], split: dict[str, str], outdir: str, seed: int, workers: int = 2, chunk: int = 25):
-    os.makedirs(outdir, exist_ok=True)
-    chunks = [(packs[i:i + chunk], outdir, seed) for i in range(0, len(packs), chunk)]
-    rows = []
-    with ProcessPoolExecutor(workers) as ex:
-        for res in ex.map(_render_chunk, chunks):
-            rows.extend(res)
-    for r in rows:
-        r["split"] = split[r["pack"]]
-    with open(os.path.join(outdir, "metadata.csv"), "w", newline="") as f:
-        w = csv.DictWriter(f, fieldnames=list(rows[0].keys()))
-        w.writeheader()
-        w.writerows(rows)
-    return rows
+    return R.render_corpus(packs, split, outdir, workers, chunk, chunk_fn=_render_chunk, extra=(seed,))
