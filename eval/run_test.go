@@ -77,7 +77,7 @@ func newLib(t *testing.T) *lib {
 		}
 	}
 	for _, inst := range []string{"drum", "bass"} {
-		if err := s.EnsureCollection(ctx, vectordb.Collection{Name: inst, Dim: dim, BundleID: "b"}); err != nil {
+		if err := s.EnsureCollection(ctx, vectordb.Collection{Name: inst, Dim: dim, EncoderID: "b"}); err != nil {
 			t.Fatal(err)
 		}
 		var rows []vectordb.Row
@@ -90,7 +90,7 @@ func newLib(t *testing.T) *lib {
 				}
 				path := filepath.Join(dir, fmt.Sprintf("P%d", p), fmt.Sprintf("%s%d.wav", inst, j))
 				rows = append(rows, vectordb.Row{ID: fmt.Sprintf("%s-%d-%d", inst, p, j), Instrument: inst, Pack: fmt.Sprintf("P%d", p),
-					Path: path, BPM: tempos[p], BundleID: "b", IngestedAt: time.Unix(0, 0), Embedding: v})
+					Path: path, BPM: tempos[p], EncoderID: "b", IngestedAt: time.Unix(0, 0), Embedding: v})
 				l.split[path] = map[bool]string{true: "test", false: "train"}[p%2 == 0]
 			}
 		}

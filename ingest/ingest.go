@@ -20,9 +20,12 @@ import (
 
 // Config wires a run.
 type Config struct {
-	Store         vectordb.Store
-	StoreName     string // for the report
-	BundleID      string
+	Store     vectordb.Store
+	StoreName string // for the report
+	BundleID  string // the whole bundle's id, for the report
+	// EncoderIDs by instrument (onnx.Bundle.EncoderIDs): what each collection and row
+	// records, and what decides whether a stored loop needs encoding again.
+	EncoderIDs    map[string]string
 	SampleRate    int
 	WindowSeconds float64
 	// Encoders by instrument; files of other instruments are skipped.
@@ -66,7 +69,10 @@ func Run(ctx context.Context, cfg Config, roots []string) (*Report, error) {
 		return nil, errors.New("ingest: the bundle has no encoders")
 	}
 	for inst, e := range cfg.Encoders {
-		err := cfg.Store.EnsureCollection(ctx, vectordb.Collection{Name: loopid.Collection(inst), Dim: e.OutputSize(), BundleID: cfg.BundleID})
+		if cfg.EncoderIDs[inst] == "" {
+			return nil, fmt.Errorf("ingest: no encoder id for %s: pass the bundle's EncoderIDs()", inst)
+		}
+		err := cfg.Store.EnsureCollection(ctx, vectordb.Collection{Name: loopid.Collection(inst), Dim: e.OutputSize(), EncoderID: cfg.EncoderIDs[inst]})
 		if err != nil {
 			return nil, fmt.Errorf("ingest: collection for %s: %w", inst, err)
 		}
@@ -191,7 +197,7 @@ func identifyOne(cfg Config, c Candidate) (*job, string, error) {
 	return &job{path: c.Path, id: id, meta: meta, size: c.Size}, "", nil
 }
 
-// dedupe drops loops already stored with this bundle (without decoding them) and
+// dedupe drops loops already stored by this encoder (without decoding them) and
 // duplicates within the run, asking the store in batches.
 func dedupe(ctx context.Context, cfg Config, rep *Report, in <-chan *job, out chan<- *job, fatal chan<- error) {
 	seen := map[string]bool{}
@@ -224,7 +230,7 @@ func dedupe(ctx context.Context, cfg Config, rep *Report, in <-chan *job, out ch
 		for _, j := range batch {
 			key := j.meta.Instrument + "/" + j.id
 			switch {
-			case stored[key] == cfg.BundleID:
+			case stored[key] != "" && vectordb.SameEncoder(stored[key], cfg.EncoderIDs[j.meta.Instrument]):
 				rep.present(1)
 			case seen[key]:
 				rep.duplicate()
@@ -352,7 +358,7 @@ func upsert(cfg Config, rep *Report, in <-chan *job) error {
 		for i, j := range b {
 			rows[i] = vectordb.Row{ID: j.id, Instrument: inst, Pack: j.meta.Pack, Path: j.path, BPM: j.meta.BPM,
 				Key: j.meta.Key, Duration: j.info.Duration.Seconds(), SampleRate: j.info.SampleRate,
-				BundleID: cfg.BundleID, IngestedAt: now, Embedding: j.embed}
+				EncoderID: cfg.EncoderIDs[inst], IngestedAt: now, Embedding: j.embed}
 		}
 		ctx, cancel := context.WithTimeout(context.Background(), 2*time.Minute)
 		defer cancel()

@@ -64,7 +64,7 @@ func configFor(r *onnx.Runtime, store vectordb.Store) (Config, error) {
 		}
 		encs[inst] = m
 	}
-	return Config{Store: store, StoreName: "test", BundleID: b.ID(), SampleRate: b.SampleRate, WindowSeconds: b.WindowSeconds,
+	return Config{Store: store, StoreName: "test", BundleID: b.ID(), EncoderIDs: b.EncoderIDs(), SampleRate: b.SampleRate, WindowSeconds: b.WindowSeconds,
 		Encoders: encs, Rules: DefaultRules(), BatchSize: 8, UpsertBatch: 32}, nil
 }
 
@@ -217,7 +217,7 @@ func TestIngestGoodAndBroken(t *testing.T) {
 	// Metadata made it into the rows.
 	rows, _ := store.List(context.Background(), loopid.Collection("bass"), "", 1000)
 	for _, r := range rows {
-		if r.Instrument != "bass" || !strings.HasPrefix(r.Pack, "Pack") || r.BPM < 90 || r.Key != "Am" || r.BundleID != cfg.BundleID || r.SampleRate == 0 {
+		if r.Instrument != "bass" || !strings.HasPrefix(r.Pack, "Pack") || r.BPM < 90 || r.Key != "Am" || r.EncoderID != cfg.EncoderIDs["bass"] || r.SampleRate == 0 {
 			t.Fatalf("row metadata: %+v", r)
 		}
 	}

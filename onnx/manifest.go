@@ -11,6 +11,7 @@ import (
 	"os"
 	"path/filepath"
 	"slices"
+	"strconv"
 	"strings"
 )
 
@@ -98,9 +99,44 @@ func (b *Bundle) LatentDim() int {
 	return int(d)
 }
 
-// ID identifies the bundle's weights: name@version plus a digest of every model's
-// sha256. A collection records it; a different ID means different embeddings.
+// ID identifies the whole bundle's weights: name@version plus a digest of every
+// model's sha256 (what a decoded preview depends on). Collections record EncoderID
+// instead, which only the encoder changes.
 func (b *Bundle) ID() string { return b.id }
+
+// EncoderID identifies what the instrument's encoder makes: the label
+// "<name>@<version>" of the bundle it was loaded from, then ":" and the first 12 hex
+// digits of the sha256 of the text
+//
+//	encoder <sha256 of the encoder file, lower-case hex>\n
+//	sample_rate <sample_rate>\n
+//	window_seconds <window_seconds, shortest decimal that round-trips>\n
+//	latent_shape <C>x<T>\n
+//
+// Everything else in the bundle (decoders, mappers, other instruments' models, the
+// name and version) leaves the digest alone, so a collection filled by this encoder
+// stays usable when only those change; stores compare the digest
+// (vectordb.SameEncoder). A collection records it, and ingest --reencode rebuilds a
+// collection whose digest differs. ErrNoModel when the bundle has no such encoder.
+func (b *Bundle) EncoderID(instrument string) (string, error) {
+	spec, err := b.Encoder(instrument)
+	if err != nil {
+		return "", err
+	}
+	h := sha256.New()
+	fmt.Fprintf(h, "encoder %s\nsample_rate %d\nwindow_seconds %s\nlatent_shape %dx%d\n",
+		strings.ToLower(spec.SHA256), b.SampleRate, strconv.FormatFloat(b.WindowSeconds, 'g', -1, 64), b.LatentShape[0], b.LatentShape[1])
+	return fmt.Sprintf("%s@%s:%s", b.Name, b.Version, hex.EncodeToString(h.Sum(nil))[:12]), nil
+}
+
+// EncoderIDs is EncoderID for every instrument with an encoder.
+func (b *Bundle) EncoderIDs() map[string]string {
+	out := map[string]string{}
+	for _, inst := range b.Instruments() {
+		out[inst], _ = b.EncoderID(inst)
+	}
+	return out
+}
 
 func (b *Bundle) computeID() string {
 	h := sha256.New()

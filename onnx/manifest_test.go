@@ -258,3 +258,68 @@ func TestBundleIDFollowsWeights(t *testing.T) {
 		t.Errorf("metrics changed the ID: %v, %v", same, err)
 	}
 }
+
+// TestEncoderIDFollowsOnlyTheEncoder: a collection records its instrument's encoder id,
+// so new decoders, mappers or a new version keep it, and a new encoder (or anything
+// that changes what the encoder's output means) changes it.
+func TestEncoderIDFollowsOnlyTheEncoder(t *testing.T) {
+	orig, err := LoadBundle(testBundle)
+	if err != nil {
+		t.Fatal(err)
+	}
+	want := orig.EncoderIDs()
+	if len(want) != 2 || !strings.HasPrefix(want["drum"], orig.Name+"@"+orig.Version+":") {
+		t.Fatalf("EncoderIDs = %v", want)
+	}
+	cases := []struct {
+		name string
+		edit func(dir string, m map[string]any)
+		same map[string]bool // by instrument: digest unchanged
+	}{
+		{"other decoder weights", func(dir string, m map[string]any) { setFile(t, dir, m, iDecoder, "testdata/bad/double.onnx") },
+			map[string]bool{"drum": true, "bass": true}},
+		{"other mapper weights", func(dir string, m map[string]any) { setFile(t, dir, m, iMapper, "testdata/bad/fixed_batch.onnx") },
+			map[string]bool{"drum": true, "bass": true}},
+		{"other version", func(dir string, m map[string]any) { m["version"] = "0.0.2" },
+			map[string]bool{"drum": true, "bass": true}},
+		{"models reordered", func(dir string, m map[string]any) {
+			ms := m["models"].([]any)
+			ms[iDrumEnc], ms[iMapper] = ms[iMapper], ms[iDrumEnc]
+		}, map[string]bool{"drum": true, "bass": true}},
+		{"other drum encoder", func(dir string, m map[string]any) {
+			setFile(t, dir, m, iDrumEnc, "testdata/bad/double.onnx") // LoadBundle checks the sha256, not the graph
+		}, map[string]bool{"drum": false, "bass": true}},
+		{"other sample rate", func(dir string, m map[string]any) {
+			m["sample_rate"] = 50
+			for i := range m["models"].([]any) {
+				for _, kind := range []string{"inputs", "outputs"} {
+					if sh := tensor(m, i, kind)["shape"].([]any); len(sh) == 2 {
+						sh[1] = 20 // window_seconds 0.4 * 50 Hz
+					}
+				}
+			}
+		}, map[string]bool{"drum": false, "bass": false}},
+	}
+	for _, c := range cases {
+		t.Run(c.name, func(t *testing.T) {
+			b, err := tamper(t, c.edit)
+			if err != nil {
+				t.Fatal(err)
+			}
+			for inst, same := range c.same {
+				got, err := b.EncoderID(inst)
+				if err != nil {
+					t.Fatal(err)
+				}
+				if digest(got) == digest(want[inst]) != same {
+					t.Errorf("%s encoder id %s, before %s: want same digest %v", inst, got, want[inst], same)
+				}
+			}
+		})
+	}
+	if _, err := orig.EncoderID("piano"); !errors.Is(err, ErrNoModel) {
+		t.Errorf("EncoderID of an instrument without an encoder: %v", err)
+	}
+}
+
+func digest(id string) string { return id[strings.LastIndexByte(id, ':')+1:] }

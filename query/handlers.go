@@ -300,9 +300,11 @@ type CollectionJSON struct {
 	Instrument string `json:"instrument,omitempty"`
 	Dim        int    `json:"dim"`
 	Count      int    `json:"count"`
-	BundleID   string `json:"bundle_id"`
-	// Current is true when the collection was encoded with the bundle this server runs;
-	// queries against other collections are refused.
+	// BundleID is the encoder id the collection records (the JSON name predates
+	// per-encoder ids).
+	BundleID string `json:"bundle_id"`
+	// Current is true when the collection was encoded by this server's encoder for its
+	// instrument; queries against other collections are refused.
 	Current bool `json:"current"`
 }
 
@@ -326,7 +328,7 @@ func (s *Server) collections(c *gin.Context) {
 	}
 	for _, x := range cs {
 		out.Collections = append(out.Collections, CollectionJSON{Name: x.Name, Instrument: byName[x.Name], Dim: x.Dim,
-			Count: x.Count, BundleID: x.BundleID, Current: x.BundleID == s.engine.BundleID()})
+			Count: x.Count, BundleID: x.EncoderID, Current: s.engine.EncodedByLoaded(byName[x.Name], x.EncoderID)})
 	}
 	c.JSON(http.StatusOK, out)
 }

@@ -124,10 +124,10 @@ func populate(t testing.TB, store vectordb.Store, b *onnx.Bundle, m *recommend.M
 			t.Fatal(err)
 		}
 		byInst[f.inst] = append(byInst[f.inst], vectordb.Row{ID: f.id, Instrument: f.inst, Pack: f.pack, Path: f.path, BPM: f.bpm,
-			Key: f.key, Duration: info.Duration.Seconds(), SampleRate: info.SampleRate, BundleID: b.ID(), IngestedAt: time.Now().UTC(), Embedding: z})
+			Key: f.key, Duration: info.Duration.Seconds(), SampleRate: info.SampleRate, EncoderID: b.EncoderIDs()[f.inst], IngestedAt: time.Now().UTC(), Embedding: z})
 	}
 	for inst, rows := range byInst {
-		if err := store.EnsureCollection(ctx, vectordb.Collection{Name: coll(inst), Dim: b.LatentDim(), BundleID: b.ID()}); err != nil {
+		if err := store.EnsureCollection(ctx, vectordb.Collection{Name: coll(inst), Dim: b.LatentDim(), EncoderID: b.EncoderIDs()[inst]}); err != nil {
 			t.Fatal(err)
 		}
 		if err := store.Upsert(ctx, coll(inst), rows); err != nil {
@@ -368,7 +368,7 @@ func (f *fixture) find(inst string, n int) loopFile {
 type ingestEncoder = onnx.Graph
 
 func ingestConfigFor(b *onnx.Bundle, store vectordb.Store, encs map[string]onnx.Graph) ingest.Config {
-	return ingest.Config{Store: store, StoreName: "test", BundleID: b.ID(), SampleRate: b.SampleRate, WindowSeconds: b.WindowSeconds,
+	return ingest.Config{Store: store, StoreName: "test", BundleID: b.ID(), EncoderIDs: b.EncoderIDs(), SampleRate: b.SampleRate, WindowSeconds: b.WindowSeconds,
 		Encoders: encs, Rules: ingest.DefaultRules(), Limits: audio.DefaultLimits(), Workers: 2, BatchSize: 8, UpsertBatch: 32}
 }
 

@@ -96,7 +96,7 @@ func errorStatus(err error) (int, string) {
 		return http.StatusNotFound, "seed-not-found"
 	case errors.Is(err, recommend.ErrNotIngested):
 		return http.StatusNotFound, "not-ingested"
-	case errors.Is(err, recommend.ErrBundleMismatch):
+	case errors.Is(err, recommend.ErrEncoderMismatch):
 		return http.StatusConflict, "bundle-mismatch"
 	case errors.Is(err, recommend.ErrNoDecoder):
 		return http.StatusNotImplemented, "preview-unavailable"

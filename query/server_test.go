@@ -257,16 +257,24 @@ func TestPreview(t *testing.T) {
 	}
 }
 
-func TestBundleMismatchAndEmptyStore(t *testing.T) {
+func TestEncoderMismatchAndEmptyStore(t *testing.T) {
 	be := embeddedBackend(t)
 	lib := writeLibrary(t, t.TempDir(), 2, 4)
 	f := newFixture(t, be, lib)
-	// A server whose bundle differs from the one the collections were encoded with.
-	g := newFixture(t, be, nil, func(c *recommend.Config, _ *ServerConfig) { c.BundleID = "other@1" })
+	seed := strings.NewReader(fmt.Sprintf(`{"seed_id": %q}`, f.find("drum", 0).id))
+	// A server whose bundle differs only outside the encoders serves the library as it is.
+	same := newFixture(t, be, nil, func(c *recommend.Config, _ *ServerConfig) { c.BundleID = "other@1:0123456789ab" })
+	if code, _, raw := same.do("POST", "/v1/recommend", "application/json", seed); code != 200 {
+		t.Errorf("same encoders, another bundle id: %d %s", code, raw)
+	}
+	// A server whose encoders differ from the ones the collections were encoded with.
+	g := newFixture(t, be, nil, func(c *recommend.Config, _ *ServerConfig) {
+		c.EncoderIDs = map[string]string{"drum": "other@1:0123456789ab", "bass": "other@1:ba9876543210"}
+	})
 	code, h, raw := g.do("POST", "/v1/recommend", "application/json", strings.NewReader(fmt.Sprintf(`{"seed_id": %q}`, f.find("drum", 0).id)))
 	p := checkProblem(t, code, h, raw, 409)
-	if !strings.Contains(p.Detail, "re-ingest") {
-		t.Errorf("409 does not say what to do: %s", p.Detail)
+	if !strings.Contains(p.Detail, "loopmatch ingest --reencode") || !strings.Contains(p.Detail, "other@1:") {
+		t.Errorf("409 does not say what was recorded, what is loaded and what to do: %s", p.Detail)
 	}
 	// An empty store: nothing ingested.
 	empty, err := embedded.Open(t.Context(), t.TempDir(), embedded.Options{})

@@ -15,7 +15,7 @@ import (
 
 // synthRows are random unit vectors: search cost depends on the row count and the
 // dimension, not on what the vectors mean.
-func synthRows(r *rand.Rand, inst, bundleID string, n, dim int) []vectordb.Row {
+func synthRows(r *rand.Rand, inst, encoderID string, n, dim int) []vectordb.Row {
 	rows := make([]vectordb.Row, n)
 	for i := range rows {
 		v := make([]float32, dim)
@@ -23,7 +23,7 @@ func synthRows(r *rand.Rand, inst, bundleID string, n, dim int) []vectordb.Row {
 			v[j] = float32(r.NormFloat64())
 		}
 		rows[i] = vectordb.Row{ID: fmt.Sprintf("%032x", r.Uint64()), Instrument: inst, Pack: fmt.Sprintf("P%04d", i/8),
-			BPM: float64(80 + i%60), Key: []string{"Am", "C", "F#m", "Bb"}[i%4], Duration: 4, BundleID: bundleID,
+			BPM: float64(80 + i%60), Key: []string{"Am", "C", "F#m", "Bb"}[i%4], Duration: 4, EncoderID: encoderID,
 			IngestedAt: time.Unix(0, 0), Embedding: vectordb.Normalize(v)}
 	}
 	return rows
@@ -93,11 +93,11 @@ func benchEngine(b *testing.B, bundle *onnx.Bundle, models *Models, n int) (*Eng
 	var seeds []string
 	for inst, count := range map[string]int{"drum": 100, "bass": n} {
 		coll := "loops_" + inst
-		if err := store.EnsureCollection(ctx, vectordb.Collection{Name: coll, Dim: bundle.LatentDim(), BundleID: bundle.ID()}); err != nil {
+		if err := store.EnsureCollection(ctx, vectordb.Collection{Name: coll, Dim: bundle.LatentDim(), EncoderID: bundle.EncoderIDs()[inst]}); err != nil {
 			b.Fatal(err)
 		}
 		for left := count; left > 0; left -= 5000 {
-			rows := synthRows(r, inst, bundle.ID(), min(left, 5000), bundle.LatentDim())
+			rows := synthRows(r, inst, bundle.EncoderIDs()[inst], min(left, 5000), bundle.LatentDim())
 			if err := store.Upsert(ctx, coll, rows); err != nil {
 				b.Fatal(err)
 			}

@@ -30,8 +30,15 @@ type Observer interface {
 
 // Config wires an Engine.
 type Config struct {
-	Store    vectordb.Store
+	Store vectordb.Store
+	// BundleID is the whole bundle's id (onnx.Bundle.ID): what previews depend on.
 	BundleID string
+	// EncoderIDs are the bundle's encoder ids by instrument (onnx.Bundle.EncoderIDs):
+	// a collection is served only when it records its instrument's one.
+	EncoderIDs map[string]string
+	// Library names the store (its --store value) in what a refused collection's error
+	// tells the user to run; empty leaves it out.
+	Library string
 	// SampleRate and WindowSeconds describe the encoders' input (for uploaded seeds).
 	SampleRate    int
 	WindowSeconds float64
@@ -43,9 +50,9 @@ type Config struct {
 	Collection func(instrument string) string
 	// MaxCandidates bounds how many rows an MMR re-rank fetches (default 800).
 	MaxCandidates int
-	// CollectionCheckEvery is how long a collection's verified bundle id is trusted
+	// CollectionCheckEvery is how long a collection's verified encoder id is trusted
 	// before it is asked again (default 5 s): a per-request Collections call would cost a
-	// round trip on Milvus, and a re-ingest with another bundle is rare.
+	// round trip on Milvus, and a re-encode is rare.
 	CollectionCheckEvery time.Duration
 	Observer             Observer
 }
@@ -60,7 +67,7 @@ type Engine struct {
 
 type collectionCheck struct {
 	at  time.Time
-	err error // nil when the collection matched the bundle
+	err error // nil when the collection matched its instrument's encoder
 }
 
 // Limits of a request.
@@ -82,8 +89,9 @@ var (
 	ErrSeedNotFound = errors.New("seed loop not found")
 	// ErrNotIngested: the collection does not exist yet.
 	ErrNotIngested = errors.New("collection not ingested yet")
-	// ErrBundleMismatch: the collection was encoded with another bundle.
-	ErrBundleMismatch = errors.New("collection was encoded with another model bundle")
+	// ErrEncoderMismatch: the collection was encoded by another encoder than the
+	// loaded bundle's for its instrument.
+	ErrEncoderMismatch = errors.New("collection was encoded by another encoder")
 )
 
 // NewEngine checks the wiring: every model's sizes agree with the latent dimension.
@@ -93,6 +101,9 @@ func NewEngine(cfg Config) (*Engine, error) {
 	}
 	if cfg.BundleID == "" {
 		return nil, errors.New("recommend: Config.BundleID is empty: pass the loaded bundle's ID()")
+	}
+	if len(cfg.EncoderIDs) == 0 {
+		return nil, errors.New("recommend: Config.EncoderIDs is empty: pass the loaded bundle's EncoderIDs()")
 	}
 	if len(cfg.Mappers) == 0 {
 		return nil, errors.New("recommend: the bundle has no mapper, so nothing can be recommended: use a bundle with a mapper (role \"mapper\")")
@@ -139,6 +150,17 @@ func NewEngine(cfg Config) (*Engine, error) {
 
 // BundleID is the id of the bundle the engine's models come from.
 func (e *Engine) BundleID() string { return e.cfg.BundleID }
+
+// EncoderID is the loaded bundle's encoder id for the instrument ("" when it has no
+// encoder for it).
+func (e *Engine) EncoderID(instrument string) string { return e.cfg.EncoderIDs[instrument] }
+
+// EncodedByLoaded reports whether a collection of the instrument recording encoderID
+// was filled by the loaded bundle's encoder, so the engine serves it.
+func (e *Engine) EncodedByLoaded(instrument, encoderID string) bool {
+	want, ok := e.cfg.EncoderIDs[instrument]
+	return ok && vectordb.SameEncoder(encoderID, want)
+}
 
 // Store is the engine's vector store.
 func (e *Engine) Store() vectordb.Store { return e.cfg.Store }
@@ -299,7 +321,7 @@ func (e *Engine) Recommend(ctx context.Context, r Request) (*Response, error) {
 func (e *Engine) SeedLatent(ctx context.Context, r Request) ([]float32, Seed, error) {
 	coll := e.cfg.Collection(r.From)
 	if r.SeedID != "" {
-		if err := e.checkCollection(ctx, coll); err != nil {
+		if err := e.checkCollection(ctx, r.From); err != nil {
 			return nil, Seed{}, err
 		}
 		row, err := e.getRow(ctx, coll, r.SeedID)
@@ -309,8 +331,8 @@ func (e *Engine) SeedLatent(ctx context.Context, r Request) ([]float32, Seed, er
 		if row == nil {
 			return nil, Seed{}, fmt.Errorf("%w: no loop %q in the %s collection: list stored loops with GET /v1/collections or ingest it first", ErrSeedNotFound, r.SeedID, r.From)
 		}
-		if row.BundleID != e.cfg.BundleID {
-			return nil, Seed{}, fmt.Errorf("%w: loop %s was encoded with %q, this server runs %q: re-ingest the library with the current bundle", ErrBundleMismatch, row.ID, row.BundleID, e.cfg.BundleID)
+		if want := e.cfg.EncoderIDs[r.From]; !vectordb.SameEncoder(row.EncoderID, want) {
+			return nil, Seed{}, fmt.Errorf("%w: loop %s was encoded by %q, the loaded %s encoder is %q: re-encode the library with loopmatch ingest --reencode", ErrEncoderMismatch, row.ID, row.EncoderID, r.From, want)
 		}
 		return row.Embedding, Seed{ID: row.ID, Stored: true, Pack: row.Pack, BPM: row.BPM, Key: row.Key}, nil
 	}
@@ -357,7 +379,7 @@ func (e *Engine) MapSeed(ctx context.Context, from, to string, z []float32) ([]f
 		return nil, fmt.Errorf("%w: %s->%s", ErrNoMapper, from, to)
 	}
 	if len(z) != m.InputSize() {
-		return nil, fmt.Errorf("%w: the seed latent has %d values, the %s->%s mapper takes %d: re-ingest with the current bundle", ErrBundleMismatch, len(z), from, to, m.InputSize())
+		return nil, fmt.Errorf("%w: the seed latent has %d values, the %s->%s mapper takes %d: re-encode the library with loopmatch ingest --reencode", ErrEncoderMismatch, len(z), from, to, m.InputSize())
 	}
 	t0 := time.Now()
 	out, err := m.Run(ctx, z)
@@ -372,7 +394,7 @@ func (e *Engine) MapSeed(ctx context.Context, from, to string, z []float32) ([]f
 // with mmrLambda in (0, 1) a diversity re-rank over up to 4k candidates.
 func (e *Engine) SearchMapped(ctx context.Context, to string, mapped []float32, k int, f vectordb.Filter, mmrLambda float64) ([]Result, error) {
 	coll := e.cfg.Collection(to)
-	if err := e.checkCollection(ctx, coll); err != nil {
+	if err := e.checkCollection(ctx, to); err != nil {
 		return nil, err
 	}
 	fetch := k
@@ -387,8 +409,8 @@ func (e *Engine) SearchMapped(ctx context.Context, to string, mapped []float32, 
 	}
 	e.observeSearch(coll, time.Since(t0))
 	for _, h := range hits {
-		if h.BundleID != e.cfg.BundleID {
-			return nil, fmt.Errorf("%w: loop %s in %s was encoded with %q, this server runs %q: re-ingest the library with the current bundle", ErrBundleMismatch, h.ID, coll, h.BundleID, e.cfg.BundleID)
+		if want := e.cfg.EncoderIDs[to]; !vectordb.SameEncoder(h.EncoderID, want) {
+			return nil, fmt.Errorf("%w: loop %s in %s was encoded by %q, the loaded %s encoder is %q: re-encode the library with loopmatch ingest --reencode", ErrEncoderMismatch, h.ID, coll, h.EncoderID, to, want)
 		}
 	}
 	if mmr && len(hits) > k {
@@ -497,9 +519,10 @@ func (e *Engine) Decode(ctx context.Context, instrument string, z []float32) ([]
 	return pcm, e.cfg.SampleRate, nil
 }
 
-// checkCollection refuses a collection that is missing or holds another bundle's
-// embeddings. Verdicts are cached for CollectionCheckEvery.
-func (e *Engine) checkCollection(ctx context.Context, coll string) error {
+// checkCollection refuses an instrument's collection that is missing or holds another
+// encoder's embeddings. Verdicts are cached for CollectionCheckEvery.
+func (e *Engine) checkCollection(ctx context.Context, instrument string) error {
+	coll := e.cfg.Collection(instrument)
 	e.mu.Lock()
 	c, ok := e.checked[coll]
 	e.mu.Unlock()
@@ -516,8 +539,12 @@ func (e *Engine) checkCollection(ctx context.Context, coll string) error {
 			continue
 		}
 		verdict = nil
-		if x.BundleID != e.cfg.BundleID {
-			verdict = fmt.Errorf("%w: collection %s holds embeddings of %q, this server runs %q: re-ingest the library with the current bundle (or serve with --bundle of the old one)", ErrBundleMismatch, coll, x.BundleID, e.cfg.BundleID)
+		want, ok := e.cfg.EncoderIDs[instrument]
+		switch {
+		case !ok:
+			verdict = fmt.Errorf("%w: collection %s holds embeddings of %q, and the bundle %s has no %s encoder to check them against: serve with --bundle of a bundle that has one", ErrEncoderMismatch, coll, x.EncoderID, e.cfg.BundleID, instrument)
+		case !vectordb.SameEncoder(x.EncoderID, want):
+			verdict = fmt.Errorf("%w: collection %s was encoded by %q, the loaded bundle's %s encoder is %q: %s", ErrEncoderMismatch, coll, x.EncoderID, instrument, want, vectordb.ReencodeHint(e.cfg.Library))
 		}
 	}
 	e.mu.Lock()
@@ -538,8 +565,8 @@ func (e *Engine) storeErr(coll string, err error) error {
 	case errors.Is(err, vectordb.ErrNoCollection):
 		e.Forget()
 		return fmt.Errorf("%w: collection %s: ingest a library first (%w)", ErrNotIngested, coll, err)
-	case errors.Is(err, vectordb.ErrBundleMismatch), errors.Is(err, vectordb.ErrDimensionMismatch):
-		return fmt.Errorf("%w: collection %s: re-ingest the library with the current bundle (%w)", ErrBundleMismatch, coll, err)
+	case errors.Is(err, vectordb.ErrEncoderMismatch), errors.Is(err, vectordb.ErrDimensionMismatch):
+		return fmt.Errorf("%w: collection %s: %w", ErrEncoderMismatch, coll, err)
 	}
 	return fmt.Errorf("collection %s: %w", coll, err)
 }

@@ -19,7 +19,7 @@ import (
 // the caller (the HTTP server's preview cache), so a repeated request decodes once.
 
 // Errors of interpolate and transfer requests, beside ErrSeedNotFound, ErrNotIngested,
-// ErrBundleMismatch and ErrNoDecoder.
+// ErrEncoderMismatch and ErrNoDecoder.
 var (
 	// ErrInvalidGenerate: the request itself is wrong (ratio, missing or doubled loops).
 	ErrInvalidGenerate = errors.New("invalid interpolate or transfer request")
@@ -193,7 +193,7 @@ func (e *Engine) Interpolate(ctx context.Context, r InterpolateRequest) (*Genera
 		return nil, fmt.Errorf("loop b: %w", err)
 	}
 	if len(za) != len(zb) {
-		return nil, fmt.Errorf("%w: loop a's latent has %d values, loop b's %d: re-ingest the library with the current bundle", ErrBundleMismatch, len(za), len(zb))
+		return nil, fmt.Errorf("%w: loop a's latent has %d values, loop b's %d: re-encode the library with loopmatch ingest --reencode", ErrEncoderMismatch, len(za), len(zb))
 	}
 	return &Generated{BundleID: e.cfg.BundleID, Instrument: r.Instrument, Latent: Mix(za, zb, r.Ratio), Sources: []Seed{sa, sb}}, nil
 }
@@ -221,7 +221,7 @@ func (e *Engine) Transfer(ctx context.Context, r TransferRequest) (*Generated, e
 		return nil, err
 	}
 	if d := e.cfg.Decoders[r.To]; len(z) != d.InputSize() {
-		return nil, fmt.Errorf("%w: the %s latent has %d values, the %s decoder takes %d: re-ingest the library with the current bundle", ErrBundleMismatch, r.From, len(z), r.To, d.InputSize())
+		return nil, fmt.Errorf("%w: the %s latent has %d values, the %s decoder takes %d: re-encode the library with loopmatch ingest --reencode", ErrEncoderMismatch, r.From, len(z), r.To, d.InputSize())
 	}
 	return &Generated{BundleID: e.cfg.BundleID, Instrument: r.To, Latent: z, Sources: []Seed{s}}, nil
 }

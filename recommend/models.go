@@ -53,7 +53,7 @@ func (m *Models) Close() error {
 
 // Config fills an Engine config with these models and the bundle's facts.
 func (m *Models) Config(b *onnx.Bundle, store vectordb.Store) Config {
-	c := Config{Store: store, BundleID: b.ID(), SampleRate: b.SampleRate, WindowSeconds: b.WindowSeconds,
+	c := Config{Store: store, BundleID: b.ID(), EncoderIDs: b.EncoderIDs(), SampleRate: b.SampleRate, WindowSeconds: b.WindowSeconds,
 		Encoders: map[string]onnx.Graph{}, Mappers: map[Pair]onnx.Graph{}, Decoders: map[string]onnx.Graph{}}
 	for k, v := range m.Encoders {
 		c.Encoders[k] = v

@@ -14,6 +14,18 @@ bundle/    the small bundle most tests use: sample rate 100 Hz, window 0.4 s (N 
            bias[j] = j/8 - 1/2 (exact in float32, so Go can recompute it bit for bit)
   decoder  z[B,2,4] -> audio[B,40]: each latent value repeated 5 times (a MatMul)
 
+bundle-newdecoder/  bundle/'s encoders (the same bytes) with another mapper and decoder
+           and version 0.0.2: a library made by bundle/ must open without a re-encode.
+  mapper   flat(zo) = flat(z) @ W2 + bias2, W2[i,j] = ((2i + 3j) mod 5 - 2) / 4, bias2[j] = j/16
+  decoder  each latent value repeated 5 times (Expand instead of a MatMul)
+
+bundle-v2/ a new encoder of a bigger latent, as loopmatch-v2 is to v1: 100 Hz, 0.4 s,
+           latent [4, 5] (20 values instead of 8): a library made by bundle/ must be
+           refused, and converted by loopmatch ingest --reencode.
+  encoder  z[b,c,t] = mean(audio[b, 10c+2t : 10c+2t+2])
+  mapper   z -> 2z + 1
+  decoder  each latent value repeated 2 times
+
 fullsize/  the same kind of graphs at the production shapes of DESIGN.md (22050 Hz, 4 s:
            N = 88200; latent [16, 64]) for benchmarks and for the manifest arithmetic.
            No weights, so the files stay tiny.
@@ -171,6 +183,52 @@ def small_bundle():
     save(scale_mapper(c, t, extra_input=True), bad, "two_inputs.onnx")
 
 
+def newdecoder_bundle():
+    out = os.path.join(TESTDATA, "bundle-newdecoder")
+    n, c, t = 40, 2, 4
+    w = [[((2 * i + 3 * j) % 5 - 2) / 4 for j in range(c * t)] for i in range(c * t)]
+    bias = [j / 16 for j in range(c * t)]
+    audio, z = [-1, n], [-1, c, t]
+    enc = save(mean_encoder(n, c, t), out, "drum_encoder.onnx")
+    benc = save(mean_encoder(n, c, t), out, "bass_encoder.onnx")
+    mp = save(affine_mapper(c, t, w, bias), out, "drum2bass.onnx")
+    dec = save(repeat_decoder_expand(n, c, t), out, "bass_decoder.onnx")
+    write_manifest(out, {
+        "name": "loopmatch-test", "version": "0.0.2", "sample_rate": 100, "window_seconds": 0.4,
+        "latent_shape": [c, t], "created": "2026-01-02T00:00:00Z",
+        "training": {"note": "bundle/ with another mapper and decoder; see scripts/make_test_models.py"},
+        "metrics": {},
+        "models": [
+            spec("drum_encoder", "drum_encoder.onnx", enc, "encoder", ["drum"], ("audio", audio), ("z", z)),
+            spec("bass_encoder", "bass_encoder.onnx", benc, "encoder", ["bass"], ("audio", audio), ("z", z)),
+            spec("drum2bass", "drum2bass.onnx", mp, "mapper", ["drum", "bass"], ("z", z), ("zo", z)),
+            spec("bass_decoder", "bass_decoder.onnx", dec, "decoder", ["bass"], ("z", z), ("audio", audio)),
+        ],
+    })
+
+
+def v2_bundle():
+    out = os.path.join(TESTDATA, "bundle-v2")
+    n, c, t = 40, 4, 5
+    audio, z = [-1, n], [-1, c, t]
+    enc = save(mean_encoder(n, c, t), out, "drum_encoder.onnx")
+    benc = save(mean_encoder(n, c, t), out, "bass_encoder.onnx")
+    mp = save(scale_mapper(c, t), out, "drum2bass.onnx")
+    dec = save(repeat_decoder_matmul(n, c, t), out, "bass_decoder.onnx")
+    write_manifest(out, {
+        "name": "loopmatch-test-v2", "version": "0.1.0", "sample_rate": 100, "window_seconds": 0.4,
+        "latent_shape": [c, t], "created": "2026-01-03T00:00:00Z",
+        "training": {"note": "a new encoder with a bigger latent; see scripts/make_test_models.py"},
+        "metrics": {},
+        "models": [
+            spec("drum_encoder", "drum_encoder.onnx", enc, "encoder", ["drum"], ("audio", audio), ("z", z)),
+            spec("bass_encoder", "bass_encoder.onnx", benc, "encoder", ["bass"], ("audio", audio), ("z", z)),
+            spec("drum2bass", "drum2bass.onnx", mp, "mapper", ["drum", "bass"], ("z", z), ("zo", z)),
+            spec("bass_decoder", "bass_decoder.onnx", dec, "decoder", ["bass"], ("z", z), ("audio", audio)),
+        ],
+    })
+
+
 def fullsize_bundle():
     out = os.path.join(TESTDATA, "fullsize")
     n, c, t = 88200, 16, 64
@@ -193,6 +251,8 @@ def fullsize_bundle():
 
 def main():
     small_bundle()
+    newdecoder_bundle()
+    v2_bundle()
     fullsize_bundle()
 
 

@@ -6,20 +6,23 @@ import (
 	"fmt"
 	"math"
 	"sort"
+	"strings"
 	"time"
 )
 
 // Row is one stored loop.
 type Row struct {
-	ID         string    `json:"id"`
-	Instrument string    `json:"instrument"`
-	Pack       string    `json:"pack"`
-	Path       string    `json:"path"`
-	BPM        float64   `json:"bpm"`
-	Key        string    `json:"key"`
-	Duration   float64   `json:"duration"` // seconds
-	SampleRate int       `json:"sample_rate"`
-	BundleID   string    `json:"bundle_id"`
+	ID         string  `json:"id"`
+	Instrument string  `json:"instrument"`
+	Pack       string  `json:"pack"`
+	Path       string  `json:"path"`
+	BPM        float64 `json:"bpm"`
+	Key        string  `json:"key"`
+	Duration   float64 `json:"duration"` // seconds
+	SampleRate int     `json:"sample_rate"`
+	// EncoderID identifies the encoder that made Embedding (onnx.Bundle.EncoderID);
+	// stored as "bundle_id", the name stores written before it kept.
+	EncoderID  string    `json:"bundle_id"`
 	IngestedAt time.Time `json:"ingested_at"`
 	Embedding  []float32 `json:"-"`
 }
@@ -41,27 +44,37 @@ type Filter struct {
 	ExcludeIDs     []string // none of these ids
 }
 
-// Collection describes a collection: its vector dimension and the model bundle whose
-// embeddings it holds. The metric is always cosine.
+// Collection describes a collection: its vector dimension and the identity of the
+// encoder whose embeddings it holds (stored as "bundle_id" for stores written before
+// collections recorded the encoder rather than the whole bundle). The metric is always
+// cosine.
 type Collection struct {
-	Name     string `json:"name"`
-	Dim      int    `json:"dim"`
-	BundleID string `json:"bundle_id"`
-	Count    int    `json:"count"`
+	Name      string `json:"name"`
+	Dim       int    `json:"dim"`
+	EncoderID string `json:"bundle_id"`
+	Count     int    `json:"count"`
 }
 
 // Store is a vector store of loops. Implementations are safe for concurrent use.
 type Store interface {
 	// EnsureCollection creates the collection, or checks that the existing one has the
-	// same dimension (ErrDimensionMismatch) and bundle (ErrBundleMismatch).
+	// same dimension (ErrDimensionMismatch) and encoder (ErrEncoderMismatch, compared
+	// with SameEncoder; an empty EncoderID checks nothing).
 	EnsureCollection(ctx context.Context, c Collection) error
+	// DropCollection removes a collection and its rows; a missing one is no error.
+	DropCollection(ctx context.Context, name string) error
+	// ReplaceCollection makes the collection src the collection dst (dimension, encoder
+	// and rows), dropping what dst held, and removes the name src. Readers see dst's old
+	// rows or its new ones, never a mix. After a crash, dst holds its old rows or the new
+	// ones, and src (if still there) its rows: calling ReplaceCollection again finishes.
+	ReplaceCollection(ctx context.Context, src, dst string) error
 	// Collections lists the collections with their row counts.
 	Collections(ctx context.Context) ([]Collection, error)
 	// Upsert inserts or replaces rows by id; writing the same rows twice changes nothing.
 	Upsert(ctx context.Context, collection string, rows []Row) error
 	// Get returns the rows for the ids that exist, embeddings included, in id order.
 	Get(ctx context.Context, collection string, ids []string) ([]Row, error)
-	// Has reports which ids exist, with the bundle id each was encoded with.
+	// Has reports which ids exist, with the encoder id each was encoded with.
 	Has(ctx context.Context, collection string, ids []string) (map[string]string, error)
 	// Delete removes rows by id; missing ids are ignored.
 	Delete(ctx context.Context, collection string, ids []string) error
@@ -79,11 +92,38 @@ type Store interface {
 var (
 	ErrNoCollection      = errors.New("no such collection")
 	ErrDimensionMismatch = errors.New("vector dimension mismatch")
-	ErrBundleMismatch    = errors.New("collection was encoded with another model bundle")
+	ErrEncoderMismatch   = errors.New("collection was encoded by another encoder")
 	ErrInvalid           = errors.New("invalid request")
 	ErrLocked            = errors.New("store is in use by another process")
 	ErrUnavailable       = errors.New("store unavailable")
 )
+
+// SameEncoder reports whether two recorded encoder ids name the same encoder. Ids of
+// the form "label:digest" (onnx.Bundle.EncoderID: "name@version:digest") compare by
+// digest only, so a bundle that changed its version, decoders or mappers but kept the
+// encoder still matches; other ids compare whole.
+func SameEncoder(a, b string) bool {
+	ia, ib := strings.LastIndexByte(a, ':'), strings.LastIndexByte(b, ':')
+	if ia < 0 || ib < 0 {
+		return a == b
+	}
+	return a[ia+1:] == b[ib+1:]
+}
+
+// ReencodeHint is what a mismatch error tells the user to run; library names the
+// store (its folder or address) when the caller knows it.
+func ReencodeHint(library string) string {
+	if library == "" {
+		return "re-encode the library with the loaded bundle: loopmatch ingest --reencode (or point --bundle at the bundle that made it)"
+	}
+	return fmt.Sprintf("re-encode the library with the loaded bundle: loopmatch ingest --reencode --store %s (or point --bundle at the bundle that made it)", library)
+}
+
+// ParkedSuffix: a backend that cannot swap collections atomically (Milvus) parks the
+// replaced collection dst as dst+ParkedSuffix while ReplaceCollection runs, so a
+// caller that finds src and dst+ParkedSuffix but no dst knows a replacement was cut
+// short and may finish it.
+const ParkedSuffix = "__replaced"
 
 // MaxK bounds one search's result count.
 const MaxK = 10000

@@ -86,3 +86,23 @@ func TestValidName(t *testing.T) {
 		}
 	}
 }
+
+func TestSameEncoder(t *testing.T) {
+	for _, c := range []struct {
+		a, b string
+		want bool
+	}{
+		{"loopmatch-v1@1.0.0:0123456789ab", "loopmatch-v1@1.0.0:0123456789ab", true},
+		{"loopmatch-v1@1.0.0:0123456789ab", "loopmatch-v1@1.1.0:0123456789ab", true}, // new decoder, same encoder
+		{"loopmatch-v1@1.0.0:0123456789ab", "loopmatch-v2@2.0.0:ba9876543210", false},
+		{"loopmatch-v1@1.0.0:0123456789ab", "", false},
+		{"", "", true},
+		{"plain", "plain", true},
+		{"plain", "other", false},
+		{"a:x", "x", false},
+	} {
+		if got := SameEncoder(c.a, c.b); got != c.want {
+			t.Errorf("SameEncoder(%q, %q) = %v, want %v", c.a, c.b, got, c.want)
+		}
+	}
+}

@@ -43,6 +43,22 @@ and prints the URL and an example request. Ctrl-C stops it.`,
 			return serve(ctx, g, o, log, out, func(svc *service) error {
 				fmt.Fprintf(out, "Ingesting the demo library %s into %s ...\n", library, g.store)
 				cfg := svc.ingestConfig(g.store, log)
+				// A demo store left by an earlier bundle (or one that recorded the whole
+				// bundle's id) is brought to this bundle's encoders first; the demo
+				// library is small, and the command must work on a second run too.
+				rcfg := ingest.ReencodeConfig{Store: cfg.Store, StoreName: g.store, Encoders: cfg.Encoders, EncoderIDs: cfg.EncoderIDs,
+					SampleRate: cfg.SampleRate, WindowSeconds: cfg.WindowSeconds, Limits: cfg.Limits, Logger: log}
+				rr, err := ingest.Reencode(ctx, rcfg)
+				if err != nil {
+					return exitError{code: 2, err: err}
+				}
+				for _, in := range rr.Instruments {
+					if in.Status != ingest.ReencodeCurrent && in.Status != ingest.ReencodeAbsent {
+						fmt.Fprintln(out, rr.Summary())
+						svc.engine.Forget()
+						break
+					}
+				}
 				cfg.Progress = &ingest.Progress{Logger: log}
 				rep, err := ingest.Run(ctx, cfg, []string{library})
 				if err != nil {

@@ -120,6 +120,11 @@ func checkBundle(ctx context.Context, rt *onnx.Runtime, dir string, log *slog.Lo
 			continue
 		}
 		log.Debug("doctor: smoke inference", "model", s.Name, "took", time.Since(start))
+		if s.Role == onnx.RoleEncoder {
+			// What the instrument's collection must record to be served by this bundle.
+			id, _ := b.EncoderID(s.Instruments[0])
+			info += "; encoder id " + id
+		}
 		out = append(out, pass(name, "%s", info))
 	}
 	return out

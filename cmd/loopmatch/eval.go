@@ -84,6 +84,7 @@ consistency (whatever --store asks) and batches its searches, one request per se
 // evalDoc is the JSON output; metrics are keyed by setting as train/out/results.json is.
 type evalDoc struct {
 	Bundle          string                  `json:"bundle"`
+	Encoders        map[string]string       `json:"encoders"` // encoder id by instrument, as the collections record it
 	Store           string                  `json:"store"`
 	From            string                  `json:"from"`
 	To              string                  `json:"to"`
@@ -200,7 +201,7 @@ func runEval(ctx context.Context, g *globalOptions, o *evalOptions, out, errOut 
 		return usage("the bundle %s has no %s->%s mapper; it maps %s", svc.bundle.ID(), o.from, o.to, strings.Join(have, ", "))
 	}
 
-	doc := evalDoc{Bundle: svc.bundle.ID(), Store: storeSpec, From: o.from, To: o.to, Direction: o.from + "2" + o.to,
+	doc := evalDoc{Bundle: svc.bundle.ID(), Encoders: map[string]string{o.from: svc.engine.EncoderID(o.from), o.to: svc.engine.EncoderID(o.to)}, Store: storeSpec, From: o.from, To: o.to, Direction: o.from + "2" + o.to,
 		Split: o.split, GroundTruth: "same pack", Metrics: map[string]eval.Metrics{}}
 	if o.corpus != "" {
 		if len(roots) == 0 {

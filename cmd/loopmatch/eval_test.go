@@ -285,7 +285,7 @@ func TestEvalDemoMilvus(t *testing.T) {
 		if err != nil {
 			t.Fatal(err)
 		}
-		if err := ms.EnsureCollection(ctx, vectordb.Collection{Name: coll(inst), Dim: len(full[0].Embedding), BundleID: b.ID()}); err != nil {
+		if err := ms.EnsureCollection(ctx, vectordb.Collection{Name: coll(inst), Dim: len(full[0].Embedding), EncoderID: b.EncoderIDs()[inst]}); err != nil {
 			t.Fatal(err)
 		}
 		if err := ms.Upsert(ctx, coll(inst), full); err != nil {

@@ -67,8 +67,8 @@ func settle(ctx context.Context, s vectordb.Store, collections ...string) error 
 }
 
 // SearchBatch searches the target collection for several seeds under one filter in one
-// call (one round trip to Milvus), checking every answer was encoded with the engine's
-// bundle, as SearchMapped does for one; each answer is what Search gives (the
+// call (one round trip to Milvus), checking every answer was encoded by the engine's
+// encoder, as SearchMapped does for one; each answer is what Search gives (the
 // conformance of SearchBatch to Search is tested per backend).
 func (r engineRecommender) SearchBatch(ctx context.Context, qs [][]float32, k int, f vectordb.Filter) ([][]vectordb.Hit, error) {
 	coll := r.e.Collection(r.to)
@@ -86,8 +86,8 @@ func (r engineRecommender) SearchBatch(ctx context.Context, qs [][]float32, k in
 	}
 	for _, hits := range out {
 		for _, h := range hits {
-			if h.BundleID != r.e.BundleID() {
-				return nil, fmt.Errorf("%w: loop %s in %s was encoded with %q, this bundle is %q: re-ingest the library with the current bundle", recommend.ErrBundleMismatch, h.ID, coll, h.BundleID, r.e.BundleID())
+			if !r.e.EncodedByLoaded(r.to, h.EncoderID) {
+				return nil, fmt.Errorf("%w: loop %s in %s was encoded by %q, the loaded %s encoder is %q: re-encode the library with loopmatch ingest --reencode", recommend.ErrEncoderMismatch, h.ID, coll, h.EncoderID, r.to, r.e.EncoderID(r.to))
 			}
 		}
 	}

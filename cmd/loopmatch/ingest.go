@@ -1,9 +1,11 @@
 package main
 
 import (
+	"encoding/json"
 	"fmt"
 	"os"
 	"runtime"
+	"strings"
 
 	"github.com/spf13/cobra"
 
@@ -16,16 +18,33 @@ func newIngestCmd(g *globalOptions) *cobra.Command {
 	var (
 		manifest, report, instrument string
 		packLevel, workers, batch    int
+		reencode                     bool
 	)
 	cmd := &cobra.Command{
-		Use:   "ingest PATH...",
+		Use:   "ingest PATH... | ingest --reencode",
 		Short: "Ingest loop libraries into the per-instrument collections",
 		Long: `Walks the folders (following symlinks safely), recognises audio by content, infers the
 instrument, pack, BPM and key from names (a --manifest CSV/JSONL wins), skips loops already
 stored with this bundle, and stores the rest. Broken files are reported, never fatal: the
 exit status is non-zero only when nothing could be done (store unreachable, bundle invalid).
-Ctrl-C stops after storing what is already encoded; run the same command again to finish.`,
-		Args: cobra.MinimumNArgs(1),
+Ctrl-C stops after storing what is already encoded; run the same command again to finish.
+
+With --reencode (and no PATH) it brings the stored library to the loaded bundle instead:
+every instrument collection recorded by another encoder (or of another dimension) is
+rebuilt from the stored loops' files, keeping their metadata, beside the old one, which it
+replaces only when every loop has been tried. Loops whose file is gone or changed are
+listed with a code (missing-file, file-changed, ...) and left out. Interrupted, it leaves
+the old collection as it was; the same command resumes. Only a new encoder needs this: a
+bundle with new decoders or mappers serves the library as it is.`,
+		Args: func(cmd *cobra.Command, args []string) error {
+			if reencode && len(args) > 0 {
+				return fmt.Errorf("--reencode re-encodes what is stored and takes no PATH: run it, then loopmatch ingest %s to add loops", strings.Join(args, " "))
+			}
+			if !reencode && len(args) == 0 {
+				return fmt.Errorf("name at least one folder or file to ingest (or --reencode to re-encode the stored library with this bundle)")
+			}
+			return nil
+		},
 		RunE: func(cmd *cobra.Command, args []string) error {
 			ctx := cmd.Context()
 			log, err := g.logger()
@@ -56,6 +75,24 @@ Ctrl-C stops after storing what is already encoded; run the same command again t
 				return exitError{code: 2, err: err}
 			}
 			defer store.Close()
+			if reencode {
+				rcfg := ingest.ReencodeConfig{Store: store, StoreName: g.store, Encoders: encs, EncoderIDs: b.EncoderIDs(),
+					SampleRate: b.SampleRate, WindowSeconds: b.WindowSeconds, Limits: audio.DefaultLimits(),
+					Workers: workers, BatchSize: batch, Logger: log}
+				rep, runErr := ingest.Reencode(ctx, rcfg)
+				if rep != nil {
+					fmt.Fprintln(cmd.ErrOrStderr(), rep.Summary())
+					if report != "" {
+						if err := writeJSONFile(report, rep); err != nil {
+							log.Error("could not write the report", "err", err)
+						}
+					}
+				}
+				if runErr != nil {
+					return exitError{code: 2, err: runErr}
+				}
+				return nil
+			}
 			rules := ingest.DefaultRules()
 			rules.PackLevel, rules.Instrument = packLevel, instrument
 			var man *ingest.Manifest
@@ -68,7 +105,7 @@ Ctrl-C stops after storing what is already encoded; run the same command again t
 			if st, err := os.Stderr.Stat(); err == nil && st.Mode()&os.ModeCharDevice != 0 {
 				prog.Out = os.Stderr
 			}
-			cfg := ingest.Config{Store: store, StoreName: g.store, BundleID: b.ID(), SampleRate: b.SampleRate,
+			cfg := ingest.Config{Store: store, StoreName: g.store, BundleID: b.ID(), EncoderIDs: b.EncoderIDs(), SampleRate: b.SampleRate,
 				WindowSeconds: b.WindowSeconds, Encoders: encs, Rules: rules, Manifest: man,
 				Limits: audio.DefaultLimits(), Workers: workers, BatchSize: batch, Progress: prog, Logger: log}
 			rep, runErr := ingest.Run(ctx, cfg, args)
@@ -93,5 +130,24 @@ Ctrl-C stops after storing what is already encoded; run the same command again t
 	f.IntVar(&packLevel, "pack-level", 1, "folder level under each PATH that names the pack")
 	f.IntVar(&workers, "workers", runtime.GOMAXPROCS(0), "parallel decoders")
 	f.IntVar(&batch, "batch", 16, "loops per encoder batch")
+	f.BoolVar(&reencode, "reencode", false, "re-encode the stored library with this bundle's encoders (collections made by another encoder), from the stored files")
 	return cmd
+}
+
+// writeJSONFile writes v as indented JSON through a temporary file, so a crash never
+// leaves half a report.
+func writeJSONFile(path string, v any) error {
+	raw, err := json.MarshalIndent(v, "", "  ")
+	if err != nil {
+		return fmt.Errorf("write %s: %w", path, err)
+	}
+	tmp := path + ".tmp"
+	if err := os.WriteFile(tmp, append(raw, '\n'), 0o644); err != nil {
+		return fmt.Errorf("write %s: %w", path, err)
+	}
+	if err := os.Rename(tmp, path); err != nil {
+		os.Remove(tmp)
+		return fmt.Errorf("write %s: %w", path, err)
+	}
+	return nil
 }

@@ -89,6 +89,7 @@ func openService(ctx context.Context, g *globalOptions, threads int, checkEvery 
 	}
 	cfg := s.models.Config(b, s.store)
 	cfg.CollectionCheckEvery = checkEvery
+	cfg.Library = g.store
 	if obs != nil {
 		cfg.Observer = obs
 	}
@@ -105,7 +106,7 @@ func (s *service) ingestConfig(storeName string, log *slog.Logger) ingest.Config
 	for inst, m := range s.models.Encoders {
 		encs[inst] = m
 	}
-	return ingest.Config{Store: s.store, StoreName: storeName, BundleID: s.bundle.ID(), SampleRate: s.bundle.SampleRate,
+	return ingest.Config{Store: s.store, StoreName: storeName, BundleID: s.bundle.ID(), EncoderIDs: s.bundle.EncoderIDs(), SampleRate: s.bundle.SampleRate,
 		WindowSeconds: s.bundle.WindowSeconds, Encoders: encs, Rules: ingest.DefaultRules(), Limits: audio.DefaultLimits(), Logger: log}
 }
 

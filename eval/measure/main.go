@@ -86,7 +86,7 @@ func measure(ctx context.Context, addr, bin, before, bundleDir, jsonOut string, 
 	fill := func(inst string, n int) error {
 		coll := loopid.Collection(inst)
 		_ = st.DropCollection(ctx, coll) // absent the first time
-		if err := st.EnsureCollection(ctx, vectordb.Collection{Name: coll, Dim: b.LatentDim(), BundleID: b.ID()}); err != nil {
+		if err := st.EnsureCollection(ctx, vectordb.Collection{Name: coll, Dim: b.LatentDim(), EncoderID: b.EncoderIDs()[inst]}); err != nil {
 			return err
 		}
 		rows := make([]vectordb.Row, n)
@@ -99,7 +99,7 @@ func measure(ctx context.Context, addr, bin, before, bundleDir, jsonOut string, 
 			h := sha256.Sum256([]byte(fmt.Sprintf("%s/%d", inst, i)))
 			rows[i] = vectordb.Row{ID: hex.EncodeToString(h[:])[:32], Instrument: inst, Pack: fmt.Sprintf("Pack%04d", pack),
 				Path: fmt.Sprintf("/measure/Pack%04d/%s_%d.wav", pack, inst, i%4), BPM: tempos[pack%len(tempos)], Key: "Am",
-				Duration: 4, SampleRate: b.SampleRate, BundleID: b.ID(), IngestedAt: time.Now().UTC(), Embedding: v}
+				Duration: 4, SampleRate: b.SampleRate, EncoderID: b.EncoderIDs()[inst], IngestedAt: time.Now().UTC(), Embedding: v}
 		}
 		if err := st.Upsert(ctx, coll, rows); err != nil {
 			return err

@@ -404,7 +404,7 @@ func profiled(ctx context.Context, o options, rt *onnx.Runtime, b *onnx.Bundle, 
 		return fmt.Errorf("create the profile: %w", err)
 	}
 	defer f.Close()
-	cfg := ingest.Config{Store: store, StoreName: "embedded:" + dir, BundleID: b.ID(), SampleRate: b.SampleRate,
+	cfg := ingest.Config{Store: store, StoreName: "embedded:" + dir, BundleID: b.ID(), EncoderIDs: b.EncoderIDs(), SampleRate: b.SampleRate,
 		WindowSeconds: b.WindowSeconds, Encoders: encs, Rules: ingest.DefaultRules(), Limits: audio.DefaultLimits(),
 		Workers: o.workers, BatchSize: o.batch}
 	if err := pprof.StartCPUProfile(f); err != nil {

@@ -225,7 +225,7 @@ func fill(dir string, b *onnx.Bundle, nseeds, rows int) ([]string, error) {
 		n    int
 	}{{"drum", nseeds}, {"bass", rows}} {
 		coll := loopid.Collection(c.inst)
-		if err := store.EnsureCollection(ctx, vectordb.Collection{Name: coll, Dim: b.LatentDim(), BundleID: b.ID()}); err != nil {
+		if err := store.EnsureCollection(ctx, vectordb.Collection{Name: coll, Dim: b.LatentDim(), EncoderID: b.EncoderIDs()[c.inst]}); err != nil {
 			return nil, err
 		}
 		for done := 0; done < c.n; {
@@ -238,7 +238,7 @@ func fill(dir string, b *onnx.Bundle, nseeds, rows int) ([]string, error) {
 				}
 				batch[i] = vectordb.Row{ID: fmt.Sprintf("%016x%016x", r.Uint64(), r.Uint64()), Instrument: c.inst,
 					Pack: fmt.Sprintf("P%05d", (done+i)/8), BPM: float64(80 + (done+i)%60), Key: []string{"Am", "C", "F#m", "Bb"}[(done+i)%4],
-					Duration: b.WindowSeconds, SampleRate: b.SampleRate, BundleID: b.ID(), IngestedAt: time.Now().UTC(),
+					Duration: b.WindowSeconds, SampleRate: b.SampleRate, EncoderID: b.EncoderIDs()[c.inst], IngestedAt: time.Now().UTC(),
 					Embedding: vectordb.Normalize(v)}
 				if c.inst == "drum" {
 					seeds = append(seeds, batch[i].ID)

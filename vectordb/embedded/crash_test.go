@@ -31,7 +31,7 @@ func rowFor(id string, gen int) vectordb.Row {
 	for i := range v {
 		v[i] = float32(r.NormFloat64())
 	}
-	return vectordb.Row{ID: id, Pack: fmt.Sprintf("gen%d", gen), BPM: float64(gen), BundleID: "crash@1", Embedding: v}
+	return vectordb.Row{ID: id, Pack: fmt.Sprintf("gen%d", gen), BPM: float64(gen), EncoderID: "crash@1", Embedding: v}
 }
 
 // TestCrashChild is the writer the crash test kills; it does nothing in a normal run.
@@ -46,7 +46,7 @@ func TestCrashChild(t *testing.T) {
 	if err != nil {
 		t.Fatal(err)
 	}
-	if err := s.EnsureCollection(ctx, vectordb.Collection{Name: "loops", Dim: crashDim, BundleID: "crash@1"}); err != nil {
+	if err := s.EnsureCollection(ctx, vectordb.Collection{Name: "loops", Dim: crashDim, EncoderID: "crash@1"}); err != nil {
 		t.Fatal(err)
 	}
 	r := rand.New(rand.NewPCG(uint64(round), 1))

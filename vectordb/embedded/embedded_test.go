@@ -32,7 +32,7 @@ func TestReopenKeepsRows(t *testing.T) {
 	s := openT(t, dir)
 	ctx := context.Background()
 	rows := vectordbtest.Rows(1, 100)
-	if err := s.EnsureCollection(ctx, vectordb.Collection{Name: "bass", Dim: vectordbtest.Dim, BundleID: "b@1"}); err != nil {
+	if err := s.EnsureCollection(ctx, vectordb.Collection{Name: "bass", Dim: vectordbtest.Dim, EncoderID: "b@1"}); err != nil {
 		t.Fatal(err)
 	}
 	if err := s.Upsert(ctx, "bass", rows); err != nil {
@@ -55,7 +55,7 @@ func TestReopenKeepsRows(t *testing.T) {
 			t.Errorf("hit %d differs after reopen", i)
 		}
 	}
-	if err := s.EnsureCollection(ctx, vectordb.Collection{Name: "bass", Dim: vectordbtest.Dim, BundleID: "b@2"}); !errors.Is(err, vectordb.ErrBundleMismatch) {
+	if err := s.EnsureCollection(ctx, vectordb.Collection{Name: "bass", Dim: vectordbtest.Dim, EncoderID: "b@2"}); !errors.Is(err, vectordb.ErrEncoderMismatch) {
 		t.Errorf("bundle change after reopen: %v", err)
 	}
 }
@@ -228,5 +228,48 @@ func TestSharedScansMatchSerial(t *testing.T) {
 		if err := <-errc; err != nil {
 			t.Fatal(err)
 		}
+	}
+}
+
+// TestReplaceSurvivesReopen: a replaced collection is what a reopened store loads,
+// with its new dimension and encoder, and a later collection of the replaced name
+// never shares the live rows' bucket.
+func TestReplaceSurvivesReopen(t *testing.T) {
+	dir := t.TempDir()
+	ctx := context.Background()
+	s := openT(t, dir)
+	if err := s.EnsureCollection(ctx, vectordb.Collection{Name: "bass", Dim: vectordbtest.Dim, EncoderID: "v1@1:aaa"}); err != nil {
+		t.Fatal(err)
+	}
+	if err := s.Upsert(ctx, "bass", vectordbtest.Rows(1, 10)); err != nil {
+		t.Fatal(err)
+	}
+	dim := vectordbtest.Dim * 2
+	rows := vectordbtest.Rows(2, 5)
+	for i := range rows {
+		rows[i].Embedding = append(rows[i].Embedding, rows[i].Embedding...)
+		rows[i].EncoderID = "v2@2:bbb"
+	}
+	for round := range 2 {
+		if err := s.EnsureCollection(ctx, vectordb.Collection{Name: "bass__tmp", Dim: dim, EncoderID: "v2@2:bbb"}); err != nil {
+			t.Fatal(err)
+		}
+		if err := s.Upsert(ctx, "bass__tmp", rows[:3+round]); err != nil {
+			t.Fatal(err)
+		}
+		if err := s.ReplaceCollection(ctx, "bass__tmp", "bass"); err != nil {
+			t.Fatal(err)
+		}
+		s.Close()
+		s = openT(t, dir)
+		cs, err := s.Collections(ctx)
+		if err != nil || len(cs) != 1 || cs[0].Name != "bass" || cs[0].Dim != dim || cs[0].EncoderID != "v2@2:bbb" || cs[0].Count != 3+round {
+			t.Fatalf("round %d after reopen: %+v, %v", round, cs, err)
+		}
+	}
+	defer s.Close()
+	hits, err := s.Search(ctx, "bass", rows[1].Embedding, 3, vectordb.Filter{})
+	if err != nil || hits[0].ID != rows[1].ID {
+		t.Errorf("search after reopen: %v, %v", hits, err)
 	}
 }

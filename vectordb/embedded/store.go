@@ -36,9 +36,12 @@ type Store struct {
 
 type index struct {
 	info vectordb.Collection
-	rows []vectordb.Row // fields without embeddings
-	vecs []float32      // unit vectors, row-major
-	pos  map[string]int
+	// bucket holds the rows: rowsPrefix+name, or the bucket of the collection that
+	// ReplaceCollection renamed into this one (renaming is one metadata write).
+	bucket string
+	rows   []vectordb.Row // fields without embeddings
+	vecs   []float32      // unit vectors, row-major
+	pos    map[string]int
 	// queue shares scans between concurrent searches (see Search).
 	queue scanQueue
 }
@@ -83,12 +86,13 @@ func (s *Store) load(ctx context.Context) error {
 			return fmt.Errorf("open embedded store: %w", err)
 		}
 		return mb.ForEach(func(k, v []byte) error {
-			var info vectordb.Collection
-			if err := json.Unmarshal(v, &info); err != nil {
+			var m meta
+			if err := json.Unmarshal(v, &m); err != nil {
 				return fmt.Errorf("open embedded store: collection %q metadata: %w", k, err)
 			}
-			ix := &index{info: info, pos: map[string]int{}}
-			rb := tx.Bucket([]byte(rowsPrefix + string(k)))
+			info := m.Collection
+			ix := &index{info: info, bucket: m.bucket(string(k)), pos: map[string]int{}}
+			rb := tx.Bucket([]byte(ix.bucket))
 			if rb != nil {
 				// Size the matrix once: growing a 400 MB slice by appending would copy
 				// it repeatedly and briefly need twice the memory.
@@ -114,6 +118,20 @@ func (s *Store) load(ctx context.Context) error {
 			return nil
 		})
 	})
+}
+
+// meta is a collection's record in metaBucket. Rows is absent in stores written
+// before ReplaceCollection existed, and for collections never replaced.
+type meta struct {
+	vectordb.Collection
+	Rows string `json:"rows,omitempty"`
+}
+
+func (m meta) bucket(name string) string {
+	if m.Rows != "" {
+		return m.Rows
+	}
+	return rowsPrefix + name
 }
 
 func (ix *index) put(r vectordb.Row) {
@@ -160,32 +178,118 @@ func (s *Store) EnsureCollection(ctx context.Context, c vectordb.Collection) err
 	ix, ok := s.colls[c.Name]
 	s.mu.RUnlock()
 	if ok {
-		return checkSame(ix.info, c)
+		return checkSame(ix.info, c, "embedded:"+s.dir)
 	}
-	info := vectordb.Collection{Name: c.Name, Dim: c.Dim, BundleID: c.BundleID}
-	raw, _ := json.Marshal(info)
+	info := vectordb.Collection{Name: c.Name, Dim: c.Dim, EncoderID: c.EncoderID}
+	m := meta{Collection: info}
 	if err := s.db.Update(func(tx *bolt.Tx) error {
+		// rowsPrefix+name may hold another collection's rows (one that
+		// ReplaceCollection renamed away from this name): take a free bucket then.
+		m.Rows = rowsPrefix + c.Name
+		for n := 1; tx.Bucket([]byte(m.Rows)) != nil; n++ {
+			m.Rows = fmt.Sprintf("%s%s~%d", rowsPrefix, c.Name, n)
+		}
+		raw, _ := json.Marshal(m)
 		if err := tx.Bucket([]byte(metaBucket)).Put([]byte(c.Name), raw); err != nil {
 			return err
 		}
-		_, err := tx.CreateBucketIfNotExists([]byte(rowsPrefix + c.Name))
+		_, err := tx.CreateBucket([]byte(m.Rows))
 		return err
 	}); err != nil {
-		return fmt.Errorf("create collection %s: %w", c.Name, err)
+		return fmt.Errorf("create collection %s in embedded store %s: %w", c.Name, s.dir, err)
 	}
 	s.mu.Lock()
-	s.colls[c.Name] = &index{info: info, pos: map[string]int{}}
+	s.colls[c.Name] = &index{info: info, bucket: m.Rows, pos: map[string]int{}}
 	s.mu.Unlock()
 	return nil
 }
 
-func checkSame(have, want vectordb.Collection) error {
+func checkSame(have, want vectordb.Collection, library string) error {
 	if have.Dim != want.Dim {
-		return fmt.Errorf("%w: collection %s holds %d-dimensional vectors, asked for %d: use the bundle it was built with, or ingest into a new store", vectordb.ErrDimensionMismatch, have.Name, have.Dim, want.Dim)
+		return fmt.Errorf("%w: collection %s holds %d-dimensional vectors (encoder %s), the loaded encoder %s makes %d: %s", vectordb.ErrDimensionMismatch, have.Name, have.Dim, orUnknown(have.EncoderID), orUnknown(want.EncoderID), want.Dim, vectordb.ReencodeHint(library))
 	}
-	if want.BundleID != "" && have.BundleID != want.BundleID {
-		return fmt.Errorf("%w: collection %s was encoded with %s, this is %s: re-ingest the library with the current bundle (or point --bundle at the old one)", vectordb.ErrBundleMismatch, have.Name, have.BundleID, want.BundleID)
+	if want.EncoderID != "" && !vectordb.SameEncoder(have.EncoderID, want.EncoderID) {
+		return fmt.Errorf("%w: collection %s was encoded by %s, the loaded bundle's encoder is %s: %s", vectordb.ErrEncoderMismatch, have.Name, orUnknown(have.EncoderID), want.EncoderID, vectordb.ReencodeHint(library))
 	}
+	return nil
+}
+
+func orUnknown(id string) string {
+	if id == "" {
+		return "(not recorded)"
+	}
+	return id
+}
+
+// DropCollection implements vectordb.Store.
+func (s *Store) DropCollection(ctx context.Context, name string) error {
+	s.wmu.Lock()
+	defer s.wmu.Unlock()
+	s.mu.RLock()
+	ix, ok := s.colls[name]
+	s.mu.RUnlock()
+	if !ok {
+		return nil
+	}
+	if err := s.db.Update(func(tx *bolt.Tx) error {
+		if err := tx.Bucket([]byte(metaBucket)).Delete([]byte(name)); err != nil {
+			return err
+		}
+		if tx.Bucket([]byte(ix.bucket)) == nil {
+			return nil
+		}
+		return tx.DeleteBucket([]byte(ix.bucket))
+	}); err != nil {
+		return fmt.Errorf("drop collection %s in embedded store %s: %w", name, s.dir, err)
+	}
+	s.mu.Lock()
+	delete(s.colls, name)
+	s.mu.Unlock()
+	return nil
+}
+
+// ReplaceCollection implements vectordb.Store in one bbolt transaction: dst's record
+// is pointed at src's rows bucket and src's record removed, so a crash leaves either
+// the old state or the new one.
+func (s *Store) ReplaceCollection(ctx context.Context, src, dst string) error {
+	if err := vectordb.ValidName(dst); err != nil {
+		return err
+	}
+	if src == dst {
+		return fmt.Errorf("%w: replace collection %s by itself", vectordb.ErrInvalid, src)
+	}
+	s.wmu.Lock()
+	defer s.wmu.Unlock()
+	s.mu.RLock()
+	six, err := s.get(src)
+	old := s.colls[dst]
+	s.mu.RUnlock()
+	if err != nil {
+		return fmt.Errorf("replace collection %s by %s: %w", dst, src, err)
+	}
+	info := six.info
+	info.Name = dst
+	raw, _ := json.Marshal(meta{Collection: info, Rows: six.bucket})
+	if err := s.db.Update(func(tx *bolt.Tx) error {
+		mb := tx.Bucket([]byte(metaBucket))
+		if err := mb.Put([]byte(dst), raw); err != nil {
+			return err
+		}
+		if err := mb.Delete([]byte(src)); err != nil {
+			return err
+		}
+		if old != nil && old.bucket != six.bucket && tx.Bucket([]byte(old.bucket)) != nil {
+			return tx.DeleteBucket([]byte(old.bucket))
+		}
+		return nil
+	}); err != nil {
+		return fmt.Errorf("replace collection %s by %s in embedded store %s: %w", dst, src, s.dir, err)
+	}
+	nix := &index{info: info, bucket: six.bucket, rows: six.rows, vecs: six.vecs, pos: six.pos}
+	s.mu.Lock()
+	s.colls[dst] = nix
+	delete(s.colls, src)
+	s.mu.Unlock()
 	return nil
 }
 
@@ -234,7 +338,7 @@ func (s *Store) Upsert(ctx context.Context, name string, rows []vectordb.Row) er
 		}
 	}
 	if err := s.db.Update(func(tx *bolt.Tx) error {
-		b := tx.Bucket([]byte(rowsPrefix + name))
+		b := tx.Bucket([]byte(ix.bucket))
 		for i, r := range rows {
 			if err := b.Put([]byte(r.ID), enc[i]); err != nil {
 				return err
@@ -262,7 +366,7 @@ func (s *Store) Get(ctx context.Context, name string, ids []string) ([]vectordb.
 	}
 	var out []vectordb.Row
 	err = s.db.View(func(tx *bolt.Tx) error {
-		b := tx.Bucket([]byte(rowsPrefix + name))
+		b := tx.Bucket([]byte(ix.bucket))
 		for _, id := range ids {
 			v := b.Get([]byte(id))
 			if v == nil {
@@ -305,7 +409,7 @@ func (s *Store) Has(ctx context.Context, name string, ids []string) (map[string]
 	out := map[string]string{}
 	for _, id := range ids {
 		if i, ok := ix.pos[id]; ok {
-			out[id] = ix.rows[i].BundleID
+			out[id] = ix.rows[i].EncoderID
 		}
 	}
 	return out, nil
@@ -322,7 +426,7 @@ func (s *Store) Delete(ctx context.Context, name string, ids []string) error {
 		return err
 	}
 	if err := s.db.Update(func(tx *bolt.Tx) error {
-		b := tx.Bucket([]byte(rowsPrefix + name))
+		b := tx.Bucket([]byte(ix.bucket))
 		for _, id := range ids {
 			if err := b.Delete([]byte(id)); err != nil {
 				return err
@@ -364,7 +468,7 @@ func (s *Store) List(ctx context.Context, name, after string, limit int) ([]vect
 	}
 	var out []vectordb.Row
 	err = s.db.View(func(tx *bolt.Tx) error {
-		c := tx.Bucket([]byte(rowsPrefix + name)).Cursor()
+		c := tx.Bucket([]byte(ix.bucket)).Cursor()
 		k, _ := c.Seek([]byte(after))
 		if k != nil && after != "" && bytes.Equal(k, []byte(after)) {
 			k, _ = c.Next()

@@ -25,7 +25,7 @@ func TestSearchBatchMatchesSearch(t *testing.T) {
 	defer bounded.Close()
 	name := fmt.Sprintf("batch_%d", time.Now().UnixNano()%1e9)
 	const dim, n = 16, 300
-	if err := strong.EnsureCollection(ctx, vectordb.Collection{Name: name, Dim: dim, BundleID: "b"}); err != nil {
+	if err := strong.EnsureCollection(ctx, vectordb.Collection{Name: name, Dim: dim, EncoderID: "b"}); err != nil {
 		t.Fatal(err)
 	}
 	defer strong.DropCollection(ctx, name)
@@ -39,7 +39,7 @@ func TestSearchBatchMatchesSearch(t *testing.T) {
 	}
 	rows := make([]vectordb.Row, n)
 	for i := range rows {
-		rows[i] = vectordb.Row{ID: fmt.Sprintf("id%04d", i), Pack: fmt.Sprintf("P%d", i%7), BPM: float64(100 + 5*(i%5)), Key: "Am", BundleID: "b", Embedding: vec()}
+		rows[i] = vectordb.Row{ID: fmt.Sprintf("id%04d", i), Pack: fmt.Sprintf("P%d", i%7), BPM: float64(100 + 5*(i%5)), Key: "Am", EncoderID: "b", Embedding: vec()}
 	}
 	if err := strong.Upsert(ctx, name, rows); err != nil {
 		t.Fatal(err)

@@ -146,7 +146,7 @@ func transient(err error) bool {
 }
 
 type description struct {
-	BundleID string `json:"bundle_id"`
+	EncoderID string `json:"bundle_id"`
 }
 
 // EnsureCollection implements vectordb.Store.
@@ -159,18 +159,19 @@ func (s *Store) EnsureCollection(ctx context.Context, c vectordb.Collection) err
 	}
 	have, err := s.describe(ctx, c.Name)
 	if err == nil {
+		lib := "milvus://" + s.addr
 		if have.Dim != c.Dim {
-			return fmt.Errorf("%w: collection %s holds %d-dimensional vectors, asked for %d: use the bundle it was built with, or another collection", vectordb.ErrDimensionMismatch, c.Name, have.Dim, c.Dim)
+			return fmt.Errorf("%w: collection %s holds %d-dimensional vectors (encoder %s), the loaded encoder %s makes %d: %s", vectordb.ErrDimensionMismatch, c.Name, have.Dim, orUnknown(have.EncoderID), orUnknown(c.EncoderID), c.Dim, vectordb.ReencodeHint(lib))
 		}
-		if c.BundleID != "" && have.BundleID != c.BundleID {
-			return fmt.Errorf("%w: collection %s was encoded with %s, this is %s: re-ingest the library with the current bundle", vectordb.ErrBundleMismatch, c.Name, have.BundleID, c.BundleID)
+		if c.EncoderID != "" && !vectordb.SameEncoder(have.EncoderID, c.EncoderID) {
+			return fmt.Errorf("%w: collection %s was encoded by %s, the loaded bundle's encoder is %s: %s", vectordb.ErrEncoderMismatch, c.Name, orUnknown(have.EncoderID), c.EncoderID, vectordb.ReencodeHint(lib))
 		}
 		return s.load(ctx, c.Name)
 	}
 	if !errors.Is(err, vectordb.ErrNoCollection) {
 		return err
 	}
-	desc, _ := json.Marshal(description{BundleID: c.BundleID})
+	desc, _ := json.Marshal(description{EncoderID: c.EncoderID})
 	vs := func(name string, n int64) *entity.Field {
 		return entity.NewField().WithName(name).WithDataType(entity.FieldTypeVarChar).WithMaxLength(n)
 	}
@@ -203,6 +204,95 @@ func (s *Store) EnsureCollection(ctx context.Context, c vectordb.Collection) err
 	return s.load(ctx, c.Name)
 }
 
+func orUnknown(id string) string {
+	if id == "" {
+		return "(not recorded)"
+	}
+	return id
+}
+
+func (s *Store) has(ctx context.Context, name string) (bool, error) {
+	var ok bool
+	err := s.retry(ctx, "has collection "+name, func() (err error) {
+		ok, err = s.c.HasCollection(ctx, name)
+		return err
+	})
+	return ok, err
+}
+
+func (s *Store) forget(names ...string) {
+	s.mu.Lock()
+	for _, n := range names {
+		delete(s.dims, n)
+	}
+	s.mu.Unlock()
+}
+
+// DropCollection implements vectordb.Store.
+func (s *Store) DropCollection(ctx context.Context, name string) error {
+	if err := vectordb.ValidName(name); err != nil {
+		return err
+	}
+	ok, err := s.has(ctx, name)
+	if err != nil || !ok {
+		return err
+	}
+	if _, err := s.describe(ctx, name); err != nil {
+		return err // not made by loopmatch: never drop it
+	}
+	defer s.forget(name)
+	return s.retry(ctx, "drop collection "+name, func() error { return s.c.DropCollection(ctx, name) })
+}
+
+// ReplaceCollection implements vectordb.Store. Milvus has no atomic swap, so dst is
+// first renamed to dst+vectordb.ParkedSuffix, then src to dst, then the old one dropped. A
+// crash between the renames leaves no dst for a moment (src and the parked old one
+// still whole); calling ReplaceCollection again with the same names finishes.
+func (s *Store) ReplaceCollection(ctx context.Context, src, dst string) error {
+	if err := vectordb.ValidName(dst); err != nil {
+		return err
+	}
+	if src == dst {
+		return fmt.Errorf("%w: replace collection %s by itself", vectordb.ErrInvalid, src)
+	}
+	parked := dst + vectordb.ParkedSuffix
+	defer s.forget(src, dst, parked)
+	hasSrc, err := s.has(ctx, src)
+	if err != nil {
+		return err
+	}
+	if !hasSrc {
+		return fmt.Errorf("replace collection %s by %s: %w: %q", dst, src, vectordb.ErrNoCollection, src)
+	}
+	if _, err := s.describe(ctx, src); err != nil {
+		return fmt.Errorf("replace collection %s by %s: %w", dst, src, err)
+	}
+	hasDst, err := s.has(ctx, dst)
+	if err != nil {
+		return err
+	}
+	if hasDst {
+		if _, err := s.describe(ctx, dst); err != nil {
+			return fmt.Errorf("replace collection %s by %s: %w", dst, src, err)
+		}
+		// A parked collection beside a live dst is left from a finished swap.
+		if err := s.DropCollection(ctx, parked); err != nil {
+			return fmt.Errorf("replace collection %s: drop the leftover %s: %w", dst, parked, err)
+		}
+		if err := s.retry(ctx, "rename collection "+dst, func() error { return s.c.RenameCollection(ctx, dst, parked) }); err != nil {
+			return fmt.Errorf("replace collection %s by %s: park the old one: %w", dst, src, err)
+		}
+	}
+	if err := s.retry(ctx, "rename collection "+src, func() error { return s.c.RenameCollection(ctx, src, dst) }); err != nil {
+		return fmt.Errorf("replace collection %s by %s: rename: %w: run the same command again to finish", dst, src, err)
+	}
+	s.forget(src, dst, parked)
+	if err := s.DropCollection(ctx, parked); err != nil {
+		return fmt.Errorf("replace collection %s: drop the old one (%s): %w", dst, parked, err)
+	}
+	return s.load(ctx, dst)
+}
+
 func (s *Store) load(ctx context.Context, name string) error {
 	return s.retry(ctx, "load collection "+name, func() error { return s.c.LoadCollection(ctx, name, false) })
 }
@@ -231,7 +321,7 @@ func (s *Store) describe(ctx context.Context, name string) (vectordb.Collection,
 	}
 	var d description
 	json.Unmarshal([]byte(strings.TrimPrefix(coll.Schema.Description, descPrefix)), &d)
-	out.BundleID = d.BundleID
+	out.EncoderID = d.EncoderID
 	for _, f := range coll.Schema.Fields {
 		if f.Name == fVec {
 			out.Dim, _ = strconv.Atoi(f.TypeParams[entity.TypeParamDim])
@@ -323,7 +413,7 @@ func columns(dim int, rows []vectordb.Row) []entity.Column {
 	rate, ing := make([]int64, n), make([]int64, n)
 	vecs := make([][]float32, n)
 	for i, r := range rows {
-		ids[i], inst[i], pack[i], path[i], key[i], bundle[i] = r.ID, r.Instrument, r.Pack, r.Path, r.Key, r.BundleID
+		ids[i], inst[i], pack[i], path[i], key[i], bundle[i] = r.ID, r.Instrument, r.Pack, r.Path, r.Key, r.EncoderID
 		bpm[i], dur[i], rate[i], ing[i] = r.BPM, r.Duration, int64(r.SampleRate), r.IngestedAt.UnixNano()
 		vecs[i] = r.Embedding
 	}
@@ -355,7 +445,7 @@ func rowsFrom(rs client.ResultSet) ([]vectordb.Row, error) {
 	str(fPack, func(r *vectordb.Row, v string) { r.Pack = v })
 	str(fPath, func(r *vectordb.Row, v string) { r.Path = v })
 	str(fKey, func(r *vectordb.Row, v string) { r.Key = v })
-	str(fBundle, func(r *vectordb.Row, v string) { r.BundleID = v })
+	str(fBundle, func(r *vectordb.Row, v string) { r.EncoderID = v })
 	if c, ok := rs.GetColumn(fBPM).(*entity.ColumnDouble); ok {
 		for i, v := range c.Data() {
 			out[i].BPM = v
@@ -427,7 +517,7 @@ func (s *Store) Has(ctx context.Context, name string, ids []string) (map[string]
 	}
 	out := make(map[string]string, len(rows))
 	for _, r := range rows {
-		out[r.ID] = r.BundleID
+		out[r.ID] = r.EncoderID
 	}
 	return out, nil
 }
@@ -624,14 +714,6 @@ func (s *Store) Flush(ctx context.Context, name string) error {
 		return err
 	}
 	return s.retry(ctx, "flush "+name, func() error { return s.c.Flush(ctx, name, false) })
-}
-
-// DropCollection removes a collection (tests and benchmarks clean up with it).
-func (s *Store) DropCollection(ctx context.Context, name string) error {
-	s.mu.Lock()
-	delete(s.dims, name)
-	s.mu.Unlock()
-	return s.retry(ctx, "drop collection "+name, func() error { return s.c.DropCollection(ctx, name) })
 }
 
 // Close implements vectordb.Store.

@@ -38,14 +38,15 @@ func Run(t *testing.T, store func(t *testing.T) vectordb.Store) {
 		{"QuotesAndUnicode", testQuotesUnicode},
 		{"KAboveCount", testKAboveCount},
 		{"DimensionMismatch", testDimension},
-		{"BundleMismatch", testBundle},
+		{"EncoderMismatch", testEncoder},
+		{"ReplaceAndDrop", testReplace},
 		{"HasAndList", testHasList},
 		{"BadInput", testBadInput},
 	}
 	for _, tc := range tests {
 		t.Run(tc.name, func(t *testing.T) {
 			coll := fmt.Sprintf("conf_%s_%d_%d", strings.ToLower(tc.name), time.Now().UnixNano()%1e9, seq.Add(1))
-			if err := s.EnsureCollection(context.Background(), vectordb.Collection{Name: coll, Dim: Dim, BundleID: "test@1:abc"}); err != nil {
+			if err := s.EnsureCollection(context.Background(), vectordb.Collection{Name: coll, Dim: Dim, EncoderID: "test@1:abc"}); err != nil {
 				t.Fatalf("EnsureCollection: %v", err)
 			}
 			tc.fn(t, s, coll)
@@ -68,7 +69,7 @@ func Rows(seed uint64, n int) []vectordb.Row {
 		out[i] = vectordb.Row{
 			ID: fmt.Sprintf("id%04d", i), Instrument: "bass", Pack: packs[i%len(packs)],
 			Path: fmt.Sprintf("/lib/%s/loop%d.wav", packs[i%len(packs)], i), BPM: float64(90 + 10*(i%6)),
-			Key: keys[(i/5)%len(keys)], Duration: 2 + float64(i%3), SampleRate: 44100, BundleID: "test@1:abc",
+			Key: keys[(i/5)%len(keys)], Duration: 2 + float64(i%3), SampleRate: 44100, EncoderID: "test@1:abc",
 			IngestedAt: time.Date(2026, 1, 2, 3, 4, 5, 0, time.UTC), Embedding: v,
 		}
 	}
@@ -185,7 +186,7 @@ func testUpsertIdempotent(t *testing.T, s vectordb.Store, coll string) {
 	}
 	g := got[0]
 	if g.Pack != "Changed" || g.BPM != 133 || g.Path != rows[3].Path || g.Key != rows[3].Key || g.SampleRate != 44100 ||
-		g.BundleID != "test@1:abc" || !g.IngestedAt.Equal(rows[3].IngestedAt) || g.Duration != rows[3].Duration {
+		g.EncoderID != "test@1:abc" || !g.IngestedAt.Equal(rows[3].IngestedAt) || g.Duration != rows[3].Duration {
 		t.Errorf("fields not round-tripped: %+v", g)
 	}
 	for i, v := range g.Embedding {
@@ -227,9 +228,9 @@ func testTies(t *testing.T, s vectordb.Store, coll string) {
 	v := query(5)
 	var rows []vectordb.Row
 	for _, id := range []string{"zeta", "alpha", "mid", "beta"} {
-		rows = append(rows, vectordb.Row{ID: id, Pack: "P", BundleID: "test@1:abc", Embedding: v})
+		rows = append(rows, vectordb.Row{ID: id, Pack: "P", EncoderID: "test@1:abc", Embedding: v})
 	}
-	rows = append(rows, vectordb.Row{ID: "other", Pack: "P", BundleID: "test@1:abc", Embedding: query(6)})
+	rows = append(rows, vectordb.Row{ID: "other", Pack: "P", EncoderID: "test@1:abc", Embedding: query(6)})
 	upsert(t, s, coll, rows)
 	sameIDs(t, "tied scores", ids(search(t, s, coll, v, 3, vectordb.Filter{})), []string{"alpha", "beta", "mid"})
 }
@@ -291,7 +292,7 @@ func testQuotesUnicode(t *testing.T, s vectordb.Store, coll string) {
 newline`}
 	var rows []vectordb.Row
 	for i, w := range weird {
-		rows = append(rows, vectordb.Row{ID: w, Pack: "Pack " + w, Key: w, Path: "/lib/" + w, BundleID: "test@1:abc", Embedding: query(uint64(200 + i))})
+		rows = append(rows, vectordb.Row{ID: w, Pack: "Pack " + w, Key: w, Path: "/lib/" + w, EncoderID: "test@1:abc", Embedding: query(uint64(200 + i))})
 	}
 	upsert(t, s, coll, rows)
 	for i, w := range weird {
@@ -327,7 +328,7 @@ func testKAboveCount(t *testing.T, s vectordb.Store, coll string) {
 
 func testDimension(t *testing.T, s vectordb.Store, coll string) {
 	ctx := context.Background()
-	if err := s.EnsureCollection(ctx, vectordb.Collection{Name: coll, Dim: Dim + 1, BundleID: "test@1:abc"}); !errors.Is(err, vectordb.ErrDimensionMismatch) {
+	if err := s.EnsureCollection(ctx, vectordb.Collection{Name: coll, Dim: Dim + 1, EncoderID: "test@1:abc"}); !errors.Is(err, vectordb.ErrDimensionMismatch) {
 		t.Errorf("EnsureCollection with another dim: %v", err)
 	}
 	bad := Rows(6, 2)
@@ -341,24 +342,108 @@ func testDimension(t *testing.T, s vectordb.Store, coll string) {
 	if _, err := s.Search(ctx, coll, make([]float32, Dim+3), 5, vectordb.Filter{}); !errors.Is(err, vectordb.ErrDimensionMismatch) {
 		t.Errorf("search with another dim: %v", err)
 	}
-	if err := s.EnsureCollection(ctx, vectordb.Collection{Name: coll, Dim: Dim, BundleID: "test@1:abc"}); err != nil {
+	if err := s.EnsureCollection(ctx, vectordb.Collection{Name: coll, Dim: Dim, EncoderID: "test@1:abc"}); err != nil {
 		t.Errorf("EnsureCollection again with the same shape: %v", err)
 	}
 }
 
-func testBundle(t *testing.T, s vectordb.Store, coll string) {
-	err := s.EnsureCollection(context.Background(), vectordb.Collection{Name: coll, Dim: Dim, BundleID: "other@2:def"})
-	if !errors.Is(err, vectordb.ErrBundleMismatch) || !strings.Contains(err.Error(), "test@1:abc") {
-		t.Errorf("another bundle: %v", err)
+func testEncoder(t *testing.T, s vectordb.Store, coll string) {
+	ctx := context.Background()
+	err := s.EnsureCollection(ctx, vectordb.Collection{Name: coll, Dim: Dim, EncoderID: "other@2:def"})
+	if !errors.Is(err, vectordb.ErrEncoderMismatch) || !strings.Contains(err.Error(), "test@1:abc") ||
+		!strings.Contains(err.Error(), "other@2:def") || !strings.Contains(err.Error(), "loopmatch ingest --reencode") {
+		t.Errorf("another encoder: %v; want ErrEncoderMismatch naming both ids and loopmatch ingest --reencode", err)
 	}
-	cs, err := s.Collections(context.Background())
+	// The same encoder digest under another bundle version: no re-encode needed.
+	if err := s.EnsureCollection(ctx, vectordb.Collection{Name: coll, Dim: Dim, EncoderID: "test@1.1:abc"}); err != nil {
+		t.Errorf("same encoder digest, another bundle version: %v", err)
+	}
+	err = s.EnsureCollection(ctx, vectordb.Collection{Name: coll, Dim: Dim * 2, EncoderID: "other@2:def"})
+	if !errors.Is(err, vectordb.ErrDimensionMismatch) || !strings.Contains(err.Error(), "--reencode") {
+		t.Errorf("another dimension: %v; want ErrDimensionMismatch naming --reencode", err)
+	}
+	cs, err := s.Collections(ctx)
 	if err != nil {
 		t.Fatal(err)
 	}
 	for _, c := range cs {
-		if c.Name == coll && (c.Dim != Dim || c.BundleID != "test@1:abc") {
+		if c.Name == coll && (c.Dim != Dim || c.EncoderID != "test@1:abc") {
 			t.Errorf("Collections reports %+v", c)
 		}
+	}
+}
+
+// testReplace: what ingest --reencode relies on. A collection built beside the old
+// one (another dimension and encoder) takes its name; the old rows are gone; a second
+// replacement of the same name works too (a store may reuse the first one's storage).
+func testReplace(t *testing.T, s vectordb.Store, coll string) {
+	ctx := context.Background()
+	upsert(t, s, coll, Rows(20, 6))
+	for round, dim := range []int{Dim + 8, Dim} {
+		enc := fmt.Sprintf("test@%d:new%d", round+2, round)
+		src := coll + "__new"
+		if err := s.EnsureCollection(ctx, vectordb.Collection{Name: src, Dim: dim, EncoderID: enc}); err != nil {
+			t.Fatalf("round %d: EnsureCollection(%s): %v", round, src, err)
+		}
+		rows := make([]vectordb.Row, 4)
+		r := rand.New(rand.NewPCG(uint64(30+round), 1))
+		for i := range rows {
+			v := make([]float32, dim)
+			for j := range v {
+				v[j] = float32(r.NormFloat64())
+			}
+			rows[i] = vectordb.Row{ID: fmt.Sprintf("new%d_%d", round, i), Pack: "P", Path: "/lib/x.wav", BPM: 120, EncoderID: enc, Embedding: v}
+		}
+		upsert(t, s, src, rows)
+		if err := s.ReplaceCollection(ctx, src, coll); err != nil {
+			t.Fatalf("round %d: ReplaceCollection: %v", round, err)
+		}
+		cs, err := s.Collections(ctx)
+		if err != nil {
+			t.Fatal(err)
+		}
+		found := false
+		for _, c := range cs {
+			if c.Name == src {
+				t.Errorf("round %d: %s still listed after the replacement", round, src)
+			}
+			if c.Name == coll {
+				found = true
+				if c.Dim != dim || c.EncoderID != enc || c.Count != len(rows) {
+					t.Errorf("round %d: Collections reports %+v, want dim %d, encoder %s, %d rows", round, c, dim, enc, len(rows))
+				}
+			}
+		}
+		if !found {
+			t.Errorf("round %d: %s not listed after the replacement", round, coll)
+		}
+		if err := s.EnsureCollection(ctx, vectordb.Collection{Name: coll, Dim: dim, EncoderID: enc}); err != nil {
+			t.Errorf("round %d: EnsureCollection of the replaced collection: %v", round, err)
+		}
+		hits, err := s.Search(ctx, coll, rows[2].Embedding, 10, vectordb.Filter{})
+		if err != nil || len(hits) != len(rows) || hits[0].ID != rows[2].ID || hits[0].EncoderID != enc {
+			t.Errorf("round %d: search after the replacement: %v, %v", round, ids(hits), err)
+		}
+		got, err := s.Get(ctx, coll, []string{"id0000", rows[0].ID})
+		if err != nil || len(got) != 1 || got[0].ID != rows[0].ID || len(got[0].Embedding) != dim {
+			t.Errorf("round %d: Get after the replacement: %d rows, %v", round, len(got), err)
+		}
+		upsert(t, s, coll, rows[:1]) // still writable
+	}
+	if err := s.ReplaceCollection(ctx, coll+"__absent", coll); !errors.Is(err, vectordb.ErrNoCollection) {
+		t.Errorf("replacing by a missing collection: %v", err)
+	}
+	if n, err := s.Count(ctx, coll); err != nil || n != 4 {
+		t.Errorf("a refused replacement changed the collection: %d rows, %v", n, err)
+	}
+	if err := s.DropCollection(ctx, coll); err != nil {
+		t.Fatalf("DropCollection: %v", err)
+	}
+	if _, err := s.Count(ctx, coll); !errors.Is(err, vectordb.ErrNoCollection) {
+		t.Errorf("Count after DropCollection: %v", err)
+	}
+	if err := s.DropCollection(ctx, coll); err != nil {
+		t.Errorf("DropCollection of a missing collection: %v", err)
 	}
 }
 

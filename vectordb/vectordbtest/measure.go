@@ -21,7 +21,7 @@ func RandomRows(seed uint64, n, dim int) []vectordb.Row {
 			v[j] = float32(r.NormFloat64())
 		}
 		out[i] = vectordb.Row{ID: fmt.Sprintf("r%07d", i), Pack: fmt.Sprintf("P%d", i%500), BPM: float64(80 + i%80),
-			Key: keys[i%len(keys)], BundleID: "measure@1", Embedding: v}
+			Key: keys[i%len(keys)], EncoderID: "measure@1", Embedding: v}
 	}
 	return out
 }
