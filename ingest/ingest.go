@@ -25,7 +25,10 @@ type Config struct {
 	BundleID  string // the whole bundle's id, for the report
 	// EncoderIDs by instrument (onnx.Bundle.EncoderIDs): what each collection and row
 	// records, and what decides whether a stored loop needs encoding again.
-	EncoderIDs    map[string]string
+	EncoderIDs map[string]string
+	// Collection names an instrument's collection; nil means loopid.Collection, the
+	// names the read side serves. Tests on a shared Milvus use their own prefix.
+	Collection    func(instrument string) string
 	SampleRate    int
 	WindowSeconds float64
 	// Encoders by instrument; files of other instruments are skipped.
@@ -65,6 +68,9 @@ func Run(ctx context.Context, cfg Config, roots []string) (*Report, error) {
 	if cfg.Logger == nil {
 		cfg.Logger = slog.New(slog.NewTextHandler(io.Discard, nil))
 	}
+	if cfg.Collection == nil {
+		cfg.Collection = loopid.Collection
+	}
 	if len(cfg.Encoders) == 0 {
 		return nil, errors.New("ingest: the bundle has no encoders")
 	}
@@ -72,7 +78,7 @@ func Run(ctx context.Context, cfg Config, roots []string) (*Report, error) {
 		if cfg.EncoderIDs[inst] == "" {
 			return nil, fmt.Errorf("ingest: no encoder id for %s: pass the bundle's EncoderIDs()", inst)
 		}
-		err := cfg.Store.EnsureCollection(ctx, vectordb.Collection{Name: loopid.Collection(inst), Dim: e.OutputSize(), EncoderID: cfg.EncoderIDs[inst]})
+		err := cfg.Store.EnsureCollection(ctx, vectordb.Collection{Name: cfg.Collection(inst), Dim: e.OutputSize(), EncoderID: cfg.EncoderIDs[inst]})
 		if err != nil {
 			return nil, fmt.Errorf("ingest: collection for %s: %w", inst, err)
 		}
@@ -212,7 +218,7 @@ func dedupe(ctx context.Context, cfg Config, rep *Report, in <-chan *job, out ch
 		}
 		stored := map[string]string{}
 		for inst, ids := range byInst {
-			has, err := cfg.Store.Has(ctx, loopid.Collection(inst), ids)
+			has, err := cfg.Store.Has(ctx, cfg.Collection(inst), ids)
 			if err != nil {
 				if ctx.Err() == nil {
 					select {
@@ -362,7 +368,7 @@ func upsert(cfg Config, rep *Report, in <-chan *job) error {
 		}
 		ctx, cancel := context.WithTimeout(context.Background(), 2*time.Minute)
 		defer cancel()
-		if err := cfg.Store.Upsert(ctx, loopid.Collection(inst), rows); err != nil {
+		if err := cfg.Store.Upsert(ctx, cfg.Collection(inst), rows); err != nil {
 			firstErr = fmt.Errorf("ingest: store %d rows: %w", len(rows), err)
 			for _, j := range b {
 				rep.fail(j.path, fmt.Errorf("not stored: %w", err))

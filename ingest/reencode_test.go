@@ -3,11 +3,13 @@ package ingest
 import (
 	"context"
 	"errors"
+	"fmt"
 	"os"
 	"path/filepath"
 	"slices"
 	"strings"
 	"testing"
+	"time"
 
 	"github.com/loopmatch/loopmatch/audio"
 	"github.com/loopmatch/loopmatch/loopid"
@@ -26,7 +28,7 @@ const (
 )
 
 // bundleConfigs opens a bundle's encoders and returns the ingest and reencode configs.
-func bundleConfigs(t *testing.T, dir string, store vectordb.Store) (Config, ReencodeConfig) {
+func bundleConfigs(t *testing.T, dir string, store vectordb.Store, coll func(string) string) (Config, ReencodeConfig) {
 	t.Helper()
 	b, err := onnx.LoadBundle(dir)
 	if err != nil {
@@ -43,23 +45,23 @@ func bundleConfigs(t *testing.T, dir string, store vectordb.Store) (Config, Reen
 		encs[inst] = m
 	}
 	cfg := Config{Store: store, StoreName: "test", BundleID: b.ID(), EncoderIDs: b.EncoderIDs(), SampleRate: b.SampleRate,
-		WindowSeconds: b.WindowSeconds, Encoders: encs, Rules: DefaultRules(), BatchSize: 8, UpsertBatch: 32}
+		WindowSeconds: b.WindowSeconds, Encoders: encs, Rules: DefaultRules(), BatchSize: 8, UpsertBatch: 32, Collection: coll}
 	rcfg := ReencodeConfig{Store: store, StoreName: "test", Encoders: encs, EncoderIDs: b.EncoderIDs(), SampleRate: b.SampleRate,
-		WindowSeconds: b.WindowSeconds, BatchSize: 4, Page: 5}
+		WindowSeconds: b.WindowSeconds, BatchSize: 4, Page: 5, Collection: coll}
 	return cfg, rcfg
 }
 
 // reencodeBackends are the stores the re-encode tests run on: embedded always, Milvus
 // when the test script started one.
-func reencodeBackends(t *testing.T) map[string]func(t *testing.T) vectordb.Store {
-	out := map[string]func(t *testing.T) vectordb.Store{
-		"embedded": func(t *testing.T) vectordb.Store {
+func reencodeBackends(t *testing.T) map[string]func(t *testing.T) (vectordb.Store, func(string) string) {
+	out := map[string]func(t *testing.T) (vectordb.Store, func(string) string){
+		"embedded": func(t *testing.T) (vectordb.Store, func(string) string) {
 			s, err := embedded.Open(context.Background(), t.TempDir(), embedded.Options{})
 			if err != nil {
 				t.Fatal(err)
 			}
 			t.Cleanup(func() { s.Close() })
-			return s
+			return s, loopid.Collection
 		},
 	}
 	addr := os.Getenv("LOOPMATCH_MILVUS_ADDR")
@@ -70,22 +72,24 @@ func reencodeBackends(t *testing.T) map[string]func(t *testing.T) vectordb.Store
 		t.Log("no Milvus (LOOPMATCH_MILVUS_ADDR): the embedded store only")
 		return out
 	}
-	out["milvus"] = func(t *testing.T) vectordb.Store {
+	out["milvus"] = func(t *testing.T) (vectordb.Store, func(string) string) {
 		ctx := context.Background()
 		s, err := milvus.Open(ctx, addr, milvus.Options{Consistency: "strong"})
 		if err != nil {
 			t.Fatal(err)
 		}
-		clean := func() {
+		// Names of this test's own, so other suites on a shared server are left alone.
+		prefix := fmt.Sprintf("reenc_%d_", time.Now().UnixNano())
+		coll := func(inst string) string { return prefix + inst }
+		t.Cleanup(func() {
 			for _, inst := range []string{"drum", "bass"} {
 				for _, suffix := range []string{"", ReencodeSuffix, vectordb.ParkedSuffix} {
-					s.DropCollection(ctx, loopid.Collection(inst)+suffix)
+					s.DropCollection(ctx, coll(inst)+suffix)
 				}
 			}
-		}
-		clean() // a clean slate on a shared test server
-		t.Cleanup(func() { clean(); s.Close() })
-		return s
+			s.Close()
+		})
+		return s, coll
 	}
 	return out
 }
@@ -131,21 +135,21 @@ func TestReencode(t *testing.T) {
 	for name, open := range reencodeBackends(t) {
 		t.Run(name, func(t *testing.T) {
 			ctx := context.Background()
-			store := open(t)
+			store, coll := open(t)
 			lib := t.TempDir()
 			good := makeLibrary(t, lib, 20, 9)
-			v1, _ := bundleConfigs(t, testBundle, store)
+			v1, _ := bundleConfigs(t, testBundle, store, coll)
 			rep, err := Run(ctx, v1, []string{lib})
 			if err != nil || rep.Ingested != len(good) {
 				t.Fatalf("ingest with v1: %d of %d, %v", rep.Ingested, len(good), err)
 			}
 			before := map[string]map[string]vectordb.Row{}
 			for _, inst := range []string{"drum", "bass"} {
-				before[inst] = allRows(t, store, loopid.Collection(inst))
+				before[inst] = allRows(t, store, coll(inst))
 			}
 
 			// Same encoders, new decoder and mapper: nothing to re-ingest or re-encode.
-			nd, ndr := bundleConfigs(t, newDecoderBundle, store)
+			nd, ndr := bundleConfigs(t, newDecoderBundle, store, coll)
 			if nd.BundleID == v1.BundleID {
 				t.Fatal("bundle-newdecoder has the bundle id of bundle/: the test proves nothing")
 			}
@@ -164,7 +168,7 @@ func TestReencode(t *testing.T) {
 			}
 
 			// New encoders: refused, with the command that fixes it.
-			v2, v2r := bundleConfigs(t, v2Bundle, store)
+			v2, v2r := bundleConfigs(t, v2Bundle, store, coll)
 			_, err = Run(ctx, v2, []string{lib})
 			if err == nil || !errors.Is(err, vectordb.ErrDimensionMismatch) || !strings.Contains(err.Error(), "loopmatch ingest --reencode") ||
 				!strings.Contains(err.Error(), "loopmatch-test@0.0.1:") || !strings.Contains(err.Error(), "loopmatch-test-v2@0.1.0:") {
@@ -208,7 +212,7 @@ func TestReencode(t *testing.T) {
 			t.Log(rr.Summary())
 			colls := collectionsByName(t, store)
 			for _, in := range rr.Instruments {
-				coll := loopid.Collection(in.Instrument)
+				coll := coll(in.Instrument)
 				wantFail := map[string]string{"bass": gone, "drum": changed}[in.Instrument]
 				wantCode := map[string]string{"bass": ReencodeMissing, "drum": ReencodeChanged}[in.Instrument]
 				n := len(before[in.Instrument])
@@ -305,15 +309,15 @@ func TestReencodeInterruptedKeepsOldLibrary(t *testing.T) {
 	for name, open := range reencodeBackends(t) {
 		t.Run(name, func(t *testing.T) {
 			ctx := context.Background()
-			store := open(t)
+			store, coll := open(t)
 			lib := t.TempDir()
 			good := makeLibrary(t, lib, 24, 11)
-			v1, _ := bundleConfigs(t, testBundle, store)
+			v1, _ := bundleConfigs(t, testBundle, store, coll)
 			if rep, err := Run(ctx, v1, []string{lib}); err != nil || rep.Ingested != len(good) {
 				t.Fatalf("ingest: %v", err)
 			}
 			oldColls := collectionsByName(t, store)
-			_, v2r := bundleConfigs(t, v2Bundle, store)
+			_, v2r := bundleConfigs(t, v2Bundle, store, coll)
 			fs := &failingStore{Store: store, n: 2}
 			v2r.Store = fs
 			rr, err := Reencode(ctx, v2r)
@@ -325,7 +329,7 @@ func TestReencodeInterruptedKeepsOldLibrary(t *testing.T) {
 			}
 			colls := collectionsByName(t, store)
 			for _, inst := range []string{"drum", "bass"} {
-				coll := loopid.Collection(inst)
+				coll := coll(inst)
 				if colls[coll] != oldColls[coll] {
 					t.Errorf("%s changed by an interrupted re-encode: %+v, was %+v", coll, colls[coll], oldColls[coll])
 				}
@@ -354,10 +358,10 @@ func TestReencodeInterruptedKeepsOldLibrary(t *testing.T) {
 func TestReencodeKeepsLibraryWhenNothingCanBeRead(t *testing.T) {
 	requireSox(t)
 	ctx := context.Background()
-	store := reencodeBackends(t)["embedded"](t)
+	store, coll := reencodeBackends(t)["embedded"](t)
 	lib := t.TempDir()
 	makeLibrary(t, lib, 6, 12)
-	v1, _ := bundleConfigs(t, testBundle, store)
+	v1, _ := bundleConfigs(t, testBundle, store, coll)
 	if _, err := Run(ctx, v1, []string{lib}); err != nil {
 		t.Fatal(err)
 	}
@@ -365,7 +369,7 @@ func TestReencodeKeepsLibraryWhenNothingCanBeRead(t *testing.T) {
 	if err := os.RemoveAll(lib); err != nil {
 		t.Fatal(err)
 	}
-	_, v2r := bundleConfigs(t, v2Bundle, store)
+	_, v2r := bundleConfigs(t, v2Bundle, store, coll)
 	rr, err := Reencode(ctx, v2r)
 	if err != nil {
 		t.Fatal(err)
@@ -375,7 +379,7 @@ func TestReencodeKeepsLibraryWhenNothingCanBeRead(t *testing.T) {
 			t.Errorf("%+v", in)
 		}
 	}
-	if after := collectionsByName(t, store); len(after) != len(before) || after["loops_bass"] != before["loops_bass"] {
+	if after := collectionsByName(t, store); len(after) != len(before) || after[coll("bass")] != before[coll("bass")] {
 		t.Errorf("collections %v, were %v", after, before)
 	}
 }

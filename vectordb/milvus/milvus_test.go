@@ -7,6 +7,7 @@ import (
 	"os"
 	"strings"
 	"testing"
+	"time"
 
 	"google.golang.org/grpc/codes"
 	"google.golang.org/grpc/status"
@@ -127,5 +128,68 @@ func TestRetryGivesUp(t *testing.T) {
 	})
 	if errors.Is(err, vectordb.ErrUnavailable) || calls != 1 {
 		t.Errorf("permanent: %d calls, %v", calls, err)
+	}
+}
+
+// TestReplaceFinishesAfterCrash: Milvus swaps by parking the old collection, so a crash
+// can leave the new one and the parked old one without the name; calling
+// ReplaceCollection again puts the new one in place and drops the old.
+func TestReplaceFinishesAfterCrash(t *testing.T) {
+	s := open(t)
+	defer s.Close()
+	ctx := context.Background()
+	dst := fmt.Sprintf("replace_%d", time.Now().UnixNano())
+	src, parked := dst+"__new", dst+vectordb.ParkedSuffix
+	defer func() {
+		for _, c := range []string{dst, src, parked} {
+			s.DropCollection(ctx, c)
+		}
+	}()
+	if err := s.EnsureCollection(ctx, vectordb.Collection{Name: dst, Dim: vectordbtest.Dim, EncoderID: "old@1:aaa"}); err != nil {
+		t.Fatal(err)
+	}
+	if err := s.Upsert(ctx, dst, vectordbtest.Rows(1, 5)); err != nil {
+		t.Fatal(err)
+	}
+	if err := s.EnsureCollection(ctx, vectordb.Collection{Name: src, Dim: 2 * vectordbtest.Dim, EncoderID: "new@2:bbb"}); err != nil {
+		t.Fatal(err)
+	}
+	rows := vectordbtest.Rows(2, 3)
+	for i := range rows {
+		rows[i].Embedding = append(rows[i].Embedding, rows[i].Embedding...)
+	}
+	if err := s.Upsert(ctx, src, rows); err != nil {
+		t.Fatal(err)
+	}
+	// The crash: the old collection parked, the new one not yet renamed.
+	if err := s.c.RenameCollection(ctx, dst, parked); err != nil {
+		t.Fatal(err)
+	}
+	s.forget(dst, parked)
+	if err := s.ReplaceCollection(ctx, src, dst); err != nil {
+		t.Fatalf("ReplaceCollection after the crash: %v", err)
+	}
+	cs, err := s.Collections(ctx)
+	if err != nil {
+		t.Fatal(err)
+	}
+	found := false
+	for _, c := range cs {
+		switch c.Name {
+		case dst:
+			found = true
+			if c.Dim != 2*vectordbtest.Dim || c.EncoderID != "new@2:bbb" || c.Count != 3 {
+				t.Errorf("%s after the finished swap: %+v", dst, c)
+			}
+		case src, parked:
+			t.Errorf("%s still there after the finished swap", c.Name)
+		}
+	}
+	if !found {
+		t.Errorf("%s missing after the finished swap", dst)
+	}
+	hits, err := s.Search(ctx, dst, rows[1].Embedding, 3, vectordb.Filter{})
+	if err != nil || len(hits) != 3 || hits[0].ID != rows[1].ID {
+		t.Errorf("search after the finished swap: %v, %v", hits, err)
 	}
 }
