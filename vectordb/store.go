@@ -96,6 +96,9 @@ var (
 	ErrInvalid           = errors.New("invalid request")
 	ErrLocked            = errors.New("store is in use by another process")
 	ErrUnavailable       = errors.New("store unavailable")
+	// ErrUnusable: the store's place cannot hold a store (a file where a folder should
+	// be, no permission to write, a damaged file).
+	ErrUnusable = errors.New("store location is unusable")
 )
 
 // SameEncoder reports whether two recorded encoder ids name the same encoder. Ids of

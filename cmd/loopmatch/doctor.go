@@ -8,7 +8,6 @@ import (
 	"math"
 	"net"
 	"net/http"
-	"os"
 	"path/filepath"
 	"strings"
 	"time"
@@ -18,6 +17,7 @@ import (
 	"github.com/loopmatch/loopmatch/audio"
 	"github.com/loopmatch/loopmatch/onnx"
 	"github.com/loopmatch/loopmatch/vectordb/backend"
+	"github.com/loopmatch/loopmatch/vectordb/embedded"
 )
 
 // check is one line of doctor's report: OK with what was found, or what is wrong and
@@ -192,10 +192,9 @@ func rms(x []float32) float64 {
 	return math.Sqrt(s / float64(len(x)))
 }
 
-// checkStore checks that the store --store names can be reached, without opening it: an
-// open embedded store is locked by serve or ingest, and doctor must work beside them.
-// TODO(vectordb): once Store grows a Ping, open the store with openStore and Ping it;
-// these checks then become the hints printed when Ping fails.
+// checkStore checks that the store --store names can be reached, without opening it:
+// doctor must not take an embedded store's lock from serve or ingest, but it says when
+// one of them holds it (every other command would then fail with "in use").
 func checkStore(ctx context.Context, spec string, o doctorOptions) check {
 	s, err := backend.Parse(spec)
 	if err != nil {
@@ -215,16 +214,10 @@ func checkEmbedded(dir string) check {
 	if err != nil {
 		abs = dir
 	}
-	if err := os.MkdirAll(dir, 0o755); err != nil {
-		return fail("store", "embedded store %s: %v: choose a writable folder with --store embedded:DIR", abs, err)
+	if err := embedded.Probe(dir, 200*time.Millisecond); err != nil {
+		return fail("store", "%v", err)
 	}
-	f, err := os.CreateTemp(dir, ".doctor-*")
-	if err != nil {
-		return fail("store", "embedded store %s is not writable: %v: fix its permissions or choose another folder with --store embedded:DIR", abs, err)
-	}
-	f.Close()
-	os.Remove(f.Name())
-	return pass("store", "embedded store at %s is writable", abs)
+	return pass("store", "embedded store at %s is writable and not in use by another process", abs)
 }
 
 // checkMilvus dials the gRPC port, then asks the health endpoint on the metrics port:

@@ -83,10 +83,12 @@ func openService(ctx context.Context, g *globalOptions, threads int, checkEvery 
 		s.Close()
 		return nil, exitError{code: 2, err: err}
 	}
-	if s.store, err = openStore(ctx, g.store); err != nil {
+	store, err := openStore(ctx, g.store)
+	if err != nil {
 		s.Close()
 		return nil, exitError{code: 2, err: fmt.Errorf("open the store %s: %w", g.store, err)}
 	}
+	s.store = store
 	cfg := s.models.Config(b, s.store)
 	cfg.CollectionCheckEvery = checkEvery
 	cfg.Library = g.store

@@ -81,15 +81,25 @@ func Open(ctx context.Context, spec string, o Options) (vectordb.Store, error) {
 	if err != nil {
 		return nil, err
 	}
+	// Each backend returns a typed nil pointer with its error; the interface must be a
+	// true nil then, or a caller's "if store != nil { store.Close() }" would panic.
 	switch s.Kind {
 	case "embedded":
-		return embedded.Open(ctx, s.Addr, o.Embedded)
+		st, err := embedded.Open(ctx, s.Addr, o.Embedded)
+		if err != nil {
+			return nil, err
+		}
+		return st, nil
 	case "milvus":
 		mo := o.Milvus
 		if s.Consistency != "" {
 			mo.Consistency = s.Consistency
 		}
-		return milvus.Open(ctx, s.Addr, mo)
+		st, err := milvus.Open(ctx, s.Addr, mo)
+		if err != nil {
+			return nil, err
+		}
+		return st, nil
 	}
 	return nil, fmt.Errorf("store %q: unknown kind %q: use embedded:DIR or milvus://host:19530", spec, s.Kind)
 }

@@ -58,7 +58,7 @@ func Open(ctx context.Context, dir string, o Options) (*Store, error) {
 		o.LockTimeout = time.Second
 	}
 	if err := os.MkdirAll(dir, 0o755); err != nil {
-		return nil, fmt.Errorf("open embedded store %s: %w: choose a writable folder with --store embedded:DIR", dir, err)
+		return nil, fmt.Errorf("open embedded store %s: %w (%w): choose a writable folder with --store embedded:DIR", dir, vectordb.ErrUnusable, err)
 	}
 	path := filepath.Join(dir, fileName)
 	db, err := bolt.Open(path, 0o644, &bolt.Options{Timeout: o.LockTimeout, FreelistType: bolt.FreelistMapType})
@@ -66,7 +66,7 @@ func Open(ctx context.Context, dir string, o Options) (*Store, error) {
 		if errors.Is(err, bolt.ErrTimeout) {
 			return nil, fmt.Errorf("open embedded store %s: %w: another loopmatch (serve or ingest) holds it; stop it or use another --store folder", dir, vectordb.ErrLocked)
 		}
-		return nil, fmt.Errorf("open embedded store %s: %w", path, err)
+		return nil, fmt.Errorf("open embedded store %s: %w (%w): check that the folder is writable and the file is a loopmatch store, or choose another --store folder", path, vectordb.ErrUnusable, err)
 	}
 	s := &Store{db: db, dir: dir, colls: map[string]*index{}}
 	if err := s.load(ctx); err != nil {
@@ -494,3 +494,49 @@ func (s *Store) Close() error {
 }
 
 var _ vectordb.Store = (*Store)(nil)
+
+// Probe says whether Open would get the store in dir, without loading it: nil when
+// the folder is writable and no other process holds the store's lock, an error
+// wrapping vectordb.ErrLocked when one does, vectordb.ErrUnusable when the folder or
+// file cannot serve. It never creates the store file (doctor uses it beside a server).
+func Probe(dir string, lockTimeout time.Duration) error {
+	st, err := os.Stat(dir)
+	switch {
+	case errors.Is(err, os.ErrNotExist):
+		parent := filepath.Dir(filepath.Clean(dir))
+		if err := probeWritable(parent); err != nil {
+			return fmt.Errorf("embedded store %s does not exist and cannot be created: %w", dir, err)
+		}
+		return nil
+	case err != nil:
+		return fmt.Errorf("embedded store %s: %w (%w): choose a writable folder with --store embedded:DIR", dir, vectordb.ErrUnusable, err)
+	case !st.IsDir():
+		return fmt.Errorf("embedded store %s is a file, not a folder: %w: choose a folder with --store embedded:DIR", dir, vectordb.ErrUnusable)
+	}
+	if err := probeWritable(dir); err != nil {
+		return fmt.Errorf("embedded store %s: %w", dir, err)
+	}
+	path := filepath.Join(dir, fileName)
+	if _, err := os.Stat(path); errors.Is(err, os.ErrNotExist) {
+		return nil
+	}
+	// A read-only open takes the shared lock, which a writer's exclusive lock refuses.
+	db, err := bolt.Open(path, 0o644, &bolt.Options{Timeout: lockTimeout, ReadOnly: true})
+	if errors.Is(err, bolt.ErrTimeout) {
+		return fmt.Errorf("embedded store %s: %w: another loopmatch (serve or ingest) holds it; stop it or use another --store folder", dir, vectordb.ErrLocked)
+	}
+	if err != nil {
+		return fmt.Errorf("embedded store %s: %w (%w): the file is not a loopmatch store, or damaged", path, vectordb.ErrUnusable, err)
+	}
+	return db.Close()
+}
+
+func probeWritable(dir string) error {
+	f, err := os.CreateTemp(dir, ".probe-*")
+	if err != nil {
+		return fmt.Errorf("%w: %s is not writable (%w): fix its permissions or choose another folder with --store embedded:DIR", vectordb.ErrUnusable, dir, err)
+	}
+	name := f.Name()
+	f.Close()
+	return os.Remove(name)
+}
