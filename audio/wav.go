@@ -79,6 +79,9 @@ func decodeWAV(data []byte, lim Limits) (*Buffer, error) {
 	if fmtChunk == nil {
 		return nil, fmt.Errorf("%w: no fmt chunk", ErrCorrupt)
 	}
+	if err := checkRIFFSize(data, rf64, lim); err != nil {
+		return nil, err
+	}
 	if !haveData {
 		return nil, fmt.Errorf("%w: no data chunk", ErrCorrupt)
 	}
@@ -102,6 +105,9 @@ func decodeWAV(data []byte, lim Limits) (*Buffer, error) {
 	var kind sampleKind
 	switch tag {
 	case wavePCM:
+		if err := checkPCMBits(fmtChunk, bits); err != nil {
+			return nil, err
+		}
 		kind = kindPCMLE
 		if bits <= 8 {
 			kind = kindU8
@@ -135,6 +141,42 @@ func decodeWAV(data []byte, lim Limits) (*Buffer, error) {
 		f = RF64
 	}
 	return &Buffer{SampleRate: rate, Channels: channels, Data: out, Format: f, BitDepth: bits}, nil
+}
+
+// checkRIFFSize refuses a RIFF header that declares more than the file holds (or more
+// than the limits allow): such a file was cut short, or its header lies about what it
+// is. 0 and 0xFFFFFFFF are the "unknown" sizes of streaming writers; RF64 keeps its real
+// size in ds64.
+func checkRIFFSize(data []byte, rf64 bool, lim Limits) error {
+	declared := uint64(binary.LittleEndian.Uint32(data[4:8]))
+	if rf64 || declared == 0 || declared == 0xFFFFFFFF {
+		return nil
+	}
+	if declared > uint64(lim.MaxFileBytes) {
+		return fmt.Errorf("%w: the RIFF header declares %d bytes, the limit is %d", ErrTooLarge, declared, lim.MaxFileBytes)
+	}
+	// One byte of slack: some writers count the pad byte of an odd last chunk.
+	if declared+8 > uint64(len(data))+1 {
+		return fmt.Errorf("%w: the RIFF header declares %d bytes but the file has %d: the file was cut short or its header is wrong; re-export it", ErrTruncated, declared+8, len(data))
+	}
+	return nil
+}
+
+// checkPCMBits refuses integer PCM whose sample size is not a whole number of bytes:
+// plain PCM defines 8, 16, 24 and 32 bits; WAVE_FORMAT_EXTENSIBLE states its valid bits
+// (at most the container's) beside a byte-sized container. Anything else would be
+// decoded as noise.
+func checkPCMBits(fmtChunk []byte, bits int) error {
+	if bits%8 != 0 {
+		return fmt.Errorf("%w: %d bits per sample in integer PCM: a WAV container holds whole bytes (8, 16, 24 or 32 bits); re-export it", ErrUnsupported, bits)
+	}
+	if binary.LittleEndian.Uint16(fmtChunk[0:2]) == waveExtensible {
+		valid := int(binary.LittleEndian.Uint16(fmtChunk[18:20]))
+		if valid > bits {
+			return fmt.Errorf("%w: WAVE_FORMAT_EXTENSIBLE declares %d valid bits in a %d-bit container", ErrCorrupt, valid, bits)
+		}
+	}
+	return nil
 }
 
 func printable(id string) string {

@@ -7,6 +7,7 @@ import (
 	"errors"
 	"fmt"
 	"io"
+	"math"
 	"os"
 	"path/filepath"
 	"sort"
@@ -172,7 +173,7 @@ func checkEntry(e *ManifestEntry, where string) error {
 	if strings.TrimSpace(e.Path) == "" {
 		return fmt.Errorf("%s: empty path: every row needs the loop's file path", where)
 	}
-	if e.BPM < 0 || e.BPM > 999 {
+	if math.IsNaN(e.BPM) || e.BPM < 0 || (e.BPM > 0 && e.BPM < 1) || e.BPM > 999 {
 		return fmt.Errorf("%s: bpm %v out of range: give a tempo between 1 and 999 or leave it empty", where, e.BPM)
 	}
 	k, err := loopid.NormalizeKey(e.Key)

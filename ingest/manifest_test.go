@@ -1,6 +1,7 @@
 package ingest
 
 import (
+	"math"
 	"os"
 	"path/filepath"
 	"testing"
@@ -83,6 +84,9 @@ func TestNewManifest(t *testing.T) {
 		{"bad key", []ManifestEntry{{Path: "/lib/a.wav", Key: "H minor"}}, "", true},
 		{"empty path", []ManifestEntry{{Path: " "}}, "", true},
 		{"bpm out of range", []ManifestEntry{{Path: "/lib/a.wav", BPM: 1000}}, "", true},
+		{"bpm NaN", []ManifestEntry{{Path: "/lib/a.wav", BPM: math.NaN()}}, "", true},
+		{"bpm below one", []ManifestEntry{{Path: "/lib/a.wav", BPM: 1e-300}}, "", true},
+		{"bpm infinite", []ManifestEntry{{Path: "/lib/a.wav", BPM: math.Inf(1)}}, "", true},
 	}
 	for _, c := range cases {
 		t.Run(c.name, func(t *testing.T) {

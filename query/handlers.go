@@ -6,6 +6,7 @@ import (
 	"crypto/sha256"
 	"encoding/binary"
 	"encoding/hex"
+	"encoding/json"
 	"errors"
 	"fmt"
 	"io"
@@ -13,7 +14,9 @@ import (
 	"net/http"
 	"os"
 	"slices"
+	"strconv"
 	"strings"
+	"syscall"
 	"time"
 
 	"github.com/gin-gonic/gin"
@@ -157,7 +160,7 @@ func (s *Server) preview(c *gin.Context) {
 	c.Header("ETag", `"`+key+`"`)
 	c.Header("Cache-Control", "private, max-age=3600")
 	c.Header("X-Content-Type-Options", "nosniff")
-	http.ServeContent(c.Writer, c.Request, "", time.Time{}, bytes.NewReader(wav))
+	serveContent(c, time.Time{}, bytes.NewReader(wav))
 }
 
 // previewWAV returns the 16-bit WAV of a cached latent, decoding it at most once per
@@ -261,7 +264,7 @@ func (s *Server) loopAudio(c *gin.Context) {
 		writeProblem(c, http.StatusGone, "file-changed", fmt.Sprintf("loop %s is stored but its file is no longer a regular file: re-ingest the library", row.ID))
 		return
 	}
-	vkey := fmt.Sprintf("%s\x00%d\x00%d", row.Path, st.Size(), st.ModTime().UnixNano())
+	vkey := fileVersion(row.Path, st)
 	id, known := s.verified.Get(vkey)
 	s.metrics.cacheResult("file_verified", known)
 	if !known {
@@ -291,7 +294,7 @@ func (s *Server) loopAudio(c *gin.Context) {
 	c.Header("ETag", `"`+row.ID+`"`)
 	c.Header("Cache-Control", "private, max-age=86400")
 	c.Header("X-Content-Type-Options", "nosniff")
-	http.ServeContent(c.Writer, c.Request, "", st.ModTime(), f)
+	serveContent(c, st.ModTime(), f)
 }
 
 // CollectionJSON describes a collection in GET /v1/collections.
@@ -331,4 +334,59 @@ func (s *Server) collections(c *gin.Context) {
 			Count: x.Count, BundleID: x.EncoderID, Current: s.engine.EncodedByLoaded(byName[x.Name], x.EncoderID)})
 	}
 	c.JSON(http.StatusOK, out)
+}
+
+// fileVersion names one version of a file: its path, size and modification time, and
+// where the system gives them its inode and change time. The change time cannot be set
+// by a program (touch -r sets the modification time only), so a file rewritten or
+// swapped in place under the same size and mtime still gets a new version, and is
+// hashed again before it is served.
+func fileVersion(path string, st os.FileInfo) string {
+	v := fmt.Sprintf("%s\x00%d\x00%d", path, st.Size(), st.ModTime().UnixNano())
+	if sys, ok := st.Sys().(*syscall.Stat_t); ok {
+		v += fmt.Sprintf("\x00%d\x00%d\x00%d.%d", sys.Dev, sys.Ino, sys.Ctim.Sec, sys.Ctim.Nsec)
+	}
+	return v
+}
+
+// serveContent is http.ServeContent whose error answers are problem details like every
+// other error of the API: net/http writes a bare text/plain 416 for a range it cannot
+// satisfy ("bytes=abc", or past the end).
+func serveContent(c *gin.Context, modtime time.Time, content io.ReadSeeker) {
+	w := &rangeProblemWriter{ResponseWriter: c.Writer, c: c}
+	http.ServeContent(w, c.Request, "", modtime, content)
+}
+
+type rangeProblemWriter struct {
+	http.ResponseWriter
+	c        *gin.Context
+	replaced bool
+}
+
+func (w *rangeProblemWriter) WriteHeader(status int) {
+	if status != http.StatusRequestedRangeNotSatisfiable {
+		w.ResponseWriter.WriteHeader(status)
+		return
+	}
+	w.replaced = true
+	h := w.Header()
+	h.Del("Content-Length")
+	h.Del("Content-Type")
+	p := Problem{Type: problemType("range-not-satisfiable"), Title: problemTitles["range-not-satisfiable"], Status: status,
+		Detail:   fmt.Sprintf("the Range %q is not satisfiable for this file (%s): ask for bytes=START-END within the file, or leave Range out", clip(w.c.GetHeader("Range")), h.Get("Content-Range")),
+		Instance: w.c.Request.URL.Path, RequestID: requestID(w.c)}
+	b, _ := json.Marshal(p)
+	h.Set("Content-Type", ProblemContentType)
+	h.Set("Content-Length", strconv.Itoa(len(b)))
+	w.ResponseWriter.WriteHeader(status)
+	if w.c.Request.Method != http.MethodHead {
+		_, _ = w.ResponseWriter.Write(b)
+	}
+}
+
+func (w *rangeProblemWriter) Write(b []byte) (int, error) {
+	if w.replaced {
+		return len(b), nil // net/http's text body, replaced by the problem above
+	}
+	return w.ResponseWriter.Write(b)
 }

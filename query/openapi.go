@@ -1,10 +1,12 @@
 package query
 
 import (
+	"bytes"
 	"context"
 	_ "embed"
 	"errors"
 	"fmt"
+	"io"
 	"mime"
 	"net/http"
 	"sort"
@@ -47,7 +49,7 @@ func loadAPISpec() (*apiSpec, error) {
 // parameters always, the body when it is JSON (uploads are parsed and bounded by the
 // handlers themselves, which stream them). Gin has already routed the request, so the
 // route is known here and no second router is needed.
-func (a *apiSpec) validator(method, path string) (gin.HandlerFunc, error) {
+func (a *apiSpec) validator(method, path string, fail func(*gin.Context, error)) (gin.HandlerFunc, error) {
 	item := a.doc.Paths.Value(path)
 	if item == nil {
 		return nil, fmt.Errorf("query: openapi.yaml has no path %s", path)
@@ -59,7 +61,12 @@ func (a *apiSpec) validator(method, path string) (gin.HandlerFunc, error) {
 	if op == nil {
 		return nil, fmt.Errorf("query: openapi.yaml has no %s %s", method, path)
 	}
-	route := &routers.Route{Spec: a.doc, Path: path, PathItem: item, Method: method, Operation: op}
+	// The API-key middleware enforces the security requirements. Left to the validator,
+	// checking them reads the whole body into memory (kin-openapi buffers it for each
+	// authentication function), whatever its type or size.
+	unsecured := *op
+	unsecured.Security = &openapi3.SecurityRequirements{}
+	route := &routers.Route{Spec: a.doc, Path: path, PathItem: item, Method: method, Operation: &unsecured}
 	return func(c *gin.Context) {
 		params := map[string]string{}
 		for _, p := range c.Params {
@@ -74,10 +81,20 @@ func (a *apiSpec) validator(method, path string) (gin.HandlerFunc, error) {
 		if ct != "application/json" || op.RequestBody == nil {
 			opts.ExcludeRequestBody = true
 		} else {
-			// Bound the body before the validator reads it; the handler reads the copy it
-			// leaves behind.
-			c.Request.Body = http.MaxBytesReader(c.Writer, c.Request.Body, maxJSONBody)
+			// The validator decodes the body into generic values: check its shape first,
+			// so deep nesting costs a linear scan, not a decode (bodyGuard bounded it).
+			body, err := readBounded(c.Request.Body, maxJSONBody)
+			if err == nil {
+				err = checkJSONShape(body)
+			}
+			if err != nil {
+				fail(c, err)
+				return
+			}
+			c.Request.Body = io.NopCloser(bytes.NewReader(body))
 		}
+		// bodyGuard has bounded the body already; the handler reads the copy the
+		// validator leaves behind.
 		in := &openapi3filter.RequestValidationInput{Request: c.Request, PathParams: params, Route: route, Options: opts}
 		err := openapi3filter.ValidateRequest(c.Request.Context(), in)
 		if err == nil {

@@ -58,6 +58,11 @@ var problemTitles = map[string]string{
 	"unavailable":            "A backing service is unavailable",
 	"file-changed":           "The stored loop's file changed since it was ingested",
 	"internal":               "Internal server error",
+	"body-timeout":           "The request body did not arrive in time",
+	"forbidden-host":         "This server does not answer to that host name",
+	"cross-origin":           "A state-changing request from another site is refused",
+	"range-not-satisfiable":  "The requested byte range is not in the file",
+	"uploads-full":           "The uploads folder is full",
 }
 
 // writeProblem sends a problem and aborts the chain.

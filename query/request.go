@@ -8,8 +8,10 @@ import (
 	"io"
 	"mime"
 	"mime/multipart"
+	"net"
 	"net/http"
 	"net/url"
+	"os"
 	"slices"
 	"sort"
 	"strconv"
@@ -62,6 +64,9 @@ func jsonBody(r *http.Request) ([]byte, error) {
 func decodeStrict(body []byte, v any, what string) error {
 	if !utf8.Valid(body) {
 		return &apiError{http.StatusBadRequest, "invalid-json", "the body is not UTF-8 text"}
+	}
+	if err := checkJSONShape(body); err != nil {
+		return err
 	}
 	dec := json.NewDecoder(bytes.NewReader(body))
 	dec.DisallowUnknownFields()
@@ -185,17 +190,59 @@ func (u uploadRoute[T]) parse(r *http.Request, maxUpload int64) (T, error) {
 	return zero, unsupportedMediaType(mt, u.accepted)
 }
 
-// readBounded reads at most limit bytes; more is 413.
+// readBounded reads at most limit bytes; more is 413. Up to inMemoryBody bytes are read
+// into memory; a longer body is spooled to a temporary file while it arrives and read
+// back only once it has proved to be within the limit, so a body that turns out too
+// large (a chunked 600 MB upload) has cost a little disk, never its size in memory.
 func readBounded(r io.Reader, limit int64) ([]byte, error) {
-	b, err := io.ReadAll(io.LimitReader(r, limit+1))
-	var mbe *http.MaxBytesError
-	if errors.As(err, &mbe) || int64(len(b)) > limit {
+	head, err := io.ReadAll(io.LimitReader(r, min(limit, inMemoryBody)+1))
+	if err != nil {
+		return nil, readErr(err, limit)
+	}
+	if int64(len(head)) <= min(limit, inMemoryBody) {
+		return head, nil
+	}
+	if int64(len(head)) > limit {
 		return nil, tooLarge(limit)
 	}
+	f, err := os.CreateTemp("", "loopmatch-body-*")
 	if err != nil {
-		return nil, badRequest("reading the body failed: %v", err)
+		return nil, fmt.Errorf("spool the request body: %w (check that the temporary folder is writable)", err)
 	}
-	return b, nil
+	defer os.Remove(f.Name())
+	defer f.Close()
+	if _, err := f.Write(head); err != nil {
+		return nil, fmt.Errorf("spool the request body: %w", err)
+	}
+	n, err := io.Copy(f, io.LimitReader(r, limit-int64(len(head))+1))
+	if err != nil {
+		return nil, readErr(err, limit)
+	}
+	total := int64(len(head)) + n
+	if total > limit {
+		return nil, tooLarge(limit)
+	}
+	body := make([]byte, total)
+	if _, err := f.ReadAt(body, 0); err != nil {
+		return nil, fmt.Errorf("read back the spooled request body: %w", err)
+	}
+	return body, nil
+}
+
+// inMemoryBody is how much of a body readBounded keeps in memory before spooling.
+const inMemoryBody = 1 << 20
+
+// readErr is the answer to a body that failed to arrive: too large, too slow, or cut.
+func readErr(err error, limit int64) error {
+	var mbe *http.MaxBytesError
+	var ne net.Error
+	switch {
+	case errors.As(err, &mbe):
+		return tooLarge(mbe.Limit)
+	case errors.As(err, &ne) && ne.Timeout():
+		return &apiError{http.StatusRequestTimeout, "body-timeout", "the body did not arrive in time: send it faster, or a shorter file"}
+	}
+	return badRequest("reading the body failed: %v", err)
 }
 
 func tooLarge(limit int64) *apiError {
@@ -335,4 +382,51 @@ func one(q url.Values, name string) (string, bool) {
 		return "", false
 	}
 	return strings.TrimSpace(vs[0]), true
+}
+
+// Bounds of a JSON body's shape, checked by a linear scan before any decoder sees it:
+// deep nesting costs a decoder (and the OpenAPI validator) far more than its bytes.
+const (
+	maxJSONDepth  = 16
+	maxJSONTokens = 4096
+)
+
+// checkJSONShape refuses JSON nested deeper than maxJSONDepth or with more than
+// maxJSONTokens values, in one pass over the bytes that decodes nothing. What is not
+// JSON at all is left to the decoder to describe.
+func checkJSONShape(b []byte) error {
+	depth, tokens := 0, 0
+	inString, escaped := false, false
+	for _, c := range b {
+		if inString {
+			switch {
+			case escaped:
+				escaped = false
+			case c == '\\':
+				escaped = true
+			case c == '"':
+				inString = false
+			}
+			continue
+		}
+		switch c {
+		case '"':
+			inString = true
+			tokens++
+		case '[', '{':
+			depth++
+			tokens++
+			if depth > maxJSONDepth {
+				return &apiError{http.StatusBadRequest, "invalid-json", fmt.Sprintf("the JSON is nested more than %d levels deep: a request is a flat object with short lists", maxJSONDepth)}
+			}
+		case ']', '}':
+			depth--
+		case ',':
+			tokens++
+		}
+		if tokens > maxJSONTokens {
+			return &apiError{http.StatusBadRequest, "invalid-json", fmt.Sprintf("the JSON has more than %d values: a request is a flat object with short lists", maxJSONTokens)}
+		}
+	}
+	return nil
 }

@@ -39,6 +39,15 @@ type ServerConfig struct {
 	UploadTimeout  time.Duration
 	// PreviewCacheBytes bounds the decoded previews kept in memory (default 64 MiB).
 	PreviewCacheBytes int64
+	// BodyReadTimeout bounds the time a client may take to send a request's body
+	// (default 30 s), apart from the handler's deadline.
+	BodyReadTimeout time.Duration
+	// AllowedHosts, when set, are the only Host names answered (lower case, no port);
+	// LoopbackHosts() for a server bound to loopback.
+	AllowedHosts []string
+	// AllowedOrigins are the browser origins (scheme://host[:port]) allowed to send
+	// state-changing requests from another site, with CORS headers; none by default.
+	AllowedOrigins []string
 }
 
 // Server is the HTTP API.
@@ -73,6 +82,7 @@ const (
 	DefaultRequestTimeout    = 30 * time.Second
 	DefaultUploadTimeout     = 5 * time.Minute
 	DefaultPreviewCacheBytes = 64 << 20
+	DefaultBodyReadTimeout   = 30 * time.Second
 	// maxJSONBody bounds a JSON request; a recommend query is well under 1 KiB.
 	maxJSONBody = 64 << 10
 	// maxFieldBytes bounds one form field of a multipart request.
@@ -113,6 +123,9 @@ func NewServer(cfg ServerConfig) (*Server, error) {
 	if cfg.PreviewCacheBytes <= 0 {
 		cfg.PreviewCacheBytes = DefaultPreviewCacheBytes
 	}
+	if cfg.BodyReadTimeout <= 0 {
+		cfg.BodyReadTimeout = DefaultBodyReadTimeout
+	}
 	api, err := loadAPISpec()
 	if err != nil {
 		return nil, err
@@ -139,7 +152,7 @@ func (s *Server) routes() error {
 	if err := r.SetTrustedProxies(nil); err != nil {
 		return err
 	}
-	r.Use(s.requestID, s.recover, s.accessLog, s.deadline)
+	r.Use(s.requestID, s.recover, s.accessLog, s.hostGuard, s.originGuard, s.deadline)
 	r.NoRoute(func(c *gin.Context) {
 		writeProblem(c, http.StatusNotFound, "not-found", fmt.Sprintf("no endpoint %s %s: see GET /openapi.yaml for the API", c.Request.Method, c.Request.URL.Path))
 	})
@@ -177,11 +190,11 @@ func (s *Server) routes() error {
 		{http.MethodGet, "/previews/:file", "/v1/previews/{file}", s.preview},
 		{http.MethodHead, "/previews/:file", "/v1/previews/{file}", s.preview},
 	} {
-		validate, err := s.api.validator(rt.method, rt.api)
+		validate, err := s.api.validator(rt.method, rt.api, s.fail)
 		if err != nil {
 			return err
 		}
-		v1.Handle(rt.method, rt.gin, validate, rt.h)
+		v1.Handle(rt.method, rt.gin, s.bodyGuard(rt.api), validate, rt.h)
 	}
 	s.router = r
 	return nil

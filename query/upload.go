@@ -3,6 +3,7 @@ package query
 import (
 	"context"
 	"fmt"
+	"math"
 	"mime"
 	"net/http"
 	"path/filepath"
@@ -80,7 +81,7 @@ func ParseUpload(r *http.Request, maxFile int64, maxFiles int) (UploadMeta, []Up
 	}
 	if v := fields["bpm"]; v != "" {
 		f, err := strconv.ParseFloat(v, 64)
-		if err != nil || f <= 0 || f > maxBPM {
+		if err != nil || math.IsNaN(f) || f < 1 || f > maxBPM {
 			return meta, nil, invalidParam("bpm %q: give a tempo between 1 and %d, or leave it out", clip(v), maxBPM)
 		}
 		meta.BPM = f

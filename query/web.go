@@ -120,5 +120,5 @@ func serveWebFile(c *gin.Context, f webFile) {
 		h.Set("Referrer-Policy", "no-referrer")
 		h.Set("X-Frame-Options", "DENY")
 	}
-	http.ServeContent(c.Writer, c.Request, "", time.Time{}, bytes.NewReader(f.data))
+	serveContent(c, time.Time{}, bytes.NewReader(f.data))
 }
