@@ -164,7 +164,7 @@ func identify(ctx context.Context, cfg Config, rep *Report, in <-chan Candidate,
 		switch {
 		case err != nil:
 			rep.fail(c.Path, err)
-		case reason != "":
+		case reason != nil:
 			rep.skip(c.Path, reason)
 		default:
 			out <- j
@@ -172,35 +172,35 @@ func identify(ctx context.Context, cfg Config, rep *Report, in <-chan Candidate,
 	}
 }
 
-func identifyOne(cfg Config, c Candidate) (*job, string, error) {
+func identifyOne(cfg Config, c Candidate) (*job, *skipReason, error) {
 	f, err := os.Open(c.Path)
 	if err != nil {
-		return nil, "", fmt.Errorf("open: %w", err)
+		return nil, nil, failWith(CodeUnreadable, fmt.Errorf("open: %w", err))
 	}
 	defer f.Close()
 	head := make([]byte, 4096)
 	n, _ := io.ReadFull(f, head)
 	if n == 0 {
-		return nil, "", errors.New("empty file (0 bytes): re-export or remove it")
+		return nil, nil, failWith(CodeEmpty, errors.New("empty file (0 bytes): re-export or remove it"))
 	}
 	if audio.Sniff(head[:n]) == audio.Unknown {
-		return nil, "not an audio file (content is not WAV, AIFF, FLAC or Ogg Vorbis)", nil
+		return nil, &skipReason{CodeNotAudio, "not an audio file (content is not WAV, AIFF, FLAC or Ogg Vorbis)"}, nil
 	}
 	meta := cfg.Manifest.Apply(c.Path, cfg.Rules.Infer(c.Root, c.Path))
 	if meta.Instrument == "" {
-		return nil, "instrument unknown: name its folder or file with drum/bass keywords, list it in a --manifest, or force --instrument", nil
+		return nil, &skipReason{CodeUnknownInstrument, "instrument unknown: name its folder or file with drum/bass keywords, list it in a --manifest, or force --instrument"}, nil
 	}
 	if _, ok := cfg.Encoders[meta.Instrument]; !ok {
-		return nil, fmt.Sprintf("no encoder for instrument %q in the bundle", meta.Instrument), nil
+		return nil, &skipReason{CodeNoEncoder, fmt.Sprintf("no encoder for instrument %q in the bundle", meta.Instrument)}, nil
 	}
 	if _, err := f.Seek(0, io.SeekStart); err != nil {
-		return nil, "", err
+		return nil, nil, err
 	}
 	id, err := loopid.ID(f)
 	if err != nil {
-		return nil, "", fmt.Errorf("read: %w", err)
+		return nil, nil, failWith(CodeUnreadable, fmt.Errorf("read: %w", err))
 	}
-	return &job{path: c.Path, id: id, meta: meta, size: c.Size}, "", nil
+	return &job{path: c.Path, id: id, meta: meta, size: c.Size}, nil, nil
 }
 
 // dedupe drops loops already stored by this encoder (without decoding them) and
@@ -302,7 +302,7 @@ func encode(ctx context.Context, cfg Config, rep *Report, in <-chan *job, out ch
 		res, err := enc.Run(context.WithoutCancel(ctx), flat)
 		if err != nil {
 			for _, j := range b {
-				rep.fail(j.path, fmt.Errorf("encode: %w", err))
+				rep.fail(j.path, failWith(CodeEncodeFailed, fmt.Errorf("encode: %w", err)))
 			}
 			return
 		}
@@ -326,7 +326,7 @@ func encode(ctx context.Context, cfg Config, rep *Report, in <-chan *job, out ch
 			}
 			inst := j.meta.Instrument
 			if len(j.win) != cfg.Encoders[inst].InputSize() {
-				rep.fail(j.path, fmt.Errorf("window of %d samples, the encoder takes %d", len(j.win), cfg.Encoders[inst].InputSize()))
+				rep.fail(j.path, failWith(CodeEncodeFailed, fmt.Errorf("window of %d samples, the encoder takes %d", len(j.win), cfg.Encoders[inst].InputSize())))
 				continue
 			}
 			pending[inst] = append(pending[inst], j)
@@ -355,7 +355,7 @@ func upsert(cfg Config, rep *Report, in <-chan *job) error {
 		pending[inst] = nil
 		if firstErr != nil {
 			for _, j := range b {
-				rep.fail(j.path, fmt.Errorf("not stored: %w", firstErr))
+				rep.fail(j.path, failWith(CodeStoreFailed, fmt.Errorf("not stored: %w", firstErr)))
 			}
 			return
 		}
@@ -371,7 +371,7 @@ func upsert(cfg Config, rep *Report, in <-chan *job) error {
 		if err := cfg.Store.Upsert(ctx, cfg.Collection(inst), rows); err != nil {
 			firstErr = fmt.Errorf("ingest: store %d rows: %w", len(rows), err)
 			for _, j := range b {
-				rep.fail(j.path, fmt.Errorf("not stored: %w", err))
+				rep.fail(j.path, failWith(CodeStoreFailed, fmt.Errorf("not stored: %w", err)))
 			}
 			return
 		}

@@ -2,6 +2,7 @@ package ingest
 
 import (
 	"encoding/json"
+	"errors"
 	"fmt"
 	"io"
 	"os"
@@ -10,6 +11,9 @@ import (
 	"strings"
 	"sync"
 	"time"
+
+	"github.com/loopmatch/loopmatch/audio"
+	"github.com/loopmatch/loopmatch/vectordb"
 )
 
 // Report is what one ingest run did, file by file where it matters. It is safe for
@@ -39,10 +43,76 @@ type Report struct {
 	Failures []FileNote `json:"failures"`
 }
 
-// FileNote is one file and what happened to it.
+// FileNote is one file and what happened to it: Code is stable, for programs to switch
+// on (see the Code constants); Reason is for people.
 type FileNote struct {
 	Path   string `json:"path"`
+	Code   Code   `json:"code"`
 	Reason string `json:"reason"`
+}
+
+// Code names why a file was skipped or failed. The values are stable.
+type Code string
+
+// Codes of skipped files.
+const (
+	CodeNotAudio          Code = "not-audio"
+	CodeUnknownInstrument Code = "unknown-instrument"
+	CodeNoEncoder         Code = "no-encoder"
+)
+
+// Codes of failed files.
+const (
+	CodeEmpty          Code = "empty-file"
+	CodeUnreadable     Code = "unreadable"
+	CodeUnsupported    Code = "unsupported-audio"
+	CodeCorrupt        Code = "corrupt-audio"
+	CodeTruncated      Code = "truncated-audio"
+	CodeTooLarge       Code = "too-large"
+	CodeTooLong        Code = "too-long"
+	CodeTooShort       Code = "too-short"
+	CodeSilent         Code = "silent"
+	CodeNonFinite      Code = "non-finite"
+	CodeEncodeFailed   Code = "encode-failed"
+	CodeStoreFailed    Code = "store-failed"
+	CodeBundleMismatch Code = "bundle-mismatch"
+	CodeUploadsFull    Code = "uploads-full"
+	CodeFailed         Code = "failed"
+)
+
+// fileError is a failure that carries its code; errors of the audio package get
+// theirs from their sentinel (CodeOf).
+type fileError struct {
+	code Code
+	err  error
+}
+
+func (e *fileError) Error() string { return e.err.Error() }
+func (e *fileError) Unwrap() error { return e.err }
+
+func failWith(code Code, err error) error { return &fileError{code, err} }
+
+// CodeOf is the stable code of a file's failure.
+func CodeOf(err error) Code {
+	var fe *fileError
+	if errors.As(err, &fe) {
+		return fe.code
+	}
+	for _, c := range []struct {
+		sentinel error
+		code     Code
+	}{
+		{audio.ErrUnsupported, CodeUnsupported}, {audio.ErrCorrupt, CodeCorrupt}, {audio.ErrTruncated, CodeTruncated},
+		{audio.ErrTooLarge, CodeTooLarge}, {audio.ErrTooLong, CodeTooLong}, {audio.ErrTooShort, CodeTooShort},
+		{audio.ErrSilent, CodeSilent}, {audio.ErrNonFinite, CodeNonFinite},
+		{vectordb.ErrEncoderMismatch, CodeBundleMismatch}, {vectordb.ErrDimensionMismatch, CodeBundleMismatch},
+		{ErrUploadsFull, CodeUploadsFull},
+	} {
+		if errors.Is(err, c.sentinel) {
+			return c.code
+		}
+	}
+	return CodeFailed
 }
 
 func newReport(store, bundle string) *Report {
@@ -56,18 +126,24 @@ func (r *Report) seen() {
 	r.mu.Unlock()
 }
 
-func (r *Report) skip(path, reason string) {
+func (r *Report) skip(path string, s *skipReason) {
 	r.mu.Lock()
 	r.Skipped++
-	r.SkippedFiles = append(r.SkippedFiles, FileNote{path, reason})
+	r.SkippedFiles = append(r.SkippedFiles, FileNote{path, s.code, s.text})
 	r.mu.Unlock()
 }
 
 func (r *Report) fail(path string, err error) {
 	r.mu.Lock()
 	r.Failed++
-	r.Failures = append(r.Failures, FileNote{path, err.Error()})
+	r.Failures = append(r.Failures, FileNote{path, CodeOf(err), err.Error()})
 	r.mu.Unlock()
+}
+
+// skipReason is why a file is left out, with its code.
+type skipReason struct {
+	code Code
+	text string
 }
 
 func (r *Report) present(n int) {
@@ -168,7 +244,7 @@ func (r *Report) Summary() string {
 			fmt.Fprintf(&b, "\n  ... and %d more failures (see --report)", len(r.Failures)-show)
 			break
 		}
-		fmt.Fprintf(&b, "\n  failed: %s: %s", f.Path, f.Reason)
+		fmt.Fprintf(&b, "\n  failed: %s: %s (%s)", f.Path, f.Reason, f.Code)
 	}
 	return b.String()
 }

@@ -3,9 +3,12 @@ package ingest
 import (
 	"bytes"
 	"context"
+	"errors"
 	"fmt"
+	"io/fs"
 	"os"
 	"path/filepath"
+	"strings"
 
 	"github.com/loopmatch/loopmatch/audio"
 	"github.com/loopmatch/loopmatch/loopid"
@@ -30,16 +33,23 @@ type UploadResult struct {
 	Filename string
 	ID       string
 	// Stored is true when the loop was ingested now or was already present; otherwise
-	// Reason says why not.
+	// Code and Reason say why not. Reason never names a server path.
 	Stored bool
+	Code   Code
 	Reason string
 }
+
+// ErrUploadsFull: storing the upload would take the uploads folder over its quota.
+var ErrUploadsFull = errors.New("the uploads folder is full")
 
 // Uploads keeps uploaded loops as files under Dir (content-addressed, so uploading a
 // file twice stores it once) and runs them through Run: the same identification,
 // decoding, encoding and upsert as `loopmatch ingest`.
 type Uploads struct {
 	Dir string
+	// MaxBytes bounds the bytes under Dir (0: no bound); an upload that would pass it is
+	// refused whole with ErrUploadsFull.
+	MaxBytes int64
 	// Config is the ingest configuration (store, bundle, encoders); Rules and Manifest
 	// are set per upload.
 	Config Config
@@ -55,16 +65,22 @@ func (u *Uploads) Ingest(ctx context.Context, meta UploadMeta, files []Upload) (
 	if err := os.MkdirAll(dir, 0o755); err != nil {
 		return nil, fmt.Errorf("uploads folder: %w (check --uploads-dir is writable)", err)
 	}
+	if err := u.checkQuota(files); err != nil {
+		return nil, err
+	}
 	results := make([]UploadResult, len(files))
 	paths := make([]string, len(files))
 	var todo []string
 	var entries []ManifestEntry
+	// written are the files this upload created: a failed one is removed again, so
+	// nothing that failed stays on disk; a file that was already there is left alone.
+	written := map[string]bool{}
 	seen := map[string]bool{}
 	for i, f := range files {
 		results[i] = UploadResult{Filename: f.Filename}
 		ext := audio.Sniff(f.Data).Extension()
 		if ext == "" {
-			results[i].Reason = "not a supported audio file (WAV, AIFF, FLAC or Ogg Vorbis, recognised by content)"
+			results[i].Code, results[i].Reason = CodeNotAudio, "not a supported audio file (WAV, AIFF, FLAC or Ogg Vorbis, recognised by content)"
 			continue
 		}
 		id, err := loopid.ID(bytes.NewReader(f.Data))
@@ -74,13 +90,16 @@ func (u *Uploads) Ingest(ctx context.Context, meta UploadMeta, files []Upload) (
 		results[i].ID = id
 		p := filepath.Join(dir, id+ext)
 		paths[i] = p
-		if err := writeAtomic(p, f.Data); err != nil {
-			return nil, err
-		}
 		if seen[p] {
 			continue
 		}
 		seen[p] = true
+		created, err := writeAtomic(p, f.Data)
+		if err != nil {
+			u.removeAll(written)
+			return nil, err
+		}
+		written[p] = created
 		e := ManifestEntry{Path: p, Instrument: meta.Instrument, Pack: meta.Pack, BPM: meta.BPM, Key: meta.Key}
 		// What the person did not say may be in the file's original name ("Am_128bpm").
 		if e.BPM == 0 {
@@ -100,6 +119,7 @@ func (u *Uploads) Ingest(ctx context.Context, meta UploadMeta, files []Upload) (
 	}
 	m, err := NewManifest(entries)
 	if err != nil {
+		u.removeAll(written)
 		return nil, fmt.Errorf("upload metadata: %w", err)
 	}
 	cfg := u.Config
@@ -109,45 +129,102 @@ func (u *Uploads) Ingest(ctx context.Context, meta UploadMeta, files []Upload) (
 	cfg.Progress = nil
 	rep, err := Run(ctx, cfg, todo)
 	if err != nil {
+		u.removeAll(written)
 		return nil, err
 	}
-	failed := map[string]string{}
+	failed := map[string]FileNote{}
 	for _, n := range append(rep.Failures, rep.SkippedFiles...) {
-		failed[n.Path] = n.Reason
+		failed[n.Path] = n
 	}
 	for i := range results {
-		if paths[i] == "" {
+		p := paths[i]
+		if p == "" {
 			continue
 		}
-		if reason, bad := failed[paths[i]]; bad {
-			results[i].Reason = reason
+		n, bad := failed[p]
+		if !bad {
+			results[i].Stored = true
 			continue
 		}
-		results[i].Stored = true
+		// The person knows the file by its own name; the server's folders are none of
+		// their business.
+		reason := strings.ReplaceAll(n.Reason, p, files[i].Filename)
+		reason = strings.ReplaceAll(reason, u.Dir, "uploads")
+		results[i].Code, results[i].Reason = n.Code, reason
+		if written[p] {
+			_ = os.Remove(p)
+			written[p] = false
+		}
 	}
 	return results, nil
 }
 
-func writeAtomic(path string, data []byte) error {
+// removeAll removes the files this upload created (after a failure of the whole upload).
+func (u *Uploads) removeAll(written map[string]bool) {
+	for p, created := range written {
+		if created {
+			_ = os.Remove(p)
+		}
+	}
+}
+
+// checkQuota refuses an upload that would take Dir over MaxBytes.
+func (u *Uploads) checkQuota(files []Upload) error {
+	if u.MaxBytes <= 0 {
+		return nil
+	}
+	var adding int64
+	for _, f := range files {
+		adding += int64(len(f.Data))
+	}
+	var used int64
+	err := filepath.WalkDir(u.Dir, func(_ string, d fs.DirEntry, err error) error {
+		if err != nil {
+			if errors.Is(err, fs.ErrNotExist) {
+				return nil
+			}
+			return err
+		}
+		if d.Type().IsRegular() {
+			if info, err := d.Info(); err == nil {
+				used += info.Size()
+			}
+		}
+		return nil
+	})
+	if err != nil {
+		return fmt.Errorf("measure the uploads folder: %w", err)
+	}
+	if used+adding > u.MaxBytes {
+		return fmt.Errorf("%w: it holds %d bytes, this upload adds %d, the quota is %d: remove loops from it, or raise --uploads-max-mb", ErrUploadsFull, used, adding, u.MaxBytes)
+	}
+	return nil
+}
+
+// writeAtomic writes data under path through a temporary file, removed on any error;
+// created is false when path already existed (content-addressed: the same bytes).
+func writeAtomic(path string, data []byte) (created bool, err error) {
 	if _, err := os.Stat(path); err == nil {
-		return nil // content-addressed: the same name holds the same bytes
+		return false, nil
 	}
 	f, err := os.CreateTemp(filepath.Dir(path), ".upload-*")
 	if err != nil {
-		return fmt.Errorf("store upload: %w", err)
+		return false, fmt.Errorf("store upload: %w (check --uploads-dir is writable)", err)
 	}
-	if _, err := f.Write(data); err != nil {
-		f.Close()
-		os.Remove(f.Name())
-		return fmt.Errorf("store upload: %w", err)
+	defer func() {
+		if err != nil {
+			f.Close()
+			os.Remove(f.Name())
+		}
+	}()
+	if _, err = f.Write(data); err != nil {
+		return false, fmt.Errorf("store upload: %w", err)
 	}
-	if err := f.Close(); err != nil {
-		os.Remove(f.Name())
-		return fmt.Errorf("store upload: %w", err)
+	if err = f.Close(); err != nil {
+		return false, fmt.Errorf("store upload: %w", err)
 	}
-	if err := os.Rename(f.Name(), path); err != nil {
-		os.Remove(f.Name())
-		return fmt.Errorf("store upload: %w", err)
+	if err = os.Rename(f.Name(), path); err != nil {
+		return false, fmt.Errorf("store upload: %w", err)
 	}
-	return nil
+	return true, nil
 }

@@ -4,6 +4,7 @@ import (
 	"bytes"
 	"context"
 	"encoding/json"
+	"errors"
 	"fmt"
 	"io"
 	"log/slog"
@@ -405,11 +406,14 @@ func (a uploadIngester) Ingest(ctx context.Context, meta UploadMeta, files []Upl
 		in[i] = ingest.Upload(f)
 	}
 	res, err := a.u.Ingest(ctx, ingest.UploadMeta(meta), in)
+	if errors.Is(err, ingest.ErrUploadsFull) {
+		err = fmt.Errorf("%w: %w", ErrUploadsFull, err)
+	}
 	out := make([]UploadResult, len(res))
 	for i, r := range res {
 		out[i] = UploadResult{Filename: r.Filename, ID: r.ID, Status: "stored"}
 		if !r.Stored {
-			out[i].Status, out[i].Reason = "failed", r.Reason
+			out[i].Status, out[i].Code, out[i].Reason = "failed", string(r.Code), r.Reason
 		}
 	}
 	return out, err

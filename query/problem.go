@@ -116,6 +116,8 @@ func errorStatus(err error) (int, string) {
 		return http.StatusUnprocessableEntity, "invalid-parameters"
 	case errors.Is(err, vectordb.ErrUnavailable), errors.Is(err, vectordb.ErrLocked):
 		return http.StatusServiceUnavailable, "unavailable"
+	case errors.Is(err, ErrUploadsFull):
+		return http.StatusInsufficientStorage, "uploads-full"
 	case errors.Is(err, context.DeadlineExceeded):
 		return http.StatusServiceUnavailable, "timeout"
 	}

@@ -2,6 +2,7 @@ package query
 
 import (
 	"context"
+	"errors"
 	"fmt"
 	"math"
 	"mime"
@@ -32,10 +33,16 @@ type UploadResult struct {
 	Filename string `json:"filename"`
 	ID       string `json:"id,omitempty"`
 	// Status is "stored" (ingested now or already present) or "failed".
-	Status   string `json:"status"`
+	Status string `json:"status"`
+	// Code is a failure's stable code (ingest's: "silent", "truncated-audio", ...);
+	// Reason says it for people.
+	Code     string `json:"code,omitempty"`
 	Reason   string `json:"reason,omitempty"`
 	AudioURL string `json:"audio_url,omitempty"`
 }
+
+// ErrUploadsFull: an Ingester's storage for uploads is full; answered 507.
+var ErrUploadsFull = errors.New("the uploads folder is full")
 
 // Ingester stores uploaded loops in the instrument's collection. The server calls it
 // for POST /v1/loops; without one that route answers 501. The command wires the

@@ -8,6 +8,7 @@ import (
 	"log/slog"
 	"net"
 	"path/filepath"
+	"strings"
 	"time"
 
 	"github.com/gin-gonic/gin"
@@ -37,6 +38,10 @@ type serveOptions struct {
 	previewCacheMB       int64
 	intraOpThreads       int
 	collectionCheckEvery time.Duration
+	uploadsMaxMB         int64
+	bodyReadTimeout      time.Duration
+	allowedHosts         []string
+	corsOrigins          []string
 }
 
 func (o *serveOptions) flags(cmd *cobra.Command) {
@@ -55,6 +60,27 @@ func (o *serveOptions) flags(cmd *cobra.Command) {
 	f.Int64Var(&o.previewCacheMB, "preview-cache-mb", query.DefaultPreviewCacheBytes>>20, "memory for decoded previews, MiB")
 	f.IntVar(&o.intraOpThreads, "intra-op-threads", 1, "ONNX Runtime threads per inference (requests already run in parallel; 0 = one per core)")
 	f.DurationVar(&o.collectionCheckEvery, "collection-check-every", 5*time.Second, "how often a collection's bundle id is re-checked")
+	f.Int64Var(&o.uploadsMaxMB, "uploads-max-mb", 1024, "quota of the --uploads-dir folder, MiB (0: none); a POST /v1/loops that would pass it gets 507")
+	f.DurationVar(&o.bodyReadTimeout, "body-read-timeout", query.DefaultBodyReadTimeout, "how long a client may take to send a request body")
+	f.StringSliceVar(&o.allowedHosts, "allowed-hosts", nil, "Host names the server answers to (default: localhost, 127.0.0.1 and ::1 when --addr is loopback, any otherwise; * for any)")
+	f.StringSliceVar(&o.corsOrigins, "cors-origin", nil, "browser origins (scheme://host[:port]) allowed to call the API from another site (default: none)")
+}
+
+// hosts is the Host allowlist the flags ask for; nil allows any.
+func (o *serveOptions) hosts() []string {
+	switch {
+	case len(o.allowedHosts) == 1 && o.allowedHosts[0] == "*":
+		return nil
+	case len(o.allowedHosts) > 0:
+		out := make([]string, len(o.allowedHosts))
+		for i, h := range o.allowedHosts {
+			out[i] = strings.ToLower(strings.Trim(strings.TrimSpace(h), "[]"))
+		}
+		return out
+	case query.IsLoopback(o.addr):
+		return query.LoopbackHosts()
+	}
+	return nil
 }
 
 // service is everything a query needs, opened once: the ONNX Runtime, the bundle's
@@ -136,7 +162,8 @@ func newServer(s *service, o *serveOptions, metrics *query.Metrics, log *slog.Lo
 	cfg := query.ServerConfig{Engine: s.engine, Logger: log, Metrics: metrics,
 		MaxUploadBytes: o.maxUploadMB << 20, MaxUploadDuration: time.Duration(o.maxUploadSeconds * float64(time.Second)),
 		MaxUploadFiles: o.maxUploadFiles, RequestTimeout: o.requestTimeout, UploadTimeout: o.uploadTimeout,
-		PreviewCacheBytes: o.previewCacheMB << 20}
+		PreviewCacheBytes: o.previewCacheMB << 20, BodyReadTimeout: o.bodyReadTimeout,
+		AllowedHosts: o.hosts(), AllowedOrigins: o.corsOrigins}
 	if o.apiKeysFile != "" {
 		keys, err := query.LoadAPIKeys(o.apiKeysFile, o.rateLimit, o.rateBurst)
 		if err != nil {
@@ -149,7 +176,7 @@ func newServer(s *service, o *serveOptions, metrics *query.Metrics, log *slog.Lo
 		if err != nil {
 			return nil, exitError{code: 2, err: err}
 		}
-		cfg.Ingester = uploadIngester{&ingest.Uploads{Dir: dir, Config: s.ingestConfig(storeName, log)}}
+		cfg.Ingester = uploadIngester{&ingest.Uploads{Dir: dir, MaxBytes: o.uploadsMaxMB << 20, Config: s.ingestConfig(storeName, log)}}
 	}
 	return query.NewServer(cfg)
 }
