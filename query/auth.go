@@ -28,6 +28,67 @@ type APIKeys struct {
 
 	mu       sync.Mutex
 	limiters map[int]*rate.Limiter
+	// failures limits wrong or missing keys per client address, so keys cannot be
+	// guessed at the speed of the network.
+	failures *failureLimiter
+}
+
+// failureLimiter allows each client address a burst of failed authentications, then
+// one per interval. It forgets quiet addresses, so its memory stays bounded.
+type failureLimiter struct {
+	mu      sync.Mutex
+	perAddr map[string]*rate.Limiter
+	limit   rate.Limit
+	burst   int
+	max     int
+}
+
+// Failed authentications allowed per client address: a burst, then one a second.
+const (
+	failedAuthBurst     = 10
+	failedAuthPerSecond = 1
+	failedAuthAddrs     = 10000
+)
+
+func newFailureLimiter() *failureLimiter {
+	return &failureLimiter{perAddr: map[string]*rate.Limiter{}, limit: failedAuthPerSecond, burst: failedAuthBurst, max: failedAuthAddrs}
+}
+
+// blocked reports whether addr has used up its failures (without spending one).
+func (f *failureLimiter) blocked(addr string) (time.Duration, bool) {
+	f.mu.Lock()
+	defer f.mu.Unlock()
+	l := f.perAddr[addr]
+	if l == nil {
+		return 0, false
+	}
+	r := l.Reserve()
+	d := r.Delay()
+	r.Cancel()
+	return d, d > 0
+}
+
+// failed spends one of addr's failures.
+func (f *failureLimiter) failed(addr string) {
+	f.mu.Lock()
+	defer f.mu.Unlock()
+	l := f.perAddr[addr]
+	if l == nil {
+		if len(f.perAddr) >= f.max {
+			// Forget addresses whose bucket has refilled: they are as good as new.
+			for a, x := range f.perAddr {
+				if x.Tokens() >= float64(f.burst) {
+					delete(f.perAddr, a)
+				}
+			}
+			if len(f.perAddr) >= f.max {
+				clear(f.perAddr)
+			}
+		}
+		l = rate.NewLimiter(f.limit, f.burst)
+		f.perAddr[addr] = l
+	}
+	l.Allow()
 }
 
 // MinKeyLength keeps guessable keys out of a keys file.
@@ -36,7 +97,7 @@ const MinKeyLength = 16
 // ParseAPIKeys reads one key per line; blank lines and lines starting with # are
 // ignored. perSecond and burst bound each key's request rate (perSecond <= 0: no limit).
 func ParseAPIKeys(text string, perSecond float64, burst int) (*APIKeys, error) {
-	k := &APIKeys{limit: rate.Limit(perSecond), burst: burst, limiters: map[int]*rate.Limiter{}}
+	k := &APIKeys{limit: rate.Limit(perSecond), burst: burst, limiters: map[int]*rate.Limiter{}, failures: newFailureLimiter()}
 	if perSecond <= 0 {
 		k.limit = rate.Inf
 	}
@@ -122,8 +183,16 @@ func presentedKey(r *http.Request) string {
 // middleware demands a valid key and spends one token of its rate.
 func (k *APIKeys) middleware() gin.HandlerFunc {
 	return func(c *gin.Context) {
+		client := c.ClientIP()
+		if d, blocked := k.failures.blocked(client); blocked {
+			c.Header("Retry-After", strconv.Itoa(max(int(math.Ceil(d.Seconds())), 1)))
+			writeProblem(c, http.StatusTooManyRequests, "rate-limited",
+				fmt.Sprintf("too many requests with a wrong or missing API key from this address: retry after %s with a valid key", d.Round(time.Millisecond)))
+			return
+		}
 		key := presentedKey(c.Request)
 		if key == "" {
+			k.failures.failed(client)
 			c.Header("WWW-Authenticate", `Bearer realm="loopmatch"`)
 			writeProblem(c, http.StatusUnauthorized, "unauthorized",
 				"send an API key as 'Authorization: Bearer KEY' or 'X-API-Key: KEY'")
@@ -131,6 +200,7 @@ func (k *APIKeys) middleware() gin.HandlerFunc {
 		}
 		i := k.match(key)
 		if i < 0 {
+			k.failures.failed(client)
 			c.Header("WWW-Authenticate", `Bearer realm="loopmatch", error="invalid_token"`)
 			writeProblem(c, http.StatusUnauthorized, "unauthorized", "the API key is not valid: check it against the keys file the server was started with")
 			return

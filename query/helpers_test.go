@@ -238,6 +238,10 @@ func (f *fixture) do(method, path, ctype string, body io.Reader, hdr ...string) 
 		req.Header.Set("Content-Type", ctype)
 	}
 	for i := 0; i+1 < len(hdr); i += 2 {
+		if hdr[i] == "Host" {
+			req.Host = hdr[i+1]
+			continue
+		}
 		req.Header.Set(hdr[i], hdr[i+1])
 	}
 	resp, err := f.srv.Client().Do(req)
