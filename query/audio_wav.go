@@ -54,7 +54,7 @@ func (s *Server) serveWAVRendition(c *gin.Context, id string, f *os.File, size i
 	c.Header("ETag", `"`+id+`.wav"`)
 	c.Header("Cache-Control", "private, max-age=86400")
 	c.Header("X-Content-Type-Options", "nosniff")
-	http.ServeContent(c.Writer, c.Request, "", mod, bytes.NewReader(wav))
+	serveContent(c, mod, bytes.NewReader(wav))
 }
 
 func (s *Server) wavRendition(ctx context.Context, id string, f *os.File, size int64) ([]byte, error) {
