@@ -2,6 +2,7 @@ package query
 
 import (
 	"bytes"
+	"encoding/json"
 	"errors"
 	"math"
 	"net/http"
@@ -148,7 +149,7 @@ func FuzzParseUpload(f *testing.F) {
 			}
 			return
 		}
-		if !loopid.ValidInstrument(meta.Instrument) || len(files) == 0 || len(files) > 4 || meta.BPM < 0 || meta.BPM > maxBPM {
+		if !loopid.ValidInstrument(meta.Instrument) || len(files) == 0 || len(files) > 4 || math.IsNaN(meta.BPM) || meta.BPM != 0 && (meta.BPM < 1 || meta.BPM > maxBPM) {
 			t.Fatalf("accepted %+v with %d files", meta, len(files))
 		}
 		for _, fl := range files {
@@ -372,6 +373,52 @@ func FuzzParseGenerateHTTP(f *testing.F) {
 			checkGenerateErr(t, err)
 		} else {
 			checkTransfer(t, q, limit)
+		}
+	})
+}
+
+// FuzzCheckJSONShape: whatever the scan accepts and a decoder takes as JSON is nested
+// at most maxJSONDepth deep and holds at most maxJSONTokens values; the scan never
+// panics, whatever the bytes.
+func FuzzCheckJSONShape(f *testing.F) {
+	for _, s := range []string{`{"seed_id": "x", "filter": {"keys": ["Am", "C"]}}`, `[[[[[[[[[[[[[[[[[[]]]]]]]]]]]]]]]]]]`,
+		`"[[[[[[[[[[[[[[[[[[[[[[["`, `{"a": "\\\"[[[["}`, `[1,2,3]`, ``, `\`} {
+		f.Add([]byte(s))
+	}
+	f.Fuzz(func(t *testing.T, b []byte) {
+		err := checkJSONShape(b)
+		if err != nil {
+			var ae *apiError
+			if !errors.As(err, &ae) || ae.status != http.StatusBadRequest {
+				t.Fatalf("not a 400: %v", err)
+			}
+			return
+		}
+		if !json.Valid(b) {
+			return
+		}
+		dec := json.NewDecoder(bytes.NewReader(b))
+		depth, values := 0, 0
+		for {
+			tok, err := dec.Token()
+			if err != nil {
+				break
+			}
+			values++
+			if d, ok := tok.(json.Delim); ok {
+				switch d {
+				case '[', '{':
+					depth++
+				default:
+					depth--
+				}
+			}
+			if depth > maxJSONDepth {
+				t.Fatalf("accepted JSON nested %d deep: %q", depth, b)
+			}
+		}
+		if values > 3*maxJSONTokens {
+			t.Fatalf("accepted JSON of %d values: %.80q", values, b)
 		}
 	})
 }
