@@ -9,6 +9,7 @@ import (
 	"os"
 	"path/filepath"
 	"strings"
+	"sync"
 
 	"github.com/loopmatch/loopmatch/audio"
 	"github.com/loopmatch/loopmatch/loopid"
@@ -53,6 +54,11 @@ type Uploads struct {
 	// Config is the ingest configuration (store, bundle, encoders); Rules and Manifest
 	// are set per upload.
 	Config Config
+
+	// mu runs one upload at a time: two uploads of the same bytes share one file, and
+	// one's clean-up must not remove it under the other's ingest. Each ingest already
+	// uses every worker, so nothing is lost.
+	mu sync.Mutex
 }
 
 // Ingest stores one upload's files in the instrument's collection. It returns an
@@ -61,6 +67,8 @@ func (u *Uploads) Ingest(ctx context.Context, meta UploadMeta, files []Upload) (
 	if _, ok := u.Config.Encoders[meta.Instrument]; !ok {
 		return nil, fmt.Errorf("the bundle has no %s encoder, so %s loops cannot be stored: upload loops of an instrument the bundle encodes", meta.Instrument, meta.Instrument)
 	}
+	u.mu.Lock()
+	defer u.mu.Unlock()
 	dir := filepath.Join(u.Dir, meta.Instrument)
 	if err := os.MkdirAll(dir, 0o755); err != nil {
 		return nil, fmt.Errorf("uploads folder: %w (check --uploads-dir is writable)", err)

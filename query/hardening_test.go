@@ -1,6 +1,7 @@
 package query
 
 import (
+	"bytes"
 	"context"
 	"errors"
 	"fmt"
@@ -391,4 +392,45 @@ func procStatus(t testing.TB, field string) int64 {
 	}
 	t.Fatalf("no %s in /proc/self/status", field)
 	return 0
+}
+
+// TestConcurrentIdenticalUploads: the same bytes uploaded by several clients at once
+// (the soak found it): one upload's clean-up of a failed file must not pull it from
+// under another's ingest, so every answer is 200 or 201, never a 500, and nothing
+// that failed is left behind.
+func TestConcurrentIdenticalUploads(t *testing.T) {
+	be := embeddedBackend(t)
+	b, m := bundleModels(t, testBundle)
+	uploads := t.TempDir()
+	f := newFixture(t, be, nil, func(_ *recommend.Config, s *ServerConfig) {
+		s.Ingester = uploadIngester{&ingest.Uploads{Dir: uploads, Config: ingestConfigFor(b, be.store, encodersOf(m))}}
+	})
+	ctype, body := form("instrument", "bass", "@file", string(wavOf(t, 1, 0)))
+	var wg sync.WaitGroup
+	codes := make(chan int, 8)
+	for i := 0; i < 8; i++ {
+		wg.Add(1)
+		go func() {
+			defer wg.Done()
+			req, _ := http.NewRequest("POST", f.srv.URL+"/v1/loops", bytes.NewReader(body.Bytes()))
+			req.Header.Set("Content-Type", ctype)
+			resp, err := f.srv.Client().Do(req)
+			if err != nil {
+				t.Error(err)
+				return
+			}
+			resp.Body.Close()
+			codes <- resp.StatusCode
+		}()
+	}
+	wg.Wait()
+	close(codes)
+	for c := range codes {
+		if c != http.StatusOK {
+			t.Errorf("status %d, want 200 (a failed upload)", c)
+		}
+	}
+	if n := countFiles(t, uploads); n != 0 {
+		t.Errorf("%d files left in the uploads folder", n)
+	}
 }

@@ -293,8 +293,10 @@ func (s *Server) fail(c *gin.Context, err error) {
 	_ = c.Error(err)
 	detail := err.Error()
 	if status == http.StatusInternalServerError {
+		// The error may name server paths or internals: it goes to the log, and the
+		// answer carries the request id that finds it there.
 		s.log.Error("request failed", "request_id", requestID(c), "err", err)
-		detail = "the server failed to answer; it is logged under this request_id: " + detail
+		detail = "the server failed to answer; the cause is logged under this request_id: report it with that id"
 	}
 	if slug == "timeout" {
 		hint := "narrow it (smaller k, no mmr_lambda)"

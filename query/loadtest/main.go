@@ -5,8 +5,15 @@
 // a fixed count), then reports throughput, latency percentiles, errors and the server's
 // peak RSS (VmHWM from /proc/PID/status), and stops the server.
 //
+// With -mix the clients send a mix of good and bad requests (unknown seeds, broken and
+// 10,000-deep JSON, bodies over the limits declared and chunked, cross-site posts,
+// foreign Host names, broken multipart, uploads of silence) and the run reports the
+// answers by status, the p99 of each kind, and the server's RSS every 10 s: the soak
+// of the hardening work. Every answer must be the expected 4xx or 200, never a 5xx.
+//
 //	go build -o bin/loopmatch ./cmd/loopmatch
 //	go run ./query/loadtest -rows 10000 -seconds 60 -concurrency 32
+//	go run ./query/loadtest -mix -rows 10000 -seconds 600 -concurrency 64
 package main
 
 import (
@@ -41,7 +48,7 @@ func main() {
 		rows, seeds, concurrency, k, maxRequests int
 		seconds                                  float64
 		bin, bundleDir, storeDir                 string
-		preview                                  bool
+		preview, mix                             bool
 	)
 	flag.IntVar(&rows, "rows", 10000, "bass loops in the store")
 	flag.IntVar(&seeds, "seeds", 1000, "drum loops (seeds) in the store")
@@ -53,11 +60,12 @@ func main() {
 	flag.StringVar(&bundleDir, "bundle", "models/loopmatch-v2", "model bundle")
 	flag.StringVar(&storeDir, "store", "", "store folder (default: a temporary one, removed at the end)")
 	flag.BoolVar(&preview, "preview", false, "ask for previews")
+	flag.BoolVar(&mix, "mix", false, "send a mix of good and bad requests (the soak): report answers by status and the server's RSS over time")
 	flag.Parse()
 	if seconds <= 0 || seconds > 600 || concurrency < 1 || concurrency > 1024 || rows < 1 || rows > 5_000_000 {
 		fail(errors.New("bounds: 0 < seconds <= 600, 1 <= concurrency <= 1024, 1 <= rows <= 5,000,000"))
 	}
-	if err := run(rows, seeds, concurrency, k, maxRequests, time.Duration(seconds*float64(time.Second)), bin, bundleDir, storeDir, preview); err != nil {
+	if err := run(rows, seeds, concurrency, k, maxRequests, time.Duration(seconds*float64(time.Second)), bin, bundleDir, storeDir, preview, mix); err != nil {
 		fail(err)
 	}
 }
@@ -67,7 +75,7 @@ func fail(err error) {
 	os.Exit(1)
 }
 
-func run(rows, nseeds, concurrency, k, maxRequests int, dur time.Duration, bin, bundleDir, storeDir string, preview bool) error {
+func run(rows, nseeds, concurrency, k, maxRequests int, dur time.Duration, bin, bundleDir, storeDir string, preview, mix bool) error {
 	b, err := onnx.LoadBundle(bundleDir)
 	if err != nil {
 		return err
@@ -89,7 +97,16 @@ func run(rows, nseeds, concurrency, k, maxRequests int, dur time.Duration, bin, 
 	if err != nil {
 		return err
 	}
-	srv := exec.Command(bin, "serve", "--store", "embedded:"+storeDir, "--bundle", bundleDir, "--addr", addr, "--log-level", "warn")
+	args := []string{"serve", "--store", "embedded:" + storeDir, "--bundle", bundleDir, "--addr", addr, "--log-level", "warn"}
+	var uploads string
+	if mix {
+		if uploads, err = os.MkdirTemp("", "loopmatch-soak-uploads-*"); err != nil {
+			return err
+		}
+		defer os.RemoveAll(uploads)
+		args = append(args, "--uploads-dir", uploads, "--max-upload-mb", "2", "--log-level", "error")
+	}
+	srv := exec.Command(bin, args...)
 	srv.Stdout, srv.Stderr = os.Stderr, os.Stderr
 	if err := srv.Start(); err != nil {
 		return fmt.Errorf("start %s: %w (build it: go build -o bin/loopmatch ./cmd/loopmatch)", bin, err)
@@ -105,6 +122,9 @@ func run(rows, nseeds, concurrency, k, maxRequests int, dur time.Duration, bin, 
 	rssBefore, _ := procStatus(srv.Process.Pid, "VmRSS")
 
 	client := &http.Client{Transport: &http.Transport{MaxIdleConnsPerHost: concurrency, MaxConnsPerHost: concurrency}, Timeout: 30 * time.Second}
+	if mix {
+		return soak(client, base, srv.Process.Pid, seeds, concurrency, maxRequests, dur, uploads)
+	}
 	ctx, cancel := context.WithTimeout(context.Background(), dur)
 	defer cancel()
 	var (
