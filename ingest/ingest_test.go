@@ -214,6 +214,22 @@ func TestIngestGoodAndBroken(t *testing.T) {
 			t.Errorf("%s: not reported as failed", b)
 		}
 	}
+	// Every failure and skip carries a stable code; a broken file gets a specific one.
+	for _, f := range append(rep.Failures, rep.SkippedFiles...) {
+		if f.Code == "" {
+			t.Errorf("%s: no code (%s)", f.Path, f.Reason)
+		}
+	}
+	generic := 0
+	for _, f := range rep.Failures {
+		if f.Code == CodeFailed {
+			generic++
+			t.Logf("%s: only the generic code: %s", f.Path, f.Reason)
+		}
+	}
+	if generic == len(rep.Failures) {
+		t.Errorf("no failure got a specific code")
+	}
 	snap := snapshot(t, store)
 	if len(snap) != len(good) {
 		t.Fatalf("store holds %d rows, want %d", len(snap), len(good))

@@ -1,10 +1,14 @@
 package ingest
 
 import (
+	"errors"
+	"fmt"
 	"math"
 	"os"
 	"path/filepath"
 	"testing"
+
+	"github.com/loopmatch/loopmatch/audio"
 )
 
 // TestManifestSplit: the optional split column is read from CSV and JSONL, lower-cased,
@@ -102,5 +106,24 @@ func TestNewManifest(t *testing.T) {
 				t.Fatalf("Lookup = %+v, %v", e, ok)
 			}
 		})
+	}
+}
+
+// TestCodeOf: each typed failure maps to its stable code.
+func TestCodeOf(t *testing.T) {
+	for _, c := range []struct {
+		err  error
+		want Code
+	}{
+		{fmt.Errorf("decode x: %w", audio.ErrSilent), CodeSilent},
+		{fmt.Errorf("decode x: %w", audio.ErrTruncated), CodeTruncated},
+		{fmt.Errorf("decode x: %w", audio.ErrUnsupported), CodeUnsupported},
+		{failWith(CodeEncodeFailed, errors.New("x")), CodeEncodeFailed},
+		{fmt.Errorf("upload: %w", ErrUploadsFull), CodeUploadsFull},
+		{errors.New("something else"), CodeFailed},
+	} {
+		if got := CodeOf(c.err); got != c.want {
+			t.Errorf("CodeOf(%v) = %q, want %q", c.err, got, c.want)
+		}
 	}
 }

@@ -16,6 +16,7 @@ import (
 	"sync"
 	"sync/atomic"
 	"testing"
+	"time"
 
 	"github.com/loopmatch/loopmatch/ingest"
 	"github.com/loopmatch/loopmatch/recommend"
@@ -433,4 +434,25 @@ func TestConcurrentIdenticalUploads(t *testing.T) {
 	if n := countFiles(t, uploads); n != 0 {
 		t.Errorf("%d files left in the uploads folder", n)
 	}
+}
+
+// TestSlowBody: a body that stops arriving is answered 408 once the body's own read
+// deadline passes, long before the handler's deadline.
+func TestSlowBody(t *testing.T) {
+	f := newFixture(t, embeddedBackend(t), nil, func(_ *recommend.Config, s *ServerConfig) {
+		s.BodyReadTimeout = 300 * time.Millisecond
+		s.RequestTimeout = time.Hour
+	})
+	pr, pw := io.Pipe()
+	defer pw.Close()
+	go pw.Write([]byte(`{"seed_id": "`)) // then nothing more
+	req, _ := http.NewRequest("POST", f.srv.URL+"/v1/recommend", pr)
+	req.Header.Set("Content-Type", "application/json")
+	resp, err := f.srv.Client().Do(req)
+	if err != nil {
+		t.Fatal(err)
+	}
+	raw, _ := io.ReadAll(resp.Body)
+	resp.Body.Close()
+	checkProblem(t, resp.StatusCode, resp.Header, raw, http.StatusRequestTimeout)
 }
