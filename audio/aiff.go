@@ -44,6 +44,9 @@ func decodeAIFF(data []byte, lim Limits) (*Buffer, error) {
 	if comm == nil {
 		return nil, fmt.Errorf("%w: no COMM chunk", ErrCorrupt)
 	}
+	if err := checkDeclaredSize("FORM", uint64(binary.BigEndian.Uint32(data[4:8])), len(data), lim); err != nil {
+		return nil, err
+	}
 	if len(comm) < 18 {
 		return nil, fmt.Errorf("%w: COMM chunk is %d bytes, want 18", ErrCorrupt, len(comm))
 	}

@@ -277,6 +277,8 @@ func TestBrokenFiles(t *testing.T) {
 		{"wav 12-bit integer", le16(le16(good, 34, 12), 32, 2), ErrUnsupported},
 		{"wav RIFF declares 2 GB", le32(good, 4, 0x7FFFFFF0), ErrTooLarge},
 		{"wav RIFF declares more than the file", le32(good, 4, uint32(len(good)+1000)), ErrTruncated},
+		{"aiff FORM declares 2 GB", be32(aiff(comm(1, 10, 16, 16398), make([]byte, 28), "AIFF"), 4, 0x7FFFFFF0), ErrTooLarge},
+		{"aiff FORM declares more than the file", be32(aiff(comm(1, 10, 16, 16398), make([]byte, 28), "AIFF"), 4, 5000), ErrTruncated},
 		{"aiff SSND declares 4 GB", be32(aiff(comm(1, 10, 16, 16398), make([]byte, 28), "AIFF"), 12+8+18+4, 0xFFFFFFF0), ErrTooLarge},
 		{"aiff NaN rate", aiff(comm(1, 10, 16, 0x7fff), make([]byte, 28), "AIFF"), ErrCorrupt},
 		{"aiff 1000 channels", aiff(comm(1000, 10, 16, 16398), make([]byte, 28), "AIFF"), ErrCorrupt},

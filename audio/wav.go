@@ -152,12 +152,18 @@ func checkRIFFSize(data []byte, rf64 bool, lim Limits) error {
 	if rf64 || declared == 0 || declared == 0xFFFFFFFF {
 		return nil
 	}
+	return checkDeclaredSize("RIFF", declared, len(data), lim)
+}
+
+// checkDeclaredSize checks a container's declared size (after its 8-byte header)
+// against the file's length and the limits.
+func checkDeclaredSize(container string, declared uint64, fileLen int, lim Limits) error {
 	if declared > uint64(lim.MaxFileBytes) {
-		return fmt.Errorf("%w: the RIFF header declares %d bytes, the limit is %d", ErrTooLarge, declared, lim.MaxFileBytes)
+		return fmt.Errorf("%w: the %s header declares %d bytes, the limit is %d", ErrTooLarge, container, declared, lim.MaxFileBytes)
 	}
 	// One byte of slack: some writers count the pad byte of an odd last chunk.
-	if declared+8 > uint64(len(data))+1 {
-		return fmt.Errorf("%w: the RIFF header declares %d bytes but the file has %d: the file was cut short or its header is wrong; re-export it", ErrTruncated, declared+8, len(data))
+	if declared+8 > uint64(fileLen)+1 {
+		return fmt.Errorf("%w: the %s header declares %d bytes but the file has %d: the file was cut short or its header is wrong; re-export it", ErrTruncated, container, declared+8, fileLen)
 	}
 	return nil
 }
