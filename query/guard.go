@@ -98,18 +98,16 @@ func (s *Server) originGuard(c *gin.Context) {
 	c.Next()
 }
 
-// sameOrigin reports whether an Origin header names this server (scheme and host:port
-// as the request reached it). "null" (a sandboxed or file: page) is never the same.
+// sameOrigin reports whether an Origin header names this server: its host:port as the
+// request reached it. The scheme is not compared: behind a proxy that ends TLS the
+// page's origin is https while the request arrives here as http. "null" (a sandboxed or
+// file: page) is never the same.
 func sameOrigin(origin string, r *http.Request) bool {
 	u, err := url.Parse(origin)
-	if err != nil || u.Host == "" {
+	if err != nil || u.Host == "" || (u.Scheme != "http" && u.Scheme != "https") {
 		return false
 	}
-	scheme := "http"
-	if r.TLS != nil {
-		scheme = "https"
-	}
-	return u.Scheme == scheme && strings.EqualFold(u.Host, r.Host)
+	return strings.EqualFold(u.Host, r.Host)
 }
 
 // bodyLimit is the most body bytes a request to route may carry, by its media type:
