@@ -64,6 +64,11 @@ func Parse(spec string) (Spec, error) {
 	if u.Port() == "" {
 		s.Addr = net.JoinHostPort(u.Hostname(), DefaultMilvusPort)
 	}
+	// url.Parse lets some malformed hosts through ("milvus://]0"): the address must
+	// split into a host and a port, as dialing will.
+	if host, port, err := net.SplitHostPort(s.Addr); err != nil || host == "" || port == "" {
+		return Spec{}, fmt.Errorf("store %q: %q is not host:port: write milvus://host:19530", spec, s.Addr)
+	}
 	for k, v := range u.Query() {
 		switch k {
 		case "consistency":
