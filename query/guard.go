@@ -2,6 +2,7 @@ package query
 
 import (
 	"fmt"
+	"io"
 	"net"
 	"net/http"
 	"net/url"
@@ -153,8 +154,29 @@ func (s *Server) bodyGuard(route string) gin.HandlerFunc {
 		}
 		r.Body = http.MaxBytesReader(c.Writer, r.Body, limit)
 		if d := s.cfg.BodyReadTimeout; d > 0 {
-			_ = http.NewResponseController(c.Writer).SetReadDeadline(time.Now().Add(d))
+			rc := http.NewResponseController(c.Writer)
+			_ = rc.SetReadDeadline(time.Now().Add(d))
+			r.Body = &bodyDeadline{ReadCloser: r.Body, rc: rc}
 		}
 		c.Next()
 	}
+}
+
+// bodyDeadline lifts the body's read deadline once the body has been read to its end:
+// net/http keeps reading the connection in the background while the handler runs (to
+// notice a client that goes away), and a deadline passing then would cancel a long
+// handler (an upload's ingest) that has long had its whole body.
+type bodyDeadline struct {
+	io.ReadCloser
+	rc   *http.ResponseController
+	done bool
+}
+
+func (b *bodyDeadline) Read(p []byte) (int, error) {
+	n, err := b.ReadCloser.Read(p)
+	if err == io.EOF && !b.done {
+		b.done = true
+		_ = b.rc.SetReadDeadline(time.Time{})
+	}
+	return n, err
 }

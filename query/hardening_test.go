@@ -456,3 +456,39 @@ func TestSlowBody(t *testing.T) {
 	resp.Body.Close()
 	checkProblem(t, resp.StatusCode, resp.Header, raw, http.StatusRequestTimeout)
 }
+
+// slowIngester takes longer than the body's read deadline, after the body was read.
+type slowIngester struct{ wait time.Duration }
+
+func (s slowIngester) Ingest(ctx context.Context, meta UploadMeta, files []Upload) ([]UploadResult, error) {
+	select {
+	case <-time.After(s.wait):
+	case <-ctx.Done():
+		return nil, fmt.Errorf("cancelled while ingesting: %w", ctx.Err())
+	}
+	return []UploadResult{{Filename: files[0].Filename, ID: strings.Repeat("a", 32), Status: "stored"}}, nil
+}
+
+// TestBodyDeadlineEndsWithTheBody: the body's read deadline ends once the body is read;
+// a handler that works longer than it (an upload's ingest) is not cancelled.
+func TestBodyDeadlineEndsWithTheBody(t *testing.T) {
+	for _, c := range []struct {
+		name  string
+		ctype string
+		body  string
+	}{
+		{"multipart upload", "", ""},
+	} {
+		t.Run(c.name, func(t *testing.T) {
+			f := newFixture(t, embeddedBackend(t), nil, func(_ *recommend.Config, s *ServerConfig) {
+				s.BodyReadTimeout = 200 * time.Millisecond
+				s.Ingester = slowIngester{wait: time.Second}
+			})
+			ctype, body := form("instrument", "bass", "@file", string(wavOf(t, 1, 0.5)))
+			code, _, raw := f.do("POST", "/v1/loops", ctype, body)
+			if code != http.StatusCreated {
+				t.Fatalf("status %d, want 201: %s", code, raw)
+			}
+		})
+	}
+}

@@ -291,6 +291,9 @@ func readForm(r *http.Request, boundary string, lim formLimits) (url.Values, []f
 		}
 		p, err := mr.NextPart()
 		if err == io.EOF {
+			// Read the epilogue to the body's end, so the body counts as read (and its
+			// read deadline is lifted, see bodyDeadline).
+			_, _ = io.Copy(io.Discard, io.LimitReader(r.Body, maxFieldBytes))
 			break
 		}
 		if err != nil {
