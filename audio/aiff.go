@@ -70,6 +70,11 @@ func decodeAIFF(data []byte, lim Limits) (*Buffer, error) {
 	}
 	width := (bits + 7) / 8
 	var kind sampleKind
+	if (comp == "NONE" || comp == "twos" || comp == "sowt" || comp == "raw ") && bits > 32 {
+		// integer AIFF samples are 1 to 32 bits, left-justified in whole bytes (a 12-bit
+		// sample fills two bytes and decodes as 16-bit); more is a damaged header
+		return nil, fmt.Errorf("%w: %d bits per integer sample (AIFF allows 1 to 32)", ErrCorrupt, bits)
+	}
 	switch comp {
 	case "NONE", "twos":
 		kind = kindPCMBE

@@ -282,6 +282,7 @@ func TestBrokenFiles(t *testing.T) {
 		{"aiff SSND declares 4 GB", be32(aiff(comm(1, 10, 16, 16398), make([]byte, 28), "AIFF"), 12+8+18+4, 0xFFFFFFF0), ErrTooLarge},
 		{"aiff NaN rate", aiff(comm(1, 10, 16, 0x7fff), make([]byte, 28), "AIFF"), ErrCorrupt},
 		{"aiff 1000 channels", aiff(comm(1000, 10, 16, 16398), make([]byte, 28), "AIFF"), ErrCorrupt},
+		{"aiff 40-bit integer samples", aiff(comm(1, 10, 40, 16398), make([]byte, 60), "AIFF"), ErrCorrupt},
 	}
 	for _, c := range cases {
 		t.Run(c.name, func(t *testing.T) {
