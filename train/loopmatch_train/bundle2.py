@@ -18,7 +18,7 @@ from .audio_io import N, SR, load_mono, window
 from . import bundle as B1
 from .bundle import golden, sha256
 from .export import _export, session
-from .models import C_LAT, HOP, N_FFT, N_MELS, T_LAT, DecoderGraph, DecoderGraphV2, EncoderGraphV2, MapperV2
+from .models import C_LAT, T_LAT, DecoderGraph, DecoderGraphV2, EncoderGraphV2, MapperV2
 
 NAME, VERSION = "loopmatch-v2", "2.0.0"
 SHIPPED_LABEL = "loopmatch-v2 (compatibility towers)"

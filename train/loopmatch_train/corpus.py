@@ -320,3 +320,12 @@ def read_meta(corpus_dir: str) -> list[dict]:
         r["bars"] = int(r["bars"])
         r["samples"] = int(r["samples"])
     return rows
+
+
+def columns(rows: list[dict], splits=("train", "val", "test")):
+    """Per-row arrays (instrument, split, pack, bpm, key) and the row indices of every
+    (instrument, split) among `splits`."""
+    col = {k: np.array([r[k] for r in rows]) for k in ("instrument", "split", "pack", "bpm", "key")}
+    idx = {(i, s): np.where((col["instrument"] == i) & (col["split"] == s))[0]
+           for i in ("drum", "bass") for s in splits}
+    return col, idx

@@ -31,3 +31,14 @@ def compute(corpus_dir: str, out_dir: str, batch: int = 32) -> None:
         w = csv.DictWriter(f, fieldnames=list(rows[0].keys()))
         w.writeheader()
         w.writerows(rows)
+
+
+def load_or_compute(corpus_dir: str, out_dir: str, reuse: bool):
+    """(rows, log-mel, log-magnitude) of a rendered corpus; the features are computed unless
+    `reuse` and a cache exists, and opened as memory maps."""
+    if not (reuse and os.path.exists(os.path.join(out_dir, "logmel.npy"))):
+        compute(corpus_dir, out_dir)
+    rows = read_meta(corpus_dir)
+    logmel = np.load(os.path.join(out_dir, "logmel.npy"), mmap_mode="r")
+    logmag = np.load(os.path.join(out_dir, "logmag.npy"), mmap_mode="r")
+    return rows, logmel, logmag

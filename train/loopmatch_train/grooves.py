@@ -342,7 +342,8 @@ def _spec_human(style, rng) -> GrooveSpec | None:
     pats = human_patterns()
     if not pats:
         return None
-    ia, ib = int(rng.integers(0, len(pats))), int(rng.integers(0, len(pats)))
+    ia = int(rng.integers(0, len(pats)))
+    rng.integers(0, len(pats))  # kept: the shipped corpus drew it (bar B comes from the same song below)
     # bar B is usually the same pattern; sometimes a neighbour of the same song (A/B phrase)
     a = pats[ia]
     b = a

@@ -64,22 +64,14 @@ def main(argv=None):
 
     # 2. features
     import torch  # noqa: E402  (heavy imports after the light corpus step)
-    from .features import compute
+    from .features import load_or_compute
     t = time.time()
-    if not (args.skip_features and os.path.exists(os.path.join(feat_dir, "logmel.npy"))):
-        compute(corpus_dir, feat_dir)
-    rows = C.read_meta(corpus_dir)
-    logmel = np.load(os.path.join(feat_dir, "logmel.npy"), mmap_mode="r")
-    logmag = np.load(os.path.join(feat_dir, "logmag.npy"), mmap_mode="r")
+    rows, logmel, logmag = load_or_compute(corpus_dir, feat_dir, args.skip_features)
     durations["features_s"] = round(time.time() - t, 1)
     log(f"features ready: {len(rows)} loops ({durations['features_s']} s)")
 
-    inst = np.array([r["instrument"] for r in rows])
-    spl = np.array([r["split"] for r in rows])
-    packs_a = np.array([r["pack"] for r in rows])
-    bpm_a = np.array([r["bpm"] for r in rows])
-    key_a = np.array([r["key"] for r in rows])
-    idx = {(i, s): np.where((inst == i) & (spl == s))[0] for i in ("drum", "bass") for s in ("train", "val", "test")}
+    col, idx = C.columns(rows)
+    inst, spl, packs_a, bpm_a, key_a = (col[k] for k in ("instrument", "split", "pack", "bpm", "key"))
     stats = corpus_stats(packs, rows, split)
     log("corpus stats", json.dumps(stats))
 
