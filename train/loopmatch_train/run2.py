@@ -20,7 +20,6 @@ from . import corpus2 as C2
 SETTINGS = ["all", "bpm3", "same_bpm"]
 SPLITS = ["test", "transfer"]
 DIRECTIONS = (("drum", "bass"), ("bass", "drum"))
-V2_LABEL = "loopmatch-v2 (compatibility towers)"
 
 
 def log(*a):
@@ -242,6 +241,7 @@ def train_codec(a: dict, name: str, k: int, feat_dir: str, train_idx: list, val_
 
 def evaluate_all(args, rows, idx, logmel, zv, z2, ce, mappers, packs_a, bpm_a, key_a, corpus_dir):
     from .baselines import Ridge, pooled
+    from .bundle2 import SHIPPED_LABEL
     from .metrics import cosine_scores, evaluate, metadata_scores, random_scores
     from .train_mapper import map_all, pairs_of
     from .v1_baseline import v1_latents, v1_mapped
@@ -282,7 +282,7 @@ def evaluate_all(args, rows, idx, logmel, zv, z2, ce, mappers, packs_a, bpm_a, k
             # pass through the mapper, the VAE channels are MLP-Latent (L2)'s prediction
             mapped = z2[s_i].copy()
             mapped[:, ce:] = map_all(mappers[f"{direction}_l2"], zv[s_i])
-            scorers[V2_LABEL] = cosine_scores(mapped, z2[t_i])
+            scorers[SHIPPED_LABEL] = cosine_scores(mapped, z2[t_i])
             res = results.setdefault(direction, {}).setdefault(split, {})
             for setting in SETTINGS:
                 res[setting] = {label: evaluate(sc, packs_a[s_i], bpm_a[s_i], packs_a[t_i], bpm_a[t_i], setting)
