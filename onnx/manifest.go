@@ -20,7 +20,16 @@ const (
 	RoleEncoder = "encoder"
 	RoleDecoder = "decoder"
 	RoleMapper  = "mapper"
+	// RolePairFront is the reranker's per-loop half: one instrument's window of audio to
+	// the features the scorer reads, computed once per stored loop and cached.
+	RolePairFront = "pairfront"
+	// RoleScorer is the reranker's pair half: a drum's and a bass's pairfront features
+	// (inputs named by instrument) to a compatibility logit, higher fits better.
+	RoleScorer = "scorer"
 )
+
+// MaxRerankN bounds the manifest's default rerank depth (recommend caps requests too).
+const MaxRerankN = 10000
 
 // Manifest is a bundle's manifest.json (DESIGN.md, "Model bundle").
 type Manifest struct {
@@ -33,6 +42,19 @@ type Manifest struct {
 	Training      json.RawMessage `json:"training,omitempty"`
 	Metrics       json.RawMessage `json:"metrics,omitempty"`
 	Models        []ModelSpec     `json:"models"`
+	// Rerank says how recommend uses the bundle's scorer; nil when it has none.
+	Rerank *RerankSpec `json:"rerank,omitempty"`
+}
+
+// RerankSpec is the manifest's "rerank" block: whether recommend reranks by default with
+// this bundle (the trainer sets it only when the scorer wins on the transfer split), how
+// many of the cosine search's best it rescores, and how much of the cosine score joins the
+// pair logit in the final score (final = logit + ann_weight * cosine; 0 ranks by the pair
+// score alone).
+type RerankSpec struct {
+	Default   bool    `json:"default"`
+	N         int     `json:"n"`
+	AnnWeight float64 `json:"ann_weight,omitempty"`
 }
 
 // ModelSpec describes one ONNX file of the bundle.
@@ -41,7 +63,7 @@ type ModelSpec struct {
 	File        string       `json:"file"`
 	SHA256      string       `json:"sha256"`
 	Role        string       `json:"role"`
-	Instruments []string     `json:"instruments"` // encoder/decoder: one; mapper: [source, target]
+	Instruments []string     `json:"instruments"` // encoder/decoder/pairfront: one; mapper: [source, target]; scorer: [drum, bass]
 	Inputs      []TensorSpec `json:"inputs"`
 	Outputs     []TensorSpec `json:"outputs"`
 }
@@ -180,8 +202,12 @@ func (b *Bundle) check() error {
 		if len(s.SHA256) != 64 || strings.Trim(strings.ToLower(s.SHA256), "0123456789abcdef") != "" {
 			return fmt.Errorf("%s: sha256 %q is not 64 hex digits", where, s.SHA256)
 		}
-		if len(s.Inputs) != 1 || len(s.Outputs) != 1 {
-			return fmt.Errorf("%s: want one input and one output, manifest lists %d and %d", where, len(s.Inputs), len(s.Outputs))
+		nIn, wantInputs := 1, "one input"
+		if s.Role == RoleScorer {
+			nIn, wantInputs = 2, "two inputs"
+		}
+		if len(s.Inputs) != nIn || len(s.Outputs) != 1 {
+			return fmt.Errorf("%s: want %s and one output for a %s, manifest lists %d and %d", where, wantInputs, s.Role, len(s.Inputs), len(s.Outputs))
 		}
 		var wantIn, wantOut []int64
 		wantInst := 1
@@ -192,25 +218,38 @@ func (b *Bundle) check() error {
 			wantIn, wantOut = z, audio
 		case RoleMapper:
 			wantIn, wantOut, wantInst = z, z, 2
+		case RolePairFront:
+			wantIn, wantOut = audio, s.Outputs[0].Shape
+			if len(wantOut) != 3 || wantOut[0] != -1 || wantOut[1] <= 0 || wantOut[2] <= 0 {
+				return fmt.Errorf("%s: pairfront output %q shape %v: want [-1, C, T] with positive C and T", where, s.Outputs[0].Name, wantOut)
+			}
+		case RoleScorer:
+			wantInst = 2 // the inputs are checked against the pairfronts below
 		default:
-			return fmt.Errorf("%s: role %q is not one of %s, %s, %s", where, s.Role, RoleEncoder, RoleDecoder, RoleMapper)
+			return fmt.Errorf("%s: role %q is not one of %s, %s, %s, %s, %s", where, s.Role, RoleEncoder, RoleDecoder, RoleMapper, RolePairFront, RoleScorer)
 		}
 		if len(s.Instruments) != wantInst || slices.Contains(s.Instruments, "") {
-			if wantInst == 2 {
+			switch {
+			case s.Role == RoleScorer:
+				return fmt.Errorf("%s: a scorer names two instruments, [drum, bass] (its inputs, named by instrument); manifest has %q", where, s.Instruments)
+			case wantInst == 2:
 				return fmt.Errorf("%s: a mapper names two instruments, [source, target]; manifest has %q", where, s.Instruments)
 			}
 			return fmt.Errorf("%s: the %s names one instrument; manifest has %q", where, s.Role, s.Instruments)
 		}
 		key := s.Role + " " + strings.Join(s.Instruments, "->")
+		if s.Role == RoleScorer {
+			key = s.Role // one scorer per bundle: a request's pair picks its input order
+		}
 		if other, dup := roles[key]; dup {
 			return fmt.Errorf("%s: %q is already the %s: one model per role and instrument", where, other, key)
 		}
 		roles[key] = s.Name
-		for _, t := range []struct {
-			kind string
-			spec TensorSpec
-			want []int64
-		}{{"input", s.Inputs[0], wantIn}, {"output", s.Outputs[0], wantOut}} {
+		tensors := []tensorWant{{"input", s.Inputs[0], wantIn}, {"output", s.Outputs[0], wantOut}}
+		if s.Role == RoleScorer { // input shapes: checked against the pairfronts in checkRerank
+			tensors = []tensorWant{{"input", s.Inputs[0], s.Inputs[0].Shape}, {"input", s.Inputs[1], s.Inputs[1].Shape}, {"output", s.Outputs[0], []int64{-1}}}
+		}
+		for _, t := range tensors {
 			if t.spec.Name == "" {
 				return fmt.Errorf("%s: %s tensor needs a name", where, t.kind)
 			}
@@ -224,6 +263,51 @@ func (b *Bundle) check() error {
 		}
 		if err := checkSHA(filepath.Join(b.Dir, s.File), s.SHA256); err != nil {
 			return fmt.Errorf("%s: %w", where, err)
+		}
+	}
+	return b.checkRerank()
+}
+
+// tensorWant is one tensor of a model spec and the shape its role requires.
+type tensorWant struct {
+	kind string
+	spec TensorSpec
+	want []int64
+}
+
+// checkRerank ties the scorer to the pairfronts: one input per instrument, named by it,
+// shaped as that instrument's pairfront output; a rerank block only with a scorer.
+func (b *Bundle) checkRerank() error {
+	sc, err := b.Scorer()
+	if err != nil {
+		if b.Rerank != nil {
+			return errors.New("manifest has a \"rerank\" block but no model of role scorer: add the scorer and its pairfronts, or drop the block")
+		}
+		return nil
+	}
+	where := fmt.Sprintf("scorer %q (file %q)", sc.Name, sc.File)
+	if sc.Instruments[0] == sc.Instruments[1] {
+		return fmt.Errorf("%s: names %q twice: a scorer judges a pair of two instruments", where, sc.Instruments[0])
+	}
+	for _, inst := range sc.Instruments {
+		pf, err := b.PairFront(inst)
+		if err != nil {
+			return fmt.Errorf("%s: needs the %s pairfront that makes its %q input: %w", where, inst, inst, err)
+		}
+		i := slices.IndexFunc(sc.Inputs, func(t TensorSpec) bool { return t.Name == inst })
+		if i < 0 {
+			return fmt.Errorf("%s: no input named %q: name the scorer's inputs by instrument (%q)", where, inst, sc.Instruments)
+		}
+		if want := pf.Outputs[0].Shape; !slices.Equal(sc.Inputs[i].Shape, want) {
+			return fmt.Errorf("%s: input %q shape %v, want %v: the %s pairfront's output %q", where, inst, sc.Inputs[i].Shape, want, inst, pf.Outputs[0].Name)
+		}
+	}
+	if r := b.Rerank; r != nil {
+		if r.N < 1 || r.N > MaxRerankN {
+			return fmt.Errorf("manifest rerank.n is %d: give how many of the cosine search's best the scorer rescores, 1 to %d", r.N, MaxRerankN)
+		}
+		if math.IsNaN(r.AnnWeight) || math.IsInf(r.AnnWeight, 0) || r.AnnWeight < 0 {
+			return fmt.Errorf("manifest rerank.ann_weight is %v: give a finite weight >= 0 (0 ranks by the pair score alone)", r.AnnWeight)
 		}
 	}
 	return nil
@@ -276,6 +360,36 @@ func (b *Bundle) Decoder(instrument string) (ModelSpec, error) {
 // Mapper returns the mapper from one instrument's latent to another's.
 func (b *Bundle) Mapper(from, to string) (ModelSpec, error) {
 	return b.find(RoleMapper, from, to)
+}
+
+// PairFront returns the reranker's front end for an instrument.
+func (b *Bundle) PairFront(instrument string) (ModelSpec, error) {
+	return b.find(RolePairFront, instrument, "")
+}
+
+// Scorer returns the reranker's pair model (ErrNoModel when the bundle has none, so
+// recommend cannot rerank with it).
+func (b *Bundle) Scorer() (ModelSpec, error) {
+	for _, s := range b.Models {
+		if s.Role == RoleScorer {
+			return s, nil
+		}
+	}
+	return ModelSpec{}, fmt.Errorf("%w: bundle %s has no scorer (role %q), so it cannot rerank: serve a bundle with one (make models) or leave rerank off", ErrNoModel, b.Name, RoleScorer)
+}
+
+// PairFrontID identifies what an instrument's pairfront makes, as EncoderID does for an
+// encoder: the label, then the first 12 hex digits of the pairfront file's sha256 with
+// the rate and window. Cached candidate features are keyed by it.
+func (b *Bundle) PairFrontID(instrument string) (string, error) {
+	spec, err := b.PairFront(instrument)
+	if err != nil {
+		return "", err
+	}
+	h := sha256.New()
+	fmt.Fprintf(h, "pairfront %s\nsample_rate %d\nwindow_seconds %s\n",
+		strings.ToLower(spec.SHA256), b.SampleRate, strconv.FormatFloat(b.WindowSeconds, 'g', -1, 64))
+	return fmt.Sprintf("%s@%s:%s", b.Name, b.Version, hex.EncodeToString(h.Sum(nil))[:12]), nil
 }
 
 // ErrNoModel: the bundle has no model for the asked role and instruments.

@@ -7,6 +7,7 @@ import (
 	"errors"
 	"os"
 	"path/filepath"
+	"slices"
 	"strings"
 	"testing"
 )
@@ -154,6 +155,9 @@ const (
 	iBassEnc = 1
 	iMapper  = 2
 	iDecoder = 3
+	iDrumPF  = 4
+	iBassPF  = 5
+	iScorer  = 6
 )
 
 func model(m map[string]any, i int) map[string]any { return m["models"].([]any)[i].(map[string]any) }
@@ -208,6 +212,34 @@ func TestLoadBundleErrors(t *testing.T) {
 		{"no name", []string{"name and a version"}, func(dir string, m map[string]any) { delete(m, "name") }},
 		{"no models", []string{"no models"}, func(dir string, m map[string]any) { m["models"] = []any{} }},
 		{"wrong type", []string{"manifest schema"}, func(dir string, m map[string]any) { m["sample_rate"] = "22050" }},
+		{"pairfront not C x T", []string{"drum_pairfront.onnx", "[-1, C, T]"}, func(dir string, m map[string]any) {
+			tensor(m, iDrumPF, "outputs")["shape"] = []int{-1, 10}
+		}},
+		{"pairfront input not the window", []string{"bass_pairfront.onnx", "[-1 40]"}, func(dir string, m map[string]any) {
+			tensor(m, iBassPF, "inputs")["shape"] = []int{-1, 30}
+		}},
+		{"scorer input shape", []string{"scorer", `"bass"`, "[-1 2 5]", "bass pairfront"}, func(dir string, m map[string]any) {
+			model(m, iScorer)["inputs"].([]any)[1].(map[string]any)["shape"] = []int{-1, 2, 4}
+		}},
+		{"scorer input not named by instrument", []string{"scorer", `no input named "drum"`, "by instrument"}, func(dir string, m map[string]any) {
+			tensor(m, iScorer, "inputs")["name"] = "seed"
+		}},
+		{"scorer one input", []string{"scorer.onnx", "two inputs"}, func(dir string, m map[string]any) {
+			model(m, iScorer)["inputs"] = model(m, iScorer)["inputs"].([]any)[:1]
+		}},
+		{"scorer one instrument", []string{"scorer.onnx", "[drum, bass]"}, func(dir string, m map[string]any) { model(m, iScorer)["instruments"] = []string{"drum"} }},
+		{"scorer same instrument twice", []string{"scorer", "twice"}, func(dir string, m map[string]any) { model(m, iScorer)["instruments"] = []string{"drum", "drum"} }},
+		{"scorer output not a logit per row", []string{"scorer.onnx", "[-1 1]"}, func(dir string, m map[string]any) { tensor(m, iScorer, "outputs")["shape"] = []int{-1, 1} }},
+		{"scorer without its pairfront", []string{"scorer", "bass pairfront", "no pairfront for bass"}, func(dir string, m map[string]any) {
+			m["models"] = slices.Delete(m["models"].([]any), iBassPF, iBassPF+1)
+		}},
+		{"rerank block without a scorer", []string{`"rerank" block`, "no model of role scorer"}, func(dir string, m map[string]any) {
+			m["models"] = m["models"].([]any)[:iDrumPF]
+		}},
+		{"rerank n zero", []string{"rerank.n is 0", "1 to 10000"}, func(dir string, m map[string]any) { m["rerank"] = map[string]any{"default": true, "n": 0} }},
+		{"rerank weight negative", []string{"rerank.ann_weight is -1"}, func(dir string, m map[string]any) {
+			m["rerank"] = map[string]any{"default": true, "n": 5, "ann_weight": -1}
+		}},
 	}
 	for _, c := range cases {
 		t.Run(c.name, func(t *testing.T) {

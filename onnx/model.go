@@ -26,17 +26,17 @@ type Graph interface {
 
 var _ Graph = (*Model)(nil)
 
-// Model is one opened ONNX graph with one float32 input and one float32 output whose
-// first dimension is the batch. Run is safe for concurrent use: ONNX Runtime allows
+// Model is one opened ONNX graph with float32 inputs (one, or a scorer's two) and one
+// float32 output, each with the batch as its first dimension. Run is safe for concurrent use: ONNX Runtime allows
 // concurrent Run calls on one session, and each call brings its own tensors.
 type Model struct {
 	Spec ModelSpec
 
 	rt       *Runtime
 	path     string
-	inShape  []int64 // per row, without the batch dimension
+	inShapes [][]int64 // per input, one row's shape, without the batch dimension
 	outShape []int64
-	inSize   int
+	inSizes  []int
 	outSize  int
 	maxBatch atomic.Int64
 
@@ -57,8 +57,8 @@ func (r *Runtime) Open(b *Bundle, s ModelSpec) (*Model, error) {
 	if r.closed {
 		return nil, fmt.Errorf("open model %s: ONNX Runtime %w: open models before closing the Runtime", s.Name, ErrClosed)
 	}
-	if len(s.Inputs) != 1 || len(s.Outputs) != 1 {
-		return nil, fmt.Errorf("open model %s: want one input and one output, the spec lists %d and %d", s.Name, len(s.Inputs), len(s.Outputs))
+	if len(s.Inputs) < 1 || len(s.Outputs) != 1 {
+		return nil, fmt.Errorf("open model %s: want inputs and one output, the spec lists %d and %d", s.Name, len(s.Inputs), len(s.Outputs))
 	}
 	path := filepath.Join(b.Dir, s.File)
 	data, err := os.ReadFile(path)
@@ -84,13 +84,19 @@ func (r *Runtime) Open(b *Bundle, s ModelSpec) (*Model, error) {
 		return nil, err
 	}
 	defer so.Destroy()
-	sess, err := ort.NewDynamicAdvancedSessionWithONNXData(data, []string{s.Inputs[0].Name}, []string{s.Outputs[0].Name}, so)
+	var inNames []string
+	m := &Model{Spec: s, rt: r, path: path, outShape: slices.Clone(s.Outputs[0].Shape[1:])}
+	for _, in := range s.Inputs {
+		inNames = append(inNames, in.Name)
+		m.inShapes = append(m.inShapes, slices.Clone(in.Shape[1:]))
+		m.inSizes = append(m.inSizes, prod(in.Shape[1:]))
+	}
+	m.outSize = prod(m.outShape)
+	sess, err := ort.NewDynamicAdvancedSessionWithONNXData(data, inNames, []string{s.Outputs[0].Name}, so)
 	if err != nil {
 		return nil, fmt.Errorf("open model %s: create session: %w", path, err)
 	}
-	m := &Model{Spec: s, rt: r, path: path, session: sess,
-		inShape: slices.Clone(s.Inputs[0].Shape[1:]), outShape: slices.Clone(s.Outputs[0].Shape[1:])}
-	m.inSize, m.outSize = prod(m.inShape), prod(m.outShape)
+	m.session = sess
 	m.maxBatch.Store(int64(r.opts.MaxBatch))
 	r.track(m)
 	return m, nil
@@ -144,14 +150,19 @@ func matchInfo(path, kind string, want []TensorSpec, got []ort.InputOutputInfo) 
 	return nil
 }
 
-// InputSize is the number of values per input row (N for an encoder, C*T otherwise).
-func (m *Model) InputSize() int { return m.inSize }
+// InputSize is the number of values per row of the first input (N for an encoder, C*T
+// otherwise).
+func (m *Model) InputSize() int { return m.inSizes[0] }
+
+// InputSizes is the number of values per row of each input, in the manifest's order.
+func (m *Model) InputSizes() []int { return slices.Clone(m.inSizes) }
 
 // OutputSize is the number of values per output row.
 func (m *Model) OutputSize() int { return m.outSize }
 
-// InputShape is the shape of one input row, without the batch dimension ([N] or [C, T]).
-func (m *Model) InputShape() []int64 { return slices.Clone(m.inShape) }
+// InputShape is the shape of one row of the first input, without the batch dimension
+// ([N] or [C, T]).
+func (m *Model) InputShape() []int64 { return slices.Clone(m.inShapes[0]) }
 
 // OutputShape is the shape of one output row, without the batch dimension.
 func (m *Model) OutputShape() []int64 { return slices.Clone(m.outShape) }
@@ -168,10 +179,29 @@ func (m *Model) SetMaxBatch(n int) { m.maxBatch.Store(int64(max(n, 1))) }
 // float32 files, so golden fixtures feed straight in. Rows go to ONNX Runtime in chunks
 // of MaxBatch. Cancelling ctx stops between chunks and also terminates the chunk in flight.
 func (m *Model) Run(ctx context.Context, in []float32) ([]float32, error) {
-	if len(in) == 0 || len(in)%m.inSize != 0 {
-		return nil, fmt.Errorf("model %s: input of %d values is not a whole number of rows of %d %v", m.Spec.Name, len(in), m.inSize, m.inShape)
+	if len(m.inSizes) != 1 {
+		return nil, fmt.Errorf("model %s takes %d inputs: call RunInputs", m.Spec.Name, len(m.inSizes))
 	}
-	rows := len(in) / m.inSize
+	return m.RunInputs(ctx, in)
+}
+
+// RunInputs is Run for a model of several inputs (a scorer's drum and bass features):
+// one slice per input in the manifest's order, each holding the same number of rows.
+func (m *Model) RunInputs(ctx context.Context, ins ...[]float32) ([]float32, error) {
+	if len(ins) != len(m.inSizes) {
+		return nil, fmt.Errorf("model %s: %d inputs given, it takes %d", m.Spec.Name, len(ins), len(m.inSizes))
+	}
+	rows := -1
+	for i, in := range ins {
+		if len(in) == 0 || len(in)%m.inSizes[i] != 0 {
+			return nil, fmt.Errorf("model %s: input %q of %d values is not a whole number of rows of %d %v", m.Spec.Name, m.Spec.Inputs[i].Name, len(in), m.inSizes[i], m.inShapes[i])
+		}
+		if n := len(in) / m.inSizes[i]; rows == -1 {
+			rows = n
+		} else if n != rows {
+			return nil, fmt.Errorf("model %s: input %q has %d rows, %q has %d: give every input the same rows", m.Spec.Name, m.Spec.Inputs[i].Name, n, m.Spec.Inputs[0].Name, rows)
+		}
+	}
 	m.mu.RLock()
 	defer m.mu.RUnlock()
 	if m.session == nil {
@@ -202,7 +232,11 @@ func (m *Model) Run(ctx context.Context, in []float32) ([]float32, error) {
 			return nil, fmt.Errorf("model %s: %w", m.Spec.Name, err)
 		}
 		n := min(batch, rows-start)
-		err := m.runChunk(in[start*m.inSize:(start+n)*m.inSize], n, out[start*m.outSize:(start+n)*m.outSize], opts)
+		chunk := make([][]float32, len(ins))
+		for i, in := range ins {
+			chunk[i] = in[start*m.inSizes[i] : (start+n)*m.inSizes[i]]
+		}
+		err := m.runChunk(chunk, n, out[start*m.outSize:(start+n)*m.outSize], opts)
 		if err != nil {
 			if ctx.Err() != nil {
 				return nil, fmt.Errorf("model %s: %w", m.Spec.Name, ctx.Err())
@@ -215,10 +249,13 @@ func (m *Model) Run(ctx context.Context, in []float32) ([]float32, error) {
 
 // RunBatch is Run for separate rows; each returned row is its own slice.
 func (m *Model) RunBatch(ctx context.Context, rows [][]float32) ([][]float32, error) {
-	flat := make([]float32, 0, len(rows)*m.inSize)
+	if len(m.inSizes) != 1 {
+		return nil, fmt.Errorf("model %s takes %d inputs: call RunInputs", m.Spec.Name, len(m.inSizes))
+	}
+	flat := make([]float32, 0, len(rows)*m.inSizes[0])
 	for i, r := range rows {
-		if len(r) != m.inSize {
-			return nil, fmt.Errorf("model %s: row %d has %d values, want %d %v", m.Spec.Name, i, len(r), m.inSize, m.inShape)
+		if len(r) != m.inSizes[0] {
+			return nil, fmt.Errorf("model %s: row %d has %d values, want %d %v", m.Spec.Name, i, len(r), m.inSizes[0], m.inShapes[0])
 		}
 		flat = append(flat, r...)
 	}
@@ -235,18 +272,22 @@ func (m *Model) RunBatch(ctx context.Context, rows [][]float32) ([][]float32, er
 
 // runChunk runs n rows. The tensors wrap in and dst directly: ONNX Runtime reads the
 // caller's rows and writes the results in place, with no copies on the Go side.
-func (m *Model) runChunk(in []float32, n int, dst []float32, opts *ort.RunOptions) error {
-	it, err := ort.NewTensor(ort.NewShape(append([]int64{int64(n)}, m.inShape...)...), in)
-	if err != nil {
-		return fmt.Errorf("model %s: input tensor: %w", m.Spec.Name, err)
+func (m *Model) runChunk(ins [][]float32, n int, dst []float32, opts *ort.RunOptions) error {
+	its := make([]ort.Value, len(ins))
+	for i, in := range ins {
+		it, err := ort.NewTensor(ort.NewShape(append([]int64{int64(n)}, m.inShapes[i]...)...), in)
+		if err != nil {
+			return fmt.Errorf("model %s: input tensor %q: %w", m.Spec.Name, m.Spec.Inputs[i].Name, err)
+		}
+		defer it.Destroy()
+		its[i] = it
 	}
-	defer it.Destroy()
 	ot, err := ort.NewTensor(ort.NewShape(append([]int64{int64(n)}, m.outShape...)...), dst)
 	if err != nil {
 		return fmt.Errorf("model %s: output tensor: %w", m.Spec.Name, err)
 	}
 	defer ot.Destroy()
-	if err := m.session.RunWithOptions([]ort.Value{it}, []ort.Value{ot}, opts); err != nil {
+	if err := m.session.RunWithOptions(its, []ort.Value{ot}, opts); err != nil {
 		return fmt.Errorf("model %s (%s): inference on %d rows: %w", m.Spec.Name, m.path, n, err)
 	}
 	return nil

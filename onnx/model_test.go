@@ -318,11 +318,11 @@ func TestTerminate(t *testing.T) {
 	}
 	defer opts.Destroy()
 	out := make([]float32, 8)
-	if err := enc.runChunk(make([]float32, 40), 1, out, opts); err != nil {
+	if err := enc.runChunk([][]float32{make([]float32, 40)}, 1, out, opts); err != nil {
 		t.Fatalf("before Terminate: %v", err)
 	}
 	opts.Terminate()
-	if err := enc.runChunk(make([]float32, 40), 1, out, opts); err == nil {
+	if err := enc.runChunk([][]float32{make([]float32, 40)}, 1, out, opts); err == nil {
 		t.Fatal("terminated run succeeded")
 	}
 }

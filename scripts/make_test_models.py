@@ -13,6 +13,14 @@ bundle/    the small bundle most tests use: sample rate 100 Hz, window 0.4 s (N 
   mapper   z -> z: flat(zo) = flat(z) @ W + bias, W[i,j] = ((3i + 5j) mod 7 - 3) / 4,
            bias[j] = j/8 - 1/2 (exact in float32, so Go can recompute it bit for bit)
   decoder  z[B,2,4] -> audio[B,40]: each latent value repeated 5 times (a MatMul)
+  pairfront (drum, bass) audio[B,40] -> features[B,2,5], the reranker's per-loop half:
+           features[b,c,t] = log(1 + (sum_j audio[b, 8t+j] * P[j,c])^2), with
+           P_drum[j,c] = ((j + 3c) mod 5 - 2) / 4 and P_bass[j,c] = ((2j + c) mod 7 - 3) / 4
+  scorer   (drum[B,2,5], bass[B,2,5]) -> logit[B] = sum_{c,t} drum*bass*V[c,t] - 1/4,
+           V[c,t] = ((c + 2t) mod 3 - 1) / 2; the manifest's "rerank" block is
+           {"default": false, "n": 100}
+pair_golden.json  bundle/'s pairfront features and scorer logits for fixed audio, computed
+           by numpy from the formulas above: the Go parity test of the reranker's roles
 
 bundle-newdecoder/  bundle/'s encoders (the same bytes) with another mapper and decoder
            and version 0.0.2: a library made by bundle/ must open without a re-encode.
@@ -143,10 +151,60 @@ def repeat_decoder_expand(n, c, t):
     return make(nodes, "dec", [io("z", ["batch", c, t])], [io("audio", ["batch", n])], inits)
 
 
-def spec(name, file, sha, role, instruments, inp, out):
+def pair_front(n, c, t, p):
+    """audio[B,n] -> features[B,c,t] = log(1 + (frames @ p)^2), frames of n // t samples."""
+    frame = n // t
+    inits = [const("frames", [-1, t, frame], np.int64), const("p", p, np.float32), const("one", 1, np.float32)]
+    nodes = [
+        helper.make_node("Reshape", ["audio", "frames"], ["fr"]),
+        helper.make_node("MatMul", ["fr", "p"], ["m"]),
+        helper.make_node("Mul", ["m", "m"], ["sq"]),
+        helper.make_node("Add", ["sq", "one"], ["a"]),
+        helper.make_node("Log", ["a"], ["l"]),
+        helper.make_node("Transpose", ["l"], ["features"], perm=[0, 2, 1]),
+    ]
+    return make(nodes, "pairfront", [io("audio", ["batch", n])], [io("features", ["batch", c, t])], inits)
+
+
+def pair_front_ref(audio, t, p):
+    frames = np.asarray(audio, np.float64).reshape(len(audio), t, -1)
+    m = frames @ np.asarray(p, np.float64)
+    return np.log1p(m * m).transpose(0, 2, 1)
+
+
+def pair_scorer(c, t, v, bias):
+    """(drum[B,c,t], bass[B,c,t]) -> logit[B] = sum(drum * bass * v) + bias."""
+    inits = [const("v", v, np.float32), const("axes", [1, 2], np.int64), const("bias", bias, np.float32)]
+    nodes = [
+        helper.make_node("Mul", ["drum", "bass"], ["prod"]),
+        helper.make_node("Mul", ["prod", "v"], ["w"]),
+        helper.make_node("ReduceSum", ["w", "axes"], ["s"], keepdims=0),
+        helper.make_node("Add", ["s", "bias"], ["logit"]),
+    ]
+    return make(nodes, "scorer", [io("drum", ["batch", c, t]), io("bass", ["batch", c, t])], [io("logit", ["batch"])], inits)
+
+
+def spec(name, file, sha, role, instruments, inp, out, *more_inputs):
     return {"name": name, "file": file, "sha256": sha, "role": role, "instruments": instruments,
-            "inputs": [{"name": inp[0], "shape": inp[1], "dtype": "float32"}],
+            "inputs": [{"name": x[0], "shape": x[1], "dtype": "float32"} for x in (inp, *more_inputs)],
             "outputs": [{"name": out[0], "shape": out[1], "dtype": "float32"}]}
+
+
+def pair_golden(folder, n, t, pd, pb, v, bias):
+    """Fixed drum and bass windows, their features and every (drum, bass) pair's logit,
+    computed in float64 by numpy from the formulas (not by ONNX Runtime): what Go must get."""
+    k = np.arange(n, dtype=np.float64)
+    drums = [np.round(0.5 * np.sin(0.7 * k * (i + 1)) + 0.25 * np.cos(0.3 * k + i), 4) for i in range(3)]
+    basses = [np.round(0.6 * np.sin(0.2 * k * (i + 2) + 1) - 0.1 * i, 4) for i in range(3)]
+    fd, fb = pair_front_ref(np.array(drums), t, pd), pair_front_ref(np.array(basses), t, pb)
+    logits = [[float(np.sum(fd[i] * fb[j] * np.asarray(v, np.float64)) + bias) for j in range(len(basses))]
+              for i in range(len(drums))]
+    with open(os.path.join(folder, "pair_golden.json"), "w") as f:
+        json.dump({"tolerance_max_abs": 1e-5,
+                   "drum_audio": [d.tolist() for d in drums], "bass_audio": [b.tolist() for b in basses],
+                   "drum_features": np.round(fd, 9).tolist(), "bass_features": np.round(fb, 9).tolist(),
+                   "logits": np.round(logits, 9).tolist()}, f)
+        f.write("\n")
 
 
 def write_manifest(folder, manifest):
@@ -165,6 +223,15 @@ def small_bundle():
     benc = save(mean_encoder(n, c, t), out, "bass_encoder.onnx")
     mp = save(affine_mapper(c, t, w, bias), out, "drum2bass.onnx")
     dec = save(repeat_decoder_matmul(n, c, t), out, "bass_decoder.onnx")
+    pt = 5
+    pd = [[((j + 3 * ch) % 5 - 2) / 4 for ch in range(c)] for j in range(n // pt)]
+    pb = [[((2 * j + ch) % 7 - 3) / 4 for ch in range(c)] for j in range(n // pt)]
+    v = [[((ch + 2 * tt) % 3 - 1) / 2 for tt in range(pt)] for ch in range(c)]
+    dfront = save(pair_front(n, c, pt, pd), out, "drum_pairfront.onnx")
+    bfront = save(pair_front(n, c, pt, pb), out, "bass_pairfront.onnx")
+    scorer = save(pair_scorer(c, pt, v, -0.25), out, "scorer.onnx")
+    pair_golden(TESTDATA, n, pt, pd, pb, v, -0.25)
+    feat = [-1, c, pt]
     write_manifest(out, {
         "name": "loopmatch-test", "version": "0.0.1", "sample_rate": 100, "window_seconds": 0.4,
         "latent_shape": [c, t], "created": "2026-01-01T00:00:00Z",
@@ -175,7 +242,11 @@ def small_bundle():
             spec("bass_encoder", "bass_encoder.onnx", benc, "encoder", ["bass"], ("audio", audio), ("z", z)),
             spec("drum2bass", "drum2bass.onnx", mp, "mapper", ["drum", "bass"], ("z", z), ("zo", z)),
             spec("bass_decoder", "bass_decoder.onnx", dec, "decoder", ["bass"], ("z", z), ("audio", audio)),
+            spec("drum_pairfront", "drum_pairfront.onnx", dfront, "pairfront", ["drum"], ("audio", audio), ("features", feat)),
+            spec("bass_pairfront", "bass_pairfront.onnx", bfront, "pairfront", ["bass"], ("audio", audio), ("features", feat)),
+            spec("scorer", "scorer.onnx", scorer, "scorer", ["drum", "bass"], ("drum", feat), ("logit", [-1]), ("bass", feat)),
         ],
+        "rerank": {"default": False, "n": 100},
     })
     bad = os.path.join(TESTDATA, "bad")
     save(scale_mapper(c, t, batch=1), bad, "fixed_batch.onnx")

@@ -140,12 +140,17 @@ func smokeTest(ctx context.Context, rt *onnx.Runtime, b *onnx.Bundle, s onnx.Mod
 		return "", err
 	}
 	defer m.Close()
-	// A quiet sine: plausible audio for encoders, small smooth values for latents.
-	in := make([]float32, smokeRows*m.InputSize())
-	for i := range in {
-		in[i] = float32(0.1 * math.Sin(float64(i)/7))
+	// A quiet sine: plausible audio for encoders, small smooth values for latents (and
+	// for each of a scorer's inputs).
+	var ins [][]float32
+	for _, size := range m.InputSizes() {
+		in := make([]float32, smokeRows*size)
+		for i := range in {
+			in[i] = float32(0.1 * math.Sin(float64(i)/7))
+		}
+		ins = append(ins, in)
 	}
-	res, err := m.Run(ctx, in)
+	res, err := m.RunInputs(ctx, ins...)
 	if err != nil {
 		return "", fmt.Errorf("%s: smoke inference failed: %w: re-export the model", s.File, err)
 	}
@@ -157,8 +162,12 @@ func smokeTest(ctx context.Context, rt *onnx.Runtime, b *onnx.Bundle, s onnx.Mod
 			return "", fmt.Errorf("%s: smoke inference returned %v at value %d: the weights are broken; retrain or re-export", s.File, v, i)
 		}
 	}
-	return fmt.Sprintf("%s %s: %s%v -> %s%v, %d-row batch ran", s.Role, strings.Join(s.Instruments, "->"),
-		s.Inputs[0].Name, s.Inputs[0].Shape, s.Outputs[0].Name, s.Outputs[0].Shape, smokeRows), nil
+	var names []string
+	for _, t := range s.Inputs {
+		names = append(names, fmt.Sprintf("%s%v", t.Name, t.Shape))
+	}
+	return fmt.Sprintf("%s %s: %s -> %s%v, %d-row batch ran", s.Role, strings.Join(s.Instruments, "->"),
+		strings.Join(names, ", "), s.Outputs[0].Name, s.Outputs[0].Shape, smokeRows), nil
 }
 
 // checkSoxr resamples 0.1 s of a 1 kHz tone from 48 kHz to 22.05 kHz through libsoxr: the

@@ -40,7 +40,7 @@ func TestDoctor(t *testing.T) {
 			"OK   onnxruntime  1.", "OK   bundle       loopmatch-test@0.0.1:", "40 samples",
 			"OK   model drum_encoder encoder drum: audio[-1 40] -> z[-1 2 4]",
 			"OK   model bass_encoder", "OK   model drum2bass mapper drum->bass", "OK   model bass_decoder",
-			"OK   libsoxr", "OK   store        embedded store at", "all 8 checks passed",
+			"OK   libsoxr", "OK   store        embedded store at", "all 11 checks passed", "model scorer scorer drum->bass: drum[-1 2 5], bass[-1 2 5] -> logit[-1]",
 		}},
 		{fullsizeBundle, []string{"OK   bundle       loopmatch-fullsize@0.0.1:", "88200 samples", "z[-1 16 64]", "all 7 checks passed"}},
 	}
