@@ -26,6 +26,9 @@ const (
 	// RoleScorer is the reranker's pair half: a drum's and a bass's pairfront features
 	// (inputs named by instrument) to a compatibility logit, higher fits better.
 	RoleScorer = "scorer"
+	// RoleClassifier labels an audio window with one of the model's Classes (the
+	// instrument classifier: drum / bass / other); at most one per bundle.
+	RoleClassifier = "classifier"
 )
 
 // MaxRerankN bounds the manifest's default rerank depth (recommend caps requests too).
@@ -63,9 +66,13 @@ type ModelSpec struct {
 	File        string       `json:"file"`
 	SHA256      string       `json:"sha256"`
 	Role        string       `json:"role"`
-	Instruments []string     `json:"instruments"` // encoder/decoder/pairfront: one; mapper: [source, target]; scorer: [drum, bass]
+	Instruments []string     `json:"instruments"` // encoder/decoder/pairfront: one; mapper: [source, target]; scorer: [drum, bass]; classifier: none
 	Inputs      []TensorSpec `json:"inputs"`
 	Outputs     []TensorSpec `json:"outputs"`
+	// Classes a classifier's output row scores, in order (its output is [-1, len(Classes)]);
+	// MinConfidence is the probability below which its best class is not trusted.
+	Classes       []string `json:"classes,omitempty"`
+	MinConfidence float64  `json:"min_confidence,omitempty"`
 }
 
 // TensorSpec is a tensor's name, shape (-1 for the dynamic batch) and element type.
@@ -225,13 +232,23 @@ func (b *Bundle) check() error {
 			}
 		case RoleScorer:
 			wantInst = 2 // the inputs are checked against the pairfronts below
+		case RoleClassifier:
+			if err := checkClasses(s); err != nil {
+				return fmt.Errorf("%s: %w", where, err)
+			}
+			wantIn, wantOut, wantInst = audio, []int64{-1, int64(len(s.Classes))}, 0
 		default:
-			return fmt.Errorf("%s: role %q is not one of %s, %s, %s, %s, %s", where, s.Role, RoleEncoder, RoleDecoder, RoleMapper, RolePairFront, RoleScorer)
+			return fmt.Errorf("%s: role %q is not one of %s, %s, %s, %s, %s, %s", where, s.Role, RoleEncoder, RoleDecoder, RoleMapper, RolePairFront, RoleScorer, RoleClassifier)
+		}
+		if s.Role != RoleClassifier && (len(s.Classes) > 0 || s.MinConfidence != 0) {
+			return fmt.Errorf("%s: classes and min_confidence belong to a classifier, not a %s", where, s.Role)
 		}
 		if len(s.Instruments) != wantInst || slices.Contains(s.Instruments, "") {
 			switch {
 			case s.Role == RoleScorer:
 				return fmt.Errorf("%s: a scorer names two instruments, [drum, bass] (its inputs, named by instrument); manifest has %q", where, s.Instruments)
+			case wantInst == 0:
+				return fmt.Errorf("%s: a classifier names its classes, not instruments; manifest has instruments %q", where, s.Instruments)
 			case wantInst == 2:
 				return fmt.Errorf("%s: a mapper names two instruments, [source, target]; manifest has %q", where, s.Instruments)
 			}
@@ -418,4 +435,34 @@ func (b *Bundle) find(role, a, c string) (ModelSpec, error) {
 		what = a + "->" + c
 	}
 	return ModelSpec{}, fmt.Errorf("%w: no %s for %s in bundle %s (it has: %s)", ErrNoModel, role, what, b.Name, strings.Join(have, ", "))
+}
+
+// checkClasses: a classifier names two or more distinct, non-empty classes and a
+// min_confidence in [0, 1).
+func checkClasses(s *ModelSpec) error {
+	if len(s.Classes) < 2 {
+		return fmt.Errorf("a classifier names at least two classes (its output row's labels, in order); manifest has %q", s.Classes)
+	}
+	seen := map[string]bool{}
+	for _, c := range s.Classes {
+		if c == "" || seen[c] {
+			return fmt.Errorf("classes %q: every class needs a name of its own", s.Classes)
+		}
+		seen[c] = true
+	}
+	if math.IsNaN(s.MinConfidence) || s.MinConfidence < 0 || s.MinConfidence >= 1 {
+		return fmt.Errorf("min_confidence %v: want a probability in [0, 1)", s.MinConfidence)
+	}
+	return nil
+}
+
+// Classifier returns the bundle's classifier (the instrument classifier), or ErrNoModel
+// when it has none: bundles made before it still load, and ingest then relies on names.
+func (b *Bundle) Classifier() (ModelSpec, error) {
+	for _, s := range b.Models {
+		if s.Role == RoleClassifier {
+			return s, nil
+		}
+	}
+	return ModelSpec{}, fmt.Errorf("%w: no %s in bundle %s: name loops' folders or files, or use a bundle built by make models", ErrNoModel, RoleClassifier, b.Name)
 }

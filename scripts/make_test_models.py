@@ -34,6 +34,12 @@ bundle-v2/ a new encoder of a bigger latent, as loopmatch-v2 is to v1: 100 Hz, 0
   mapper   z -> 2z + 1
   decoder  each latent value repeated 2 times
 
+bundle-classifier/  bundle/'s encoders (the same bytes) and an instrument classifier, for
+           ingest's tests of loops whose names do not say their instrument:
+  classifier audio[B,40] -> probs[B,3] over (drum, bass, other), min_confidence 0.6:
+           softmax([20m, -20m, 3 - 20|m|]) with m = mean(audio): a positive offset is a
+           drum, a negative one a bass, none at all "other", a small one uncertain
+
 fullsize/  the same kind of graphs at the production shapes of DESIGN.md (22050 Hz, 4 s:
            N = 88200; latent [16, 64]) for benchmarks and for the manifest arithmetic.
            No weights, so the files stay tiny.
@@ -149,6 +155,24 @@ def repeat_decoder_expand(n, c, t):
         helper.make_node("Pad", ["f", "pads"], ["audio"]),
     ]
     return make(nodes, "dec", [io("z", ["batch", c, t])], [io("audio", ["batch", n])], inits)
+
+
+def dc_classifier(n, gain=20.0, other=3.0):
+    """audio[B,n] -> probs[B,3] = softmax([g*m, -g*m, other - g*|m|]), m = mean(audio)."""
+    inits = [const("axes", [1], np.int64), const("g", gain, np.float32), const("neg", -gain, np.float32),
+             const("other", other, np.float32)]
+    nodes = [
+        helper.make_node("ReduceMean", ["audio"], ["m"], axes=[1], keepdims=1),
+        helper.make_node("Mul", ["m", "g"], ["d"]),
+        helper.make_node("Mul", ["m", "neg"], ["b"]),
+        helper.make_node("Abs", ["m"], ["am"]),
+        helper.make_node("Mul", ["am", "neg"], ["amn"]),
+        helper.make_node("Add", ["amn", "other"], ["o"]),
+        helper.make_node("Concat", ["d", "b", "o"], ["logits"], axis=1),
+        helper.make_node("Softmax", ["logits"], ["probs"], axis=1),
+    ]
+    inits = inits[1:]
+    return make(nodes, "cls", [io("audio", ["batch", n])], [io("probs", ["batch", 3])], inits)
 
 
 def pair_front(n, c, t, p):
@@ -300,6 +324,28 @@ def v2_bundle():
     })
 
 
+def classifier_bundle():
+    out = os.path.join(TESTDATA, "bundle-classifier")
+    n, c, t = 40, 2, 4
+    audio, z = [-1, n], [-1, c, t]
+    enc = save(mean_encoder(n, c, t), out, "drum_encoder.onnx")
+    benc = save(mean_encoder(n, c, t), out, "bass_encoder.onnx")
+    cls = save(dc_classifier(n), out, "classifier.onnx")
+    cspec = spec("classifier", "classifier.onnx", cls, "classifier", [], ("audio", audio), ("probs", [-1, 3]))
+    cspec["classes"], cspec["min_confidence"] = ["drum", "bass", "other"], 0.6
+    write_manifest(out, {
+        "name": "loopmatch-test", "version": "0.0.3", "sample_rate": 100, "window_seconds": 0.4,
+        "latent_shape": [c, t], "created": "2026-01-04T00:00:00Z",
+        "training": {"note": "bundle/'s encoders and a hand-made classifier; see scripts/make_test_models.py"},
+        "metrics": {},
+        "models": [
+            spec("drum_encoder", "drum_encoder.onnx", enc, "encoder", ["drum"], ("audio", audio), ("z", z)),
+            spec("bass_encoder", "bass_encoder.onnx", benc, "encoder", ["bass"], ("audio", audio), ("z", z)),
+            cspec,
+        ],
+    })
+
+
 def fullsize_bundle():
     out = os.path.join(TESTDATA, "fullsize")
     n, c, t = 88200, 16, 64
@@ -324,6 +370,7 @@ def main():
     small_bundle()
     newdecoder_bundle()
     v2_bundle()
+    classifier_bundle()
     fullsize_bundle()
 
 
