@@ -6,8 +6,11 @@ import (
 	"fmt"
 	"io"
 	"log/slog"
+	"math"
 	"os"
 	"runtime"
+	"slices"
+	"strings"
 	"sync"
 	"sync/atomic"
 	"time"
@@ -33,9 +36,13 @@ type Config struct {
 	WindowSeconds float64
 	// Encoders by instrument; files of other instruments are skipped.
 	Encoders map[string]onnx.Graph
-	Rules    Rules
-	Manifest *Manifest
-	Limits   audio.Limits
+	// Classifier, when set, is the bundle's instrument classifier: it decides the
+	// instrument of loops whose names and manifest do not say, and checks the others.
+	// Without it such loops are skipped (unknown-instrument).
+	Classifier *onnx.Classifier
+	Rules      Rules
+	Manifest   *Manifest
+	Limits     audio.Limits
 	// Workers decode in parallel (default GOMAXPROCS). BatchSize rows go to the encoder
 	// at once (default 16); UpsertBatch rows to the store (default 256).
 	Workers, BatchSize, UpsertBatch int
@@ -51,6 +58,8 @@ type job struct {
 	win   []float32
 	info  audio.Info
 	embed []float32
+	// fromAudio is the classifier's label when it decided the instrument.
+	fromAudio onnx.Label
 }
 
 // Run ingests the roots. It returns an error only when nothing can be done (no encoder,
@@ -73,6 +82,9 @@ func Run(ctx context.Context, cfg Config, roots []string) (*Report, error) {
 	}
 	if len(cfg.Encoders) == 0 {
 		return nil, errors.New("ingest: the bundle has no encoders")
+	}
+	if err := checkClassifier(cfg); err != nil {
+		return nil, err
 	}
 	for inst, e := range cfg.Encoders {
 		if cfg.EncoderIDs[inst] == "" {
@@ -100,6 +112,7 @@ func Run(ctx context.Context, cfg Config, roots []string) (*Report, error) {
 	ided := make(chan *job, 64)
 	fresh := make(chan *job, 64)
 	decoded := make(chan *job, 2*cfg.BatchSize)
+	classified := make(chan *job, 2*cfg.BatchSize)
 	encoded := make(chan *job, cfg.UpsertBatch)
 	fatal := make(chan error, 4)
 
@@ -133,7 +146,8 @@ func Run(ctx context.Context, cfg Config, roots []string) (*Report, error) {
 	}
 	go func() { dwg.Wait(); close(decoded) }()
 
-	go func() { defer close(encoded); encode(ctx, cfg, rep, decoded, encoded) }()
+	go func() { defer close(classified); classify(ctx, cfg, rep, decoded, classified) }()
+	go func() { defer close(encoded); encode(ctx, cfg, rep, classified, encoded) }()
 	upsertErr := upsert(cfg, rep, encoded)
 
 	stopProg()
@@ -187,11 +201,15 @@ func identifyOne(cfg Config, c Candidate) (*job, *skipReason, error) {
 		return nil, &skipReason{CodeNotAudio, "not an audio file (content is not WAV, AIFF, FLAC or Ogg Vorbis)"}, nil
 	}
 	meta := cfg.Manifest.Apply(c.Path, cfg.Rules.Infer(c.Root, c.Path))
-	if meta.Instrument == "" {
-		return nil, &skipReason{CodeUnknownInstrument, "instrument unknown: name its folder or file with drum/bass keywords, list it in a --manifest, or force --instrument"}, nil
-	}
-	if _, ok := cfg.Encoders[meta.Instrument]; !ok {
-		return nil, &skipReason{CodeNoEncoder, fmt.Sprintf("no encoder for instrument %q in the bundle", meta.Instrument)}, nil
+	switch {
+	case meta.Instrument == "" && cfg.Classifier == nil:
+		return nil, &skipReason{CodeUnknownInstrument, "instrument unknown: name its folder or file with drum/bass keywords, list it in a --manifest, or force --instrument (or use a bundle with an instrument classifier)"}, nil
+	case meta.Instrument == "":
+		// the classifier decides once the audio is decoded
+	default:
+		if _, ok := cfg.Encoders[meta.Instrument]; !ok {
+			return nil, &skipReason{CodeNoEncoder, fmt.Sprintf("no encoder for instrument %q in the bundle", meta.Instrument)}, nil
+		}
 	}
 	if _, err := f.Seek(0, io.SeekStart); err != nil {
 		return nil, nil, err
@@ -214,6 +232,12 @@ func dedupe(ctx context.Context, cfg Config, rep *Report, in <-chan *job, out ch
 		}
 		byInst := map[string][]string{}
 		for _, j := range batch {
+			if j.meta.Instrument == "" { // not known before the classifier: any collection may hold it
+				for inst := range cfg.Encoders {
+					byInst[inst] = append(byInst[inst], j.id)
+				}
+				continue
+			}
 			byInst[j.meta.Instrument] = append(byInst[j.meta.Instrument], j.id)
 		}
 		stored := map[string]string{}
@@ -237,6 +261,8 @@ func dedupe(ctx context.Context, cfg Config, rep *Report, in <-chan *job, out ch
 			key := j.meta.Instrument + "/" + j.id
 			switch {
 			case stored[key] != "" && vectordb.SameEncoder(stored[key], cfg.EncoderIDs[j.meta.Instrument]):
+				rep.present(1)
+			case j.meta.Instrument == "" && storedAnywhere(cfg, stored, j.id):
 				rep.present(1)
 			case seen[key]:
 				rep.duplicate()
@@ -398,4 +424,37 @@ func upsert(cfg Config, rep *Report, in <-chan *job) error {
 			}
 		}
 	}
+}
+
+// storedAnywhere: some instrument's collection holds the loop, encoded by this bundle's
+// encoder (a loop the classifier placed in an earlier run).
+func storedAnywhere(cfg Config, stored map[string]string, id string) bool {
+	for inst := range cfg.Encoders {
+		if e := stored[inst+"/"+id]; e != "" && vectordb.SameEncoder(e, cfg.EncoderIDs[inst]) {
+			return true
+		}
+	}
+	return false
+}
+
+// checkClassifier: a classifier reads the encoders' window.
+func checkClassifier(cfg Config) error {
+	if cfg.Classifier == nil {
+		return nil
+	}
+	n := int(math.Round(float64(cfg.SampleRate) * cfg.WindowSeconds))
+	if got := cfg.Classifier.Graph.InputSize(); got != n {
+		return fmt.Errorf("ingest: the instrument classifier takes %d samples, the bundle's window is %d: rebuild the bundle with make models", got, n)
+	}
+	return nil
+}
+
+// encoderList names the instruments the bundle encodes, sorted.
+func encoderList(cfg Config) string {
+	names := make([]string, 0, len(cfg.Encoders))
+	for inst := range cfg.Encoders {
+		names = append(names, inst)
+	}
+	slices.Sort(names)
+	return strings.Join(names, " and ")
 }

@@ -5,6 +5,7 @@ import (
 	"errors"
 	"fmt"
 	"io"
+	"math"
 	"os"
 	"path/filepath"
 	"sort"
@@ -13,6 +14,7 @@ import (
 	"time"
 
 	"github.com/loopmatch/loopmatch/audio"
+	"github.com/loopmatch/loopmatch/onnx"
 	"github.com/loopmatch/loopmatch/vectordb"
 )
 
@@ -37,10 +39,28 @@ type Report struct {
 	Failed         int            `json:"failed"`
 	ByInstrument   map[string]int `json:"ingested_by_instrument"`
 
+	// FromAudio counts, by instrument, the loops whose instrument the bundle's classifier
+	// decided (their names and manifest did not say); they are stored, or in SkippedFiles
+	// with other-instrument or uncertain-instrument.
+	FromAudio map[string]int `json:"instrument_from_audio"`
+	// Checked counts named loops the classifier also heard; Disagreements lists those
+	// whose audio it heard, confidently, as another instrument than the name's (the name
+	// still decides where they are stored).
+	Checked       int            `json:"instrument_checked"`
+	Disagreements []Disagreement `json:"instrument_disagreements"`
+
 	// SkippedFiles says why each file was left out (not audio, unknown instrument).
 	SkippedFiles []FileNote `json:"skipped_files"`
 	// Failures says why each broken file could not be ingested.
 	Failures []FileNote `json:"failures"`
+}
+
+// Disagreement is a named loop that the classifier hears as another instrument.
+type Disagreement struct {
+	Path       string  `json:"path"`
+	Named      string  `json:"named"` // what the name, manifest or --instrument said (and decided)
+	Audio      string  `json:"audio"` // what the classifier heard
+	Confidence float64 `json:"confidence"`
 }
 
 // FileNote is one file and what happened to it: Code is stable, for programs to switch
@@ -59,6 +79,10 @@ const (
 	CodeNotAudio          Code = "not-audio"
 	CodeUnknownInstrument Code = "unknown-instrument"
 	CodeNoEncoder         Code = "no-encoder"
+	// The name did not say, and the classifier heard neither drums nor bass.
+	CodeOtherInstrument Code = "other-instrument"
+	// The name did not say, and the classifier was not sure enough.
+	CodeUncertainInstrument Code = "uncertain-instrument"
 )
 
 // Codes of failed files.
@@ -74,6 +98,7 @@ const (
 	CodeSilent         Code = "silent"
 	CodeNonFinite      Code = "non-finite"
 	CodeEncodeFailed   Code = "encode-failed"
+	CodeClassifyFailed Code = "classify-failed"
 	CodeStoreFailed    Code = "store-failed"
 	CodeBundleMismatch Code = "bundle-mismatch"
 	CodeUploadsFull    Code = "uploads-full"
@@ -117,7 +142,7 @@ func CodeOf(err error) Code {
 
 func newReport(store, bundle string) *Report {
 	return &Report{Started: time.Now().UTC(), Store: store, Bundle: bundle, ByInstrument: map[string]int{},
-		SkippedFiles: []FileNote{}, Failures: []FileNote{}}
+		FromAudio: map[string]int{}, Disagreements: []Disagreement{}, SkippedFiles: []FileNote{}, Failures: []FileNote{}}
 }
 
 func (r *Report) seen() {
@@ -144,6 +169,23 @@ func (r *Report) fail(path string, err error) {
 type skipReason struct {
 	code Code
 	text string
+}
+
+func (r *Report) classified(instrument string) {
+	r.mu.Lock()
+	r.FromAudio[instrument]++
+	r.mu.Unlock()
+}
+
+// checked notes a named loop's label; a confident label that is not the name's
+// instrument is a disagreement.
+func (r *Report) checked(path, named string, l onnx.Label) {
+	r.mu.Lock()
+	defer r.mu.Unlock()
+	r.Checked++
+	if l.Sure && l.Class != named {
+		r.Disagreements = append(r.Disagreements, Disagreement{Path: path, Named: named, Audio: l.Class, Confidence: math.Round(l.Confidence*1000) / 1000})
+	}
 }
 
 func (r *Report) present(n int) {
@@ -179,6 +221,7 @@ func (r *Report) finish(interrupted bool) {
 	r.Interrupted = interrupted
 	sort.Slice(r.Failures, func(i, j int) bool { return r.Failures[i].Path < r.Failures[j].Path })
 	sort.Slice(r.SkippedFiles, func(i, j int) bool { return r.SkippedFiles[i].Path < r.SkippedFiles[j].Path })
+	sort.Slice(r.Disagreements, func(i, j int) bool { return r.Disagreements[i].Path < r.Disagreements[j].Path })
 }
 
 // WriteJSON writes the report as indented JSON.
@@ -235,6 +278,10 @@ func (r *Report) Summary() string {
 		}
 		fmt.Fprintf(&b, " [%s]", strings.Join(parts, ", "))
 	}
+	if n := sumCounts(r.FromAudio); n > 0 || r.Checked > 0 {
+		fmt.Fprintf(&b, "\ningest: instrument from the audio for %d loops whose names did not say %v; %d named loops checked, %d heard as another instrument (see --report)",
+			n, r.FromAudio, r.Checked, len(r.Disagreements))
+	}
 	if r.Interrupted {
 		b.WriteString("\ningest: interrupted: what is counted as ingested is stored; run the same command again to finish")
 	}
@@ -247,4 +294,12 @@ func (r *Report) Summary() string {
 		fmt.Fprintf(&b, "\n  failed: %s: %s (%s)", f.Path, f.Reason, f.Code)
 	}
 	return b.String()
+}
+
+func sumCounts(m map[string]int) int {
+	n := 0
+	for _, v := range m {
+		n += v
+	}
+	return n
 }

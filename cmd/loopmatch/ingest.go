@@ -2,6 +2,7 @@ package main
 
 import (
 	"encoding/json"
+	"errors"
 	"fmt"
 	"os"
 	"runtime"
@@ -18,14 +19,17 @@ func newIngestCmd(g *globalOptions) *cobra.Command {
 	var (
 		manifest, report, instrument string
 		packLevel, workers, batch    int
-		reencode                     bool
+		reencode, classify           bool
 	)
 	cmd := &cobra.Command{
 		Use:   "ingest PATH... | ingest --reencode",
 		Short: "Ingest loop libraries into the per-instrument collections",
 		Long: `Walks the folders (following symlinks safely), recognises audio by content, infers the
 instrument, pack, BPM and key from names (a --manifest CSV/JSONL wins), skips loops already
-stored with this bundle, and stores the rest. Broken files are reported, never fatal: the
+stored with this bundle, and stores the rest. A loop whose name and manifest do not say its
+instrument is heard by the bundle's classifier (drum, bass or other): other and unclear loops
+are reported with a reason (other-instrument, uncertain-instrument), never dropped silently;
+named loops are heard too, and the report lists those the audio puts elsewhere. Broken files are reported, never fatal: the
 exit status is non-zero only when nothing could be done (store unreachable, bundle invalid).
 Ctrl-C stops after storing what is already encoded; run the same command again to finish.
 
@@ -70,6 +74,17 @@ bundle with new decoders or mappers serves the library as it is.`,
 				defer m.Close()
 				encs[inst] = m
 			}
+			var cls *onnx.Classifier
+			if classify && !reencode {
+				switch cls, err = rt.OpenClassifier(b); {
+				case errors.Is(err, onnx.ErrNoModel):
+					log.Info("the bundle has no instrument classifier: loops whose names do not say their instrument are skipped", "bundle", b.ID())
+				case err != nil:
+					return exitError{code: 2, err: err}
+				default:
+					defer cls.Close()
+				}
+			}
 			store, err := openStore(ctx, g.store)
 			if err != nil {
 				return exitError{code: 2, err: err}
@@ -106,7 +121,7 @@ bundle with new decoders or mappers serves the library as it is.`,
 				prog.Out = os.Stderr
 			}
 			cfg := ingest.Config{Store: store, StoreName: g.store, BundleID: b.ID(), EncoderIDs: b.EncoderIDs(), SampleRate: b.SampleRate,
-				WindowSeconds: b.WindowSeconds, Encoders: encs, Rules: rules, Manifest: man,
+				WindowSeconds: b.WindowSeconds, Encoders: encs, Classifier: cls, Rules: rules, Manifest: man,
 				Limits: audio.DefaultLimits(), Workers: workers, BatchSize: batch, Progress: prog, Logger: log}
 			rep, runErr := ingest.Run(ctx, cfg, args)
 			if rep != nil {
@@ -127,6 +142,7 @@ bundle with new decoders or mappers serves the library as it is.`,
 	f.StringVar(&manifest, "manifest", "", "CSV or JSONL with path,instrument,pack,bpm,key (wins over inference)")
 	f.StringVar(&report, "report", "", "write the JSON report here")
 	f.StringVar(&instrument, "instrument", "", "force every file to this instrument")
+	f.BoolVar(&classify, "classify", true, "hear the instrument of loops whose names do not say it with the bundle's classifier (and check named loops); false skips them")
 	f.IntVar(&packLevel, "pack-level", 1, "folder level under each PATH that names the pack")
 	f.IntVar(&workers, "workers", runtime.GOMAXPROCS(0), "parallel decoders")
 	f.IntVar(&batch, "batch", 16, "loops per encoder batch")
