@@ -2,7 +2,8 @@
 # Rebuild models/loopmatch-v2 and demo/ from scratch: corpus v2 -> features -> VAE codecs ->
 # decoders -> compatibility towers -> mappers -> baselines (v1 included) -> evaluation on the
 # test and transfer splits -> ONNX export -> golden fixtures -> bundle + model card ->
-# decoder evaluation -> demo library. Intermediate files go to train/out/ (gitignored).
+# instrument classifier (loopmatch_train.instrument) -> decoder evaluation -> demo library.
+# Intermediate files go to train/out/ (gitignored).
 # Prints the total time. (loopmatch-v1, kept in models/ as a baseline and for v1 libraries,
 # was built by `python -m loopmatch_train.run`.)
 set -euo pipefail

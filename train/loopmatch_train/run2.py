@@ -1,7 +1,7 @@
 """The loopmatch-v2 pipeline: corpus v2 -> features -> VAEs (the codec) -> decoders ->
 compatibility towers -> MLP-Latent mappers -> baselines (random, metadata, ridge, v1, L2,
 InfoNCE on VAE latents) -> evaluation on the test and transfer splits -> export -> golden
-fixtures -> bundle + model card -> decoder evaluation -> demo library.
+fixtures -> bundle + model card -> instrument classifier -> decoder evaluation -> demo library.
 
 python -m loopmatch_train.run2 --out train/out --bundle models/loopmatch-v2 --demo demo
 """
@@ -196,6 +196,9 @@ def main(argv=None):
                     {f"{s}2{t_}": mappers[f"{s}2{t_}_l2"] for s, t_ in DIRECTIONS}, results, training, corpus_dir, rows,
                     spl, gl_iters=args.gl_iters, gl_momentum=args.gl_momentum, log=log)
     durations["export_s"] = round(time.time() - t, 1)
+    # 8. the instrument classifier (drum / bass / other), added to the bundle beside the rest
+    from .instrument import build as build_classifier
+    build_classifier(args.out, args.bundle, log=log)
     if not args.skip_decoder_eval:
         from .decoder_eval import evaluate_bundle
         evaluate_bundle(args.bundle, corpus_dir, os.path.join(args.out, "decoder_eval.json"), "docs/decoder", log=log,
