@@ -9,6 +9,7 @@ import (
 	"unicode"
 
 	"github.com/loopmatch/loopmatch/loopid"
+	"github.com/loopmatch/loopmatch/vectordb"
 )
 
 // Meta is what ingest knows about one loop before encoding it.
@@ -17,6 +18,12 @@ type Meta struct {
 	Pack       string  // loop pack (compatible loops share one)
 	BPM        float64 // 0 when unknown
 	Key        string  // canonical key ("Am", "F#m", "Bb", ...) or "" when unknown
+
+	// Where each field came from (vectordb.Source*: manifest, name, audio, flag; ""
+	// while unknown) and, for estimates from the audio, their confidence (0..1).
+	InstrumentSource             string
+	BPMSource, KeySource         string
+	BPMConfidence, KeyConfidence float64
 }
 
 // DefaultInstrumentKeywords maps a lower-case word found in a file or folder name to an
@@ -67,9 +74,12 @@ func (r Rules) Infer(root, path string) Meta {
 	stem := strings.TrimSuffix(file, filepath.Ext(file))
 	dirs := parts[:len(parts)-1]
 
-	m := Meta{Instrument: r.Instrument}
+	m := Meta{Instrument: r.Instrument, InstrumentSource: vectordb.SourceFlag}
 	if m.Instrument == "" {
-		m.Instrument = r.instrument(stem, dirs)
+		m.Instrument, m.InstrumentSource = r.instrument(stem, dirs), vectordb.SourceName
+	}
+	if m.Instrument == "" {
+		m.InstrumentSource = ""
 	}
 	m.Pack = r.pack(root, dirs)
 	m.BPM = ParseBPM(stem)
@@ -83,6 +93,12 @@ func (r Rules) Infer(root, path string) Meta {
 		for i := len(dirs) - 1; i >= 0 && m.Key == ""; i-- {
 			m.Key = loopid.ParseKey(dirs[i])
 		}
+	}
+	if m.BPM > 0 {
+		m.BPMSource = vectordb.SourceName
+	}
+	if m.Key != "" {
+		m.KeySource = vectordb.SourceName
 	}
 	return m
 }

@@ -6,6 +6,7 @@ import (
 	"testing"
 
 	"github.com/loopmatch/loopmatch/loopid"
+	"github.com/loopmatch/loopmatch/vectordb"
 )
 
 func TestParseBPM(t *testing.T) {
@@ -33,6 +34,21 @@ func TestParseBPM(t *testing.T) {
 	}
 }
 
+// named is the Meta that Infer gives for fields found in names.
+func named(inst, pack string, bpm float64, key string) Meta {
+	m := Meta{Instrument: inst, Pack: pack, BPM: bpm, Key: key}
+	if inst != "" {
+		m.InstrumentSource = vectordb.SourceName
+	}
+	if bpm > 0 {
+		m.BPMSource = vectordb.SourceName
+	}
+	if key != "" {
+		m.KeySource = vectordb.SourceName
+	}
+	return m
+}
+
 func TestInfer(t *testing.T) {
 	root := filepath.FromSlash("/lib")
 	r := DefaultRules()
@@ -40,16 +56,16 @@ func TestInfer(t *testing.T) {
 		path string
 		want Meta
 	}{
-		{"/lib/DeepHouse01/drums/dh01_drum_main_124bpm_Am.wav", Meta{"drum", "DeepHouse01", 124, "Am"}},
-		{"/lib/DeepHouse01/bass/dh01_bass_main_124bpm_Am.flac", Meta{"bass", "DeepHouse01", 124, "Am"}},
-		{"/lib/Drum and Bass Vol 2/Basslines/reese_174_Fm.wav", Meta{"bass", "Drum and Bass Vol 2", 174, "Fm"}},
-		{"/lib/Drum and Bass Vol 2/Loops/amen_break_174.wav", Meta{"drum", "Drum and Bass Vol 2", 174, ""}},
-		{"/lib/DnB Pack/drum_and_bass_loop_01.wav", Meta{"", "DnB Pack", 0, ""}},
-		{"/lib/Trap 140 Gm/808s/808Slide_01.wav", Meta{"bass", "Trap 140 Gm", 140, "Gm"}},
-		{"/lib/Pack/Tops/shaker_top_100.aif", Meta{"drum", "Pack", 100, ""}},
-		{"/lib/Pack/misc/pad_Cm_90.wav", Meta{"", "Pack", 90, "Cm"}},
-		{"/lib/loose_file_drum_120.wav", Meta{"drum", "lib", 120, ""}},
-		{"/lib/Subway Sounds/keys/piano.wav", Meta{"", "Subway Sounds", 0, ""}},
+		{"/lib/DeepHouse01/drums/dh01_drum_main_124bpm_Am.wav", named("drum", "DeepHouse01", 124, "Am")},
+		{"/lib/DeepHouse01/bass/dh01_bass_main_124bpm_Am.flac", named("bass", "DeepHouse01", 124, "Am")},
+		{"/lib/Drum and Bass Vol 2/Basslines/reese_174_Fm.wav", named("bass", "Drum and Bass Vol 2", 174, "Fm")},
+		{"/lib/Drum and Bass Vol 2/Loops/amen_break_174.wav", named("drum", "Drum and Bass Vol 2", 174, "")},
+		{"/lib/DnB Pack/drum_and_bass_loop_01.wav", named("", "DnB Pack", 0, "")},
+		{"/lib/Trap 140 Gm/808s/808Slide_01.wav", named("bass", "Trap 140 Gm", 140, "Gm")},
+		{"/lib/Pack/Tops/shaker_top_100.aif", named("drum", "Pack", 100, "")},
+		{"/lib/Pack/misc/pad_Cm_90.wav", named("", "Pack", 90, "Cm")},
+		{"/lib/loose_file_drum_120.wav", named("drum", "lib", 120, "")},
+		{"/lib/Subway Sounds/keys/piano.wav", named("", "Subway Sounds", 0, "")},
 	}
 	for _, c := range cases {
 		got := r.Infer(root, filepath.FromSlash(c.path))
@@ -62,7 +78,7 @@ func TestInfer(t *testing.T) {
 func TestInferForcedAndPackLevel(t *testing.T) {
 	r := Rules{Instrument: "bass", PackLevel: 2}
 	got := r.Infer("/lib", "/lib/Vendor/PackA/drums/x_120bpm.wav")
-	want := Meta{Instrument: "bass", Pack: "PackA", BPM: 120}
+	want := Meta{Instrument: "bass", Pack: "PackA", BPM: 120, InstrumentSource: vectordb.SourceFlag, BPMSource: vectordb.SourceName}
 	if got != want {
 		t.Errorf("got %+v, want %+v", got, want)
 	}

@@ -390,7 +390,9 @@ func upsert(cfg Config, rep *Report, in <-chan *job) error {
 		for i, j := range b {
 			rows[i] = vectordb.Row{ID: j.id, Instrument: inst, Pack: j.meta.Pack, Path: j.path, BPM: j.meta.BPM,
 				Key: j.meta.Key, Duration: j.info.Duration.Seconds(), SampleRate: j.info.SampleRate,
-				EncoderID: cfg.EncoderIDs[inst], IngestedAt: now, Embedding: j.embed}
+				EncoderID: cfg.EncoderIDs[inst], IngestedAt: now, Embedding: j.embed,
+				BPMSource: j.meta.BPMSource, BPMConfidence: j.meta.BPMConfidence, KeySource: j.meta.KeySource,
+				KeyConfidence: j.meta.KeyConfidence, InstrumentSource: j.meta.InstrumentSource}
 		}
 		ctx, cancel := context.WithTimeout(context.Background(), 2*time.Minute)
 		defer cancel()

@@ -237,7 +237,8 @@ func TestIngestGoodAndBroken(t *testing.T) {
 	// Metadata made it into the rows.
 	rows, _ := store.List(context.Background(), loopid.Collection("bass"), "", 1000)
 	for _, r := range rows {
-		if r.Instrument != "bass" || !strings.HasPrefix(r.Pack, "Pack") || r.BPM < 90 || r.Key != "Am" || r.EncoderID != cfg.EncoderIDs["bass"] || r.SampleRate == 0 {
+		if r.Instrument != "bass" || !strings.HasPrefix(r.Pack, "Pack") || r.BPM < 90 || r.Key != "Am" || r.EncoderID != cfg.EncoderIDs["bass"] || r.SampleRate == 0 ||
+			r.BPMSource == "" || r.KeySource == "" || r.InstrumentSource == "" {
 			t.Fatalf("row metadata: %+v", r)
 		}
 	}

@@ -2,6 +2,7 @@ package ingest
 
 import (
 	"bufio"
+	"cmp"
 	"encoding/csv"
 	"encoding/json"
 	"errors"
@@ -15,6 +16,7 @@ import (
 	"strings"
 
 	"github.com/loopmatch/loopmatch/loopid"
+	"github.com/loopmatch/loopmatch/vectordb"
 )
 
 // Manifest holds catalogue metadata that wins over inference, keyed by absolute,
@@ -33,6 +35,10 @@ type ManifestEntry struct {
 	// Split is the optional evaluation split ("train", "val", "test", lower-cased):
 	// ingest stores nothing of it; loopmatch eval uses it to pick the loops it scores.
 	Split string `json:"split,omitempty"`
+
+	// Where BPM and Key came from when not from a manifest the user wrote (an upload
+	// fills them from the file's original name): vectordb.SourceName; "" is manifest.
+	bpmSource, keySource string
 }
 
 // maxManifestLine bounds one JSONL line so a corrupt manifest cannot eat memory.
@@ -155,16 +161,16 @@ func (m *Manifest) Apply(path string, meta Meta) Meta {
 		return meta
 	}
 	if e.Instrument != "" {
-		meta.Instrument = strings.ToLower(e.Instrument)
+		meta.Instrument, meta.InstrumentSource = strings.ToLower(e.Instrument), vectordb.SourceManifest
 	}
 	if e.Pack != "" {
 		meta.Pack = e.Pack
 	}
 	if e.BPM > 0 {
-		meta.BPM = e.BPM
+		meta.BPM, meta.BPMSource, meta.BPMConfidence = e.BPM, cmp.Or(e.bpmSource, vectordb.SourceManifest), 0
 	}
 	if e.Key != "" {
-		meta.Key = e.Key // already normalised when read
+		meta.Key, meta.KeySource, meta.KeyConfidence = e.Key, cmp.Or(e.keySource, vectordb.SourceManifest), 0 // already normalised when read
 	}
 	return meta
 }

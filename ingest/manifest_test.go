@@ -1,6 +1,8 @@
 package ingest
 
 import (
+	"github.com/loopmatch/loopmatch/vectordb"
+
 	"errors"
 	"fmt"
 	"math"
@@ -45,7 +47,8 @@ func TestManifestSplit(t *testing.T) {
 		}
 	}
 	// The split changes nothing ingest applies.
-	if got := m.Apply("/abs/c.wav", Meta{}); got != (Meta{Instrument: "bass", Pack: "P2", BPM: 90, Key: "C"}) {
+	if got := m.Apply("/abs/c.wav", Meta{}); got != (Meta{Instrument: "bass", Pack: "P2", BPM: 90, Key: "C",
+		InstrumentSource: vectordb.SourceManifest, BPMSource: vectordb.SourceManifest, KeySource: vectordb.SourceManifest}) {
 		t.Errorf("Apply = %+v", got)
 	}
 
@@ -125,5 +128,22 @@ func TestCodeOf(t *testing.T) {
 		if got := CodeOf(c.err); got != c.want {
 			t.Errorf("CodeOf(%v) = %q, want %q", c.err, got, c.want)
 		}
+	}
+}
+
+// TestApplyRecordsSources: a manifest's fields win over names and say so; fields it
+// leaves empty keep the name's value and source.
+func TestApplyRecordsSources(t *testing.T) {
+	m, err := NewManifest([]ManifestEntry{{Path: "/lib/P/pad_Cm.wav", Instrument: "Bass", BPM: 100}})
+	if err != nil {
+		t.Fatal(err)
+	}
+	named := DefaultRules().Infer("/lib", "/lib/P/pad_Cm.wav")
+	named.BPMSource, named.BPMConfidence = vectordb.SourceAudio, 0.5 // as if the audio had filled it
+	got := m.Apply("/lib/P/pad_Cm.wav", named)
+	want := Meta{Instrument: "bass", Pack: "P", BPM: 100, Key: "Cm", InstrumentSource: vectordb.SourceManifest,
+		BPMSource: vectordb.SourceManifest, KeySource: vectordb.SourceName}
+	if got != want {
+		t.Errorf("Apply = %+v, want %+v", got, want)
 	}
 }

@@ -13,6 +13,7 @@ import (
 
 	"github.com/loopmatch/loopmatch/audio"
 	"github.com/loopmatch/loopmatch/loopid"
+	"github.com/loopmatch/loopmatch/vectordb"
 )
 
 // Upload is one uploaded loop file.
@@ -111,10 +112,10 @@ func (u *Uploads) Ingest(ctx context.Context, meta UploadMeta, files []Upload) (
 		e := ManifestEntry{Path: p, Instrument: meta.Instrument, Pack: meta.Pack, BPM: meta.BPM, Key: meta.Key}
 		// What the person did not say may be in the file's original name ("Am_128bpm").
 		if e.BPM == 0 {
-			e.BPM = ParseBPM(f.Filename)
+			e.BPM, e.bpmSource = ParseBPM(f.Filename), vectordb.SourceName
 		}
 		if e.Key == "" {
-			e.Key = loopid.ParseKey(f.Filename)
+			e.Key, e.keySource = loopid.ParseKey(f.Filename), vectordb.SourceName
 		}
 		if e.Pack == "" {
 			e.Pack = "uploads"

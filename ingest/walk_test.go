@@ -1,6 +1,8 @@
 package ingest
 
 import (
+	"github.com/loopmatch/loopmatch/vectordb"
+
 	"context"
 	"os"
 	"path/filepath"
@@ -76,7 +78,8 @@ func TestLoadManifest(t *testing.T) {
 		t.Fatal(err)
 	}
 	got := m.Apply(filepath.Join(dir, "loops", "a.wav"), Meta{Instrument: "drum", Pack: "inferred", BPM: 90, Key: "C"})
-	if want := (Meta{Instrument: "bass", Pack: "P1", BPM: 128, Key: "Am"}); got != want {
+	if want := (Meta{Instrument: "bass", Pack: "P1", BPM: 128, Key: "Am", InstrumentSource: vectordb.SourceManifest,
+		BPMSource: vectordb.SourceManifest, KeySource: vectordb.SourceManifest}); got != want {
 		t.Errorf("csv apply = %+v, want %+v", got, want)
 	}
 	got = m.Apply("/abs/b.wav", Meta{Instrument: "drum", BPM: 90})

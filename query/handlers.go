@@ -39,6 +39,22 @@ type LoopJSON struct {
 	SampleRate int       `json:"sample_rate,omitempty"`
 	IngestedAt time.Time `json:"ingested_at,omitzero"`
 	AudioURL   string    `json:"audio_url"`
+	Provenance
+}
+
+// Provenance is where a loop's tempo, key and instrument came from (manifest, name,
+// audio or flag; absent when unknown) and how sure the audio estimates are.
+type Provenance struct {
+	BPMSource        string  `json:"bpm_source,omitempty"`
+	BPMConfidence    float64 `json:"bpm_confidence,omitempty"`
+	KeySource        string  `json:"key_source,omitempty"`
+	KeyConfidence    float64 `json:"key_confidence,omitempty"`
+	InstrumentSource string  `json:"instrument_source,omitempty"`
+}
+
+func provenance(r *vectordb.Row) Provenance {
+	return Provenance{BPMSource: r.BPMSource, BPMConfidence: r.BPMConfidence, KeySource: r.KeySource,
+		KeyConfidence: r.KeyConfidence, InstrumentSource: r.InstrumentSource}
 }
 
 // RankedLoop is one recommendation.
@@ -53,6 +69,7 @@ type RankedLoop struct {
 	AudioURL string  `json:"audio_url"`
 	// Name is the file's name, without its folder (the page shows it).
 	Name string `json:"name,omitempty"`
+	Provenance
 }
 
 // RecommendResponse is the body of a successful POST /v1/recommend.
@@ -104,7 +121,7 @@ func (s *Server) recommend(c *gin.Context) {
 		Seed: resp.Seed, Results: make([]RankedLoop, len(resp.Results))}
 	for i, r := range resp.Results {
 		out.Results[i] = RankedLoop{ID: r.ID, Rank: r.Rank, Score: r.Score, Pack: r.Pack, BPM: r.BPM, Key: r.Key,
-			Duration: r.Duration, AudioURL: audioURL(resp.Pair.To, r.ID), Name: loopName(r.Path)}
+			Duration: r.Duration, AudioURL: audioURL(resp.Pair.To, r.ID), Name: loopName(r.Path), Provenance: provenance(&r.Row)}
 	}
 	if q.Preview {
 		key := previewKey(resp.BundleID, resp.Pair.To, resp.Mapped)
@@ -238,7 +255,8 @@ func (s *Server) loop(c *gin.Context) {
 		return
 	}
 	c.JSON(http.StatusOK, LoopJSON{ID: row.ID, Instrument: inst, Pack: row.Pack, BPM: row.BPM, Key: row.Key,
-		Duration: row.Duration, SampleRate: row.SampleRate, IngestedAt: row.IngestedAt, AudioURL: audioURL(inst, row.ID)})
+		Duration: row.Duration, SampleRate: row.SampleRate, IngestedAt: row.IngestedAt, AudioURL: audioURL(inst, row.ID),
+		Provenance: provenance(row)})
 }
 
 // loopAudio serves a stored loop's file. The path comes from the stored row, never

@@ -189,7 +189,7 @@ scan:
 			}
 			out.Loops = append(out.Loops, ListedLoop{Name: loopName(r.Path), LoopJSON: LoopJSON{ID: r.ID, Instrument: inst,
 				Pack: r.Pack, BPM: r.BPM, Key: r.Key, Duration: r.Duration, SampleRate: r.SampleRate,
-				IngestedAt: r.IngestedAt, AudioURL: audioURL(inst, r.ID)}})
+				IngestedAt: r.IngestedAt, AudioURL: audioURL(inst, r.ID), Provenance: provenance(r)}})
 		}
 		after = rows[len(rows)-1].ID
 	}

@@ -25,6 +25,33 @@ type Row struct {
 	EncoderID  string    `json:"bundle_id"`
 	IngestedAt time.Time `json:"ingested_at"`
 	Embedding  []float32 `json:"-"`
+
+	// Provenance: where BPM, Key and Instrument came from (one of the Source*
+	// constants; "" is unknown, as in rows written before stores kept it) and, for
+	// estimates from the audio, how sure the estimator was (0..1; 0 otherwise).
+	BPMSource        string  `json:"bpm_source,omitempty"`
+	BPMConfidence    float64 `json:"bpm_confidence,omitempty"`
+	KeySource        string  `json:"key_source,omitempty"`
+	KeyConfidence    float64 `json:"key_confidence,omitempty"`
+	InstrumentSource string  `json:"instrument_source,omitempty"`
+}
+
+// Where a row's metadata came from (Row.BPMSource, KeySource, InstrumentSource).
+// Manifests win over names, names over the audio.
+const (
+	SourceManifest = "manifest" // the library's manifest (loopmatch.json / CSV)
+	SourceName     = "name"     // the file's name or folders
+	SourceAudio    = "audio"    // estimated from the audio (with a confidence)
+	SourceFlag     = "flag"     // the ingest command's flag (instrument only)
+)
+
+// CheckSource validates a provenance value: "" or one of the Source* constants.
+func CheckSource(field, v string) error {
+	switch v {
+	case "", SourceManifest, SourceName, SourceAudio, SourceFlag:
+		return nil
+	}
+	return fmt.Errorf("%w: %s %q: use manifest, name, audio, flag or leave it empty", ErrInvalid, field, v)
 }
 
 // Hit is a search result: the row's stored fields and its cosine similarity to the
@@ -140,6 +167,19 @@ func CheckRows(dim int, rows []Row) error {
 		}
 		if len(r.ID) > 512 {
 			return fmt.Errorf("%w: row %d id is %d bytes, at most 512", ErrInvalid, i, len(r.ID))
+		}
+		for _, f := range [...]struct{ name, v string }{{"bpm_source", r.BPMSource}, {"key_source", r.KeySource}, {"instrument_source", r.InstrumentSource}} {
+			if err := CheckSource(f.name, f.v); err != nil {
+				return fmt.Errorf("row %q: %w", r.ID, err)
+			}
+		}
+		for _, f := range [...]struct {
+			name string
+			v    float64
+		}{{"bpm_confidence", r.BPMConfidence}, {"key_confidence", r.KeyConfidence}} {
+			if !(f.v >= 0 && f.v <= 1) {
+				return fmt.Errorf("%w: row %q %s = %v, want 0..1", ErrInvalid, r.ID, f.name, f.v)
+			}
 		}
 		if len(r.Embedding) != dim {
 			return fmt.Errorf("%w: row %q has %d values, the collection holds %d", ErrDimensionMismatch, r.ID, len(r.Embedding), dim)

@@ -22,12 +22,12 @@ const (
 // requests as its limits allow, each one round trip and one consistency wait, where
 // Search would take one per vector. Each answer is what Search gives for its vector.
 func (s *Store) SearchBatch(ctx context.Context, name string, vecs [][]float32, k int, f vectordb.Filter) ([][]vectordb.Hit, error) {
-	dim, err := s.dim(ctx, name)
+	in, err := s.schema(ctx, name)
 	if err != nil {
 		return nil, err
 	}
 	for i, v := range vecs {
-		if err := vectordb.CheckQuery(dim, v, k); err != nil {
+		if err := vectordb.CheckQuery(in.dim, v, k); err != nil {
 			return nil, fmt.Errorf("query %d of %d: %w", i+1, len(vecs), err)
 		}
 	}
@@ -47,7 +47,7 @@ func (s *Store) SearchBatch(ctx context.Context, name string, vecs [][]float32, 
 		}
 		var res []client.SearchResult
 		if err := s.retry(ctx, "search "+name, func() (err error) {
-			res, err = s.c.Search(ctx, name, nil, expr, scalarFields, ev, fVec, entity.COSINE, fetch, sp,
+			res, err = s.c.Search(ctx, name, nil, expr, scalarFields(in.prov), ev, fVec, entity.COSINE, fetch, sp,
 				client.WithSearchQueryConsistencyLevel(s.cl))
 			return err
 		}); err != nil {

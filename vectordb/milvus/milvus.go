@@ -27,7 +27,30 @@ const (
 	descPrefix                                    = "loopmatch collection "
 )
 
-var scalarFields = []string{fID, fInstrument, fPack, fPath, fKey, fBundle, fBPM, fDuration, fRate, fIngested}
+// Provenance fields, added after the first schema. Milvus cannot add a field to an
+// existing collection, so a collection created before them keeps its schema: it opens,
+// reads (the fields come back empty) and accepts writes (the fields are not written);
+// re-encoding (loopmatch ingest --reencode) rebuilds it with them.
+const (
+	fBPMSource, fBPMConf, fKeySource, fKeyConf, fInstSource = "bpm_source", "bpm_confidence", "key_source", "key_confidence", "instrument_source"
+)
+
+var baseFields = []string{fID, fInstrument, fPack, fPath, fKey, fBundle, fBPM, fDuration, fRate, fIngested}
+
+// scalarFields are the fields a read asks for: the provenance fields only where the
+// collection has them.
+func scalarFields(prov bool) []string {
+	if !prov {
+		return baseFields
+	}
+	return append(append([]string{}, baseFields...), fBPMSource, fBPMConf, fKeySource, fKeyConf, fInstSource)
+}
+
+// info is what the store remembers of a collection's schema.
+type info struct {
+	dim  int
+	prov bool // has the provenance fields
+}
 
 // Options configure the backend.
 type Options struct {
@@ -53,7 +76,7 @@ type Store struct {
 	cl   entity.ConsistencyLevel
 
 	mu   sync.Mutex
-	dims map[string]int
+	info map[string]info
 }
 
 // Open connects to Milvus at addr (host:port).
@@ -86,7 +109,7 @@ func Open(ctx context.Context, addr string, o Options) (*Store, error) {
 	if err != nil {
 		return nil, fmt.Errorf("%w: cannot reach Milvus at %s (%v): start it (docker compose up -d milvus, or scripts/milvus.sh start DIR) or fix --store milvus://host:port", vectordb.ErrUnavailable, addr, err)
 	}
-	return &Store{c: c, addr: addr, o: o, cl: cl, dims: map[string]int{}}, nil
+	return &Store{c: c, addr: addr, o: o, cl: cl, info: map[string]info{}}, nil
 }
 
 func consistency(s string) (entity.ConsistencyLevel, error) {
@@ -183,6 +206,9 @@ func (s *Store) EnsureCollection(ctx context.Context, c vectordb.Collection) err
 		WithField(entity.NewField().WithName(fDuration).WithDataType(entity.FieldTypeDouble)).
 		WithField(entity.NewField().WithName(fRate).WithDataType(entity.FieldTypeInt64)).
 		WithField(entity.NewField().WithName(fIngested).WithDataType(entity.FieldTypeInt64)).
+		WithField(vs(fBPMSource, 16)).WithField(entity.NewField().WithName(fBPMConf).WithDataType(entity.FieldTypeDouble)).
+		WithField(vs(fKeySource, 16)).WithField(entity.NewField().WithName(fKeyConf).WithDataType(entity.FieldTypeDouble)).
+		WithField(vs(fInstSource, 16)).
 		WithField(entity.NewField().WithName(fVec).WithDataType(entity.FieldTypeFloatVector).WithDim(int64(c.Dim)))
 	if err := s.retry(ctx, "create collection "+c.Name, func() error {
 		return s.c.CreateCollection(ctx, schema, 1, client.WithConsistencyLevel(s.cl))
@@ -199,7 +225,7 @@ func (s *Store) EnsureCollection(ctx context.Context, c vectordb.Collection) err
 		return err
 	}
 	s.mu.Lock()
-	s.dims[c.Name] = c.Dim
+	s.info[c.Name] = info{dim: c.Dim, prov: true}
 	s.mu.Unlock()
 	return s.load(ctx, c.Name)
 }
@@ -223,7 +249,7 @@ func (s *Store) has(ctx context.Context, name string) (bool, error) {
 func (s *Store) forget(names ...string) {
 	s.mu.Lock()
 	for _, n := range names {
-		delete(s.dims, n)
+		delete(s.info, n)
 	}
 	s.mu.Unlock()
 }
@@ -322,26 +348,42 @@ func (s *Store) describe(ctx context.Context, name string) (vectordb.Collection,
 	var d description
 	json.Unmarshal([]byte(strings.TrimPrefix(coll.Schema.Description, descPrefix)), &d)
 	out.EncoderID = d.EncoderID
+	var in info
 	for _, f := range coll.Schema.Fields {
-		if f.Name == fVec {
+		switch f.Name {
+		case fVec:
 			out.Dim, _ = strconv.Atoi(f.TypeParams[entity.TypeParamDim])
+		case fBPMSource:
+			in.prov = true
 		}
 	}
+	in.dim = out.Dim
 	s.mu.Lock()
-	s.dims[name] = out.Dim
+	s.info[name] = in
 	s.mu.Unlock()
 	return out, nil
 }
 
-func (s *Store) dim(ctx context.Context, name string) (int, error) {
+// schema returns what the store knows of a collection's schema, describing it once.
+func (s *Store) schema(ctx context.Context, name string) (info, error) {
 	s.mu.Lock()
-	d, ok := s.dims[name]
+	in, ok := s.info[name]
 	s.mu.Unlock()
 	if ok {
-		return d, nil
+		return in, nil
 	}
-	c, err := s.describe(ctx, name)
-	return c.Dim, err
+	if _, err := s.describe(ctx, name); err != nil {
+		return info{}, err
+	}
+	s.mu.Lock()
+	in = s.info[name]
+	s.mu.Unlock()
+	return in, nil
+}
+
+func (s *Store) dim(ctx context.Context, name string) (int, error) {
+	in, err := s.schema(ctx, name)
+	return in.dim, err
 }
 
 // Collections implements vectordb.Store.
@@ -370,17 +412,18 @@ func (s *Store) Collections(ctx context.Context) ([]vectordb.Collection, error) 
 
 // Upsert implements vectordb.Store, in batches of Options.UpsertBatch rows.
 func (s *Store) Upsert(ctx context.Context, name string, rows []vectordb.Row) error {
-	dim, err := s.dim(ctx, name)
+	in, err := s.schema(ctx, name)
 	if err != nil {
 		return err
 	}
+	dim := in.dim
 	if err := vectordb.CheckRows(dim, rows); err != nil {
 		return err
 	}
 	rows = lastByID(rows)
 	for start := 0; start < len(rows); start += s.o.UpsertBatch {
 		b := rows[start:min(start+s.o.UpsertBatch, len(rows))]
-		cols := columns(dim, b)
+		cols := columns(in, b)
 		if err := s.retry(ctx, fmt.Sprintf("upsert %d rows into %s", len(b), name), func() error {
 			_, err := s.c.Upsert(ctx, name, "", cols...)
 			return err
@@ -406,8 +449,8 @@ func lastByID(rows []vectordb.Row) []vectordb.Row {
 	return out
 }
 
-func columns(dim int, rows []vectordb.Row) []entity.Column {
-	n := len(rows)
+func columns(in info, rows []vectordb.Row) []entity.Column {
+	n, dim := len(rows), in.dim
 	ids, inst, pack, path, key, bundle := make([]string, n), make([]string, n), make([]string, n), make([]string, n), make([]string, n), make([]string, n)
 	bpm, dur := make([]float64, n), make([]float64, n)
 	rate, ing := make([]int64, n), make([]int64, n)
@@ -417,12 +460,25 @@ func columns(dim int, rows []vectordb.Row) []entity.Column {
 		bpm[i], dur[i], rate[i], ing[i] = r.BPM, r.Duration, int64(r.SampleRate), r.IngestedAt.UnixNano()
 		vecs[i] = r.Embedding
 	}
-	return []entity.Column{
+	cols := []entity.Column{
 		entity.NewColumnVarChar(fID, ids), entity.NewColumnVarChar(fInstrument, inst), entity.NewColumnVarChar(fPack, pack),
 		entity.NewColumnVarChar(fPath, path), entity.NewColumnVarChar(fKey, key), entity.NewColumnVarChar(fBundle, bundle),
 		entity.NewColumnDouble(fBPM, bpm), entity.NewColumnDouble(fDuration, dur), entity.NewColumnInt64(fRate, rate),
 		entity.NewColumnInt64(fIngested, ing), entity.NewColumnFloatVector(fVec, dim, vecs),
 	}
+	if !in.prov {
+		return cols
+	}
+	bsrc, ksrc, isrc := make([]string, n), make([]string, n), make([]string, n)
+	bconf, kconf := make([]float64, n), make([]float64, n)
+	for i, r := range rows {
+		bsrc[i], ksrc[i], isrc[i] = r.BPMSource, r.KeySource, r.InstrumentSource
+		bconf[i], kconf[i] = r.BPMConfidence, r.KeyConfidence
+	}
+	return append(cols,
+		entity.NewColumnVarChar(fBPMSource, bsrc), entity.NewColumnDouble(fBPMConf, bconf),
+		entity.NewColumnVarChar(fKeySource, ksrc), entity.NewColumnDouble(fKeyConf, kconf),
+		entity.NewColumnVarChar(fInstSource, isrc))
 }
 
 // rowsFrom turns a result set into rows (embeddings when the set has them).
@@ -446,16 +502,20 @@ func rowsFrom(rs client.ResultSet) ([]vectordb.Row, error) {
 	str(fPath, func(r *vectordb.Row, v string) { r.Path = v })
 	str(fKey, func(r *vectordb.Row, v string) { r.Key = v })
 	str(fBundle, func(r *vectordb.Row, v string) { r.EncoderID = v })
-	if c, ok := rs.GetColumn(fBPM).(*entity.ColumnDouble); ok {
-		for i, v := range c.Data() {
-			out[i].BPM = v
+	str(fBPMSource, func(r *vectordb.Row, v string) { r.BPMSource = v })
+	str(fKeySource, func(r *vectordb.Row, v string) { r.KeySource = v })
+	str(fInstSource, func(r *vectordb.Row, v string) { r.InstrumentSource = v })
+	num := func(name string, set func(r *vectordb.Row, v float64)) {
+		if c, ok := rs.GetColumn(name).(*entity.ColumnDouble); ok {
+			for i, v := range c.Data() {
+				set(&out[i], v)
+			}
 		}
 	}
-	if c, ok := rs.GetColumn(fDuration).(*entity.ColumnDouble); ok {
-		for i, v := range c.Data() {
-			out[i].Duration = v
-		}
-	}
+	num(fBPM, func(r *vectordb.Row, v float64) { r.BPM = v })
+	num(fDuration, func(r *vectordb.Row, v float64) { r.Duration = v })
+	num(fBPMConf, func(r *vectordb.Row, v float64) { r.BPMConfidence = v })
+	num(fKeyConf, func(r *vectordb.Row, v float64) { r.KeyConfidence = v })
 	if c, ok := rs.GetColumn(fRate).(*entity.ColumnInt64); ok {
 		for i, v := range c.Data() {
 			out[i].SampleRate = int(v)
@@ -475,9 +535,6 @@ func rowsFrom(rs client.ResultSet) ([]vectordb.Row, error) {
 }
 
 func (s *Store) byIDs(ctx context.Context, name string, ids []string, fields []string) ([]vectordb.Row, error) {
-	if _, err := s.dim(ctx, name); err != nil {
-		return nil, err
-	}
 	if len(ids) == 0 {
 		return nil, nil
 	}
@@ -506,11 +563,18 @@ func (s *Store) byIDs(ctx context.Context, name string, ids []string, fields []s
 
 // Get implements vectordb.Store.
 func (s *Store) Get(ctx context.Context, name string, ids []string) ([]vectordb.Row, error) {
-	return s.byIDs(ctx, name, ids, append(append([]string{}, scalarFields...), fVec))
+	in, err := s.schema(ctx, name)
+	if err != nil {
+		return nil, err
+	}
+	return s.byIDs(ctx, name, ids, append(scalarFields(in.prov), fVec))
 }
 
 // Has implements vectordb.Store.
 func (s *Store) Has(ctx context.Context, name string, ids []string) (map[string]string, error) {
+	if _, err := s.schema(ctx, name); err != nil {
+		return nil, err
+	}
 	rows, err := s.byIDs(ctx, name, ids, []string{fID, fBundle})
 	if err != nil {
 		return nil, err
@@ -568,7 +632,8 @@ func (s *Store) List(ctx context.Context, name, after string, limit int) ([]vect
 	if limit < 1 {
 		return nil, fmt.Errorf("%w: limit %d", vectordb.ErrInvalid, limit)
 	}
-	if _, err := s.dim(ctx, name); err != nil {
+	in, err := s.schema(ctx, name)
+	if err != nil {
 		return nil, err
 	}
 	expr := fID + " > " + Quote(after)
@@ -588,17 +653,17 @@ func (s *Store) List(ctx context.Context, name, after string, limit int) ([]vect
 	if len(ids) > limit {
 		ids = ids[:limit]
 	}
-	return s.byIDs(ctx, name, ids, scalarFields)
+	return s.byIDs(ctx, name, ids, scalarFields(in.prov))
 }
 
 // Search implements vectordb.Store. It asks for a few more candidates than k and sorts
 // by score then id, so equal scores come back in the same order as the embedded store.
 func (s *Store) Search(ctx context.Context, name string, vec []float32, k int, f vectordb.Filter) ([]vectordb.Hit, error) {
-	dim, err := s.dim(ctx, name)
+	in, err := s.schema(ctx, name)
 	if err != nil {
 		return nil, err
 	}
-	if err := vectordb.CheckQuery(dim, vec, k); err != nil {
+	if err := vectordb.CheckQuery(in.dim, vec, k); err != nil {
 		return nil, err
 	}
 	fetch := min(k+16, vectordb.MaxK)
@@ -612,7 +677,7 @@ func (s *Store) Search(ctx context.Context, name string, vec []float32, k int, f
 	// server, reports "extra output fields" when a search finds nothing, because the
 	// server then sends no field data: an empty result is empty whatever Err says.)
 	if err := s.retry(ctx, "search "+name, func() (err error) {
-		res, err = s.c.Search(ctx, name, nil, expr, scalarFields, []entity.Vector{entity.FloatVector(vec)}, fVec,
+		res, err = s.c.Search(ctx, name, nil, expr, scalarFields(in.prov), []entity.Vector{entity.FloatVector(vec)}, fVec,
 			entity.COSINE, fetch, sp, client.WithSearchQueryConsistencyLevel(s.cl))
 		return err
 	}); err != nil {

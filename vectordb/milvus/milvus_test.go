@@ -9,6 +9,8 @@ import (
 	"testing"
 	"time"
 
+	"github.com/milvus-io/milvus-sdk-go/v2/client"
+	"github.com/milvus-io/milvus-sdk-go/v2/entity"
 	"google.golang.org/grpc/codes"
 	"google.golang.org/grpc/status"
 
@@ -191,5 +193,64 @@ func TestReplaceFinishesAfterCrash(t *testing.T) {
 	hits, err := s.Search(ctx, dst, rows[1].Embedding, 3, vectordb.Filter{})
 	if err != nil || len(hits) != 3 || hits[0].ID != rows[1].ID {
 		t.Errorf("search after the finished swap: %v, %v", hits, err)
+	}
+}
+
+// TestLegacySchema: a collection created before the provenance fields (the first
+// schema, made here with the SDK) still opens, reads and accepts writes; its rows
+// read back with empty provenance, and writes drop it rather than fail.
+func TestLegacySchema(t *testing.T) {
+	s := open(t)
+	defer s.Close()
+	ctx := context.Background()
+	name := fmt.Sprintf("conf_legacy_%d", time.Now().UnixNano()%1e9)
+	defer s.DropCollection(ctx, name)
+	vs := func(n string, l int64) *entity.Field {
+		return entity.NewField().WithName(n).WithDataType(entity.FieldTypeVarChar).WithMaxLength(l)
+	}
+	schema := entity.NewSchema().WithName(name).WithDescription(descPrefix + `{"bundle_id":"test@1:abc"}`).
+		WithField(vs(fID, 512).WithIsPrimaryKey(true)).
+		WithField(vs(fInstrument, 64)).WithField(vs(fPack, 1024)).WithField(vs(fPath, 4096)).
+		WithField(vs(fKey, 64)).WithField(vs(fBundle, 256)).
+		WithField(entity.NewField().WithName(fBPM).WithDataType(entity.FieldTypeDouble)).
+		WithField(entity.NewField().WithName(fDuration).WithDataType(entity.FieldTypeDouble)).
+		WithField(entity.NewField().WithName(fRate).WithDataType(entity.FieldTypeInt64)).
+		WithField(entity.NewField().WithName(fIngested).WithDataType(entity.FieldTypeInt64)).
+		WithField(entity.NewField().WithName(fVec).WithDataType(entity.FieldTypeFloatVector).WithDim(vectordbtest.Dim))
+	if err := s.c.CreateCollection(ctx, schema, 1, client.WithConsistencyLevel(entity.ClStrong)); err != nil {
+		t.Fatal(err)
+	}
+	idx, _ := entity.NewIndexHNSW(entity.COSINE, 16, 200)
+	if err := s.c.CreateIndex(ctx, name, fVec, idx, false); err != nil {
+		t.Fatal(err)
+	}
+	rows := vectordbtest.Rows(3, 6)
+	// A row as the old code wrote it: the base columns only.
+	if _, err := s.c.Insert(ctx, name, "", columns(info{dim: vectordbtest.Dim}, rows[:3])...); err != nil {
+		t.Fatal(err)
+	}
+	if err := s.EnsureCollection(ctx, vectordb.Collection{Name: name, Dim: vectordbtest.Dim, EncoderID: "test@1:abc"}); err != nil {
+		t.Fatalf("open a legacy collection: %v", err)
+	}
+	if err := s.Upsert(ctx, name, rows[3:]); err != nil {
+		t.Fatalf("write to a legacy collection: %v", err)
+	}
+	got, err := s.Get(ctx, name, []string{rows[0].ID, rows[4].ID})
+	if err != nil || len(got) != 2 {
+		t.Fatalf("Get: %d rows, %v", len(got), err)
+	}
+	for _, g := range got {
+		if g.BPMSource != "" || g.KeySource != "" || g.InstrumentSource != "" || g.BPMConfidence != 0 || g.KeyConfidence != 0 {
+			t.Errorf("legacy row %s has provenance %+v", g.ID, g)
+		}
+	}
+	if got[1].Pack != rows[4].Pack || got[1].BPM != rows[4].BPM {
+		t.Errorf("legacy write lost fields: %+v", got[1])
+	}
+	if h, err := s.Search(ctx, name, rows[4].Embedding, 1, vectordb.Filter{}); err != nil || len(h) != 1 || h[0].ID != rows[4].ID {
+		t.Errorf("search a legacy collection: %v, %v", h, err)
+	}
+	if l, err := s.List(ctx, name, "", 10); err != nil || len(l) != 6 {
+		t.Errorf("list a legacy collection: %d rows, %v", len(l), err)
 	}
 }

@@ -72,8 +72,30 @@ func Rows(seed uint64, n int) []vectordb.Row {
 			Key: keys[(i/5)%len(keys)], Duration: 2 + float64(i%3), SampleRate: 44100, EncoderID: "test@1:abc",
 			IngestedAt: time.Date(2026, 1, 2, 3, 4, 5, 0, time.UTC), Embedding: v,
 		}
+		prov(&out[i], i)
 	}
 	return out
+}
+
+var sources = []string{vectordb.SourceManifest, vectordb.SourceName, vectordb.SourceAudio, ""}
+
+// prov fills a row's provenance fields with varied values (audio estimates carry a
+// confidence).
+func prov(r *vectordb.Row, i int) {
+	r.BPMSource, r.KeySource = sources[i%len(sources)], sources[(i/2)%len(sources)]
+	r.InstrumentSource = []string{vectordb.SourceName, vectordb.SourceAudio, vectordb.SourceFlag}[i%3]
+	if r.BPMSource == vectordb.SourceAudio {
+		r.BPMConfidence = 0.25 + float64(i%4)/8
+	}
+	if r.KeySource == vectordb.SourceAudio {
+		r.KeyConfidence = 0.125 + float64(i%5)/10
+	}
+}
+
+// SameProvenance reports whether two rows carry the same provenance fields.
+func SameProvenance(a, b vectordb.Row) bool {
+	return a.BPMSource == b.BPMSource && a.BPMConfidence == b.BPMConfidence && a.KeySource == b.KeySource &&
+		a.KeyConfidence == b.KeyConfidence && a.InstrumentSource == b.InstrumentSource
 }
 
 func query(seed uint64) []float32 {
@@ -186,8 +208,32 @@ func testUpsertIdempotent(t *testing.T, s vectordb.Store, coll string) {
 	}
 	g := got[0]
 	if g.Pack != "Changed" || g.BPM != 133 || g.Path != rows[3].Path || g.Key != rows[3].Key || g.SampleRate != 44100 ||
-		g.EncoderID != "test@1:abc" || !g.IngestedAt.Equal(rows[3].IngestedAt) || g.Duration != rows[3].Duration {
+		g.EncoderID != "test@1:abc" || !g.IngestedAt.Equal(rows[3].IngestedAt) || g.Duration != rows[3].Duration ||
+		!SameProvenance(g, rows[3]) {
 		t.Errorf("fields not round-tripped: %+v", g)
+	}
+	// Every provenance value comes back from Get, List and Search alike.
+	all, err := s.Get(context.Background(), coll, []string{"id0000", "id0001", "id0002", "id0005", "id0006", "id0007"})
+	if err != nil {
+		t.Fatal(err)
+	}
+	listed, err := s.List(context.Background(), coll, "", 8)
+	if err != nil {
+		t.Fatal(err)
+	}
+	byID := map[string]vectordb.Row{}
+	for _, r := range rows {
+		byID[r.ID] = r
+	}
+	for _, r := range append(all, listed...) {
+		if r.ID != "id0003" && !SameProvenance(r, byID[r.ID]) {
+			t.Errorf("provenance of %s not round-tripped: got %q %v %q %v %q", r.ID, r.BPMSource, r.BPMConfidence, r.KeySource, r.KeyConfidence, r.InstrumentSource)
+		}
+	}
+	for _, h := range search(t, s, coll, rows[6].Embedding, 3, vectordb.Filter{}) {
+		if h.ID != "id0003" && !SameProvenance(h.Row, byID[h.ID]) {
+			t.Errorf("provenance of search hit %s not round-tripped: %+v", h.ID, h.Row)
+		}
 	}
 	for i, v := range g.Embedding {
 		if math.Abs(float64(v-changed.Embedding[i])) > 1e-6 {
@@ -482,7 +528,14 @@ func testBadInput(t *testing.T, s vectordb.Store, coll string) {
 	nan[0].Embedding[3] = float32(math.NaN())
 	empty := Rows(8, 1)
 	empty[0].ID = ""
-	for name, rows := range map[string][]vectordb.Row{"zero vector": zero, "NaN": nan, "empty id": empty} {
+	badSource := Rows(8, 1)
+	badSource[0].BPMSource = "guess"
+	badConf := Rows(8, 1)
+	badConf[0].KeyConfidence = 1.5
+	nanConf := Rows(8, 1)
+	nanConf[0].BPMConfidence = math.NaN()
+	for name, rows := range map[string][]vectordb.Row{"zero vector": zero, "NaN": nan, "empty id": empty,
+		"unknown bpm_source": badSource, "key_confidence above 1": badConf, "NaN bpm_confidence": nanConf} {
 		if err := s.Upsert(ctx, coll, rows); !errors.Is(err, vectordb.ErrInvalid) {
 			t.Errorf("%s: %v", name, err)
 		}
