@@ -59,19 +59,22 @@ func ParseKey(name string) string {
 	return ""
 }
 
-// NormalizeKey turns a user-supplied key ("A minor", "a min", "F#m", "Gb") into the
-// canonical spelling ParseKey returns. It fails when the text is not a key.
+// NormalizeKey turns a user-supplied key ("A minor", "a min", "F#m", "Gb", or a Camelot
+// code: "8A") into the canonical spelling ParseKey returns. It fails when the text is not a key.
 func NormalizeKey(s string) (string, error) {
 	s = strings.TrimSpace(s)
 	if s == "" {
 		return "", nil
+	}
+	if k, ok := parseCamelotCode(s); ok {
+		return k, nil
 	}
 	k := ParseKey(s)
 	if k == "" {
 		k = ParseKey("key " + s)
 	}
 	if k == "" {
-		return "", fmt.Errorf("%q is not a musical key: write it like Am, F#m, Bb or \"C major\"", s)
+		return "", fmt.Errorf("%q is not a musical key: write it like Am, F#m, Bb, \"C major\" or a Camelot code such as 8A", s)
 	}
 	return k, nil
 }

@@ -61,16 +61,6 @@ type Hit struct {
 	Score float32 `json:"score"`
 }
 
-// Filter narrows a search with typed values only; backends turn it into their own
-// query language and escape what they put there. Zero values filter nothing.
-type Filter struct {
-	MinBPM, MaxBPM float64  // inclusive; 0 means unbounded on that side
-	Keys           []string // any of these keys
-	Packs          []string // only these packs
-	ExcludePacks   []string // none of these packs
-	ExcludeIDs     []string // none of these ids
-}
-
 // Collection describes a collection: its vector dimension and the identity of the
 // encoder whose embeddings it holds (stored as "bundle_id" for stores written before
 // collections recorded the encoder rather than the whole bundle). The metric is always
@@ -109,6 +99,9 @@ type Store interface {
 	Search(ctx context.Context, collection string, vec []float32, k int, f Filter) ([]Hit, error)
 	// Count is the number of rows in the collection.
 	Count(ctx context.Context, collection string) (int, error)
+	// CountMatching is the number of rows that pass the filter (Filter.LeftOutUnknown
+	// makes the filter that counts what a search left out for an unknown tempo or key).
+	CountMatching(ctx context.Context, collection string, f Filter) (int, error)
 	// List pages through rows in id order: ids greater than after, at most limit,
 	// without embeddings.
 	List(ctx context.Context, collection string, after string, limit int) ([]Row, error)
@@ -234,35 +227,6 @@ func Normalize(v []float32) []float32 {
 		out[i] = float32(float64(x) * inv)
 	}
 	return out
-}
-
-// Match reports whether a row's fields pass the filter.
-func (f Filter) Match(id, pack, key string, bpm float64) bool {
-	if f.MinBPM > 0 && bpm < f.MinBPM {
-		return false
-	}
-	if f.MaxBPM > 0 && bpm > f.MaxBPM {
-		return false
-	}
-	if len(f.Keys) > 0 && !contains(f.Keys, key) {
-		return false
-	}
-	if len(f.Packs) > 0 && !contains(f.Packs, pack) {
-		return false
-	}
-	if contains(f.ExcludePacks, pack) || contains(f.ExcludeIDs, id) {
-		return false
-	}
-	return true
-}
-
-func contains(s []string, v string) bool {
-	for _, x := range s {
-		if x == v {
-			return true
-		}
-	}
-	return false
 }
 
 // SortHits orders hits best first, ties by id, so every backend answers in one order.

@@ -30,10 +30,77 @@ func TestFilterMatch(t *testing.T) {
 		{"pack excluded", Filter{ExcludePacks: []string{"House A"}}, false},
 		{"id excluded", Filter{ExcludeIDs: []string{"a1"}}, false},
 		{"other id excluded", Filter{ExcludeIDs: []string{"a2"}}, true},
+		{"in a tempo range", Filter{BPMRanges: []BPMRange{{Min: 60, Max: 63}, {Min: 124, Max: 130}}}, true},
+		{"in no tempo range", Filter{BPMRanges: []BPMRange{{Min: 60, Max: 63}, {Min: 125, Max: 130}}}, false},
+		{"in a range, outside the bounds", Filter{BPMRanges: []BPMRange{{Min: 120, Max: 130}}, MaxBPM: 123}, false},
+		{"known tempo, unknown only", Filter{UnknownBPM: UnknownOnly}, false},
+		{"known key, unknown only", Filter{UnknownKey: UnknownOnly}, false},
 	}
 	for _, tc := range tests {
 		if got := tc.f.Match(r.id, r.pack, r.key, r.bpm); got != tc.want {
 			t.Errorf("%s: Match = %v, want %v", tc.name, got, tc.want)
+		}
+	}
+}
+
+func TestFilterUnknownFields(t *testing.T) {
+	ranges := []BPMRange{{Min: 100, Max: 140}}
+	tests := []struct {
+		name     string
+		f        Filter
+		key      string
+		bpm      float64
+		want     bool
+		wantHas  [2]bool // HasTempo, HasKey
+		leftOutB bool    // LeftOutUnknown("bpm") ok
+	}{
+		{"no filter passes unknown tempo", Filter{}, "Am", 0, true, [2]bool{}, false},
+		{"max bpm leaves unknown tempo out", Filter{MaxBPM: 140}, "Am", 0, false, [2]bool{true, false}, true},
+		{"ranges leave unknown tempo out", Filter{BPMRanges: ranges}, "Am", 0, false, [2]bool{true, false}, true},
+		{"unknown tempo included", Filter{BPMRanges: ranges, UnknownBPM: UnknownIncluded}, "Am", 0, true, [2]bool{true, false}, false},
+		{"unknown tempo only", Filter{UnknownBPM: UnknownOnly}, "Am", 0, true, [2]bool{}, false},
+		{"keys leave unknown key out", Filter{Keys: []string{"Am"}}, "", 120, false, [2]bool{false, true}, false},
+		{"an empty listed key is no unknown key", Filter{Keys: []string{""}}, "", 120, false, [2]bool{false, true}, false},
+		{"unknown key included", Filter{Keys: []string{"Am"}, UnknownKey: UnknownIncluded}, "", 120, true, [2]bool{false, true}, false},
+		{"unknown key only", Filter{UnknownKey: UnknownOnly}, "", 120, true, [2]bool{}, false},
+	}
+	for _, tc := range tests {
+		if got := tc.f.Match("x", "p", tc.key, tc.bpm); got != tc.want {
+			t.Errorf("%s: Match = %v, want %v", tc.name, got, tc.want)
+		}
+		if h := [2]bool{tc.f.HasTempo(), tc.f.HasKey()}; h != tc.wantHas {
+			t.Errorf("%s: HasTempo, HasKey = %v, want %v", tc.name, h, tc.wantHas)
+		}
+		if _, ok := tc.f.LeftOutUnknown("bpm"); ok != tc.leftOutB {
+			t.Errorf("%s: LeftOutUnknown(bpm) ok = %v, want %v", tc.name, ok, tc.leftOutB)
+		}
+	}
+	// The counting filter: unknown tempo only, unknown keys passing the key filter.
+	g, ok := Filter{BPMRanges: ranges, Keys: []string{"Am"}}.LeftOutUnknown("bpm")
+	if !ok || !g.Match("x", "p", "", 0) || !g.Match("x", "p", "Am", -1) || g.Match("x", "p", "C", 0) || g.Match("x", "p", "Am", 120) {
+		t.Errorf("LeftOutUnknown(bpm) = %+v", g)
+	}
+	if _, ok := (Filter{}).LeftOutUnknown("genre"); ok {
+		t.Error("LeftOutUnknown of a field filters have no unknowns for is ok")
+	}
+}
+
+func TestFilterCheck(t *testing.T) {
+	good := []Filter{{}, {MinBPM: 90, MaxBPM: 90}, {BPMRanges: []BPMRange{{Min: 60, Max: 60}}}, {UnknownBPM: UnknownOnly, UnknownKey: UnknownIncluded}}
+	for _, f := range good {
+		if err := f.Check(); err != nil {
+			t.Errorf("Check(%+v) = %v", f, err)
+		}
+	}
+	bad := []Filter{
+		{MinBPM: -1}, {MinBPM: 130, MaxBPM: 120}, {MaxBPM: math.Inf(1)}, {MinBPM: math.NaN()},
+		{BPMRanges: []BPMRange{{Min: 0, Max: 10}}}, {BPMRanges: []BPMRange{{Min: 12, Max: 10}}},
+		{BPMRanges: []BPMRange{{Min: 1, Max: math.Inf(1)}}}, {BPMRanges: make([]BPMRange, MaxBPMRanges+1)},
+		{UnknownKey: UnknownOnly + 1},
+	}
+	for _, f := range bad {
+		if err := f.Check(); !errors.Is(err, ErrInvalid) {
+			t.Errorf("Check(%+v) = %v, want ErrInvalid", f, err)
 		}
 	}
 }

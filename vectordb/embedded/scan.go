@@ -27,6 +27,9 @@ func (s *Store) Search(ctx context.Context, name string, vec []float32, k int, f
 	if err := ctx.Err(); err != nil {
 		return nil, err
 	}
+	if err := f.Check(); err != nil {
+		return nil, err
+	}
 	s.mu.RLock()
 	ix, err := s.get(name)
 	if err == nil {

@@ -455,6 +455,32 @@ func (s *Store) Count(ctx context.Context, name string) (int, error) {
 	return len(ix.rows), nil
 }
 
+// CountMatching implements vectordb.Store.
+func (s *Store) CountMatching(ctx context.Context, name string, f vectordb.Filter) (int, error) {
+	if err := f.Check(); err != nil {
+		return 0, err
+	}
+	s.mu.RLock()
+	defer s.mu.RUnlock()
+	ix, err := s.get(name)
+	if err != nil {
+		return 0, err
+	}
+	n := 0
+	for i := range ix.rows {
+		if i&8191 == 8191 {
+			if err := ctx.Err(); err != nil {
+				return 0, err
+			}
+		}
+		r := &ix.rows[i]
+		if f.Match(r.ID, r.Pack, r.Key, r.BPM) {
+			n++
+		}
+	}
+	return n, nil
+}
+
 // List implements vectordb.Store.
 func (s *Store) List(ctx context.Context, name, after string, limit int) ([]vectordb.Row, error) {
 	if limit < 1 {

@@ -609,12 +609,24 @@ func (s *Store) Delete(ctx context.Context, name string, ids []string) error {
 
 // Count implements vectordb.Store.
 func (s *Store) Count(ctx context.Context, name string) (int, error) {
+	return s.count(ctx, name, "")
+}
+
+// CountMatching implements vectordb.Store.
+func (s *Store) CountMatching(ctx context.Context, name string, f vectordb.Filter) (int, error) {
+	if err := f.Check(); err != nil {
+		return 0, err
+	}
+	return s.count(ctx, name, Expr(f))
+}
+
+func (s *Store) count(ctx context.Context, name, expr string) (int, error) {
 	if _, err := s.dim(ctx, name); err != nil {
 		return 0, err
 	}
 	var rs client.ResultSet
 	if err := s.retry(ctx, "count "+name, func() (err error) {
-		rs, err = s.c.Query(ctx, name, nil, "", []string{"count(*)"}, client.WithSearchQueryConsistencyLevel(s.cl))
+		rs, err = s.c.Query(ctx, name, nil, expr, []string{"count(*)"}, client.WithSearchQueryConsistencyLevel(s.cl))
 		return err
 	}); err != nil {
 		return 0, err
@@ -666,6 +678,9 @@ func (s *Store) Search(ctx context.Context, name string, vec []float32, k int, f
 	if err := vectordb.CheckQuery(in.dim, vec, k); err != nil {
 		return nil, err
 	}
+	if err := f.Check(); err != nil {
+		return nil, err
+	}
 	fetch := min(k+16, vectordb.MaxK)
 	sp, err := entity.NewIndexHNSWSearchParam(min(max(s.o.Ef, 2*fetch), 32768))
 	if err != nil {
@@ -707,20 +722,17 @@ func (s *Store) Search(ctx context.Context, name string, vec []float32, k int, f
 	return hits, nil
 }
 
-// Expr turns a typed filter into a Milvus boolean expression; "" filters nothing.
+// Expr turns a typed filter into a Milvus boolean expression; "" filters nothing. It
+// says what vectordb.Filter.Match says, row for row.
 func Expr(f vectordb.Filter) string {
 	var parts []string
-	num := func(v float64) string { return strconv.FormatFloat(v, 'g', -1, 64) }
-	if f.MinBPM > 0 && !math.IsInf(f.MinBPM, 0) {
-		parts = append(parts, fBPM+" >= "+num(f.MinBPM))
+	if t := tempoExpr(f); t != "" {
+		parts = append(parts, t)
 	}
-	if f.MaxBPM > 0 && !math.IsInf(f.MaxBPM, 0) {
-		parts = append(parts, fBPM+" <= "+num(f.MaxBPM))
+	if k := keyExpr(f); k != "" {
+		parts = append(parts, k)
 	}
 	list := quoteList
-	if len(f.Keys) > 0 {
-		parts = append(parts, fKey+" in "+list(f.Keys))
-	}
 	if len(f.Packs) > 0 {
 		parts = append(parts, fPack+" in "+list(f.Packs))
 	}
@@ -731,6 +743,54 @@ func Expr(f vectordb.Filter) string {
 		parts = append(parts, fID+" not in "+list(f.ExcludeIDs))
 	}
 	return strings.Join(parts, " && ")
+}
+
+func num(v float64) string { return strconv.FormatFloat(v, 'g', -1, 64) }
+
+// tempoExpr is the tempo part of Expr: unknown tempo is bpm <= 0.
+func tempoExpr(f vectordb.Filter) string {
+	unknown := fBPM + " <= 0"
+	switch {
+	case f.UnknownBPM == vectordb.UnknownOnly:
+		return unknown
+	case !f.HasTempo():
+		return ""
+	}
+	conds := []string{fBPM + " > 0"}
+	if f.MinBPM > 0 && !math.IsInf(f.MinBPM, 0) {
+		conds = append(conds, fBPM+" >= "+num(f.MinBPM))
+	}
+	if f.MaxBPM > 0 && !math.IsInf(f.MaxBPM, 0) {
+		conds = append(conds, fBPM+" <= "+num(f.MaxBPM))
+	}
+	if len(f.BPMRanges) > 0 {
+		alts := make([]string, len(f.BPMRanges))
+		for i, r := range f.BPMRanges {
+			alts[i] = "(" + fBPM + " >= " + num(r.Min) + " && " + fBPM + " <= " + num(r.Max) + ")"
+		}
+		conds = append(conds, "("+strings.Join(alts, " || ")+")")
+	}
+	known := "(" + strings.Join(conds, " && ") + ")"
+	if f.UnknownBPM == vectordb.UnknownIncluded {
+		return "(" + unknown + " || " + known + ")"
+	}
+	return known
+}
+
+// keyExpr is the key part of Expr: unknown key is "".
+func keyExpr(f vectordb.Filter) string {
+	unknown := fKey + ` == ""`
+	switch {
+	case f.UnknownKey == vectordb.UnknownOnly:
+		return unknown
+	case !f.HasKey():
+		return ""
+	}
+	known := "(" + fKey + ` != "" && ` + fKey + " in " + quoteList(f.Keys) + ")"
+	if f.UnknownKey == vectordb.UnknownIncluded {
+		return "(" + unknown + " || " + known + ")"
+	}
+	return known
 }
 
 func quoteList(vals []string) string {

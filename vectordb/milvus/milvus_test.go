@@ -62,9 +62,25 @@ func TestUnreachable(t *testing.T) {
 func TestExprEscaping(t *testing.T) {
 	f := vectordb.Filter{MinBPM: 120, MaxBPM: 128.5, Keys: []string{"Am"}, Packs: []string{`a"b`, `c\d`},
 		ExcludePacks: []string{"x\ny"}, ExcludeIDs: []string{`" || id != "`}}
-	want := `bpm >= 120 && bpm <= 128.5 && key in ["Am"] && pack in ["a\"b", "c\\d"] && pack not in ["x\ny"] && id not in ["\" || id != \""]`
+	want := `(bpm > 0 && bpm >= 120 && bpm <= 128.5) && (key != "" && key in ["Am"]) && pack in ["a\"b", "c\\d"] && pack not in ["x\ny"] && id not in ["\" || id != \""]`
 	if got := Expr(f); got != want {
 		t.Errorf("Expr =\n%s\nwant\n%s", got, want)
+	}
+	tests := []struct {
+		f    vectordb.Filter
+		want string
+	}{
+		{vectordb.Filter{BPMRanges: []vectordb.BPMRange{{Min: 114, Max: 126}, {Min: 57, Max: 63}}, UnknownBPM: vectordb.UnknownIncluded},
+			`(bpm <= 0 || (bpm > 0 && ((bpm >= 114 && bpm <= 126) || (bpm >= 57 && bpm <= 63))))`},
+		{vectordb.Filter{MaxBPM: 100, Keys: []string{"C"}, UnknownBPM: vectordb.UnknownOnly, UnknownKey: vectordb.UnknownIncluded},
+			`bpm <= 0 && (key == "" || (key != "" && key in ["C"]))`},
+		{vectordb.Filter{UnknownKey: vectordb.UnknownOnly}, `key == ""`},
+		{vectordb.Filter{UnknownBPM: vectordb.UnknownIncluded, UnknownKey: vectordb.UnknownIncluded}, ``},
+	}
+	for _, tc := range tests {
+		if got := Expr(tc.f); got != tc.want {
+			t.Errorf("Expr(%+v) =\n%s\nwant\n%s", tc.f, got, tc.want)
+		}
 	}
 	if Expr(vectordb.Filter{}) != "" {
 		t.Error("empty filter should give an empty expression")

@@ -34,6 +34,7 @@ func Run(t *testing.T, store func(t *testing.T) vectordb.Store) {
 		{"SearchOrderMatchesBruteForce", testSearchOrder},
 		{"TiesBrokenByID", testTies},
 		{"Filters", testFilters},
+		{"TempoKeyFiltersAndUnknowns", testTempoKey},
 		{"Delete", testDelete},
 		{"QuotesAndUnicode", testQuotesUnicode},
 		{"KAboveCount", testKAboveCount},
@@ -300,6 +301,105 @@ func testFilters(t *testing.T, s vectordb.Store, coll string) {
 	for name, f := range filters {
 		sameIDs(t, name, ids(search(t, s, coll, q, 20, f)), Expected(rows, q, 20, f))
 	}
+}
+
+// testTempoKey: tempo ranges (half and double time), key lists and what loops of
+// unknown tempo or key do, in searches and in CountMatching, against brute force.
+func testTempoKey(t *testing.T, s vectordb.Store, coll string) {
+	ctx := context.Background()
+	rows := Rows(11, 160)
+	tempi := []float64{0, 60, 63, 114, 120, 126, 126.5, 240, 252, 0, 85.5, 171}
+	for i := range rows {
+		rows[i].BPM = tempi[i%len(tempi)]
+	}
+	upsert(t, s, coll, rows)
+	q := query(13)
+	half := []vectordb.BPMRange{{Min: 114, Max: 126}, {Min: 57, Max: 63}, {Min: 228, Max: 252}}
+	filters := map[string]vectordb.Filter{
+		"tempo ranges":                 {BPMRanges: half},
+		"tempo ranges and bounds":      {BPMRanges: half, MaxBPM: 200},
+		"ranges include unknown":       {BPMRanges: half, UnknownBPM: vectordb.UnknownIncluded},
+		"max only excludes unknown":    {MaxBPM: 100},
+		"max only includes unknown":    {MaxBPM: 100, UnknownBPM: vectordb.UnknownIncluded},
+		"only unknown tempo":           {UnknownBPM: vectordb.UnknownOnly, Keys: []string{"Am"}},
+		"keys exclude unknown":         {Keys: []string{"Am", "C"}},
+		"keys include unknown":         {Keys: []string{"Am", "C"}, UnknownKey: vectordb.UnknownIncluded},
+		"only unknown key":             {UnknownKey: vectordb.UnknownOnly, MinBPM: 100},
+		"unknown included, no filter":  {UnknownBPM: vectordb.UnknownIncluded, UnknownKey: vectordb.UnknownIncluded},
+		"both, excluding packs and id": {BPMRanges: half, Keys: []string{"F#m", "Bb"}, ExcludePacks: []string{"Trap"}, ExcludeIDs: []string{"id0003"}},
+	}
+	for name, f := range filters {
+		sameIDs(t, name, ids(search(t, s, coll, q, 200, f)), Expected(rows, q, 200, f))
+		got, err := s.CountMatching(ctx, coll, f)
+		if err != nil {
+			t.Fatalf("%s: CountMatching: %v", name, err)
+		}
+		if want := len(Expected(rows, q, len(rows), f)); got != want {
+			t.Errorf("%s: CountMatching = %d, brute force %d", name, got, want)
+		}
+	}
+	// What a tempo and key filter leaves out for want of the field.
+	f := vectordb.Filter{BPMRanges: half, Keys: []string{"Am", "C"}}
+	for field, want := range map[string]int{"bpm": countUnknown(rows, f, "bpm"), "key": countUnknown(rows, f, "key")} {
+		g, ok := f.LeftOutUnknown(field)
+		if !ok {
+			t.Fatalf("LeftOutUnknown(%s) not ok", field)
+		}
+		got, err := s.CountMatching(ctx, coll, g)
+		if err != nil || got != want || want == 0 {
+			t.Errorf("left out for unknown %s: %d (%v), want %d > 0", field, got, err, want)
+		}
+	}
+	if n, err := s.CountMatching(ctx, coll, vectordb.Filter{}); err != nil || n != len(rows) {
+		t.Errorf("CountMatching with no filter = %d (%v), want %d", n, err, len(rows))
+	}
+	for name, bad := range map[string]vectordb.Filter{
+		"inverted range": {BPMRanges: []vectordb.BPMRange{{Min: 130, Max: 120}}},
+		"zero range":     {BPMRanges: []vectordb.BPMRange{{Min: 0, Max: 120}}},
+		"NaN range":      {BPMRanges: []vectordb.BPMRange{{Min: math.NaN(), Max: 120}}},
+		"inverted":       {MinBPM: 130, MaxBPM: 120},
+	} {
+		if _, err := s.Search(ctx, coll, q, 5, bad); !errors.Is(err, vectordb.ErrInvalid) {
+			t.Errorf("%s: Search = %v, want ErrInvalid", name, err)
+		}
+		if _, err := s.CountMatching(ctx, coll, bad); !errors.Is(err, vectordb.ErrInvalid) {
+			t.Errorf("%s: CountMatching = %v, want ErrInvalid", name, err)
+		}
+	}
+	if _, err := s.CountMatching(ctx, coll+"_missing", vectordb.Filter{}); !errors.Is(err, vectordb.ErrNoCollection) {
+		t.Errorf("CountMatching of a missing collection: %v", err)
+	}
+}
+
+// countUnknown counts by hand the rows lacking field that pass the rest of f (the
+// other field's unknowns passing).
+func countUnknown(rows []vectordb.Row, f vectordb.Filter, field string) int {
+	n := 0
+	for _, r := range rows {
+		rest := f
+		switch field {
+		case "bpm":
+			if r.BPM > 0 {
+				continue
+			}
+			rest.BPMRanges, rest.MinBPM, rest.MaxBPM = nil, 0, 0
+			if r.Key == "" {
+				rest.Keys = nil
+			}
+		case "key":
+			if r.Key != "" {
+				continue
+			}
+			rest.Keys = nil
+			if r.BPM <= 0 {
+				rest.BPMRanges, rest.MinBPM, rest.MaxBPM = nil, 0, 0
+			}
+		}
+		if rest.Match(r.ID, r.Pack, r.Key, r.BPM) {
+			n++
+		}
+	}
+	return n
 }
 
 func testDelete(t *testing.T, s vectordb.Store, coll string) {
