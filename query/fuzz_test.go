@@ -62,6 +62,44 @@ func checkParsed(t *testing.T, q *RecommendQuery, err error) {
 	if len(fl.Keys) > maxListItems || len(fl.Packs) > maxListItems || len(fl.ExcludePacks) > maxListItems {
 		t.Fatal("over-long list accepted")
 	}
+	checkCompat(t, fl)
+	// What was accepted resolves against a seed of known tempo and key, and the store
+	// filter it makes is valid.
+	vf, _, err := fl.Resolve(120, "Am")
+	if err != nil {
+		t.Fatalf("accepted filter does not resolve: %v", err)
+	}
+	if err := vf.Check(); err != nil {
+		t.Fatalf("accepted filter makes an invalid store filter: %v", err)
+	}
+}
+
+// checkCompat holds for the compatibility filters of every accepted request: numbers in
+// range, keys canonical, modes known, no two forms of one filter.
+func checkCompat(t *testing.T, fl recommend.Filter) {
+	t.Helper()
+	if tm := fl.Tempo; tm != nil {
+		if !(tm.BPM >= 0 && tm.BPM <= recommend.MaxTempoBPM) || !(tm.TolerancePct >= 0 && tm.TolerancePct <= recommend.MaxTempoTolerancePct) {
+			t.Fatalf("tempo %+v accepted", *tm)
+		}
+		if fl.MinBPM != 0 || fl.MaxBPM != 0 {
+			t.Fatal("tempo and min_bpm/max_bpm accepted together")
+		}
+	}
+	if km := fl.KeyCompat; km != nil {
+		if _, err := loopid.ParseKeyCompat(string(km.Mode)); err != nil || km.Mode == "" {
+			t.Fatalf("key_compat mode %q accepted", km.Mode)
+		}
+		if km.Key != "" && loopid.CamelotCode(km.Key) == "" {
+			t.Fatalf("key_compat key %q accepted", km.Key)
+		}
+		if len(fl.Keys) > 0 {
+			t.Fatal("keys and key_compat accepted together")
+		}
+	}
+	if fl.IncludeUnknownBPM && fl.Tempo == nil && fl.MinBPM == 0 && fl.MaxBPM == 0 || fl.IncludeUnknownKey && fl.KeyCompat == nil && len(fl.Keys) == 0 {
+		t.Fatal("include_unknown_* without its filter accepted")
+	}
 }
 
 func FuzzParseRecommendJSON(f *testing.F) {
@@ -71,6 +109,11 @@ func FuzzParseRecommendJSON(f *testing.F) {
 		`{"seed_id": "0123456789abcdef0123456789abcdef", "filter": {"min_bpm": 90, "max_bpm": 130, "keys": ["a minor", "F#m"], "packs": ["P"], "exclude_packs": ["Q"], "exclude_seed_pack": true}}`,
 		`{"seed_id": "0123456789abcdef0123456789abcdef", "k": 0}`,
 		`{"seed_id": "0123456789abcdef0123456789abcdef", "filter": {"min_bpm": 1e309}}`,
+		`{"seed_id": "0123456789abcdef0123456789abcdef", "filter": {"tempo": {"bpm": 174, "tolerance_pct": 3, "half_double": true}, "key_compat": {"key": "8A", "mode": "fifths"}, "include_unknown_bpm": true}}`,
+		`{"seed_id": "0123456789abcdef0123456789abcdef", "filter": {"tempo": {}, "key_compat": {}, "include_unknown_key": true}}`,
+		`{"seed_id": "0123456789abcdef0123456789abcdef", "filter": {"tempo": {"tolerance_pct": 26}, "min_bpm": 90}}`,
+		`{"seed_id": "0123456789abcdef0123456789abcdef", "filter": {"key_compat": {"key": "", "mode": "dorian"}, "keys": ["Am"]}}`,
+		`{"seed_id": "0123456789abcdef0123456789abcdef", "filter": {"tempo": {"bpm": 0}, "include_unknown_key": true}}`,
 		`{"seed_id": 1}`, `{}`, `[]`, `null`, ``, `{"seed_id": "x"} {}`, "{\"seed_id\": \"\xff\"}",
 	} {
 		f.Add([]byte(s))
@@ -89,6 +132,9 @@ func FuzzParseRecommendForm(f *testing.F) {
 		"k=5&from=drum&to=bass", "min_bpm=90&max_bpm=120&key=Am,C&key=F%23m", "pack=a&pack=b&exclude_pack=c",
 		"mmr_lambda=0.5&preview=true&exclude_seed_pack=1", "k=abc", "k=0", "mmr_lambda=NaN", "min_bpm=Inf",
 		"from=drum&from=bass", "foo=bar", "%zz", "key=H%23", "max_bpm=-1",
+		"tempo=seed&tempo_tolerance_pct=3&half_double=false", "tempo=174.5&key_compat=camelot&key_compat_key=8A",
+		"key_compat=relative&include_unknown_key=1", "tempo=0", "tempo=NaN", "tempo_tolerance_pct=5", "key_compat_key=Am",
+		"tempo=120&min_bpm=100", "key_compat=same&key=Am", "include_unknown_bpm=true", "key_compat=x&key_compat_key=",
 	} {
 		f.Add(s)
 	}
@@ -189,6 +235,8 @@ func FuzzParseListLoops(f *testing.F) {
 		"", "q=house+main&limit=20&offset=40", "pack=A,B&pack=C&key=Am,f%23m", "min_bpm=90&max_bpm=130",
 		"limit=0", "limit=501", "offset=-1", "min_bpm=130&max_bpm=90", "key=H", "q=%00", "q=a&q=b", "sort=name",
 		"min_bpm=NaN", "max_bpm=Inf", "pack=", "pack=,,", "%zz",
+		"tempo=128&half_double=false&tempo_tolerance_pct=2", "key_compat=camelot&key_compat_key=5B&include_unknown_key=true",
+		"tempo=seed", "key_compat=same", "tempo=1e400", "tempo=90&max_bpm=100", "include_unknown_bpm=1",
 	} {
 		f.Add(s)
 	}
@@ -229,6 +277,14 @@ func FuzzParseListLoops(f *testing.F) {
 		}
 		if len(lq.Keys) > maxListItems || len(lq.Packs) > maxListItems {
 			t.Fatal("over-long list accepted")
+		}
+		checkCompat(t, recommend.Filter{MinBPM: lq.MinBPM, MaxBPM: lq.MaxBPM, Keys: lq.Keys, Tempo: lq.Tempo, KeyCompat: lq.KeyCompat,
+			IncludeUnknownBPM: lq.IncludeUnknownBPM, IncludeUnknownKey: lq.IncludeUnknownKey})
+		if lq.Tempo != nil && lq.Tempo.BPM == 0 || lq.KeyCompat != nil && lq.KeyCompat.Key == "" {
+			t.Fatalf("a listing's tempo or key_compat without its reference accepted: %q", raw)
+		}
+		if vf, _ := lq.StoreFilter(); vf.Check() != nil {
+			t.Fatalf("invalid store filter from %q", raw)
 		}
 		// The parsed filter is usable as is: matching a row never panics.
 		lq.Match(&vectordb.Row{ID: "0123456789abcdef0123456789abcdef", Path: "/x/" + raw, Pack: raw, Key: "Am", BPM: 120})

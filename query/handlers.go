@@ -85,6 +85,12 @@ type RecommendResponse struct {
 	// PreviewAvailable is false when the bundle has no decoder for the target
 	// instrument: the URL then answers 501 saying so.
 	PreviewAvailable *bool `json:"preview_available,omitempty"`
+	// Filter is the tempo and key filter as resolved against the seed (set when there
+	// is one): the tempo ranges and keys a loop had to have.
+	Filter *recommend.Applied `json:"filter,omitempty"`
+	// ExcludedUnknown counts the loops the tempo or key filter left out because that
+	// field is unknown (set when such a filter left unknowns out).
+	ExcludedUnknown *recommend.ExcludedUnknown `json:"excluded_unknown,omitempty"`
 }
 
 func audioURL(instrument, id string) string { return "/v1/loops/" + instrument + "/" + id + "/audio" }
@@ -118,7 +124,10 @@ func (s *Server) recommend(c *gin.Context) {
 		return
 	}
 	out := RecommendResponse{RequestID: requestID(c), Bundle: resp.BundleID, From: resp.Pair.From, To: resp.Pair.To,
-		Seed: resp.Seed, Results: make([]RankedLoop, len(resp.Results))}
+		Seed: resp.Seed, Results: make([]RankedLoop, len(resp.Results)), ExcludedUnknown: resp.ExcludedUnknown}
+	if ap := resp.Applied; ap.BPMRanges != nil || ap.Keys != nil {
+		out.Filter = &ap
+	}
 	for i, r := range resp.Results {
 		out.Results[i] = RankedLoop{ID: r.ID, Rank: r.Rank, Score: r.Score, Pack: r.Pack, BPM: r.BPM, Key: r.Key,
 			Duration: r.Duration, AudioURL: audioURL(resp.Pair.To, r.ID), Name: loopName(r.Path), Provenance: provenance(&r.Row)}

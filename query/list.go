@@ -13,6 +13,7 @@ import (
 
 	"github.com/gin-gonic/gin"
 
+	"github.com/loopmatch/loopmatch/recommend"
 	"github.com/loopmatch/loopmatch/vectordb"
 )
 
@@ -33,17 +34,25 @@ type ListQuery struct {
 	Packs, Keys    []string
 	MinBPM, MaxBPM float64
 	Limit, Offset  int
+	// The compatibility filters: a tempo match (half and double time) and a key
+	// compatibility mode, with their references given (a listing has no seed), and
+	// whether loops of unknown tempo or key pass.
+	Tempo                                *recommend.TempoMatch
+	KeyCompat                            *recommend.KeyMatch
+	IncludeUnknownBPM, IncludeUnknownKey bool
 }
 
 // listFields are the parameters of GET /v1/loops/{instrument}.
-var listFields = map[string]bool{"q": true, "pack": true, "key": true, "min_bpm": true, "max_bpm": true, "limit": true, "offset": true}
+var listFields = map[string]bool{"q": true, "pack": true, "key": true, "min_bpm": true, "max_bpm": true, "limit": true, "offset": true,
+	"tempo": true, "tempo_tolerance_pct": true, "half_double": true, "key_compat": true, "key_compat_key": true,
+	"include_unknown_bpm": true, "include_unknown_key": true}
 
 // ParseListLoops parses the query string of GET /v1/loops/{instrument}. Lists (pack,
 // key) are repeated or comma-separated, as in a recommend upload. Errors are *apiError.
 func ParseListLoops(q url.Values) (*ListQuery, error) {
 	for name, vs := range q {
 		if !listFields[name] {
-			return nil, badRequest("unknown parameter %q: the parameters are q, pack, key, min_bpm, max_bpm, limit, offset", clip(name))
+			return nil, badRequest("unknown parameter %q: the parameters are q, pack, key, min_bpm, max_bpm, %s, limit, offset", clip(name), strings.Join(compatFields, ", "))
 		}
 		if len(vs) > 1 && name != "key" && name != "pack" {
 			return nil, badRequest("parameter %q is given %d times: give it once", name, len(vs))
@@ -72,6 +81,14 @@ func ParseListLoops(q url.Values) (*ListQuery, error) {
 	if err := checkBPM(lq.MinBPM, lq.MaxBPM); err != nil {
 		return nil, err
 	}
+	f := recommend.Filter{MinBPM: lq.MinBPM, MaxBPM: lq.MaxBPM, Keys: lq.Keys}
+	if err := compatFromParams(q, &f, false); err != nil {
+		return nil, err
+	}
+	if err := checkFilter(f); err != nil {
+		return nil, err
+	}
+	lq.Tempo, lq.KeyCompat, lq.IncludeUnknownBPM, lq.IncludeUnknownKey = f.Tempo, f.KeyCompat, f.IncludeUnknownBPM, f.IncludeUnknownKey
 	if lq.Limit, err = intParam(q, "limit", defaultListLimit, 1, maxListLimit); err != nil {
 		return nil, err
 	}
@@ -105,12 +122,31 @@ func loopName(path string) string {
 	return filepath.Base(path)
 }
 
+// StoreFilter is the listing's filter on stored fields (all but the text terms), its
+// references resolved, and what it shows of them.
+func (lq *ListQuery) StoreFilter() (vectordb.Filter, recommend.Applied) {
+	f := recommend.Filter{MinBPM: lq.MinBPM, MaxBPM: lq.MaxBPM, Keys: lq.Keys, Packs: lq.Packs,
+		Tempo: lq.Tempo, KeyCompat: lq.KeyCompat, IncludeUnknownBPM: lq.IncludeUnknownBPM, IncludeUnknownKey: lq.IncludeUnknownKey}
+	// ParseListLoops made sure the references are given, so this cannot fail; a
+	// ListQuery built by hand without them filters on what it has.
+	vf, ap, err := f.Resolve(0, "")
+	if err != nil {
+		return vectordb.Filter{MinBPM: lq.MinBPM, MaxBPM: lq.MaxBPM, Keys: lq.Keys, Packs: lq.Packs}, recommend.Applied{}
+	}
+	return vf, ap
+}
+
 // Match reports whether a row passes the listing's filters.
 func (lq *ListQuery) Match(r *vectordb.Row) bool {
-	f := vectordb.Filter{MinBPM: lq.MinBPM, MaxBPM: lq.MaxBPM, Keys: lq.Keys, Packs: lq.Packs}
-	if !f.Match(r.ID, r.Pack, r.Key, r.BPM) {
-		return false
-	}
+	f, _ := lq.StoreFilter()
+	return lq.match(r, f)
+}
+
+func (lq *ListQuery) match(r *vectordb.Row, f vectordb.Filter) bool {
+	return f.Match(r.ID, r.Pack, r.Key, r.BPM) && lq.matchTerms(r)
+}
+
+func (lq *ListQuery) matchTerms(r *vectordb.Row) bool {
 	if len(lq.Terms) == 0 {
 		return true
 	}
@@ -137,6 +173,12 @@ type ListResponse struct {
 	Limit      int          `json:"limit"`
 	// NextOffset is set when more loops match: ask again with offset=NextOffset.
 	NextOffset *int `json:"next_offset,omitempty"`
+	// Filter is the tempo and key filter as applied (set when there is one).
+	Filter *recommend.Applied `json:"filter,omitempty"`
+	// ExcludedUnknown counts loops the tempo or key filter left out because that field
+	// is unknown, among the loops this listing read: all of them when next_offset is
+	// absent.
+	ExcludedUnknown *recommend.ExcludedUnknown `json:"excluded_unknown,omitempty"`
 }
 
 // listLoops pages through an instrument's stored loops in id order (the store's
@@ -156,6 +198,11 @@ func (s *Server) listLoops(c *gin.Context) {
 	ctx := c.Request.Context()
 	coll := s.engine.Collection(inst)
 	out := ListResponse{Instrument: inst, Loops: []ListedLoop{}, Offset: lq.Offset, Limit: lq.Limit}
+	f, applied := lq.StoreFilter()
+	if applied.BPMRanges != nil || applied.Keys != nil {
+		out.Filter = &applied
+	}
+	left := newLeftOut(f)
 	skip, after, more := lq.Offset, "", false
 scan:
 	for {
@@ -176,7 +223,10 @@ scan:
 		}
 		for i := range rows {
 			r := &rows[i]
-			if !lq.Match(r) {
+			if !lq.match(r, f) {
+				if lq.matchTerms(r) {
+					left.count(r)
+				}
 				continue
 			}
 			if skip > 0 {
@@ -197,6 +247,45 @@ scan:
 		n := lq.Offset + len(out.Loops)
 		out.NextOffset = &n
 	}
+	out.ExcludedUnknown = left.counts()
 	c.Header("Cache-Control", "no-store")
 	c.JSON(http.StatusOK, out)
+}
+
+// leftOut counts, row by row, what a filter leaves out for want of a tempo or key: the
+// same rule as the store's count (vectordb.Filter.LeftOutUnknown).
+type leftOut struct {
+	bpm, key       vectordb.Filter
+	hasBPM, hasKey bool
+	nBPM, nKey     int
+}
+
+func newLeftOut(f vectordb.Filter) *leftOut {
+	l := &leftOut{}
+	l.bpm, l.hasBPM = f.LeftOutUnknown("bpm")
+	l.key, l.hasKey = f.LeftOutUnknown("key")
+	return l
+}
+
+func (l *leftOut) count(r *vectordb.Row) {
+	if l.hasBPM && l.bpm.Match(r.ID, r.Pack, r.Key, r.BPM) {
+		l.nBPM++
+	}
+	if l.hasKey && l.key.Match(r.ID, r.Pack, r.Key, r.BPM) {
+		l.nKey++
+	}
+}
+
+func (l *leftOut) counts() *recommend.ExcludedUnknown {
+	if !l.hasBPM && !l.hasKey {
+		return nil
+	}
+	var out recommend.ExcludedUnknown
+	if l.hasBPM {
+		out.BPM = &l.nBPM
+	}
+	if l.hasKey {
+		out.Key = &l.nKey
+	}
+	return &out
 }

@@ -42,6 +42,11 @@ type filterBody struct {
 	Packs           []string `json:"packs"`
 	ExcludePacks    []string `json:"exclude_packs"`
 	ExcludeSeedPack *bool    `json:"exclude_seed_pack"`
+	// The compatibility filters (filter_parse.go).
+	Tempo             *tempoBody     `json:"tempo"`
+	KeyCompat         *keyCompatBody `json:"key_compat"`
+	IncludeUnknownBPM *bool          `json:"include_unknown_bpm"`
+	IncludeUnknownKey *bool          `json:"include_unknown_key"`
 }
 
 // Bounds of a request's lists and strings.
@@ -124,6 +129,17 @@ func ParseRecommendJSON(body []byte) (*RecommendQuery, error) {
 		if f.ExcludeSeedPack != nil {
 			r.Filter.ExcludeSeedPack = *f.ExcludeSeedPack
 		}
+		if r.Filter.Tempo, err = tempoFromJSON(f.Tempo); err != nil {
+			return nil, err
+		}
+		if r.Filter.KeyCompat, err = keyCompatFromJSON(f.KeyCompat); err != nil {
+			return nil, err
+		}
+		r.Filter.IncludeUnknownBPM = f.IncludeUnknownBPM != nil && *f.IncludeUnknownBPM
+		r.Filter.IncludeUnknownKey = f.IncludeUnknownKey != nil && *f.IncludeUnknownKey
+		if err := checkFilter(r.Filter); err != nil {
+			return nil, err
+		}
 	}
 	return rq, nil
 }
@@ -131,7 +147,7 @@ func ParseRecommendJSON(body []byte) (*RecommendQuery, error) {
 // recommendFields are the parameters an uploaded seed may carry (query string or form
 // fields); recommendLists may repeat.
 var (
-	recommendFields = []string{"from", "to", "k", "min_bpm", "max_bpm", "key", "pack", "exclude_pack", "exclude_seed_pack", "mmr_lambda", "preview"}
+	recommendFields = append([]string{"from", "to", "k", "min_bpm", "max_bpm", "key", "pack", "exclude_pack", "exclude_seed_pack", "mmr_lambda", "preview"}, compatFields...)
 	recommendLists  = []string{"key", "pack", "exclude_pack"}
 )
 
@@ -196,6 +212,12 @@ func ParseRecommendForm(q url.Values) (*RecommendQuery, error) {
 		return nil, err
 	}
 	if rq.Preview, err = boolParam(q, "preview"); err != nil {
+		return nil, err
+	}
+	if err := compatFromParams(q, &r.Filter, true); err != nil {
+		return nil, err
+	}
+	if err := checkFilter(r.Filter); err != nil {
 		return nil, err
 	}
 	return rq, nil
@@ -285,8 +307,8 @@ func checkKeys(keys []string) ([]string, error) {
 			return nil, invalidParam("key %q is not a musical key: write e.g. Am, F#m, Bb", clip(k))
 		}
 		n, err := loopid.NormalizeKey(k)
-		if err != nil {
-			return nil, invalidParam("key %q is not a musical key: write e.g. Am, F#m, Bb, \"C major\"", clip(k))
+		if err != nil || n == "" {
+			return nil, invalidParam("key %q is not a musical key: write e.g. Am, F#m, Bb, \"C major\" or 8A", clip(k))
 		}
 		out = append(out, n)
 	}

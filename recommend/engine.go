@@ -5,7 +5,6 @@ import (
 	"errors"
 	"fmt"
 	"math"
-	"slices"
 	"sort"
 	"strings"
 	"sync"
@@ -189,17 +188,6 @@ func (e *Engine) HasDecoder(instrument string) bool { return e.cfg.Decoders[inst
 // HasEncoder reports whether seeds of the instrument can be uploaded.
 func (e *Engine) HasEncoder(instrument string) bool { return e.cfg.Encoders[instrument] != nil }
 
-// Filter narrows the ranked loops.
-type Filter struct {
-	MinBPM, MaxBPM float64
-	Keys           []string
-	Packs          []string
-	ExcludePacks   []string
-	// ExcludeSeedPack leaves out loops of the seed's own pack (known for a stored seed,
-	// or an uploaded file that is already in the source collection).
-	ExcludeSeedPack bool
-}
-
 // Request is one recommendation.
 type Request struct {
 	// SeedID names a stored loop of From; SeedAudio is an uploaded seed already windowed
@@ -240,6 +228,11 @@ type Response struct {
 	Seed     Seed
 	Results  []Result
 	Mapped   []float32
+	// Applied is the tempo and key filter as resolved against the seed.
+	Applied Applied
+	// ExcludedUnknown counts what the tempo and key filters left out for want of the
+	// field; nil when they left nothing out for that reason.
+	ExcludedUnknown *ExcludedUnknown
 }
 
 // Validate checks a request against the engine's models and the API's bounds.
@@ -262,9 +255,8 @@ func (e *Engine) Validate(r *Request) error {
 	if math.IsNaN(r.MMRLambda) || r.MMRLambda < 0 || r.MMRLambda > 1 {
 		return fmt.Errorf("%w: mmr_lambda is %v: use a value in (0, 1] (1 = pure relevance), or leave it out", ErrInvalid, r.MMRLambda)
 	}
-	f := r.Filter
-	if math.IsNaN(f.MinBPM) || math.IsNaN(f.MaxBPM) || f.MinBPM < 0 || f.MaxBPM < 0 || (f.MaxBPM > 0 && f.MinBPM > f.MaxBPM) {
-		return fmt.Errorf("%w: BPM range [%v, %v] is empty or negative: give 0 <= min_bpm <= max_bpm", ErrInvalid, f.MinBPM, f.MaxBPM)
+	if err := r.Filter.Check(); err != nil {
+		return err
 	}
 	if _, ok := e.cfg.Mappers[Pair{r.From, r.To}]; !ok {
 		var have []string
@@ -298,8 +290,10 @@ func (e *Engine) Recommend(ctx context.Context, r Request) (*Response, error) {
 	if err != nil {
 		return nil, err
 	}
-	vf := vectordb.Filter{MinBPM: r.Filter.MinBPM, MaxBPM: r.Filter.MaxBPM, Keys: r.Filter.Keys,
-		Packs: r.Filter.Packs, ExcludePacks: slices.Clone(r.Filter.ExcludePacks)}
+	vf, applied, err := r.Filter.Resolve(seed.BPM, seed.Key)
+	if err != nil {
+		return nil, err
+	}
 	if seed.ID != "" {
 		vf.ExcludeIDs = []string{seed.ID}
 	}
@@ -313,7 +307,39 @@ func (e *Engine) Recommend(ctx context.Context, r Request) (*Response, error) {
 	if err != nil {
 		return nil, err
 	}
-	return &Response{BundleID: e.cfg.BundleID, Pair: Pair{r.From, r.To}, Seed: seed, Results: results, Mapped: mapped}, nil
+	excluded, err := e.ExcludedUnknown(ctx, r.To, vf)
+	if err != nil {
+		return nil, err
+	}
+	return &Response{BundleID: e.cfg.BundleID, Pair: Pair{r.From, r.To}, Seed: seed, Results: results, Mapped: mapped,
+		Applied: applied, ExcludedUnknown: excluded}, nil
+}
+
+// ExcludedUnknown counts the loops of the instrument's collection that f left out
+// because their tempo or key is unknown (nil when it left none out for that reason),
+// so an empty or short answer explains itself.
+func (e *Engine) ExcludedUnknown(ctx context.Context, instrument string, f vectordb.Filter) (*ExcludedUnknown, error) {
+	var out ExcludedUnknown
+	coll := e.cfg.Collection(instrument)
+	for _, field := range []string{"bpm", "key"} {
+		g, ok := f.LeftOutUnknown(field)
+		if !ok {
+			continue
+		}
+		n, err := e.cfg.Store.CountMatching(ctx, coll, g)
+		if err != nil {
+			return nil, fmt.Errorf("count the %s loops of unknown %s: %w", instrument, field, e.storeErr(coll, err))
+		}
+		if field == "bpm" {
+			out.BPM = &n
+		} else {
+			out.Key = &n
+		}
+	}
+	if out.BPM == nil && out.Key == nil {
+		return nil, nil
+	}
+	return &out, nil
 }
 
 // SeedLatent returns the seed's latent: the stored embedding of a seed id, or the
