@@ -21,6 +21,7 @@ func newRecommendCmd(g *globalOptions) *cobra.Command {
 		minBPM, maxBPM, lambda     float64
 		keys, packs, exclude       []string
 		excludeSeedPack, asJSON    bool
+		compat                     compatFlags
 	)
 	cmd := &cobra.Command{
 		Use:   "recommend (FILE | ID | --seed-file PATH | --seed-id ID) [--from drum --to bass -k 10] [filters]",
@@ -35,6 +36,8 @@ explicitly.`,
 		Example: `  loopmatch recommend my_drums.wav
   loopmatch recommend 3f2a9c0d4b1e8f7a6c5d4e3f2a1b0c9d -k 5
   loopmatch recommend my_drums.aif --min-bpm 118 --max-bpm 126 --key Am --json
+  loopmatch recommend my_drums.wav --tempo seed --key-compat camelot --key-compat-key Am
+  loopmatch recommend 3f2a9c0d4b1e8f7a6c5d4e3f2a1b0c9d --tempo 174 --tempo-tolerance 3 --include-unknown-bpm
   loopmatch recommend --seed-file my_drums.wav --to bass`,
 		Args: func(cmd *cobra.Command, args []string) error {
 			if len(args) > 1 {
@@ -73,13 +76,16 @@ explicitly.`,
 				}
 				nkeys = append(nkeys, n)
 			}
+			filter := recommend.Filter{MinBPM: minBPM, MaxBPM: maxBPM, Keys: nkeys, Packs: packs, ExcludePacks: exclude, ExcludeSeedPack: excludeSeedPack}
+			if err := compat.apply(cmd, &filter); err != nil {
+				return exitError{code: 2, err: err}
+			}
 			svc, err := openService(ctx, g, 0, 0, nil)
 			if err != nil {
 				return err
 			}
 			defer svc.Close()
-			req := recommend.Request{SeedID: seedID, From: from, To: to, K: k, MMRLambda: lambda,
-				Filter: recommend.Filter{MinBPM: minBPM, MaxBPM: maxBPM, Keys: nkeys, Packs: packs, ExcludePacks: exclude, ExcludeSeedPack: excludeSeedPack}}
+			req := recommend.Request{SeedID: seedID, From: from, To: to, K: k, MMRLambda: lambda, Filter: filter}
 			if seedFile != "" {
 				pcm, _, err := audio.Load(ctx, seedFile, svc.engine.AudioOptions(audio.DefaultLimits()))
 				if err != nil {
@@ -108,12 +114,18 @@ explicitly.`,
 					Path     string  `json:"path"`
 				}
 				doc := struct {
-					Bundle  string         `json:"bundle"`
-					From    string         `json:"from"`
-					To      string         `json:"to"`
-					Seed    recommend.Seed `json:"seed"`
-					Results []result       `json:"results"`
-				}{Bundle: resp.BundleID, From: resp.Pair.From, To: resp.Pair.To, Seed: resp.Seed, Results: []result{}}
+					Bundle          string                     `json:"bundle"`
+					From            string                     `json:"from"`
+					To              string                     `json:"to"`
+					Seed            recommend.Seed             `json:"seed"`
+					Results         []result                   `json:"results"`
+					Filter          *recommend.Applied         `json:"filter,omitempty"`
+					ExcludedUnknown *recommend.ExcludedUnknown `json:"excluded_unknown,omitempty"`
+				}{Bundle: resp.BundleID, From: resp.Pair.From, To: resp.Pair.To, Seed: resp.Seed, Results: []result{},
+					ExcludedUnknown: resp.ExcludedUnknown}
+				if ap := resp.Applied; ap.BPMRanges != nil || ap.Keys != nil {
+					doc.Filter = &ap
+				}
 				for _, r := range resp.Results {
 					doc.Results = append(doc.Results, result{r.ID, r.Rank, r.Score, r.Pack, r.BPM, r.Key, r.Duration, r.Path})
 				}
@@ -134,6 +146,7 @@ explicitly.`,
 			if err := tw.Flush(); err != nil {
 				return err
 			}
+			printApplied(out, resp)
 			if len(resp.Results) == 0 {
 				fmt.Fprintln(out, "no loops match: loosen the filters, or ingest more loops")
 			}
@@ -154,5 +167,6 @@ explicitly.`,
 	f.BoolVar(&excludeSeedPack, "exclude-seed-pack", false, "leave out the seed's own pack")
 	f.Float64Var(&lambda, "mmr-lambda", 0, "diversity re-rank in (0, 1]: 1 = pure relevance (0 = off)")
 	f.BoolVar(&asJSON, "json", false, "print JSON")
+	compat.register(f)
 	return cmd
 }
