@@ -68,21 +68,24 @@ export class Api {
     return this.json(`/v1/loops/${encodeURIComponent(instrument)}${qs ? "?" + qs : ""}`);
   }
 
-  /** Recommend for a stored seed. */
-  recommendStored({ seedId, from, to, k, preview, excludeSeedPack }) {
+  /** Recommend for a stored seed; compat is compatFilter's value (or null). */
+  recommendStored({ seedId, from, to, k, preview, excludeSeedPack, compat }) {
     const body = { seed_id: seedId, from, to, k, preview };
-    if (excludeSeedPack) body.filter = { exclude_seed_pack: true };
+    const filter = { ...(compat || {}) };
+    if (excludeSeedPack) filter.exclude_seed_pack = true;
+    if (Object.keys(filter).length > 0) body.filter = filter;
     return this.json("/v1/recommend", { method: "POST", headers: { "Content-Type": "application/json" }, body: JSON.stringify(body) });
   }
 
   /** Recommend for an uploaded seed file (multipart, part "audio"). */
-  recommendUpload({ file, from, to, k, preview }) {
+  recommendUpload({ file, from, to, k, preview, compat }) {
     const fd = new FormData();
     fd.append("audio", file, file.name || "seed");
     fd.append("from", from);
     fd.append("to", to);
     fd.append("k", String(k));
     fd.append("preview", preview ? "true" : "false");
+    for (const [name, value] of Object.entries(compatFields(compat))) fd.append(name, value);
     return this.json("/v1/recommend", { method: "POST", body: fd });
   }
 
@@ -98,4 +101,58 @@ export class Api {
 export function filenameOf(cd) {
   const m = /filename="?([^";]+)"?/i.exec(cd || "");
   return m ? m[1] : "";
+}
+
+/**
+ * The compatibility filters of a recommend request's JSON filter object: tempo (the
+ * seed's tempo, or bpm, within 4%, and at half and double time when halfDouble), key
+ * (a mode: same, relative, fifths, camelot; the seed's key or key), and whether loops
+ * of unknown tempo or key pass. Returns null when nothing is filtered. An
+ * include_unknown_* flag goes only with its filter: alone it is refused as meaningless.
+ */
+export function compatFilter({ tempo = "", bpm = 0, keyMode = "", key = "", unknowns = false }) {
+  const f = {};
+  if (tempo) {
+    f.tempo = { half_double: tempo === "halfdouble" };
+    if (bpm > 0) f.tempo.bpm = bpm;
+    if (unknowns) f.include_unknown_bpm = true;
+  }
+  if (keyMode) {
+    f.key_compat = { mode: keyMode };
+    if (key) f.key_compat.key = key;
+    if (unknowns) f.include_unknown_key = true;
+  }
+  return Object.keys(f).length > 0 ? f : null;
+}
+
+/** The same filters as form fields of an upload (names as in the query string). */
+export function compatFields(f) {
+  const out = {};
+  if (!f) return out;
+  if (f.tempo) {
+    out.tempo = f.tempo.bpm > 0 ? String(f.tempo.bpm) : "seed";
+    out.half_double = f.tempo.half_double ? "true" : "false";
+  }
+  if (f.key_compat) {
+    out.key_compat = f.key_compat.mode;
+    if (f.key_compat.key) out.key_compat_key = f.key_compat.key;
+  }
+  if (f.include_unknown_bpm) out.include_unknown_bpm = "true";
+  if (f.include_unknown_key) out.include_unknown_key = "true";
+  return out;
+}
+
+/** A sentence for what a response's filter and excluded_unknown say, or "". */
+export function describeFilter(applied, excluded) {
+  const parts = [];
+  if (applied && applied.bpm_ranges && applied.bpm_ranges.length > 0) {
+    const r = (x) => Math.round(x * 10) / 10;
+    parts.push(`Tempo ${r(applied.tempo_bpm)} BPM: ${applied.bpm_ranges.map((x) => `${r(x.min)}\u2013${r(x.max)}`).join(", ")}.`);
+  }
+  if (applied && applied.key_compat && applied.keys) parts.push(`Keys: ${applied.keys.join(", ")}.`);
+  const left = [];
+  if (excluded && excluded.bpm > 0) left.push(`${excluded.bpm} of unknown tempo`);
+  if (excluded && excluded.key > 0) left.push(`${excluded.key} of unknown key`);
+  if (left.length > 0) parts.push(`Left out: ${left.join(" and ")} (tick \u201cKeep loops of unknown tempo or key\u201d to see them).`);
+  return parts.join(" ");
 }

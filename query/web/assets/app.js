@@ -1,6 +1,6 @@
 // The producer's page: pick a seed (a stored loop or a dropped file), ask the API for
 // the loops that fit it, and audition each one looping in time with the seed.
-import { Api, ApiError } from "./api.js";
+import { Api, ApiError, compatFilter, describeFilter } from "./api.js";
 import { Player, tempoRate, loopLength, previewLength, bpmFromName } from "./player.js";
 import { peaks, drawWave } from "./wave.js";
 import { isAIFF, decodeAIFF } from "./aiff.js";
@@ -46,12 +46,12 @@ window.__loopmatch = {
   get playing() { return !!(player && player.now); },
   get selected() { return state.selected; },
   get items() {
-    return state.items.map(({ kind, id, name, bpm, decoded }) => ({ kind, id, name, bpm, decoded: !!decoded,
+    return state.items.map(({ kind, id, name, bpm, key, decoded }) => ({ kind, id, name, bpm, key: key || "", decoded: !!decoded,
       duration: decoded ? decoded.buffer.duration : null, rendition: decoded ? decoded.rendition || "" : null }));
   },
   get seed() {
     const s = state.seed;
-    return s ? { kind: s.kind, id: s.id, name: s.name, bpm: seedTempo(), decoded: !!s.decoded,
+    return s ? { kind: s.kind, id: s.id, name: s.name, bpm: seedTempo(), key: s.key || "", decoded: !!s.decoded,
       duration: s.decoded ? s.decoded.buffer.duration : null, rendition: s.decoded ? s.decoded.rendition || "" : null } : null;
   },
   get gains() { return player ? [player.seed.gain.gain.value, player.cand.gain.gain.value] : null; },
@@ -165,8 +165,24 @@ function setFrom(from) {
 }
 
 function libraryFilters(offset) {
-  return { q: $("q").value, pack: $("pack").value, key: $("key").value, min_bpm: $("minbpm").value,
+  const f = { q: $("q").value, pack: $("pack").value, key: $("key").value, min_bpm: $("minbpm").value,
     max_bpm: $("maxbpm").value, limit: 50, offset };
+  // "Keys shown" widens the key to its neighbours on the Camelot wheel.
+  const mode = $("libkeymatch").value;
+  if (mode && f.key.trim() !== "") {
+    f.key_compat = mode;
+    f.key_compat_key = f.key;
+    delete f.key;
+  }
+  return f;
+}
+
+/** What a listing's filter left out for want of a tempo or key, as a sentence. */
+function leftOutNote(excluded) {
+  const left = [];
+  if (excluded && excluded.bpm > 0) left.push(`${excluded.bpm} of unknown tempo`);
+  if (excluded && excluded.key > 0) left.push(`${excluded.key} of unknown key`);
+  return left.length > 0 ? ` Not shown: ${left.join(" and ")}.` : "";
 }
 
 async function searchLibrary(reset) {
@@ -185,6 +201,7 @@ async function searchLibrary(reset) {
     $("lib-status").textContent = n === 0
       ? `No ${state.from} loops match${state.counts[state.from] ? "" : ": ingest a library first (loopmatch ingest)"}.`
       : `${n}${r.next_offset != null ? "+" : ""} ${state.from} loop${n === 1 ? "" : "s"}: pick one as the seed.`;
+    $("lib-status").textContent += leftOutNote(r.excluded_unknown);
     const packs = new Set([...$("packs").options].map((o) => o.value));
     for (const l of r.loops) packs.add(l.pack);
     $("packs").replaceChildren(...[...packs].filter(Boolean).sort().map((p) => new Option(p)));
@@ -279,6 +296,7 @@ function clearSeed() {
   $("current-seed").hidden = true;
   $("recommend").disabled = true;
   $("rec-status").textContent = "Pick a seed to see the loops that fit it.";
+  $("rec-filter").hidden = true;
   renderTransport();
 }
 
@@ -297,8 +315,11 @@ async function recommend() {
   const seq = ++state.recSeq;
   stop();
   const k = Math.max(1, Math.min(100, parseInt($("k").value, 10) || 10));
-  const args = { from: state.from, to: state.to, k, preview: $("preview").checked };
+  const compat = compatFilter({ tempo: $("tempomatch").value, bpm: seedTempo(), keyMode: $("keymatch").value,
+    key: seed.key || "", unknowns: $("unknowns").checked });
+  const args = { from: state.from, to: state.to, k, preview: $("preview").checked, compat };
   $("rec-status").textContent = `Finding ${state.to} loops that fit ${seed.name}\u2026`;
+  $("rec-filter").hidden = true;
   $("results").replaceChildren();
   state.items = [];
   state.selected = -1;
@@ -318,6 +339,9 @@ async function recommend() {
     state.items = items;
     renderResults();
     const nLoops = r.results.length;
+    const said = describeFilter(r.filter, r.excluded_unknown);
+    $("rec-filter").textContent = said;
+    $("rec-filter").hidden = said === "";
     $("rec-status").textContent = nLoops === 0
       ? `No ${r.to} loops matched: ingest ${r.to} loops or relax the filters.`
       : `${nLoops} ${r.to} loop${nLoops === 1 ? "" : "s"} for ${seed.name}, best first (score: cosine similarity to the predicted loop).`;
@@ -628,6 +652,10 @@ function init() {
     else if (state.seed) recommend();
   });
   $("to").addEventListener("change", () => { state.to = $("to").value; if (state.seed) recommend(); });
+  for (const id of ["tempomatch", "keymatch", "unknowns"]) {
+    $(id).addEventListener("change", () => { if (state.seed) recommend(); });
+  }
+  $("libkeymatch").addEventListener("change", () => { if ($("key").value.trim() !== "") searchLibrary(true); });
   $("search").addEventListener("submit", (e) => { e.preventDefault(); searchLibrary(true); });
   $("more").addEventListener("click", () => searchLibrary(false));
   $("rec").addEventListener("submit", (e) => { e.preventDefault(); recommend(); });
@@ -637,6 +665,8 @@ function init() {
     drawSeed();
     state.items.forEach((it) => { renderMeta(it); drawItem(it); });
     if (player && player.now && state.playing >= 0) playItem(state.playing);
+    // A tempo match follows the seed's tempo as entered.
+    if (state.seed && $("tempomatch").value && seedTempo() > 0) recommend();
   });
   $("file").addEventListener("change", () => { chooseFile($("file").files[0]); $("file").value = ""; });
 

@@ -435,6 +435,76 @@ test("a bad filter gives a readable error from the API", async (t) => {
   assert.match(await page.textContent("#error-detail"), /key "H" is not a musical key/);
 });
 
+// The Camelot wheel, written out: the keys that mix with a key (itself, its relative, a
+// fifth up and down), independently of the page and the server.
+const WHEEL = { Abm: "1A", Ebm: "2A", Bbm: "3A", Fm: "4A", Cm: "5A", Gm: "6A", Dm: "7A", Am: "8A", Em: "9A", Bm: "10A",
+  "F#m": "11A", Dbm: "12A", B: "1B", "F#": "2B", Db: "3B", Ab: "4B", Eb: "5B", Bb: "6B", F: "7B", C: "8B", G: "9B", D: "10B",
+  A: "11B", E: "12B" };
+function camelotKeys(key) {
+  const code = WHEEL[key];
+  const n = parseInt(code, 10);
+  const l = code.slice(-1);
+  const at = (m, letter) => Object.keys(WHEEL).find((k) => WHEEL[k] === `${((m + 11) % 12) + 1}${letter}`);
+  return [key, at(n, l === "A" ? "B" : "A"), at(n + 1, l), at(n - 1, l)];
+}
+
+test("tempo and key filters keep compatible loops and say what they left out", async (t) => {
+  const page = await openPage(t);
+  await chooseSeed(page, "house drum main");
+  const seed = (await lm(page)).seed;
+  assert.ok(seed.bpm > 0 && WHEEL[seed.key], `the demo seed has a tempo and a key: ${JSON.stringify(seed)}`);
+  const apiSays = (filter) => page.evaluate(async ({ id, filter }) => {
+    const r = await fetch("/v1/recommend", { method: "POST", headers: { "Content-Type": "application/json" },
+      body: JSON.stringify({ seed_id: id, from: "drum", to: "bass", k: 10, filter }) });
+    return r.json();
+  }, { id: seed.id, filter });
+  const settled = (want) => page.waitForFunction((want) => {
+    const f = document.querySelector("#rec-filter");
+    return !f.hidden && f.textContent.includes(want) && !/Finding/.test(document.querySelector("#rec-status").textContent);
+  }, want, { timeout: 30000 });
+  const loops = async () => (await lm(page)).items.filter((i) => i.kind === "loop");
+
+  // Tempo: the seed's, within 4 %, or half or double it.
+  await page.selectOption("#tempomatch", "halfdouble");
+  await settled("Tempo");
+  const inTempo = (bpm) => [seed.bpm, seed.bpm / 2, seed.bpm * 2].some((b) => bpm >= b * 0.96 - 1e-9 && bpm <= b * 1.04 + 1e-9);
+  let api = await apiSays({ tempo: { half_double: true, bpm: seed.bpm } });
+  let got = await loops();
+  assert.deepEqual(got.map((i) => i.id), api.results.map((r) => r.id), "the page shows what the API answers");
+  for (const it of got) assert.ok(inTempo(it.bpm), `${it.name} at ${it.bpm} BPM does not match ${seed.bpm}`);
+  const left = api.excluded_unknown && api.excluded_unknown.bpm;
+  assert.equal(/Left out: \d+ of unknown tempo/.test(await page.textContent("#rec-filter")), left > 0, "the left-out count is shown when there is one");
+  await shot(page, "tempo-filter");
+
+  // Key: Camelot neighbours of the seed's key, on top of the tempo.
+  await page.selectOption("#keymatch", "camelot");
+  const keys = camelotKeys(seed.key);
+  await settled(`Keys: ${keys.join(", ")}.`);
+  api = await apiSays({ tempo: { half_double: true, bpm: seed.bpm }, key_compat: { mode: "camelot" } });
+  got = await loops();
+  assert.deepEqual(got.map((i) => i.id), api.results.map((r) => r.id));
+  for (const it of got) assert.ok(keys.includes(it.key) && inTempo(it.bpm), `${it.name} (${it.bpm} BPM, ${it.key}) passes the filters`);
+
+  // Unknowns kept: nothing is left out any more.
+  await page.check("#unknowns");
+  await page.waitForFunction(() => !/Left out|Finding/.test(document.querySelector("#rec-filter").textContent + document.querySelector("#rec-status").textContent));
+  // Back to any tempo and key: the filter line goes.
+  await page.selectOption("#tempomatch", "");
+  await page.selectOption("#keymatch", "");
+  await page.waitForFunction(() => document.querySelector("#rec-filter").hidden);
+
+  // The seed picker: a key and its Camelot neighbours.
+  await page.fill("#q", "");
+  await page.fill("#key", "Am");
+  await page.selectOption("#libkeymatch", "camelot");
+  await page.click("#search-btn");
+  await page.waitForFunction(() => /pick one/.test(document.querySelector("#lib-status").textContent));
+  const metas = await page.$$eval("#library li .meta", (ms) => ms.map((m) => m.textContent.split(" \u00b7 ")[1]));
+  assert.ok(metas.length > 0);
+  for (const k of metas) assert.ok(["Am", "C", "Em", "Dm"].includes(k), `listed key ${k} is not a neighbour of Am`);
+  assert.ok(metas.some((k) => k !== "Am"), "the neighbours are listed too");
+});
+
 test("every control is labelled and reachable by keyboard", async (t) => {
   const page = await openPage(t);
   await chooseSeed(page, "house drum main");
@@ -455,7 +525,8 @@ test("every control is labelled and reachable by keyboard", async (t) => {
     });
     seen.add(id);
   }
-  for (const want of ["q", "pack", "key", "minbpm", "maxbpm", "search-btn", "file", "seedbpm", "to", "k", "preview", "exclude",
+  for (const want of ["q", "pack", "key", "libkeymatch", "minbpm", "maxbpm", "search-btn", "file", "seedbpm", "to", "k",
+    "tempomatch", "keymatch", "unknowns", "preview", "exclude",
     "recommend", "playstop", "mute", "solo", "vol", "play", "download", "use"]) {
     assert.ok(seen.has(want), `Tab never reaches ${want}: ${[...seen].join(", ")}`);
   }

@@ -134,3 +134,23 @@ test("decodeAIFF on damaged files returns or throws an Error, never hangs or rea
   }
   t.diagnostic(`3000 damaged files: ${decoded} decoded, ${refused} refused`);
 });
+
+test("compatFilter builds the API's tempo and key filters, and their upload fields", async () => {
+  const { compatFilter, compatFields, describeFilter } = await import("../assets/api.js");
+  assert.equal(compatFilter({}), null);
+  assert.deepEqual(compatFilter({ tempo: "halfdouble", bpm: 124, keyMode: "camelot", key: "Am" }),
+    { tempo: { half_double: true, bpm: 124 }, key_compat: { mode: "camelot", key: "Am" } });
+  assert.deepEqual(compatFilter({ tempo: "same", unknowns: true }), { tempo: { half_double: false }, include_unknown_bpm: true });
+  // The unknowns opt-in goes only with a filter on that field (alone it is a 422).
+  assert.equal(compatFilter({ unknowns: true }), null);
+  assert.deepEqual(compatFilter({ keyMode: "same", unknowns: true }), { key_compat: { mode: "same" }, include_unknown_key: true });
+  assert.deepEqual(compatFields(compatFilter({ tempo: "same", keyMode: "fifths", unknowns: true })),
+    { tempo: "seed", half_double: "false", key_compat: "fifths", include_unknown_bpm: "true", include_unknown_key: "true" });
+  assert.deepEqual(compatFields(compatFilter({ tempo: "halfdouble", bpm: 87.5, keyMode: "relative", key: "F#m" })),
+    { tempo: "87.5", half_double: "true", key_compat: "relative", key_compat_key: "F#m" });
+  assert.deepEqual(compatFields(null), {});
+  assert.equal(describeFilter(null, null), "");
+  assert.equal(describeFilter({ tempo_bpm: 120, bpm_ranges: [{ min: 115.2, max: 124.8 }, { min: 57.6, max: 62.4 }], key_compat: "same", keys: ["Am"] },
+    { bpm: 3, key: 0 }),
+  "Tempo 120 BPM: 115.2\u2013124.8, 57.6\u201362.4. Keys: Am. Left out: 3 of unknown tempo (tick \u201cKeep loops of unknown tempo or key\u201d to see them).");
+});
