@@ -26,6 +26,9 @@ func Chroma(pcm []float32, rate int) ([12]float64, error) {
 	if err := checkInput(pcm, rate); err != nil {
 		return c, err
 	}
+	if rate < MinRate || len(pcm) < rate/2 {
+		return c, fmt.Errorf("%w: %d samples at %d Hz: pitch needs at least half a second at %d Hz or more", ErrNoEstimate, len(pcm), rate, MinRate)
+	}
 	n := chromaFFT
 	for n > 1024 && n > len(pcm) { // short input: a shorter frame
 		n /= 2

@@ -62,7 +62,7 @@ func onsetEnvelope(s spectrogram) onsets {
 			}
 			cur[b] = math.Log1p(1000 * e / float64(edges[b+1]-edges[b]))
 		}
-		if t > 0 {
+		{ // frame 0 rises from silence (prev starts at zero): a downbeat at 0 counts
 			for b := 0; b < nb; b++ {
 				if d := cur[b] - prev[b]; d > 0 {
 					o.all[t] += d

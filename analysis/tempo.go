@@ -10,6 +10,9 @@ import (
 const (
 	MinBPM = 60
 	MaxBPM = 200
+	// MinRate is the lowest sample rate the estimators read (below it neither onsets
+	// nor bass pitches are resolved).
+	MinRate = 8000
 )
 
 // Tempo is an estimate of a loop's tempo.
@@ -85,7 +88,14 @@ func TempoCandidates(pcm []float32, rate int, duration float64) ([]TempoCandidat
 	if math.IsNaN(duration) || math.IsInf(duration, 0) || duration < 0 {
 		return nil, fmt.Errorf("%w: duration %v s: give the loop's length in seconds, or 0 if unknown", ErrInput, duration)
 	}
-	on := onsetEnvelope(stft(pcm, rate, onsetFFT, onsetHop))
+	if rate < MinRate || len(pcm) < rate/2 {
+		return nil, fmt.Errorf("%w: %d samples at %d Hz: timing needs at least half a second at %d Hz or more", ErrNoEstimate, len(pcm), rate, MinRate)
+	}
+	// Frames centred on their time (half a frame of silence first), so frame t is
+	// at t x hop and the loop's first onset, on its downbeat, counts.
+	padded := make([]float32, onsetFFT/2+len(pcm))
+	copy(padded[onsetFFT/2:], pcm)
+	on := onsetEnvelope(stft(padded, rate, onsetFFT, onsetHop))
 	maxLag := int(math.Ceil(on.rate*60/MinBPM*4)) + 2
 	ac := autocorr(on.all, maxLag)
 	acLow := autocorr(on.low, maxLag)

@@ -15,6 +15,7 @@ import (
 	"sync/atomic"
 	"time"
 
+	"github.com/loopmatch/loopmatch/analysis"
 	"github.com/loopmatch/loopmatch/audio"
 	"github.com/loopmatch/loopmatch/loopid"
 	"github.com/loopmatch/loopmatch/onnx"
@@ -40,9 +41,12 @@ type Config struct {
 	// instrument of loops whose names and manifest do not say, and checks the others.
 	// Without it such loops are skipped (unknown-instrument).
 	Classifier *onnx.Classifier
-	Rules      Rules
-	Manifest   *Manifest
-	Limits     audio.Limits
+	// NoEstimates turns off the tempo and key estimates from the audio (package
+	// analysis), which otherwise fill what names and manifests leave unknown.
+	NoEstimates bool
+	Rules       Rules
+	Manifest    *Manifest
+	Limits      audio.Limits
 	// Workers decode in parallel (default GOMAXPROCS). BatchSize rows go to the encoder
 	// at once (default 16); UpsertBatch rows to the store (default 256).
 	Workers, BatchSize, UpsertBatch int
@@ -306,7 +310,32 @@ func decode(ctx context.Context, cfg Config, rep *Report, in <-chan *job, out ch
 			continue
 		}
 		j.win, j.info = w, info
+		if !cfg.NoEstimates {
+			estimate(j, cfg.SampleRate)
+		}
 		out <- j
+	}
+}
+
+// estimate fills a loop's tempo and key from its decoded window where its manifest and
+// name left them unknown (manifests win over names, names over the audio). Drum loops
+// get no key; a loop whose instrument is not known yet gets one, which the write
+// drops if the classifier hears drums.
+func estimate(j *job, rate int) {
+	needTempo := j.meta.BPM == 0
+	needKey := j.meta.Key == "" && j.meta.Instrument != "drum"
+	if !needTempo && !needKey {
+		return
+	}
+	a, err := analysis.Analyze(j.win, rate, j.info.Duration.Seconds(), analysis.Options{Key: needKey})
+	if err != nil {
+		return // the window was checked by the decoder; nothing to estimate from
+	}
+	if needTempo && a.TempoErr == nil {
+		j.meta.BPM, j.meta.BPMSource, j.meta.BPMConfidence = math.Round(a.Tempo.BPM*100)/100, vectordb.SourceAudio, a.Tempo.Confidence
+	}
+	if needKey && a.KeyErr == nil {
+		j.meta.Key, j.meta.KeySource, j.meta.KeyConfidence = a.Key.Key, vectordb.SourceAudio, a.Key.Confidence
 	}
 }
 
@@ -388,6 +417,10 @@ func upsert(cfg Config, rep *Report, in <-chan *job) error {
 		rows := make([]vectordb.Row, len(b))
 		now := time.Now().UTC()
 		for i, j := range b {
+			if inst == "drum" && j.meta.KeySource == vectordb.SourceAudio {
+				j.meta.Key, j.meta.KeySource, j.meta.KeyConfidence = "", "", 0 // drums have no key
+			}
+			rep.sources(j.meta)
 			rows[i] = vectordb.Row{ID: j.id, Instrument: inst, Pack: j.meta.Pack, Path: j.path, BPM: j.meta.BPM,
 				Key: j.meta.Key, Duration: j.info.Duration.Seconds(), SampleRate: j.info.SampleRate,
 				EncoderID: cfg.EncoderIDs[inst], IngestedAt: now, Embedding: j.embed,

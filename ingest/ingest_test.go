@@ -52,7 +52,11 @@ func config(t testing.TB, r *onnx.Runtime, store vectordb.Store) Config {
 }
 
 func configFor(r *onnx.Runtime, store vectordb.Store) (Config, error) {
-	b, err := onnx.LoadBundle(testBundle)
+	return configForBundle(testBundle, r, store)
+}
+
+func configForBundle(dir string, r *onnx.Runtime, store vectordb.Store) (Config, error) {
+	b, err := onnx.LoadBundle(dir)
 	if err != nil {
 		return Config{}, err
 	}

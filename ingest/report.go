@@ -1,6 +1,7 @@
 package ingest
 
 import (
+	"cmp"
 	"encoding/json"
 	"errors"
 	"fmt"
@@ -48,6 +49,12 @@ type Report struct {
 	// still decides where they are stored).
 	Checked       int            `json:"instrument_checked"`
 	Disagreements []Disagreement `json:"instrument_disagreements"`
+
+	// BPMSources and KeySources count the stored loops by where their tempo and key came
+	// from: manifest, name, audio, or unknown (no estimate: a drum loop's key, a loop
+	// too short or silent to time).
+	BPMSources map[string]int `json:"bpm_sources"`
+	KeySources map[string]int `json:"key_sources"`
 
 	// SkippedFiles says why each file was left out (not audio, unknown instrument).
 	SkippedFiles []FileNote `json:"skipped_files"`
@@ -142,7 +149,7 @@ func CodeOf(err error) Code {
 
 func newReport(store, bundle string) *Report {
 	return &Report{Started: time.Now().UTC(), Store: store, Bundle: bundle, ByInstrument: map[string]int{},
-		FromAudio: map[string]int{}, Disagreements: []Disagreement{}, SkippedFiles: []FileNote{}, Failures: []FileNote{}}
+		FromAudio: map[string]int{}, BPMSources: map[string]int{}, KeySources: map[string]int{}, Disagreements: []Disagreement{}, SkippedFiles: []FileNote{}, Failures: []FileNote{}}
 }
 
 func (r *Report) seen() {
@@ -186,6 +193,14 @@ func (r *Report) checked(path, named string, l onnx.Label) {
 	if l.Sure && l.Class != named {
 		r.Disagreements = append(r.Disagreements, Disagreement{Path: path, Named: named, Audio: l.Class, Confidence: math.Round(l.Confidence*1000) / 1000})
 	}
+}
+
+// sources counts a stored loop's tempo and key sources.
+func (r *Report) sources(m Meta) {
+	r.mu.Lock()
+	r.BPMSources[cmp.Or(m.BPMSource, "unknown")]++
+	r.KeySources[cmp.Or(m.KeySource, "unknown")]++
+	r.mu.Unlock()
 }
 
 func (r *Report) present(n int) {
@@ -282,6 +297,9 @@ func (r *Report) Summary() string {
 		fmt.Fprintf(&b, "\ningest: instrument from the audio for %d loops whose names did not say %v; %d named loops checked, %d heard as another instrument (see --report)",
 			n, r.FromAudio, r.Checked, len(r.Disagreements))
 	}
+	if r.Ingested > 0 {
+		fmt.Fprintf(&b, "\ningest: tempo from %s; key from %s", sourceCounts(r.BPMSources), sourceCounts(r.KeySources))
+	}
 	if r.Interrupted {
 		b.WriteString("\ningest: interrupted: what is counted as ingested is stored; run the same command again to finish")
 	}
@@ -302,4 +320,18 @@ func sumCounts(m map[string]int) int {
 		n += v
 	}
 	return n
+}
+
+// sourceCounts: "manifest 3, name 10, audio 40, unknown 2", in that order.
+func sourceCounts(m map[string]int) string {
+	var parts []string
+	for _, k := range []string{vectordb.SourceManifest, vectordb.SourceName, vectordb.SourceAudio, "unknown"} {
+		if m[k] > 0 {
+			parts = append(parts, fmt.Sprintf("%s %d", k, m[k]))
+		}
+	}
+	if len(parts) == 0 {
+		return "none"
+	}
+	return strings.Join(parts, ", ")
 }
