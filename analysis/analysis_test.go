@@ -33,17 +33,23 @@ func hit(x []float32, t, hz, amp, decay float64, r *rand.Rand) {
 	}
 }
 
-// drumLoop renders bars of 4/4 at bpm: kick on beats 1 and 3, snare on 2 and 4 (or on 3
-// only, halfTime), hi-hats every sixteenth (hats16) or eighth.
-func drumLoop(bpm float64, bars int, halfTime, hats16 bool) []float32 {
+// drumLoop renders bars of 4/4 at bpm: kicks at the given beat positions of each bar
+// (0 is the downbeat; nil means beats 1 and 3), snare on 2 and 4 (on 3 only, halfTime),
+// hi-hats every sixteenth (hats16) or eighth.
+func drumLoop(bpm float64, bars int, halfTime, hats16 bool, kicks ...float64) []float32 {
 	r := rand.New(rand.NewPCG(uint64(bpm), 3))
 	beat := 60 / bpm
+	if kicks == nil {
+		kicks = []float64{0, 2}
+	}
 	x := make([]float32, int(math.Round(float64(bars*4)*beat*testRate)))
+	for bar := 0; bar < bars; bar++ {
+		for _, k := range kicks {
+			hit(x, (float64(bar*4)+k)*beat, 55, 0.8, 0.06, r)
+		}
+	}
 	for b := 0; b < bars*4; b++ {
 		t := float64(b) * beat
-		if b%2 == 0 {
-			hit(x, t, 55, 0.8, 0.06, r)
-		}
 		if (!halfTime && b%2 == 1) || (halfTime && b%4 == 2) {
 			hit(x, t, 0, 0.5, 0.04, r)
 		}
@@ -77,18 +83,20 @@ func TestTempoOfDrumLoops(t *testing.T) {
 		bpm            float64
 		bars           int
 		halfTime, hats bool // hats: sixteenths
+		kicks          []float64
 	}{
-		{"house 124, 2 bars", 124, 2, false, false},
-		{"hip hop 90, 1 bar", 90, 1, false, true},
-		// The naive pick (the autocorrelation peak nearest 120) is half of it: 87.
-		{"drum and bass 174, 4 bars", 174, 4, false, false},
-		// Sixteenth hats at 70 look like eighths at 140, the naive pick.
-		{"lo-fi 70, 1 bar, sixteenths", 70, 1, false, true},
-		{"techno 132, 4 bars", 132, 4, false, false},
+		{"house 124, 2 bars", 124, 2, false, false, []float64{0, 1, 2, 3}},
+		{"hip hop 90, 1 bar", 90, 1, false, true, nil},
+		// Sixteenth hats at 90 are eighths at 180, which the duration also offers
+		// (4 bars of 180): half and double time are both candidates here.
+		{"boom bap 90, 2 bars, sixteenths", 90, 2, false, true, []float64{0, 2.5}},
+		// A half-time snare (on 3) reads as a backbeat at 70, the other candidate.
+		{"techno 132, 4 bars", 132, 4, false, false, []float64{0, 1, 2, 3}},
+		{"trap 140, half-time snare, 2 bars", 140, 2, true, true, []float64{0, 1.75, 2.5}},
 	}
 	for _, c := range cases {
 		t.Run(c.name, func(t *testing.T) {
-			loop := drumLoop(c.bpm, c.bars, c.halfTime, c.hats)
+			loop := drumLoop(c.bpm, c.bars, c.halfTime, c.hats, c.kicks...)
 			got, err := EstimateTempo(window(loop), testRate, duration(loop))
 			if err != nil {
 				t.Fatal(err)
@@ -295,4 +303,31 @@ func FuzzAnalyze(f *testing.F) {
 			t.Fatalf("key out of range: %+v", r.Key)
 		}
 	})
+}
+
+// The two-frames-per-FFT spectrogram matches a direct DFT of each frame.
+func TestSTFTMatchesDFT(t *testing.T) {
+	r := rand.New(rand.NewPCG(1, 2))
+	x := make([]float32, 64*5+7)
+	for i := range x {
+		x[i] = float32(r.NormFloat64())
+	}
+	s := stft(x, 8000, 64, 48)
+	if len(s.frames) != (len(x)-64)/48+1 {
+		t.Fatalf("%d frames", len(s.frames))
+	}
+	for f, mag := range s.frames {
+		for k := range mag {
+			var re, im float64
+			for i := 0; i < 64; i++ {
+				w := 0.5 - 0.5*math.Cos(2*math.Pi*float64(i)/64)
+				v := float64(x[f*48+i]) * w
+				re += v * math.Cos(2*math.Pi*float64(k*i)/64)
+				im -= v * math.Sin(2*math.Pi*float64(k*i)/64)
+			}
+			if want := math.Hypot(re, im); math.Abs(float64(mag[k])-want) > 1e-4*(1+want) {
+				t.Fatalf("frame %d bin %d: %v, want %v", f, k, mag[k], want)
+			}
+		}
+	}
 }

@@ -70,17 +70,47 @@ func stft(x []float32, rate, n, hop int) spectrogram {
 	for i := range win {
 		win[i] = 0.5 - 0.5*math.Cos(2*math.Pi*float64(i)/float64(n))
 	}
-	buf := make([]complex128, n)
+	// Two real frames per complex FFT: z = a + ib, then A[k] = (Z[k] + conj(Z[n-k]))/2
+	// and B[k] = (Z[k] - conj(Z[n-k]))/2i.
+	var starts []int
 	for start := 0; start+n <= len(x); start += hop {
+		starts = append(starts, start)
+	}
+	s.frames = make([][]float32, len(starts))
+	buf := make([]complex128, n)
+	for f := 0; f < len(starts); f += 2 {
+		a := x[starts[f]:]
+		var b []float32
+		if f+1 < len(starts) {
+			b = x[starts[f+1]:]
+		}
 		for i := range buf {
-			buf[i] = complex(float64(x[start+i])*win[i], 0)
+			re, im := float64(a[i])*win[i], 0.0
+			if b != nil {
+				im = float64(b[i]) * win[i]
+			}
+			buf[i] = complex(re, im)
 		}
 		p.transform(buf)
-		mag := make([]float32, n/2+1)
-		for i := range mag {
-			mag[i] = float32(cmplx.Abs(buf[i]))
+		ma := make([]float32, n/2+1)
+		var mb []float32
+		if b != nil {
+			mb = make([]float32, n/2+1)
 		}
-		s.frames = append(s.frames, mag)
+		for k := range ma {
+			zk, zn := buf[k], buf[(n-k)%n]
+			cn := complex(real(zn), -imag(zn))
+			ak := (zk + cn) / 2
+			ma[k] = float32(math.Sqrt(real(ak)*real(ak) + imag(ak)*imag(ak)))
+			if mb != nil {
+				bk := (zk - cn) / 2 // times -i: same magnitude
+				mb[k] = float32(math.Sqrt(real(bk)*real(bk) + imag(bk)*imag(bk)))
+			}
+		}
+		s.frames[f] = ma
+		if mb != nil {
+			s.frames[f+1] = mb
+		}
 	}
 	return s
 }

@@ -23,8 +23,8 @@ type Key struct {
 // split's bass loops, rotated to their tonic (`go run ./analysis/measure -fit`, see
 // README), never of held-out loops.
 var (
-	majorProfile = [12]float64{5.00, 0.19, 0.39, 0.25, 1.63, 1.03, 0.25, 2.22, 0.23, 1.59, 0.12, 0.85}
-	minorProfile = [12]float64{5.00, 0.17, 0.31, 1.19, 0.28, 0.86, 0.20, 2.16, 0.95, 0.13, 1.02, 0.09}
+	majorProfile = [12]float64{5.00, 0.13, 0.19, 0.08, 0.85, 0.57, 0.16, 1.72, 0.10, 0.69, 0.08, 0.34}
+	minorProfile = [12]float64{5.00, 0.10, 0.18, 0.59, 0.21, 0.48, 0.13, 1.60, 0.51, 0.07, 0.55, 0.07}
 )
 
 // keyNames[pc] and keyNames[12+pc]: the major and minor key on pitch class pc, in

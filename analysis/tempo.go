@@ -44,7 +44,7 @@ const NumTempoFeatures = 15
 // candidates). Fitted on the corpus's train split by `go run ./analysis/measure -fit`
 // (see README); never on held-out loops.
 var tempoWeights = [NumTempoFeatures]float64{
-	-1.768, -1.610, -0.403, -4.494, -1.511, -8.123, 0, 0.640, 0.330, -0.088, 12.694, -1.932, 0, 0, 0,
+	0.348, -1.035, 1.928, -4.592, 0.350, -6.595, 0, 1.297, 1.336, 0.543, 10.888, -2.446, -1.370, 5.085, -0.883,
 }
 
 // EstimateTempo estimates the tempo of a loop from pcm (mono samples at rate: the
@@ -106,9 +106,17 @@ func TempoCandidates(pcm []float32, rate int, duration float64) ([]TempoCandidat
 	if len(cands) == 0 {
 		cands = onsetCandidates(ac, on.rate)
 	}
+	// The fitted weights know loops of whole bars (every loop of the corpus); other
+	// candidate sets (whole beats, onsets alone) are scored by the beat periodicity
+	// and the prior only.
+	fitted := cands[0].WholeBars
 	for i := range cands {
 		c := &cands[i]
 		c.Features = tempoFeatures(ac, acLow, on, c)
+		if !fitted {
+			c.Score = 8 * (c.Features[0] - 0.5*c.Features[5])
+			continue
+		}
 		for j, w := range tempoWeights {
 			c.Score += w * c.Features[j]
 		}
