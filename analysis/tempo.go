@@ -124,9 +124,10 @@ func TempoCandidates(pcm []float32, rate int, duration float64) ([]TempoCandidat
 	return cands, nil
 }
 
-// candidates are the tempi at which the loop holds whole bars, else whole beats.
+// candidates are the tempi at which the loop holds whole bars, else whole beats. A
+// loop so long that more than maxCandidates fit (minutes) has none: its onsets decide.
 func candidates(duration float64) []TempoCandidate {
-	if duration <= 0 {
+	if duration <= 0 || duration*MaxBPM/60 > maxCandidates {
 		return nil
 	}
 	var out []TempoCandidate
@@ -146,6 +147,9 @@ func candidates(duration float64) []TempoCandidate {
 	}
 	return nil
 }
+
+// maxCandidates bounds the beats a loop's duration may hold for its candidates.
+const maxCandidates = 1024
 
 // onsetCandidates: with no duration to go by, every autocorrelation peak in range.
 func onsetCandidates(ac []float64, frameRate float64) []TempoCandidate {
