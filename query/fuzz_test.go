@@ -62,6 +62,9 @@ func checkParsed(t *testing.T, q *RecommendQuery, err error) {
 	if len(fl.Keys) > maxListItems || len(fl.Packs) > maxListItems || len(fl.ExcludePacks) > maxListItems {
 		t.Fatal("over-long list accepted")
 	}
+	if r.RerankN < 0 || r.RerankN > recommend.MaxRerankN {
+		t.Fatalf("rerank_n %d accepted", r.RerankN)
+	}
 	checkCompat(t, fl)
 	// What was accepted resolves against a seed of known tempo and key, and the store
 	// filter it makes is valid.
@@ -108,6 +111,10 @@ func FuzzParseRecommendJSON(f *testing.F) {
 		`{"seed_id": "0123456789abcdef0123456789abcdef", "from": "drum", "to": "bass", "k": 10, "mmr_lambda": 0.7, "preview": true}`,
 		`{"seed_id": "0123456789abcdef0123456789abcdef", "filter": {"min_bpm": 90, "max_bpm": 130, "keys": ["a minor", "F#m"], "packs": ["P"], "exclude_packs": ["Q"], "exclude_seed_pack": true}}`,
 		`{"seed_id": "0123456789abcdef0123456789abcdef", "k": 0}`,
+		`{"seed_id": "0123456789abcdef0123456789abcdef", "rerank": true, "rerank_n": 100}`,
+		`{"seed_id": "0123456789abcdef0123456789abcdef", "rerank": false, "rerank_n": 501}`,
+		`{"seed_id": "0123456789abcdef0123456789abcdef", "rerank": "yes", "rerank_n": -1}`,
+		`{"seed_id": "0123456789abcdef0123456789abcdef", "rerank_n": 1e3}`,
 		`{"seed_id": "0123456789abcdef0123456789abcdef", "filter": {"min_bpm": 1e309}}`,
 		`{"seed_id": "0123456789abcdef0123456789abcdef", "filter": {"tempo": {"bpm": 174, "tolerance_pct": 3, "half_double": true}, "key_compat": {"key": "8A", "mode": "fifths"}, "include_unknown_bpm": true}}`,
 		`{"seed_id": "0123456789abcdef0123456789abcdef", "filter": {"tempo": {}, "key_compat": {}, "include_unknown_key": true}}`,
@@ -135,6 +142,7 @@ func FuzzParseRecommendForm(f *testing.F) {
 		"tempo=seed&tempo_tolerance_pct=3&half_double=false", "tempo=174.5&key_compat=camelot&key_compat_key=8A",
 		"key_compat=relative&include_unknown_key=1", "tempo=0", "tempo=NaN", "tempo_tolerance_pct=5", "key_compat_key=Am",
 		"tempo=120&min_bpm=100", "key_compat=same&key=Am", "include_unknown_bpm=true", "key_compat=x&key_compat_key=",
+		"rerank=true&rerank_n=100", "rerank=maybe", "rerank_n=0", "rerank_n=501", "rerank_n=1e2", "rerank=1&rerank=0",
 	} {
 		f.Add(s)
 	}
@@ -157,6 +165,7 @@ func FuzzParseRecommendHTTP(f *testing.F) {
 		{mpCT, "", mp.String()},
 		{"multipart/form-data; boundary=x", "", "--x\r\nContent-Disposition: form-data; name=\"audio\"; filename=\"a\"\r\n\r\nabc\r\n--x--\r\n"},
 		{"audio/wav", "k=3&from=drum", "RIFF\x24\x00\x00\x00WAVEfmt "},
+		{"audio/wav", "rerank=true&rerank_n=50", "RIFF\x24\x00\x00\x00WAVEfmt "},
 		{"application/octet-stream", "", ""},
 		{"text/plain", "", "x"},
 		{"", "", ""},

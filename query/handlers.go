@@ -70,6 +70,15 @@ type RankedLoop struct {
 	// Name is the file's name, without its folder (the page shows it).
 	Name string `json:"name,omitempty"`
 	Provenance
+	// AnnScore and AnnRank are the cosine search's score and place (the first stage);
+	// PairScore the scorer's logit when the loop was reranked; Stage which of the two
+	// put it where it is ("ann" or "rerank"); Note why a loop among the reranked N has no
+	// pair score.
+	AnnScore  float32  `json:"ann_score"`
+	AnnRank   int      `json:"ann_rank"`
+	PairScore *float32 `json:"pair_score,omitempty"`
+	Stage     string   `json:"stage"`
+	Note      string   `json:"note,omitempty"`
 }
 
 // RecommendResponse is the body of a successful POST /v1/recommend.
@@ -80,6 +89,8 @@ type RecommendResponse struct {
 	To        string         `json:"to"`
 	Seed      recommend.Seed `json:"seed"`
 	Results   []RankedLoop   `json:"results"`
+	// Rerank says whether the second stage ranked the results.
+	Rerank recommend.RerankInfo `json:"rerank"`
 	// PreviewURL plays the decoded predicted loop; set when preview was asked for.
 	PreviewURL string `json:"preview_url,omitempty"`
 	// PreviewAvailable is false when the bundle has no decoder for the target
@@ -104,8 +115,11 @@ func (s *Server) recommend(c *gin.Context) {
 	req := q.Request
 	if q.Upload != nil {
 		s.metrics.uploadSize.Observe(float64(len(q.Upload)))
-		// Check the pair before decoding: a wrong instrument should not cost a decode.
-		if err := s.engine.Validate(&recommend.Request{SeedAudio: []float32{}, From: req.From, To: req.To, K: max(req.K, 1), MMRLambda: req.MMRLambda}); errors.Is(err, recommend.ErrNoMapper) {
+		// Check the pair before decoding: a wrong instrument (or a rerank the bundle cannot
+		// do) should not cost a decode.
+		err := s.engine.Validate(&recommend.Request{SeedAudio: []float32{}, From: req.From, To: req.To, K: max(req.K, 1), MMRLambda: req.MMRLambda,
+			Rerank: req.Rerank, RerankN: req.RerankN})
+		if errors.Is(err, recommend.ErrNoMapper) || errors.Is(err, recommend.ErrNoScorer) {
 			s.fail(c, err)
 			return
 		}
@@ -124,13 +138,14 @@ func (s *Server) recommend(c *gin.Context) {
 		return
 	}
 	out := RecommendResponse{RequestID: requestID(c), Bundle: resp.BundleID, From: resp.Pair.From, To: resp.Pair.To,
-		Seed: resp.Seed, Results: make([]RankedLoop, len(resp.Results)), ExcludedUnknown: resp.ExcludedUnknown}
+		Seed: resp.Seed, Results: make([]RankedLoop, len(resp.Results)), ExcludedUnknown: resp.ExcludedUnknown, Rerank: resp.Rerank}
 	if ap := resp.Applied; ap.BPMRanges != nil || ap.Keys != nil {
 		out.Filter = &ap
 	}
 	for i, r := range resp.Results {
 		out.Results[i] = RankedLoop{ID: r.ID, Rank: r.Rank, Score: r.Score, Pack: r.Pack, BPM: r.BPM, Key: r.Key,
-			Duration: r.Duration, AudioURL: audioURL(resp.Pair.To, r.ID), Name: loopName(r.Path), Provenance: provenance(&r.Row)}
+			Duration: r.Duration, AudioURL: audioURL(resp.Pair.To, r.ID), Name: loopName(r.Path), Provenance: provenance(&r.Row),
+			AnnScore: r.AnnScore, AnnRank: r.AnnRank, PairScore: r.PairScore, Stage: r.Stage, Note: r.Note}
 	}
 	if q.Preview {
 		key := previewKey(resp.BundleID, resp.Pair.To, resp.Mapped)

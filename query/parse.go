@@ -33,6 +33,8 @@ type recommendBody struct {
 	Filter    *filterBody `json:"filter"`
 	MMRLambda *float64    `json:"mmr_lambda"`
 	Preview   *bool       `json:"preview"`
+	Rerank    *bool       `json:"rerank"`
+	RerankN   *int        `json:"rerank_n"`
 }
 
 type filterBody struct {
@@ -107,6 +109,16 @@ func ParseRecommendJSON(body []byte) (*RecommendQuery, error) {
 	if b.Preview != nil {
 		rq.Preview = *b.Preview
 	}
+	if b.Rerank != nil {
+		on := *b.Rerank
+		r.Rerank = &on
+	}
+	if b.RerankN != nil {
+		if err := checkRerankN(*b.RerankN); err != nil {
+			return nil, err
+		}
+		r.RerankN = *b.RerankN
+	}
 	if f := b.Filter; f != nil {
 		if f.MinBPM != nil {
 			r.Filter.MinBPM = *f.MinBPM
@@ -147,7 +159,7 @@ func ParseRecommendJSON(body []byte) (*RecommendQuery, error) {
 // recommendFields are the parameters an uploaded seed may carry (query string or form
 // fields); recommendLists may repeat.
 var (
-	recommendFields = append([]string{"from", "to", "k", "min_bpm", "max_bpm", "key", "pack", "exclude_pack", "exclude_seed_pack", "mmr_lambda", "preview"}, compatFields...)
+	recommendFields = append([]string{"from", "to", "k", "min_bpm", "max_bpm", "key", "pack", "exclude_pack", "exclude_seed_pack", "mmr_lambda", "preview", "rerank", "rerank_n"}, compatFields...)
 	recommendLists  = []string{"key", "pack", "exclude_pack"}
 )
 
@@ -220,7 +232,31 @@ func ParseRecommendForm(q url.Values) (*RecommendQuery, error) {
 	if err := checkFilter(r.Filter); err != nil {
 		return nil, err
 	}
+	if _, ok := q["rerank"]; ok {
+		on, err := boolParam(q, "rerank")
+		if err != nil {
+			return nil, err
+		}
+		r.Rerank = &on
+	}
+	if v, ok := one(q, "rerank_n"); ok {
+		n, err := strconv.Atoi(v)
+		if err != nil {
+			return nil, badRequest("rerank_n %q is not an integer: rescore 1 to %d of the cosine search's best", v, recommend.MaxRerankN)
+		}
+		if err := checkRerankN(n); err != nil {
+			return nil, err
+		}
+		r.RerankN = n
+	}
 	return rq, nil
+}
+
+func checkRerankN(n int) error {
+	if n < 1 || n > recommend.MaxRerankN {
+		return invalidParam("rerank_n is %d: rescore 1 to %d of the cosine search's best (default: the bundle's, usually %d), or leave it out", n, recommend.MaxRerankN, recommend.DefaultRerankN)
+	}
+	return nil
 }
 
 func splitList(vs []string) []string {

@@ -45,6 +45,7 @@ var problemTitles = map[string]string{
 	"not-found":              "No such resource",
 	"seed-not-found":         "The seed loop is not stored",
 	"no-mapper":              "No mapper for this instrument pair",
+	"rerank-unavailable":     "The bundle cannot rerank this request",
 	"not-ingested":           "The collection has not been ingested",
 	"bundle-mismatch":        "The collection was encoded with another model bundle",
 	"preview-unavailable":    "The preview cannot be decoded by this bundle",
@@ -95,6 +96,8 @@ func errorStatus(err error) (int, string) {
 		return http.StatusUnprocessableEntity, "unknown-instrument"
 	case errors.Is(err, recommend.ErrNoEncoder):
 		return http.StatusNotImplemented, "encoder-unavailable"
+	case errors.Is(err, recommend.ErrNoScorer):
+		return http.StatusUnprocessableEntity, "rerank-unavailable"
 	case errors.Is(err, recommend.ErrNoMapper):
 		return http.StatusUnprocessableEntity, "no-mapper"
 	case errors.Is(err, recommend.ErrSeedNotFound):

@@ -54,6 +54,8 @@ type Config struct {
 	// round trip on Milvus, and a re-encode is rare.
 	CollectionCheckEvery time.Duration
 	Observer             Observer
+	// Rerank is the second stage (zero: the bundle has no scorer).
+	Rerank RerankConfig
 }
 
 // Engine runs recommendations. It is safe for concurrent use.
@@ -62,6 +64,8 @@ type Engine struct {
 
 	mu      sync.Mutex
 	checked map[string]collectionCheck
+
+	features *featureCache // the reranker's pairfront features of stored loops
 }
 
 type collectionCheck struct {
@@ -144,7 +148,47 @@ func NewEngine(cfg Config) (*Engine, error) {
 			return nil, err
 		}
 	}
-	return &Engine{cfg: cfg, checked: map[string]collectionCheck{}}, nil
+	if err := checkRerankConfig(&cfg); err != nil {
+		return nil, err
+	}
+	return &Engine{cfg: cfg, checked: map[string]collectionCheck{}, features: newFeatureCache(cfg.Rerank.CacheBytes)}, nil
+}
+
+// checkRerankConfig fills the second stage's defaults and checks its models agree: every
+// scorer input is its instrument's pairfront output, every pairfront reads the window.
+func checkRerankConfig(cfg *Config) error {
+	rc := &cfg.Rerank
+	if rc.N == 0 {
+		rc.N = DefaultRerankN
+	}
+	if rc.CacheBytes <= 0 {
+		rc.CacheBytes = DefaultFeatureCacheBytes
+	}
+	if rc.N < 1 || rc.N > MaxRerankN {
+		rc.N = min(max(rc.N, 1), MaxRerankN) // the manifest allows more than a request may ask
+	}
+	if rc.Scorer == nil {
+		rc.Default = false
+		return nil
+	}
+	sizes := rc.Scorer.InputSizes()
+	if len(sizes) != len(rc.ScorerInputs) || len(sizes) != 2 {
+		return fmt.Errorf("recommend: the scorer takes %d inputs, named %v: a scorer takes a drum's and a bass's features", len(sizes), rc.ScorerInputs)
+	}
+	window := audio.WindowSamples(cfg.SampleRate, cfg.WindowSeconds)
+	for i, inst := range rc.ScorerInputs {
+		pf := rc.PairFronts[inst]
+		if pf == nil {
+			return fmt.Errorf("recommend: the scorer reads %s features and the bundle has no %s pairfront", inst, inst)
+		}
+		if pf.OutputSize() != sizes[i] {
+			return fmt.Errorf("recommend: the %s pairfront makes %d values, the scorer's %s input takes %d: the bundle is inconsistent", inst, pf.OutputSize(), inst, sizes[i])
+		}
+		if pf.InputSize() != window {
+			return fmt.Errorf("recommend: the %s pairfront reads %d samples, the window is %d: the bundle is inconsistent", inst, pf.InputSize(), window)
+		}
+	}
+	return nil
 }
 
 // BundleID is the id of the bundle the engine's models come from.
@@ -202,6 +246,11 @@ type Request struct {
 	Filter      Filter
 	// MMRLambda in (0, 1] re-ranks for diversity (1 is pure relevance); 0 means off.
 	MMRLambda float64
+	// Rerank turns the second stage on or off; nil means the bundle's default.
+	Rerank *bool
+	// RerankN is how many of the cosine search's best the scorer rescores; 0 means the
+	// bundle's default (DefaultRerankN when it names none).
+	RerankN int
 }
 
 // Seed describes the seed a response answers.
@@ -211,13 +260,29 @@ type Seed struct {
 	Pack   string  `json:"pack,omitempty"`
 	BPM    float64 `json:"bpm,omitempty"`
 	Key    string  `json:"key,omitempty"`
+
+	row vectordb.Row // a stored seed's row (its file feeds the reranker)
 }
 
 // Result is one ranked loop.
 type Result struct {
 	vectordb.Row
-	Rank  int     `json:"rank"`
+	Rank int `json:"rank"`
+	// Score is what ranked the loop in its stage: the cosine for StageANN, the final pair
+	// score (the scorer's logit, plus the bundle's ann_weight times the cosine) for
+	// StageRerank.
 	Score float32 `json:"score"`
+	// AnnScore is the cosine similarity to the predicted latent, and AnnRank the loop's
+	// place in the cosine search (the first stage).
+	AnnScore float32 `json:"ann_score"`
+	AnnRank  int     `json:"ann_rank"`
+	// PairScore is the scorer's logit for the pair (higher fits better); nil when the
+	// loop was not rescored.
+	PairScore *float32 `json:"pair_score,omitempty"`
+	// Stage is StageANN or StageRerank: which stage put the loop where it is.
+	Stage string `json:"stage"`
+	// Note says why a loop among the best N has no pair score.
+	Note string `json:"note,omitempty"`
 }
 
 // Response is a recommendation: the ranked loops and the mapped latent (the predicted
@@ -233,6 +298,7 @@ type Response struct {
 	// ExcludedUnknown counts what the tempo and key filters left out for want of the
 	// field; nil when they left nothing out for that reason.
 	ExcludedUnknown *ExcludedUnknown
+	Rerank          RerankInfo
 }
 
 // Validate checks a request against the engine's models and the API's bounds.
@@ -264,6 +330,9 @@ func (e *Engine) Validate(r *Request) error {
 			have = append(have, p.String())
 		}
 		return fmt.Errorf("%w: %s->%s; the bundle maps %s", ErrNoMapper, r.From, r.To, strings.Join(have, ", "))
+	}
+	if err := e.validateRerank(r); err != nil {
+		return err
 	}
 	if r.SeedAudio != nil {
 		enc := e.cfg.Encoders[r.From]
@@ -303,16 +372,22 @@ func (e *Engine) Recommend(ctx context.Context, r Request) (*Response, error) {
 		}
 		vf.ExcludePacks = append(vf.ExcludePacks, seed.Pack)
 	}
-	results, err := e.SearchMapped(ctx, r.To, mapped, r.K, vf, r.MMRLambda)
+	resp := &Response{BundleID: e.cfg.BundleID, Pair: Pair{r.From, r.To}, Seed: seed, Mapped: mapped}
+	on, n, reason := e.rerankPlan(r)
+	if on {
+		resp.Results, resp.Rerank, err = e.searchReranked(ctx, r, seed, r.SeedAudio, mapped, vf, n)
+	} else {
+		resp.Rerank.Reason = reason
+		resp.Results, err = e.SearchMapped(ctx, r.To, mapped, r.K, vf, r.MMRLambda)
+	}
 	if err != nil {
 		return nil, err
 	}
-	excluded, err := e.ExcludedUnknown(ctx, r.To, vf)
-	if err != nil {
+	if resp.ExcludedUnknown, err = e.ExcludedUnknown(ctx, r.To, vf); err != nil {
 		return nil, err
 	}
-	return &Response{BundleID: e.cfg.BundleID, Pair: Pair{r.From, r.To}, Seed: seed, Results: results, Mapped: mapped,
-		Applied: applied, ExcludedUnknown: excluded}, nil
+	resp.Applied = applied
+	return resp, nil
 }
 
 // ExcludedUnknown counts the loops of the instrument's collection that f left out
@@ -360,7 +435,9 @@ func (e *Engine) SeedLatent(ctx context.Context, r Request) ([]float32, Seed, er
 		if want := e.cfg.EncoderIDs[r.From]; !vectordb.SameEncoder(row.EncoderID, want) {
 			return nil, Seed{}, fmt.Errorf("%w: loop %s was encoded by %q, the loaded %s encoder is %q: re-encode the library with loopmatch ingest --reencode", ErrEncoderMismatch, row.ID, row.EncoderID, r.From, want)
 		}
-		return row.Embedding, Seed{ID: row.ID, Stored: true, Pack: row.Pack, BPM: row.BPM, Key: row.Key}, nil
+		z := row.Embedding
+		row.Embedding = nil
+		return z, Seed{ID: row.ID, Stored: true, Pack: row.Pack, BPM: row.BPM, Key: row.Key, row: *row}, nil
 	}
 	enc := e.cfg.Encoders[r.From]
 	if enc == nil {
@@ -419,14 +496,23 @@ func (e *Engine) MapSeed(ctx context.Context, from, to string, z []float32) ([]f
 // SearchMapped ranks the to collection against a mapped latent: k loops best first;
 // with mmrLambda in (0, 1) a diversity re-rank over up to 4k candidates.
 func (e *Engine) SearchMapped(ctx context.Context, to string, mapped []float32, k int, f vectordb.Filter, mmrLambda float64) ([]Result, error) {
+	fetch := k
+	if mmrLambda > 0 && mmrLambda < 1 {
+		fetch = min(max(4*k, k), e.cfg.MaxCandidates, vectordb.MaxK)
+	}
+	hits, err := e.search(ctx, to, mapped, fetch, f)
+	if err != nil {
+		return nil, err
+	}
+	return e.rankANN(ctx, e.cfg.Collection(to), hits, k, mmrLambda)
+}
+
+// search is the first stage: the fetch best rows of the to collection by cosine,
+// refusing rows of another encoder.
+func (e *Engine) search(ctx context.Context, to string, mapped []float32, fetch int, f vectordb.Filter) ([]vectordb.Hit, error) {
 	coll := e.cfg.Collection(to)
 	if err := e.checkCollection(ctx, to); err != nil {
 		return nil, err
-	}
-	fetch := k
-	mmr := mmrLambda > 0 && mmrLambda < 1
-	if mmr {
-		fetch = min(max(4*k, k), e.cfg.MaxCandidates, vectordb.MaxK)
 	}
 	t0 := time.Now()
 	hits, err := e.cfg.Store.Search(ctx, coll, mapped, fetch, f)
@@ -439,9 +525,19 @@ func (e *Engine) SearchMapped(ctx context.Context, to string, mapped []float32, 
 			return nil, fmt.Errorf("%w: loop %s in %s was encoded by %q, the loaded %s encoder is %q: re-encode the library with loopmatch ingest --reencode", ErrEncoderMismatch, h.ID, coll, h.EncoderID, to, want)
 		}
 	}
-	if mmr && len(hits) > k {
-		hits, err = e.mmr(ctx, coll, hits, k, mmrLambda)
-		if err != nil {
+	return hits, nil
+}
+
+// rankANN makes the first stage's results: the hits in cosine order, or MMR's picks
+// from them when mmrLambda is in (0, 1).
+func (e *Engine) rankANN(ctx context.Context, coll string, hits []vectordb.Hit, k int, mmrLambda float64) ([]Result, error) {
+	annRank := make(map[string]int, len(hits))
+	for i, h := range hits {
+		annRank[h.ID] = i + 1
+	}
+	if mmrLambda > 0 && mmrLambda < 1 && len(hits) > k {
+		var err error
+		if hits, err = e.mmr(ctx, coll, hits, k, mmrLambda); err != nil {
 			return nil, err
 		}
 	}
@@ -451,7 +547,7 @@ func (e *Engine) SearchMapped(ctx context.Context, to string, mapped []float32, 
 	out := make([]Result, len(hits))
 	for i, h := range hits {
 		h.Embedding = nil
-		out[i] = Result{Row: h.Row, Rank: i + 1, Score: h.Score}
+		out[i] = Result{Row: h.Row, Rank: i + 1, Score: h.Score, AnnScore: h.Score, AnnRank: annRank[h.ID], Stage: StageANN}
 	}
 	return out, nil
 }

@@ -12,11 +12,15 @@ type Models struct {
 	Encoders map[string]*onnx.Model
 	Mappers  map[Pair]*onnx.Model
 	Decoders map[string]*onnx.Model
+	// PairFronts and Scorer are the reranker; empty and nil when the bundle has none.
+	PairFronts map[string]*onnx.Model
+	Scorer     *onnx.Model
 }
 
 // OpenModels opens every encoder, mapper and decoder of the bundle.
 func OpenModels(rt *onnx.Runtime, b *onnx.Bundle) (*Models, error) {
-	m := &Models{Encoders: map[string]*onnx.Model{}, Mappers: map[Pair]*onnx.Model{}, Decoders: map[string]*onnx.Model{}}
+	m := &Models{Encoders: map[string]*onnx.Model{}, Mappers: map[Pair]*onnx.Model{}, Decoders: map[string]*onnx.Model{},
+		PairFronts: map[string]*onnx.Model{}}
 	for _, s := range b.Models {
 		om, err := rt.Open(b, s)
 		if err != nil {
@@ -30,6 +34,10 @@ func OpenModels(rt *onnx.Runtime, b *onnx.Bundle) (*Models, error) {
 			m.Decoders[s.Instruments[0]] = om
 		case onnx.RoleMapper:
 			m.Mappers[Pair{s.Instruments[0], s.Instruments[1]}] = om
+		case onnx.RolePairFront:
+			m.PairFronts[s.Instruments[0]] = om
+		case onnx.RoleScorer:
+			m.Scorer = om
 		default:
 			om.Close()
 		}
@@ -40,7 +48,10 @@ func OpenModels(rt *onnx.Runtime, b *onnx.Bundle) (*Models, error) {
 // Close releases every session.
 func (m *Models) Close() error {
 	var errs []error
-	for _, g := range []map[string]*onnx.Model{m.Encoders, m.Decoders} {
+	if m.Scorer != nil {
+		errs = append(errs, m.Scorer.Close())
+	}
+	for _, g := range []map[string]*onnx.Model{m.Encoders, m.Decoders, m.PairFronts} {
 		for _, x := range g {
 			errs = append(errs, x.Close())
 		}
@@ -63,6 +74,20 @@ func (m *Models) Config(b *onnx.Bundle, store vectordb.Store) Config {
 	}
 	for k, v := range m.Decoders {
 		c.Decoders[k] = v
+	}
+	if m.Scorer != nil {
+		rc := RerankConfig{PairFronts: map[string]onnx.Graph{}, PairFrontIDs: map[string]string{}, Scorer: m.Scorer}
+		for _, in := range m.Scorer.Spec.Inputs {
+			rc.ScorerInputs = append(rc.ScorerInputs, in.Name) // named by instrument (checked by LoadBundle)
+		}
+		for k, v := range m.PairFronts {
+			rc.PairFronts[k] = v
+			rc.PairFrontIDs[k], _ = b.PairFrontID(k)
+		}
+		if b.Rerank != nil {
+			rc.Default, rc.N, rc.AnnWeight = b.Rerank.Default, b.Rerank.N, b.Rerank.AnnWeight
+		}
+		c.Rerank = rc
 	}
 	return c
 }
