@@ -43,12 +43,21 @@ func searchOneByOne(r Recommender) func(context.Context, [][]float32, int, vecto
 	}
 }
 
+// Reranker is a second stage (recommend's rerank): it reorders a seed's full cosine
+// ranking, best first, and returns every hit, best first, its scores ordering them.
+type Reranker interface {
+	Rerank(ctx context.Context, seedID string, hits []vectordb.Hit) ([]vectordb.Hit, error)
+}
+
 // Config describes one evaluation: seeds from one collection, candidates from another.
 type Config struct {
 	// Store lists the loops of both collections (the recommender searches its own).
 	Store                            vectordb.Store
 	SeedCollection, TargetCollection string
 	Recommender                      Recommender
+	// Reranker, when set, reorders each seed's ranking in every setting after the search,
+	// so both stages are scored with the same metrics and settings.
+	Reranker Reranker
 	// Include picks the loops evaluated (a split); nil takes every stored loop.
 	Include func(vectordb.Row) bool
 	// Pairs, when set, are the right answers; otherwise a seed's right answers are the
@@ -229,6 +238,15 @@ func Run(ctx context.Context, cfg Config) (*Report, error) {
 				return nil, fmt.Errorf("eval: %d answers for %d searches (%s)", len(answers), len(qs), setting)
 			}
 			for j, i := range g.seeds {
+				if cfg.Reranker != nil {
+					n := len(answers[j])
+					if answers[j], err = cfg.Reranker.Rerank(ctx, seeds[i].ID, answers[j]); err != nil {
+						return nil, fmt.Errorf("eval: rerank seed %s (%s): %w", seeds[i].ID, setting, err)
+					}
+					if len(answers[j]) != n {
+						return nil, fmt.Errorf("eval: the reranker returned %d of %d candidates for seed %s", len(answers[j]), n, seeds[i].ID)
+					}
+				}
 				r, err := ranking(seeds[i], setting, answers[j], byID, targets, relevant)
 				if err != nil {
 					return nil, err

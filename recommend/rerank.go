@@ -145,20 +145,82 @@ func (e *Engine) validateRerank(r *Request) error {
 // scored keeps its cosine place, with a note), the rest after them in cosine order, then
 // MMR over the whole list when asked.
 func (e *Engine) searchReranked(ctx context.Context, r Request, seed Seed, seedAudio []float32, mapped []float32, f vectordb.Filter, n int) ([]Result, RerankInfo, error) {
-	info := RerankInfo{Used: true, N: n}
 	coll := e.cfg.Collection(r.To)
 	hits, err := e.search(ctx, r.To, mapped, max(n, r.K), f)
 	if err != nil {
+		return nil, RerankInfo{}, err
+	}
+	results, info, err := e.rerankHits(ctx, r.From, r.To, seed, seedAudio, hits, n)
+	if err != nil {
 		return nil, info, err
 	}
+	if !info.Used { // the seed itself could not be scored
+		results, err = e.rankANN(ctx, coll, hits, r.K, r.MMRLambda)
+		return results, info, err
+	}
+	if r.MMRLambda > 0 && r.MMRLambda < 1 && len(results) > r.K {
+		results, err = e.mmrResults(ctx, coll, results, r.K, r.MMRLambda)
+		if err != nil {
+			return nil, info, err
+		}
+	}
+	if len(results) > r.K {
+		results = results[:r.K]
+	}
+	for i := range results {
+		results[i].Rank = i + 1
+	}
+	return results, info, nil
+}
+
+// Rerank is the second stage alone, as eval runs it: hits are a stored seed's cosine
+// ranking (best first); the best n are rescored and reordered, the rest keep their order.
+// Every hit comes back, Rank set to its final place. When the seed's own file cannot be
+// read, the hits come back in their order with Used false and the reason.
+func (e *Engine) Rerank(ctx context.Context, from, to, seedID string, hits []vectordb.Hit, n int) ([]Result, RerankInfo, error) {
+	if err := e.RerankAvailable(from, to); err != nil {
+		return nil, RerankInfo{}, err
+	}
+	if n < 1 || n > MaxRerankN {
+		return nil, RerankInfo{}, fmt.Errorf("%w: rerank n is %d: rescore 1 to %d", ErrInvalid, n, MaxRerankN)
+	}
+	row, err := e.getRow(ctx, e.cfg.Collection(from), seedID)
+	if err != nil {
+		return nil, RerankInfo{}, err
+	}
+	if row == nil {
+		return nil, RerankInfo{}, fmt.Errorf("%w: no loop %q in the %s collection", ErrSeedNotFound, seedID, from)
+	}
+	row.Embedding = nil
+	res, info, err := e.rerankHits(ctx, from, to, Seed{ID: row.ID, Stored: true, row: *row}, nil, hits, n)
+	if err != nil {
+		return nil, info, err
+	}
+	for i := range res {
+		res[i].Rank = i + 1
+	}
+	return res, info, nil
+}
+
+// rerankHits orders hits (the cosine ranking, best first) by the second stage: the best n
+// by pair score in the slots the scored ones held, unscored ones in place with a note, the
+// rest as they were. With the seed unscorable it returns the hits as they were, Used false.
+func (e *Engine) rerankHits(ctx context.Context, from, to string, seed Seed, seedAudio []float32, hits []vectordb.Hit, n int) ([]Result, RerankInfo, error) {
+	info := RerankInfo{Used: true, N: n}
+	annOrder := func() []Result {
+		out := make([]Result, len(hits))
+		for i, h := range hits {
+			h.Embedding = nil
+			out[i] = Result{Row: h.Row, Rank: i + 1, Score: h.Score, AnnScore: h.Score, AnnRank: i + 1, Stage: StageANN}
+		}
+		return out
+	}
 	top := hits[:min(n, len(hits))]
-	sf, err := e.seedFeatures(ctx, r.From, seed, seedAudio)
+	sf, err := e.seedFeatures(ctx, from, seed, seedAudio)
 	if err != nil {
 		var skip *skipError
 		if errors.As(err, &skip) { // the seed's own file is gone: first stage only, said so
-			info = RerankInfo{Reason: "the seed could not be scored: " + skip.reason}
-			res, err := e.rankANN(ctx, coll, hits, r.K, r.MMRLambda)
-			return res, info, err
+			return annOrder(), RerankInfo{Reason: "the seed could not be scored: " + skip.reason}, nil
 		}
 		return nil, info, err
 	}
@@ -166,11 +228,11 @@ func (e *Engine) searchReranked(ctx context.Context, r Request, seed Seed, seedA
 	for i, h := range top {
 		rows[i] = h.Row
 	}
-	feats, notes, err := e.loopFeatures(ctx, r.To, rows)
+	feats, notes, err := e.loopFeatures(ctx, to, rows)
 	if err != nil {
 		return nil, info, err
 	}
-	logits, err := e.scorePairs(ctx, r.From, sf, r.To, feats)
+	logits, err := e.scorePairs(ctx, from, sf, to, feats)
 	if err != nil {
 		return nil, info, err
 	}
@@ -191,45 +253,20 @@ func (e *Engine) searchReranked(ctx context.Context, r Request, seed Seed, seedA
 	// an unscored one stays where the cosine search put it.
 	byScore := slices.Clone(scored)
 	slices.SortStableFunc(byScore, func(a, b int) int { return cmpDesc(final[a], final[b]) })
-	order := make([]int, 0, len(hits))
+	results := annOrder()
 	next := 0
-	for i := range top {
-		if feats[i] == nil {
-			order = append(order, i)
+	for pos := range top {
+		if feats[pos] == nil {
+			results[pos].Note = notes[pos]
 			continue
 		}
-		order = append(order, byScore[next])
+		i := byScore[next]
 		next++
-	}
-	for i := len(top); i < len(hits); i++ {
-		order = append(order, i)
-	}
-	results := make([]Result, len(order))
-	for pos, i := range order {
+		p := logits[i]
 		h := hits[i]
 		h.Embedding = nil
-		res := Result{Row: h.Row, Score: h.Score, AnnScore: h.Score, AnnRank: i + 1, Stage: StageANN}
-		if i < len(top) {
-			if feats[i] != nil {
-				p := logits[i]
-				res.PairScore, res.Score, res.Stage = &p, float32(final[i]), StageRerank
-			} else {
-				res.Note = notes[i]
-			}
-		}
-		results[pos] = res
-	}
-	if r.MMRLambda > 0 && r.MMRLambda < 1 && len(results) > r.K {
-		results, err = e.mmrResults(ctx, coll, results, r.K, r.MMRLambda)
-		if err != nil {
-			return nil, info, err
-		}
-	}
-	if len(results) > r.K {
-		results = results[:r.K]
-	}
-	for i := range results {
-		results[i].Rank = i + 1
+		results[pos] = Result{Row: h.Row, Rank: pos + 1, Score: float32(final[i]), AnnScore: h.Score, AnnRank: i + 1,
+			PairScore: &p, Stage: StageRerank}
 	}
 	return results, info, nil
 }

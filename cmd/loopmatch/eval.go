@@ -11,6 +11,7 @@ import (
 	"slices"
 	"sort"
 	"strings"
+	"sync/atomic"
 
 	"github.com/spf13/cobra"
 
@@ -27,6 +28,8 @@ type evalOptions struct {
 	manifest, corpus, pairs string
 	minCandidates, workers  int
 	asJSON                  bool
+	rerank                  bool
+	rerankN                 int
 	storeChosen             bool // --store or LOOPMATCH_STORE was given
 }
 
@@ -56,12 +59,18 @@ split column, as train/ writes) into a temporary embedded store (or --store), th
 --manifest FILE evaluates the loops of --split already in --store. Without either, --split all
 evaluates every stored loop.
 
+--rerank scores the second stage too: each seed's cosine ranking (in every setting) has its best
+--rerank-n rescored by the bundle's pair scorer, as POST /v1/recommend with rerank does, and the
+report shows the reranked metrics beside the first stage's (the same seeds, settings and
+metrics). The candidates' features are computed from the library's files once per run.
+
 Against Milvus, eval only reads: it flushes the two collections once, then reads with bounded
 consistency (whatever --store asks) and batches its searches, one request per setting and tempo.`,
 		Example: `  loopmatch eval --corpus train/out/corpus --split test
   loopmatch eval --corpus demo --split all --json
   loopmatch eval --store embedded:data/demo-store --manifest demo/metadata.csv --split all
-  loopmatch eval --from bass --to drum --split all --pairs pairs.csv`,
+  loopmatch eval --from bass --to drum --split all --pairs pairs.csv
+  loopmatch eval --corpus train/out/corpus --split transfer --rerank --rerank-n 100`,
 		Args: cobra.NoArgs,
 		RunE: func(cmd *cobra.Command, args []string) error {
 			o.storeChosen = cmd.Flags().Changed("store") || cmd.InheritedFlags().Changed("store") || os.Getenv("LOOPMATCH_STORE") != ""
@@ -78,6 +87,8 @@ consistency (whatever --store asks) and batches its searches, one request per se
 	f.IntVar(&o.minCandidates, "min-candidates", 5, "tempo settings skip seeds with fewer wrong candidates")
 	f.IntVar(&o.workers, "workers", runtime.GOMAXPROCS(0), "parallel decoders when ingesting --corpus")
 	f.BoolVar(&o.asJSON, "json", false, "print JSON")
+	f.BoolVar(&o.rerank, "rerank", false, "also score the second stage: the best --rerank-n rescored by the bundle's pair scorer")
+	f.IntVar(&o.rerankN, "rerank-n", 0, fmt.Sprintf("how many of the cosine ranking's best --rerank rescores (1-%d; 0: the bundle's default)", recommend.MaxRerankN))
 	return cmd
 }
 
@@ -100,7 +111,17 @@ type evalDoc struct {
 	UnknownTempo    map[string]int          `json:"unknown_tempo_seeds,omitempty"`
 	Ingest          *evalIngest             `json:"ingest,omitempty"`
 	Metrics         map[string]eval.Metrics `json:"metrics"`
-	settings        []string
+	// Stage is what ranked Metrics: "ann" (the cosine search) or "rerank" (its best
+	// rerank_n rescored by the pair scorer); with rerank, FirstStage holds the cosine
+	// search's metrics over the same seeds and settings.
+	Stage      string                  `json:"stage"`
+	RerankN    int                     `json:"rerank_n,omitempty"`
+	FirstStage map[string]eval.Metrics `json:"first_stage,omitempty"`
+	// RerankUnscored counts candidates (and seeds) the scorer could not read, which kept
+	// their cosine rank.
+	RerankUnscored      int64 `json:"rerank_unscored_candidates,omitempty"`
+	RerankSeedsUnscored int64 `json:"rerank_unscored_seeds,omitempty"`
+	settings            []string
 }
 
 type evalIngest struct {
@@ -124,6 +145,9 @@ func runEval(ctx context.Context, g *globalOptions, o *evalOptions, out, errOut 
 	}
 	if o.minCandidates < 1 {
 		return usage("--min-candidates %d: give at least 1", o.minCandidates)
+	}
+	if o.rerankN != 0 && (o.rerankN < 1 || o.rerankN > recommend.MaxRerankN || !o.rerank) {
+		return usage("--rerank-n %d: give 1 to %d, with --rerank", o.rerankN, recommend.MaxRerankN)
 	}
 	log, err := g.logger()
 	if err != nil {
@@ -200,9 +224,17 @@ func runEval(ctx context.Context, g *globalOptions, o *evalOptions, out, errOut 
 		}
 		return usage("the bundle %s has no %s->%s mapper; it maps %s", svc.bundle.ID(), o.from, o.to, strings.Join(have, ", "))
 	}
+	if o.rerank {
+		if err := svc.engine.RerankAvailable(o.from, o.to); err != nil {
+			return usage("--rerank: %w", err)
+		}
+		if o.rerankN == 0 {
+			_, o.rerankN = svc.engine.RerankDefault()
+		}
+	}
 
 	doc := evalDoc{Bundle: svc.bundle.ID(), Encoders: map[string]string{o.from: svc.engine.EncoderID(o.from), o.to: svc.engine.EncoderID(o.to)}, Store: storeSpec, From: o.from, To: o.to, Direction: o.from + "2" + o.to,
-		Split: o.split, GroundTruth: "same pack", Metrics: map[string]eval.Metrics{}}
+		Split: o.split, GroundTruth: "same pack", Metrics: map[string]eval.Metrics{}, Stage: recommend.StageANN}
 	if o.corpus != "" {
 		if len(roots) == 0 {
 			return usage("none of the %d loops %s lists for split %q exists: check --corpus", listed, manPath, o.split)
@@ -255,9 +287,26 @@ func runEval(ctx context.Context, g *globalOptions, o *evalOptions, out, errOut 
 		cfg.Pairs = p
 		doc.GroundTruth = "pairs " + o.pairs
 	}
+	var rr *engineReranker
+	if o.rerank {
+		first, err := eval.Run(ctx, cfg)
+		if err != nil {
+			return exitError{code: 1, err: err}
+		}
+		doc.FirstStage = map[string]eval.Metrics{}
+		for _, r := range first.Results {
+			doc.FirstStage[r.Setting] = r.Metrics
+		}
+		rr = &engineReranker{e: svc.engine, from: o.from, to: o.to, n: o.rerankN}
+		cfg.Reranker = rr
+		doc.Stage, doc.RerankN = recommend.StageRerank, o.rerankN
+	}
 	rep, err := eval.Run(ctx, cfg)
 	if err != nil {
 		return exitError{code: 1, err: err}
+	}
+	if rr != nil {
+		doc.RerankUnscored, doc.RerankSeedsUnscored = rr.unscored.Load(), rr.seedsUnscored.Load()
 	}
 	doc.SeedLoops, doc.CandidateLoops = rep.Seeds, rep.Candidates
 	doc.PairsUsed, doc.PairsUnresolved, doc.PairsUnmatched = rep.PairsUsed, rep.PairsUnresolved, rep.PairsUnmatched
@@ -285,6 +334,9 @@ func runEval(ctx context.Context, g *globalOptions, o *evalOptions, out, errOut 
 // printEval writes the table train's run.py prints, one row per setting.
 func printEval(out io.Writer, d evalDoc) error {
 	fmt.Fprintf(out, "%s (%s -> %s), bundle %s, store %s\n", d.Direction, d.From, d.To, d.Bundle, d.Store)
+	if d.Stage == recommend.StageRerank {
+		fmt.Fprintf(out, "two stages: the cosine search, then its best %d rescored by the pair scorer\n", d.RerankN)
+	}
 	fmt.Fprintf(out, "split %s: %d %s seeds, %d %s candidates; right answers: %s\n", d.Split, d.SeedLoops, d.From, d.CandidateLoops, d.To, d.GroundTruth)
 	if d.ListedNotStored > 0 {
 		fmt.Fprintf(out, "note: %d loops the manifest lists for this split are not in the store (not ingested, or failed)\n", d.ListedNotStored)
@@ -302,14 +354,22 @@ func printEval(out io.Writer, d evalDoc) error {
 			break
 		}
 	}
-	fmt.Fprintf(out, "%-10s %5s %5s", "setting", "seeds", "pairs")
+	stageCol := d.FirstStage != nil // both stages: one row each per setting
+	fmt.Fprintf(out, "%-10s", "setting")
+	if stageCol {
+		fmt.Fprintf(out, " %-6s", "stage")
+	}
+	fmt.Fprintf(out, " %5s %5s", "seeds", "pairs")
 	for _, n := range names {
 		fmt.Fprintf(out, " %6s", strings.Replace(n, "Recall@", "R@", 1))
 	}
 	fmt.Fprintln(out)
-	for _, s := range d.settings {
-		m := d.Metrics[s]
-		fmt.Fprintf(out, "%-10s %5d %5d", s, m.Seeds, m.Pairs)
+	row := func(s, stage string, m eval.Metrics) {
+		fmt.Fprintf(out, "%-10s", s)
+		if stageCol {
+			fmt.Fprintf(out, " %-6s", stage)
+		}
+		fmt.Fprintf(out, " %5d %5d", m.Seeds, m.Pairs)
 		vals := m.Values()
 		if len(vals) == 0 {
 			fmt.Fprint(out, " (no seeds)")
@@ -318,6 +378,15 @@ func printEval(out io.Writer, d evalDoc) error {
 			fmt.Fprintf(out, " %6.3f", v.Value)
 		}
 		fmt.Fprintln(out)
+	}
+	for _, s := range d.settings {
+		if stageCol {
+			row(s, recommend.StageANN, d.FirstStage[s])
+		}
+		row(s, d.Stage, d.Metrics[s])
+	}
+	if d.RerankUnscored > 0 || d.RerankSeedsUnscored > 0 {
+		fmt.Fprintf(out, "note: rerank could not read %d candidates and %d seeds (missing or changed files); they kept their cosine rank\n", d.RerankUnscored, d.RerankSeedsUnscored)
 	}
 	var notes []string
 	for _, s := range d.settings {
@@ -331,6 +400,39 @@ func printEval(out io.Writer, d evalDoc) error {
 	}
 	fmt.Fprintln(out, "\nR_mn/R_md: mean/median normalized rank of the right answer (0 best, random 0.5); R@K: share ranked in the top K; ILD@L: top-L list diversity (1 = no overlap)")
 	return nil
+}
+
+// engineReranker runs the second stage of an evaluation through the Engine's Rerank, as
+// a recommend request with rerank does. The reranked best n get scores above every cosine
+// (2 + places from the bottom of the n), in their final order, so the metrics, which sort
+// by score, see the final ranking; the rest keep their cosine scores and ties.
+type engineReranker struct {
+	e                       *recommend.Engine
+	from, to                string
+	n                       int
+	unscored, seedsUnscored atomic.Int64
+}
+
+func (r *engineReranker) Rerank(ctx context.Context, seedID string, hits []vectordb.Hit) ([]vectordb.Hit, error) {
+	res, info, err := r.e.Rerank(ctx, r.from, r.to, seedID, hits, r.n)
+	if err != nil {
+		return nil, err
+	}
+	top := min(r.n, len(res))
+	if !info.Used {
+		r.seedsUnscored.Add(1)
+		top = 0
+	} else {
+		r.unscored.Add(int64(top - info.Scored))
+	}
+	out := make([]vectordb.Hit, len(res))
+	for i, x := range res {
+		out[i] = vectordb.Hit{Row: x.Row, Score: x.AnnScore}
+		if i < top {
+			out[i].Score = float32(2 + top - i)
+		}
+	}
+	return out, nil
 }
 
 // engineRecommender runs an evaluation through the recommend Engine: the stored seed's

@@ -22,6 +22,8 @@ func newRecommendCmd(g *globalOptions) *cobra.Command {
 		keys, packs, exclude       []string
 		excludeSeedPack, asJSON    bool
 		compat                     compatFlags
+		rerank                     bool
+		rerankN                    int
 	)
 	cmd := &cobra.Command{
 		Use:   "recommend (FILE | ID | --seed-file PATH | --seed-id ID) [--from drum --to bass -k 10] [filters]",
@@ -32,13 +34,18 @@ table, or JSON with --json.
 
 The seed is the one argument: an audio file (any format ingest reads), or the id of a stored
 loop of --from. A file of that name wins over an id. --seed-file and --seed-id say which
-explicitly.`,
+explicitly.
+
+--rerank (--rerank=false) turns the second stage on (off): the bundle's pair scorer rescores
+the cosine search's best --rerank-n and orders them by its score. Without the flag the
+bundle's manifest decides (rerank.default).`,
 		Example: `  loopmatch recommend my_drums.wav
   loopmatch recommend 3f2a9c0d4b1e8f7a6c5d4e3f2a1b0c9d -k 5
   loopmatch recommend my_drums.aif --min-bpm 118 --max-bpm 126 --key Am --json
   loopmatch recommend my_drums.wav --tempo seed --key-compat camelot --key-compat-key Am
   loopmatch recommend 3f2a9c0d4b1e8f7a6c5d4e3f2a1b0c9d --tempo 174 --tempo-tolerance 3 --include-unknown-bpm
-  loopmatch recommend --seed-file my_drums.wav --to bass`,
+  loopmatch recommend --seed-file my_drums.wav --to bass
+  loopmatch recommend my_drums.wav --rerank --rerank-n 100`,
 		Args: func(cmd *cobra.Command, args []string) error {
 			if len(args) > 1 {
 				return exitError{code: 2, err: fmt.Errorf("%d seeds given (%s): give one audio file or loop id", len(args), strings.Join(args, " "))}
@@ -80,12 +87,21 @@ explicitly.`,
 			if err := compat.apply(cmd, &filter); err != nil {
 				return exitError{code: 2, err: err}
 			}
+			if cmd.Flags().Changed("rerank-n") && (rerankN < 1 || rerankN > recommend.MaxRerankN) {
+				return exitError{code: 2, err: fmt.Errorf("--rerank-n %d: rescore 1 to %d of the cosine search's best", rerankN, recommend.MaxRerankN)}
+			}
 			svc, err := openService(ctx, g, 0, 0, nil)
 			if err != nil {
 				return err
 			}
 			defer svc.Close()
 			req := recommend.Request{SeedID: seedID, From: from, To: to, K: k, MMRLambda: lambda, Filter: filter}
+			if cmd.Flags().Changed("rerank") {
+				req.Rerank = &rerank
+			}
+			if cmd.Flags().Changed("rerank-n") {
+				req.RerankN = rerankN
+			}
 			if seedFile != "" {
 				pcm, _, err := audio.Load(ctx, seedFile, svc.engine.AudioOptions(audio.DefaultLimits()))
 				if err != nil {
@@ -104,30 +120,37 @@ explicitly.`,
 			out := cmd.OutOrStdout()
 			if asJSON {
 				type result struct {
-					ID       string  `json:"id"`
-					Rank     int     `json:"rank"`
-					Score    float32 `json:"score"`
-					Pack     string  `json:"pack"`
-					BPM      float64 `json:"bpm"`
-					Key      string  `json:"key"`
-					Duration float64 `json:"duration"`
-					Path     string  `json:"path"`
+					ID        string   `json:"id"`
+					Rank      int      `json:"rank"`
+					Score     float32  `json:"score"`
+					AnnScore  float32  `json:"ann_score"`
+					AnnRank   int      `json:"ann_rank"`
+					PairScore *float32 `json:"pair_score,omitempty"`
+					Stage     string   `json:"stage"`
+					Note      string   `json:"note,omitempty"`
+					Pack      string   `json:"pack"`
+					BPM       float64  `json:"bpm"`
+					Key       string   `json:"key"`
+					Duration  float64  `json:"duration"`
+					Path      string   `json:"path"`
 				}
 				doc := struct {
 					Bundle          string                     `json:"bundle"`
 					From            string                     `json:"from"`
 					To              string                     `json:"to"`
 					Seed            recommend.Seed             `json:"seed"`
+					Rerank          recommend.RerankInfo       `json:"rerank"`
 					Results         []result                   `json:"results"`
 					Filter          *recommend.Applied         `json:"filter,omitempty"`
 					ExcludedUnknown *recommend.ExcludedUnknown `json:"excluded_unknown,omitempty"`
-				}{Bundle: resp.BundleID, From: resp.Pair.From, To: resp.Pair.To, Seed: resp.Seed, Results: []result{},
+				}{Bundle: resp.BundleID, From: resp.Pair.From, To: resp.Pair.To, Seed: resp.Seed, Rerank: resp.Rerank, Results: []result{},
 					ExcludedUnknown: resp.ExcludedUnknown}
 				if ap := resp.Applied; ap.BPMRanges != nil || ap.Keys != nil {
 					doc.Filter = &ap
 				}
 				for _, r := range resp.Results {
-					doc.Results = append(doc.Results, result{r.ID, r.Rank, r.Score, r.Pack, r.BPM, r.Key, r.Duration, r.Path})
+					doc.Results = append(doc.Results, result{r.ID, r.Rank, r.Score, r.AnnScore, r.AnnRank, r.PairScore, r.Stage, r.Note,
+						r.Pack, r.BPM, r.Key, r.Duration, r.Path})
 				}
 				enc := json.NewEncoder(out)
 				enc.SetIndent("", "  ")
@@ -137,14 +160,29 @@ explicitly.`,
 			if resp.Seed.Pack != "" {
 				fmt.Fprintf(out, " (pack %s)", resp.Seed.Pack)
 			}
+			switch {
+			case resp.Rerank.Used:
+				fmt.Fprintf(out, "; reranked: the best %d by cosine rescored by the pair scorer (%d scored)", resp.Rerank.N, resp.Rerank.Scored)
+			case resp.Rerank.Reason != "":
+				fmt.Fprintf(out, "; not reranked: %s", resp.Rerank.Reason)
+			}
 			fmt.Fprintln(out)
 			tw := tabwriter.NewWriter(out, 0, 4, 2, ' ', 0)
-			fmt.Fprintln(tw, "RANK\tSCORE\tID\tPACK\tBPM\tKEY\tSECONDS\tPATH")
+			fmt.Fprintln(tw, "RANK\tSCORE\tSTAGE\tCOSINE\tPAIR\tID\tPACK\tBPM\tKEY\tSECONDS\tPATH")
 			for _, r := range resp.Results {
-				fmt.Fprintf(tw, "%d\t%.4f\t%s\t%s\t%g\t%s\t%.2f\t%s\n", r.Rank, r.Score, r.ID, r.Pack, r.BPM, r.Key, r.Duration, r.Path)
+				pair := "-"
+				if r.PairScore != nil {
+					pair = fmt.Sprintf("%.4f", *r.PairScore)
+				}
+				fmt.Fprintf(tw, "%d\t%.4f\t%s\t%.4f\t%s\t%s\t%s\t%g\t%s\t%.2f\t%s\n", r.Rank, r.Score, r.Stage, r.AnnScore, pair, r.ID, r.Pack, r.BPM, r.Key, r.Duration, r.Path)
 			}
 			if err := tw.Flush(); err != nil {
 				return err
+			}
+			for _, r := range resp.Results {
+				if r.Note != "" {
+					fmt.Fprintf(out, "rank %d (%s): %s\n", r.Rank, r.ID, r.Note)
+				}
 			}
 			printApplied(out, resp)
 			if len(resp.Results) == 0 {
@@ -166,6 +204,8 @@ explicitly.`,
 	f.StringSliceVar(&exclude, "exclude-pack", nil, "leave out these packs")
 	f.BoolVar(&excludeSeedPack, "exclude-seed-pack", false, "leave out the seed's own pack")
 	f.Float64Var(&lambda, "mmr-lambda", 0, "diversity re-rank in (0, 1]: 1 = pure relevance (0 = off)")
+	f.BoolVar(&rerank, "rerank", false, "rerank the cosine search's best by the bundle's pair scorer (--rerank=false: off; unset: the bundle's default)")
+	f.IntVar(&rerankN, "rerank-n", recommend.DefaultRerankN, fmt.Sprintf("how many of the cosine search's best to rescore (1-%d; unset: the bundle's default)", recommend.MaxRerankN))
 	f.BoolVar(&asJSON, "json", false, "print JSON")
 	compat.register(f)
 	return cmd

@@ -81,7 +81,33 @@ func TestRecommendCommand(t *testing.T) {
 	if err != nil || !strings.Contains(out, "RANK") || strings.Contains(out, "Pack01") && strings.Count(out, "Pack01") > 1 {
 		t.Fatalf("table: %v\n%s", err, out)
 	}
+	// The second stage: the same loops (k covers every bass loop), ranked by pair score.
+	out, err = runCLI(t, "recommend", "--bundle", testBundleDir, "--store", store, "--seed-id", byFile.Seed.ID, "-k", "8", "--rerank", "--rerank-n", "8", "--json")
+	if err != nil {
+		t.Fatalf("recommend --rerank: %v\n%s", err, out)
+	}
+	var reranked struct {
+		Rerank  struct{ Used bool }
+		Results []struct {
+			ID, Stage string
+			PairScore *float32 `json:"pair_score"`
+		}
+	}
+	if err := json.Unmarshal([]byte(out), &reranked); err != nil || !reranked.Rerank.Used || len(reranked.Results) != 8 {
+		t.Fatalf("--rerank output: %v\n%s", err, out)
+	}
+	for i, r := range reranked.Results {
+		if r.Stage != "rerank" || r.PairScore == nil || i > 0 && *r.PairScore > *reranked.Results[i-1].PairScore {
+			t.Errorf("--rerank position %d: %+v", i+1, r)
+		}
+	}
+	out, err = runCLI(t, "recommend", "--bundle", testBundleDir, "--store", store, "--seed-id", byFile.Seed.ID, "--rerank", "--rerank-n", "3")
+	if err != nil || !strings.Contains(out, "STAGE") || !strings.Contains(out, "reranked: the best 3") || strings.Count(out, "rerank ") != 3 {
+		t.Errorf("--rerank table: %v\n%s", err, out)
+	}
 	for _, bad := range [][]string{
+		{"--seed-id", byFile.Seed.ID, "--rerank-n", "0"},
+		{"--seed-id", byFile.Seed.ID, "--rerank-n", "501"},
 		{"--seed-id", byFile.Seed.ID, "--seed-file", seedFile},
 		{},
 		{"--seed-id", byFile.Seed.ID, "-k", "0"},
