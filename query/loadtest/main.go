@@ -14,6 +14,14 @@
 //	go build -o bin/loopmatch ./cmd/loopmatch
 //	go run ./query/loadtest -rows 10000 -seconds 60 -concurrency 32
 //	go run ./query/loadtest -mix -rows 10000 -seconds 600 -concurrency 64
+//
+// With -rerank every request asks for the second stage (rerank_n candidates rescored by
+// the bundle's scorer), so every row gets a real audio file (a short burst of noise, tiled
+// to the window when read) for the scorer's features; -warmup runs the same load first,
+// unmeasured, so the features are cached as on a server that has been up for a while.
+// Without -rerank every request says "rerank": false.
+//
+//	go run ./query/loadtest -rows 10000 -seconds 60 -concurrency 32 -rerank -warmup 60
 package main
 
 import (
@@ -25,6 +33,7 @@ import (
 	"flag"
 	"fmt"
 	"io"
+	"math"
 	"math/rand/v2"
 	"net"
 	"net/http"
@@ -37,6 +46,7 @@ import (
 	"syscall"
 	"time"
 
+	"github.com/loopmatch/loopmatch/audio"
 	"github.com/loopmatch/loopmatch/loopid"
 	"github.com/loopmatch/loopmatch/onnx"
 	"github.com/loopmatch/loopmatch/vectordb"
@@ -48,7 +58,9 @@ func main() {
 		rows, seeds, concurrency, k, maxRequests int
 		seconds                                  float64
 		bin, bundleDir, storeDir                 string
-		preview, mix                             bool
+		preview, mix, rerank                     bool
+		rerankN                                  int
+		warmup                                   float64
 	)
 	flag.IntVar(&rows, "rows", 10000, "bass loops in the store")
 	flag.IntVar(&seeds, "seeds", 1000, "drum loops (seeds) in the store")
@@ -61,11 +73,18 @@ func main() {
 	flag.StringVar(&storeDir, "store", "", "store folder (default: a temporary one, removed at the end)")
 	flag.BoolVar(&preview, "preview", false, "ask for previews")
 	flag.BoolVar(&mix, "mix", false, "send a mix of good and bad requests (the soak): report answers by status and the server's RSS over time")
+	flag.BoolVar(&rerank, "rerank", false, "ask for the second stage (the bundle's scorer): every row gets an audio file")
+	flag.IntVar(&rerankN, "rerank-n", 100, "candidates the scorer rescores per request, with -rerank")
+	flag.Float64Var(&warmup, "warmup", 0, "seconds of the same load before the measured run (unmeasured)")
 	flag.Parse()
 	if seconds <= 0 || seconds > 600 || concurrency < 1 || concurrency > 1024 || rows < 1 || rows > 5_000_000 {
 		fail(errors.New("bounds: 0 < seconds <= 600, 1 <= concurrency <= 1024, 1 <= rows <= 5,000,000"))
 	}
-	if err := run(rows, seeds, concurrency, k, maxRequests, time.Duration(seconds*float64(time.Second)), bin, bundleDir, storeDir, preview, mix); err != nil {
+	if warmup < 0 || warmup > 600 || rerank && (rerankN < 1 || rerankN > 500) || rerank && mix {
+		fail(errors.New("bounds: 0 <= warmup <= 600, 1 <= rerank-n <= 500, and -rerank without -mix"))
+	}
+	o := options{rerank: rerank, rerankN: rerankN, warmup: time.Duration(warmup * float64(time.Second))}
+	if err := run(rows, seeds, concurrency, k, maxRequests, time.Duration(seconds*float64(time.Second)), bin, bundleDir, storeDir, preview, mix, o); err != nil {
 		fail(err)
 	}
 }
@@ -75,7 +94,14 @@ func fail(err error) {
 	os.Exit(1)
 }
 
-func run(rows, nseeds, concurrency, k, maxRequests int, dur time.Duration, bin, bundleDir, storeDir string, preview, mix bool) error {
+// options of the rerank run.
+type options struct {
+	rerank  bool
+	rerankN int
+	warmup  time.Duration
+}
+
+func run(rows, nseeds, concurrency, k, maxRequests int, dur time.Duration, bin, bundleDir, storeDir string, preview, mix bool, o options) error {
 	b, err := onnx.LoadBundle(bundleDir)
 	if err != nil {
 		return err
@@ -87,11 +113,11 @@ func run(rows, nseeds, concurrency, k, maxRequests int, dur time.Duration, bin, 
 		defer os.RemoveAll(storeDir)
 	}
 	t0 := time.Now()
-	seeds, err := fill(storeDir, b, nseeds, rows)
+	seeds, err := fill(storeDir, b, nseeds, rows, o.rerank)
 	if err != nil {
 		return err
 	}
-	fmt.Printf("store: %d bass + %d drum synthetic rows, dim %d, bundle %s, filled in %s\n", rows, nseeds, b.LatentDim(), b.ID(), time.Since(t0).Round(time.Millisecond))
+	fmt.Printf("store: %d bass + %d drum synthetic rows, dim %d, bundle %s, filled in %s (audio files: %v)\n", rows, nseeds, b.LatentDim(), b.ID(), time.Since(t0).Round(time.Millisecond), o.rerank)
 
 	addr, err := freeLoopbackAddr()
 	if err != nil {
@@ -125,6 +151,52 @@ func run(rows, nseeds, concurrency, k, maxRequests int, dur time.Duration, bin, 
 	if mix {
 		return soak(client, base, srv.Process.Pid, seeds, concurrency, maxRequests, dur, uploads)
 	}
+	extra := `, "rerank": false`
+	if o.rerank {
+		extra = fmt.Sprintf(`, "rerank": true, "rerank_n": %d`, o.rerankN)
+	} else {
+		o.rerankN = 0
+	}
+	if o.warmup > 0 {
+		t := time.Now()
+		lat, errs, _ := drive(client, base, seeds, concurrency, maxRequests, k, o.warmup, preview, extra)
+		fmt.Printf("warm-up: %d requests in %s (%d errors), unmeasured\n", len(lat), time.Since(t).Round(time.Millisecond), errs)
+	}
+	start := time.Now()
+	latencies, errs, errSample := drive(client, base, seeds, concurrency, maxRequests, k, dur, preview, extra)
+	elapsed := time.Since(start)
+	hwm, err := procStatus(srv.Process.Pid, "VmHWM")
+	if err != nil {
+		return err
+	}
+	slices.Sort(latencies)
+	pct := func(p float64) time.Duration {
+		if len(latencies) == 0 {
+			return 0
+		}
+		return latencies[min(len(latencies)-1, int(p*float64(len(latencies))))]
+	}
+	res := map[string]any{
+		"rows": rows, "seeds": nseeds, "dim": b.LatentDim(), "concurrency": concurrency, "k": k, "seconds": elapsed.Seconds(),
+		"rerank": o.rerank, "rerank_n": o.rerankN, "warmup_seconds": o.warmup.Seconds(),
+		"requests_ok": len(latencies), "errors": errs, "throughput_rps": float64(len(latencies)) / elapsed.Seconds(),
+		"p50_ms": ms(pct(0.50)), "p90_ms": ms(pct(0.90)), "p99_ms": ms(pct(0.99)), "max_ms": ms(pct(1)),
+		"server_rss_before_load": rssBefore, "server_peak_rss_vmhwm": hwm,
+	}
+	out, _ := json.MarshalIndent(res, "", "  ")
+	fmt.Println(string(out))
+	for _, e := range errSample {
+		fmt.Println("error:", e)
+	}
+	if errs > 0 {
+		return fmt.Errorf("%d requests failed", errs)
+	}
+	return nil
+}
+
+// drive sends recommend requests from concurrency clients for dur (at most maxRequests)
+// and returns the latencies of the good answers, the count of failures and a few of them.
+func drive(client *http.Client, base string, seeds []string, concurrency, maxRequests, k int, dur time.Duration, preview bool, extra string) ([]time.Duration, int, []string) {
 	ctx, cancel := context.WithTimeout(context.Background(), dur)
 	defer cancel()
 	var (
@@ -134,13 +206,12 @@ func run(rows, nseeds, concurrency, k, maxRequests int, dur time.Duration, bin, 
 		errSample []string
 		sent      int
 	)
-	start := time.Now()
 	var wg sync.WaitGroup
 	for w := 0; w < concurrency; w++ {
 		wg.Add(1)
 		go func(w int) {
 			defer wg.Done()
-			r := rand.New(rand.NewPCG(uint64(w), 99))
+			r := rand.New(rand.NewPCG(uint64(w), uint64(time.Now().UnixNano())))
 			var local []time.Duration
 			for ctx.Err() == nil {
 				mu.Lock()
@@ -150,7 +221,7 @@ func run(rows, nseeds, concurrency, k, maxRequests int, dur time.Duration, bin, 
 				}
 				sent++
 				mu.Unlock()
-				body := fmt.Sprintf(`{"seed_id": %q, "k": %d, "preview": %v}`, seeds[r.IntN(len(seeds))], k, preview)
+				body := fmt.Sprintf(`{"seed_id": %q, "k": %d, "preview": %v%s}`, seeds[r.IntN(len(seeds))], k, preview, extra)
 				t := time.Now()
 				err := post(client, base+"/v1/recommend", body, k)
 				if ctx.Err() != nil && err != nil {
@@ -174,33 +245,7 @@ func run(rows, nseeds, concurrency, k, maxRequests int, dur time.Duration, bin, 
 		}(w)
 	}
 	wg.Wait()
-	elapsed := time.Since(start)
-	hwm, err := procStatus(srv.Process.Pid, "VmHWM")
-	if err != nil {
-		return err
-	}
-	slices.Sort(latencies)
-	pct := func(p float64) time.Duration {
-		if len(latencies) == 0 {
-			return 0
-		}
-		return latencies[min(len(latencies)-1, int(p*float64(len(latencies))))]
-	}
-	res := map[string]any{
-		"rows": rows, "seeds": nseeds, "dim": b.LatentDim(), "concurrency": concurrency, "k": k, "seconds": elapsed.Seconds(),
-		"requests_ok": len(latencies), "errors": errs, "throughput_rps": float64(len(latencies)) / elapsed.Seconds(),
-		"p50_ms": ms(pct(0.50)), "p90_ms": ms(pct(0.90)), "p99_ms": ms(pct(0.99)), "max_ms": ms(pct(1)),
-		"server_rss_before_load": rssBefore, "server_peak_rss_vmhwm": hwm,
-	}
-	out, _ := json.MarshalIndent(res, "", "  ")
-	fmt.Println(string(out))
-	for _, e := range errSample {
-		fmt.Println("error:", e)
-	}
-	if errs > 0 {
-		return fmt.Errorf("%d requests failed", errs)
-	}
-	return nil
+	return latencies, errs, errSample
 }
 
 func ms(d time.Duration) float64 { return float64(d.Microseconds()) / 1000 }
@@ -227,8 +272,9 @@ func post(c *http.Client, url, body string, k int) error {
 	return nil
 }
 
-// fill writes synthetic rows into a fresh embedded store and returns the seed ids.
-func fill(dir string, b *onnx.Bundle, nseeds, rows int) ([]string, error) {
+// fill writes synthetic rows into a fresh embedded store and returns the seed ids; with
+// files, each row's Path is a real audio file of its own (its id is the file's content id).
+func fill(dir string, b *onnx.Bundle, nseeds, rows int, files bool) ([]string, error) {
 	ctx := context.Background()
 	if err := os.MkdirAll(dir, 0o755); err != nil {
 		return nil, err
@@ -256,7 +302,14 @@ func fill(dir string, b *onnx.Bundle, nseeds, rows int) ([]string, error) {
 				for j := range v {
 					v[j] = float32(r.NormFloat64())
 				}
-				batch[i] = vectordb.Row{ID: fmt.Sprintf("%016x%016x", r.Uint64(), r.Uint64()), Instrument: c.inst,
+				id := fmt.Sprintf("%016x%016x", r.Uint64(), r.Uint64())
+				path := ""
+				if files {
+					if id, path, err = writeLoop(filepath.Join(dir, "audio"), b, r); err != nil {
+						return nil, err
+					}
+				}
+				batch[i] = vectordb.Row{ID: id, Path: path, Instrument: c.inst,
 					Pack: fmt.Sprintf("P%05d", (done+i)/8), BPM: float64(80 + (done+i)%60), Key: []string{"Am", "C", "F#m", "Bb"}[(done+i)%4],
 					Duration: b.WindowSeconds, SampleRate: b.SampleRate, EncoderID: b.EncoderIDs()[c.inst], IngestedAt: time.Now().UTC(),
 					Embedding: vectordb.Normalize(v)}
@@ -271,6 +324,30 @@ func fill(dir string, b *onnx.Bundle, nseeds, rows int) ([]string, error) {
 		}
 	}
 	return seeds, nil
+}
+
+// writeLoop writes a quarter second of decaying noise bursts as a 16-bit WAV (at the
+// bundle's rate, at least 2 kHz: slower files are refused as corrupt); loops shorter than
+// the window are tiled when read, so the file stays small.
+func writeLoop(dir string, b *onnx.Bundle, r *rand.Rand) (id, path string, err error) {
+	if err := os.MkdirAll(dir, 0o755); err != nil {
+		return "", "", err
+	}
+	rate := max(b.SampleRate, 2000)
+	pcm := make([]float32, rate/4)
+	for j := range pcm {
+		pcm[j] = float32(0.3 * r.NormFloat64() * math.Exp(-float64(j%(rate/16))/float64(rate/100)))
+	}
+	var buf bytes.Buffer
+	if err := audio.EncodeWAV(&buf, pcm, rate, audio.PCM16); err != nil {
+		return "", "", err
+	}
+	id, err = loopid.ID(bytes.NewReader(buf.Bytes()))
+	if err != nil {
+		return "", "", err
+	}
+	path = filepath.Join(dir, id+".wav")
+	return id, path, os.WriteFile(path, buf.Bytes(), 0o644)
 }
 
 // freeLoopbackAddr picks a free port on 127.0.0.1: the run never leaves the machine.
