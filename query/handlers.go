@@ -81,6 +81,15 @@ type RankedLoop struct {
 	Note      string   `json:"note,omitempty"`
 }
 
+// RerankJSON says what the bundle's second stage offers: whether it can rerank at all,
+// for which pairs, whether recommend reranks when a request does not say, and its N.
+type RerankJSON struct {
+	Available bool     `json:"available"`
+	Pairs     []string `json:"pairs"`
+	Default   bool     `json:"default"`
+	N         int      `json:"n"`
+}
+
 // RecommendResponse is the body of a successful POST /v1/recommend.
 type RecommendResponse struct {
 	RequestID string         `json:"request_id"`
@@ -367,10 +376,17 @@ func (s *Server) collections(c *gin.Context) {
 		Bundle      string           `json:"bundle"`
 		Pairs       []string         `json:"pairs"`
 		Collections []CollectionJSON `json:"collections"`
-	}{Bundle: s.engine.BundleID(), Collections: []CollectionJSON{}, Pairs: []string{}}
+		Rerank      RerankJSON       `json:"rerank"`
+	}{Bundle: s.engine.BundleID(), Collections: []CollectionJSON{}, Pairs: []string{}, Rerank: RerankJSON{Pairs: []string{}}}
+	out.Rerank.Default, out.Rerank.N = s.engine.RerankDefault()
 	for _, p := range s.engine.Pairs() {
 		out.Pairs = append(out.Pairs, p.String())
+		if s.engine.RerankAvailable(p.From, p.To) == nil {
+			out.Rerank.Pairs = append(out.Rerank.Pairs, p.String())
+		}
 	}
+	out.Rerank.Available = len(out.Rerank.Pairs) > 0
+	out.Rerank.Default = out.Rerank.Default && out.Rerank.Available
 	for _, x := range cs {
 		out.Collections = append(out.Collections, CollectionJSON{Name: x.Name, Instrument: byName[x.Name], Dim: x.Dim,
 			Count: x.Count, BundleID: x.EncoderID, Current: s.engine.EncodedByLoaded(byName[x.Name], x.EncoderID)})

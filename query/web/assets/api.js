@@ -69,16 +69,17 @@ export class Api {
   }
 
   /** Recommend for a stored seed; compat is compatFilter's value (or null). */
-  recommendStored({ seedId, from, to, k, preview, excludeSeedPack, compat }) {
+  recommendStored({ seedId, from, to, k, preview, excludeSeedPack, compat, rerank }) {
     const body = { seed_id: seedId, from, to, k, preview };
     const filter = { ...(compat || {}) };
     if (excludeSeedPack) filter.exclude_seed_pack = true;
     if (Object.keys(filter).length > 0) body.filter = filter;
+    if (rerank !== undefined) body.rerank = rerank;
     return this.json("/v1/recommend", { method: "POST", headers: { "Content-Type": "application/json" }, body: JSON.stringify(body) });
   }
 
   /** Recommend for an uploaded seed file (multipart, part "audio"). */
-  recommendUpload({ file, from, to, k, preview, compat }) {
+  recommendUpload({ file, from, to, k, preview, compat, rerank }) {
     const fd = new FormData();
     fd.append("audio", file, file.name || "seed");
     fd.append("from", from);
@@ -86,6 +87,7 @@ export class Api {
     fd.append("k", String(k));
     fd.append("preview", preview ? "true" : "false");
     for (const [name, value] of Object.entries(compatFields(compat))) fd.append(name, value);
+    if (rerank !== undefined) fd.append("rerank", rerank ? "true" : "false");
     return this.json("/v1/recommend", { method: "POST", body: fd });
   }
 

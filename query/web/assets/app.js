@@ -10,13 +10,14 @@ const api = new Api();
 
 const state = {
   pairs: [], // [{from, to}]
+  rerank: { available: false, pairs: [], default: false, n: 100 }, // the bundle's second stage
   counts: {}, // instrument -> stored loops
   from: "",
   to: "",
   libOffset: 0,
   libSeq: 0,
   seed: null, // {kind: "stored" | "upload", id, name, pack, key, bpm, url, file, audio: Promise<{buffer, peaks}>}
-  items: [], // [{kind: "preview" | "loop", id, name, rank, score, bpm, key, pack, url, el}]
+  items: [], // [{kind: "preview" | "loop", id, name, rank, score, stage, ann_rank, pair_score, note, bpm, key, pack, url, el}]
   selected: -1,
   playing: -1,
   recSeq: 0,
@@ -138,6 +139,8 @@ async function loadCollections() {
     state.pairs = c.pairs.map((p) => { const [from, to] = p.split("->"); return { from, to }; });
     state.counts = {};
     for (const col of c.collections) if (col.instrument) state.counts[col.instrument] = col.count;
+    state.rerank = c.rerank || { available: false, pairs: [], default: false, n: 100 };
+    $("rerank").checked = state.rerank.default;
     $("bundle").textContent = `model bundle ${c.bundle}`;
     const froms = [...new Set(state.pairs.map((p) => p.from))];
     const sel = $("from");
@@ -161,6 +164,7 @@ function setFrom(from) {
   $("to").replaceChildren(...tos.map((t) => new Option(`${t} loops`, t)));
   state.to = tos.includes(state.to) ? state.to : tos[0];
   $("to").value = state.to;
+  renderRerankToggle();
   searchLibrary(true);
 }
 
@@ -318,6 +322,7 @@ async function recommend() {
   const compat = compatFilter({ tempo: $("tempomatch").value, bpm: seedTempo(), keyMode: $("keymatch").value,
     key: seed.key || "", unknowns: $("unknowns").checked });
   const args = { from: state.from, to: state.to, k, preview: $("preview").checked, compat };
+  if (rerankable()) args.rerank = $("rerank").checked;
   $("rec-status").textContent = `Finding ${state.to} loops that fit ${seed.name}\u2026`;
   $("rec-filter").hidden = true;
   $("results").replaceChildren();
@@ -344,7 +349,7 @@ async function recommend() {
     $("rec-filter").hidden = said === "";
     $("rec-status").textContent = nLoops === 0
       ? `No ${r.to} loops matched: ingest ${r.to} loops or relax the filters.`
-      : `${nLoops} ${r.to} loop${nLoops === 1 ? "" : "s"} for ${seed.name}, best first (score: cosine similarity to the predicted loop).`;
+      : `${nLoops} ${r.to} loop${nLoops === 1 ? "" : "s"} for ${seed.name}, best first ${rankedBy(r.rerank)}.`;
     if (items.length > 0) select(items.findIndex((it) => it.kind === "loop") >= 0 ? items.findIndex((it) => it.kind === "loop") : 0, false);
     loadWaveforms(items, seq);
   } catch (e) {
@@ -414,6 +419,17 @@ function renderResults() {
     const note = document.createElement("p");
     note.className = "note";
     info.append(name, meta, note);
+    if (it.kind === "loop") {
+      // Which stage put the loop here: the pair model (rerank) or the cosine search.
+      const stage = document.createElement("span");
+      stage.className = `stage stage-${it.stage || "ann"}`;
+      stage.textContent = it.stage === "rerank" ? "pair model" : "cosine";
+      stage.title = it.stage === "rerank"
+        ? `Placed by the pair model's score (cosine rank was ${it.ann_rank})`
+        : "Placed by cosine similarity to the predicted loop";
+      info.prepend(stage);
+      if (it.note) note.textContent = it.note;
+    }
     const canvas = document.createElement("canvas");
     canvas.className = "wave";
     canvas.setAttribute("role", "img");
@@ -439,6 +455,33 @@ function renderResults() {
   }));
 }
 
+/** Whether the bundle can rerank the current pair (the toggle is live only then). */
+function rerankable() {
+  return state.rerank.pairs.includes(`${state.from}->${state.to}`);
+}
+
+/** Sets the rerank toggle for the current pair: off and explained when the bundle cannot. */
+function renderRerankToggle() {
+  const box = $("rerank");
+  const ok = rerankable();
+  box.disabled = !ok;
+  $("rerank-label").title = ok
+    ? `Rescore the best ${state.rerank.n} by cosine with the bundle's pair model (it hears seed and loop together)`
+    : state.rerank.available ? `The bundle's pair model does not judge ${state.from}->${state.to} pairs`
+      : "This model bundle has no pair model (scorer): results are ranked by cosine similarity only";
+  if (!ok) box.checked = false;
+}
+
+/** How a response was ranked, for the status line. */
+function rankedBy(rr) {
+  if (rr && rr.used) {
+    const unscored = rr.reason ? `; ${rr.reason}` : "";
+    return `(the best ${rr.n} by cosine reranked by the pair model${unscored}; "pair" is its score, higher fits better)`;
+  }
+  if (rr && rr.reason) return `(score: cosine similarity to the predicted loop; not reranked: ${rr.reason})`;
+  return "(score: cosine similarity to the predicted loop)";
+}
+
 function renderMeta(it) {
   const meta = it.el && it.el.querySelector(".meta");
   if (!meta) return;
@@ -449,7 +492,10 @@ function renderMeta(it) {
   }
   const r = itemRate(it);
   const bpm = fmtBPM(it.bpm) + (seedBPM > 0 && Math.abs(r - 1) > 1e-9 ? ` (plays at \u00d7${r.toFixed(3)})` : "");
-  meta.textContent = [`score ${it.score.toFixed(3)}`, bpm, it.key, it.pack].filter(Boolean).join(" \u00b7 ");
+  const score = it.stage === "rerank" && it.pair_score !== undefined
+    ? `pair ${it.pair_score.toFixed(3)} \u00b7 cosine ${it.ann_score.toFixed(3)} (was #${it.ann_rank})`
+    : `score ${it.score.toFixed(3)}`;
+  meta.textContent = [score, bpm, it.key, it.pack].filter(Boolean).join(" \u00b7 ");
 }
 
 function select(i, focus) {
@@ -651,8 +697,8 @@ function init() {
     if (state.seed && state.seed.kind === "stored") clearSeed();
     else if (state.seed) recommend();
   });
-  $("to").addEventListener("change", () => { state.to = $("to").value; if (state.seed) recommend(); });
-  for (const id of ["tempomatch", "keymatch", "unknowns"]) {
+  $("to").addEventListener("change", () => { state.to = $("to").value; renderRerankToggle(); if (state.seed) recommend(); });
+  for (const id of ["tempomatch", "keymatch", "unknowns", "rerank"]) {
     $(id).addEventListener("change", () => { if (state.seed) recommend(); });
   }
   $("libkeymatch").addEventListener("change", () => { if ($("key").value.trim() !== "") searchLibrary(true); });

@@ -244,6 +244,39 @@ test("a stored seed gets ranked loops that play in sync with it", async (t) => {
   assert.equal(await page.textContent("#play-status"), "Stopped.");
 });
 
+test("each result says which stage ranked it, and the rerank toggle follows the bundle", async (t) => {
+  const page = await openPage(t);
+  const rr = await page.evaluate(async () => (await (await fetch("/v1/collections")).json()).rerank);
+  await chooseSeed(page, "house drum main");
+  const box = page.locator("#rerank");
+  const stages = () => page.$$eval("#results li.loop .stage", (els) => els.map((e) => e.textContent));
+  if (!rr.available) {
+    // This bundle has no pair model: the toggle is off and says why; the cosine search ranks.
+    assert.equal(await box.isDisabled(), true);
+    assert.equal(await box.isChecked(), false);
+    assert.match(await page.getAttribute("#rerank-label", "title"), /no pair model/);
+    const s = await stages();
+    assert.ok(s.length > 0 && s.every((x) => x === "cosine"), `stages: ${s}`);
+    assert.match(await page.textContent("#rec-status"), /score: cosine similarity/);
+    t.diagnostic("the bundle has no scorer: tested the page without one");
+    return;
+  }
+  assert.equal(await box.isDisabled(), false);
+  assert.equal(await box.isChecked(), rr.default);
+  await box.setChecked(true);
+  await page.waitForFunction(() => /reranked by the pair model/.test(document.querySelector("#rec-status").textContent));
+  await waitResults(page);
+  const on = await stages();
+  assert.ok(on.length > 0 && on.every((x) => x === "pair model"), `stages with rerank: ${on}`);
+  assert.match(await page.locator("#results li.loop .meta").first().textContent(), /pair -?\d+\.\d{3} \u00b7 cosine -?\d\.\d{3} \(was #\d+\)/);
+  await shot(page, "reranked");
+  await box.setChecked(false);
+  await page.waitForFunction(() => /score: cosine similarity/.test(document.querySelector("#rec-status").textContent));
+  await waitResults(page);
+  const off = await stages();
+  assert.ok(off.length > 0 && off.every((x) => x === "cosine"), `stages without rerank: ${off}`);
+});
+
 test("arrow keys move through the results and switch the playing loop in sync", async (t) => {
   const page = await openPage(t);
   await chooseSeed(page, "techno drum busy");
