@@ -247,6 +247,10 @@ test("a stored seed gets ranked loops that play in sync with it", async (t) => {
 test("each result says which stage ranked it, and the rerank toggle follows the bundle", async (t) => {
   const page = await openPage(t);
   const rr = await page.evaluate(async () => (await (await fetch("/v1/collections")).json()).rerank);
+  // No preview: the stage is about the ranked loops (and a test bundle's preview, at its
+  // 100 Hz, is not audio a browser decodes: LOOPMATCH_BUNDLE=onnx/testdata/bundle runs this
+  // test against a bundle with a scorer).
+  await page.setChecked("#preview", false);
   await chooseSeed(page, "house drum main");
   const box = page.locator("#rerank");
   const stages = () => page.$$eval("#results li.loop .stage", (els) => els.map((e) => e.textContent));
