@@ -156,8 +156,8 @@ func TestRerankAPI(t *testing.T) {
 			})
 			t.Run("filter", func(t *testing.T) {
 				flt := `, "filter": {"min_bpm": 95, "max_bpm": 115, "exclude_packs": ["Pack02"]}`
-				annF := ask(10, flt + `, "rerank": false`)
-				r := ask(10, flt + `, "rerank": true, "rerank_n": 4`)
+				annF := ask(10, flt+`, "rerank": false`)
+				r := ask(10, flt+`, "rerank": true, "rerank_n": 4`)
 				f.checkReranked(annF.Results, r.Results, 4, seed.path)
 				for _, x := range r.Results {
 					if x.BPM < 95 || x.BPM > 115 || x.Pack == "Pack02" {
