@@ -18,23 +18,9 @@ import (
 // that lists the rows and why.
 func TestEvalPairsAsProducersWriteThem(t *testing.T) {
 	lib := writeCLILibrary(t, 4)
-	store := "embedded:" + t.TempDir()
-	if out, err := runCLI(t, "ingest", "--bundle", testBundleDir, "--store", store, lib); err != nil {
-		t.Fatalf("ingest: %v\n%s", err, out)
-	}
-	evalJSON := func(args ...string) evalDoc {
-		t.Helper()
-		out, err := runCLI(t, append([]string{"eval", "--bundle", testBundleDir, "--store", store, "--split", "all", "--json"}, args...)...)
-		if err != nil {
-			t.Fatalf("eval %v: %v\n%s", args, err, out)
-		}
-		var d evalDoc
-		if err := json.Unmarshal([]byte(out[strings.Index(out, "{\n"):]), &d); err != nil {
-			t.Fatalf("eval %v: %v\n%s", args, err, out)
-		}
-		return d
-	}
+	evalJSON := ingestForEval(t, lib)
 	byPack := evalJSON()
+	store := byPack.Store
 
 	elsewhere := t.TempDir()
 	write := func(name, body string) string {
@@ -96,5 +82,27 @@ func TestEvalPairsAsProducersWriteThem(t *testing.T) {
 		t.Errorf("nothing matched: %v\n%s", err, out)
 	} else {
 		t.Log(err)
+	}
+}
+
+// ingestForEval ingests lib into a fresh embedded store with the test bundle and returns
+// a function that runs eval --split all --json over it with more flags.
+func ingestForEval(t *testing.T, lib string) func(args ...string) evalDoc {
+	t.Helper()
+	store := "embedded:" + t.TempDir()
+	if out, err := runCLI(t, "ingest", "--bundle", testBundleDir, "--store", store, lib); err != nil {
+		t.Fatalf("ingest: %v\n%s", err, out)
+	}
+	return func(args ...string) evalDoc {
+		t.Helper()
+		out, err := runCLI(t, append([]string{"eval", "--bundle", testBundleDir, "--store", store, "--split", "all", "--json"}, args...)...)
+		if err != nil {
+			t.Fatalf("eval %v: %v\n%s", args, err, out)
+		}
+		var d evalDoc
+		if err := json.Unmarshal([]byte(out[strings.Index(out, "{\n"):]), &d); err != nil {
+			t.Fatalf("eval %v: %v\n%s", args, err, out)
+		}
+		return d
 	}
 }

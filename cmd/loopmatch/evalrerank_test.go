@@ -1,13 +1,9 @@
 package main
 
 import (
-	"bytes"
 	"context"
-	"encoding/json"
 	"errors"
-	"fmt"
 	"math"
-	"os"
 	"path/filepath"
 	"strings"
 	"testing"
@@ -23,23 +19,14 @@ import (
 // here from the files without the engine; the first stage is reported beside it as plain
 // eval reports it; rescoring one candidate changes nothing.
 func TestEvalRerank(t *testing.T) {
-	lib := writeLowLibrary(t, 4)
-	store := "embedded:" + t.TempDir()
-	if out, err := runCLI(t, "ingest", "--bundle", testBundleDir, "--store", store, lib); err != nil {
-		t.Fatalf("ingest: %v\n%s", err, out)
-	}
-	evalJSON := func(args ...string) evalDoc {
-		t.Helper()
-		out, err := runCLI(t, append([]string{"eval", "--bundle", testBundleDir, "--store", store, "--split", "all", "--json"}, args...)...)
-		if err != nil {
-			t.Fatalf("eval %v: %v\n%s", args, err, out)
-		}
-		var d evalDoc
-		if err := json.Unmarshal([]byte(out[strings.Index(out, "{\n"):]), &d); err != nil {
-			t.Fatalf("eval %v: %v\n%s", args, err, out)
-		}
-		return d
-	}
+	lib := writeToneLibrary(t, 4, func(p, i, j int) float32 {
+		// below the test bundle's 50 Hz Nyquist (its 100 Hz rate filters writeCLILibrary's
+		// tones away): tones and a deterministic rumble that differ per loop
+		x := float64(j) / 2000
+		return float32(0.4*math.Sin(2*math.Pi*float64(2+3*p+i)*x) + 0.3*math.Cos(2*math.Pi*float64(7+5*i+p)*x+float64(p)) +
+			0.2*math.Sin(float64(j*j%97)/13))
+	})
+	evalJSON := ingestForEval(t, lib)
 	plain := evalJSON()
 	all := evalJSON("--rerank", "--rerank-n", "100")
 	one := evalJSON("--rerank", "--rerank-n", "1")
@@ -117,7 +104,7 @@ func TestEvalRerank(t *testing.T) {
 	}
 	t.Logf("R_mn: cosine %.3f, reranked %.3f", plain.Metrics[eval.SettingAll].RMean, got.RMean)
 
-	out, err := runCLI(t, "eval", "--bundle", testBundleDir, "--store", store, "--split", "all", "--rerank", "--rerank-n", "4")
+	out, err := runCLI(t, "eval", "--bundle", testBundleDir, "--store", all.Store, "--split", "all", "--rerank", "--rerank-n", "4")
 	if err != nil || !strings.Contains(out, "best 4 rescored") || strings.Count(out, " rerank ") != 3 || strings.Count(out, " ann ") != 3 {
 		t.Errorf("table: %v\n%s", err, out)
 	}
@@ -134,28 +121,4 @@ func TestEvalRerank(t *testing.T) {
 			t.Errorf("%v: %v (want exit 2 about rerank)\n%s", bad, err, out)
 		}
 	}
-}
-
-// writeLowLibrary is writeCLILibrary with content below the test bundle's 50 Hz Nyquist
-// (its 100 Hz rate filters writeCLILibrary's tones away): tones and a deterministic
-// rumble that differ per loop.
-func writeLowLibrary(t *testing.T, packs int) string {
-	t.Helper()
-	root := t.TempDir()
-	for p := 0; p < packs; p++ {
-		dir := filepath.Join(root, fmt.Sprintf("Pack%02d", p))
-		os.MkdirAll(dir, 0o755)
-		for i, inst := range []string{"drum", "drum", "bass", "bass"} {
-			pcm := make([]float32, 2000)
-			for j := range pcm {
-				x := float64(j) / 2000
-				pcm[j] = float32(0.4*math.Sin(2*math.Pi*float64(2+3*p+i)*x) + 0.3*math.Cos(2*math.Pi*float64(7+5*i+p)*x+float64(p)) +
-					0.2*math.Sin(float64(j*j%97)/13))
-			}
-			var b bytes.Buffer
-			audio.EncodeWAV(&b, pcm, 2000, audio.PCM16)
-			os.WriteFile(filepath.Join(dir, fmt.Sprintf("%s_%d_120bpm_Am.wav", inst, i)), b.Bytes(), 0o644)
-		}
-	}
-	return root
 }

@@ -24,6 +24,15 @@ const testBundleDir = "../../onnx/testdata/bundle"
 // instrument from the file name and the pack from the folder.
 func writeCLILibrary(t *testing.T, packs int) string {
 	t.Helper()
+	return writeToneLibrary(t, packs, func(p, i, j int) float32 {
+		return float32(0.5 * math.Sin(2*math.Pi*float64(50+37*p+13*i)*float64(j)/2000))
+	})
+}
+
+// writeToneLibrary is writeCLILibrary with sample j of loop i of pack p from sample: one
+// second at 2 kHz per loop.
+func writeToneLibrary(t *testing.T, packs int, sample func(p, i, j int) float32) string {
+	t.Helper()
 	root := t.TempDir()
 	for p := 0; p < packs; p++ {
 		dir := filepath.Join(root, fmt.Sprintf("Pack%02d", p))
@@ -31,7 +40,7 @@ func writeCLILibrary(t *testing.T, packs int) string {
 		for i, inst := range []string{"drum", "drum", "bass", "bass"} {
 			pcm := make([]float32, 2000)
 			for j := range pcm {
-				pcm[j] = float32(0.5 * math.Sin(2*math.Pi*float64(50+37*p+13*i)*float64(j)/2000))
+				pcm[j] = sample(p, i, j)
 			}
 			var b bytes.Buffer
 			audio.EncodeWAV(&b, pcm, 2000, audio.PCM16)
