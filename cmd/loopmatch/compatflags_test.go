@@ -91,8 +91,20 @@ func TestRecommendCompatFlags(t *testing.T) {
 			t.Errorf("--key-compat same kept %q", r.Key)
 		}
 	}
-	if n := len(run("--key-compat", "relative", "--key-compat-key", "9A").Results); n != 2 {
-		t.Errorf("--key-compat relative of Em (9A): %d results, want Pack03's 2 (Em)", n)
+	// Pack03's two Em loops at least (a loop whose name has no key may have one from
+	// its audio).
+	rel := run("--key-compat", "relative", "--key-compat-key", "9A").Results
+	em := 0
+	for _, r := range rel {
+		if r.Key != "Em" && r.Key != "G" {
+			t.Errorf("--key-compat relative of Em (9A) kept %q", r.Key)
+		}
+		if r.Pack == "Pack03" {
+			em++
+		}
+	}
+	if em != 2 {
+		t.Errorf("--key-compat relative of Em (9A): %d of Pack03's 2 Em loops", em)
 	}
 	// The table says what was left out.
 	out, err := runCLI(t, "recommend", "--bundle", testBundleDir, "--store", store, "--seed-file", seed, "--tempo", "seed", "--key-compat", "camelot")
