@@ -6,6 +6,7 @@ import (
 	"time"
 
 	"github.com/loopmatch/loopmatch/onnx"
+	"github.com/loopmatch/loopmatch/vectordb"
 )
 
 // classify runs the bundle's instrument classifier on every decoded window, in batches:
@@ -52,7 +53,7 @@ func classify(ctx context.Context, cfg Config, rep *Report, in <-chan *job, out 
 				rep.skip(j.path, reason)
 				continue
 			}
-			j.meta.Instrument = labels[i].Class
+			j.meta.Instrument, j.meta.InstrumentSource = labels[i].Class, vectordb.SourceAudio
 			j.fromAudio = labels[i]
 			rep.classified(labels[i].Class)
 			out <- j

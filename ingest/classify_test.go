@@ -14,6 +14,7 @@ import (
 	"github.com/loopmatch/loopmatch/audio"
 	"github.com/loopmatch/loopmatch/loopid"
 	"github.com/loopmatch/loopmatch/onnx"
+	"github.com/loopmatch/loopmatch/vectordb"
 )
 
 // classifierConfig is config() over bundle-classifier: bundle/'s encoders and a
@@ -105,8 +106,10 @@ func TestClassifierDecidesUnnamedLoops(t *testing.T) {
 	if d := rep.Disagreements[0]; filepath.Base(d.Path) != "named_f.wav" || d.Named != "bass" || d.Audio != "drum" || d.Confidence < 0.99 {
 		t.Errorf("disagreement %+v", d)
 	}
-	// where each loop went: the named bass stays bass (names win)
-	for name, inst := range map[string]string{"loop_a.wav": "drum", "loop_c.wav": "bass", "Bass/named_f.wav": "bass"} {
+	// where each loop went, and what says so: the named bass stays bass (names win)
+	for name, want := range map[string][2]string{"loop_a.wav": {"drum", vectordb.SourceAudio}, "loop_c.wav": {"bass", vectordb.SourceAudio},
+		"Bass/named_f.wav": {"bass", vectordb.SourceName}} {
+		inst := want[0]
 		f, err := os.Open(filepath.Join(lib, name))
 		if err != nil {
 			t.Fatal(err)
@@ -119,6 +122,8 @@ func TestClassifierDecidesUnnamedLoops(t *testing.T) {
 		rows, err := cfg.Store.Get(context.Background(), loopid.Collection(inst), []string{id})
 		if err != nil || len(rows) != 1 {
 			t.Errorf("%s not in the %s collection: %v %v", name, inst, rows, err)
+		} else if rows[0].InstrumentSource != want[1] {
+			t.Errorf("%s: instrument_source %q, want %q", name, rows[0].InstrumentSource, want[1])
 		}
 	}
 	if !strings.Contains(rep.Summary(), "instrument from the audio for 3 loops") {
@@ -229,6 +234,8 @@ func TestShippedClassifierPlacesCorpusLoops(t *testing.T) {
 		rows, err := store.Get(context.Background(), loopid.Collection(inst), []string{id})
 		if err != nil || len(rows) != 1 {
 			t.Errorf("loop %s is not in the %s collection (%v)", id, inst, err)
+		} else if rows[0].InstrumentSource != vectordb.SourceAudio {
+			t.Errorf("loop %s: instrument_source %q, want audio", id, rows[0].InstrumentSource)
 		}
 	}
 }
