@@ -70,3 +70,31 @@ func BenchmarkEncoderParallel(b *testing.B) {
 		}
 	})
 }
+
+// BenchmarkShippedClassifierVsEncoder: what the instrument classifier adds to ingest per
+// loop, beside the drum encoder it runs next to, at ingest's batch of 16 (shipped bundle).
+func BenchmarkShippedClassifierVsEncoder(b *testing.B) {
+	bundle, err := LoadBundle(shippedBundle)
+	if err != nil {
+		b.Fatal(err)
+	}
+	if _, err := bundle.Classifier(); err != nil {
+		b.Skip("the shipped bundle has no classifier")
+	}
+	const rows = 16
+	for _, c := range []struct {
+		name string
+		pick func(*Bundle) (ModelSpec, error)
+	}{{"classifier", (*Bundle).Classifier}, {"drum_encoder", drumEncoder}} {
+		b.Run(c.name, func(b *testing.B) {
+			m := open(b, shippedBundle, c.pick)
+			in := randRows(rand.New(rand.NewPCG(7, 6)), rows, m.InputSize())
+			for b.Loop() {
+				if _, err := m.Run(context.Background(), in); err != nil {
+					b.Fatal(err)
+				}
+			}
+			b.ReportMetric(b.Elapsed().Seconds()*1000/float64(rows*b.N), "ms/loop")
+		})
+	}
+}
