@@ -230,3 +230,54 @@ func TestClassifierGoldenParity(t *testing.T) {
 		})
 	}
 }
+
+// FuzzLoadBundleManifest: any manifest.json beside the classifier bundle's files loads or
+// is refused with an error, never a panic; one that loads has classifiers whose classes
+// are distinct and name every output value, and a min_confidence in [0, 1).
+func FuzzLoadBundleManifest(f *testing.F) {
+	seed, err := os.ReadFile(filepath.Join(classifierBundle, "manifest.json"))
+	if err != nil {
+		f.Fatal(err)
+	}
+	f.Add(seed)
+	f.Add([]byte(strings.Replace(string(seed), `"other"`, `"drum"`, 1)))
+	f.Add([]byte(strings.Replace(string(seed), `"min_confidence": 0.6`, `"min_confidence": 1e309`, 1)))
+	f.Add([]byte(`{"name":"x","version":"1","sample_rate":100,"window_seconds":0.4,"latent_shape":[2,4],"models":[{"role":"classifier"}]}`))
+	files := map[string][]byte{}
+	for _, name := range []string{"drum_encoder.onnx", "bass_encoder.onnx", "classifier.onnx"} {
+		if files[name], err = os.ReadFile(filepath.Join(classifierBundle, name)); err != nil {
+			f.Fatal(err)
+		}
+	}
+	f.Fuzz(func(t *testing.T, manifest []byte) {
+		dir := t.TempDir()
+		for name, b := range files {
+			if err := os.WriteFile(filepath.Join(dir, name), b, 0o644); err != nil {
+				t.Fatal(err)
+			}
+		}
+		if err := os.WriteFile(filepath.Join(dir, "manifest.json"), manifest, 0o644); err != nil {
+			t.Fatal(err)
+		}
+		b, err := LoadBundle(dir)
+		if err != nil {
+			return
+		}
+		for _, s := range b.Models {
+			if s.Role != RoleClassifier {
+				continue
+			}
+			seen := map[string]bool{}
+			for _, c := range s.Classes {
+				if c == "" || seen[c] {
+					t.Fatalf("accepted classes %q", s.Classes)
+				}
+				seen[c] = true
+			}
+			if len(s.Classes) < 2 || len(s.Outputs[0].Shape) != 2 || s.Outputs[0].Shape[1] != int64(len(s.Classes)) ||
+				!(s.MinConfidence >= 0 && s.MinConfidence < 1) {
+				t.Fatalf("accepted classifier %+v", s)
+			}
+		}
+	})
+}
