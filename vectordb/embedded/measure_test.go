@@ -98,6 +98,34 @@ func BenchmarkSearch100kFiltered(b *testing.B) {
 	benchSearch(b, 100000, vectordb.Filter{MinBPM: 118, MaxBPM: 122, ExcludePacks: []string{"P7"}})
 }
 
+// BenchmarkTempoKey100k: the compatibility filters as recommend resolves them (a tempo
+// match with half and double time: three ranges; Camelot neighbours: four keys), and
+// the count of what they left out for an unknown tempo, which recommend adds to every
+// such request. One store of 100k rows serves both.
+func BenchmarkTempoKey100k(b *testing.B) {
+	s, rows := loaded(b, 100000)
+	ctx := context.Background()
+	f := vectordb.Filter{BPMRanges: []vectordb.BPMRange{{Min: 115.2, Max: 124.8}, {Min: 57.6, Max: 62.4}, {Min: 230.4, Max: 249.6}},
+		Keys: []string{"Am", "C", "Em", "Dm"}}
+	b.Run("search", func(b *testing.B) {
+		i := 0
+		for b.Loop() {
+			if _, err := s.Search(ctx, "m", rows[(i*7919)%len(rows)].Embedding, 10, f); err != nil {
+				b.Fatal(err)
+			}
+			i++
+		}
+	})
+	b.Run("count-left-out", func(b *testing.B) {
+		g, _ := f.LeftOutUnknown("bpm")
+		for b.Loop() {
+			if _, err := s.CountMatching(ctx, "m", g); err != nil {
+				b.Fatal(err)
+			}
+		}
+	})
+}
+
 // BenchmarkUpsert writes batches of 500 rows of dimension 1024 (one bbolt transaction
 // each, fsync included); b.N counts rows.
 func BenchmarkUpsert(b *testing.B) {
