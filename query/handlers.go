@@ -133,13 +133,13 @@ func (s *Server) recommend(c *gin.Context) {
 			return
 		}
 		lim := audio.Limits{MaxFileBytes: s.cfg.MaxUploadBytes, MaxDuration: s.cfg.MaxUploadDuration}
-		pcm, _, err := audio.LoadBytes(q.Upload, s.engine.AudioOptions(lim))
+		pcm, info, err := audio.LoadBytes(q.Upload, s.engine.AudioOptions(lim))
 		if err != nil {
 			s.fail(c, fmt.Errorf("the uploaded seed: %w", err))
 			return
 		}
 		id, _ := loopid.ID(bytes.NewReader(q.Upload))
-		req.SeedAudio, req.SeedAudioID = pcm, id
+		req.SeedAudio, req.SeedAudioID, req.SeedDuration = pcm, id, info.Duration.Seconds()
 	}
 	resp, err := s.engine.Recommend(c.Request.Context(), req)
 	if err != nil {

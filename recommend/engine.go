@@ -241,9 +241,12 @@ type Request struct {
 	// SeedAudioID is the uploaded file's content id, when known: if that loop is stored,
 	// its pack serves ExcludeSeedPack and it is left out of the results.
 	SeedAudioID string
-	From, To    string
-	K           int
-	Filter      Filter
+	// SeedDuration is the uploaded file's length in seconds (0 when unknown): an
+	// uploaded seed that is not stored gets its tempo from its audio and this length.
+	SeedDuration float64
+	From, To     string
+	K            int
+	Filter       Filter
 	// MMRLambda in (0, 1] re-ranks for diversity (1 is pure relevance); 0 means off.
 	MMRLambda float64
 	// Rerank turns the second stage on or off; nil means the bundle's default.
@@ -260,6 +263,10 @@ type Seed struct {
 	Pack   string  `json:"pack,omitempty"`
 	BPM    float64 `json:"bpm,omitempty"`
 	Key    string  `json:"key,omitempty"`
+	// BPMSource and KeySource: where BPM and Key came from (vectordb.Source*): the
+	// stored loop's own sources, or audio for an upload estimated from its audio.
+	BPMSource string `json:"bpm_source,omitempty"`
+	KeySource string `json:"key_source,omitempty"`
 
 	row vectordb.Row // a stored seed's row (its file feeds the reranker)
 }
@@ -359,6 +366,9 @@ func (e *Engine) Recommend(ctx context.Context, r Request) (*Response, error) {
 	if err != nil {
 		return nil, err
 	}
+	if !seed.Stored && r.SeedAudio != nil {
+		seed = e.estimateSeed(seed, r)
+	}
 	vf, applied, err := r.Filter.Resolve(seed.BPM, seed.Key)
 	if err != nil {
 		return nil, err
@@ -437,7 +447,7 @@ func (e *Engine) SeedLatent(ctx context.Context, r Request) ([]float32, Seed, er
 		}
 		z := row.Embedding
 		row.Embedding = nil
-		return z, Seed{ID: row.ID, Stored: true, Pack: row.Pack, BPM: row.BPM, Key: row.Key, row: *row}, nil
+		return z, Seed{ID: row.ID, Stored: true, Pack: row.Pack, BPM: row.BPM, Key: row.Key, BPMSource: row.BPMSource, KeySource: row.KeySource, row: *row}, nil
 	}
 	enc := e.cfg.Encoders[r.From]
 	if enc == nil {
@@ -458,7 +468,7 @@ func (e *Engine) SeedLatent(ctx context.Context, r Request) ([]float32, Seed, er
 			return nil, Seed{}, err
 		}
 		if row != nil {
-			seed = Seed{ID: row.ID, Stored: true, Pack: row.Pack, BPM: row.BPM, Key: row.Key}
+			seed = Seed{ID: row.ID, Stored: true, Pack: row.Pack, BPM: row.BPM, Key: row.Key, BPMSource: row.BPMSource, KeySource: row.KeySource}
 		}
 	}
 	return z, seed, nil

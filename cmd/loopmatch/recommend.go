@@ -103,7 +103,7 @@ bundle's manifest decides (rerank.default).`,
 				req.RerankN = rerankN
 			}
 			if seedFile != "" {
-				pcm, _, err := audio.Load(ctx, seedFile, svc.engine.AudioOptions(audio.DefaultLimits()))
+				pcm, info, err := audio.Load(ctx, seedFile, svc.engine.AudioOptions(audio.DefaultLimits()))
 				if err != nil {
 					return exitError{code: 2, err: fmt.Errorf("seed %s: %w", seedFile, err)}
 				}
@@ -111,7 +111,7 @@ bundle's manifest decides (rerank.default).`,
 				if err != nil {
 					return exitError{code: 2, err: fmt.Errorf("seed %s: %w: check the file is readable", seedFile, err)}
 				}
-				req.SeedAudio, req.SeedAudioID = pcm, id
+				req.SeedAudio, req.SeedAudioID, req.SeedDuration = pcm, id, info.Duration.Seconds()
 			}
 			resp, err := svc.engine.Recommend(ctx, req)
 			if err != nil {
