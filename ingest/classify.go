@@ -68,6 +68,10 @@ func classify(ctx context.Context, cfg Config, rep *Report, in <-chan *job, out 
 				run()
 				return
 			}
+			if cfg.SkipNamedCheck && j.meta.Instrument != "" {
+				out <- j
+				continue
+			}
 			if len(j.win) != cfg.Classifier.Graph.InputSize() {
 				rep.fail(j.path, failWith(CodeClassifyFailed, fmt.Errorf("window of %d samples, the classifier takes %d", len(j.win), cfg.Classifier.Graph.InputSize())))
 				continue

@@ -239,3 +239,19 @@ func TestShippedClassifierPlacesCorpusLoops(t *testing.T) {
 		}
 	}
 }
+
+// TestSkipNamedCheck: with SkipNamedCheck the classifier hears only unnamed loops.
+func TestSkipNamedCheck(t *testing.T) {
+	lib := t.TempDir()
+	writeOffsetLoop(t, filepath.Join(lib, "loop_a.wav"), -0.5, 0)
+	writeOffsetLoop(t, filepath.Join(lib, "Drums", "named.wav"), -0.5, 1)
+	cfg := classifierConfig(t, t.TempDir())
+	cfg.SkipNamedCheck = true
+	rep, err := Run(context.Background(), cfg, []string{lib})
+	if err != nil {
+		t.Fatal(err)
+	}
+	if rep.Ingested != 2 || rep.FromAudio["bass"] != 1 || rep.Checked != 0 || len(rep.Disagreements) != 0 || rep.ByInstrument["drum"] != 1 {
+		t.Errorf("ingested %d %v, from audio %v, checked %d, disagreements %v", rep.Ingested, rep.ByInstrument, rep.FromAudio, rep.Checked, rep.Disagreements)
+	}
+}

@@ -41,6 +41,9 @@ type Config struct {
 	// instrument of loops whose names and manifest do not say, and checks the others.
 	// Without it such loops are skipped (unknown-instrument).
 	Classifier *onnx.Classifier
+	// SkipNamedCheck leaves loops whose names or manifest say their instrument to the
+	// name alone: the classifier then runs only on the others (no disagreement counts).
+	SkipNamedCheck bool
 	// NoEstimates turns off the tempo and key estimates from the audio (package
 	// analysis), which otherwise fill what names and manifests leave unknown.
 	NoEstimates bool
