@@ -161,3 +161,66 @@ func TestBundleWithoutScorer(t *testing.T) {
 		t.Errorf("pairfront ids %q %q", d, bb)
 	}
 }
+
+// FuzzLoadBundleRerank: any manifest beside the test bundle's files (its pairfronts and
+// scorer among them) loads or is refused; an accepted scorer reads, for each of its two
+// instruments, an input named by it and shaped as that instrument's pairfront output, and
+// an accepted rerank block has a scorer, an n in range and a finite weight >= 0.
+func FuzzLoadBundleRerank(f *testing.F) {
+	seed, err := os.ReadFile(filepath.Join(testBundle, "manifest.json"))
+	if err != nil {
+		f.Fatal(err)
+	}
+	s := string(seed)
+	f.Add(seed)
+	f.Add([]byte(strings.Replace(s, `"n": 100`, `"n": 0`, 1)))
+	f.Add([]byte(strings.Replace(s, `"default": false`, `"default": true, "ann_weight": -1e309`, 1)))
+	f.Add([]byte(strings.Replace(s, `"role": "scorer"`, `"role": "pairfront"`, 1)))
+	f.Add([]byte(strings.Replace(s, `"name": "bass",`, `"name": "drum",`, 1)))
+	f.Add([]byte(`{"name":"x","version":"1","sample_rate":100,"window_seconds":0.4,"latent_shape":[2,4],"models":[{"role":"scorer","instruments":["drum","bass"]}],"rerank":{"n":5}}`))
+	files := map[string][]byte{}
+	names, _ := filepath.Glob(filepath.Join(testBundle, "*.onnx"))
+	for _, p := range names {
+		if files[filepath.Base(p)], err = os.ReadFile(p); err != nil {
+			f.Fatal(err)
+		}
+	}
+	f.Fuzz(func(t *testing.T, manifest []byte) {
+		dir := t.TempDir()
+		for name, b := range files {
+			if err := os.WriteFile(filepath.Join(dir, name), b, 0o644); err != nil {
+				t.Fatal(err)
+			}
+		}
+		if err := os.WriteFile(filepath.Join(dir, "manifest.json"), manifest, 0o644); err != nil {
+			t.Fatal(err)
+		}
+		b, err := LoadBundle(dir)
+		if err != nil {
+			return
+		}
+		sc, err := b.Scorer()
+		if err != nil {
+			if b.Rerank != nil {
+				t.Fatalf("a rerank block without a scorer accepted: %+v", b.Rerank)
+			}
+			return
+		}
+		if len(sc.Instruments) != 2 || sc.Instruments[0] == sc.Instruments[1] || len(sc.Inputs) != 2 || !slices.Equal(sc.Outputs[0].Shape, []int64{-1}) {
+			t.Fatalf("accepted scorer %+v", sc)
+		}
+		for _, inst := range sc.Instruments {
+			pf, err := b.PairFront(inst)
+			if err != nil {
+				t.Fatalf("scorer of %s accepted without its pairfront", inst)
+			}
+			i := slices.IndexFunc(sc.Inputs, func(x TensorSpec) bool { return x.Name == inst })
+			if i < 0 || !slices.Equal(sc.Inputs[i].Shape, pf.Outputs[0].Shape) {
+				t.Fatalf("scorer input for %s %+v, pairfront output %v", inst, sc.Inputs, pf.Outputs[0].Shape)
+			}
+		}
+		if r := b.Rerank; r != nil && (r.N < 1 || r.N > MaxRerankN || !(r.AnnWeight >= 0) || r.AnnWeight > 1e308) {
+			t.Fatalf("rerank block %+v accepted", r)
+		}
+	})
+}
