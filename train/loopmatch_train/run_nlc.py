@@ -1,0 +1,177 @@
+"""Trains and evaluates the Neural Loop Combiner pair scorer (loopmatch_train.nlc) on corpus
+v2, after run2 (it reads train/out: features and the shipped bundle's bi-encoder), and adds
+it to the bundle as the reranker (roles `pairfront` and `scorer`).
+
+python -m loopmatch_train.run_nlc --out train/out --bundle models/loopmatch-v2
+
+Rows: the CNN (early fusion) and Siamese pair models with all five negative strategies, and
+the CNN with each strategy left out (the ablation); every one evaluated as the second stage
+of recommend (top N by the shipped bi-encoder's cosine, reranked by the pair score) on the
+test and transfer splits, and as a pair classifier (accuracy, AUC).
+"""
+from __future__ import annotations
+
+import argparse
+import json
+import os
+import time
+
+import numpy as np
+
+from . import corpus as C
+
+SETTINGS = ["all", "bpm3", "same_bpm"]
+SPLITS = ["val", "test", "transfer"]
+DIRECTIONS = (("drum", "bass"), ("bass", "drum"))
+
+
+def log(*a):
+    print(time.strftime("[%H:%M:%S]"), *a, flush=True)
+
+
+def biencoder(bundle, corpus_dir, rows, idx, cache):
+    """The shipped bundle's latents (ONNX Runtime on the loops' windows, as Go encodes them)
+    and its mapped seeds, per (instrument, split)."""
+    from .v1_baseline import v1_latents, v1_mapped
+    if os.path.exists(cache):
+        d = np.load(cache)
+        return {tuple(k.split("|")): d[k] for k in d.files}
+    out = {}
+    for split in SPLITS:
+        for inst in ("drum", "bass"):
+            out[(inst, split, "z")] = v1_latents(bundle, corpus_dir, rows, idx[(inst, split)], inst)
+        for src, tgt in DIRECTIONS:
+            out[(src, split, "mapped")] = v1_mapped(bundle, out[(src, split, "z")], src, tgt)
+    np.savez(cache, **{"|".join(k): v for k, v in out.items()})
+    return out
+
+
+def main(argv=None):
+    ap = argparse.ArgumentParser()
+    ap.add_argument("--seed", type=int, default=1234)
+    ap.add_argument("--out", default="train/out")
+    ap.add_argument("--bundle", default="models/loopmatch-v2")
+    ap.add_argument("--steps", type=int, default=1200)
+    ap.add_argument("--ablation-steps", type=int, default=0, help="steps for the ablation rows (default: --steps)")
+    ap.add_argument("--n", type=int, default=100, help="candidates reranked per seed")
+    ap.add_argument("--threads", type=int, default=1)
+    ap.add_argument("--only", default="", help="comma list of rows to train (cnn, siamese, cnn-no-<strategy>)")
+    ap.add_argument("--no-export", action="store_true")
+    ap.add_argument("--work", default="", help="checkpoints and results (default OUT/nlc)")
+    args = ap.parse_args(argv)
+    import torch
+
+    from .features import load_or_compute
+    from .metrics import candidate_mask, cosine_scores, evaluate
+    from . import nlc as N
+
+    corpus_dir = os.path.join(args.out, "corpus")
+    work = args.work or os.path.join(args.out, "nlc")
+    os.makedirs(work, exist_ok=True)
+    rows, logmel, _ = load_or_compute(corpus_dir, os.path.join(args.out, "features"), True)
+    log("loading log-mel into memory")
+    logmel = np.ascontiguousarray(np.asarray(logmel, np.float32))
+    col, idx = C.columns(rows, ("train", "val", "test", "transfer"))
+    packs_a, bpm_a = col["pack"], col["bpm"].astype(float)
+    t = time.time()
+    bi = biencoder(args.bundle, corpus_dir, rows, idx, os.path.join(work, "biencoder.npz"))
+    log(f"bi-encoder latents ready ({time.time() - t:.0f} s)")
+    ann = {}
+    for split in SPLITS:
+        for src, tgt in DIRECTIONS:
+            ann[(src, split)] = cosine_scores(bi[(src, split, "mapped")], bi[(tgt, split, "z")])
+
+    def two_stage(model, split, src, tgt, setting, n=args.n, weight=0.0):
+        s_i, t_i = idx[(src, split)], idx[(tgt, split)]
+        fs, fc = N.features(model, src, logmel, s_i), N.features(model, tgt, logmel, t_i)
+        a = ann[(src, split)]
+        sc = N.rerank_scores(a, lambda p: N.pair_scores(model, fs, fc, p, src == "drum"),
+                             lambda s: candidate_mask(setting, bpm_a[s_i][s], bpm_a[t_i]), n, weight)
+        return evaluate(sc, packs_a[s_i], bpm_a[s_i], packs_a[t_i], bpm_a[t_i], setting)
+
+    def val_score(model, weight=0.0):
+        # selection: drum2bass and bass2drum on val, at the same tempo and over all candidates
+        r = [two_stage(model, "val", s, t_, st, weight=weight)["R_mn"] for s, t_ in DIRECTIONS for st in ("same_bpm", "all")]
+        return float(np.mean(r))
+
+    base = {}
+    for split in SPLITS:
+        for src, tgt in DIRECTIONS:
+            s_i, t_i = idx[(src, split)], idx[(tgt, split)]
+            for setting in SETTINGS:
+                base[(f"{src}2{tgt}", split, setting)] = evaluate(ann[(src, split)], packs_a[s_i], bpm_a[s_i],
+                                                                   packs_a[t_i], bpm_a[t_i], setting)
+    log("bi-encoder val/test/transfer d2b same_bpm R_mn",
+        [round(base[("drum2bass", s, "same_bpm")]["R_mn"], 4) for s in SPLITS])
+
+    rows_to_train = [("cnn", N.STRATEGIES), ("siamese", N.STRATEGIES)] + \
+        [("cnn", tuple(s for s in N.STRATEGIES if s != left)) for left in N.STRATEGIES]
+    results = {"bi-encoder": {}}
+    for k, v in base.items():
+        results["bi-encoder"].setdefault(k[0], {}).setdefault(k[1], {})[k[2]] = v
+    models, infos = {}, {}
+    only = set(x for x in args.only.split(",") if x)
+    for kind, strategies in rows_to_train:
+        label = kind if len(strategies) == len(N.STRATEGIES) else \
+            f"{kind}-no-{next(s for s in N.STRATEGIES if s not in strategies)}"
+        if only and label not in only:
+            continue
+        ck = os.path.join(work, f"{label}.pt")
+        steps = args.steps if label in ("cnn", "siamese") else (args.ablation_steps or args.steps)
+        if os.path.exists(ck):
+            st = torch.load(ck)
+            model = N.make_model(kind)
+            model.load_state_dict(st["state"])
+            model.eval()
+            info = st["info"]
+        else:
+            log(f"training {label} ({steps} steps)")
+            model, info = N.train_pair(kind, logmel, rows, idx[("drum", "train")], idx[("bass", "train")], val_score,
+                                       args.seed + 70, strategies, steps=steps, threads=args.threads, log=log)
+            torch.save({"state": model.state_dict(), "info": info}, ck)
+        if label in ("cnn", "siamese") and "ann_weight" not in info:
+            # the final score is pair logit + w * ANN cosine; w chosen on val
+            grid = {w: val_score(model, w) for w in (0.0, 2.0, 5.0, 10.0, 20.0, 50.0)}
+            info["ann_weight_val"] = {str(k): round(v, 4) for k, v in grid.items()}
+            info["ann_weight"] = min(grid, key=grid.get)
+            log(f"{label}: val by ANN weight {info['ann_weight_val']} -> {info['ann_weight']}")
+            torch.save({"state": model.state_dict(), "info": info}, ck)
+        models[label], infos[label] = model, info
+        res = {}
+        for split in ("test", "transfer"):
+            for src, tgt in DIRECTIONS:
+                d = f"{src}2{tgt}"
+                for setting in SETTINGS:
+                    res.setdefault(d, {}).setdefault(split, {})[setting] = two_stage(model, split, src, tgt, setting)
+                    if info.get("ann_weight"):
+                        w = info["ann_weight"]
+                        results.setdefault(f"{label} + {w:g} x cosine", {}).setdefault(d, {}).setdefault(split, {})[setting] = \
+                            two_stage(model, split, src, tgt, setting, weight=w)
+            res.setdefault("pairs", {})[split] = N.pair_classification(
+                model, None, None, rows, idx[("drum", split)], idx[("bass", split)], logmel, args.seed + 5, True)
+        results[label] = res
+        log(f"{label}: d2b test same/all {res['drum2bass']['test']['same_bpm']['R_mn']:.4f}/"
+            f"{res['drum2bass']['test']['all']['R_mn']:.4f} transfer same/all "
+            f"{res['drum2bass']['transfer']['same_bpm']['R_mn']:.4f}/{res['drum2bass']['transfer']['all']['R_mn']:.4f}; "
+            f"pair AUC test {res['pairs']['test']['auc']:.3f} transfer {res['pairs']['transfer']['auc']:.3f}")
+    with open(os.path.join(work, "results.json"), "w") as f:
+        json.dump({"results": results, "training": {k: v for k, v in infos.items()}, "n": args.n}, f, indent=1)
+    print_table(results)
+
+
+def print_table(results):
+    for d in ("drum2bass", "bass2drum"):
+        print(f"\n{d}: R_mn all / bpm3 / same_bpm (test | transfer)")
+        for label, res in results.items():
+            if d not in res:
+                continue
+            cells = []
+            for split in ("test", "transfer"):
+                r = res[d].get(split)
+                if r:
+                    cells.append(" / ".join(f"{r[s]['R_mn']:.3f}" for s in SETTINGS))
+            print(f"  {label:22s} {' | '.join(cells)}")
+
+
+if __name__ == "__main__":
+    main()
