@@ -27,6 +27,7 @@ in time together (the grid stays aligned) as augmentation.
 from __future__ import annotations
 
 import copy
+import os
 import time
 
 import numpy as np
@@ -36,11 +37,9 @@ from torch import nn
 
 from .common import setup
 from .models import N_MELS
+from .sampling import FRAMES, rearrange_negative, reverse_negative, shift_negative
 
 STRATEGIES = ("random", "selected", "reverse", "shift", "rearrange")
-FRAMES = 256  # log-mel frames per 4 s window
-FPS = FRAMES / 4.0 * (88200 / 88200)  # ~64 frames per second (hop 341 at 22,050 Hz)
-FPS = 22050 / 341
 
 
 class PairFront(nn.Module):
@@ -60,15 +59,11 @@ class PairHead(nn.Module):
 
     def __init__(self, ch: int = 64, dilations=(1, 2, 4)):
         super().__init__()
-        self.mix = nn.Conv1d(2 * ch, ch, 1)
         self.ctx = nn.ModuleList([nn.Conv1d(ch, ch, 3, padding=d, dilation=d) for d in dilations])
         self.out = nn.Linear(2 * ch, 1)
-        self.ch = ch
 
     def forward(self, fd, fb):
-        # the stacked-channel first layer (fd + fb) and, beside it, the two loops' features
-        # multiplied frame by frame: where both sound at once, which a sum cannot say
-        h = self.mix(torch.cat([F.gelu(fd + fb), fd * fb / self.ch ** 0.5], 1))
+        h = F.gelu(fd + fb)  # the stacked-channel first layer: one convolution per loop, summed
         for c in self.ctx:
             h = h + F.gelu(c(h))
         return self.out(torch.cat([h.mean(dim=2), h.amax(dim=2)], 1)).squeeze(1)
@@ -117,42 +112,79 @@ class SiamesePair(nn.Module):
         return self.mlp(torch.cat([a, b, a * b, (a - b).abs()], 1)).squeeze(1)
 
 
-def make_model(kind: str, ch: int = 64):
+class TowerFront(nn.Module):
+    """log-mel -> [the frozen compatibility tower's embedding (ce x 64); PairFront (ch x 64)]."""
+
+    def __init__(self, tower: nn.Module, ch: int = 64, bias: bool = True):
+        super().__init__()
+        self.tower = tower
+        for p in self.tower.parameters():
+            p.requires_grad_(False)
+        self.front = PairFront(ch, bias)
+
+    def forward(self, logmel):
+        return torch.cat([self.tower(logmel), self.front(logmel)], 1)
+
+
+class TowerPairHead(nn.Module):
+    """The bi-encoder's own judgement, alpha * <e_drum, e_bass> (the towers' cosine), plus a
+    pair CNN over both loops' spectrogram features that corrects it. The correction's output
+    layer starts at zero, so training starts from the first stage's ranking."""
+
+    def __init__(self, ce: int, ch: int = 64, dilations=(1, 2, 4)):
+        super().__init__()
+        self.ce, self.ch = ce, ch
+        self.alpha = nn.Parameter(torch.tensor(1.0 / 0.07))
+        self.bias = nn.Parameter(torch.zeros(1))
+        self.mix = nn.Conv1d(2 * ch + ce, ch, 1)
+        self.ctx = nn.ModuleList([nn.Conv1d(ch, ch, 3, padding=d, dilation=d) for d in dilations])
+        self.out = nn.Linear(2 * ch, 1)
+        nn.init.zeros_(self.out.weight)
+        nn.init.zeros_(self.out.bias)
+
+    def forward(self, fd, fb):
+        ce = self.ce
+        ed, pd, eb, pb = fd[:, :ce], fd[:, ce:], fb[:, :ce], fb[:, ce:]
+        pe = ed * eb  # unit-norm embeddings: the sum is the towers' cosine
+        base = self.alpha * pe.sum(dim=(1, 2)) + self.bias
+        h = self.mix(torch.cat([F.gelu(pd + pb), pd * pb / self.ch ** 0.5, pe * pe.shape[-1]], 1))
+        for c in self.ctx:
+            h = h + F.gelu(c(h))
+        return base + self.out(torch.cat([h.mean(dim=2), h.amax(dim=2)], 1)).squeeze(1)
+
+
+class TowerPair(CNNPair):
+    kind = "tower"
+
+    def __init__(self, ch: int = 64, towers: dict | None = None):
+        nn.Module.__init__(self)
+        self.front = nn.ModuleDict({"drum": TowerFront(towers["drum"], ch), "bass": TowerFront(towers["bass"], ch, bias=False)})
+        self.head = TowerPairHead(towers["drum"].ce, ch)
+
+    def train(self, mode: bool = True):
+        super().train(mode)
+        for f in self.front.values():
+            f.tower.eval()
+        return self
+
+
+def make_model(kind: str, ch: int = 64, towers: dict | None = None):
+    if kind == "tower":
+        return TowerPair(ch, towers)
     return {"cnn": CNNPair, "siamese": SiamesePair}[kind](ch)
 
 
-# ---------------------------------------------------------------- negatives (numpy, on log-mel)
-
-def beat_frames(bpm: float) -> float:
-    return FPS * 60.0 / float(bpm)
-
-
-def shift_negative(x: np.ndarray, bpm: float, rng: np.random.Generator) -> np.ndarray:
-    """The loop moved off the grid: (k + u) beats, u in [0.25, 0.75], circular in the window."""
-    beat = beat_frames(bpm)
-    k = int(rng.integers(0, 4))
-    s = int(round((k + rng.uniform(0.25, 0.75)) * beat)) % x.shape[-1]
-    return np.roll(x, max(1, s), -1)
-
-
-def reverse_negative(x: np.ndarray) -> np.ndarray:
-    return x[..., ::-1].copy()
-
-
-def rearrange_negative(x: np.ndarray, bpm: float, rng: np.random.Generator) -> np.ndarray:
-    """The window cut at beat boundaries and the beats put in another order."""
-    n = x.shape[-1]
-    beat = beat_frames(bpm)
-    cuts = [int(round(i * beat)) for i in range(int(n / beat) + 1)] + [n]
-    cuts = sorted(set(c for c in cuts if 0 <= c <= n))
-    segs = [x[..., a:b] for a, b in zip(cuts[:-1], cuts[1:]) if b > a]
-    if len(segs) < 2:
-        return shift_negative(x, bpm, rng)
-    for _ in range(8):
-        order = rng.permutation(len(segs))
-        if np.any(order != np.arange(len(segs))):
-            break
-    return np.concatenate([segs[i] for i in order], -1)[..., :n]
+def load_towers(path: str) -> dict:
+    from .train_compat import CompatTower
+    if not os.path.exists(path):  # enough to load a saved TowerPair (its state holds the towers)
+        return {inst: CompatTower(8).eval() for inst in ("drum", "bass")}
+    st = torch.load(path)
+    out = {}
+    for inst in ("drum", "bass"):
+        t = CompatTower(st["info"]["ce"])
+        t.load_state_dict(st[inst])
+        out[inst] = t.eval()
+    return out
 
 
 class PairSampler:
@@ -204,12 +236,12 @@ def band_mask(x: np.ndarray, rng: np.random.Generator, max_bands: int = 16) -> n
 
 
 def train_pair(kind, logmel, rows, tr_d, tr_b, va, seed: int, strategies=STRATEGIES, steps: int = 1200,
-               lr: float = 2e-3, eval_every: int = 200, threads: int = 1, log=print):
+               lr: float = 2e-3, eval_every: int = 200, threads: int = 1, towers=None, log=print):
     """Trains one pair model; selects the checkpoint with the best validation score (mean
     normalised rank of the right bass among the seed's same-tempo candidates' top list, see
     `val_score`). `va` is a callable model -> float (lower is better)."""
     setup(seed, threads)
-    model = make_model(kind)
+    model = make_model(kind, towers=towers)
     sample = np.asarray(logmel[np.sort(np.concatenate([tr_d, tr_b]))[:: max(1, (len(tr_d) + len(tr_b)) // 500)]], np.float32)
     sd = float((sample - sample.mean(axis=2, keepdims=True)).std())
     for m in model.modules():
@@ -217,7 +249,7 @@ def train_pair(kind, logmel, rows, tr_d, tr_b, va, seed: int, strategies=STRATEG
             m.scale.fill_(sd)
     rng = np.random.default_rng(seed)
     sampler = PairSampler(rows, logmel, tr_d, tr_b, rng, strategies)
-    opt = torch.optim.AdamW(model.parameters(), lr=lr, weight_decay=1e-4)
+    opt = torch.optim.AdamW([p for p in model.parameters() if p.requires_grad], lr=lr, weight_decay=1e-4)
     sched = torch.optim.lr_scheduler.OneCycleLR(opt, max_lr=lr, total_steps=steps, pct_start=0.1)
     best, best_state, hist = None, None, []
     t0, tot = time.time(), 0.0

@@ -23,6 +23,7 @@ from . import corpus as C
 SETTINGS = ["all", "bpm3", "same_bpm"]
 SPLITS = ["val", "test", "transfer"]
 DIRECTIONS = (("drum", "bass"), ("bass", "drum"))
+MAIN = ("tower", "cnn", "siamese")
 
 
 def log(*a):
@@ -81,9 +82,19 @@ def main(argv=None):
         for src, tgt in DIRECTIONS:
             ann[(src, split)] = cosine_scores(bi[(src, split, "mapped")], bi[(tgt, split, "z")])
 
+    fcache = {}
+
+    def feats(model, inst, split):
+        # one model's features per split, computed once (the model is in eval mode here)
+        key = (id(model), inst, split)
+        if key not in fcache or fcache[key][0] is not model:
+            fcache.clear() if len(fcache) > 8 else None
+            fcache[key] = (model, N.features(model, inst, logmel, idx[(inst, split)]))
+        return fcache[key][1]
+
     def two_stage(model, split, src, tgt, setting, n=args.n, weight=0.0):
         s_i, t_i = idx[(src, split)], idx[(tgt, split)]
-        fs, fc = N.features(model, src, logmel, s_i), N.features(model, tgt, logmel, t_i)
+        fs, fc = feats(model, src, split), feats(model, tgt, split)
         a = ann[(src, split)]
         sc = N.rerank_scores(a, lambda p: N.pair_scores(model, fs, fc, p, src == "drum"),
                              lambda s: candidate_mask(setting, bpm_a[s_i][s], bpm_a[t_i]), n, weight)
@@ -91,6 +102,7 @@ def main(argv=None):
 
     def val_score(model, weight=0.0):
         # selection: drum2bass and bass2drum on val, at the same tempo and over all candidates
+        fcache.clear()  # called while the model trains: its features change between calls
         r = [two_stage(model, "val", s, t_, st, weight=weight)["R_mn"] for s, t_ in DIRECTIONS for st in ("same_bpm", "all")]
         return float(np.mean(r))
 
@@ -104,12 +116,17 @@ def main(argv=None):
     log("bi-encoder val/test/transfer d2b same_bpm R_mn",
         [round(base[("drum2bass", s, "same_bpm")]["R_mn"], 4) for s in SPLITS])
 
-    rows_to_train = [("cnn", N.STRATEGIES), ("siamese", N.STRATEGIES)] + \
+    towers = N.load_towers(os.path.join(args.out, "towers.pt"))
+    rows_to_train = [("tower", N.STRATEGIES), ("cnn", N.STRATEGIES), ("siamese", N.STRATEGIES)] + \
         [("cnn", tuple(s for s in N.STRATEGIES if s != left)) for left in N.STRATEGIES]
     results = {"bi-encoder": {}}
     for k, v in base.items():
         results["bi-encoder"].setdefault(k[0], {}).setdefault(k[1], {})[k[2]] = v
     models, infos = {}, {}
+    # rows already evaluated by an earlier run with the same checkpoint are not evaluated again
+    path = os.path.join(work, "results.json")
+    done_results = json.load(open(path))["results"] if os.path.exists(path) else {}
+    done = set()
     only = set(x for x in args.only.split(",") if x)
     for kind, strategies in rows_to_train:
         label = kind if len(strategies) == len(N.STRATEGIES) else \
@@ -117,19 +134,21 @@ def main(argv=None):
         if only and label not in only:
             continue
         ck = os.path.join(work, f"{label}.pt")
-        steps = args.steps if label in ("cnn", "siamese") else (args.ablation_steps or args.steps)
+        steps = args.steps if label in MAIN else (args.ablation_steps or args.steps)
         if os.path.exists(ck):
             st = torch.load(ck)
-            model = N.make_model(kind)
+            model = N.make_model(kind, towers=towers)
             model.load_state_dict(st["state"])
             model.eval()
             info = st["info"]
+            done.add(label)
         else:
             log(f"training {label} ({steps} steps)")
             model, info = N.train_pair(kind, logmel, rows, idx[("drum", "train")], idx[("bass", "train")], val_score,
-                                       args.seed + 70, strategies, steps=steps, threads=args.threads, log=log)
+                                       args.seed + 70, strategies, steps=steps, threads=args.threads, towers=towers,
+                                       log=log)
             torch.save({"state": model.state_dict(), "info": info}, ck)
-        if label in ("cnn", "siamese") and "ann_weight" not in info:
+        if label in MAIN and "ann_weight" not in info:
             # the final score is pair logit + w * ANN cosine; w chosen on val
             grid = {w: val_score(model, w) for w in (0.0, 2.0, 5.0, 10.0, 20.0, 50.0)}
             info["ann_weight_val"] = {str(k): round(v, 4) for k, v in grid.items()}
@@ -137,6 +156,12 @@ def main(argv=None):
             log(f"{label}: val by ANN weight {info['ann_weight_val']} -> {info['ann_weight']}")
             torch.save({"state": model.state_dict(), "info": info}, ck)
         models[label], infos[label] = model, info
+        if label in done and label in done_results:
+            results[label] = done_results[label]
+            for k, v in done_results.items():
+                if k.startswith(label + " + "):
+                    results[k] = v
+            continue
         res = {}
         for split in ("test", "transfer"):
             for src, tgt in DIRECTIONS:
@@ -154,9 +179,32 @@ def main(argv=None):
             f"{res['drum2bass']['test']['all']['R_mn']:.4f} transfer same/all "
             f"{res['drum2bass']['transfer']['same_bpm']['R_mn']:.4f}/{res['drum2bass']['transfer']['all']['R_mn']:.4f}; "
             f"pair AUC test {res['pairs']['test']['auc']:.3f} transfer {res['pairs']['transfer']['auc']:.3f}")
-    with open(os.path.join(work, "results.json"), "w") as f:
-        json.dump({"results": results, "training": {k: v for k, v in infos.items()}, "n": args.n}, f, indent=1)
+    path = os.path.join(work, "results.json")
+    if os.path.exists(path):  # rows evaluated by an earlier run (--only) are kept
+        old = json.load(open(path))
+        results, infos = old["results"] | results, old["training"] | infos
+    with open(path, "w") as f:
+        json.dump({"results": results, "training": infos, "n": args.n}, f, indent=1)
     print_table(results)
+    if args.no_export:
+        return
+    # the shipped reranker: the main row whose two-stage score (with its ANN weight) is best on val
+    label = min((k for k in MAIN if k in models), key=lambda k: infos[k]["ann_weight_val"][str(infos[k]["ann_weight"])])
+    w = float(infos[label]["ann_weight"])
+    shipped = f"{label} + {w:g} x cosine" if w else label
+    wins = all(results[shipped][d]["transfer"][st]["R_mn"] < results["bi-encoder"][d]["transfer"][st]["R_mn"]
+               for d in ("drum2bass", "bass2drum") for st in SETTINGS)
+    log(f"shipping {shipped}: {'wins' if wins else 'does not win'} on the transfer split -> rerank default {wins}")
+    from .bundle_nlc import add_reranker
+    from .nlc_card import card_section
+    info = infos[label]
+    rerank = {"default": wins, "n": args.n, "ann_weight": w, "model": shipped,
+              "training": {k: v for k, v in info.items() if k != "history"} | {"final": info["history"][-1]},
+              "metrics": {d: results[shipped][d]["test"] for d in ("drum2bass", "bass2drum")},
+              "metrics_transfer": {d: results[shipped][d]["transfer"] for d in ("drum2bass", "bass2drum")},
+              "pairs": results[label]["pairs"]}
+    add_reranker(args.bundle, models[label], rerank, card_section(results, infos, shipped, wins, args.n),
+                 corpus_dir, rows, list(idx[("drum", "test")]) + list(idx[("bass", "test")]), log=log)
 
 
 def print_table(results):

@@ -63,3 +63,41 @@ def paired_roll(x_src, x_tgt, frames: int):
     if hasattr(x_src, "roll"):
         return x_src.roll(frames, -1), x_tgt.roll(frames, -1)
     return np.roll(x_src, frames, -1), np.roll(x_tgt, frames, -1)
+
+
+# Neural Loop Combiner's negatives built from the right loop itself, on log-mel frames
+# (the pair model's input: 256 frames of 341 samples at 22,050 Hz over the 4 s window)
+FRAMES = 256
+FPS = 22050 / 341
+
+
+def beat_frames(bpm: float) -> float:
+    return FPS * 60.0 / float(bpm)
+
+
+def shift_negative(x: np.ndarray, bpm: float, rng: np.random.Generator) -> np.ndarray:
+    """The loop moved off the grid: (k + u) beats, u in [0.25, 0.75], circular in the window."""
+    beat = beat_frames(bpm)
+    k = int(rng.integers(0, 4))
+    s = int(round((k + rng.uniform(0.25, 0.75)) * beat)) % x.shape[-1]
+    return np.roll(x, max(1, s), -1)
+
+
+def reverse_negative(x: np.ndarray) -> np.ndarray:
+    return x[..., ::-1].copy()
+
+
+def rearrange_negative(x: np.ndarray, bpm: float, rng: np.random.Generator) -> np.ndarray:
+    """The window cut at beat boundaries and the beats put in another order."""
+    n = x.shape[-1]
+    beat = beat_frames(bpm)
+    cuts = [int(round(i * beat)) for i in range(int(n / beat) + 1)] + [n]
+    cuts = sorted(set(c for c in cuts if 0 <= c <= n))
+    segs = [x[..., a:b] for a, b in zip(cuts[:-1], cuts[1:]) if b > a]
+    if len(segs) < 2:
+        return shift_negative(x, bpm, rng)
+    for _ in range(8):
+        order = rng.permutation(len(segs))
+        if np.any(order != np.arange(len(segs))):
+            break
+    return np.concatenate([segs[i] for i in order], -1)[..., :n]
