@@ -2,7 +2,8 @@
 # Rebuild models/loopmatch-v2 and demo/ from scratch: corpus v2 -> features -> VAE codecs ->
 # decoders -> compatibility towers -> mappers -> baselines (v1 included) -> evaluation on the
 # test and transfer splits -> ONNX export -> golden fixtures -> bundle + model card ->
-# instrument classifier (loopmatch_train.instrument) -> decoder evaluation -> demo library.
+# instrument classifier (loopmatch_train.instrument) -> decoder evaluation -> demo library ->
+# the pair reranker (loopmatch_train.run_nlc).
 # Intermediate files go to train/out/ (gitignored).
 # Prints the total time. (loopmatch-v1, kept in models/ as a baseline and for v1 libraries,
 # was built by `python -m loopmatch_train.run`.)
@@ -14,5 +15,9 @@ start=$(date +%s)
 mkdir -p train/out
 PYTHONPATH=train nice -n "${NICE:-5}" "$PY" -m loopmatch_train.run2 --out train/out \
   --bundle models/loopmatch-v2 --demo demo "$@" 2>&1 | tee train/out/make_models.log
+# the Neural Loop Combiner reranker (pair models, ablation, evaluation as recommend's second
+# stage), added to the bundle just written
+PYTHONPATH=train nice -n "${NICE:-5}" "$PY" -m loopmatch_train.run_nlc --out train/out \
+  --bundle models/loopmatch-v2 2>&1 | tee -a train/out/make_models.log
 end=$(date +%s)
 echo "make models: total $(( (end - start) / 60 )) min $(( (end - start) % 60 )) s" | tee -a train/out/make_models.log

@@ -53,7 +53,7 @@ def main(argv=None):
     ap.add_argument("--out", default="train/out")
     ap.add_argument("--bundle", default="models/loopmatch-v2")
     ap.add_argument("--steps", type=int, default=1200)
-    ap.add_argument("--ablation-steps", type=int, default=0, help="steps for the ablation rows (default: --steps)")
+    ap.add_argument("--ablation-steps", type=int, default=600, help="steps for the ablation rows")
     ap.add_argument("--n", type=int, default=100, help="candidates reranked per seed")
     ap.add_argument("--threads", type=int, default=1)
     ap.add_argument("--only", default="", help="comma list of rows to train (cnn, siamese, cnn-no-<strategy>)")
