@@ -12,7 +12,7 @@ def _rmn(res, d, split):
     return " | ".join(f"{r[s]['R_mn']:.3f}" for s, _ in SETTINGS)
 
 
-def card_section(results: dict, infos: dict, shipped: str, wins: bool, n: int) -> str:
+def card_section(results: dict, infos: dict, shipped: str, wins: bool, n: int, margin: float) -> str:
     out = ["## Reranker: Neural Loop Combiner pair scorer (second stage)", ""]
     out.append(
         "A pair model scores (drum loop, bass loop) from both loops' log-mel spectrograms (Chen et al., "
@@ -28,7 +28,8 @@ def card_section(results: dict, infos: dict, shipped: str, wins: bool, n: int) -
     out.append("")
     out.append(f"Shipped: **{shipped}**; recommend reranks by default: **{'yes' if wins else 'no'}** "
                "(on by default only when it beats the bi-encoder on the transfer split in both directions "
-               "and every tempo setting).")
+               f"and every tempo setting, by at least {margin:g} R_mn at the seed's own tempo). A request turns "
+               "it on with `rerank: true` (CLI `--rerank`).")
     for d in ("drum2bass", "bass2drum"):
         out += ["", f"### {d}: R_mn with the second stage (random 0.5; lower is better)", "",
                 "| ranking | test: all | ±3% | exact | transfer: all | ±3% | exact |",

@@ -24,6 +24,7 @@ SETTINGS = ["all", "bpm3", "same_bpm"]
 SPLITS = ["val", "test", "transfer"]
 DIRECTIONS = (("drum", "bass"), ("bass", "drum"))
 MAIN = ("tower", "cnn", "siamese")
+WIN_MARGIN = 0.01  # exact-tempo R_mn on the transfer split, each direction
 
 
 def log(*a):
@@ -192,8 +193,13 @@ def main(argv=None):
     label = min((k for k in MAIN if k in models), key=lambda k: infos[k]["ann_weight_val"][str(infos[k]["ann_weight"])])
     w = float(infos[label]["ann_weight"])
     shipped = f"{label} + {w:g} x cosine" if w else label
+    # on by default only when it wins on the transfer split: lower R_mn in both directions and
+    # every tempo setting, and by at least WIN_MARGIN at the seed's own tempo (a gain smaller
+    # than that is not worth a second model's latency and cold cache)
+    gain = {d: results["bi-encoder"][d]["transfer"]["same_bpm"]["R_mn"] - results[shipped][d]["transfer"]["same_bpm"]["R_mn"]
+            for d in ("drum2bass", "bass2drum")}
     wins = all(results[shipped][d]["transfer"][st]["R_mn"] < results["bi-encoder"][d]["transfer"][st]["R_mn"]
-               for d in ("drum2bass", "bass2drum") for st in SETTINGS)
+               for d in ("drum2bass", "bass2drum") for st in SETTINGS) and min(gain.values()) >= WIN_MARGIN
     log(f"shipping {shipped}: {'wins' if wins else 'does not win'} on the transfer split -> rerank default {wins}")
     from .bundle_nlc import add_reranker
     from .nlc_card import card_section
@@ -203,7 +209,8 @@ def main(argv=None):
               "metrics": {d: results[shipped][d]["test"] for d in ("drum2bass", "bass2drum")},
               "metrics_transfer": {d: results[shipped][d]["transfer"] for d in ("drum2bass", "bass2drum")},
               "pairs": results[label]["pairs"]}
-    add_reranker(args.bundle, models[label], rerank, card_section(results, infos, shipped, wins, args.n),
+    rerank["transfer_gain_same_tempo"] = gain
+    add_reranker(args.bundle, models[label], rerank, card_section(results, infos, shipped, wins, args.n, WIN_MARGIN),
                  corpus_dir, rows, list(idx[("drum", "test")]) + list(idx[("bass", "test")]), log=log)
 
 
