@@ -282,15 +282,26 @@ func cmpDesc(a, b float64) int {
 }
 
 // mmrResults applies MMR to a reranked list. Relevance must be on one scale for every
-// candidate: a pair-scored one's is the sigmoid of its final score, an unscored one's that
-// of the candidate just above it (or 1 at the top), so relevance never rises down the list
-// and MMR trades it against cosine similarity between the candidates' embeddings.
+// candidate, comparable to the cosine similarity MMR trades it against: a pair-scored
+// one's is its final score scaled to [0, 1] over the scored ones (min-max: a logit plus
+// ann_weight times the cosine has no fixed range, and a sigmoid of it saturates), an
+// unscored one's that of the candidate just above it (or 1 at the top), so relevance never
+// rises down the list.
 func (e *Engine) mmrResults(ctx context.Context, coll string, results []Result, k int, lambda float64) ([]Result, error) {
+	lo, hi := math.Inf(1), math.Inf(-1)
+	for _, r := range results {
+		if r.Stage == StageRerank {
+			lo, hi = min(lo, float64(r.Score)), max(hi, float64(r.Score))
+		}
+	}
 	hits := make([]vectordb.Hit, len(results))
 	rel := 1.0
 	for i, r := range results {
 		if r.Stage == StageRerank {
-			rel = 1 / (1 + math.Exp(-float64(r.Score)))
+			rel = 1
+			if hi > lo {
+				rel = (float64(r.Score) - lo) / (hi - lo)
+			}
 		}
 		hits[i] = vectordb.Hit{Row: vectordb.Row{ID: r.ID}, Score: float32(rel)}
 	}
