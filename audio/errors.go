@@ -21,4 +21,6 @@ var (
 	ErrSilent = errors.New("audio is silent")
 	// ErrNonFinite: NaN or infinite samples.
 	ErrNonFinite = errors.New("audio has NaN or infinite samples")
+	// ErrOffset: a window was asked to start outside the loop.
+	ErrOffset = errors.New("window offset outside the loop")
 )

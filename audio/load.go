@@ -70,17 +70,9 @@ func (o LoadOptions) normalize() (LoadOptions, error) {
 // own rate, resample, then tile or cut. The checks run once, before resampling, so the
 // rule does not depend on the resampler (a NaN would smear, a peak could move).
 func prepare(b *Buffer, o LoadOptions) ([]float32, Info, error) {
-	info := Info{Format: b.Format, SampleRate: b.SampleRate, Channels: b.Channels, BitDepth: b.BitDepth, Duration: b.Duration()}
-	mono := b.Mono()
-	if err := CheckSignal(mono, b.SampleRate); err != nil {
-		return nil, info, err
-	}
-	r, err := Resample(mono, b.SampleRate, o.SampleRate)
+	l, err := prepareLoop(b, o)
 	if err != nil {
-		return nil, info, err
+		return nil, Info{Format: b.Format, SampleRate: b.SampleRate, Channels: b.Channels, BitDepth: b.BitDepth, Duration: b.Duration()}, err
 	}
-	if len(r) == 0 { // only at absurd target rates: 50 ms rounds to no sample
-		return nil, info, fmt.Errorf("%w: nothing left at %d Hz", ErrTooShort, o.SampleRate)
-	}
-	return fit(r, WindowSamples(o.SampleRate, o.WindowSeconds)), info, nil
+	return fit(l.Mono, WindowSamples(o.SampleRate, o.WindowSeconds)), l.Info, nil
 }
