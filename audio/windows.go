@@ -131,6 +131,11 @@ func LoadLoopBytes(data []byte, o LoadOptions) (*Loop, error) {
 	return prepareLoop(b, o)
 }
 
+// Window is the loop's model window (Load's): tiled or cut to windowSeconds.
+func (l *Loop) Window(windowSeconds float64) []float32 {
+	return fit(l.Mono, WindowSamples(l.Rate, windowSeconds))
+}
+
 // Windows cuts the loop's windows: WindowCount of them, hopSeconds apart.
 func (l *Loop) Windows(windowSeconds, hopSeconds float64, maxWindows int) [][]float32 {
 	n := WindowCount(l.Info.Duration.Seconds(), windowSeconds, hopSeconds, maxWindows)

@@ -3,6 +3,7 @@ package ingest
 import (
 	"context"
 	"fmt"
+	"slices"
 	"time"
 
 	"github.com/loopmatch/loopmatch/onnx"
@@ -28,9 +29,9 @@ func classify(ctx context.Context, cfg Config, rep *Report, in <-chan *job, out 
 		}
 		b := pending
 		pending = nil
-		flat := make([]float32, 0, len(b)*len(b[0].win))
+		flat := make([]float32, 0, len(b)*len(b[0].wins[0]))
 		for _, j := range b {
-			flat = append(flat, j.win...)
+			flat = append(flat, j.wins[0]...) // the first window: what the classifier was trained on
 		}
 		labels, err := cfg.Classifier.Classify(context.WithoutCancel(ctx), flat)
 		if err != nil {
@@ -72,8 +73,8 @@ func classify(ctx context.Context, cfg Config, rep *Report, in <-chan *job, out 
 				out <- j
 				continue
 			}
-			if len(j.win) != cfg.Classifier.Graph.InputSize() {
-				rep.fail(j.path, failWith(CodeClassifyFailed, fmt.Errorf("window of %d samples, the classifier takes %d", len(j.win), cfg.Classifier.Graph.InputSize())))
+			if len(j.wins) == 0 || len(j.wins[0]) != cfg.Classifier.Graph.InputSize() {
+				rep.fail(j.path, failWith(CodeClassifyFailed, fmt.Errorf("windows of %d samples, the classifier takes %d", len(slices.Concat(j.wins...))/max(1, len(j.wins)), cfg.Classifier.Graph.InputSize())))
 				continue
 			}
 			pending = append(pending, j)

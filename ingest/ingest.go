@@ -53,18 +53,23 @@ type Config struct {
 	// Workers decode in parallel (default GOMAXPROCS). BatchSize rows go to the encoder
 	// at once (default 16); UpsertBatch rows to the store (default 256).
 	Workers, BatchSize, UpsertBatch int
-	Progress                        *Progress
-	Logger                          *slog.Logger
+	// MaxWindows caps the windows of a loop longer than the model's window (0 means
+	// audio.DefaultMaxWindows, 1 keeps the first window only): window 0 is the loop's row
+	// in its collection, windows 1.. go to the companion collection
+	// (loopid.WindowsCollection) as rows loopid.WindowID(id, k), audio.HopSeconds apart.
+	MaxWindows int
+	Progress   *Progress
+	Logger     *slog.Logger
 }
 
 type job struct {
-	path  string
-	id    string
-	meta  Meta
-	size  int64
-	win   []float32
-	info  audio.Info
-	embed []float32
+	path   string
+	id     string
+	meta   Meta
+	size   int64
+	wins   [][]float32 // the loop's windows; wins[0] is the model window
+	info   audio.Info
+	embeds [][]float32 // one per window
 	// fromAudio is the classifier's label when it decided the instrument.
 	fromAudio onnx.Label
 }
@@ -305,17 +310,20 @@ func decode(ctx context.Context, cfg Config, rep *Report, in <-chan *job, out ch
 		if ctx.Err() != nil {
 			continue
 		}
-		w, info, err := audio.Load(ctx, j.path, o)
+		l, err := audio.LoadLoop(ctx, j.path, o)
 		if err != nil {
 			if ctx.Err() == nil {
 				rep.fail(j.path, err)
 			}
 			continue
 		}
-		j.win, j.info = w, info
+		// The tempo from the first window (as the estimators were measured) sets the hop
+		// of a long loop's windows, so it is estimated before they are cut.
+		j.wins, j.info = [][]float32{l.Window(cfg.WindowSeconds)}, l.Info
 		if !cfg.NoEstimates {
 			estimate(j, cfg.SampleRate)
 		}
+		j.wins = loopWindows(cfg, l, j.meta.BPM)
 		out <- j
 	}
 }
@@ -330,7 +338,7 @@ func estimate(j *job, rate int) {
 	if !needTempo && !needKey {
 		return
 	}
-	a, err := analysis.Analyze(j.win, rate, j.info.Duration.Seconds(), analysis.Options{Key: needKey})
+	a, err := analysis.Analyze(j.wins[0], rate, j.info.Duration.Seconds(), analysis.Options{Key: needKey})
 	if err != nil {
 		return // the window was checked by the decoder; nothing to estimate from
 	}
@@ -346,6 +354,7 @@ func estimate(j *job, rate int) {
 // the run is interrupted is still encoded and stored, so Ctrl-C loses nothing done.
 func encode(ctx context.Context, cfg Config, rep *Report, in <-chan *job, out chan<- *job) {
 	pending := map[string][]*job{}
+	pendingRows := map[string]int{} // windows waiting, so a batch holds BatchSize windows
 	run := func(inst string) {
 		b := pending[inst]
 		if len(b) == 0 {
@@ -353,9 +362,15 @@ func encode(ctx context.Context, cfg Config, rep *Report, in <-chan *job, out ch
 		}
 		pending[inst] = nil
 		enc := cfg.Encoders[inst]
-		flat := make([]float32, 0, len(b)*enc.InputSize())
+		rows := 0
 		for _, j := range b {
-			flat = append(flat, j.win...)
+			rows += len(j.wins)
+		}
+		flat := make([]float32, 0, rows*enc.InputSize())
+		for _, j := range b {
+			for _, w := range j.wins {
+				flat = append(flat, w...)
+			}
 		}
 		res, err := enc.Run(context.WithoutCancel(ctx), flat)
 		if err != nil {
@@ -365,9 +380,14 @@ func encode(ctx context.Context, cfg Config, rep *Report, in <-chan *job, out ch
 			return
 		}
 		d := enc.OutputSize()
-		for i, j := range b {
-			j.embed = res[i*d : (i+1)*d : (i+1)*d]
-			j.win = nil
+		i := 0
+		for _, j := range b {
+			j.embeds = make([][]float32, len(j.wins))
+			for k := range j.wins {
+				j.embeds[k] = res[i*d : (i+1)*d : (i+1)*d]
+				i++
+			}
+			j.wins = nil
 			out <- j
 		}
 	}
@@ -383,17 +403,20 @@ func encode(ctx context.Context, cfg Config, rep *Report, in <-chan *job, out ch
 				return
 			}
 			inst := j.meta.Instrument
-			if len(j.win) != cfg.Encoders[inst].InputSize() {
-				rep.fail(j.path, failWith(CodeEncodeFailed, fmt.Errorf("window of %d samples, the encoder takes %d", len(j.win), cfg.Encoders[inst].InputSize())))
+			if n := cfg.Encoders[inst].InputSize(); len(j.wins) == 0 || len(j.wins[0]) != n {
+				rep.fail(j.path, failWith(CodeEncodeFailed, fmt.Errorf("windows of %d samples, the encoder takes %d", len(slices.Concat(j.wins...))/max(1, len(j.wins)), n)))
 				continue
 			}
 			pending[inst] = append(pending[inst], j)
-			if len(pending[inst]) >= cfg.BatchSize {
+			pendingRows[inst] += len(j.wins)
+			if pendingRows[inst] >= cfg.BatchSize {
+				pendingRows[inst] = 0
 				run(inst)
 			}
 		case <-tick.C:
 			// A partial batch waits at most one tick, so a slow walk never stalls rows.
 			for inst := range pending {
+				pendingRows[inst] = 0
 				run(inst)
 			}
 		}
@@ -404,6 +427,7 @@ func encode(ctx context.Context, cfg Config, rep *Report, in <-chan *job, out ch
 // run is interrupted (with its own deadline), so everything encoded is stored.
 func upsert(cfg Config, rep *Report, in <-chan *job) error {
 	pending := map[string][]*job{}
+	windowStore := newWindowWriter(cfg)
 	var firstErr error
 	write := func(inst string) {
 		b := pending[inst]
@@ -418,6 +442,7 @@ func upsert(cfg Config, rep *Report, in <-chan *job) error {
 			return
 		}
 		rows := make([]vectordb.Row, len(b))
+		var windows []vectordb.Row
 		now := time.Now().UTC()
 		for i, j := range b {
 			if inst == "drum" && j.meta.KeySource == vectordb.SourceAudio {
@@ -426,13 +451,20 @@ func upsert(cfg Config, rep *Report, in <-chan *job) error {
 			rep.sources(j.meta)
 			rows[i] = vectordb.Row{ID: j.id, Instrument: inst, Pack: j.meta.Pack, Path: j.path, BPM: j.meta.BPM,
 				Key: j.meta.Key, Duration: j.info.Duration.Seconds(), SampleRate: j.info.SampleRate,
-				EncoderID: cfg.EncoderIDs[inst], IngestedAt: now, Embedding: j.embed,
+				EncoderID: cfg.EncoderIDs[inst], IngestedAt: now, Embedding: j.embeds[0],
 				BPMSource: j.meta.BPMSource, BPMConfidence: j.meta.BPMConfidence, KeySource: j.meta.KeySource,
 				KeyConfidence: j.meta.KeyConfidence, InstrumentSource: j.meta.InstrumentSource}
+			windows = appendWindowRows(windows, rows[i], j.embeds[1:])
 		}
 		ctx, cancel := context.WithTimeout(context.Background(), 2*time.Minute)
 		defer cancel()
-		if err := cfg.Store.Upsert(ctx, cfg.Collection(inst), rows); err != nil {
+		// A loop's further windows are written before its row: a loop whose row is stored
+		// is whole, and a run cut short between the two stores it again on the next run.
+		err := windowStore.upsert(ctx, inst, windows)
+		if err == nil {
+			err = cfg.Store.Upsert(ctx, cfg.Collection(inst), rows)
+		}
+		if err != nil {
 			firstErr = fmt.Errorf("ingest: store %d rows: %w", len(rows), err)
 			for _, j := range b {
 				rep.fail(j.path, failWith(CodeStoreFailed, fmt.Errorf("not stored: %w", err)))

@@ -26,14 +26,14 @@ func TestIngestIntoMilvus(t *testing.T) {
 		t.Fatal(err)
 	}
 	defer store.Close()
-	for _, inst := range []string{"drum", "bass"} {
-		store.DropCollection(ctx, loopid.Collection(inst)) // a clean slate on a shared test server
-	}
-	defer func() {
+	drop := func() {
 		for _, inst := range []string{"drum", "bass"} {
 			store.DropCollection(ctx, loopid.Collection(inst))
+			store.DropCollection(ctx, loopid.WindowsCollection(loopid.Collection(inst)))
 		}
-	}()
+	}
+	drop() // a clean slate on a shared test server
+	defer drop()
 	lib := t.TempDir()
 	good := makeLibrary(t, lib, 60, 4)
 	broken, skipped := addBroken(t, lib)
@@ -47,8 +47,8 @@ func TestIngestIntoMilvus(t *testing.T) {
 		t.Fatalf("ingested %d/%d, failed %d/%d, skipped %d/%d", rep.Ingested, len(good), rep.Failed, len(broken), rep.Skipped, len(skipped))
 	}
 	snap := snapshot(t, store)
-	if len(snap) != len(good) {
-		t.Fatalf("Milvus holds %d rows, want %d", len(snap), len(good))
+	if countLoops(snap) != len(good) || len(snap) == len(good) {
+		t.Fatalf("Milvus holds %d loops and %d further windows, want %d loops and their windows", countLoops(snap), len(snap)-countLoops(snap), len(good))
 	}
 	rep2, err := Run(ctx, cfg, []string{lib})
 	if err != nil {

@@ -37,7 +37,10 @@ type ReencodeConfig struct {
 	// encoder at once (default 16); Page rows are read, encoded and written at a time
 	// (default 256).
 	Workers, BatchSize, Page int
-	Logger                   *slog.Logger
+	// MaxWindows caps the windows of a long loop, as Config.MaxWindows does; the
+	// companion collection of windows is rebuilt with the loops.
+	MaxWindows int
+	Logger     *slog.Logger
 }
 
 // ReencodeSuffix names the collection a re-encode builds beside the old one before
@@ -213,7 +216,7 @@ func reencodeOne(ctx context.Context, cfg ReencodeConfig, inst string) (Instrume
 	if vectordb.SameEncoder(old.EncoderID, ir.ToEncoder) && old.Dim == ir.ToDim {
 		ir.Status, ir.Reencoded = ReencodeCurrent, old.Count
 		if hasTmp { // left by a re-encode towards yet another bundle
-			if err := cfg.Store.DropCollection(ctx, tmp); err != nil {
+			if err := dropBuilt(ctx, cfg.Store, tmp); err != nil {
 				return ir, fmt.Errorf("reencode %s: drop the leftover %s: %w", inst, tmp, err)
 			}
 		}
@@ -225,7 +228,7 @@ func reencodeOne(ctx context.Context, cfg ReencodeConfig, inst string) (Instrume
 			return ir, fmt.Errorf("reencode %s: create %s: %w", inst, tmp, err)
 		}
 		// A half-built collection of another encoder: start again.
-		if err := cfg.Store.DropCollection(ctx, tmp); err != nil {
+		if err := dropBuilt(ctx, cfg.Store, tmp); err != nil {
 			return ir, fmt.Errorf("reencode %s: drop the stale %s: %w", inst, tmp, err)
 		}
 		if err := cfg.Store.EnsureCollection(ctx, want); err != nil {
@@ -260,10 +263,16 @@ func reencodeOne(ctx context.Context, cfg ReencodeConfig, inst string) (Instrume
 		ir.Status = ReencodeKept
 		ir.Error = fmt.Sprintf("not one of the %d stored loops could be re-encoded (first: %s %s), so %s is kept as it was: restore the files at their stored paths and run loopmatch ingest --reencode again, or ingest the library afresh into a new store",
 			len(ir.Failed), ir.Failed[0].Code, ir.Failed[0].Path, coll)
-		if err := cfg.Store.DropCollection(ctx, tmp); err != nil {
+		if err := dropBuilt(ctx, cfg.Store, tmp); err != nil {
 			return ir, fmt.Errorf("reencode %s: drop %s: %w", inst, tmp, err)
 		}
 		return ir, nil
+	}
+	// The windows first: until the loops' collection is swapped the instrument is
+	// refused as another encoder's anyway, and a rerun finds its rows done.
+	if err := swapWindows(ctx, cfg, inst, tmp, coll, ir.ToEncoder); err != nil {
+		ir.Status = ReencodeStopped
+		return ir, err
 	}
 	if err := cfg.Store.ReplaceCollection(ctx, tmp, coll); err != nil {
 		ir.Status = ReencodeStopped
@@ -271,6 +280,40 @@ func reencodeOne(ctx context.Context, cfg ReencodeConfig, inst string) (Instrume
 	}
 	ir.Status = ReencodeDone
 	return ir, nil
+}
+
+// dropBuilt drops a collection a re-encode built and its windows.
+func dropBuilt(ctx context.Context, s vectordb.Store, tmp string) error {
+	if err := s.DropCollection(ctx, loopid.WindowsCollection(tmp)); err != nil {
+		return err
+	}
+	return s.DropCollection(ctx, tmp)
+}
+
+// swapWindows puts the re-encoded windows of long loops in place of the old ones, or
+// drops old windows of another encoder when no loop has further windows now.
+func swapWindows(ctx context.Context, cfg ReencodeConfig, inst, tmp, coll, encoder string) error {
+	tmpW, collW := loopid.WindowsCollection(tmp), loopid.WindowsCollection(coll)
+	cs, err := cfg.Store.Collections(ctx)
+	if err != nil {
+		return fmt.Errorf("reencode %s: list collections: %w", inst, err)
+	}
+	var hasTmp, oldOther bool
+	for _, c := range cs {
+		hasTmp = hasTmp || c.Name == tmpW
+		oldOther = oldOther || (c.Name == collW && !vectordb.SameEncoder(c.EncoderID, encoder))
+	}
+	switch {
+	case hasTmp:
+		if err := cfg.Store.ReplaceCollection(ctx, tmpW, collW); err != nil {
+			return fmt.Errorf("reencode %s: put the new windows in place of %s: %w", inst, collW, err)
+		}
+	case oldOther:
+		if err := cfg.Store.DropCollection(ctx, collW); err != nil {
+			return fmt.Errorf("reencode %s: drop the old windows %s: %w", inst, collW, err)
+		}
+	}
+	return nil
 }
 
 // reencodePage decodes a page of stored loops (in parallel), encodes them in batches
@@ -294,7 +337,7 @@ func reencodePage(ctx context.Context, cfg ReencodeConfig, inst, tmp string, pag
 		}
 		todo = append(todo, r)
 	}
-	wins := make([][]float32, len(todo))
+	wins := make([][][]float32, len(todo))
 	fails := make([]*ReencodeFailure, len(todo))
 	o := audio.LoadOptions{SampleRate: cfg.SampleRate, WindowSeconds: cfg.WindowSeconds, Limits: cfg.Limits}
 	var wg sync.WaitGroup
@@ -304,7 +347,7 @@ func reencodePage(ctx context.Context, cfg ReencodeConfig, inst, tmp string, pag
 		go func() {
 			defer wg.Done()
 			for i := range next {
-				wins[i], fails[i] = loadStored(ctx, todo[i], o)
+				wins[i], fails[i] = loadStored(ctx, todo[i], o, cfg.MaxWindows)
 			}
 		}()
 	}
@@ -317,44 +360,66 @@ func reencodePage(ctx context.Context, cfg ReencodeConfig, inst, tmp string, pag
 		return n, nil, fmt.Errorf("reencode %s: %w: the old collection is untouched; run the same command again to resume", inst, err)
 	}
 	enc := cfg.Encoders[inst]
-	var out []vectordb.Row
+	var out, windows []vectordb.Row
 	var failed []ReencodeFailure
 	var batch []int
+	rows := 0
 	flush := func() {
 		if len(batch) == 0 {
 			return
 		}
-		flat := make([]float32, 0, len(batch)*enc.InputSize())
+		flat := make([]float32, 0, rows*enc.InputSize())
 		for _, i := range batch {
-			flat = append(flat, wins[i]...)
+			for _, w := range wins[i] {
+				flat = append(flat, w...)
+			}
 		}
 		res, err := enc.Run(ctx, flat)
 		d := enc.OutputSize()
-		for k, i := range batch {
+		at := 0
+		for _, i := range batch {
 			if err != nil {
 				failed = append(failed, failure(todo[i], ReencodeEncodeFailed, fmt.Errorf("encode: %w", err)))
 				continue
 			}
 			r := todo[i]
-			r.EncoderID, r.Embedding = want, res[k*d:(k+1)*d:(k+1)*d]
+			embeds := make([][]float32, len(wins[i]))
+			for k := range embeds {
+				embeds[k] = res[at*d : (at+1)*d : (at+1)*d]
+				at++
+			}
+			r.EncoderID, r.Embedding = want, embeds[0]
 			out = append(out, r)
+			windows = appendWindowRows(windows, r, embeds[1:])
 		}
-		batch = batch[:0]
+		batch, rows = batch[:0], 0
 	}
 	for i := range todo {
 		switch {
 		case fails[i] != nil:
 			failed = append(failed, *fails[i])
-		case len(wins[i]) != enc.InputSize():
-			failed = append(failed, failure(todo[i], ReencodeEncodeFailed, fmt.Errorf("window of %d samples, the encoder takes %d", len(wins[i]), enc.InputSize())))
+		case len(wins[i]) == 0 || len(wins[i][0]) != enc.InputSize():
+			failed = append(failed, failure(todo[i], ReencodeEncodeFailed, fmt.Errorf("windows of the wrong size, the encoder takes %d samples", enc.InputSize())))
 		default:
 			batch = append(batch, i)
-			if len(batch) >= cfg.BatchSize {
+			rows += len(wins[i])
+			if rows >= cfg.BatchSize {
 				flush()
 			}
 		}
 	}
 	flush()
+	if len(windows) > 0 {
+		// Before the loops' rows, so a loop found in tmp has its windows (a resumed run
+		// skips it).
+		c := vectordb.Collection{Name: loopid.WindowsCollection(tmp), Dim: enc.OutputSize(), EncoderID: want}
+		if err := cfg.Store.EnsureCollection(ctx, c); err != nil {
+			return n, failed, fmt.Errorf("reencode %s: create %s: %w", inst, c.Name, err)
+		}
+		if err := cfg.Store.Upsert(ctx, c.Name, windows); err != nil {
+			return n, failed, fmt.Errorf("reencode %s: store %d windows in %s: %w: the old collection is untouched; run the same command again to resume", inst, len(windows), c.Name, err)
+		}
+	}
 	if len(out) > 0 {
 		if err := cfg.Store.Upsert(ctx, tmp, out); err != nil {
 			return n, failed, fmt.Errorf("reencode %s: store %d rows in %s: %w: the old collection is untouched; run the same command again to resume", inst, len(out), tmp, err)
@@ -363,9 +428,10 @@ func reencodePage(ctx context.Context, cfg ReencodeConfig, inst, tmp string, pag
 	return n + len(out), failed, nil
 }
 
-// loadStored reads a stored loop's window again, after checking that the file at its
-// path is still the loop the row describes (same content id).
-func loadStored(ctx context.Context, r vectordb.Row, o audio.LoadOptions) ([]float32, *ReencodeFailure) {
+// loadStored reads a stored loop's windows again (its tempo sets the hop, as at
+// ingest), after checking that the file at its path is still the loop the row describes
+// (same content id).
+func loadStored(ctx context.Context, r vectordb.Row, o audio.LoadOptions, maxWindows int) ([][]float32, *ReencodeFailure) {
 	f, err := os.Open(r.Path)
 	if err != nil {
 		code := ReencodeUnreadable
@@ -385,12 +451,12 @@ func loadStored(ctx context.Context, r vectordb.Row, o audio.LoadOptions) ([]flo
 		fl := failure(r, ReencodeChanged, fmt.Errorf("the file now has content id %s, the stored loop %s: ingest it again as a new loop", id, r.ID))
 		return nil, &fl
 	}
-	w, _, err := audio.Load(ctx, r.Path, o)
+	l, err := audio.LoadLoop(ctx, r.Path, o)
 	if err != nil {
 		fl := failure(r, ReencodeUndecodable, err)
 		return nil, &fl
 	}
-	return w, nil
+	return l.Windows(o.WindowSeconds, audio.HopSeconds(o.WindowSeconds, r.BPM), maxWindows), nil
 }
 
 func failure(r vectordb.Row, code string, err error) ReencodeFailure {

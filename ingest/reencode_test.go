@@ -264,6 +264,36 @@ func TestReencode(t *testing.T) {
 				if !slices.Equal(z, got[0].Embedding) {
 					t.Errorf("%s %s: stored embedding %v, the v2 encoder gives %v", coll, probe.ID, got[0].Embedding, z)
 				}
+				// The windows of long loops (every loop here: 1-2 s at 0.4 s windows) were
+				// rebuilt with them, the failed loop's left out.
+				wcoll := loopid.WindowsCollection(coll)
+				if wc := colls[wcoll]; wc.Dim != 20 || wc.EncoderID != v2.EncoderIDs[in.Instrument] || wc.Count == 0 {
+					t.Errorf("%s after the re-encode: %+v", wcoll, wc)
+				}
+				if _, left := colls[loopid.WindowsCollection(coll+ReencodeSuffix)]; left {
+					t.Errorf("%s still listed", loopid.WindowsCollection(coll+ReencodeSuffix))
+				}
+				for _, r := range before[in.Instrument] {
+					if r.Path != wantFail {
+						continue
+					}
+					if has, err := store.Has(ctx, wcoll, []string{loopid.WindowID(r.ID, 1)}); err != nil || len(has) != 0 {
+						t.Errorf("%s: the windows of %s (%s) are still there (%v)", wcoll, wantFail, wantCode, err)
+					}
+				}
+				l, err := audio.LoadLoop(ctx, probe.Path, audio.LoadOptions{SampleRate: v2.SampleRate, WindowSeconds: v2.WindowSeconds})
+				if err != nil {
+					t.Fatal(err)
+				}
+				ws := l.Windows(v2.WindowSeconds, audio.HopSeconds(v2.WindowSeconds, probe.BPM), 0)
+				z1, err := v2.Encoders[in.Instrument].Run(ctx, ws[1])
+				if err != nil {
+					t.Fatal(err)
+				}
+				got, err = store.Get(ctx, wcoll, []string{loopid.WindowID(probe.ID, 1)})
+				if err != nil || len(got) != 1 || !slices.Equal(z1, got[0].Embedding) {
+					t.Errorf("%s window 1 of %s: %v (%v), the v2 encoder gives %v", wcoll, probe.ID, got, err, z1)
+				}
 			}
 
 			// The converted library is the v2 bundle's: nothing to ingest again (the

@@ -56,6 +56,11 @@ type Config struct {
 	Observer             Observer
 	// Rerank is the second stage (zero: the bundle has no scorer).
 	Rerank RerankConfig
+	// Aggregate is how a long loop's windows make its score (default DefaultAggregate);
+	// MaxWindows the most windows ingest stores per loop (default
+	// audio.DefaultMaxWindows), which bounds how many window rows a search fetches.
+	Aggregate  Aggregate
+	MaxWindows int
 }
 
 // Engine runs recommendations. It is safe for concurrent use.
@@ -241,6 +246,10 @@ type Request struct {
 	// SeedAudioID is the uploaded file's content id, when known: if that loop is stored,
 	// its pack serves ExcludeSeedPack and it is left out of the results.
 	SeedAudioID string
+	// SeedOffset chooses the seed's window of a long loop, in seconds into it: a stored
+	// seed's window that holds it (windows start HopSeconds apart), or for SeedAudio
+	// where the caller cut it (recorded in the response). 0 is the first window.
+	SeedOffset float64
 	// SeedDuration is the uploaded file's length in seconds (0 when unknown): an
 	// uploaded seed that is not stored gets its tempo from its audio and this length.
 	SeedDuration float64
@@ -267,6 +276,8 @@ type Seed struct {
 	// stored loop's own sources, or audio for an upload estimated from its audio.
 	BPMSource string `json:"bpm_source,omitempty"`
 	KeySource string `json:"key_source,omitempty"`
+	// WindowOffset is where the seed's window starts, in seconds into the seed loop.
+	WindowOffset float64 `json:"window_offset"`
 
 	row vectordb.Row // a stored seed's row (its file feeds the reranker)
 }
@@ -290,6 +301,9 @@ type Result struct {
 	Stage string `json:"stage"`
 	// Note says why a loop among the best N has no pair score.
 	Note string `json:"note,omitempty"`
+	// WindowOffset is where, in seconds into the loop, the window that matched best
+	// starts (0 for loops no longer than the model's window).
+	WindowOffset float64 `json:"window_offset"`
 }
 
 // Response is a recommendation: the ranked loops and the mapped latent (the predicted
@@ -324,6 +338,9 @@ func (e *Engine) Validate(r *Request) error {
 	}
 	if (r.SeedID == "") == (r.SeedAudio == nil) {
 		return fmt.Errorf("%w: give exactly one seed: a stored loop's id or an uploaded file", ErrInvalid)
+	}
+	if math.IsNaN(r.SeedOffset) || math.IsInf(r.SeedOffset, 0) || r.SeedOffset < 0 {
+		return fmt.Errorf("%w: seed_offset is %v: give the seconds into the seed loop where its window starts (0 or more)", ErrInvalid, r.SeedOffset)
 	}
 	if math.IsNaN(r.MMRLambda) || r.MMRLambda < 0 || r.MMRLambda > 1 {
 		return fmt.Errorf("%w: mmr_lambda is %v: use a value in (0, 1] (1 = pure relevance), or leave it out", ErrInvalid, r.MMRLambda)
@@ -447,7 +464,15 @@ func (e *Engine) SeedLatent(ctx context.Context, r Request) ([]float32, Seed, er
 		}
 		z := row.Embedding
 		row.Embedding = nil
-		return z, Seed{ID: row.ID, Stored: true, Pack: row.Pack, BPM: row.BPM, Key: row.Key, BPMSource: row.BPMSource, KeySource: row.KeySource, row: *row}, nil
+		seed := Seed{ID: row.ID, Stored: true, Pack: row.Pack, BPM: row.BPM, Key: row.Key, BPMSource: row.BPMSource, KeySource: row.KeySource, row: *row}
+		if r.SeedOffset > 0 {
+			wz, off, err := e.seedWindow(ctx, r.From, row, r.SeedOffset)
+			if err != nil {
+				return nil, Seed{}, err
+			}
+			z, seed.WindowOffset = wz, off
+		}
+		return z, seed, nil
 	}
 	enc := e.cfg.Encoders[r.From]
 	if enc == nil {
@@ -459,7 +484,7 @@ func (e *Engine) SeedLatent(ctx context.Context, r Request) ([]float32, Seed, er
 		return nil, Seed{}, fmt.Errorf("encode the uploaded %s seed: %w", r.From, err)
 	}
 	e.observeInference("encoder", r.From, time.Since(t0))
-	seed := Seed{ID: r.SeedAudioID}
+	seed := Seed{ID: r.SeedAudioID, WindowOffset: r.SeedOffset}
 	if r.SeedAudioID != "" {
 		// The same file may already be stored: its pack then serves exclude_seed_pack. A
 		// missing collection just means it is not stored.
@@ -468,7 +493,7 @@ func (e *Engine) SeedLatent(ctx context.Context, r Request) ([]float32, Seed, er
 			return nil, Seed{}, err
 		}
 		if row != nil {
-			seed = Seed{ID: row.ID, Stored: true, Pack: row.Pack, BPM: row.BPM, Key: row.Key, BPMSource: row.BPMSource, KeySource: row.KeySource}
+			seed = Seed{ID: row.ID, Stored: true, Pack: row.Pack, BPM: row.BPM, Key: row.Key, BPMSource: row.BPMSource, KeySource: row.KeySource, WindowOffset: r.SeedOffset}
 		}
 	}
 	return z, seed, nil
@@ -503,6 +528,13 @@ func (e *Engine) MapSeed(ctx context.Context, from, to string, z []float32) ([]f
 	return out, nil
 }
 
+func (e *Engine) aggregate() Aggregate {
+	if e.cfg.Aggregate == "" {
+		return DefaultAggregate
+	}
+	return e.cfg.Aggregate
+}
+
 // SearchMapped ranks the to collection against a mapped latent: k loops best first;
 // with mmrLambda in (0, 1) a diversity re-rank over up to 4k candidates.
 func (e *Engine) SearchMapped(ctx context.Context, to string, mapped []float32, k int, f vectordb.Filter, mmrLambda float64) ([]Result, error) {
@@ -510,37 +542,46 @@ func (e *Engine) SearchMapped(ctx context.Context, to string, mapped []float32, 
 	if mmrLambda > 0 && mmrLambda < 1 {
 		fetch = min(max(4*k, k), e.cfg.MaxCandidates, vectordb.MaxK)
 	}
-	hits, err := e.search(ctx, to, mapped, fetch, f)
+	hits, offs, err := e.search(ctx, to, mapped, fetch, f)
 	if err != nil {
 		return nil, err
 	}
-	return e.rankANN(ctx, e.cfg.Collection(to), hits, k, mmrLambda)
+	return e.rankANN(ctx, e.cfg.Collection(to), hits, offs, k, mmrLambda)
 }
 
 // search is the first stage: the fetch best rows of the to collection by cosine,
 // refusing rows of another encoder.
-func (e *Engine) search(ctx context.Context, to string, mapped []float32, fetch int, f vectordb.Filter) ([]vectordb.Hit, error) {
-	coll := e.cfg.Collection(to)
+func (e *Engine) search(ctx context.Context, to string, mapped []float32, fetch int, f vectordb.Filter) ([]vectordb.Hit, windowOffsets, error) {
 	if err := e.checkCollection(ctx, to); err != nil {
-		return nil, err
+		return nil, nil, err
 	}
-	t0 := time.Now()
-	hits, err := e.cfg.Store.Search(ctx, coll, mapped, fetch, f)
+	found, err := e.SearchLoops(ctx, to, [][]float32{mapped}, fetch, f, e.aggregate())
 	if err != nil {
-		return nil, e.storeErr(coll, err)
+		return nil, nil, err
 	}
-	e.observeSearch(coll, time.Since(t0))
-	for _, h := range hits {
-		if want := e.cfg.EncoderIDs[to]; !vectordb.SameEncoder(h.EncoderID, want) {
-			return nil, fmt.Errorf("%w: loop %s in %s was encoded by %q, the loaded %s encoder is %q: re-encode the library with loopmatch ingest --reencode", ErrEncoderMismatch, h.ID, coll, h.EncoderID, to, want)
-		}
+	lh := found[0]
+	hits := make([]vectordb.Hit, len(lh))
+	offs := make(windowOffsets, len(lh))
+	for i, h := range lh {
+		hits[i] = h.Hit
+		offs[h.ID] = h.WindowOffset
 	}
-	return hits, nil
+	return hits, offs, nil
+}
+
+// windowOffsets are the matched windows' offsets of a search's loops, by id.
+type windowOffsets map[string]float64
+
+// apply sets each result's WindowOffset.
+func (o windowOffsets) apply(rs []Result) {
+	for i := range rs {
+		rs[i].WindowOffset = o[rs[i].ID]
+	}
 }
 
 // rankANN makes the first stage's results: the hits in cosine order, or MMR's picks
 // from them when mmrLambda is in (0, 1).
-func (e *Engine) rankANN(ctx context.Context, coll string, hits []vectordb.Hit, k int, mmrLambda float64) ([]Result, error) {
+func (e *Engine) rankANN(ctx context.Context, coll string, hits []vectordb.Hit, offs windowOffsets, k int, mmrLambda float64) ([]Result, error) {
 	annRank := make(map[string]int, len(hits))
 	for i, h := range hits {
 		annRank[h.ID] = i + 1
@@ -557,7 +598,8 @@ func (e *Engine) rankANN(ctx context.Context, coll string, hits []vectordb.Hit, 
 	out := make([]Result, len(hits))
 	for i, h := range hits {
 		h.Embedding = nil
-		out[i] = Result{Row: h.Row, Rank: i + 1, Score: h.Score, AnnScore: h.Score, AnnRank: annRank[h.ID], Stage: StageANN}
+		out[i] = Result{Row: h.Row, Rank: i + 1, Score: h.Score, AnnScore: h.Score, AnnRank: annRank[h.ID], Stage: StageANN,
+			WindowOffset: offs[h.ID]}
 	}
 	return out, nil
 }

@@ -146,7 +146,7 @@ func (e *Engine) validateRerank(r *Request) error {
 // MMR over the whole list when asked.
 func (e *Engine) searchReranked(ctx context.Context, r Request, seed Seed, seedAudio []float32, mapped []float32, f vectordb.Filter, n int) ([]Result, RerankInfo, error) {
 	coll := e.cfg.Collection(r.To)
-	hits, err := e.search(ctx, r.To, mapped, max(n, r.K), f)
+	hits, offs, err := e.search(ctx, r.To, mapped, max(n, r.K), f)
 	if err != nil {
 		return nil, RerankInfo{}, err
 	}
@@ -155,9 +155,10 @@ func (e *Engine) searchReranked(ctx context.Context, r Request, seed Seed, seedA
 		return nil, info, err
 	}
 	if !info.Used { // the seed itself could not be scored
-		results, err = e.rankANN(ctx, coll, hits, r.K, r.MMRLambda)
+		results, err = e.rankANN(ctx, coll, hits, offs, r.K, r.MMRLambda)
 		return results, info, err
 	}
+	offs.apply(results)
 	if r.MMRLambda > 0 && r.MMRLambda < 1 && len(results) > r.K {
 		results, err = e.mmrResults(ctx, coll, results, r.K, r.MMRLambda)
 		if err != nil {

@@ -19,6 +19,7 @@ func newIngestCmd(g *globalOptions) *cobra.Command {
 	var (
 		manifest, report, instrument string
 		packLevel, workers, batch    int
+		maxWindows                   int
 		reencode, classify, estimate bool
 		checkNames                   bool
 	)
@@ -94,7 +95,7 @@ bundle with new decoders or mappers serves the library as it is.`,
 			if reencode {
 				rcfg := ingest.ReencodeConfig{Store: store, StoreName: g.store, Encoders: encs, EncoderIDs: b.EncoderIDs(),
 					SampleRate: b.SampleRate, WindowSeconds: b.WindowSeconds, Limits: audio.DefaultLimits(),
-					Workers: workers, BatchSize: batch, Logger: log}
+					Workers: workers, BatchSize: batch, MaxWindows: maxWindows, Logger: log}
 				rep, runErr := ingest.Reencode(ctx, rcfg)
 				if rep != nil {
 					fmt.Fprintln(cmd.ErrOrStderr(), rep.Summary())
@@ -123,7 +124,7 @@ bundle with new decoders or mappers serves the library as it is.`,
 			}
 			cfg := ingest.Config{Store: store, StoreName: g.store, BundleID: b.ID(), EncoderIDs: b.EncoderIDs(), SampleRate: b.SampleRate,
 				WindowSeconds: b.WindowSeconds, Encoders: encs, Classifier: cls, SkipNamedCheck: !checkNames, NoEstimates: !estimate, Rules: rules, Manifest: man,
-				Limits: audio.DefaultLimits(), Workers: workers, BatchSize: batch, Progress: prog, Logger: log}
+				Limits: audio.DefaultLimits(), Workers: workers, BatchSize: batch, MaxWindows: maxWindows, Progress: prog, Logger: log}
 			rep, runErr := ingest.Run(ctx, cfg, args)
 			if rep != nil {
 				fmt.Fprintln(cmd.ErrOrStderr(), rep.Summary())
@@ -148,7 +149,8 @@ bundle with new decoders or mappers serves the library as it is.`,
 	f.BoolVar(&estimate, "estimate", true, "estimate tempo and key from the audio where the manifest and names do not say (stored with bpm_source/key_source audio and a confidence); false leaves them unknown")
 	f.IntVar(&packLevel, "pack-level", 1, "folder level under each PATH that names the pack")
 	f.IntVar(&workers, "workers", runtime.GOMAXPROCS(0), "parallel decoders")
-	f.IntVar(&batch, "batch", 16, "loops per encoder batch")
+	f.IntVar(&batch, "batch", 16, "windows per encoder batch")
+	f.IntVar(&maxWindows, "max-windows", audio.DefaultMaxWindows, "windows embedded per loop longer than the model's window (one per whole bars that fit in it at the loop's tempo, else per window; the first 64 s at 4 s windows); 1 keeps the first window only")
 	f.BoolVar(&reencode, "reencode", false, "re-encode the stored library with this bundle's encoders (collections made by another encoder), from the stored files")
 	return cmd
 }
