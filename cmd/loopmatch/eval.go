@@ -27,6 +27,7 @@ type evalOptions struct {
 	from, to, split         string
 	manifest, corpus, pairs string
 	minCandidates, workers  int
+	aggregate               string
 	asJSON                  bool
 	rerank                  bool
 	rerankN                 int
@@ -86,6 +87,7 @@ consistency (whatever --store asks) and batches its searches, one request per se
 	f.StringVar(&o.pairs, "pairs", "", "right answers: CSV (seed,target or drum,bass) or JSONL of loop ids or paths; default: the seed's pack")
 	f.IntVar(&o.minCandidates, "min-candidates", 5, "tempo settings skip seeds with fewer wrong candidates")
 	f.IntVar(&o.workers, "workers", runtime.GOMAXPROCS(0), "parallel decoders when ingesting --corpus")
+	f.StringVar(&o.aggregate, "aggregate", string(recommend.DefaultAggregate), "how a long loop's windows make its score: max (its best window, as recommend ranks), mean (all its windows), or first (its first window, as train/ evaluates)")
 	f.BoolVar(&o.asJSON, "json", false, "print JSON")
 	f.BoolVar(&o.rerank, "rerank", false, "also score the second stage: the best --rerank-n rescored by the bundle's pair scorer")
 	f.IntVar(&o.rerankN, "rerank-n", 0, fmt.Sprintf("how many of the cosine ranking's best --rerank rescores (1-%d; 0: the bundle's default)", recommend.MaxRerankN))
@@ -101,6 +103,7 @@ type evalDoc struct {
 	To              string                  `json:"to"`
 	Direction       string                  `json:"direction"`
 	Split           string                  `json:"split"`
+	Aggregate       string                  `json:"aggregate"` // how long loops' windows were scored
 	GroundTruth     string                  `json:"ground_truth"`
 	SeedLoops       int                     `json:"seed_loops"`
 	CandidateLoops  int                     `json:"candidate_loops"`
@@ -142,6 +145,10 @@ func runEval(ctx context.Context, g *globalOptions, o *evalOptions, out, errOut 
 	}
 	if o.corpus != "" && o.manifest != "" {
 		return usage("give --corpus DIR (uses DIR/metadata.csv) or --manifest FILE, not both")
+	}
+	agg, err := recommend.ParseAggregate(o.aggregate)
+	if err != nil {
+		return usage("--aggregate %q: use max, mean or first", o.aggregate)
 	}
 	if o.minCandidates < 1 {
 		return usage("--min-candidates %d: give at least 1", o.minCandidates)
@@ -233,7 +240,7 @@ func runEval(ctx context.Context, g *globalOptions, o *evalOptions, out, errOut 
 		}
 	}
 
-	doc := evalDoc{Bundle: svc.bundle.ID(), Encoders: map[string]string{o.from: svc.engine.EncoderID(o.from), o.to: svc.engine.EncoderID(o.to)}, Store: storeSpec, From: o.from, To: o.to, Direction: o.from + "2" + o.to,
+	doc := evalDoc{Bundle: svc.bundle.ID(), Encoders: map[string]string{o.from: svc.engine.EncoderID(o.from), o.to: svc.engine.EncoderID(o.to)}, Store: storeSpec, From: o.from, To: o.to, Direction: o.from + "2" + o.to, Aggregate: string(agg),
 		Split: o.split, GroundTruth: "same pack", Metrics: map[string]eval.Metrics{}, Stage: recommend.StageANN}
 	if o.corpus != "" {
 		if len(roots) == 0 {
@@ -265,7 +272,7 @@ func runEval(ctx context.Context, g *globalOptions, o *evalOptions, out, errOut 
 		return exitError{code: 1, err: err}
 	}
 	cfg := eval.Config{Store: svc.store, SeedCollection: svc.engine.Collection(o.from), TargetCollection: svc.engine.Collection(o.to),
-		Recommender: engineRecommender{e: svc.engine, from: o.from, to: o.to}, MinCandidates: o.minCandidates}
+		Recommender: engineRecommender{e: svc.engine, from: o.from, to: o.to, agg: agg}, MinCandidates: o.minCandidates}
 	if man != nil {
 		cfg.Include = func(r vectordb.Row) bool {
 			e, ok := man.Lookup(r.Path)
@@ -337,7 +344,7 @@ func printEval(out io.Writer, d evalDoc) error {
 	if d.Stage == recommend.StageRerank {
 		fmt.Fprintf(out, "two stages: the cosine search, then its best %d rescored by the pair scorer\n", d.RerankN)
 	}
-	fmt.Fprintf(out, "split %s: %d %s seeds, %d %s candidates; right answers: %s\n", d.Split, d.SeedLoops, d.From, d.CandidateLoops, d.To, d.GroundTruth)
+	fmt.Fprintf(out, "split %s: %d %s seeds, %d %s candidates; right answers: %s; long loops scored by %s window\n", d.Split, d.SeedLoops, d.From, d.CandidateLoops, d.To, d.GroundTruth, aggregateWords[d.Aggregate])
 	if d.ListedNotStored > 0 {
 		fmt.Fprintf(out, "note: %d loops the manifest lists for this split are not in the store (not ingested, or failed)\n", d.ListedNotStored)
 	}
@@ -435,11 +442,15 @@ func (r *engineReranker) Rerank(ctx context.Context, seedID string, hits []vecto
 	return out, nil
 }
 
+var aggregateWords = map[string]string{"max": "their best", "mean": "the mean of each", "first": "their first"}
+
 // engineRecommender runs an evaluation through the recommend Engine: the stored seed's
-// latent, the mapper, and SearchMapped, exactly as a recommend request does.
+// latent, the mapper, and the engine's search of loops, as a recommend request does
+// (with agg, which recommend takes from the server's configuration).
 type engineRecommender struct {
 	e        *recommend.Engine
 	from, to string
+	agg      recommend.Aggregate
 }
 
 func (r engineRecommender) Query(ctx context.Context, seedID string) ([]float32, error) {
@@ -451,15 +462,11 @@ func (r engineRecommender) Query(ctx context.Context, seedID string) ([]float32,
 }
 
 func (r engineRecommender) Search(ctx context.Context, q []float32, k int, f vectordb.Filter) ([]vectordb.Hit, error) {
-	res, err := r.e.SearchMapped(ctx, r.to, q, k, f, 0)
+	res, err := r.SearchBatch(ctx, [][]float32{q}, k, f)
 	if err != nil {
 		return nil, err
 	}
-	hits := make([]vectordb.Hit, len(res))
-	for i, x := range res {
-		hits[i] = vectordb.Hit{Row: x.Row, Score: x.Score}
-	}
-	return hits, nil
+	return res[0], nil
 }
 
 // fileID is a file's loop id (its content hash), for pairs named by a path the store

@@ -7,7 +7,6 @@ import (
 	"net/url"
 	"time"
 
-	"github.com/loopmatch/loopmatch/recommend"
 	"github.com/loopmatch/loopmatch/vectordb"
 	"github.com/loopmatch/loopmatch/vectordb/backend"
 )
@@ -67,28 +66,22 @@ func settle(ctx context.Context, s vectordb.Store, collections ...string) error 
 }
 
 // SearchBatch searches the target collection for several seeds under one filter in one
-// call (one round trip to Milvus), checking every answer was encoded by the engine's
-// encoder, as SearchMapped does for one; each answer is what Search gives (the
-// conformance of SearchBatch to Search is tested per backend).
+// call (one round trip to Milvus per collection) through the engine's search of loops:
+// the checks a recommend request runs (the encoder that filled each collection), and a
+// long loop's windows aggregated into its score as --aggregate says.
 func (r engineRecommender) SearchBatch(ctx context.Context, qs [][]float32, k int, f vectordb.Filter) ([][]vectordb.Hit, error) {
-	coll := r.e.Collection(r.to)
 	if len(qs) == 0 {
 		return nil, nil
 	}
-	// The engine's own search, once per batch, runs its checks of the collection (the
-	// encoder that filled it) that a recommend request runs.
-	if _, err := r.e.SearchMapped(ctx, r.to, qs[0], 1, f, 0); err != nil {
-		return nil, err
-	}
-	out, err := vectordb.SearchBatch(ctx, r.e.Store(), coll, qs, k, f)
+	found, err := r.e.SearchLoops(ctx, r.to, qs, k, f, r.agg)
 	if err != nil {
-		return nil, fmt.Errorf("search %s: %w", coll, err)
+		return nil, fmt.Errorf("search %s: %w", r.e.Collection(r.to), err)
 	}
-	for _, hits := range out {
-		for _, h := range hits {
-			if !r.e.EncodedByLoaded(r.to, h.EncoderID) {
-				return nil, fmt.Errorf("%w: loop %s in %s was encoded by %q, the loaded %s encoder is %q: re-encode the library with loopmatch ingest --reencode", recommend.ErrEncoderMismatch, h.ID, coll, h.EncoderID, r.to, r.e.EncoderID(r.to))
-			}
+	out := make([][]vectordb.Hit, len(found))
+	for i, hits := range found {
+		out[i] = make([]vectordb.Hit, len(hits))
+		for j, h := range hits {
+			out[i][j] = h.Hit
 		}
 	}
 	return out, nil
