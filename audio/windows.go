@@ -97,6 +97,8 @@ type Loop struct {
 	Mono []float32 // mono, resampled to Rate, checked (not silent, finite, long enough)
 	Rate int
 	Info Info
+
+	windowSeconds float64 // of the options it was loaded with
 }
 
 // LoadLoop decodes a file to mono at the model's rate without cutting it, for callers
@@ -136,6 +138,33 @@ func (l *Loop) Window(windowSeconds float64) []float32 {
 	return fit(l.Mono, WindowSamples(l.Rate, windowSeconds))
 }
 
+// LoadFrom is Load with the window that starts offsetSeconds into the loop (Load's
+// window at 0; a long seed loop's later part).
+func LoadFrom(ctx context.Context, path string, o LoadOptions, offsetSeconds float64) ([]float32, Info, error) {
+	if offsetSeconds == 0 {
+		return Load(ctx, path, o)
+	}
+	l, err := LoadLoop(ctx, path, o)
+	if err != nil {
+		return nil, Info{}, err
+	}
+	w, err := l.WindowFrom(l.windowSeconds, offsetSeconds)
+	return w, l.Info, err
+}
+
+// LoadBytesFrom is LoadFrom for audio held in memory (uploads).
+func LoadBytesFrom(data []byte, o LoadOptions, offsetSeconds float64) ([]float32, Info, error) {
+	if offsetSeconds == 0 {
+		return LoadBytes(data, o)
+	}
+	l, err := LoadLoopBytes(data, o)
+	if err != nil {
+		return nil, Info{}, err
+	}
+	w, err := l.WindowFrom(l.windowSeconds, offsetSeconds)
+	return w, l.Info, err
+}
+
 // Windows cuts the loop's windows: WindowCount of them, hopSeconds apart.
 func (l *Loop) Windows(windowSeconds, hopSeconds float64, maxWindows int) [][]float32 {
 	n := WindowCount(l.Info.Duration.Seconds(), windowSeconds, hopSeconds, maxWindows)
@@ -171,5 +200,5 @@ func prepareLoop(b *Buffer, o LoadOptions) (*Loop, error) {
 	if len(r) == 0 {
 		return nil, fmt.Errorf("%w: nothing left at %d Hz", ErrTooShort, o.SampleRate)
 	}
-	return &Loop{Mono: r, Rate: o.SampleRate, Info: info}, nil
+	return &Loop{Mono: r, Rate: o.SampleRate, Info: info, windowSeconds: o.WindowSeconds}, nil
 }

@@ -39,6 +39,9 @@ func checkParsed(t *testing.T, q *RecommendQuery, err error) {
 	if r.MMRLambda < 0 || r.MMRLambda > 1 || math.IsNaN(r.MMRLambda) {
 		t.Fatalf("mmr_lambda %v accepted", r.MMRLambda)
 	}
+	if !(r.SeedOffset >= 0 && r.SeedOffset < maxSeedOffset) {
+		t.Fatalf("seed_offset %v accepted", r.SeedOffset)
+	}
 	fl := r.Filter
 	if fl.MinBPM < 0 || fl.MaxBPM < 0 || fl.MinBPM > maxBPM || fl.MaxBPM > maxBPM || (fl.MaxBPM > 0 && fl.MinBPM > fl.MaxBPM) || math.IsNaN(fl.MinBPM) || math.IsNaN(fl.MaxBPM) {
 		t.Fatalf("BPM range [%v, %v] accepted", fl.MinBPM, fl.MaxBPM)
@@ -109,6 +112,7 @@ func FuzzParseRecommendJSON(f *testing.F) {
 	for _, s := range []string{
 		`{"seed_id": "0123456789abcdef0123456789abcdef"}`,
 		`{"seed_id": "0123456789abcdef0123456789abcdef", "from": "drum", "to": "bass", "k": 10, "mmr_lambda": 0.7, "preview": true}`,
+		`{"seed_id": "0123456789abcdef0123456789abcdef", "seed_offset": 8}`,
 		`{"seed_id": "0123456789abcdef0123456789abcdef", "filter": {"min_bpm": 90, "max_bpm": 130, "keys": ["a minor", "F#m"], "packs": ["P"], "exclude_packs": ["Q"], "exclude_seed_pack": true}}`,
 		`{"seed_id": "0123456789abcdef0123456789abcdef", "k": 0}`,
 		`{"seed_id": "0123456789abcdef0123456789abcdef", "rerank": true, "rerank_n": 100}`,
@@ -137,7 +141,7 @@ func FuzzParseRecommendJSON(f *testing.F) {
 func FuzzParseRecommendForm(f *testing.F) {
 	for _, s := range []string{
 		"k=5&from=drum&to=bass", "min_bpm=90&max_bpm=120&key=Am,C&key=F%23m", "pack=a&pack=b&exclude_pack=c",
-		"mmr_lambda=0.5&preview=true&exclude_seed_pack=1", "k=abc", "k=0", "mmr_lambda=NaN", "min_bpm=Inf",
+		"mmr_lambda=0.5&preview=true&exclude_seed_pack=1", "seed_offset=4.5", "seed_offset=-0", "seed_offset=1e3", "k=abc", "k=0", "mmr_lambda=NaN", "min_bpm=Inf",
 		"from=drum&from=bass", "foo=bar", "%zz", "key=H%23", "max_bpm=-1",
 		"tempo=seed&tempo_tolerance_pct=3&half_double=false", "tempo=174.5&key_compat=camelot&key_compat_key=8A",
 		"key_compat=relative&include_unknown_key=1", "tempo=0", "tempo=NaN", "tempo_tolerance_pct=5", "key_compat_key=Am",

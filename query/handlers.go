@@ -79,6 +79,9 @@ type RankedLoop struct {
 	PairScore *float32 `json:"pair_score,omitempty"`
 	Stage     string   `json:"stage"`
 	Note      string   `json:"note,omitempty"`
+	// WindowOffset is where the window that matched best starts, in seconds into the
+	// loop (0 for loops no longer than the model's window): the page starts playback there.
+	WindowOffset float64 `json:"window_offset"`
 }
 
 // RerankJSON says what the bundle's second stage offers: whether it can rerank at all,
@@ -133,7 +136,7 @@ func (s *Server) recommend(c *gin.Context) {
 			return
 		}
 		lim := audio.Limits{MaxFileBytes: s.cfg.MaxUploadBytes, MaxDuration: s.cfg.MaxUploadDuration}
-		pcm, info, err := audio.LoadBytes(q.Upload, s.engine.AudioOptions(lim))
+		pcm, info, err := audio.LoadBytesFrom(q.Upload, s.engine.AudioOptions(lim), req.SeedOffset)
 		if err != nil {
 			s.fail(c, fmt.Errorf("the uploaded seed: %w", err))
 			return
@@ -154,7 +157,8 @@ func (s *Server) recommend(c *gin.Context) {
 	for i, r := range resp.Results {
 		out.Results[i] = RankedLoop{ID: r.ID, Rank: r.Rank, Score: r.Score, Pack: r.Pack, BPM: r.BPM, Key: r.Key,
 			Duration: r.Duration, AudioURL: audioURL(resp.Pair.To, r.ID), Name: loopName(r.Path), Provenance: provenance(&r.Row),
-			AnnScore: r.AnnScore, AnnRank: r.AnnRank, PairScore: r.PairScore, Stage: r.Stage, Note: r.Note}
+			AnnScore: r.AnnScore, AnnRank: r.AnnRank, PairScore: r.PairScore, Stage: r.Stage, Note: r.Note,
+			WindowOffset: r.WindowOffset}
 	}
 	if q.Preview {
 		key := previewKey(resp.BundleID, resp.Pair.To, resp.Mapped)

@@ -35,6 +35,8 @@ type recommendBody struct {
 	Preview   *bool       `json:"preview"`
 	Rerank    *bool       `json:"rerank"`
 	RerankN   *int        `json:"rerank_n"`
+	// SeedOffset chooses a long seed loop's window (seconds into it).
+	SeedOffset *float64 `json:"seed_offset"`
 }
 
 type filterBody struct {
@@ -119,6 +121,12 @@ func ParseRecommendJSON(body []byte) (*RecommendQuery, error) {
 		}
 		r.RerankN = *b.RerankN
 	}
+	if b.SeedOffset != nil {
+		if err := checkSeedOffset(*b.SeedOffset); err != nil {
+			return nil, err
+		}
+		r.SeedOffset = *b.SeedOffset
+	}
 	if f := b.Filter; f != nil {
 		if f.MinBPM != nil {
 			r.Filter.MinBPM = *f.MinBPM
@@ -159,7 +167,7 @@ func ParseRecommendJSON(body []byte) (*RecommendQuery, error) {
 // recommendFields are the parameters an uploaded seed may carry (query string or form
 // fields); recommendLists may repeat.
 var (
-	recommendFields = append([]string{"from", "to", "k", "min_bpm", "max_bpm", "key", "pack", "exclude_pack", "exclude_seed_pack", "mmr_lambda", "preview", "rerank", "rerank_n"}, compatFields...)
+	recommendFields = append([]string{"from", "to", "k", "min_bpm", "max_bpm", "key", "pack", "exclude_pack", "exclude_seed_pack", "mmr_lambda", "preview", "rerank", "rerank_n", "seed_offset"}, compatFields...)
 	recommendLists  = []string{"key", "pack", "exclude_pack"}
 )
 
@@ -210,6 +218,12 @@ func ParseRecommendForm(q url.Values) (*RecommendQuery, error) {
 		if err := checkLambda(r.MMRLambda); err != nil {
 			return nil, err
 		}
+	}
+	if r.SeedOffset, err = floatParam(q, "seed_offset"); err != nil {
+		return nil, err
+	}
+	if err := checkSeedOffset(r.SeedOffset); err != nil {
+		return nil, err
 	}
 	if r.Filter.Keys, err = checkKeys(splitList(q["key"])); err != nil {
 		return nil, err
@@ -317,6 +331,16 @@ func checkInstrument(field, v string) (string, error) {
 func checkLambda(l float64) error {
 	if math.IsNaN(l) || l <= 0 || l > 1 {
 		return invalidParam("mmr_lambda is %v: use a value in (0, 1] (1 = pure relevance, lower = more diverse), or leave it out", l)
+	}
+	return nil
+}
+
+// maxSeedOffset bounds seed_offset by the longest audio a decoder accepts (10 min).
+const maxSeedOffset = 600
+
+func checkSeedOffset(v float64) error {
+	if math.IsNaN(v) || math.IsInf(v, 0) || v < 0 || v >= maxSeedOffset {
+		return invalidParam("seed_offset is %v: give the seconds into the seed loop where its window starts, 0 <= seed_offset < %d (0, the default, is the first window)", v, maxSeedOffset)
 	}
 	return nil
 }

@@ -115,7 +115,7 @@ func errorStatus(err error) (int, string) {
 	case errors.Is(err, audio.ErrCorrupt), errors.Is(err, audio.ErrTruncated), errors.Is(err, audio.ErrTooShort),
 		errors.Is(err, audio.ErrSilent), errors.Is(err, audio.ErrNonFinite):
 		return http.StatusUnprocessableEntity, "unprocessable-audio"
-	case errors.Is(err, vectordb.ErrInvalid):
+	case errors.Is(err, vectordb.ErrInvalid), errors.Is(err, audio.ErrOffset):
 		return http.StatusUnprocessableEntity, "invalid-parameters"
 	case errors.Is(err, vectordb.ErrUnavailable), errors.Is(err, vectordb.ErrLocked):
 		return http.StatusServiceUnavailable, "unavailable"

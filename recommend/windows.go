@@ -102,6 +102,9 @@ var errNoWindows = errors.New("no windows collection")
 // for any k; mean is exact when k reaches every candidate (eval) and otherwise ranks the
 // loops whose best windows come first.
 func (e *Engine) SearchLoops(ctx context.Context, to string, qs [][]float32, k int, f vectordb.Filter, agg Aggregate) ([][]LoopHit, error) {
+	if agg == "" {
+		agg = e.aggregate()
+	}
 	coll := e.cfg.Collection(to)
 	if err := e.checkCollection(ctx, to); err != nil {
 		return nil, err

@@ -19,6 +19,7 @@ func newRecommendCmd(g *globalOptions) *cobra.Command {
 		seedID, seedFile, from, to string
 		k                          int
 		minBPM, maxBPM, lambda     float64
+		seedOffset                 float64
 		keys, packs, exclude       []string
 		excludeSeedPack, asJSON    bool
 		compat                     compatFlags
@@ -95,7 +96,7 @@ bundle's manifest decides (rerank.default).`,
 				return err
 			}
 			defer svc.Close()
-			req := recommend.Request{SeedID: seedID, From: from, To: to, K: k, MMRLambda: lambda, Filter: filter}
+			req := recommend.Request{SeedID: seedID, From: from, To: to, K: k, MMRLambda: lambda, SeedOffset: seedOffset, Filter: filter}
 			if cmd.Flags().Changed("rerank") {
 				req.Rerank = &rerank
 			}
@@ -103,7 +104,7 @@ bundle's manifest decides (rerank.default).`,
 				req.RerankN = rerankN
 			}
 			if seedFile != "" {
-				pcm, info, err := audio.Load(ctx, seedFile, svc.engine.AudioOptions(audio.DefaultLimits()))
+				pcm, info, err := audio.LoadFrom(ctx, seedFile, svc.engine.AudioOptions(audio.DefaultLimits()), seedOffset)
 				if err != nil {
 					return exitError{code: 2, err: fmt.Errorf("seed %s: %w", seedFile, err)}
 				}
@@ -133,6 +134,8 @@ bundle's manifest decides (rerank.default).`,
 					Key       string   `json:"key"`
 					Duration  float64  `json:"duration"`
 					Path      string   `json:"path"`
+					// Where the loop's best-matching window starts (seconds).
+					WindowOffset float64 `json:"window_offset"`
 				}
 				doc := struct {
 					Bundle          string                     `json:"bundle"`
@@ -150,13 +153,16 @@ bundle's manifest decides (rerank.default).`,
 				}
 				for _, r := range resp.Results {
 					doc.Results = append(doc.Results, result{r.ID, r.Rank, r.Score, r.AnnScore, r.AnnRank, r.PairScore, r.Stage, r.Note,
-						r.Pack, r.BPM, r.Key, r.Duration, r.Path})
+						r.Pack, r.BPM, r.Key, r.Duration, r.Path, r.WindowOffset})
 				}
 				enc := json.NewEncoder(out)
 				enc.SetIndent("", "  ")
 				return enc.Encode(doc)
 			}
 			fmt.Fprintf(out, "%s -> %s, seed %s", resp.Pair.From, resp.Pair.To, resp.Seed.ID)
+			if resp.Seed.WindowOffset > 0 {
+				fmt.Fprintf(out, " from %.2f s", resp.Seed.WindowOffset)
+			}
 			if resp.Seed.Pack != "" {
 				fmt.Fprintf(out, " (pack %s)", resp.Seed.Pack)
 			}
@@ -168,13 +174,13 @@ bundle's manifest decides (rerank.default).`,
 			}
 			fmt.Fprintln(out)
 			tw := tabwriter.NewWriter(out, 0, 4, 2, ' ', 0)
-			fmt.Fprintln(tw, "RANK\tSCORE\tSTAGE\tCOSINE\tPAIR\tID\tPACK\tBPM\tKEY\tSECONDS\tPATH")
+			fmt.Fprintln(tw, "RANK\tSCORE\tSTAGE\tCOSINE\tPAIR\tID\tPACK\tBPM\tKEY\tSECONDS\tAT\tPATH")
 			for _, r := range resp.Results {
 				pair := "-"
 				if r.PairScore != nil {
 					pair = fmt.Sprintf("%.4f", *r.PairScore)
 				}
-				fmt.Fprintf(tw, "%d\t%.4f\t%s\t%.4f\t%s\t%s\t%s\t%g\t%s\t%.2f\t%s\n", r.Rank, r.Score, r.Stage, r.AnnScore, pair, r.ID, r.Pack, r.BPM, r.Key, r.Duration, r.Path)
+				fmt.Fprintf(tw, "%d\t%.4f\t%s\t%.4f\t%s\t%s\t%s\t%g\t%s\t%.2f\t%.2f\t%s\n", r.Rank, r.Score, r.Stage, r.AnnScore, pair, r.ID, r.Pack, r.BPM, r.Key, r.Duration, r.WindowOffset, r.Path)
 			}
 			if err := tw.Flush(); err != nil {
 				return err
@@ -206,6 +212,7 @@ bundle's manifest decides (rerank.default).`,
 	f.Float64Var(&lambda, "mmr-lambda", 0, "diversity re-rank in (0, 1]: 1 = pure relevance (0 = off)")
 	f.BoolVar(&rerank, "rerank", false, "rerank the cosine search's best by the bundle's pair scorer (--rerank=false: off; unset: the bundle's default)")
 	f.IntVar(&rerankN, "rerank-n", recommend.DefaultRerankN, fmt.Sprintf("how many of the cosine search's best to rescore (1-%d; unset: the bundle's default)", recommend.MaxRerankN))
+	f.Float64Var(&seedOffset, "seed-offset", 0, "seconds into a long seed loop: its window that holds this offset is the seed (0 = the first window)")
 	f.BoolVar(&asJSON, "json", false, "print JSON")
 	compat.register(f)
 	return cmd

@@ -495,7 +495,8 @@ function renderMeta(it) {
   const score = it.stage === "rerank" && it.pair_score !== undefined
     ? `pair ${it.pair_score.toFixed(3)} \u00b7 cosine ${it.ann_score.toFixed(3)} (was #${it.ann_rank})`
     : `score ${it.score.toFixed(3)}`;
-  meta.textContent = [score, bpm, it.key, it.pack].filter(Boolean).join(" \u00b7 ");
+  const at = it.window_offset > 0 ? `matched from ${it.window_offset.toFixed(1)} s` : "";
+  meta.textContent = [score, bpm, it.key, it.pack, at].filter(Boolean).join(" \u00b7 ");
 }
 
 function select(i, focus) {
@@ -533,7 +534,7 @@ async function playItem(i) {
     if (seq !== state.playSeq || state.seed !== seed) return;
     seed.decoded = s;
     it.decoded = c;
-    player.play({ buffer: s.buffer, bpm: seedTempo() }, { buffer: c.buffer, bpm: it.bpm, kind: it.kind, id: it.id });
+    player.play({ buffer: s.buffer, bpm: seedTempo() }, { buffer: c.buffer, bpm: it.bpm, kind: it.kind, id: it.id, offset: it.window_offset || 0 });
     state.playing = i;
     state.loading = false;
     renderTransport();

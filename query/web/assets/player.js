@@ -125,7 +125,9 @@ export class Player {
 
   /**
    * Plays the seed and a candidate together, both looping, from one start time.
-   * seed: {buffer, bpm}; cand: {buffer, bpm, kind: "loop" | "preview", id}.
+   * seed: {buffer, bpm}; cand: {buffer, bpm, kind: "loop" | "preview", id, offset}, where
+   * offset (seconds into the candidate) is where its best-matching window starts: a long
+   * loop plays from there, then loops whole.
    * Synchronous, so nothing can interleave between the two starts; the caller resumes
    * a suspended context first. Returns the schedule.
    */
@@ -157,15 +159,16 @@ export class Player {
     // One time for both: the whole point. Scheduled slightly ahead so neither start
     // is late on a busy main thread.
     const t0 = ctx.currentTime + START_LEAD;
+    const candOffset = cand.kind === "loop" && cand.offset > 0 && cand.offset < candLoop ? cand.offset : 0;
     s.start(t0);
-    c.start(t0);
+    c.start(t0, candOffset);
     this.sources = [s, c];
     this.now = {
       t0, id: cand.id, kind: cand.kind, rate,
       seed: { loop: seedLoop, duration: seed.buffer.duration },
-      cand: { loop: candLoop, duration: cand.buffer.duration },
+      cand: { loop: candLoop, duration: cand.buffer.duration, offset: candOffset },
     };
-    this.lastStart = { seedT0: t0, candT0: t0, rate, seedLoopEnd: seedLoop, candLoopEnd: candLoop, candidate: cand.id, kind: cand.kind };
+    this.lastStart = { seedT0: t0, candT0: t0, rate, seedLoopEnd: seedLoop, candLoopEnd: candLoop, candidate: cand.id, kind: cand.kind, candOffset };
     this.onchange();
     return this.now;
   }
@@ -188,7 +191,7 @@ export class Player {
     if (el < 0) return { seed: 0, cand: 0 };
     return {
       seed: (el % n.seed.loop) / n.seed.duration,
-      cand: ((el * n.rate) % n.cand.loop) / n.cand.duration,
+      cand: ((el * n.rate + n.cand.offset) % n.cand.loop) / n.cand.duration,
     };
   }
 }
