@@ -325,4 +325,3 @@ func (e *Engine) checkHits(to, coll string, out [][]LoopHit) error {
 	}
 	return nil
 }
-
