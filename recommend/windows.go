@@ -68,6 +68,9 @@ func (e *Engine) windowsPresent(ctx context.Context, instrument string) (bool, e
 	c, ok := e.checked[coll]
 	e.mu.Unlock()
 	if ok && c.at.Add(e.cfg.CollectionCheckEvery).After(time.Now()) {
+		if errors.Is(c.err, errNoWindows) {
+			return false, nil
+		}
 		return c.err == nil, c.err
 	}
 	cs, err := e.cfg.Store.Collections(ctx)
