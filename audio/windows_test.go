@@ -1,7 +1,12 @@
 package audio
 
 import (
+	"bytes"
+	"context"
+	"errors"
 	"math"
+	"os"
+	"path/filepath"
 	"testing"
 )
 
@@ -90,4 +95,54 @@ func equal(a, b []float32) bool {
 		}
 	}
 	return true
+}
+
+// LoadFrom cuts the window that starts at the offset of a real file; an offset past the
+// end is ErrOffset; offset 0 is Load's window.
+func TestLoadFrom(t *testing.T) {
+	const rate = 8000
+	x := make([]float32, 3*rate) // 3 s, a ramp so every sample is distinct
+	for i := range x {
+		x[i] = float32(i%rate)/rate - 0.5
+	}
+	var buf bytes.Buffer
+	if err := EncodeWAV(&buf, x, rate, Float32); err != nil {
+		t.Fatal(err)
+	}
+	path := filepath.Join(t.TempDir(), "long.wav")
+	if err := os.WriteFile(path, buf.Bytes(), 0o644); err != nil {
+		t.Fatal(err)
+	}
+	o := LoadOptions{SampleRate: rate, WindowSeconds: 1}
+	ctx := context.Background()
+	w0, _, err := Load(ctx, path, o)
+	if err != nil {
+		t.Fatal(err)
+	}
+	for _, c := range []struct {
+		offset float64
+		start  int
+	}{{0, 0}, {0.5, rate / 2}, {2.5, 5 * rate / 2}} {
+		w, err := LoadFrom(ctx, path, o, c.offset)
+		if err != nil {
+			t.Fatalf("offset %v: %v", c.offset, err)
+		}
+		if c.offset == 0 && !equal(w, w0) {
+			t.Fatal("LoadFrom at 0 is not Load's window")
+		}
+		for i := range w {
+			if want := x[(c.start+i)%len(x)]; w[i] != want {
+				t.Fatalf("offset %v: sample %d is %v, want %v (the file from %d, wrapping)", c.offset, i, w[i], want, c.start)
+			}
+		}
+		b, err := LoadBytesFrom(buf.Bytes(), o, c.offset)
+		if err != nil || !equal(b, w) {
+			t.Fatalf("LoadBytesFrom at %v differs from LoadFrom (%v)", c.offset, err)
+		}
+	}
+	for _, off := range []float64{3, 4, -1, math.NaN()} {
+		if _, err := LoadFrom(ctx, path, o, off); !errors.Is(err, ErrOffset) {
+			t.Errorf("offset %v: %v, want ErrOffset", off, err)
+		}
+	}
 }
