@@ -47,7 +47,8 @@ window.__loopmatch = {
   get playing() { return !!(player && player.now); },
   get selected() { return state.selected; },
   get items() {
-    return state.items.map(({ kind, id, name, bpm, key, decoded }) => ({ kind, id, name, bpm, key: key || "", decoded: !!decoded,
+    return state.items.map(({ kind, id, name, bpm, key, decoded, window_offset }) => ({ kind, id, name, bpm, key: key || "", decoded: !!decoded,
+      window_offset: window_offset || 0,
       duration: decoded ? decoded.buffer.duration : null, rendition: decoded ? decoded.rendition || "" : null }));
   },
   get seed() {

@@ -231,13 +231,15 @@ test("a stored seed gets ranked loops that play in sync with it", async (t) => {
 
   // A different seed tempo: the candidate follows it by varispeed, restarted in sync.
   const current = other >= 0 ? s.items[other] : rank1;
-  await page.fill("#seedbpm", "100");
+  // A tempo the candidate does not have, so it must follow by varispeed.
+  const newTempo = current.bpm === 100 ? 90 : 100;
+  await page.fill("#seedbpm", String(newTempo));
   await page.locator("#seedbpm").blur();
   await page.waitForFunction((want) => window.__loopmatch.lastStart && Math.abs(window.__loopmatch.lastStart.rate - want) < 1e-6,
-    rateOf(100, current.bpm));
+    rateOf(newTempo, current.bpm));
   const { cand } = await assertSynced(page, current);
   // playbackRate is a float32 AudioParam.
-  close(cand.rate, rateOf(100, current.bpm), "rate after the seed tempo changed", 1e-6);
+  close(cand.rate, rateOf(newTempo, current.bpm), "rate after the seed tempo changed", 1e-6);
   assert.match(await page.textContent("#play-status"), /Varispeed/);
 
   // Space stops.
