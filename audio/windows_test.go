@@ -123,9 +123,12 @@ func TestLoadFrom(t *testing.T) {
 		offset float64
 		start  int
 	}{{0, 0}, {0.5, rate / 2}, {2.5, 5 * rate / 2}} {
-		w, err := LoadFrom(ctx, path, o, c.offset)
+		w, info, err := LoadFrom(ctx, path, o, c.offset)
 		if err != nil {
 			t.Fatalf("offset %v: %v", c.offset, err)
+		}
+		if info.Duration.Seconds() != 3 {
+			t.Fatalf("offset %v: the file's duration is %v", c.offset, info.Duration)
 		}
 		if c.offset == 0 && !equal(w, w0) {
 			t.Fatal("LoadFrom at 0 is not Load's window")
@@ -135,13 +138,13 @@ func TestLoadFrom(t *testing.T) {
 				t.Fatalf("offset %v: sample %d is %v, want %v (the file from %d, wrapping)", c.offset, i, w[i], want, c.start)
 			}
 		}
-		b, err := LoadBytesFrom(buf.Bytes(), o, c.offset)
+		b, _, err := LoadBytesFrom(buf.Bytes(), o, c.offset)
 		if err != nil || !equal(b, w) {
 			t.Fatalf("LoadBytesFrom at %v differs from LoadFrom (%v)", c.offset, err)
 		}
 	}
 	for _, off := range []float64{3, 4, -1, math.NaN()} {
-		if _, err := LoadFrom(ctx, path, o, off); !errors.Is(err, ErrOffset) {
+		if _, _, err := LoadFrom(ctx, path, o, off); !errors.Is(err, ErrOffset) {
 			t.Errorf("offset %v: %v, want ErrOffset", off, err)
 		}
 	}
