@@ -470,7 +470,9 @@ func (e *Engine) SeedLatent(ctx context.Context, r Request) ([]float32, Seed, er
 			if err != nil {
 				return nil, Seed{}, err
 			}
-			z, seed.WindowOffset = wz, off
+			if wz != nil { // a later window than the first
+				z, seed.WindowOffset = wz, off
+			}
 		}
 		return z, seed, nil
 	}

@@ -280,7 +280,7 @@ func (e *Engine) meanScores(ctx context.Context, to string, q []float32, byID ma
 }
 
 // seedWindow is the stored latent of the window of a stored loop that holds offset
-// seconds, and where that window starts.
+// seconds, and where that window starts; nil for the first window (the row's own).
 func (e *Engine) seedWindow(ctx context.Context, instrument string, row *vectordb.Row, offset float64) ([]float32, float64, error) {
 	if offset >= row.Duration {
 		return nil, 0, fmt.Errorf("%w: seed_offset %g s is past the end of loop %s (%.3f s long): give 0 <= seed_offset < %.3f", ErrInvalid, offset, row.ID, row.Duration, row.Duration)
@@ -288,7 +288,7 @@ func (e *Engine) seedWindow(ctx context.Context, instrument string, row *vectord
 	hop := audio.HopSeconds(e.cfg.WindowSeconds, row.BPM)
 	k := int(math.Floor(offset/hop + 1e-9))
 	if k == 0 {
-		return row.Embedding, 0, nil
+		return nil, 0, nil
 	}
 	n := audio.WindowCount(row.Duration, e.cfg.WindowSeconds, hop, e.maxWindows())
 	coll := loopid.WindowsCollection(e.cfg.Collection(instrument))
