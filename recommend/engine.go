@@ -5,6 +5,7 @@ import (
 	"errors"
 	"fmt"
 	"math"
+	"runtime"
 	"sort"
 	"strings"
 	"sync"
@@ -71,6 +72,7 @@ type Engine struct {
 	checked map[string]collectionCheck
 
 	features *featureCache // the reranker's pairfront features of stored loops
+	coldWork chan struct{} // bounds the requests computing features at once
 }
 
 type collectionCheck struct {
@@ -156,7 +158,8 @@ func NewEngine(cfg Config) (*Engine, error) {
 	if err := checkRerankConfig(&cfg); err != nil {
 		return nil, err
 	}
-	return &Engine{cfg: cfg, checked: map[string]collectionCheck{}, features: newFeatureCache(cfg.Rerank.CacheBytes)}, nil
+	return &Engine{cfg: cfg, checked: map[string]collectionCheck{}, features: newFeatureCache(cfg.Rerank.CacheBytes),
+		coldWork: make(chan struct{}, max(1, runtime.GOMAXPROCS(0)/2))}, nil
 }
 
 // checkRerankConfig fills the second stage's defaults and checks its models agree: every

@@ -427,6 +427,15 @@ func (e *Engine) loopFeatures(ctx context.Context, inst string, rows []vectordb.
 	if len(miss) == 0 {
 		return feats, notes, nil
 	}
+	// Computing features is the heavy, memory-hungry path (a window per loop through the
+	// pairfront's STFT): a bounded number of requests do it at once, so a cold cache under
+	// load queues instead of growing the process by a batch per concurrent request.
+	select {
+	case e.coldWork <- struct{}{}:
+		defer func() { <-e.coldWork }()
+	case <-ctx.Done():
+		return nil, nil, fmt.Errorf("rerank: %w", ctx.Err())
+	}
 	wins := make([][]float32, len(rows))
 	o := audio.LoadOptions{SampleRate: e.cfg.SampleRate, WindowSeconds: e.cfg.WindowSeconds, Limits: rc.FileLimits}
 	var wg sync.WaitGroup
