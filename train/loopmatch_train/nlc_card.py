@@ -48,7 +48,9 @@ def card_section(results: dict, infos: dict, shipped: str, wins: bool, n: int, m
                 out.append(f"| {label} | {split} | {p['accuracy']:.3f} | {p['auc']:.3f} | " +
                            " | ".join(f"{p[f'auc_{s}']:.3f}" for s in STRATS) + " |")
     out += ["", "Ablation: rows `cnn-no-X` leave strategy X out of training (a batch without `selected` "
-            "draws every pack at random; without `random`, every pack from one tempo).", "",
+            "draws every pack at random; without `random`, every pack from one tempo). They train for fewer "
+            "steps than the shipped rows; `cnn-all-ablation-steps` is the CNN with all five strategies trained "
+            "for as many, the row to compare them with.", "",
             "### Training", ""]
     for label, info in infos.items():
         h = info.get("history", [{}])[-1]

@@ -118,8 +118,10 @@ def main(argv=None):
         [round(base[("drum2bass", s, "same_bpm")]["R_mn"], 4) for s in SPLITS])
 
     towers = N.load_towers(os.path.join(args.out, "towers.pt"))
+    # the ablation: the CNN with each strategy left out, beside the CNN with all five trained
+    # for as many steps ("cnn-all-ablation-steps")
     rows_to_train = [("tower", N.STRATEGIES), ("cnn", N.STRATEGIES), ("siamese", N.STRATEGIES)] + \
-        [("cnn", tuple(s for s in N.STRATEGIES if s != left)) for left in N.STRATEGIES]
+        [("cnn", tuple(s for s in N.STRATEGIES if s != left)) for left in N.STRATEGIES] + [("cnn", N.STRATEGIES, "ref")]
     results = {"bi-encoder": {}}
     for k, v in base.items():
         results["bi-encoder"].setdefault(k[0], {}).setdefault(k[1], {})[k[2]] = v
@@ -129,9 +131,11 @@ def main(argv=None):
     done_results = json.load(open(path))["results"] if os.path.exists(path) else {}
     done = set()
     only = set(x for x in args.only.split(",") if x)
-    for kind, strategies in rows_to_train:
+    for kind, strategies, *ref in rows_to_train:
         label = kind if len(strategies) == len(N.STRATEGIES) else \
             f"{kind}-no-{next(s for s in N.STRATEGIES if s not in strategies)}"
+        if ref:
+            label = f"{kind}-all-ablation-steps"
         if only and label not in only:
             continue
         ck = os.path.join(work, f"{label}.pt")
