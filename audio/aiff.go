@@ -7,7 +7,7 @@ import (
 )
 
 // decodeAIFF reads AIFF and AIFF-C (NONE/twos, sowt, raw, fl32, fl64) from memory.
-func decodeAIFF(data []byte, lim Limits) (*Buffer, error) {
+func decodeAIFF(data []byte, lim Limits, sp span) (*Buffer, error) {
 	if len(data) < 12 {
 		return nil, fmt.Errorf("%w: %d bytes is shorter than an AIFF header", ErrTruncated, len(data))
 	}
@@ -120,11 +120,11 @@ func decodeAIFF(data []byte, lim Limits) (*Buffer, error) {
 	if int64(len(audio)) < need {
 		return nil, fmt.Errorf("%w: COMM declares %d frames but SSND holds %d: the file was cut short", ErrTruncated, frames, int64(len(audio))/int64(channels*width))
 	}
-	out, err := convert(audio[:need], kind, width)
+	out, err := convert(audio[:sp.cut(frames, rate, kind)*int64(channels*width)], kind, width)
 	if err != nil {
 		return nil, err
 	}
-	return &Buffer{SampleRate: rate, Channels: channels, Data: out, Format: aiffFormat(aifc), BitDepth: bits}, nil
+	return &Buffer{SampleRate: rate, Channels: channels, Data: out, Format: aiffFormat(aifc), BitDepth: bits, Total: frames}, nil
 }
 
 func aiffFormat(aifc bool) Format {

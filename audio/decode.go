@@ -20,6 +20,10 @@ type Buffer struct {
 	Data       []float32 // interleaved, len = frames * Channels
 	Format     Format
 	BitDepth   int // bits per sample as stored (0 for lossy formats)
+	// Total is the whole stream's length in frames. It exceeds Frames only when the
+	// decode stopped early (Load decodes what its window needs): then the length is what
+	// the header declares (WAV, AIFF, FLAC STREAMINFO, the last Ogg page's granule).
+	Total int64
 }
 
 // Frames is the number of sample frames.
@@ -30,13 +34,19 @@ func (b *Buffer) Frames() int {
 	return len(b.Data) / b.Channels
 }
 
-// Duration of the audio.
+// Duration of the whole stream, also when only its start was decoded.
 func (b *Buffer) Duration() time.Duration {
 	if b.SampleRate == 0 {
 		return 0
 	}
-	return time.Duration(float64(b.Frames()) / float64(b.SampleRate) * float64(time.Second))
+	return time.Duration(float64(b.length()) / float64(b.SampleRate) * float64(time.Second))
 }
+
+// length is the whole stream's frames: Total where a decoder set it, else what is held.
+func (b *Buffer) length() int64 { return max(b.Total, int64(b.Frames())) }
+
+// partial reports whether the decode stopped before the end of the stream.
+func (b *Buffer) partial() bool { return b.Total > int64(b.Frames()) }
 
 // Mono averages the channels (equal weights: a loop's channels are parts of one mix).
 func (b *Buffer) Mono() []float32 {
@@ -62,19 +72,36 @@ func (b *Buffer) Mono() []float32 {
 // every format here needs random access to its chunks, and decoded float32 is larger
 // than the file anyway, so streaming would save nothing.
 func Decode(r io.Reader, size int64, lim Limits) (*Buffer, error) {
-	lim = lim.orDefault()
-	if size > lim.MaxFileBytes {
-		return nil, fmt.Errorf("%w: %d bytes, the limit is %d: trim the file or raise the size limit", ErrTooLarge, size, lim.MaxFileBytes)
-	}
-	data, err := io.ReadAll(io.LimitReader(r, lim.MaxFileBytes+1))
+	data, err := readAll(r, size, lim.orDefault())
 	if err != nil {
-		return nil, fmt.Errorf("read audio: %w", err)
+		return nil, err
 	}
 	return DecodeBytes(data, lim)
 }
 
+// readAll reads a file of the given size (-1: unknown) into memory, in one allocation
+// when the size is known (io.ReadAll would copy a large file several times as it grows).
+func readAll(r io.Reader, size int64, lim Limits) ([]byte, error) {
+	if size > lim.MaxFileBytes {
+		return nil, fmt.Errorf("%w: %d bytes, the limit is %d: trim the file or raise the size limit", ErrTooLarge, size, lim.MaxFileBytes)
+	}
+	var buf bytes.Buffer
+	if size >= 0 {
+		buf.Grow(int(size) + bytes.MinRead) // room to see EOF without growing
+	}
+	if _, err := buf.ReadFrom(io.LimitReader(r, lim.MaxFileBytes+1)); err != nil {
+		return nil, fmt.Errorf("read audio: %w", err)
+	}
+	return buf.Bytes(), nil
+}
+
 // DecodeBytes decodes a whole file held in memory, recognising the format by content.
 func DecodeBytes(data []byte, lim Limits) (*Buffer, error) {
+	return decodeBytes(data, lim, span{})
+}
+
+// decodeBytes decodes the start of a file that sp asks for (all of it when sp is zero).
+func decodeBytes(data []byte, lim Limits, sp span) (*Buffer, error) {
 	lim = lim.orDefault()
 	if int64(len(data)) > lim.MaxFileBytes {
 		return nil, fmt.Errorf("%w: more than %d bytes, the limit: trim the file or raise the size limit", ErrTooLarge, lim.MaxFileBytes)
@@ -88,13 +115,13 @@ func DecodeBytes(data []byte, lim Limits) (*Buffer, error) {
 	)
 	switch f := Sniff(data); f {
 	case WAV, RF64:
-		b, err = decodeWAV(data, lim)
+		b, err = decodeWAV(data, lim, sp)
 	case AIFF, AIFC:
-		b, err = decodeAIFF(data, lim)
+		b, err = decodeAIFF(data, lim, sp)
 	case FLAC:
-		b, err = guard("FLAC", func() (*Buffer, error) { return decodeFLAC(data, lim) })
+		b, err = guard("FLAC", func() (*Buffer, error) { return decodeFLAC(data, lim, sp) })
 	case OGG:
-		b, err = guard("Ogg Vorbis", func() (*Buffer, error) { return decodeOgg(data, lim) })
+		b, err = guard("Ogg Vorbis", func() (*Buffer, error) { return decodeOgg(data, lim, sp) })
 	default:
 		return nil, fmt.Errorf("%w: content is not WAV, RF64, AIFF, AIFF-C, FLAC or Ogg Vorbis (MP3 and AAC are not decoded: convert them first)", ErrUnsupported)
 	}
@@ -120,6 +147,11 @@ func guard(name string, f func() (*Buffer, error)) (b *Buffer, err error) {
 
 // DecodeFile reads and decodes one file, checking its size before reading it.
 func DecodeFile(ctx context.Context, path string, lim Limits) (*Buffer, error) {
+	return decodeFile(ctx, path, lim, span{})
+}
+
+// decodeFile is DecodeFile for the start of the file that sp asks for.
+func decodeFile(ctx context.Context, path string, lim Limits, sp span) (*Buffer, error) {
 	if err := ctx.Err(); err != nil {
 		return nil, err
 	}
@@ -133,14 +165,18 @@ func DecodeFile(ctx context.Context, path string, lim Limits) (*Buffer, error) {
 	if err != nil {
 		return nil, fmt.Errorf("decode %s: %w", path, err)
 	}
-	b, err := Decode(f, st.Size(), lim)
+	data, err := readAll(f, st.Size(), lim)
+	if err != nil {
+		return nil, fmt.Errorf("decode %s: %w", path, err)
+	}
+	b, err := decodeBytes(data, lim, sp)
 	if err != nil {
 		return nil, fmt.Errorf("decode %s: %w", path, err)
 	}
 	return b, nil
 }
 
-func decodeFLAC(data []byte, lim Limits) (*Buffer, error) {
+func decodeFLAC(data []byte, lim Limits, sp span) (*Buffer, error) {
 	s, err := flac.New(bytes.NewReader(data))
 	if err != nil {
 		return nil, fmt.Errorf("%w: FLAC header: %v", ErrCorrupt, err)
@@ -159,10 +195,19 @@ func decodeFLAC(data []byte, lim Limits) (*Buffer, error) {
 	maxFrames := min(int64(lim.MaxDuration.Seconds()*float64(rate))+1, lim.maxSamples()/int64(channels))
 	// The header's length is only a hint: a few bytes of FLAC can declare hours, so the
 	// first allocation is bounded by the file size and append grows with real frames.
-	out := make([]float32, 0, preallocSamples(int64(info.NSamples)*int64(channels), len(data)))
+	// Stop early only when STREAMINFO states the length: the duration comes from it.
+	stop := int64(0)
+	if info.NSamples > 0 {
+		stop = sp.frames(rate)
+	}
+	declared := int64(info.NSamples)
+	if stop > 0 && stop < declared {
+		declared = stop
+	}
+	out := make([]float32, 0, preallocSamples(declared*int64(channels), len(data)))
 	scale := 1 / float32(uint64(1)<<(bits-1))
 	var frames int64
-	for {
+	for stop == 0 || frames < stop {
 		fr, err := s.ParseNext()
 		if errors.Is(err, io.EOF) {
 			break
@@ -192,13 +237,13 @@ func decodeFLAC(data []byte, lim Limits) (*Buffer, error) {
 			}
 		}
 	}
-	if info.NSamples != 0 && uint64(frames) < info.NSamples {
+	if info.NSamples != 0 && uint64(frames) < info.NSamples && (stop == 0 || frames < stop) {
 		return nil, fmt.Errorf("%w: FLAC declares %d frames, %d decoded: the file was cut short", ErrTruncated, info.NSamples, frames)
 	}
-	return &Buffer{SampleRate: rate, Channels: channels, Data: out, Format: FLAC, BitDepth: bits}, nil
+	return &Buffer{SampleRate: rate, Channels: channels, Data: out, Format: FLAC, BitDepth: bits, Total: max(frames, int64(info.NSamples))}, nil
 }
 
-func decodeOgg(data []byte, lim Limits) (*Buffer, error) {
+func decodeOgg(data []byte, lim Limits, sp span) (*Buffer, error) {
 	if c := oggCodec(data); c != "" && c != "Vorbis" {
 		return nil, fmt.Errorf("%w: Ogg %s: only Vorbis is decoded in Ogg; convert it to FLAC, WAV or Ogg Vorbis", ErrUnsupported, c)
 	}
@@ -213,10 +258,18 @@ func decodeOgg(data []byte, lim Limits) (*Buffer, error) {
 	if err := checkLayout(channels, rate, 16); err != nil {
 		return nil, err
 	}
-	maxSamples := min((int64(lim.MaxDuration.Seconds()*float64(rate))+1)*int64(channels), lim.maxSamples())
+	maxFrames := int64(lim.MaxDuration.Seconds()*float64(rate)) + 1
+	maxSamples := min(maxFrames*int64(channels), lim.maxSamples())
+	// The last page's granule position is the stream's length (the reader finds it when
+	// it opens a seekable source): stop early only when it is known and within limits.
+	length := r.Length()
+	stop := int64(0)
+	if length > 0 && length <= maxFrames {
+		stop = sp.frames(rate)
+	}
 	out := make([]float32, 0, preallocSamples(int64(4*rate*channels), len(data)))
 	buf := make([]float32, 4096*channels)
-	for {
+	for stop == 0 || int64(len(out)) < stop*int64(channels) {
 		n, err := r.Read(buf)
 		out = append(out, buf[:n]...)
 		if int64(len(out)) > maxSamples {
@@ -233,7 +286,11 @@ func decodeOgg(data []byte, lim Limits) (*Buffer, error) {
 		}
 	}
 	out = out[:len(out)/channels*channels]
-	return &Buffer{SampleRate: rate, Channels: channels, Data: out, Format: OGG}, nil
+	total := int64(len(out) / channels)
+	if stop > 0 && total >= stop {
+		total = max(total, length)
+	}
+	return &Buffer{SampleRate: rate, Channels: channels, Data: out, Format: OGG, Total: total}, nil
 }
 
 // preallocSamples caps a first allocation by what the file could plausibly hold (16

@@ -57,7 +57,7 @@ func checkBuffer(t *testing.T, b *Buffer, err error, integer bool) {
 func FuzzDecodeWAV(f *testing.F) {
 	addSeeds(f, "seed16.wav", "seedf32.wav", "seedrf64.wav")
 	f.Fuzz(func(t *testing.T, data []byte) {
-		b, err := decodeWAV(data, fuzzLimits)
+		b, err := decodeWAV(data, fuzzLimits, span{})
 		checkBuffer(t, b, err, false)
 	})
 }
@@ -65,7 +65,7 @@ func FuzzDecodeWAV(f *testing.F) {
 func FuzzDecodeAIFF(f *testing.F) {
 	addSeeds(f, "seed.aiff", "seed.aifc")
 	f.Fuzz(func(t *testing.T, data []byte) {
-		b, err := decodeAIFF(data, fuzzLimits)
+		b, err := decodeAIFF(data, fuzzLimits, span{})
 		checkBuffer(t, b, err, false)
 	})
 }
@@ -73,7 +73,7 @@ func FuzzDecodeAIFF(f *testing.F) {
 func FuzzDecodeFLAC(f *testing.F) {
 	addSeeds(f, "seed.flac")
 	f.Fuzz(func(t *testing.T, data []byte) {
-		b, err := guard("FLAC", func() (*Buffer, error) { return decodeFLAC(data, fuzzLimits) })
+		b, err := guard("FLAC", func() (*Buffer, error) { return decodeFLAC(data, fuzzLimits, span{}) })
 		checkBuffer(t, b, err, true)
 	})
 }
@@ -81,7 +81,7 @@ func FuzzDecodeFLAC(f *testing.F) {
 func FuzzDecodeOgg(f *testing.F) {
 	addSeeds(f, "seed.ogg")
 	f.Fuzz(func(t *testing.T, data []byte) {
-		b, err := guard("Ogg Vorbis", func() (*Buffer, error) { return decodeOgg(data, fuzzLimits) })
+		b, err := guard("Ogg Vorbis", func() (*Buffer, error) { return decodeOgg(data, fuzzLimits, span{}) })
 		checkBuffer(t, b, err, false)
 	})
 }

@@ -2,6 +2,7 @@ package audio
 
 import (
 	"context"
+	"errors"
 	"fmt"
 	"time"
 )
@@ -22,21 +23,19 @@ type Info struct {
 	Duration   time.Duration // of the whole file
 }
 
-// Load decodes a file and returns the model window: mono, resampled, tiled or cut.
+// Load decodes a file and returns the model window: mono, resampled, tiled or cut. It
+// decodes and resamples only the start of the file that the window needs (plus the
+// resampler's margin), and takes the duration from the header.
 func Load(ctx context.Context, path string, o LoadOptions) ([]float32, Info, error) {
 	o, err := o.normalize()
 	if err != nil {
 		return nil, Info{}, err
 	}
-	b, err := DecodeFile(ctx, path, o.Limits)
-	if err != nil {
-		return nil, Info{}, err
-	}
-	w, info, err := prepare(b, o)
-	if err != nil {
+	w, info, err := load(func(sp span) (*Buffer, error) { return decodeFile(ctx, path, o.Limits, sp) }, o)
+	if err != nil && info.SampleRate != 0 { // decoded, then refused by the window rule
 		return nil, info, fmt.Errorf("%s: %w", path, err)
 	}
-	return w, info, nil
+	return w, info, err
 }
 
 // LoadBytes is Load for audio held in memory (uploads).
@@ -45,11 +44,29 @@ func LoadBytes(data []byte, o LoadOptions) ([]float32, Info, error) {
 	if err != nil {
 		return nil, Info{}, err
 	}
-	b, err := DecodeBytes(data, o.Limits)
+	return load(func(sp span) (*Buffer, error) { return decodeBytes(data, o.Limits, sp) }, o)
+}
+
+// load decodes the window's span and fits it. The window rule judges the whole loop, so
+// when the decoded start is silent but the file goes on, the file is decoded whole and
+// judged again: Load answers exactly as a decode of the whole file would.
+func load(decode func(span) (*Buffer, error), o LoadOptions) ([]float32, Info, error) {
+	sp := span{seconds: o.WindowSeconds, toRate: o.SampleRate}
+	b, err := decode(sp)
 	if err != nil {
 		return nil, Info{}, err
 	}
-	return prepare(b, o)
+	r, info, err := prepare(b, o, sp)
+	if errors.Is(err, ErrSilent) && b.partial() {
+		if b, err = decode(span{}); err != nil {
+			return nil, Info{}, err
+		}
+		r, info, err = prepare(b, o, sp)
+	}
+	if err != nil {
+		return nil, info, err
+	}
+	return fit(r, WindowSamples(o.SampleRate, o.WindowSeconds)), info, nil
 }
 
 func (o LoadOptions) normalize() (LoadOptions, error) {
@@ -66,13 +83,32 @@ func (o LoadOptions) normalize() (LoadOptions, error) {
 	return o, nil
 }
 
-// prepare is the pipeline train/ mirrors: mono, checks on the whole loop at the file's
-// own rate, resample, then tile or cut. The checks run once, before resampling, so the
-// rule does not depend on the resampler (a NaN would smear, a peak could move).
-func prepare(b *Buffer, o LoadOptions) ([]float32, Info, error) {
-	l, err := prepareLoop(b, o)
-	if err != nil {
-		return nil, Info{Format: b.Format, SampleRate: b.SampleRate, Channels: b.Channels, BitDepth: b.BitDepth, Duration: b.Duration()}, err
+// prepare is the pipeline train/ mirrors: mono, checks on the loop at the file's own
+// rate, resample, then the caller tiles or cuts. The checks run before resampling, so
+// the rule does not depend on the resampler (a NaN would smear, a peak could move). They
+// see everything decoded: the whole loop, or (when the decoder stopped at the span) its
+// start, which Load widens to the whole loop when that start is silent. Only the span's
+// frames are resampled, and only the span's samples come back: past it the resampler saw
+// a cut, not the loop. The zero span resamples and returns the whole loop (LoadLoop).
+func prepare(b *Buffer, o LoadOptions, sp span) ([]float32, Info, error) {
+	info := Info{Format: b.Format, SampleRate: b.SampleRate, Channels: b.Channels, BitDepth: b.BitDepth, Duration: b.Duration()}
+	mono := b.Mono()
+	if err := CheckSignal(mono, b.SampleRate); err != nil {
+		return nil, info, err
 	}
-	return fit(l.Mono, WindowSamples(o.SampleRate, o.WindowSeconds)), l.Info, nil
+	cut := false
+	if n := sp.frames(b.SampleRate); n > 0 && n < int64(len(mono)) {
+		mono, cut = mono[:n], true
+	}
+	r, err := Resample(mono, b.SampleRate, o.SampleRate)
+	if err != nil {
+		return nil, info, err
+	}
+	if len(r) == 0 { // only at absurd target rates: 50 ms rounds to no sample
+		return nil, info, fmt.Errorf("%w: nothing left at %d Hz", ErrTooShort, o.SampleRate)
+	}
+	if cut || b.partial() {
+		r = r[:min(len(r), WindowSamples(o.SampleRate, sp.seconds))]
+	}
+	return r, info, nil
 }

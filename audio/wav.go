@@ -15,7 +15,7 @@ const (
 
 // decodeWAV reads RIFF/WAVE and RF64 from memory. It is our own reader because
 // go-audio/wav silently decodes IEEE float data as integers.
-func decodeWAV(data []byte, lim Limits) (*Buffer, error) {
+func decodeWAV(data []byte, lim Limits, sp span) (*Buffer, error) {
 	if len(data) < 12 {
 		return nil, fmt.Errorf("%w: %d bytes is shorter than a WAV header", ErrTruncated, len(data))
 	}
@@ -132,7 +132,7 @@ func decodeWAV(data []byte, lim Limits) (*Buffer, error) {
 	if err := lim.checkFrames(frames, channels, rate); err != nil {
 		return nil, err
 	}
-	out, err := convert(dataChunk[:frames*int64(frameBytes)], kind, width)
+	out, err := convert(dataChunk[:sp.cut(frames, rate, kind)*int64(frameBytes)], kind, width)
 	if err != nil {
 		return nil, err
 	}
@@ -140,7 +140,7 @@ func decodeWAV(data []byte, lim Limits) (*Buffer, error) {
 	if rf64 {
 		f = RF64
 	}
-	return &Buffer{SampleRate: rate, Channels: channels, Data: out, Format: f, BitDepth: bits}, nil
+	return &Buffer{SampleRate: rate, Channels: channels, Data: out, Format: f, BitDepth: bits, Total: frames}, nil
 }
 
 // checkRIFFSize refuses a RIFF header that declares more than the file holds (or more

@@ -186,19 +186,11 @@ func (l *Loop) WindowFrom(windowSeconds, offsetSeconds float64) ([]float32, erro
 }
 
 // prepareLoop is the pipeline train/ mirrors up to the window: mono, checks on the whole
-// loop at the file's own rate, resample.
+// loop at the file's own rate, resample (prepare over the whole loop).
 func prepareLoop(b *Buffer, o LoadOptions) (*Loop, error) {
-	info := Info{Format: b.Format, SampleRate: b.SampleRate, Channels: b.Channels, BitDepth: b.BitDepth, Duration: b.Duration()}
-	mono := b.Mono()
-	if err := CheckSignal(mono, b.SampleRate); err != nil {
-		return nil, err
-	}
-	r, err := Resample(mono, b.SampleRate, o.SampleRate)
+	r, info, err := prepare(b, o, span{})
 	if err != nil {
 		return nil, err
-	}
-	if len(r) == 0 {
-		return nil, fmt.Errorf("%w: nothing left at %d Hz", ErrTooShort, o.SampleRate)
 	}
 	return &Loop{Mono: r, Rate: o.SampleRate, Info: info, windowSeconds: o.WindowSeconds}, nil
 }
