@@ -63,3 +63,46 @@ func BenchmarkWindowTile(b *testing.B) {
 		}
 	}
 }
+
+// BenchmarkLoadLong: a 10-second stereo loop at 44.1 kHz (4 bars at 96 BPM) into the
+// 4-second window: "span" is Load, which decodes and resamples only the window's span
+// plus the resampler's margin; "whole" decodes and resamples the whole file first, as
+// Load did before.
+func BenchmarkLoadLong(b *testing.B) {
+	if _, err := exec.LookPath("sox"); err != nil {
+		b.Skip("sox not installed: run scripts/bootstrap.sh")
+	}
+	dir := b.TempDir()
+	for _, c := range []struct {
+		name, ext string
+		args      []string
+	}{
+		{"wav16_44k", "wav", []string{"-b", "16"}},
+		{"wav24_48k", "wav", []string{"-r", "48000", "-b", "24"}},
+		{"aiff16_44k", "aiff", []string{"-b", "16"}},
+		{"flac16_44k", "flac", []string{"-b", "16"}},
+		{"ogg_44k", "ogg", nil},
+	} {
+		p := filepath.Join(dir, c.name+"."+c.ext)
+		args := append([]string{"-n", "-r", "44100", "-c", "2"}, c.args...)
+		args = append(args, p, "synth", "10", "pinknoise", "vol", "0.5")
+		if out, err := exec.Command("sox", args...).CombinedOutput(); err != nil {
+			b.Fatalf("sox: %v %s", err, out)
+		}
+		o := LoadOptions{SampleRate: 22050, WindowSeconds: 4}
+		b.Run(c.name+"/span", func(b *testing.B) {
+			for b.Loop() {
+				if _, _, err := Load(b.Context(), p, o); err != nil {
+					b.Fatal(err)
+				}
+			}
+		})
+		b.Run(c.name+"/whole", func(b *testing.B) {
+			for b.Loop() {
+				if _, _, err := wholeWindow(b, p, o); err != nil {
+					b.Fatal(err)
+				}
+			}
+		})
+	}
+}

@@ -179,3 +179,78 @@ func FuzzEncodeWAV(f *testing.F) {
 		}
 	})
 }
+
+// FuzzDecodeSpan: decoding only a file's start agrees with decoding all of it. Where the
+// whole file decodes, the span decodes too, to a bit-exact prefix of the same samples
+// with the same layout; WAV and AIFF state their length in the header, so it is exact.
+// (Damage past the span may go unseen: that is what stopping early means.)
+func FuzzDecodeSpan(f *testing.F) {
+	addSeeds(f, "seed16.wav", "seedf32.wav", "seedrf64.wav", "seed.aiff", "seed.aifc", "seed.flac", "seed.ogg")
+	f.Fuzz(func(t *testing.T, data []byte) {
+		whole, err := guard("whole", func() (*Buffer, error) { return decodeBytes(data, fuzzLimits, span{}) })
+		if err != nil {
+			return
+		}
+		// 10 ms at the file's own rate: no resampler margin, so the seeds (30-100 ms)
+		// and whatever the fuzzer grows from them stop early.
+		sp := span{seconds: 0.01, toRate: whole.SampleRate}
+		part, err := guard("span", func() (*Buffer, error) { return decodeBytes(data, fuzzLimits, sp) })
+		if err != nil {
+			t.Fatalf("the whole file decodes, its start does not: %v", err)
+		}
+		checkBuffer(t, part, nil, false)
+		if part.Channels != whole.Channels || part.SampleRate != whole.SampleRate || part.Format != whole.Format || part.BitDepth != whole.BitDepth {
+			t.Fatalf("layout differs: %d ch %d Hz %s %d bits, whole %d ch %d Hz %s %d bits", part.Channels, part.SampleRate, part.Format, part.BitDepth,
+				whole.Channels, whole.SampleRate, whole.Format, whole.BitDepth)
+		}
+		if len(part.Data) > len(whole.Data) || part.Total < int64(part.Frames()) {
+			t.Fatalf("%d samples (total %d frames), whole %d samples", len(part.Data), part.Total, len(whole.Data))
+		}
+		for i, v := range part.Data {
+			if math.Float32bits(v) != math.Float32bits(whole.Data[i]) {
+				t.Fatalf("sample %d is %v, whole decode %v", i, v, whole.Data[i])
+			}
+		}
+		if !part.partial() && len(part.Data) != len(whole.Data) {
+			t.Fatalf("%d of %d samples decoded, and the buffer does not say it stopped early", len(part.Data), len(whole.Data))
+		}
+		switch whole.Format {
+		case WAV, RF64, AIFF, AIFC:
+			if part.Duration() != whole.Duration() {
+				t.Fatalf("duration %s, whole decode %s", part.Duration(), whole.Duration())
+			}
+		}
+	})
+}
+
+// FuzzLoadSpan: Load's window from a file's start is bit for bit the window of a whole
+// decode, whatever the file's rate, layout and format, wherever the whole decode works.
+func FuzzLoadSpan(f *testing.F) {
+	addSeeds(f, "seed16.wav", "seedf32.wav", "seed.aiff", "seed.flac", "seed.ogg")
+	// 10 ms at 8 kHz, the seeds' rate: they stop early; a file at another rate
+	// stops early only past the resampler's margin (8192 frames and more).
+	o, err := LoadOptions{SampleRate: 8000, WindowSeconds: 0.01, Limits: fuzzLimits}.normalize()
+	if err != nil {
+		f.Fatal(err)
+	}
+	f.Fuzz(func(t *testing.T, data []byte) {
+		b, err := guard("whole", func() (*Buffer, error) { return DecodeBytes(data, fuzzLimits) })
+		if err != nil {
+			return
+		}
+		r, _, err := prepare(b, o, span{})
+		if err != nil {
+			return
+		}
+		want := fit(r, WindowSamples(o.SampleRate, o.WindowSeconds))
+		got, _, err := LoadBytes(data, o)
+		if err != nil {
+			t.Fatalf("the whole file gives a window, Load refuses it: %v", err)
+		}
+		for i := range want {
+			if math.Float32bits(got[i]) != math.Float32bits(want[i]) {
+				t.Fatalf("sample %d is %v, whole decode %v", i, got[i], want[i])
+			}
+		}
+	})
+}

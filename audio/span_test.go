@@ -13,7 +13,7 @@ import (
 // wholeWindow is the window as Load computed it before it learned to stop early: the
 // whole file decoded, checked, resampled, then cut or tiled. Load must match it bit for
 // bit.
-func wholeWindow(t *testing.T, path string, o LoadOptions) ([]float32, Info, error) {
+func wholeWindow(t testing.TB, path string, o LoadOptions) ([]float32, Info, error) {
 	t.Helper()
 	o, err := o.normalize()
 	if err != nil {
