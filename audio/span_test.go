@@ -30,18 +30,18 @@ func wholeWindow(t testing.TB, path string, o LoadOptions) ([]float32, Info, err
 	return fit(r, WindowSamples(o.SampleRate, o.WindowSeconds)), info, nil
 }
 
-// longSource is 9 s of 48 kHz float stereo with different content per channel and
+// longSource is 6 s of 48 kHz float stereo with different content per channel and
 // energy up to Nyquist, so any error at the cut would show.
 func longSource(t *testing.T, dir string) string {
 	src := filepath.Join(dir, "long.wav")
 	run(t, "sox", "-n", "-r", "48000", "-c", "2", "-e", "floating-point", "-b", "32", src,
-		"synth", "9", "pinknoise", "sawtooth", "97", "vol", "0.6")
+		"synth", "6", "pinknoise", "sawtooth", "97", "vol", "0.6")
 	return src
 }
 
-// TestLoadPartialIdentical: for long loops in every format, at several rates, Load
-// decodes only the start of the file yet returns exactly the window and Info of a whole
-// decode; a loop shorter than the span is decoded whole.
+// TestLoadPartialIdentical: for long loops in every format, at several rates (down to
+// 8 kHz, up to 88.2 kHz), Load decodes only the start of the file yet returns exactly the
+// window and Info of a whole decode.
 func TestLoadPartialIdentical(t *testing.T) {
 	requireTool(t, "sox")
 	requireTool(t, "ffmpeg")
@@ -54,25 +54,19 @@ func TestLoadPartialIdentical(t *testing.T) {
 		{"s16_44k.wav", soxConv("-b", "16", "-r", "44100")},
 		{"s24_48k.wav", soxConv("-b", "24")},
 		{"f32_48k.wav", soxConv("-e", "floating-point", "-b", "32")},
-		{"f64_96k.wav", soxConv("-e", "floating-point", "-b", "64", "-r", "96000")},
 		{"u8_8k.wav", soxConv("-e", "unsigned-integer", "-b", "8", "-r", "8000")},
 		{"s16_22k_mono.wav", soxConv("-b", "16", "-r", "22050", "--", "remix", "1")},
-		{"s16_11k.wav", soxConv("-b", "16", "-r", "11025")},
 		{"rf64_s16.wav", ffConv("-c:a", "pcm_s16le", "-rf64", "always")},
 		{"s16_44k.aiff", soxConv("-b", "16", "-r", "44100")},
-		{"sowt.aifc", ffConv("-c:a", "pcm_s16le", "-f", "aiff")},
 		{"fl32.aifc", ffConv("-c:a", "pcm_f32be", "-f", "aiff")},
 		{"s16_44k.flac", soxConv("-b", "16", "-r", "44100")},
-		{"s24_192k.flac", soxConv("-b", "24", "-r", "192000")},
 		{"odd_block_88k.flac", ffConv("-c:a", "flac", "-sample_fmt", "s16", "-frame_size", "1153", "-ar", "88200")},
 		{"q5_44k.ogg", soxConv("-C", "5", "-r", "44100")},
 		{"mono_22k.ogg", soxConv("-r", "22050", "--", "remix", "1")},
-		{"s16_32k.ogg", ffConv("-c:a", "libvorbis", "-ar", "32000")},
 	}
 	opts := []LoadOptions{
 		{SampleRate: 22050, WindowSeconds: 4},
 		{SampleRate: 16000, WindowSeconds: 1},
-		{SampleRate: 22050, WindowSeconds: 8.9}, // the span reaches past the end: a whole decode
 	}
 	for _, c := range cases {
 		t.Run(c.name, func(t *testing.T) {
@@ -106,7 +100,7 @@ func TestLoadPartialIdentical(t *testing.T) {
 			if err != nil {
 				t.Fatal(err)
 			}
-			float := c.name == "f32_48k.wav" || c.name == "f64_96k.wav" || c.name == "fl32.aifc"
+			float := c.name == "f32_48k.wav" || c.name == "fl32.aifc"
 			if b.partial() == float {
 				t.Errorf("decoded %d of %d frames: partial %v, float PCM %v", b.Frames(), b.Total, b.partial(), float)
 			}
@@ -128,9 +122,9 @@ func TestLoadPartialRule(t *testing.T) {
 		}
 		return s
 	}
-	lateStart := append(make([]float32, 6*rate), noise(3*rate)...)
-	withNaN := noise(9 * rate)
-	withNaN[8*rate] = float32(math.NaN())
+	lateStart := append(make([]float32, 5*rate), noise(rate)...)
+	withNaN := noise(6 * rate)
+	withNaN[5*rate] = float32(math.NaN())
 	o := LoadOptions{SampleRate: 22050, WindowSeconds: 4}
 	dir := t.TempDir()
 	for _, c := range []struct {
@@ -140,7 +134,7 @@ func TestLoadPartialRule(t *testing.T) {
 		want    error
 	}{
 		{"silent start, then sound", lateStart, PCM16, nil},
-		{"silent throughout", make([]float32, 9*rate), PCM16, ErrSilent},
+		{"silent throughout", make([]float32, 6*rate), PCM16, ErrSilent},
 		{"NaN past the window", withNaN, Float32, ErrNonFinite},
 	} {
 		t.Run(c.name, func(t *testing.T) {

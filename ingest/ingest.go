@@ -528,3 +528,7 @@ func encoderList(cfg Config) string {
 	slices.Sort(names)
 	return strings.Join(names, " and ")
 }
+
+// RuntimeOptions are the ONNX Runtime settings for a process that ingests: decoding runs
+// beside the encoder on the same cores, so the encoder's idle threads must not spin.
+func RuntimeOptions() onnx.RuntimeOptions { return onnx.RuntimeOptions{NoSpin: true} }

@@ -19,6 +19,11 @@ type RuntimeOptions struct {
 	// MaxBatch is how many rows a Model sends to ONNX Runtime per call by default;
 	// 0 means DefaultMaxBatch. Model.SetMaxBatch overrides it per model.
 	MaxBatch int
+	// NoSpin stops ONNX Runtime's intra-op threads from spinning while they wait for
+	// work. Spinning buys a little latency for a process that only runs models; where
+	// other work shares the cores (ingest decodes beside the encoder), it takes CPU from
+	// that work.
+	NoSpin bool
 }
 
 // DefaultMaxBatch bounds the rows per ONNX Runtime call, which bounds the memory one big
@@ -154,6 +159,12 @@ func (r *Runtime) sessionOptions() (*ort.SessionOptions, error) {
 	}
 	if r.opts.IntraOpThreads > 0 {
 		if err := so.SetIntraOpNumThreads(r.opts.IntraOpThreads); err != nil {
+			so.Destroy()
+			return nil, fmt.Errorf("ONNX Runtime session options: %w", err)
+		}
+	}
+	if r.opts.NoSpin {
+		if err := so.AddSessionConfigEntry("session.intra_op.allow_spinning", "0"); err != nil {
 			so.Destroy()
 			return nil, fmt.Errorf("ONNX Runtime session options: %w", err)
 		}

@@ -61,7 +61,7 @@ bundle with new decoders or mappers serves the library as it is.`,
 			if err != nil {
 				return exitError{code: 2, err: err}
 			}
-			rt, err := onnx.NewRuntime(onnx.RuntimeOptions{})
+			rt, err := onnx.NewRuntime(ingest.RuntimeOptions())
 			if err != nil {
 				return exitError{code: 2, err: err}
 			}

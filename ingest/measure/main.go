@@ -10,7 +10,13 @@
 //     encoders alone on those windows, in batches of the size ingest uses and with the
 //     same ONNX Runtime settings (one process-wide Runtime, default threads);
 //
-// and prints loops/s both ways and their ratio, as text and JSON.
+// and prints loops/s both ways and their ratio, as text and JSON, with the CPU seconds
+// per loop of each (on a shared machine the wall-clock ratio moves with the load; the CPU
+// cost of a loop does not).
+//
+// -repeat N alternates the two measurements N times, so each pair sees similar load, and
+// reports every pair and the median ratio. -skip-encoder measures ingest alone (peak RSS
+// of large libraries: the encoder-only run holds every decoded window in memory).
 //
 //	go build -o bin/loopmatch ./cmd/loopmatch
 //	go run ./ingest/measure -loops 2000 -json ingest-2000.json
@@ -33,6 +39,7 @@ import (
 	"runtime"
 	"runtime/debug"
 	"runtime/pprof"
+	"slices"
 	"strconv"
 	"strings"
 	"sync"
@@ -47,6 +54,7 @@ import (
 
 type options struct {
 	loops, batch, workers int
+	repeat                int
 	seed                  uint64
 	formats               []string
 	bin, bundle, work     string
@@ -69,13 +77,14 @@ func main() {
 	flag.StringVar(&o.cpuProfile, "cpuprofile", "", "also run the ingest in this process under the CPU profiler and write the profile here")
 	flag.BoolVar(&o.keep, "keep-store", false, "keep the ingested store (default: removed)")
 	flag.BoolVar(&o.skipEncoder, "skip-encoder", false, "skip the encoder-only measurement")
+	flag.IntVar(&o.repeat, "repeat", 1, "measure ingest and encoder-only alternately this many times; the ratio reported is the median of the pairs")
 	flag.Parse()
 	var err error
 	if o.formats, err = parseFormats(formats); err != nil {
 		fail(err)
 	}
-	if o.loops < 1 || o.loops > 1_000_000 || o.batch < 1 {
-		fail(errors.New("bounds: 1 <= loops <= 1,000,000 and batch >= 1"))
+	if o.loops < 1 || o.loops > 1_000_000 || o.batch < 1 || o.repeat < 1 || o.repeat > 100 {
+		fail(errors.New("bounds: 1 <= loops <= 1,000,000, batch >= 1, 1 <= repeat <= 100"))
 	}
 	ctx, stop := signal.NotifyContext(context.Background(), os.Interrupt, syscall.SIGTERM)
 	defer stop()
@@ -118,6 +127,23 @@ type result struct {
 	Ratio              float64 `json:"ratio_e2e_to_encoder,omitempty"`
 	PipelineRatio      float64 `json:"ratio_pipeline_to_encoder,omitempty"`
 	ProfileSeconds     float64 `json:"profiled_ingest_s,omitempty"`
+
+	// CPU cost per loop: robust to other load on the machine, unlike loops/s.
+	IngestCPUPerLoopMS  float64 `json:"ingest_cpu_ms_per_loop"`
+	EncoderCPUPerLoopMS float64 `json:"encoder_only_cpu_ms_per_loop,omitempty"`
+	// Pairs are the alternating measurements of -repeat; Ratio is their median.
+	Pairs []pair `json:"pairs,omitempty"`
+}
+
+// pair is one ingest run and the encoder-only run right after it.
+type pair struct {
+	IngestLoopsPerSec  float64 `json:"ingest_loops_per_s"`
+	EncoderLoopsPerSec float64 `json:"encoder_only_loops_per_s,omitempty"`
+	Ratio              float64 `json:"ratio,omitempty"`
+	IngestCPUSeconds   float64 `json:"ingest_cpu_s"`
+	EncoderCPUSeconds  float64 `json:"encoder_only_cpu_s,omitempty"`
+	PeakRSSBytes       int64   `json:"ingest_peak_rss_bytes"`
+	Load               string  `json:"loadavg"`
 }
 
 func run(ctx context.Context, o options) error {
@@ -145,21 +171,31 @@ func run(ctx context.Context, o options) error {
 	res.LoadBefore = loadavg()
 	res.Concurrent = heavyProcesses()
 
-	if err := runChild(ctx, o, lib, &res); err != nil {
-		return err
-	}
-	fmt.Printf("ingest (child):  %d loops in %.2f s wall = %.1f loops/s (pipeline %.2f s = %.1f loops/s), CPU %.1f s, peak RSS %.0f MB (VmHWM %.0f MB), %d failed\n",
-		res.Ingested, res.IngestWallSeconds, res.IngestLoopsPerSec, res.IngestRunSeconds, res.PipelineLoopsPerSec,
-		res.IngestCPUSeconds, mb(res.PeakRSSBytes), mb(res.PeakVmHWMBytes), res.Failed)
-
+	var rt *onnx.Runtime
 	if !o.skipEncoder || o.cpuProfile != "" {
-		rt, err := onnx.NewRuntime(onnx.RuntimeOptions{}) // what `loopmatch ingest` uses
-		if err != nil {
+		if rt, err = onnx.NewRuntime(ingest.RuntimeOptions()); err != nil { // what `loopmatch ingest` uses
 			return err
 		}
 		defer rt.Close()
-		if !o.skipEncoder {
-			if err := encoderOnly(ctx, o, rt, b, lib, paths, &res); err != nil {
+	}
+	var enc *encoderRun
+	if !o.skipEncoder {
+		if enc, err = prepareEncoder(ctx, o, rt, b, lib, paths, &res); err != nil {
+			return err
+		}
+		defer enc.close()
+	}
+	var ratios []float64
+	for i := 0; i < o.repeat; i++ {
+		if err := runChild(ctx, o, lib, &res); err != nil {
+			return err
+		}
+		fmt.Printf("ingest (child):  %d loops in %.2f s wall = %.1f loops/s (pipeline %.2f s = %.1f loops/s), CPU %.1f s, peak RSS %.0f MB (VmHWM %.0f MB), %d failed\n",
+			res.Ingested, res.IngestWallSeconds, res.IngestLoopsPerSec, res.IngestRunSeconds, res.PipelineLoopsPerSec,
+			res.IngestCPUSeconds, mb(res.PeakRSSBytes), mb(res.PeakVmHWMBytes), res.Failed)
+		p := pair{IngestLoopsPerSec: res.IngestLoopsPerSec, IngestCPUSeconds: res.IngestCPUSeconds, PeakRSSBytes: res.PeakRSSBytes}
+		if enc != nil {
+			if err := enc.time(ctx, &res); err != nil {
 				return err
 			}
 			res.Ratio = res.IngestLoopsPerSec / res.EncoderLoopsPerSec
@@ -167,13 +203,28 @@ func run(ctx context.Context, o options) error {
 			fmt.Printf("encoder only:    %d loops in %.2f s = %.1f loops/s, CPU %.1f s (windows decoded beforehand in %.1f s, untimed)\n",
 				o.loops, res.EncoderSeconds, res.EncoderLoopsPerSec, res.EncoderCPUSeconds, res.DecodeSeconds)
 			fmt.Printf("ratio e2e / encoder-only: %.3f (pipeline only: %.3f)\n", res.Ratio, res.PipelineRatio)
+			p.EncoderLoopsPerSec, p.EncoderCPUSeconds, p.Ratio = res.EncoderLoopsPerSec, res.EncoderCPUSeconds, res.Ratio
+			ratios = append(ratios, res.Ratio)
 		}
-		if o.cpuProfile != "" {
-			if err := profiled(ctx, o, rt, b, lib, &res); err != nil {
-				return err
-			}
-			fmt.Printf("profiled in-process ingest: %.2f s; profile in %s (go tool pprof -top %s)\n", res.ProfileSeconds, o.cpuProfile, o.cpuProfile)
+		p.Load = loadavg()
+		res.Pairs = append(res.Pairs, p)
+	}
+	if len(ratios) > 1 {
+		slices.Sort(ratios)
+		res.Ratio = ratios[len(ratios)/2]
+		if len(ratios)%2 == 0 {
+			res.Ratio = (ratios[len(ratios)/2-1] + res.Ratio) / 2
 		}
+		fmt.Printf("ratio e2e / encoder-only over %d pairs: median %.3f (min %.3f, max %.3f)\n", len(ratios), res.Ratio, ratios[0], ratios[len(ratios)-1])
+	}
+	res.IngestCPUPerLoopMS = 1000 * res.IngestCPUSeconds / float64(max(1, res.Ingested))
+	res.EncoderCPUPerLoopMS = 1000 * res.EncoderCPUSeconds / float64(o.loops)
+	fmt.Printf("CPU per loop: ingest %.1f ms, encoder only %.1f ms\n", res.IngestCPUPerLoopMS, res.EncoderCPUPerLoopMS)
+	if o.cpuProfile != "" {
+		if err := profiled(ctx, o, rt, b, lib, &res); err != nil {
+			return err
+		}
+		fmt.Printf("profiled in-process ingest: %.2f s; profile in %s (go tool pprof -top %s)\n", res.ProfileSeconds, o.cpuProfile, o.cpuProfile)
 	}
 	res.LoadAfter = loadavg()
 	fmt.Printf("load average before %s, after %s; concurrent: %v\n", res.LoadBefore, res.LoadAfter, res.Concurrent)
@@ -277,10 +328,38 @@ func runChild(ctx context.Context, o options, lib string, res *result) error {
 	return nil
 }
 
-// encoderOnly decodes every loop's window first (untimed), then times the encoders alone
-// on the same windows, in batches of o.batch per instrument as ingest sends them.
-func encoderOnly(ctx context.Context, o options, rt *onnx.Runtime, b *onnx.Bundle, lib string, paths []string, res *result) error {
-	encs := map[string]*onnx.Model{}
+// encoderRun holds the encoders and every loop's window, stacked into the batches
+// ingest would send, so the timed loop is the encoder calls and nothing else.
+type encoderRun struct {
+	encs    map[string]*onnx.Model
+	batches []batch
+	loops   int
+}
+
+type batch struct {
+	enc  *onnx.Model
+	flat []float32
+}
+
+func (e *encoderRun) close() {
+	for _, m := range e.encs {
+		m.Close()
+	}
+}
+
+// prepareEncoder decodes every loop's window (untimed) and stacks them in batches of
+// o.batch per instrument, as ingest sends them.
+func prepareEncoder(ctx context.Context, o options, rt *onnx.Runtime, b *onnx.Bundle, lib string, paths []string, res *result) (*encoderRun, error) {
+	e := &encoderRun{encs: map[string]*onnx.Model{}, loops: len(paths)}
+	if err := e.open(ctx, o, rt, b, lib, paths, res); err != nil {
+		e.close()
+		return nil, err
+	}
+	return e, nil
+}
+
+func (e *encoderRun) open(ctx context.Context, o options, rt *onnx.Runtime, b *onnx.Bundle, lib string, paths []string, res *result) error {
+	encs := e.encs
 	for _, inst := range b.Instruments() {
 		spec, err := b.Encoder(inst)
 		if err != nil {
@@ -290,7 +369,6 @@ func encoderOnly(ctx context.Context, o options, rt *onnx.Runtime, b *onnx.Bundl
 		if err != nil {
 			return err
 		}
-		defer m.Close()
 		encs[inst] = m
 	}
 	rules := ingest.DefaultRules()
@@ -328,11 +406,6 @@ func encoderOnly(ctx context.Context, o options, rt *onnx.Runtime, b *onnx.Bundl
 		byInst[insts[i]] = append(byInst[insts[i]], windows[i])
 	}
 	windows = nil
-	// Stack the batches now, so the timed loop is the encoder calls and nothing else.
-	type batch struct {
-		enc  *onnx.Model
-		flat []float32
-	}
 	var batches []batch
 	for inst, ws := range byInst {
 		for s := 0; s < len(ws); s += o.batch {
@@ -345,7 +418,15 @@ func encoderOnly(ctx context.Context, o options, rt *onnx.Runtime, b *onnx.Bundl
 		}
 	}
 	byInst = nil
+	e.batches = batches
 	runtime.GC()
+	debug.FreeOSMemory()
+	return nil
+}
+
+// time runs every batch through the encoders once and records the time and CPU taken.
+func (e *encoderRun) time(ctx context.Context, res *result) error {
+	encs, batches := e.encs, e.batches
 	// One warm-up call per encoder, outside the timing: the child's first batches pay
 	// the same cost, but inside its wall time, so this only favours the encoder figure.
 	for _, m := range encs {
@@ -366,10 +447,7 @@ func encoderOnly(ctx context.Context, o options, rt *onnx.Runtime, b *onnx.Bundl
 	}
 	res.EncoderSeconds = time.Since(t1).Seconds()
 	res.EncoderCPUSeconds = selfCPU() - cpu0
-	res.EncoderLoopsPerSec = float64(len(paths)) / res.EncoderSeconds
-	batches = nil
-	runtime.GC()
-	debug.FreeOSMemory()
+	res.EncoderLoopsPerSec = float64(e.loops) / res.EncoderSeconds
 	return nil
 }
 
