@@ -6,6 +6,16 @@
 // and encodes WAV for previews. WAV and AIFF use readers of our own: go-audio/wav
 // silently decodes float data as integers.
 //
+// Load and LoadBytes decode only the start of a file that the model window needs: the
+// window's span at the file's rate plus a margin for the resampler (a quarter of a second
+// plus 8192 frames, several times what libsoxr's filters and blocks were measured to
+// need), and they resample only that. Integer WAV and AIFF convert only those frames,
+// FLAC and Ogg Vorbis stop decoding there; the duration comes from the header (WAV and
+// AIFF data sizes, FLAC STREAMINFO, the last Ogg page's granule position). The window is
+// bit for bit the one a whole decode gives (TestLoadPartialIdentical, FuzzLoadSpan). The
+// price is that damage past the span in a FLAC or Ogg file (frames that would not
+// decode, a stream cut short) goes unseen; WAV and AIFF sizes are still checked whole.
+//
 // Files are read whole into memory, at most Limits.MaxFileBytes, and every decoder
 // checks what a header declares against Limits before allocating: a file that claims
 // 4 GB of samples is ErrTooLarge, not a 4 GB allocation. Decoded audio is capped at
@@ -21,7 +31,9 @@
 //  1. mono = the mean of the channels (equal weights).
 //  2. Checks on the whole mono loop at the file's own rate, in this order:
 //     fewer than ceil(0.050 * rate) samples is ErrTooShort; any NaN or ±Inf is
-//     ErrNonFinite; a peak |x| below SilenceThreshold (1e-6) is ErrSilent.
+//     ErrNonFinite; a peak |x| below SilenceThreshold (1e-6) is ErrSilent. (Float WAV and
+//     AIFF, the formats that can hold a NaN, are converted whole for this check; when a
+//     decode that stopped early finds silence, the whole file is decoded and judged.)
 //  3. Resample with libsoxr, very high quality (SOXR_VHQ), to the target rate; the
 //     output has round(n * to / from) samples (halves away from zero).
 //  4. Window of N = round(rate * seconds) samples (default 4 s): a loop of N samples
