@@ -7,31 +7,43 @@ import (
 	"testing"
 )
 
-// BenchmarkLoad measures decode + mono + resample + window for one 4-second stereo loop,
-// the per-file cost of ingest before inference.
-func BenchmarkLoad(b *testing.B) {
+// benchFile is one stereo pink-noise file that sox writes for a benchmark.
+type benchFile struct {
+	name, ext string
+	args      []string // sox output options ("-r 48000 -b 24")
+}
+
+// soxFiles writes each file, seconds long, into dir and returns their paths.
+func soxFiles(b *testing.B, seconds string, files []benchFile) []string {
 	if _, err := exec.LookPath("sox"); err != nil {
 		b.Skip("sox not installed: run scripts/bootstrap.sh")
 	}
 	dir := b.TempDir()
-	for _, c := range []struct {
-		name, ext string
-		args      []string
-	}{
-		{"wav16_44k", "wav", []string{"-r", "44100", "-b", "16"}},
-		{"wav24_48k", "wav", []string{"-r", "48000", "-b", "24"}},
-		{"flac16_44k", "flac", []string{"-r", "44100", "-b", "16"}},
-		{"ogg_44k", "ogg", []string{"-r", "44100"}},
-		{"wav16_22k_nresample", "wav", []string{"-r", "22050", "-b", "16"}},
-	} {
-		p := filepath.Join(dir, c.name+"."+c.ext)
-		args := append([]string{"-n", "-c", "2"}, c.args...)
-		args = append(args, p, "synth", "4", "pinknoise", "vol", "0.5")
+	paths := make([]string, len(files))
+	for i, f := range files {
+		paths[i] = filepath.Join(dir, f.name+"."+f.ext)
+		args := append([]string{"-n", "-r", "44100", "-c", "2"}, f.args...)
+		args = append(args, paths[i], "synth", seconds, "pinknoise", "vol", "0.5")
 		if out, err := exec.Command("sox", args...).CombinedOutput(); err != nil {
 			b.Fatalf("sox: %v %s", err, out)
 		}
+	}
+	return paths
+}
+
+// BenchmarkLoad measures decode + mono + resample + window for one 4-second stereo loop,
+// the per-file cost of ingest before inference.
+func BenchmarkLoad(b *testing.B) {
+	files := []benchFile{
+		{"wav16_44k", "wav", []string{"-b", "16"}},
+		{"wav24_48k", "wav", []string{"-r", "48000", "-b", "24"}},
+		{"flac16_44k", "flac", []string{"-b", "16"}},
+		{"ogg_44k", "ogg", nil},
+		{"wav16_22k_nresample", "wav", []string{"-r", "22050", "-b", "16"}},
+	}
+	for i, p := range soxFiles(b, "4", files) {
 		st, _ := os.Stat(p)
-		b.Run(c.name, func(b *testing.B) {
+		b.Run(files[i].name, func(b *testing.B) {
 			b.SetBytes(st.Size())
 			o := LoadOptions{SampleRate: 22050, WindowSeconds: 4}
 			for b.Loop() {
@@ -69,26 +81,15 @@ func BenchmarkWindowTile(b *testing.B) {
 // plus the resampler's margin; "whole" decodes and resamples the whole file first, as
 // Load did before.
 func BenchmarkLoadLong(b *testing.B) {
-	if _, err := exec.LookPath("sox"); err != nil {
-		b.Skip("sox not installed: run scripts/bootstrap.sh")
-	}
-	dir := b.TempDir()
-	for _, c := range []struct {
-		name, ext string
-		args      []string
-	}{
+	files := []benchFile{
 		{"wav16_44k", "wav", []string{"-b", "16"}},
 		{"wav24_48k", "wav", []string{"-r", "48000", "-b", "24"}},
 		{"aiff16_44k", "aiff", []string{"-b", "16"}},
 		{"flac16_44k", "flac", []string{"-b", "16"}},
 		{"ogg_44k", "ogg", nil},
-	} {
-		p := filepath.Join(dir, c.name+"."+c.ext)
-		args := append([]string{"-n", "-r", "44100", "-c", "2"}, c.args...)
-		args = append(args, p, "synth", "10", "pinknoise", "vol", "0.5")
-		if out, err := exec.Command("sox", args...).CombinedOutput(); err != nil {
-			b.Fatalf("sox: %v %s", err, out)
-		}
+	}
+	for i, p := range soxFiles(b, "10", files) {
+		c := files[i]
 		o := LoadOptions{SampleRate: 22050, WindowSeconds: 4}
 		b.Run(c.name+"/span", func(b *testing.B) {
 			for b.Loop() {
