@@ -7,9 +7,10 @@
 // silently decodes float data as integers.
 //
 // Load and LoadBytes decode only the start of a file that the model window needs: the
-// window's span at the file's rate plus a margin for the resampler (a quarter of a second
-// plus 8192 frames, several times what libsoxr's filters and blocks were measured to
-// need), and they resample only that. Integer WAV and AIFF convert only those frames,
+// window's span at the file's rate plus a margin for the resampler (4096 output samples'
+// worth of input, a quarter of a second and 8192 frames: several times what libsoxr's
+// filters and blocks were measured to need), and they resample only that. LoadLoop, which
+// long loops' windows need whole, decodes the whole file. Integer WAV and AIFF convert only those frames,
 // FLAC and Ogg Vorbis stop decoding there; the duration comes from the header (WAV and
 // AIFF data sizes, FLAC STREAMINFO, the last Ogg page's granule position). The window is
 // bit for bit the one a whole decode gives (TestLoadPartialIdentical, FuzzLoadSpan). The

@@ -25,7 +25,7 @@ func (s span) frames(rate int) int64 {
 		return out
 	}
 	in := int64(math.Ceil(float64(out) * float64(rate) / float64(s.toRate)))
-	return in + 1 + resampleMargin(rate)
+	return in + 1 + resampleMargin(rate, s.toRate)
 }
 
 // cut is how many of a PCM stream's frames to convert. Float samples are all converted:
@@ -45,7 +45,11 @@ func (s span) cut(frames int64, rate int, kind sampleKind) int64 {
 // resampleMargin is how many input frames past the span libsoxr must see so that every
 // output sample of the span comes out exactly as it does from the whole file: its
 // filters look ahead, and it works in blocks whose rounding depends on all of their input.
-// Measured on noise at 8-192 kHz into 22.05 kHz, margins of 512 to 4096 frames (the
-// deeper decimations need more) already gave identical output; a quarter of a second
-// plus 8192 frames is several times that at every rate.
-func resampleMargin(rate int) int64 { return int64(rate)/4 + 8192 }
+// Measured on noise from 8-192 kHz into 100 Hz-22.05 kHz, the worst cases needed 4096
+// input frames (88.2 kHz into 22.05 kHz) and 1024 output samples (the last stage's
+// filter and block at the output rate, for any ratio); the margin is four times the
+// latter plus a quarter of a second plus 8192 frames at the input rate.
+func resampleMargin(rate, toRate int) int64 {
+	out := int64(math.Ceil(4096 * float64(rate) / float64(toRate)))
+	return out + int64(rate)/4 + 8192
+}
