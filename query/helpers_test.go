@@ -209,7 +209,15 @@ func newBundleFixture(t testing.TB, dir string, be backend, lib []loopFile, opts
 	ecfg.Collection = be.coll
 	metrics := NewMetrics()
 	ecfg.Observer = metrics
-	scfg := ServerConfig{Metrics: metrics}
+	// the server's warnings and errors are kept and shown when the test fails, so a 500 in
+	// a test says its cause
+	logs := &syncBuffer{}
+	t.Cleanup(func() {
+		if t.Failed() {
+			t.Logf("server log:\n%s", logs.String())
+		}
+	})
+	scfg := ServerConfig{Metrics: metrics, Logger: slog.New(slog.NewTextHandler(logs, &slog.HandlerOptions{Level: slog.LevelWarn}))}
 	for _, o := range opts {
 		o(&ecfg, &scfg)
 	}
