@@ -402,6 +402,12 @@ func (s *Store) Collections(ctx context.Context) ([]vectordb.Collection, error) 
 			continue // not ours
 		}
 		if d.Count, err = s.Count(ctx, c.Name); err != nil {
+			// dropped between the listing and the count (another client, or a --reencode
+			// swap): it is no longer there to list, which is not the caller's failure
+			if ok, herr := s.has(ctx, c.Name); herr == nil && !ok {
+				s.forget(c.Name)
+				continue
+			}
 			return nil, err
 		}
 		out = append(out, d)
