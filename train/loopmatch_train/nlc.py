@@ -339,13 +339,12 @@ def rerank_scores(ann: np.ndarray, pair_fn, mask_fn, n: int, weight: float = 0.0
     return out
 
 
-def pair_classification(model, fs, fc, rows, seeds_idx, cands_idx, logmel, rng_seed: int, seed_is_drum: bool):
+def pair_classification(model, rows, drum_idx, bass_idx, logmel, rng_seed: int):
     """Pair accuracy and AUC on a split: every same-pack (seed, candidate) positive against one
     negative of each strategy built the way training builds them (from the split's own loops)."""
     from .sampling import pairs_by_pack
     rng = np.random.default_rng(rng_seed)
-    drum_i, bass_i = (seeds_idx, cands_idx) if seed_is_drum else (cands_idx, seeds_idx)
-    packs = pairs_by_pack(rows, drum_i, bass_i)
+    packs = pairs_by_pack(rows, drum_idx, bass_idx)
     pos_d, pos_b, neg = [], [], {s: [] for s in STRATEGIES}
     names = sorted(packs)
     bpm_of = {r["pack"]: float(r["bpm"]) for r in rows}

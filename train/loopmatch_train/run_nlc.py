@@ -178,7 +178,7 @@ def main(argv=None):
                         results.setdefault(f"{label} + {w:g} x cosine", {}).setdefault(d, {}).setdefault(split, {})[setting] = \
                             two_stage(model, split, src, tgt, setting, weight=w)
             res.setdefault("pairs", {})[split] = N.pair_classification(
-                model, None, None, rows, idx[("drum", split)], idx[("bass", split)], logmel, args.seed + 5, True)
+                model, rows, idx[("drum", split)], idx[("bass", split)], logmel, args.seed + 5)
         results[label] = res
         log(f"{label}: d2b test same/all {res['drum2bass']['test']['same_bpm']['R_mn']:.4f}/"
             f"{res['drum2bass']['test']['all']['R_mn']:.4f} transfer same/all "
