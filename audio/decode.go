@@ -7,6 +7,7 @@ import (
 	"fmt"
 	"io"
 	"os"
+	"slices"
 	"time"
 
 	"github.com/jfreymuth/oggvorbis"
@@ -204,43 +205,116 @@ func decodeFLAC(data []byte, lim Limits, sp span) (*Buffer, error) {
 	if stop > 0 && stop < declared {
 		declared = stop
 	}
-	out := make([]float32, 0, preallocSamples(declared*int64(channels), len(data)))
-	scale := 1 / float32(uint64(1)<<(bits-1))
-	var frames int64
-	for stop == 0 || frames < stop {
-		fr, err := s.ParseNext()
+	c := flacCollect{lim: lim, stop: stop, maxFrames: maxFrames, channels: channels, scale: 1 / float32(uint64(1)<<(bits-1)),
+		prealloc: preallocSamples(declared*int64(channels), len(data))}
+	// The fast frame decoder first; whatever it does not handle exactly as the reference
+	// parser does, the reference parser decodes from the start.
+	if off, err := flacFramesOffset(data); err == nil {
+		b, err := c.fast(data, off)
+		if !errors.Is(err, errFLACSlowPath) {
+			if err != nil {
+				return nil, err
+			}
+			return c.buffer(b, rate, bits, info.NSamples)
+		}
+	}
+	out, err := c.collect(func(frames int64) (int, [][]int32, error) { return mewkizFrame(s, frames, channels) })
+	if err != nil {
+		return nil, err
+	}
+	return c.buffer(out, rate, bits, info.NSamples)
+}
+
+// flacCollect gathers a FLAC stream's frames as interleaved float32, stopping at the
+// span and refusing what decodes past the limits.
+type flacCollect struct {
+	lim             Limits
+	stop, maxFrames int64
+	channels        int
+	scale           float32
+	prealloc        int
+	frames          int64
+}
+
+// collect calls next until it reports io.EOF (the end of the stream) or the span is
+// decoded. next returns a frame's block size and each channel's samples.
+func (c *flacCollect) collect(next func(frames int64) (int, [][]int32, error)) ([]float32, error) {
+	out := make([]float32, 0, c.prealloc)
+	c.frames = 0
+	for c.stop == 0 || c.frames < c.stop {
+		n, chans, err := next(c.frames)
 		if errors.Is(err, io.EOF) {
 			break
 		}
 		if err != nil {
-			if errors.Is(err, io.ErrUnexpectedEOF) {
-				return nil, fmt.Errorf("%w: FLAC stream ends inside a frame: the file was cut short", ErrTruncated)
-			}
-			return nil, fmt.Errorf("%w: FLAC frame %d: %v", ErrCorrupt, frames, err)
+			return nil, err
 		}
-		if len(fr.Subframes) != channels {
-			return nil, fmt.Errorf("%w: FLAC frame with %d channels in a %d-channel stream", ErrCorrupt, len(fr.Subframes), channels)
+		c.frames += int64(n)
+		if c.frames > c.maxFrames {
+			return nil, tooMuch(c.lim, c.channels)
 		}
-		n := int(fr.BlockSize)
-		for _, sf := range fr.Subframes {
-			if len(sf.Samples) < n {
-				return nil, fmt.Errorf("%w: FLAC subframe shorter than its block", ErrCorrupt)
-			}
-		}
-		frames += int64(n)
-		if frames > maxFrames {
-			return nil, tooMuch(lim, channels)
-		}
-		for i := 0; i < n; i++ {
-			for c := 0; c < channels; c++ {
-				out = append(out, float32(fr.Subframes[c].Samples[i])*scale)
+		out = slices.Grow(out, n*c.channels)
+		base := len(out)
+		out = out[:base+n*c.channels]
+		for ch, smp := range chans {
+			for i, v := range smp[:n] {
+				out[base+i*c.channels+ch] = float32(v) * c.scale
 			}
 		}
 	}
-	if info.NSamples != 0 && uint64(frames) < info.NSamples && (stop == 0 || frames < stop) {
-		return nil, fmt.Errorf("%w: FLAC declares %d frames, %d decoded: the file was cut short", ErrTruncated, info.NSamples, frames)
+	return out, nil
+}
+
+// fast runs collect over the fast frame decoder; a panic in it (a bug, never the
+// file's fault) sends the file to the reference parser too.
+func (c *flacCollect) fast(data []byte, off int) (out []float32, err error) {
+	defer func() {
+		if r := recover(); r != nil {
+			out, err = nil, errFLACSlowPath
+		}
+	}()
+	f := newFLACFrames(data, off, c.channels)
+	return c.collect(func(int64) (int, [][]int32, error) {
+		n, done, err := f.next()
+		if done {
+			return 0, nil, io.EOF
+		}
+		return n, f.chans, err
+	})
+}
+
+// buffer checks the decoded length against STREAMINFO's and wraps the samples.
+func (c *flacCollect) buffer(out []float32, rate, bits int, declared uint64) (*Buffer, error) {
+	if declared != 0 && uint64(c.frames) < declared && (c.stop == 0 || c.frames < c.stop) {
+		return nil, fmt.Errorf("%w: FLAC declares %d frames, %d decoded: the file was cut short", ErrTruncated, declared, c.frames)
 	}
-	return &Buffer{SampleRate: rate, Channels: channels, Data: out, Format: FLAC, BitDepth: bits, Total: max(frames, int64(info.NSamples))}, nil
+	return &Buffer{SampleRate: rate, Channels: c.channels, Data: out, Format: FLAC, BitDepth: bits, Total: max(c.frames, int64(declared))}, nil
+}
+
+// mewkizFrame parses the next frame with the reference parser (github.com/mewkiz/flac).
+func mewkizFrame(s *flac.Stream, frames int64, channels int) (int, [][]int32, error) {
+	fr, err := s.ParseNext()
+	if errors.Is(err, io.EOF) {
+		return 0, nil, io.EOF
+	}
+	if err != nil {
+		if errors.Is(err, io.ErrUnexpectedEOF) {
+			return 0, nil, fmt.Errorf("%w: FLAC stream ends inside a frame: the file was cut short", ErrTruncated)
+		}
+		return 0, nil, fmt.Errorf("%w: FLAC frame %d: %v", ErrCorrupt, frames, err)
+	}
+	if len(fr.Subframes) != channels {
+		return 0, nil, fmt.Errorf("%w: FLAC frame with %d channels in a %d-channel stream", ErrCorrupt, len(fr.Subframes), channels)
+	}
+	n := int(fr.BlockSize)
+	chans := make([][]int32, channels)
+	for c, sf := range fr.Subframes {
+		if len(sf.Samples) < n {
+			return 0, nil, fmt.Errorf("%w: FLAC subframe shorter than its block", ErrCorrupt)
+		}
+		chans[c] = sf.Samples
+	}
+	return n, chans, nil
 }
 
 func decodeOgg(data []byte, lim Limits, sp span) (*Buffer, error) {
