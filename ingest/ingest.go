@@ -53,6 +53,10 @@ type Config struct {
 	// Workers decode in parallel (default GOMAXPROCS). BatchSize rows go to the encoder
 	// at once (default 16); UpsertBatch rows to the store (default 256).
 	Workers, BatchSize, UpsertBatch int
+	// EncodeWorkers run encoder batches at once (default GOMAXPROCS): with RuntimeOptions'
+	// single-threaded sessions each takes one core, so the encoders use every core when
+	// decoding is ahead and leave the cores to the decoders when it is behind.
+	EncodeWorkers int
 	// MaxWindows caps the windows of a loop longer than the model's window (0 means
 	// audio.DefaultMaxWindows, 1 keeps the first window only): window 0 is the loop's row
 	// in its collection, windows 1.. go to the companion collection
@@ -85,6 +89,9 @@ func Run(ctx context.Context, cfg Config, roots []string) (*Report, error) {
 	}
 	if cfg.UpsertBatch <= 0 {
 		cfg.UpsertBatch = 256
+	}
+	if cfg.EncodeWorkers <= 0 {
+		cfg.EncodeWorkers = runtime.GOMAXPROCS(0)
 	}
 	if cfg.Logger == nil {
 		cfg.Logger = slog.New(slog.NewTextHandler(io.Discard, nil))
@@ -355,41 +362,23 @@ func estimate(j *job, rate int) {
 func encode(ctx context.Context, cfg Config, rep *Report, in <-chan *job, out chan<- *job) {
 	pending := map[string][]*job{}
 	pendingRows := map[string]int{} // windows waiting, so a batch holds BatchSize windows
+	// Batches run on EncodeWorkers goroutines at once: with single-threaded sessions
+	// (RuntimeOptions) each takes one core, and the decoders the rest.
+	slots := make(chan struct{}, cfg.EncodeWorkers)
+	var running sync.WaitGroup
+	defer running.Wait()
 	run := func(inst string) {
 		b := pending[inst]
 		if len(b) == 0 {
 			return
 		}
 		pending[inst] = nil
-		enc := cfg.Encoders[inst]
-		rows := 0
-		for _, j := range b {
-			rows += len(j.wins)
-		}
-		flat := make([]float32, 0, rows*enc.InputSize())
-		for _, j := range b {
-			for _, w := range j.wins {
-				flat = append(flat, w...)
-			}
-		}
-		res, err := enc.Run(context.WithoutCancel(ctx), flat)
-		if err != nil {
-			for _, j := range b {
-				rep.fail(j.path, failWith(CodeEncodeFailed, fmt.Errorf("encode: %w", err)))
-			}
-			return
-		}
-		d := enc.OutputSize()
-		i := 0
-		for _, j := range b {
-			j.embeds = make([][]float32, len(j.wins))
-			for k := range j.wins {
-				j.embeds[k] = res[i*d : (i+1)*d : (i+1)*d]
-				i++
-			}
-			j.wins = nil
-			out <- j
-		}
+		slots <- struct{}{}
+		running.Add(1)
+		go func() {
+			defer func() { <-slots; running.Done() }()
+			runBatch(ctx, cfg, rep, inst, b, out)
+		}()
 	}
 	tick := time.NewTicker(200 * time.Millisecond)
 	defer tick.Stop()
@@ -420,6 +409,39 @@ func encode(ctx context.Context, cfg Config, rep *Report, in <-chan *job, out ch
 				run(inst)
 			}
 		}
+	}
+}
+
+// runBatch encodes one batch of one instrument's loops and passes them on.
+func runBatch(ctx context.Context, cfg Config, rep *Report, inst string, b []*job, out chan<- *job) {
+	enc := cfg.Encoders[inst]
+	rows := 0
+	for _, j := range b {
+		rows += len(j.wins)
+	}
+	flat := make([]float32, 0, rows*enc.InputSize())
+	for _, j := range b {
+		for _, w := range j.wins {
+			flat = append(flat, w...)
+		}
+	}
+	res, err := enc.Run(context.WithoutCancel(ctx), flat)
+	if err != nil {
+		for _, j := range b {
+			rep.fail(j.path, failWith(CodeEncodeFailed, fmt.Errorf("encode: %w", err)))
+		}
+		return
+	}
+	d := enc.OutputSize()
+	i := 0
+	for _, j := range b {
+		j.embeds = make([][]float32, len(j.wins))
+		for k := range j.wins {
+			j.embeds[k] = res[i*d : (i+1)*d : (i+1)*d]
+			i++
+		}
+		j.wins = nil
+		out <- j
 	}
 }
 
@@ -530,5 +552,10 @@ func encoderList(cfg Config) string {
 }
 
 // RuntimeOptions are the ONNX Runtime settings for a process that ingests: decoding runs
-// beside the encoder on the same cores, so the encoder's idle threads must not spin.
-func RuntimeOptions() onnx.RuntimeOptions { return onnx.RuntimeOptions{NoSpin: true} }
+// beside the encoder on the same cores, so the encoder's idle threads must not spin, and
+// each session runs single-threaded: Run's EncodeWorkers call it at once, one per core,
+// which costs less CPU per window than one call split across the cores (5.6-6.1 against
+// 7.6 CPU-ms per window on the 2-core machine) and leaves no thread waiting on another.
+func RuntimeOptions() onnx.RuntimeOptions {
+	return onnx.RuntimeOptions{NoSpin: true, IntraOpThreads: 1}
+}

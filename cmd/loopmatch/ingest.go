@@ -61,7 +61,13 @@ bundle with new decoders or mappers serves the library as it is.`,
 			if err != nil {
 				return exitError{code: 2, err: err}
 			}
-			rt, err := onnx.NewRuntime(ingest.RuntimeOptions())
+			opts := ingest.RuntimeOptions()
+			if reencode {
+				// Re-encoding decodes a page, then encodes it with one caller: the encoder
+				// alone, so its sessions take every core.
+				opts.IntraOpThreads = 0
+			}
+			rt, err := onnx.NewRuntime(opts)
 			if err != nil {
 				return exitError{code: 2, err: err}
 			}

@@ -7,8 +7,10 @@
 //     times it, reading the child's peak RSS (rusage maxrss, and VmHWM polled from
 //     /proc/PID/status);
 //  2. in the same run, decodes the same loops beforehand (untimed) and times the bundle's
-//     encoders alone on those windows, in batches of the size ingest uses and with the
-//     same ONNX Runtime settings (one process-wide Runtime, default threads);
+//     encoders alone on those windows, in batches of the size ingest uses, with ONNX
+//     Runtime's default threads (one per core, not spinning) and one caller: the fastest
+//     way to run the encoder alone here. -encoder-threads 1 times it as ingest runs it
+//     instead (single-threaded sessions, one caller per core);
 //
 // and prints loops/s both ways and their ratio, as text and JSON, with the CPU seconds
 // per loop of each (on a shared machine the wall-clock ratio moves with the load; the CPU
@@ -54,7 +56,7 @@ import (
 
 type options struct {
 	loops, batch, workers int
-	repeat                int
+	repeat, encThreads    int
 	seed                  uint64
 	formats               []string
 	bin, bundle, work     string
@@ -77,6 +79,7 @@ func main() {
 	flag.StringVar(&o.cpuProfile, "cpuprofile", "", "also run the ingest in this process under the CPU profiler and write the profile here")
 	flag.BoolVar(&o.keep, "keep-store", false, "keep the ingested store (default: removed)")
 	flag.BoolVar(&o.skipEncoder, "skip-encoder", false, "skip the encoder-only measurement")
+	flag.IntVar(&o.encThreads, "encoder-threads", 0, "ONNX Runtime intra-op threads per session for the encoder-only run (0: one per core, one caller; 1: as ingest runs it, one single-threaded caller per core)")
 	flag.IntVar(&o.repeat, "repeat", 1, "measure ingest and encoder-only alternately this many times; the ratio reported is the median of the pairs")
 	flag.Parse()
 	var err error
@@ -105,10 +108,14 @@ type result struct {
 	LibraryBytes int64          `json:"library_bytes"`
 	Bundle       string         `json:"bundle"`
 	Batch        int            `json:"batch"`
-	CPUs         int            `json:"cpus"`
-	LoadBefore   string         `json:"loadavg_before"`
-	LoadAfter    string         `json:"loadavg_after"`
-	Concurrent   []string       `json:"concurrent_heavy_processes,omitempty"`
+	// EncoderThreads and EncoderCallers: how the encoder-only run ran the encoders (0
+	// threads: ONNX Runtime's default, one per core).
+	EncoderThreads int      `json:"encoder_only_intra_op_threads"`
+	EncoderCallers int      `json:"encoder_only_callers"`
+	CPUs           int      `json:"cpus"`
+	LoadBefore     string   `json:"loadavg_before"`
+	LoadAfter      string   `json:"loadavg_after"`
+	Concurrent     []string `json:"concurrent_heavy_processes,omitempty"`
 
 	IngestWallSeconds   float64 `json:"ingest_wall_s"`
 	IngestRunSeconds    float64 `json:"ingest_pipeline_s"` // the report's started..finished
@@ -161,7 +168,7 @@ func run(ctx context.Context, o options) error {
 	if err != nil {
 		return fmt.Errorf("generate the library: %w", err)
 	}
-	res := result{Loops: o.loops, Formats: map[string]int{}, Bundle: b.ID(), Batch: o.batch, CPUs: runtime.NumCPU()}
+	res := result{Loops: o.loops, Formats: map[string]int{}, Bundle: b.ID(), Batch: o.batch, CPUs: runtime.NumCPU(), EncoderThreads: o.encThreads}
 	for i, p := range paths {
 		res.Formats[specFor(o.seed, i, o.formats).format]++
 		if st, err := os.Stat(p); err == nil {
@@ -174,7 +181,9 @@ func run(ctx context.Context, o options) error {
 
 	var rt *onnx.Runtime
 	if !o.skipEncoder || o.cpuProfile != "" {
-		if rt, err = onnx.NewRuntime(ingest.RuntimeOptions()); err != nil { // what `loopmatch ingest` uses
+		// Not spinning, as `loopmatch ingest`; threads per -encoder-threads (ingest's own
+		// sessions are single-threaded: the in-process -cpuprofile run uses these).
+		if rt, err = onnx.NewRuntime(onnx.RuntimeOptions{NoSpin: true, IntraOpThreads: o.encThreads}); err != nil {
 			return err
 		}
 		defer rt.Close()
@@ -185,6 +194,7 @@ func run(ctx context.Context, o options) error {
 			return err
 		}
 		defer enc.close()
+		res.EncoderCallers = enc.callers
 	}
 	var ratios []float64
 	for i := 0; i < o.repeat; i++ {
@@ -201,8 +211,8 @@ func run(ctx context.Context, o options) error {
 			}
 			res.Ratio = res.IngestLoopsPerSec / res.EncoderLoopsPerSec
 			res.PipelineRatio = res.PipelineLoopsPerSec / res.EncoderLoopsPerSec
-			fmt.Printf("encoder only:    %d loops (%d windows) in %.2f s = %.1f loops/s, CPU %.1f s (windows decoded beforehand in %.1f s, untimed)\n",
-				o.loops, res.EncoderWindows, res.EncoderSeconds, res.EncoderLoopsPerSec, res.EncoderCPUSeconds, res.DecodeSeconds)
+			fmt.Printf("encoder only:    %d loops (%d windows) in %.2f s = %.1f loops/s, CPU %.1f s (intra-op threads %d, %d callers; windows decoded beforehand in %.1f s, untimed)\n",
+				o.loops, res.EncoderWindows, res.EncoderSeconds, res.EncoderLoopsPerSec, res.EncoderCPUSeconds, o.encThreads, res.EncoderCallers, res.DecodeSeconds)
 			fmt.Printf("ratio e2e / encoder-only: %.3f (pipeline only: %.3f)\n", res.Ratio, res.PipelineRatio)
 			p.EncoderLoopsPerSec, p.EncoderCPUSeconds, p.Ratio = res.EncoderLoopsPerSec, res.EncoderCPUSeconds, res.Ratio
 			ratios = append(ratios, res.Ratio)
@@ -335,6 +345,7 @@ type encoderRun struct {
 	encs    map[string]*onnx.Model
 	batches []batch
 	loops   int
+	callers int // goroutines calling the encoders at once
 }
 
 type batch struct {
@@ -352,7 +363,10 @@ func (e *encoderRun) close() {
 // encodes them) and stacks them in batches of o.batch per instrument, as ingest sends
 // them.
 func prepareEncoder(ctx context.Context, o options, rt *onnx.Runtime, b *onnx.Bundle, lib string, paths []string, res *result) (*encoderRun, error) {
-	e := &encoderRun{encs: map[string]*onnx.Model{}, loops: len(paths)}
+	e := &encoderRun{encs: map[string]*onnx.Model{}, loops: len(paths), callers: 1}
+	if o.encThreads > 0 {
+		e.callers = max(1, runtime.GOMAXPROCS(0)/o.encThreads)
+	}
 	if err := e.open(ctx, o, rt, b, lib, paths, res); err != nil {
 		e.close()
 		return nil, err
@@ -446,13 +460,38 @@ func (e *encoderRun) time(ctx context.Context, res *result) error {
 	run := context.WithoutCancel(ctx) // as ingest runs its encoder: no cancel hook per call
 	cpu0 := selfCPU()
 	t1 := time.Now()
+	next := make(chan batch)
+	errs := make(chan error, e.callers)
+	var wg sync.WaitGroup
+	for range e.callers {
+		wg.Add(1)
+		go func() {
+			defer wg.Done()
+			for bt := range next {
+				if _, err := bt.enc.Run(run, bt.flat); err != nil {
+					errs <- fmt.Errorf("encoder-only run: %w", err)
+					for range next { // drain
+					}
+					return
+				}
+			}
+		}()
+	}
 	for _, bt := range batches {
-		if err := ctx.Err(); err != nil {
-			return err
+		if ctx.Err() != nil {
+			break
 		}
-		if _, err := bt.enc.Run(run, bt.flat); err != nil {
-			return fmt.Errorf("encoder-only run: %w", err)
-		}
+		next <- bt
+	}
+	close(next)
+	wg.Wait()
+	if err := ctx.Err(); err != nil {
+		return err
+	}
+	select {
+	case err := <-errs:
+		return err
+	default:
 	}
 	res.EncoderSeconds = time.Since(t1).Seconds()
 	res.EncoderCPUSeconds = selfCPU() - cpu0
@@ -486,13 +525,24 @@ func profiled(ctx context.Context, o options, rt *onnx.Runtime, b *onnx.Bundle, 
 		defer m.Close()
 		encs[inst] = m
 	}
+	// As `loopmatch ingest` runs by default: the classifier hears every loop (named ones
+	// too, to count disagreements) when the bundle has one.
+	cls, err := rt.OpenClassifier(b)
+	switch {
+	case errors.Is(err, onnx.ErrNoModel):
+		cls = nil
+	case err != nil:
+		return err
+	default:
+		defer cls.Close()
+	}
 	f, err := os.Create(o.cpuProfile)
 	if err != nil {
 		return fmt.Errorf("create the profile: %w", err)
 	}
 	defer f.Close()
 	cfg := ingest.Config{Store: store, StoreName: "embedded:" + dir, BundleID: b.ID(), EncoderIDs: b.EncoderIDs(), SampleRate: b.SampleRate,
-		WindowSeconds: b.WindowSeconds, Encoders: encs, Rules: ingest.DefaultRules(), Limits: audio.DefaultLimits(),
+		WindowSeconds: b.WindowSeconds, Encoders: encs, Classifier: cls, Rules: ingest.DefaultRules(), Limits: audio.DefaultLimits(),
 		Workers: o.workers, BatchSize: o.batch}
 	if err := pprof.StartCPUProfile(f); err != nil {
 		return fmt.Errorf("start the CPU profile: %w", err)
