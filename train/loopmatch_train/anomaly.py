@@ -1,0 +1,615 @@
+"""Anomaly scores per instrument: one-class Deep SVDD on a loop window's audio embedding.
+
+What "normal" means is learned per instrument from the corpus v2 train split (FluidR3_GM,
+hydrogen kits, synthesised sounds). The model sees the same window the encoders see (the loop
+tiled to 4 s, or its first 4 s), so for a short loop the repeat, and with it a broken seam, is
+inside the window. Its embedding is computed inside the graph from raw PCM: log-mel statistics
+per band (mean, spread, floor, relative to the clip's level), spectral flux, and sample-level
+measures that a latent built for recommendation smooths away (the largest first and second
+differences against their RMS: clicks; the share of samples at the peak and of flat tops:
+clipping; held samples: bit-crush; crest factor, DC, silence share). Deep SVDD maps the
+standardised embedding to a point and scores the squared distance to the centre of the
+training points; the threshold is the 95th percentile of the training loops' scores.
+
+Two Deep SVDD variants, as the paper compares: a plain MLP pretrained as an autoencoder's
+encoder, and a residual MLP (two residual blocks) trained from its initialisation. Baselines
+on the same embedding: Isolation Forest (numpy, 100 trees of 256 samples) and PCA
+reconstruction error (components for 90 % of the train variance). The variant shipped per
+instrument is the one with the higher mean AUROC on the validation split's damaged loops
+(damage from damage.py; corpus loops only). Reported on the test and the transfer split.
+
+python -m loopmatch_train.anomaly --out train/out --bundle models/loopmatch-v2
+builds just these models from an existing train/out (corpus v2 rendered) and adds them to the
+bundle: <instrument>_anomaly.onnx, their manifest entries (role anomaly, with the threshold),
+golden/anomaly.json, a MODEL_CARD section. The other files of the bundle stay byte for byte.
+"""
+from __future__ import annotations
+
+import argparse
+import json
+import os
+import time
+
+import numpy as np
+import soundfile as sf
+import torch
+from torch import nn
+import torch.nn.functional as F
+
+from . import corpus as C
+from . import damage as D
+from .audio_io import N, SR, load_mono, window
+from .models import hann, mel_filterbank
+
+INSTRUMENTS = ["drum", "bass"]
+N_FFT = 512
+HOP = 512
+N_MELS = 64
+EPS = 1e-4
+SEED = 2121
+PERCENTILE = 95.0
+CLAMP = 50.0
+SCALARS = ["level", "flux_mean", "flux_std", "flux_max", "silence", "click", "click2", "hf", "crest",
+           "clip", "flat", "dc", "hold", "loudness", "spike_max", "spike_mean", "spike_quiet"]
+SPIKE_FRAME = 256  # samples per frame of the local click measures
+N_FEATURES = 3 * N_MELS + len(SCALARS)
+METHODS = ["svdd_plain", "svdd_residual", "iforest", "pca"]
+
+
+def log(*a):
+    print(time.strftime("[%H:%M:%S]"), *a, flush=True)
+
+
+# --- the embedding ---------------------------------------------------------------------
+
+class Features(nn.Module):
+    """audio [B, N] -> embedding [B, N_FEATURES] (see the module doc)."""
+
+    def __init__(self):
+        super().__init__()
+        w = hann(N_FFT)
+        nb = N_FFT // 2 + 1
+        k = np.arange(nb)[:, None] * np.arange(N_FFT)[None, :] * 2 * np.pi / N_FFT
+        kern = np.concatenate([np.cos(k) * w, -np.sin(k) * w], 0)[:, None, :]
+        self.register_buffer("kernel", torch.tensor(kern, dtype=torch.float32))
+        self.register_buffer("mel", torch.tensor(mel_filterbank(N_MELS, N_FFT)))
+        self.nb = nb
+
+    def forward(self, x):
+        s = F.conv1d(x.unsqueeze(1), self.kernel, stride=HOP)
+        re, im = s[:, :self.nb], s[:, self.nb:]
+        mel = torch.matmul(self.mel, torch.sqrt(re * re + im * im + 1e-12))
+        lm = torch.log(mel + EPS)
+        level = lm.mean(dim=(1, 2))
+        lmn = lm - level[:, None, None]
+        flux = F.relu(lmn[:, :, 1:] - lmn[:, :, :-1]).mean(1)
+        e = torch.log(mel.sum(1) + EPS)
+        silence = (e < e.amax(1, keepdim=True) - 6.9).float().mean(1)  # 60 dB below the loudest frame
+        a = x.abs()
+        rms = torch.sqrt((x * x).mean(1) + 1e-10)
+        peak = a.amax(1) + 1e-8
+        d = x[:, 1:] - x[:, :-1]
+        rmsd = torch.sqrt((d * d).mean(1) + 1e-10)
+        d2 = d[:, 1:] - d[:, :-1]
+        rmsd2 = torch.sqrt((d2 * d2).mean(1) + 1e-10)
+        atpeak = (a >= 0.995 * peak[:, None]).float().mean(1)
+        flat = ((a[:, 1:] >= 0.98 * peak[:, None]) & (d.abs() < 1e-6)).float().mean(1)
+        hold = ((d.abs() < 1e-7) & (a[:, 1:] > 2e-3)).float().mean(1)
+        # local clicks: within frames of SPIKE_FRAME samples, the largest second difference
+        # against the frame's own (a click is one outlier, a drum hit a burst) and against
+        # the frame's level (a click in a quiet passage)
+        nf = d2.shape[1] // SPIKE_FRAME
+        fr = d2[:, :nf * SPIKE_FRAME].reshape(d2.shape[0], nf, SPIKE_FRAME)
+        xf = x[:, 1:1 + nf * SPIKE_FRAME].reshape(x.shape[0], nf, SPIKE_FRAME)
+        pk = fr.abs().amax(2)
+        kurt = torch.log(pk * pk / ((fr * fr).mean(2) + 1e-10) + 1e-6)
+        quiet = torch.log(pk / (torch.sqrt((xf * xf).mean(2)) + 1e-4) + 1e-6)
+        scal = torch.stack([
+            level, flux.mean(1), flux.std(1), flux.amax(1), silence,
+            torch.log(d.abs().amax(1) / rmsd + 1e-6), torch.log(d2.abs().amax(1) / rmsd2 + 1e-6),
+            torch.log(rmsd / rms + 1e-6), torch.log(peak / rms + 1e-6),
+            torch.log(atpeak + 1e-5), torch.log(flat + 1e-5), x.mean(1) / rms, torch.log(hold + 1e-5),
+            torch.log(rms + 1e-6), kurt.amax(1), kurt.mean(1), quiet.amax(1)], 1)
+        return torch.cat([lmn.mean(2), lmn.std(2), lmn.amin(2), scal], 1)
+
+
+def embed(wins, fe, batch=64):
+    out = []
+    with torch.no_grad():
+        for i in range(0, len(wins), batch):
+            out.append(fe(torch.from_numpy(np.stack(wins[i:i + batch]))).numpy())
+    return np.concatenate(out).astype(np.float32) if out else np.zeros((0, N_FEATURES), np.float32)
+
+
+# --- Deep SVDD -------------------------------------------------------------------------
+
+def _lin(i, o):
+    return nn.Linear(i, o, bias=False)  # no biases: Deep SVDD's guard against a constant map
+
+
+class PlainNet(nn.Module):
+    def __init__(self, d=N_FEATURES, rep=32):
+        super().__init__()
+        self.net = nn.Sequential(_lin(d, 128), nn.LeakyReLU(0.1), _lin(128, 64), nn.LeakyReLU(0.1), _lin(64, rep))
+
+    def forward(self, x):
+        return self.net(x)
+
+
+class ResBlock(nn.Module):
+    def __init__(self, h):
+        super().__init__()
+        self.a, self.b = _lin(h, h), _lin(h, h)
+
+    def forward(self, x):
+        return x + self.b(F.leaky_relu(self.a(F.leaky_relu(x, 0.1)), 0.1))
+
+
+class ResidualNet(nn.Module):
+    def __init__(self, d=N_FEATURES, h=128, rep=32):
+        super().__init__()
+        self.inp, self.blocks, self.out = _lin(d, h), nn.Sequential(ResBlock(h), ResBlock(h)), _lin(h, rep)
+
+    def forward(self, x):
+        return self.out(F.leaky_relu(self.blocks(self.inp(x)), 0.1))
+
+
+class AnomalyGraph(nn.Module):
+    """What the bundle ships: audio [B, N] -> score [B] (squared distance to the centre)."""
+
+    def __init__(self, net, mu, sd, c):
+        super().__init__()
+        self.fe = Features()
+        self.net = net
+        self.register_buffer("mu", torch.tensor(mu, dtype=torch.float32))
+        self.register_buffer("sd", torch.tensor(sd, dtype=torch.float32))
+        self.register_buffer("c", torch.tensor(c, dtype=torch.float32))
+
+    def forward(self, audio):
+        z = torch.clamp((self.fe(audio) - self.mu) / self.sd, -CLAMP, CLAMP)
+        return ((self.net(z) - self.c) ** 2).sum(1)
+
+
+def standardiser(x):
+    mu = x.mean(0)
+    sd = x.std(0) + 1e-3
+    return mu.astype(np.float32), sd.astype(np.float32)
+
+
+def _std(x, mu, sd):
+    return np.clip((x - mu) / sd, -CLAMP, CLAMP).astype(np.float32)
+
+
+def svdd_scores(net, c, z):
+    with torch.no_grad():
+        return ((net(torch.from_numpy(z)) - torch.from_numpy(c)) ** 2).sum(1).numpy()
+
+
+def train_svdd(variant, z, val_eval, seed=SEED, ae_epochs=40, epochs=60, log=log):
+    """Deep SVDD on standardised train embeddings z. val_eval(scores_fn) -> mean val AUROC
+    picks the checkpoint (every 5 epochs). Returns net, centre, history."""
+    torch.manual_seed(seed)
+    rng = np.random.default_rng(seed)
+    net = PlainNet() if variant == "plain" else ResidualNet()
+    xt = torch.from_numpy(z)
+    bs = 128
+    if variant == "plain":  # autoencoder pretraining: the mirror decoder is thrown away after
+        dec = nn.Sequential(_lin(32, 64), nn.LeakyReLU(0.1), _lin(64, 128), nn.LeakyReLU(0.1), _lin(128, N_FEATURES))
+        opt = torch.optim.Adam(list(net.parameters()) + list(dec.parameters()), lr=1e-3, weight_decay=1e-6)
+        for ep in range(ae_epochs):
+            perm = rng.permutation(len(z))
+            for k in range(0, len(z), bs):
+                b = xt[perm[k:k + bs]]
+                loss = F.mse_loss(dec(net(b)), b)
+                opt.zero_grad()
+                loss.backward()
+                opt.step()
+        log(f"anomaly: {variant} autoencoder pretrained, loss {float(loss):.4f}")
+    with torch.no_grad():
+        c = net(xt).mean(0).numpy()
+    c[(np.abs(c) < 0.01) & (c < 0)] = -0.01
+    c[(np.abs(c) < 0.01) & (c >= 0)] = 0.01
+    ct = torch.from_numpy(c)
+    opt = torch.optim.Adam(net.parameters(), lr=1e-4, weight_decay=1e-6)
+    best, best_state, history = -1.0, None, []
+    for ep in range(1, epochs + 1):
+        perm = rng.permutation(len(z))
+        tot, nb = 0.0, 0
+        for k in range(0, len(z), bs):
+            b = xt[perm[k:k + bs]]
+            loss = ((net(b) - ct) ** 2).sum(1).mean()
+            opt.zero_grad()
+            loss.backward()
+            opt.step()
+            tot, nb = tot + float(loss), nb + 1
+        if ep % 5 == 0:
+            auc = val_eval(lambda q: svdd_scores(net, c, q))
+            history.append({"epoch": ep, "loss": round(tot / nb, 5), "val_mean_auroc": round(auc, 4)})
+            if auc > best:
+                best, best_state = auc, {k: v.clone() for k, v in net.state_dict().items()}
+    net.load_state_dict(best_state)
+    log(f"anomaly: {variant} best val mean AUROC {best:.4f}")
+    return net.eval(), c, history
+
+
+# --- baselines -------------------------------------------------------------------------
+
+def _c(n):
+    """Average path length of an unsuccessful BST search among n points (Liu et al.)."""
+    n = np.asarray(n, np.float64)
+    return np.where(n > 2, 2 * (np.log(np.maximum(n - 1, 1)) + 0.5772156649) - 2 * (n - 1) / np.maximum(n, 1),
+                    np.where(n == 2, 1.0, 0.0))
+
+
+class IsolationForest:
+    """Isolation Forest (Liu, Ting & Zhou 2008): trees of random axis splits on subsamples;
+    the score is 2^(-E[path length] / c(psi)), higher is more anomalous."""
+
+    def __init__(self, trees=100, psi=256, seed=SEED):
+        self.trees, self.psi, self.seed = trees, psi, seed
+
+    def fit(self, x):
+        rng = np.random.default_rng(self.seed)
+        self.psi_ = min(self.psi, len(x))
+        limit = int(np.ceil(np.log2(self.psi_)))
+        self.forest = []
+        for _ in range(self.trees):
+            nodes = []  # (feature, split, left, right, size)
+
+            def grow(s, depth):
+                i = len(nodes)
+                nodes.append(None)
+                lo, hi = s.min(0), s.max(0)
+                ok = np.flatnonzero(hi > lo)
+                if depth >= limit or len(s) <= 1 or len(ok) == 0:
+                    nodes[i] = (-1, 0.0, -1, -1, len(s))
+                    return i
+                f = int(rng.choice(ok))
+                t = float(rng.uniform(lo[f], hi[f]))
+                m = s[:, f] < t
+                left = grow(s[m], depth + 1)
+                right = grow(s[~m], depth + 1)
+                nodes[i] = (f, t, left, right, len(s))
+                return i
+            grow(x[rng.choice(len(x), self.psi_, replace=False)], 0)
+            self.forest.append(np.array(nodes, dtype=np.float64))
+        return self
+
+    def score(self, x):
+        h = np.zeros(len(x))
+        for t in self.forest:
+            node = np.zeros(len(x), np.int64)
+            depth = np.zeros(len(x))
+            for _ in range(64):
+                f = t[node, 0].astype(np.int64)
+                leaf = f < 0
+                if leaf.all():
+                    break
+                go_left = x[np.arange(len(x)), np.maximum(f, 0)] < t[node, 1]
+                nxt = np.where(go_left, t[node, 2], t[node, 3]).astype(np.int64)
+                node = np.where(leaf, node, nxt)
+                depth += ~leaf
+            h += depth + _c(t[node, 4])
+        return 2.0 ** (-(h / len(self.forest)) / _c(self.psi_))
+
+
+class PCARecon:
+    """Squared reconstruction error from the principal components that hold `var` of the
+    train variance."""
+
+    def __init__(self, var=0.9):
+        self.var = var
+
+    def fit(self, x):
+        self.mean = x.mean(0)
+        _, s, vt = np.linalg.svd(x - self.mean, full_matrices=False)
+        frac = np.cumsum(s ** 2) / np.sum(s ** 2)
+        self.k = int(np.searchsorted(frac, self.var) + 1)
+        self.v = vt[:self.k].T
+        return self
+
+    def score(self, x):
+        d = x - self.mean
+        r = d - (d @ self.v) @ self.v.T
+        return (r * r).sum(1)
+
+
+# --- evaluation ------------------------------------------------------------------------
+
+def auroc(neg, pos):
+    """P(score of a damaged loop > score of a clean one), ties counting half."""
+    s = np.concatenate([neg, pos])
+    order = np.argsort(s, kind="mergesort")
+    ranks = np.empty(len(s))
+    ss = s[order]
+    i = 0
+    while i < len(s):  # average ranks of ties
+        j = i
+        while j + 1 < len(s) and ss[j + 1] == ss[i]:
+            j += 1
+        ranks[order[i:j + 1]] = (i + j) / 2 + 1
+        i = j + 1
+    rp = ranks[len(neg):].sum()
+    return float((rp - len(pos) * (len(pos) + 1) / 2) / (len(pos) * len(neg)))
+
+
+def threshold(train_scores):
+    """The 95th percentile of the training loops' scores (and nothing else)."""
+    return float(np.percentile(np.asarray(train_scores, np.float64), PERCENTILE))
+
+
+def at_threshold(neg, pos, t):
+    tp, fp = int((pos > t).sum()), int((neg > t).sum())
+    return {"precision": round(tp / (tp + fp), 4) if tp + fp else None, "recall": round(tp / len(pos), 4),
+            "clean_flagged": round(fp / len(neg), 4)}
+
+
+def evaluate(score_fn, sets, t):
+    """sets: {"clean": z, kind: z}; per kind AUROC and precision / recall at threshold t
+    (clean and damaged loops one to one)."""
+    neg = score_fn(sets["clean"])
+    out = {}
+    for kind in D.KINDS:
+        pos = score_fn(sets[kind])
+        out[kind] = {"auroc": round(auroc(neg, pos), 4), **at_threshold(neg, pos, t)}
+    out["mean_auroc"] = round(float(np.mean([out[k]["auroc"] for k in D.KINDS])), 4)
+    out["clean_flagged"] = round(float((neg > t).mean()), 4)
+    return out
+
+
+# --- data ------------------------------------------------------------------------------
+
+def _load(corpus_dir, rel):
+    return load_mono(os.path.join(corpus_dir, rel))
+
+
+def damaged_windows(rows, idx_by_inst, corpus_dir, split, inst, seed=SEED):
+    """Clean windows of split's inst loops and each kind's damaged windows, one per loop."""
+    mine = idx_by_inst[(split, inst)]
+    others = idx_by_inst[(split, "bass" if inst == "drum" else "drum")]
+    out = {k: [] for k in ["clean"] + D.KINDS}
+    for n, i in enumerate(mine):
+        r = rows[i]
+        x = _load(corpus_dir, r["path"])
+        out["clean"].append(window(x))
+        for kk, kind in enumerate(D.KINDS):
+            rng = np.random.default_rng([seed, kk, n, 7 if split == "val" else 11 if split == "test" else 13])
+            other = _load(corpus_dir, rows[int(rng.choice(others))]["path"]) if kind == "wrong_instrument" else None
+            out[kind].append(window(D.apply(kind, x, rng, n_window=N, bpm=r["bpm"], sr=SR, other=other)))
+    return out
+
+
+def dataset(out_dir, corpus_dir, log=log):
+    """Embeddings per (split, instrument, set), cached in OUT/anomaly/embeddings.npz."""
+    d = os.path.join(out_dir, "anomaly")
+    os.makedirs(d, exist_ok=True)
+    path = os.path.join(d, "embeddings.npz")
+    rows = C.read_meta(corpus_dir)
+    idx = {}
+    for i, r in enumerate(rows):
+        idx.setdefault((r["split"], r["instrument"]), []).append(i)
+    if os.path.exists(path):
+        z = np.load(path)
+        return {tuple(k.split("/")): z[k] for k in z.files}, rows, idx
+    fe = Features().eval()
+    data = {}
+    for inst in INSTRUMENTS:
+        t = time.time()
+        data[("train", inst, "clean")] = embed([window(_load(corpus_dir, rows[i]["path"])) for i in idx[("train", inst)]], fe)
+        log(f"anomaly: train {inst}: {len(idx[('train', inst)])} loops ({time.time() - t:.0f} s)")
+        for split in ("val", "test", "transfer"):
+            t = time.time()
+            for k, w in damaged_windows(rows, idx, corpus_dir, split, inst).items():
+                data[(split, inst, k)] = embed(w, fe)
+            log(f"anomaly: {split} {inst}: {len(idx[(split, inst)])} loops x {1 + len(D.KINDS)} ({time.time() - t:.0f} s)")
+    np.savez(path, **{"/".join(k): v for k, v in data.items()})
+    return data, rows, idx
+
+
+# --- build -----------------------------------------------------------------------------
+
+def build(out_dir, bundle_dir, log=log):
+    torch.set_num_threads(1)
+    t0 = time.time()
+    corpus_dir = os.path.join(out_dir, "corpus")
+    data, rows, idx = dataset(out_dir, corpus_dir, log)
+    t1 = time.time()
+    info = {"seed": SEED, "percentile": PERCENTILE, "features": N_FEATURES, "scalars": SCALARS,
+            "front_end": {"n_fft": N_FFT, "hop": HOP, "n_mels": N_MELS}, "damage_kinds": D.KINDS,
+            "instruments": {}}
+    shipped = {}
+    for inst in INSTRUMENTS:
+        mu, sd = standardiser(data[("train", inst, "clean")])
+        sets = {s: {k: _std(data[(s, inst, k)], mu, sd) for k in ["clean"] + D.KINDS} for s in ("val", "test", "transfer")}
+        ztr = _std(data[("train", inst, "clean")], mu, sd)
+
+        def val_mean(fn):
+            neg = fn(sets["val"]["clean"])
+            return float(np.mean([auroc(neg, fn(sets["val"][k])) for k in D.KINDS]))
+        res = {"train_loops": int(len(ztr)), "methods": {}}
+        models = {}
+        for variant in ("plain", "residual"):
+            net, c, hist = train_svdd(variant, ztr, val_mean, log=log)
+            models["svdd_" + variant] = (lambda q, net=net, c=c: svdd_scores(net, c, q), (net, c), hist)
+        forest = IsolationForest().fit(ztr)
+        models["iforest"] = (forest.score, forest, None)
+        pca = PCARecon().fit(ztr)
+        models["pca"] = (pca.score, pca, None)
+        for m in METHODS:
+            fn = models[m][0]
+            t = threshold(fn(ztr))
+            r = {"threshold": t, "history": models[m][2]}
+            for s in ("val", "test", "transfer"):
+                r[s] = evaluate(fn, sets[s], t)
+            res["methods"][m] = r
+            log(f"anomaly: {inst} {m}: val {r['val']['mean_auroc']:.4f} test {r['test']['mean_auroc']:.4f} "
+                f"transfer {r['transfer']['mean_auroc']:.4f}")
+        res["pca_components"] = pca.k
+        pick = max(("svdd_plain", "svdd_residual"), key=lambda m: res["methods"][m]["val"]["mean_auroc"])
+        res["shipped"] = pick
+        net, c = models[pick][1]
+        shipped[inst] = (AnomalyGraph(net, mu, sd, c).eval(), res["methods"][pick]["threshold"])
+        info["instruments"][inst] = res
+    info["durations_s"] = {"data": round(t1 - t0, 1), "train_and_evaluate": round(time.time() - t1, 1)}
+    info["command"] = "python -m loopmatch_train.anomaly --out train/out --bundle models/loopmatch-v2 (make models runs it)"
+    add_to_bundle(bundle_dir, shipped, info, corpus_dir, log)
+    with open(os.path.join(out_dir, "anomaly", "results.json"), "w") as f:
+        json.dump(info, f, indent=2)
+    return info
+
+
+CARD_BEGIN = "<!-- anomaly: written by train/loopmatch_train/anomaly.py -->"
+CARD_END = "<!-- /anomaly -->"
+NAMES = {"svdd_plain": "Deep SVDD (AE-pretrained)", "svdd_residual": "Deep SVDD (residual)",
+         "iforest": "Isolation Forest", "pca": "PCA reconstruction"}
+
+
+def table(info, split):
+    """Markdown: per instrument and method, AUROC (precision at the threshold) per kind."""
+    head = "| instrument | method | " + " | ".join(D.KINDS) + " | mean AUROC | clean flagged |"
+    lines = [head, "|---|---|" + "---|" * (len(D.KINDS) + 2)]
+    for inst in INSTRUMENTS:
+        res = info["instruments"][inst]
+        for m in METHODS:
+            r = res["methods"][m][split]
+            cells = []
+            for k in D.KINDS:
+                p = r[k]["precision"]
+                cells.append(f"{r[k]['auroc']:.3f} ({'-' if p is None else f'{p:.2f}'})")
+            star = " (shipped)" if m == res["shipped"] else ""
+            lines.append(f"| {inst} | {NAMES[m]}{star} | " + " | ".join(cells) + f" | {r['mean_auroc']:.3f} | {r['clean_flagged']:.3f} |")
+    return "\n".join(lines)
+
+
+def verdict(info, split):
+    out = []
+    for inst in INSTRUMENTS:
+        res = info["instruments"][inst]["methods"]
+        best_svdd = max(res["svdd_plain"][split]["mean_auroc"], res["svdd_residual"][split]["mean_auroc"])
+        for m in ("iforest", "pca"):
+            if res[m][split]["mean_auroc"] >= best_svdd:
+                out.append(f"on {inst}, {NAMES[m]} ({res[m][split]['mean_auroc']:.3f}) is not behind the better Deep SVDD ({best_svdd:.3f})")
+        kinds = [k for k in D.KINDS if max(res["svdd_plain"][split][k]["auroc"], res["svdd_residual"][split][k]["auroc"])
+                 < max(res["iforest"][split][k]["auroc"], res["pca"][split][k]["auroc"])]
+        if kinds:
+            out.append(f"on {inst}, a baseline beats both Deep SVDD variants on {', '.join(kinds)}")
+    return "; ".join(out) if out else "Deep SVDD is ahead of both baselines on average for both instruments"
+
+
+def _card(specs, info):
+    thr = ", ".join(f"{s['instruments'][0]} {s['threshold']:.4g} ({info['instruments'][s['instruments'][0]]['shipped']})" for s in specs)
+    return f"""{CARD_BEGIN}
+## Anomaly scores (`drum_anomaly.onnx`, `bass_anomaly.onnx`, role `anomaly`)
+
+One-class models of what a normal loop of each instrument sounds like (Deep SVDD), so ingest
+can store every loop's anomaly score and flag the loops above the threshold, the 95th
+percentile of the training loops' scores (so about 5 % of a library like the corpus is
+flagged by design). Input `audio` [B, {N}] (the encoders' window: a short loop tiled, so its
+seam is inside), output `score` [B], the squared distance of the loop's Deep SVDD point from
+the centre; the manifest's `threshold` per model: {thr}. The embedding is computed inside
+the graph from PCM ({N_FEATURES} values: per mel band the mean, spread and floor of the log-mel
+relative to the clip's level, spectral flux, and sample-level measures of clicks, clipping,
+held samples, crest factor, DC and silence), standardised with the train split's statistics.
+
+Trained on the corpus v2 train split only ({info['instruments']['drum']['train_loops']:,} drum, {info['instruments']['bass']['train_loops']:,} bass loops); the variant shipped
+per instrument is the one with the higher mean AUROC over the damage kinds on the validation
+split's loops damaged by `train/loopmatch_train/damage.py` (corpus loops; checkpoints every 5
+epochs). Baselines on the same embedding: Isolation Forest (100 trees, 256 samples each) and
+PCA reconstruction error ({info['instruments']['drum']['pca_components']} / {info['instruments']['bass']['pca_components']} components for 90 % of the variance, drum / bass).
+Every threshold is its method's 95th percentile of its own training scores.
+
+Evaluation: each clean loop of the split against the same loop damaged, one kind at a time
+(clicks, clipping, added noise, bit-crush, a pitch/tempo warp, a loop of the other instrument,
+a cut off the beat grid that breaks the seam). Cells: AUROC (precision at the threshold,
+clean and damaged loops one to one); "clean flagged": the share of the split's clean loops
+above the threshold. Rebuild just these models from an existing train/out:
+`PYTHONPATH=train .venv-train/bin/python -m loopmatch_train.anomaly --out train/out --bundle models/loopmatch-v2`.
+
+Test split (in distribution):
+
+{table(info, 'test')}
+
+Transfer split (generator families and sound sources held out of training; reported, never
+used to choose anything):
+
+{table(info, 'transfer')}
+
+Where Deep SVDD is not ahead (test split): {verdict(info, 'test')}.
+Transfer split: {verdict(info, 'transfer')}.
+{CARD_END}
+"""
+
+
+def golden_fixtures(bundle_dir, paths, log=log):
+    """golden/anomaly.json: scores from onnxruntime for WAVs windowed by Go's rule; the
+    drum and bass fixtures of golden.json plus a clipped copy of the first drum loop."""
+    from .export import session
+    gd = os.path.join(bundle_dir, "golden")
+    base = load_mono(os.path.join(gd, "g0_drum.wav"))
+    sf.write(os.path.join(gd, "a0_drum_clipped.wav"), D.clipping(base, np.random.default_rng(SEED)), SR, subtype="PCM_16")
+    picks = [("g0_drum.wav", "drum"), ("g1_bass.wav", "bass"), ("g2_drum.wav", "drum"), ("g3_bass.wav", "bass"),
+             ("c2_bass.wav", "bass"), ("a0_drum_clipped.wav", "drum")]
+    sess = {inst: session(p) for inst, p in paths.items()}
+    entries = []
+    for wav, inst in picks:
+        x = window(load_mono(os.path.join(gd, wav)))[None]
+        s = sess[inst].run(["score"], {"audio": x})[0]
+        entries.append({"wav": wav, "instrument": inst, "score": float(s[0])})
+    doc = {"sample_rate": SR, "window_samples": N, "tolerance_rel": 1e-3,
+           "rule": "decode 16-bit PCM as int/32768, mono, tile from the start to N or take the first N samples",
+           "fixtures": entries}
+    with open(os.path.join(gd, "anomaly.json"), "w") as f:
+        json.dump(doc, f, indent=2)
+    log(f"anomaly: golden fixtures {len(entries)}")
+
+
+def add_to_bundle(bundle_dir, shipped, info, corpus_dir, log=log):
+    from .bundle import sha256
+    from .export import _export, session
+    specs, paths = [], {}
+    check = np.random.default_rng(0).standard_normal((3, N)).astype(np.float32) * 0.1
+    for inst, (g, thr) in shipped.items():
+        f = f"{inst}_anomaly.onnx"
+        path = os.path.join(bundle_dir, f)
+        _export(g, torch.zeros(2, N), path, "audio", "score")
+        with torch.no_grad():
+            ref = g(torch.from_numpy(check)).numpy()
+        got = session(path).run(["score"], {"audio": check})[0]
+        rel = float(np.max(np.abs(ref - got) / np.maximum(np.abs(ref), 1e-3)))
+        info["instruments"][inst]["onnx_parity_max_rel_diff"] = rel
+        log(f"anomaly: {f} onnx vs torch max rel diff {rel:.3g}")
+        paths[inst] = path
+        specs.append({"name": f"{inst}_anomaly", "file": f, "sha256": sha256(path), "role": "anomaly",
+                      "instruments": [inst], "threshold": thr, "percentile": PERCENTILE,
+                      "variant": info["instruments"][inst]["shipped"],
+                      "inputs": [{"name": "audio", "shape": [-1, N], "dtype": "float32"}],
+                      "outputs": [{"name": "score", "shape": [-1], "dtype": "float32"}]})
+    golden_fixtures(bundle_dir, paths, log)
+    mp = os.path.join(bundle_dir, "manifest.json")
+    with open(mp) as fh:
+        manifest = json.load(fh)
+    manifest["models"] = [m for m in manifest["models"] if m.get("role") != "anomaly"] + specs
+    manifest["anomaly"] = {k: v for k, v in info.items() if k != "instruments"} | {
+        "instruments": {i: {k: v for k, v in r.items()} for i, r in info["instruments"].items()}}
+    with open(mp, "w") as fh:
+        json.dump(manifest, fh, indent=2)
+    cp = os.path.join(bundle_dir, "MODEL_CARD.md")
+    with open(cp) as fh:
+        card = fh.read()
+    if CARD_BEGIN in card:
+        card = card[:card.index(CARD_BEGIN)] + card[card.index(CARD_END) + len(CARD_END) + 1:]
+    with open(cp, "w") as fh:
+        fh.write(card.rstrip("\n") + "\n\n" + _card(specs, info))
+    log(f"anomaly: added to {bundle_dir}")
+
+
+def main(argv=None):
+    ap = argparse.ArgumentParser(description=__doc__.split("\n\n")[0])
+    ap.add_argument("--out", default="train/out")
+    ap.add_argument("--bundle", default="models/loopmatch-v2")
+    args = ap.parse_args(argv)
+    build(args.out, args.bundle)
+
+
+if __name__ == "__main__":
+    main()
