@@ -22,7 +22,22 @@ type Filter struct {
 	ExcludeIDs   []string // none of these ids
 	// UnknownBPM and UnknownKey say what loops lacking the field do.
 	UnknownBPM, UnknownKey Unknown
+	// Anomalous filters on the anomaly flag (Row.Anomalous): AnyHealth passes every loop.
+	Anomalous AnomalyFilter
 }
+
+// AnomalyFilter says which loops pass by their anomaly flag.
+type AnomalyFilter uint8
+
+const (
+	// AnyHealth: flagged or not, scored or not.
+	AnyHealth AnomalyFilter = iota
+	// OnlyAnomalous: only loops the anomaly model flagged.
+	OnlyAnomalous
+	// NotAnomalous: only loops it did not flag (loops never scored pass: nothing flagged
+	// them). What recommend's exclude_anomalous asks.
+	NotAnomalous
+)
 
 // BPMRange is an inclusive tempo range, 0 < Min <= Max.
 type BPMRange struct {
@@ -67,13 +82,33 @@ func (f Filter) Check() error {
 			return fmt.Errorf("%w: tempo range [%v, %v]: give 0 < min <= max", ErrInvalid, r.Min, r.Max)
 		}
 	}
+	if f.Anomalous > NotAnomalous {
+		return fmt.Errorf("%w: anomaly filter mode %d", ErrInvalid, f.Anomalous)
+	}
 	if f.UnknownBPM > UnknownOnly || f.UnknownKey > UnknownOnly {
 		return fmt.Errorf("%w: unknown-field mode %d/%d", ErrInvalid, f.UnknownBPM, f.UnknownKey)
 	}
 	return nil
 }
 
-// Match reports whether a row's fields pass the filter.
+// MatchRow reports whether a row passes the filter: Match and the anomaly flag.
+func (f Filter) MatchRow(r *Row) bool {
+	return f.Match(r.ID, r.Pack, r.Key, r.BPM) && f.MatchAnomalous(r.Anomalous)
+}
+
+// MatchAnomalous reports whether a row flagged (or not) passes the anomaly filter.
+func (f Filter) MatchAnomalous(anomalous bool) bool {
+	switch f.Anomalous {
+	case OnlyAnomalous:
+		return anomalous
+	case NotAnomalous:
+		return !anomalous
+	}
+	return true
+}
+
+// Match reports whether a row's identity, tempo and key pass the filter (MatchRow adds
+// the anomaly flag).
 func (f Filter) Match(id, pack, key string, bpm float64) bool {
 	if !f.matchTempo(bpm) || !f.matchKey(key) {
 		return false

@@ -34,6 +34,10 @@ type Row struct {
 	KeySource        string  `json:"key_source,omitempty"`
 	KeyConfidence    float64 `json:"key_confidence,omitempty"`
 	InstrumentSource string  `json:"instrument_source,omitempty"`
+
+	// Library health: the anomaly model's verdict and the simple checks of the audio
+	// (zero values: not scored, as in rows written before stores kept them).
+	Health
 }
 
 // Where a row's metadata came from (Row.BPMSource, KeySource, InstrumentSource).
@@ -173,6 +177,9 @@ func CheckRows(dim int, rows []Row) error {
 			if !(f.v >= 0 && f.v <= 1) {
 				return fmt.Errorf("%w: row %q %s = %v, want 0..1", ErrInvalid, r.ID, f.name, f.v)
 			}
+		}
+		if err := r.Health.Check(); err != nil {
+			return fmt.Errorf("row %q: %w", r.ID, err)
 		}
 		if len(r.Embedding) != dim {
 			return fmt.Errorf("%w: row %q has %d values, the collection holds %d", ErrDimensionMismatch, r.ID, len(r.Embedding), dim)

@@ -165,7 +165,7 @@ func (ix *index) scan(reqs []*searchReq) {
 				row := &ix.rows[i]
 				v := ix.vecs[i*d : (i+1)*d]
 				for j, r := range reqs {
-					if !live[j] || !r.f.Match(row.ID, row.Pack, row.Key, row.BPM) {
+					if !live[j] || !r.f.MatchRow(row) {
 						continue
 					}
 					ts[j].offer(vek32.Dot(r.q, v), i, row.ID)

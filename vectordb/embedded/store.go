@@ -474,7 +474,7 @@ func (s *Store) CountMatching(ctx context.Context, name string, f vectordb.Filte
 			}
 		}
 		r := &ix.rows[i]
-		if f.Match(r.ID, r.Pack, r.Key, r.BPM) {
+		if f.MatchRow(r) {
 			n++
 		}
 	}

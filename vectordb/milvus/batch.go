@@ -36,7 +36,7 @@ func (s *Store) SearchBatch(ctx context.Context, name string, vecs [][]float32, 
 	if err != nil {
 		return nil, fmt.Errorf("milvus search parameters: %w", err)
 	}
-	expr := Expr(f)
+	ex := expr(f, in.health)
 	per := max(1, min(maxBatchNQ, maxBatchHits/fetch))
 	out := make([][]vectordb.Hit, 0, len(vecs))
 	for start := 0; start < len(vecs); start += per {
@@ -47,7 +47,7 @@ func (s *Store) SearchBatch(ctx context.Context, name string, vecs [][]float32, 
 		}
 		var res []client.SearchResult
 		if err := s.retry(ctx, "search "+name, func() (err error) {
-			res, err = s.c.Search(ctx, name, nil, expr, scalarFields(in.prov), ev, fVec, entity.COSINE, fetch, sp,
+			res, err = s.c.Search(ctx, name, nil, ex, scalarFields(in), ev, fVec, entity.COSINE, fetch, sp,
 				client.WithSearchQueryConsistencyLevel(s.cl))
 			return err
 		}); err != nil {

@@ -35,21 +35,39 @@ const (
 	fBPMSource, fBPMConf, fKeySource, fKeyConf, fInstSource = "bpm_source", "bpm_confidence", "key_source", "key_confidence", "instrument_source"
 )
 
+// Health fields (the anomaly score, its flag and the simple checks), added after the
+// provenance fields and handled the same way: a collection created before them opens,
+// reads (the fields come back zero: not scored), accepts writes (the fields are not
+// written) and filters on the flag as if nothing were flagged; re-encoding rebuilds it
+// with them.
+const (
+	fAnomalyModel, fAnomalyScore, fAnomalous = "anomaly_model", "anomaly_score", "anomalous"
+	fClip, fDC, fSilence, fSeamJump          = "clip_ratio", "dc_offset", "silence_share", "seam_jump"
+	fSeamChange, fOffGrid                    = "seam_change", "offgrid_onsets"
+)
+
+var healthFields = []string{fAnomalyModel, fAnomalyScore, fAnomalous, fClip, fDC, fSilence, fSeamJump, fSeamChange, fOffGrid}
+
 var baseFields = []string{fID, fInstrument, fPack, fPath, fKey, fBundle, fBPM, fDuration, fRate, fIngested}
 
-// scalarFields are the fields a read asks for: the provenance fields only where the
-// collection has them.
-func scalarFields(prov bool) []string {
-	if !prov {
-		return baseFields
+// scalarFields are the fields a read asks for: the provenance and health fields only
+// where the collection has them.
+func scalarFields(in info) []string {
+	out := append([]string{}, baseFields...)
+	if in.prov {
+		out = append(out, fBPMSource, fBPMConf, fKeySource, fKeyConf, fInstSource)
 	}
-	return append(append([]string{}, baseFields...), fBPMSource, fBPMConf, fKeySource, fKeyConf, fInstSource)
+	if in.health {
+		out = append(out, healthFields...)
+	}
+	return out
 }
 
 // info is what the store remembers of a collection's schema.
 type info struct {
-	dim  int
-	prov bool // has the provenance fields
+	dim    int
+	prov   bool // has the provenance fields
+	health bool // has the health fields
 }
 
 // Options configure the backend.
@@ -198,6 +216,9 @@ func (s *Store) EnsureCollection(ctx context.Context, c vectordb.Collection) err
 	vs := func(name string, n int64) *entity.Field {
 		return entity.NewField().WithName(name).WithDataType(entity.FieldTypeVarChar).WithMaxLength(n)
 	}
+	dbl := func(name string) *entity.Field {
+		return entity.NewField().WithName(name).WithDataType(entity.FieldTypeDouble)
+	}
 	schema := entity.NewSchema().WithName(c.Name).WithDescription(descPrefix + string(desc)).
 		WithField(vs(fID, 512).WithIsPrimaryKey(true)).
 		WithField(vs(fInstrument, 64)).WithField(vs(fPack, 1024)).WithField(vs(fPath, 4096)).
@@ -209,6 +230,10 @@ func (s *Store) EnsureCollection(ctx context.Context, c vectordb.Collection) err
 		WithField(vs(fBPMSource, 16)).WithField(entity.NewField().WithName(fBPMConf).WithDataType(entity.FieldTypeDouble)).
 		WithField(vs(fKeySource, 16)).WithField(entity.NewField().WithName(fKeyConf).WithDataType(entity.FieldTypeDouble)).
 		WithField(vs(fInstSource, 16)).
+		WithField(vs(fAnomalyModel, 256)).WithField(dbl(fAnomalyScore)).
+		WithField(entity.NewField().WithName(fAnomalous).WithDataType(entity.FieldTypeBool)).
+		WithField(dbl(fClip)).WithField(dbl(fDC)).WithField(dbl(fSilence)).WithField(dbl(fSeamJump)).
+		WithField(dbl(fSeamChange)).WithField(dbl(fOffGrid)).
 		WithField(entity.NewField().WithName(fVec).WithDataType(entity.FieldTypeFloatVector).WithDim(int64(c.Dim)))
 	if err := s.retry(ctx, "create collection "+c.Name, func() error {
 		return s.c.CreateCollection(ctx, schema, 1, client.WithConsistencyLevel(s.cl))
@@ -225,7 +250,7 @@ func (s *Store) EnsureCollection(ctx context.Context, c vectordb.Collection) err
 		return err
 	}
 	s.mu.Lock()
-	s.info[c.Name] = info{dim: c.Dim, prov: true}
+	s.info[c.Name] = info{dim: c.Dim, prov: true, health: true}
 	s.mu.Unlock()
 	return s.load(ctx, c.Name)
 }
@@ -355,6 +380,8 @@ func (s *Store) describe(ctx context.Context, name string) (vectordb.Collection,
 			out.Dim, _ = strconv.Atoi(f.TypeParams[entity.TypeParamDim])
 		case fBPMSource:
 			in.prov = true
+		case fAnomalous:
+			in.health = true
 		}
 	}
 	in.dim = out.Dim
@@ -472,6 +499,9 @@ func columns(in info, rows []vectordb.Row) []entity.Column {
 		entity.NewColumnDouble(fBPM, bpm), entity.NewColumnDouble(fDuration, dur), entity.NewColumnInt64(fRate, rate),
 		entity.NewColumnInt64(fIngested, ing), entity.NewColumnFloatVector(fVec, dim, vecs),
 	}
+	if in.health {
+		cols = append(cols, healthColumns(rows)...)
+	}
 	if !in.prov {
 		return cols
 	}
@@ -485,6 +515,23 @@ func columns(in info, rows []vectordb.Row) []entity.Column {
 		entity.NewColumnVarChar(fBPMSource, bsrc), entity.NewColumnDouble(fBPMConf, bconf),
 		entity.NewColumnVarChar(fKeySource, ksrc), entity.NewColumnDouble(fKeyConf, kconf),
 		entity.NewColumnVarChar(fInstSource, isrc))
+}
+
+// healthColumns are the rows' health fields, for a collection that has them.
+func healthColumns(rows []vectordb.Row) []entity.Column {
+	n := len(rows)
+	model, flag := make([]string, n), make([]bool, n)
+	score, clip, dc, sil, jump, change, grid := make([]float64, n), make([]float64, n), make([]float64, n), make([]float64, n), make([]float64, n), make([]float64, n), make([]float64, n)
+	for i, r := range rows {
+		model[i], flag[i], score[i] = r.AnomalyModel, r.Anomalous, r.AnomalyScore
+		clip[i], dc[i], sil[i], jump[i], change[i], grid[i] = r.ClipRatio, r.DCOffset, r.SilenceShare, r.SeamJump, r.SeamChange, r.OffGrid
+	}
+	return []entity.Column{
+		entity.NewColumnVarChar(fAnomalyModel, model), entity.NewColumnDouble(fAnomalyScore, score),
+		entity.NewColumnBool(fAnomalous, flag), entity.NewColumnDouble(fClip, clip), entity.NewColumnDouble(fDC, dc),
+		entity.NewColumnDouble(fSilence, sil), entity.NewColumnDouble(fSeamJump, jump),
+		entity.NewColumnDouble(fSeamChange, change), entity.NewColumnDouble(fOffGrid, grid),
+	}
 }
 
 // rowsFrom turns a result set into rows (embeddings when the set has them).
@@ -522,6 +569,19 @@ func rowsFrom(rs client.ResultSet) ([]vectordb.Row, error) {
 	num(fDuration, func(r *vectordb.Row, v float64) { r.Duration = v })
 	num(fBPMConf, func(r *vectordb.Row, v float64) { r.BPMConfidence = v })
 	num(fKeyConf, func(r *vectordb.Row, v float64) { r.KeyConfidence = v })
+	str(fAnomalyModel, func(r *vectordb.Row, v string) { r.AnomalyModel = v })
+	num(fAnomalyScore, func(r *vectordb.Row, v float64) { r.AnomalyScore = v })
+	num(fClip, func(r *vectordb.Row, v float64) { r.ClipRatio = v })
+	num(fDC, func(r *vectordb.Row, v float64) { r.DCOffset = v })
+	num(fSilence, func(r *vectordb.Row, v float64) { r.SilenceShare = v })
+	num(fSeamJump, func(r *vectordb.Row, v float64) { r.SeamJump = v })
+	num(fSeamChange, func(r *vectordb.Row, v float64) { r.SeamChange = v })
+	num(fOffGrid, func(r *vectordb.Row, v float64) { r.OffGrid = v })
+	if c, ok := rs.GetColumn(fAnomalous).(*entity.ColumnBool); ok {
+		for i, v := range c.Data() {
+			out[i].Anomalous = v
+		}
+	}
 	if c, ok := rs.GetColumn(fRate).(*entity.ColumnInt64); ok {
 		for i, v := range c.Data() {
 			out[i].SampleRate = int(v)
@@ -573,7 +633,7 @@ func (s *Store) Get(ctx context.Context, name string, ids []string) ([]vectordb.
 	if err != nil {
 		return nil, err
 	}
-	return s.byIDs(ctx, name, ids, append(scalarFields(in.prov), fVec))
+	return s.byIDs(ctx, name, ids, append(scalarFields(in), fVec))
 }
 
 // Has implements vectordb.Store.
@@ -623,7 +683,11 @@ func (s *Store) CountMatching(ctx context.Context, name string, f vectordb.Filte
 	if err := f.Check(); err != nil {
 		return 0, err
 	}
-	return s.count(ctx, name, Expr(f))
+	in, err := s.schema(ctx, name)
+	if err != nil {
+		return 0, err
+	}
+	return s.count(ctx, name, expr(f, in.health))
 }
 
 func (s *Store) count(ctx context.Context, name, expr string) (int, error) {
@@ -671,7 +735,7 @@ func (s *Store) List(ctx context.Context, name, after string, limit int) ([]vect
 	if len(ids) > limit {
 		ids = ids[:limit]
 	}
-	return s.byIDs(ctx, name, ids, scalarFields(in.prov))
+	return s.byIDs(ctx, name, ids, scalarFields(in))
 }
 
 // Search implements vectordb.Store. It asks for a few more candidates than k and sorts
@@ -692,13 +756,13 @@ func (s *Store) Search(ctx context.Context, name string, vec []float32, k int, f
 	if err != nil {
 		return nil, fmt.Errorf("milvus search parameters: %w", err)
 	}
-	expr := Expr(f)
+	ex := expr(f, in.health)
 	var res []client.SearchResult
 	// One round trip: the fields come back with the ids. (The SDK, v2.4.2 against a 2.3
 	// server, reports "extra output fields" when a search finds nothing, because the
 	// server then sends no field data: an empty result is empty whatever Err says.)
 	if err := s.retry(ctx, "search "+name, func() (err error) {
-		res, err = s.c.Search(ctx, name, nil, expr, scalarFields(in.prov), []entity.Vector{entity.FloatVector(vec)}, fVec,
+		res, err = s.c.Search(ctx, name, nil, ex, scalarFields(in), []entity.Vector{entity.FloatVector(vec)}, fVec,
 			entity.COSINE, fetch, sp, client.WithSearchQueryConsistencyLevel(s.cl))
 		return err
 	}); err != nil {
@@ -728,10 +792,24 @@ func (s *Store) Search(ctx context.Context, name string, vec []float32, k int, f
 	return hits, nil
 }
 
-// Expr turns a typed filter into a Milvus boolean expression; "" filters nothing. It
-// says what vectordb.Filter.Match says, row for row.
-func Expr(f vectordb.Filter) string {
+// Expr turns a typed filter into a Milvus boolean expression for a collection with the
+// health fields; "" filters nothing. It says what vectordb.Filter.MatchRow says, row for
+// row.
+func Expr(f vectordb.Filter) string { return expr(f, true) }
+
+// expr is Expr for a collection with or without the health fields: without them no loop
+// is flagged, so OnlyAnomalous matches nothing (ids are never empty) and NotAnomalous
+// everything.
+func expr(f vectordb.Filter, health bool) string {
 	var parts []string
+	switch {
+	case f.Anomalous == vectordb.OnlyAnomalous && health:
+		parts = append(parts, fAnomalous+" == true")
+	case f.Anomalous == vectordb.OnlyAnomalous:
+		parts = append(parts, fID+` == ""`)
+	case f.Anomalous == vectordb.NotAnomalous && health:
+		parts = append(parts, fAnomalous+" == false")
+	}
 	if t := tempoExpr(f); t != "" {
 		parts = append(parts, t)
 	}

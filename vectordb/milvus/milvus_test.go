@@ -76,6 +76,8 @@ func TestExprEscaping(t *testing.T) {
 			`bpm <= 0 && (key == "" || (key != "" && key in ["C"]))`},
 		{vectordb.Filter{UnknownKey: vectordb.UnknownOnly}, `key == ""`},
 		{vectordb.Filter{UnknownBPM: vectordb.UnknownIncluded, UnknownKey: vectordb.UnknownIncluded}, ``},
+		{vectordb.Filter{Anomalous: vectordb.OnlyAnomalous, MinBPM: 90}, `anomalous == true && (bpm > 0 && bpm >= 90)`},
+		{vectordb.Filter{Anomalous: vectordb.NotAnomalous}, `anomalous == false`},
 	}
 	for _, tc := range tests {
 		if got := Expr(tc.f); got != tc.want {
@@ -84,6 +86,13 @@ func TestExprEscaping(t *testing.T) {
 	}
 	if Expr(vectordb.Filter{}) != "" {
 		t.Error("empty filter should give an empty expression")
+	}
+	// a collection made before the health fields: nothing is flagged
+	if got := expr(vectordb.Filter{Anomalous: vectordb.OnlyAnomalous}, false); got != `id == ""` {
+		t.Errorf("legacy anomalous only: %s", got)
+	}
+	if got := expr(vectordb.Filter{Anomalous: vectordb.NotAnomalous}, false); got != "" {
+		t.Errorf("legacy not anomalous: %s", got)
 	}
 }
 
@@ -268,5 +277,21 @@ func TestLegacySchema(t *testing.T) {
 	}
 	if l, err := s.List(ctx, name, "", 10); err != nil || len(l) != 6 {
 		t.Errorf("list a legacy collection: %d rows, %v", len(l), err)
+	}
+	// Without the health fields nothing is flagged: the rows read back unscored, and the
+	// anomaly filters pass none (anomalous only) or all (not anomalous).
+	for _, g := range got {
+		if g.Health != (vectordb.Health{}) {
+			t.Errorf("legacy row %s has health %+v", g.ID, g.Health)
+		}
+	}
+	for mode, want := range map[vectordb.AnomalyFilter]int{vectordb.OnlyAnomalous: 0, vectordb.NotAnomalous: 6} {
+		f := vectordb.Filter{Anomalous: mode}
+		if n, err := s.CountMatching(ctx, name, f); err != nil || n != want {
+			t.Errorf("legacy count with anomaly filter %d: %d, %v; want %d", mode, n, err, want)
+		}
+		if h, err := s.Search(ctx, name, rows[4].Embedding, 10, f); err != nil || len(h) != want {
+			t.Errorf("legacy search with anomaly filter %d: %d hits, %v; want %d", mode, len(h), err, want)
+		}
 	}
 }

@@ -74,8 +74,22 @@ func Rows(seed uint64, n int) []vectordb.Row {
 			IngestedAt: time.Date(2026, 1, 2, 3, 4, 5, 0, time.UTC), Embedding: v,
 		}
 		prov(&out[i], i)
+		health(&out[i], i)
 	}
 	return out
+}
+
+// health fills a row's health fields: every third row scored and flagged, others scored
+// and not flagged, every seventh never scored.
+func health(r *vectordb.Row, i int) {
+	if i%7 == 6 {
+		return
+	}
+	r.AnomalyModel = "test@1:anomaly"
+	r.AnomalyScore = 0.5 + float64(i%11)/4
+	r.Anomalous = i%3 == 0
+	r.ClipRatio, r.DCOffset, r.SilenceShare = float64(i%5)/1000, float64(i%9-4)/100, float64(i%4)/4
+	r.SeamJump, r.SeamChange, r.OffGrid = float64(i%6)/2, float64(i%8)/2, float64(i%10)/10
 }
 
 var sources = []string{vectordb.SourceManifest, vectordb.SourceName, vectordb.SourceAudio, ""}
@@ -93,10 +107,10 @@ func prov(r *vectordb.Row, i int) {
 	}
 }
 
-// SameProvenance reports whether two rows carry the same provenance fields.
+// SameProvenance reports whether two rows carry the same provenance and health fields.
 func SameProvenance(a, b vectordb.Row) bool {
 	return a.BPMSource == b.BPMSource && a.BPMConfidence == b.BPMConfidence && a.KeySource == b.KeySource &&
-		a.KeyConfidence == b.KeyConfidence && a.InstrumentSource == b.InstrumentSource
+		a.KeyConfidence == b.KeyConfidence && a.InstrumentSource == b.InstrumentSource && a.Health == b.Health
 }
 
 func query(seed uint64) []float32 {
@@ -116,7 +130,7 @@ func Expected(rows []vectordb.Row, q []float32, k int, f vectordb.Filter) []stri
 	}
 	var all []sc
 	for _, r := range rows {
-		if !f.Match(r.ID, r.Pack, r.Key, r.BPM) {
+		if !f.MatchRow(&r) {
 			continue
 		}
 		all = append(all, sc{r.ID, cos(q, r.Embedding)})
@@ -228,7 +242,7 @@ func testUpsertIdempotent(t *testing.T, s vectordb.Store, coll string) {
 	}
 	for _, r := range append(all, listed...) {
 		if r.ID != "id0003" && !SameProvenance(r, byID[r.ID]) {
-			t.Errorf("provenance of %s not round-tripped: got %q %v %q %v %q", r.ID, r.BPMSource, r.BPMConfidence, r.KeySource, r.KeyConfidence, r.InstrumentSource)
+			t.Errorf("provenance of %s not round-tripped: got %q %v %q %v %q %+v", r.ID, r.BPMSource, r.BPMConfidence, r.KeySource, r.KeyConfidence, r.InstrumentSource, r.Health)
 		}
 	}
 	for _, h := range search(t, s, coll, rows[6].Embedding, 3, vectordb.Filter{}) {
@@ -297,9 +311,21 @@ func testFilters(t *testing.T, s vectordb.Store, coll string) {
 		"combined":      {MinBPM: 90, MaxBPM: 130, Keys: []string{"C", "Am"}, ExcludePacks: []string{"Trap"}, ExcludeIDs: []string{"id0001"}},
 		"empty key":     {Keys: []string{""}},
 		"nothing":       {Packs: []string{"No Such Pack"}},
+		"anomalous":     {Anomalous: vectordb.OnlyAnomalous},
+		"not anomalous": {Anomalous: vectordb.NotAnomalous},
+		"anomalous bpm": {Anomalous: vectordb.OnlyAnomalous, MinBPM: 100, Packs: []string{"Techno", "House A"}},
 	}
 	for name, f := range filters {
 		sameIDs(t, name, ids(search(t, s, coll, q, 20, f)), Expected(rows, q, 20, f))
+		want := 0
+		for i := range rows {
+			if f.MatchRow(&rows[i]) {
+				want++
+			}
+		}
+		if n, err := s.CountMatching(context.Background(), coll, f); err != nil || n != want {
+			t.Errorf("%s: CountMatching = %d, %v; want %d", name, n, err, want)
+		}
 	}
 }
 
@@ -395,7 +421,7 @@ func countUnknown(rows []vectordb.Row, f vectordb.Filter, field string) int {
 				rest.BPMRanges, rest.MinBPM, rest.MaxBPM = nil, 0, 0
 			}
 		}
-		if rest.Match(r.ID, r.Pack, r.Key, r.BPM) {
+		if rest.MatchRow(&r) {
 			n++
 		}
 	}
@@ -634,11 +660,21 @@ func testBadInput(t *testing.T, s vectordb.Store, coll string) {
 	badConf[0].KeyConfidence = 1.5
 	nanConf := Rows(8, 1)
 	nanConf[0].BPMConfidence = math.NaN()
+	nanScore := Rows(8, 1)
+	nanScore[0].AnomalyScore = math.NaN()
+	orphanFlag := Rows(8, 1)
+	orphanFlag[0].AnomalyModel, orphanFlag[0].Anomalous = "", true
+	badShare := Rows(8, 1)
+	badShare[0].SilenceShare = 1.5
 	for name, rows := range map[string][]vectordb.Row{"zero vector": zero, "NaN": nan, "empty id": empty,
-		"unknown bpm_source": badSource, "key_confidence above 1": badConf, "NaN bpm_confidence": nanConf} {
+		"unknown bpm_source": badSource, "key_confidence above 1": badConf, "NaN bpm_confidence": nanConf,
+		"NaN anomaly_score": nanScore, "flag without model": orphanFlag, "silence_share above 1": badShare} {
 		if err := s.Upsert(ctx, coll, rows); !errors.Is(err, vectordb.ErrInvalid) {
 			t.Errorf("%s: %v", name, err)
 		}
+	}
+	if _, err := s.Search(ctx, coll, query(1), 3, vectordb.Filter{Anomalous: 9}); !errors.Is(err, vectordb.ErrInvalid) {
+		t.Errorf("unknown anomaly filter mode: %v", err)
 	}
 	for _, k := range []int{0, -1, vectordb.MaxK + 1} {
 		if _, err := s.Search(ctx, coll, query(1), k, vectordb.Filter{}); !errors.Is(err, vectordb.ErrInvalid) {
