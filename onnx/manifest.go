@@ -29,6 +29,10 @@ const (
 	// RoleClassifier labels an audio window with one of the model's Classes (the
 	// instrument classifier: drum / bass / other); at most one per bundle.
 	RoleClassifier = "classifier"
+	// RoleAnomaly scores how unusual an instrument's audio window is (higher is more
+	// unusual); its Threshold (the 95th percentile of its training loops' scores) flags a
+	// loop as anomalous. One per instrument at most.
+	RoleAnomaly = "anomaly"
 )
 
 // MaxRerankN bounds the manifest's default rerank depth (recommend caps requests too).
@@ -66,13 +70,16 @@ type ModelSpec struct {
 	File        string       `json:"file"`
 	SHA256      string       `json:"sha256"`
 	Role        string       `json:"role"`
-	Instruments []string     `json:"instruments"` // encoder/decoder/pairfront: one; mapper: [source, target]; scorer: [drum, bass]; classifier: none
+	Instruments []string     `json:"instruments"` // encoder/decoder/pairfront/anomaly: one; mapper: [source, target]; scorer: [drum, bass]; classifier: none
 	Inputs      []TensorSpec `json:"inputs"`
 	Outputs     []TensorSpec `json:"outputs"`
 	// Classes a classifier's output row scores, in order (its output is [-1, len(Classes)]);
 	// MinConfidence is the probability below which its best class is not trusted.
 	Classes       []string `json:"classes,omitempty"`
 	MinConfidence float64  `json:"min_confidence,omitempty"`
+	// Threshold an anomaly model's score must exceed for a loop to be flagged anomalous
+	// (output [-1]: one score per window).
+	Threshold float64 `json:"threshold,omitempty"`
 }
 
 // TensorSpec is a tensor's name, shape (-1 for the dynamic batch) and element type.
@@ -237,8 +244,16 @@ func (b *Bundle) check() error {
 				return fmt.Errorf("%s: %w", where, err)
 			}
 			wantIn, wantOut, wantInst = audio, []int64{-1, int64(len(s.Classes))}, 0
+		case RoleAnomaly:
+			if math.IsNaN(s.Threshold) || math.IsInf(s.Threshold, 0) || s.Threshold <= 0 {
+				return fmt.Errorf("%s: an anomaly model needs a positive, finite threshold (the 95th percentile of its training scores); manifest has %v", where, s.Threshold)
+			}
+			wantIn, wantOut = audio, []int64{-1}
 		default:
-			return fmt.Errorf("%s: role %q is not one of %s, %s, %s, %s, %s, %s", where, s.Role, RoleEncoder, RoleDecoder, RoleMapper, RolePairFront, RoleScorer, RoleClassifier)
+			return fmt.Errorf("%s: role %q is not one of %s, %s, %s, %s, %s, %s, %s", where, s.Role, RoleEncoder, RoleDecoder, RoleMapper, RolePairFront, RoleScorer, RoleClassifier, RoleAnomaly)
+		}
+		if s.Role != RoleAnomaly && s.Threshold != 0 {
+			return fmt.Errorf("%s: threshold belongs to an anomaly model, not a %s", where, s.Role)
 		}
 		if s.Role != RoleClassifier && (len(s.Classes) > 0 || s.MinConfidence != 0) {
 			return fmt.Errorf("%s: classes and min_confidence belong to a classifier, not a %s", where, s.Role)
@@ -393,6 +408,27 @@ func (b *Bundle) Scorer() (ModelSpec, error) {
 		}
 	}
 	return ModelSpec{}, fmt.Errorf("%w: bundle %s has no scorer (role %q), so it cannot rerank: serve a bundle with one (make models) or leave rerank off", ErrNoModel, b.Name, RoleScorer)
+}
+
+// Anomaly returns an instrument's anomaly model (ErrNoModel when the bundle has none:
+// bundles made before it still load, and ingest then stores no anomaly scores).
+func (b *Bundle) Anomaly(instrument string) (ModelSpec, error) {
+	return b.find(RoleAnomaly, instrument, "")
+}
+
+// AnomalyID identifies what an instrument's anomaly model scores with, as EncoderID does
+// for an encoder: the label, then the first 12 hex digits of the sha256 of the model
+// file's sha256, the threshold, the rate and the window. A stored score records it, so a
+// library whose scores came from another model is found and re-scored.
+func (b *Bundle) AnomalyID(instrument string) (string, error) {
+	spec, err := b.Anomaly(instrument)
+	if err != nil {
+		return "", err
+	}
+	h := sha256.New()
+	fmt.Fprintf(h, "anomaly %s\nthreshold %s\nsample_rate %d\nwindow_seconds %s\n",
+		strings.ToLower(spec.SHA256), strconv.FormatFloat(spec.Threshold, 'g', -1, 64), b.SampleRate, strconv.FormatFloat(b.WindowSeconds, 'g', -1, 64))
+	return fmt.Sprintf("%s@%s:%s", b.Name, b.Version, hex.EncodeToString(h.Sum(nil))[:12]), nil
 }
 
 // PairFrontID identifies what an instrument's pairfront makes, as EncoderID does for an

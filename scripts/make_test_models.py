@@ -40,6 +40,11 @@ bundle-classifier/  bundle/'s encoders (the same bytes) and an instrument classi
            softmax([20m, -20m, 3 - 20|m|]) with m = mean(audio): a positive offset is a
            drum, a negative one a bass, none at all "other", a small one uncertain
 
+bundle-anomaly/  bundle/'s encoders (the same bytes) and anomaly models for both
+           instruments, for ingest's and the CLI's tests of anomaly scores:
+  anomaly  audio[B,40] -> score[B] = 100 m^2 with m = mean(audio) (drum) or 50 m^2 (bass),
+           threshold 1.0: a loop with an offset of more than 0.1 (0.141 for bass) is flagged
+
 fullsize/  the same kind of graphs at the production shapes of DESIGN.md (22050 Hz, 4 s:
            N = 88200; latent [16, 64]) for benchmarks and for the manifest arithmetic.
            No weights, so the files stay tiny.
@@ -173,6 +178,17 @@ def dc_classifier(n, gain=20.0, other=3.0):
     ]
     inits = inits[1:]
     return make(nodes, "cls", [io("audio", ["batch", n])], [io("probs", ["batch", 3])], inits)
+
+
+def dc_anomaly(n, gain):
+    """audio[B,n] -> score[B] = gain * mean(audio)^2."""
+    inits = [const("g", gain, np.float32)]
+    nodes = [
+        helper.make_node("ReduceMean", ["audio"], ["m"], axes=[1], keepdims=0),
+        helper.make_node("Mul", ["m", "m"], ["sq"]),
+        helper.make_node("Mul", ["sq", "g"], ["score"]),
+    ]
+    return make(nodes, "anomaly", [io("audio", ["batch", n])], [io("score", ["batch"])], inits)
 
 
 def pair_front(n, c, t, p):
@@ -346,6 +362,31 @@ def classifier_bundle():
     })
 
 
+def anomaly_bundle():
+    out = os.path.join(TESTDATA, "bundle-anomaly")
+    n, c, t = 40, 2, 4
+    audio, z = [-1, n], [-1, c, t]
+    enc = save(mean_encoder(n, c, t), out, "drum_encoder.onnx")
+    benc = save(mean_encoder(n, c, t), out, "bass_encoder.onnx")
+    specs = []
+    for inst, gain in (("drum", 100.0), ("bass", 50.0)):
+        sha = save(dc_anomaly(n, gain), out, f"{inst}_anomaly.onnx")
+        sp = spec(f"{inst}_anomaly", f"{inst}_anomaly.onnx", sha, "anomaly", [inst], ("audio", audio), ("score", [-1]))
+        sp["threshold"] = 1.0
+        specs.append(sp)
+    write_manifest(out, {
+        "name": "loopmatch-test", "version": "0.0.4", "sample_rate": 100, "window_seconds": 0.4,
+        "latent_shape": [c, t], "created": "2026-01-05T00:00:00Z",
+        "training": {"note": "bundle/'s encoders and hand-made anomaly models; see scripts/make_test_models.py"},
+        "metrics": {},
+        "models": [
+            spec("drum_encoder", "drum_encoder.onnx", enc, "encoder", ["drum"], ("audio", audio), ("z", z)),
+            spec("bass_encoder", "bass_encoder.onnx", benc, "encoder", ["bass"], ("audio", audio), ("z", z)),
+            *specs,
+        ],
+    })
+
+
 def fullsize_bundle():
     out = os.path.join(TESTDATA, "fullsize")
     n, c, t = 88200, 16, 64
@@ -371,6 +412,7 @@ def main():
     newdecoder_bundle()
     v2_bundle()
     classifier_bundle()
+    anomaly_bundle()
     fullsize_bundle()
 
 

@@ -1,0 +1,220 @@
+package onnx
+
+import (
+	"context"
+	"encoding/json"
+	"errors"
+	"math"
+	"os"
+	"path/filepath"
+	"strings"
+	"testing"
+
+	"github.com/loopmatch/loopmatch/audio"
+)
+
+const anomalyBundle = "testdata/bundle-anomaly"
+
+// TestAnomalyRole: a bundle with anomaly models loads, gives each instrument's model and
+// threshold, keeps the encoders (and so the encoder ids) of the bundle it extends, and
+// names each model by an id of its own.
+func TestAnomalyRole(t *testing.T) {
+	b, err := LoadBundle(anomalyBundle)
+	if err != nil {
+		t.Fatal(err)
+	}
+	for _, inst := range []string{"drum", "bass"} {
+		s, err := b.Anomaly(inst)
+		if err != nil || s.Role != RoleAnomaly || s.Threshold != 1 || s.Instruments[0] != inst {
+			t.Fatalf("Anomaly(%s) = %+v, %v", inst, s, err)
+		}
+	}
+	if got := strings.Join(b.Instruments(), ","); got != "drum,bass" {
+		t.Errorf("Instruments() = %s: an anomaly model is no encoder", got)
+	}
+	d, _ := b.AnomalyID("drum")
+	ba, _ := b.AnomalyID("bass")
+	if d == ba || !strings.HasPrefix(d, "loopmatch-test@0.0.4:") {
+		t.Errorf("anomaly ids %q and %q", d, ba)
+	}
+	plain, err := LoadBundle(testBundle)
+	if err != nil {
+		t.Fatal(err)
+	}
+	for _, inst := range []string{"drum", "bass"} {
+		a, _ := plain.EncoderID(inst)
+		c, _ := b.EncoderID(inst)
+		if a[strings.Index(a, ":"):] != c[strings.Index(c, ":"):] {
+			t.Errorf("%s encoder digest %s vs %s: adding anomaly models must not ask for a re-encode", inst, a, c)
+		}
+	}
+	if _, err := plain.Anomaly("drum"); !errors.Is(err, ErrNoModel) {
+		t.Errorf("Anomaly() of a bundle without one: %v, want ErrNoModel", err)
+	}
+	if _, err := rt.OpenAnomaly(plain, "drum"); !errors.Is(err, ErrNoModel) {
+		t.Errorf("OpenAnomaly() of a bundle without one: %v, want ErrNoModel", err)
+	}
+}
+
+// TestAnomalyIDFollowsModelAndThreshold: the id changes with the model file or the
+// threshold, so a library scored under either is found stale.
+func TestAnomalyIDFollowsModelAndThreshold(t *testing.T) {
+	b, _ := LoadBundle(anomalyBundle)
+	before, _ := b.AnomalyID("drum")
+	dir := copyBundle(t, anomalyBundle)
+	editManifest(t, dir, func(m map[string]any) { model(m, 2)["threshold"] = 2.5 })
+	b2, err := LoadBundle(dir)
+	if err != nil {
+		t.Fatal(err)
+	}
+	after, _ := b2.AnomalyID("drum")
+	bass1, _ := b.AnomalyID("bass")
+	bass2, _ := b2.AnomalyID("bass")
+	if before == after || bass1 != bass2 {
+		t.Errorf("drum id %s -> %s (want a change), bass %s -> %s (want none)", before, after, bass1, bass2)
+	}
+}
+
+func TestAnomalyManifestErrors(t *testing.T) {
+	const iDrum = 2
+	cases := []struct {
+		name string
+		want []string
+		edit func(m map[string]any)
+	}{
+		{"no threshold", []string{"drum_anomaly.onnx", "positive, finite threshold"}, func(m map[string]any) { delete(model(m, iDrum), "threshold") }},
+		{"negative threshold", []string{"positive, finite threshold"}, func(m map[string]any) { model(m, iDrum)["threshold"] = -1 }},
+		{"threshold on an encoder", []string{"drum_encoder", "belongs to an anomaly model"}, func(m map[string]any) { model(m, 0)["threshold"] = 1 }},
+		{"no instrument", []string{"names one instrument"}, func(m map[string]any) { model(m, iDrum)["instruments"] = []string{} }},
+		{"output not one score", []string{"score", "[-1 2]", "[-1]"}, func(m map[string]any) { tensor(m, iDrum, "outputs")["shape"] = []int{-1, 2} }},
+		{"input not a window", []string{"drum_anomaly.onnx", "[-1 41]"}, func(m map[string]any) { tensor(m, iDrum, "inputs")["shape"] = []int{-1, 41} }},
+		{"two for one instrument", []string{"one model per role"}, func(m map[string]any) { model(m, iDrum+1)["instruments"] = []string{"drum"} }},
+	}
+	for _, c := range cases {
+		t.Run(c.name, func(t *testing.T) {
+			dir := copyBundle(t, anomalyBundle)
+			editManifest(t, dir, c.edit)
+			_, err := LoadBundle(dir)
+			if err == nil {
+				t.Fatal("loaded")
+			}
+			for _, w := range c.want {
+				if !strings.Contains(err.Error(), w) {
+					t.Errorf("error %q lacks %q", err, w)
+				}
+			}
+		})
+	}
+}
+
+// TestAnomalyScore runs the test bundle's hand-made models (gain * mean^2) in ONNX
+// Runtime and checks each score and flag against the same arithmetic done here.
+func TestAnomalyScore(t *testing.T) {
+	b, err := LoadBundle(anomalyBundle)
+	if err != nil {
+		t.Fatal(err)
+	}
+	for inst, gain := range map[string]float64{"drum": 100, "bass": 50} {
+		a, err := rt.OpenAnomaly(b, inst)
+		if err != nil {
+			t.Fatal(err)
+		}
+		offsets := []float64{0, 0.05, -0.12, 0.2, 0.1414}
+		var in []float32
+		for i, m := range offsets {
+			for k := 0; k < 40; k++ {
+				in = append(in, float32(m+0.2*math.Sin(float64(k)*math.Pi/10+float64(i))))
+			}
+		}
+		s, err := a.Score(context.Background(), in)
+		if err != nil {
+			t.Fatal(err)
+		}
+		if len(s) != len(offsets) {
+			t.Fatalf("%d scores for %d windows", len(s), len(offsets))
+		}
+		for i := range offsets {
+			var m float64
+			for _, v := range in[40*i : 40*i+40] {
+				m += float64(v)
+			}
+			m /= 40
+			want := gain * m * m
+			if math.Abs(s[i]-want) > 1e-4*math.Max(1, want) || a.Anomalous(s[i]) != (want > 1) {
+				t.Errorf("%s offset %v: score %v (anomalous %v), want %v", inst, offsets[i], s[i], a.Anomalous(s[i]), want)
+			}
+		}
+		if a.ID == "" || a.Threshold != 1 {
+			t.Errorf("model id %q threshold %v", a.ID, a.Threshold)
+		}
+		if _, err := a.Score(context.Background(), in[:39]); err == nil {
+			t.Error("a partial window was scored")
+		}
+		a.Close()
+	}
+}
+
+// TestAnomalyGoldenParity is the shipped anomaly models' parity contract with train/:
+// each golden WAV, decoded and windowed by Go, scored through ONNX Runtime, gives the
+// score onnxruntime gave in train/ within the recorded relative tolerance, and the
+// damaged fixture is flagged.
+func TestAnomalyGoldenParity(t *testing.T) {
+	b, err := LoadBundle(shippedBundle)
+	if err != nil {
+		t.Fatal(err)
+	}
+	if _, err := b.Anomaly("drum"); err != nil {
+		t.Skip("the shipped bundle has no anomaly models")
+	}
+	dir := filepath.Join(shippedBundle, "golden")
+	raw, err := os.ReadFile(filepath.Join(dir, "anomaly.json"))
+	if err != nil {
+		t.Fatalf("the shipped bundle has anomaly models but no parity fixtures: %v", err)
+	}
+	var g struct {
+		ToleranceRel float64 `json:"tolerance_rel"`
+		Fixtures     []struct {
+			WAV        string  `json:"wav"`
+			Instrument string  `json:"instrument"`
+			Score      float64 `json:"score"`
+		} `json:"fixtures"`
+	}
+	if err := json.Unmarshal(raw, &g); err != nil {
+		t.Fatal(err)
+	}
+	if len(g.Fixtures) == 0 || g.ToleranceRel <= 0 || g.ToleranceRel > 1e-3 {
+		t.Fatalf("anomaly.json: %d fixtures, tolerance %g", len(g.Fixtures), g.ToleranceRel)
+	}
+	models := map[string]*Anomaly{}
+	for _, inst := range []string{"drum", "bass"} {
+		a, err := rt.OpenAnomaly(b, inst)
+		if err != nil {
+			t.Fatal(err)
+		}
+		defer a.Close()
+		models[inst] = a
+	}
+	flagged := false
+	for _, f := range g.Fixtures {
+		t.Run(f.WAV, func(t *testing.T) {
+			pcm, _, err := audio.Load(context.Background(), filepath.Join(dir, f.WAV), audio.LoadOptions{SampleRate: b.SampleRate, WindowSeconds: b.WindowSeconds})
+			if err != nil {
+				t.Fatal(err)
+			}
+			a := models[f.Instrument]
+			s, err := a.Score(context.Background(), pcm)
+			if err != nil {
+				t.Fatal(err)
+			}
+			if d := math.Abs(s[0]-f.Score) / math.Max(math.Abs(f.Score), 1e-3); d > g.ToleranceRel {
+				t.Errorf("score %v, train/ %v (relative diff %.3g)", s[0], f.Score, d)
+			}
+			if strings.Contains(f.WAV, "clipped") {
+				flagged = a.Anomalous(s[0])
+			}
+		})
+	}
+	if !flagged {
+		t.Error("the clipped fixture is not flagged anomalous")
+	}
+}
