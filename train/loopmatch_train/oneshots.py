@@ -69,18 +69,21 @@ class Query:
     bpm: int
 
 
-def queries(packs, split: dict, kits: dict) -> list[Query]:
-    """Every (pack, kind) whose main drum loop plays the kind, with another stem beside it."""
+def queries(packs, split: dict, kits: dict, kit_of: dict | None = None) -> list[Query]:
+    """Every (pack, kind) whose main drum loop plays the kind, with another stem beside it.
+    kit_of: pack name -> kit id where a pack plays another kit than its own (kit_id)."""
     out = []
+    kit_of = kit_of or {}
     for p in packs:
         lp = main_loop(p, "drum")
         played = roles_played(lp)
-        kit = kits.get(kit_id(p))
+        kid = kit_of.get(p.name, kit_id(p))
+        kit = kits.get(kid)
         if kit is None:
             continue
         for k in played:
             if k in kit and len(played) > 1:
-                out.append(Query(p.name, k, kit_id(p), split[p.name], p.bpm))
+                out.append(Query(p.name, k, kid, split[p.name], p.bpm))
     return out
 
 
@@ -88,14 +91,15 @@ class Contexts:
     """Stems per pack (drum roles from the kit, the main bass loop from the corpus), mixed on
     demand. `bass_window(pack)` gives the main bass loop's window (None: no bass stem)."""
 
-    def __init__(self, packs_by_name: dict, kits: dict, bass_window=None):
+    def __init__(self, packs_by_name: dict, kits: dict, bass_window=None, kit_of: dict | None = None):
         self.packs, self.kits, self.bass_window = packs_by_name, kits, bass_window
+        self.kit_of = kit_of or {}
         self._stems: dict[str, dict[str, np.ndarray]] = {}
 
     def stems(self, pack_name: str) -> dict[str, np.ndarray]:
         if pack_name not in self._stems:
             p = self.packs[pack_name]
-            kit = self.kits[kit_id(p)]
+            kit = self.kits[self.kit_of.get(pack_name, kit_id(p))]
             lp = main_loop(p, "drum")
             st = {r: stem(kit, p, lp, r) for r in roles_played(lp) if r in kit}
             if self.bass_window is not None:
@@ -241,3 +245,52 @@ def kits_for(packs, cache_dir: str | None = None) -> dict[str, dict[str, np.ndar
         elif p.drum_source == "gm":
             out[kid] = gm_kit(int(p.drum_kit), cache_dir)
     return out
+
+
+# Real kits a training pack may play instead of its synthesised one: the FluidR3_GM drum
+# presets and the hydrogen kits the corpus's transfer split never uses
+REAL_TRAIN_KITS = [("gm", g) for g in (0, 8, 16, 24, 25, 32, 40, 48, 56)] + \
+    [("hydrogen", h) for h in ("GMRockKit", "TR808EmulationKit", "Millo_MultiLayered3")]
+
+
+def processed_kit(kit: dict, rng: np.random.Generator) -> dict[str, np.ndarray]:
+    """One processing chain for every one-shot of a kit, as a kit recorded in one room,
+    tuned and mixed one way: a pitch factor (varispeed), a low-pass and a high-pass corner,
+    a drive and a short room (exponentially decaying noise) at one wet level."""
+    from . import synth as S
+    pitch = float(np.exp(rng.uniform(np.log(0.8), np.log(1.25))))
+    lp, hp = float(rng.uniform(2500, 11000)), float(rng.uniform(20, 220))
+    drive = float(rng.uniform(1.0, 4.0))
+    n_ir = int(SR * rng.uniform(0.05, 0.5))
+    ir = rng.normal(0, 1, n_ir) * np.exp(-np.arange(n_ir) / (n_ir / 5))
+    ir /= np.sqrt(np.sum(ir ** 2)) + 1e-12
+    wet = float(rng.uniform(0.0, 0.4))
+    out = {}
+    for role, x in kit.items():
+        x = np.asarray(x, np.float64)
+        m = max(8, int(round(len(x) / pitch)))
+        y = np.interp(np.arange(m) * pitch, np.arange(len(x)), x)
+        y = S._hp(S._lp(y, lp), hp)
+        y = y + wet * np.convolve(y, ir)[:m]
+        out[role] = S._norm(np.tanh(drive * y / (np.max(np.abs(y)) + 1e-12)))[: int(1.5 * SR)]
+    return out
+
+
+def real_kit_substitutes(packs, split: dict, frac: float, seed: int, splits=("train", "val"),
+                         cache_dir: str | None = None) -> tuple[dict, dict]:
+    """For a fraction of the synthesised-kit packs of `splits`, a processed real kit
+    (REAL_TRAIN_KITS, processed_kit) of the pack's own: (pack name -> kit id, kit id -> kit)."""
+    kit_of, kits, base = {}, {}, {}
+    for p in packs:
+        if p.drum_source != "synth" or split[p.name] not in splits:
+            continue
+        rng = np.random.default_rng([seed, 30, p.index])
+        if rng.random() >= frac:
+            continue
+        src, name = REAL_TRAIN_KITS[int(rng.integers(0, len(REAL_TRAIN_KITS)))]
+        if (src, name) not in base:
+            base[(src, name)] = gm_kit(int(name), cache_dir) if src == "gm" else R.hydrogen_kit(str(name))
+        kid = f"real:{src}:{name}:{p.index}"
+        kit_of[p.name] = kid
+        kits[kid] = processed_kit(base[(src, name)], rng)
+    return kit_of, kits

@@ -112,21 +112,27 @@ def band_mask_t(rng: np.random.Generator, max_bands: int = 16):
 class Data:
     """Queries per split, the one-shot bank, contexts (stems cached as float16)."""
 
-    def __init__(self, out: str, seed: int, packs_n: int, corpus_dir: str, splits=("train", "val", "test", "transfer")):
+    def __init__(self, out: str, seed: int, packs_n: int, corpus_dir: str, splits=("train", "val", "test", "transfer"),
+                 real_kits: float = 0.0):
         packs = C2.make_corpus(seed, packs_n)
         split = C2.split_v2(packs, seed)
         self.packs = {p.name: p for p in packs}
         log("kits: synthesising and rendering the one-shots")
         self.kits = O.kits_for(packs, os.path.join(out, "samplematch"))
+        kit_of = {}
+        if real_kits:
+            kit_of, extra = O.real_kit_substitutes(packs, split, real_kits, seed, cache_dir=os.path.join(out, "samplematch"))
+            self.kits |= extra
+            log(f"{len(extra)} training and validation packs play a processed real kit")
         self.bank = O.oneshot_bank(self.kits)
         self.split_of = split
-        qs = O.queries(packs, split, self.kits)
+        qs = O.queries(packs, split, self.kits, kit_of)
         self.queries = {s: [q for q in qs if q.split == s] for s in splits}
         self.corpus_dir = corpus_dir
         self._bass: dict[str, np.ndarray] = {}
-        self.ctx = O.Contexts(self.packs, self.kits, self.bass_window)
+        self.ctx = O.Contexts(self.packs, self.kits, self.bass_window, kit_of)
         # the candidates of a split: the one-shots of the kits its packs play
-        self.kits_in = {s: sorted({O.kit_id(self.packs[q.pack]) for q in self.queries[s]}) for s in splits}
+        self.kits_in = {s: sorted({q.kit for q in self.queries[s]}) for s in splits}
 
     def bass_window(self, p):
         from .audio_io import load_window
@@ -205,7 +211,7 @@ def embed_bank(model, data, kind: str, kits: list[str]) -> np.ndarray:
 def rank_metrics(ctx: np.ndarray, qs, cand: dict, min_candidates: int = 5) -> dict:
     """R_mn / R_md of each query's own kit's one-shot among the split's one-shots of its kind
     (cand: kind -> (kit ids, vectors)); ties count half, random is 0.5."""
-    ranks, per_kind = [], {}
+    ranks, per_kind, per_source = [], {}, {}
     for v, q in zip(ctx, qs):
         kits, vecs = cand[q.kind]
         if len(kits) - 1 < min_candidates or q.kit not in kits:
@@ -216,8 +222,10 @@ def rank_metrics(ctx: np.ndarray, qs, cand: dict, min_candidates: int = 5) -> di
         r = (np.sum(others > s[t]) + 0.5 * np.sum(others == s[t])) / len(others)
         ranks.append(r)
         per_kind.setdefault(q.kind, []).append(r)
+        per_source.setdefault(q.kit.split(":")[0], []).append(r)
     return {"R_mn": float(np.mean(ranks)) if ranks else float("nan"), "R_md": float(np.median(ranks)) if ranks else float("nan"),
-            "queries": len(ranks), "per_kind": {k: round(float(np.mean(v)), 4) for k, v in sorted(per_kind.items())}}
+            "queries": len(ranks), "per_kind": {k: round(float(np.mean(v)), 4) for k, v in sorted(per_kind.items())},
+            "per_kit_source": {k: {"R_mn": round(float(np.mean(v)), 4), "queries": len(v)} for k, v in sorted(per_source.items())}}
 
 
 def evaluate_model(model, data, split: str, seed: int) -> dict:
@@ -329,11 +337,15 @@ def main(argv=None):
     ap.add_argument("--sparse-p", type=float, default=0.5)
     ap.add_argument("--gains-db", type=float, default=6.0)
     ap.add_argument("--eval-every", type=int, default=250)
-    ap.add_argument("--only", default="", help="comma list of rows (samplematch, no-vicreg, no-sparse-mixing)")
+    ap.add_argument("--only", default="", help="comma list of rows (samplematch, all-ablation-steps, no-vicreg, no-sparse-mixing)")
+    ap.add_argument("--real-kits", type=float, default=0.0,
+                    help="fraction of train/val packs with a synthesised kit that play a processed real kit instead")
+    ap.add_argument("--label", default="", help="a name for the rows of this run (default: the row's own)")
+    ap.add_argument("--eval-only", action="store_true", help="evaluate the saved checkpoints again instead of training")
     args = ap.parse_args(argv)
     work = os.path.join(args.out, "samplematch")
     os.makedirs(work, exist_ok=True)
-    data = Data(args.out, args.seed, args.packs, os.path.join(args.out, "corpus"))
+    data = Data(args.out, args.seed, args.packs, os.path.join(args.out, "corpus"), real_kits=args.real_kits)
     log("queries per split", {s: len(v) for s, v in data.queries.items()},
         "kits per split", {s: len(v) for s, v in data.kits_in.items()})
     path = os.path.join(work, "results.json")
@@ -342,14 +354,25 @@ def main(argv=None):
     results["rows"]["spectral baseline"] = {s: spectral_baseline(data, s, args.seed + 2) for s in ("test", "transfer")}
     log("spectral baseline", json.dumps({s: {m: round(v[m]["R_mn"], 4) for m in v} for s, v in results["rows"]["spectral baseline"].items()}))
     only = {x for x in args.only.split(",") if x}
-    for label, over in ROWS.items():
-        if only and label not in only:
+    for row, over in ROWS.items():
+        if only and row not in only:
             continue
-        kw = dict(steps=args.steps if label == "samplematch" else args.ablation_steps, batch=args.batch, lr=args.lr,
+        label = args.label or row
+        kw = dict(steps=args.steps if row == "samplematch" else args.ablation_steps, batch=args.batch, lr=args.lr,
                   tau=args.tau, var_w=args.var_w, cov_w=args.cov_w, sparse_p=args.sparse_p, gains_db=args.gains_db) | over
-        log(f"training {label}", kw)
-        model, info = train(data, args.seed + 90, eval_every=args.eval_every, **kw)
-        torch.save({"state": model.state_dict(), "info": info}, os.path.join(work, f"{label}.pt"))
+        ck = os.path.join(work, f"{label}.pt")
+        if args.eval_only:
+            if not os.path.exists(ck):
+                continue
+            st = torch.load(ck)
+            model, info = SampleMatch(), st["info"]
+            model.load_state_dict(st["state"])
+            model.eval()
+        else:
+            log(f"training {label}", kw)
+            model, info = train(data, args.seed + 90, eval_every=args.eval_every, **kw)
+            info["real_kits"] = args.real_kits
+            torch.save({"state": model.state_dict(), "info": info}, ck)
         res = {s: evaluate_model(model, data, s, args.seed + 2) for s in ("test", "transfer")}
         results["rows"][label], results["training"][label] = res, info
         log(label, json.dumps({s: {m: (round(v[m]["R_mn"], 4), round(v[m]["R_md"], 4)) for m in v} for s, v in res.items()}))

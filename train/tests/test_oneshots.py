@@ -70,3 +70,19 @@ def test_oneshot_bank_cuts_to_one_second():
     for k in O.KINDS:
         assert set(bank[k]) == set(kits)
         assert all(len(v) == O.ONESHOT for v in bank[k].values())
+
+
+def test_processed_kit_is_one_chain_for_the_whole_kit():
+    kit = O.coherent_kit(np.random.default_rng(3))
+    a = O.processed_kit(kit, np.random.default_rng(9))
+    b = O.processed_kit(kit, np.random.default_rng(9))
+    c = O.processed_kit(kit, np.random.default_rng(10))
+    assert set(a) == set(kit)
+    for k in kit:
+        assert a[k].dtype == np.float32 and np.all(np.isfinite(a[k]))
+        assert 0 < len(a[k]) <= int(1.5 * O.SR)
+        np.testing.assert_array_equal(a[k], b[k])
+    # one pitch factor for every role: every one-shot's length changes by the same ratio
+    ratios = {round(len(a[k]) / len(kit[k]), 2) for k in kit if len(kit[k]) < int(1.2 * O.SR)}
+    assert len(ratios) == 1
+    assert any(len(a[k]) != len(c[k]) or not np.allclose(a[k], c[k]) for k in kit)
