@@ -86,6 +86,15 @@ func peakRate(env []float64, rate float64) float64 {
 	if len(env) < 3 {
 		return 0
 	}
+	return float64(len(peaks(env, rate))) * rate / float64(len(env))
+}
+
+// peaks are the frames of the envelope's peaks above its mean plus one standard
+// deviation, at least 50 ms apart.
+func peaks(env []float64, rate float64) []int {
+	if len(env) < 3 {
+		return nil
+	}
 	var mean, sq float64
 	for _, v := range env {
 		mean += v
@@ -96,14 +105,15 @@ func peakRate(env []float64, rate float64) float64 {
 	}
 	thr := mean + math.Sqrt(sq/float64(len(env)))
 	gap := int(0.05 * rate)
-	n, last := 0, -gap-1
+	var out []int
+	last := -gap - 1
 	for i := 1; i+1 < len(env); i++ {
 		if env[i] > thr && env[i] >= env[i-1] && env[i] > env[i+1] && i-last > gap {
-			n++
+			out = append(out, i)
 			last = i
 		}
 	}
-	return float64(n) * rate / float64(len(env))
+	return out
 }
 
 // autocorr is the autocorrelation of x with its mean removed, for lags 0..maxLag,
