@@ -44,6 +44,10 @@ type Config struct {
 	// SkipNamedCheck leaves loops whose names or manifest say their instrument to the
 	// name alone: the classifier then runs only on the others (no disagreement counts).
 	SkipNamedCheck bool
+	// Anomaly models by instrument (onnx.Runtime.OpenAnomaly): each stored loop gets its
+	// model window's score and flag. Instruments without one store no scores (a later
+	// ingest --rescore fills them in); the simple checks are stored either way.
+	Anomaly map[string]*onnx.Anomaly
 	// NoEstimates turns off the tempo and key estimates from the audio (package
 	// analysis), which otherwise fill what names and manifests leave unknown.
 	NoEstimates bool
@@ -76,6 +80,7 @@ type job struct {
 	embeds [][]float32 // one per window
 	// fromAudio is the classifier's label when it decided the instrument.
 	fromAudio onnx.Label
+	health    vectordb.Health // checks from decode, the anomaly score from encode
 }
 
 // Run ingests the roots. It returns an error only when nothing can be done (no encoder,
@@ -101,6 +106,9 @@ func Run(ctx context.Context, cfg Config, roots []string) (*Report, error) {
 	}
 	if len(cfg.Encoders) == 0 {
 		return nil, errors.New("ingest: the bundle has no encoders")
+	}
+	if err := checkAnomaly(cfg); err != nil {
+		return nil, err
 	}
 	if err := checkClassifier(cfg); err != nil {
 		return nil, err
@@ -331,6 +339,7 @@ func decode(ctx context.Context, cfg Config, rep *Report, in <-chan *job, out ch
 			estimate(j, cfg.SampleRate)
 		}
 		j.wins = loopWindows(cfg, l, j.meta.BPM)
+		j.health = loopChecks(l, j.meta.BPM)
 		out <- j
 	}
 }
@@ -432,6 +441,7 @@ func runBatch(ctx context.Context, cfg Config, rep *Report, inst string, b []*jo
 		}
 		return
 	}
+	scoreJobs(context.WithoutCancel(ctx), cfg, inst, b)
 	d := enc.OutputSize()
 	i := 0
 	for _, j := range b {
@@ -475,7 +485,8 @@ func upsert(cfg Config, rep *Report, in <-chan *job) error {
 				Key: j.meta.Key, Duration: j.info.Duration.Seconds(), SampleRate: j.info.SampleRate,
 				EncoderID: cfg.EncoderIDs[inst], IngestedAt: now, Embedding: j.embeds[0],
 				BPMSource: j.meta.BPMSource, BPMConfidence: j.meta.BPMConfidence, KeySource: j.meta.KeySource,
-				KeyConfidence: j.meta.KeyConfidence, InstrumentSource: j.meta.InstrumentSource}
+				KeyConfidence: j.meta.KeyConfidence, InstrumentSource: j.meta.InstrumentSource, Health: j.health}
+			rep.health(inst, j.health)
 			windows = appendWindowRows(windows, rows[i], j.embeds[1:])
 		}
 		ctx, cancel := context.WithTimeout(context.Background(), 2*time.Minute)

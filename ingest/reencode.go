@@ -432,6 +432,16 @@ func reencodePage(ctx context.Context, cfg ReencodeConfig, inst, tmp string, pag
 // ingest), after checking that the file at its path is still the loop the row describes
 // (same content id).
 func loadStored(ctx context.Context, r vectordb.Row, o audio.LoadOptions, maxWindows int) ([][]float32, *ReencodeFailure) {
+	l, fl := loadStoredLoop(ctx, r, o)
+	if fl != nil {
+		return nil, fl
+	}
+	return l.Windows(o.WindowSeconds, audio.HopSeconds(o.WindowSeconds, r.BPM), maxWindows), nil
+}
+
+// loadStoredLoop decodes a stored loop again from its path, after checking that the
+// file there is still the loop the row describes (same content id).
+func loadStoredLoop(ctx context.Context, r vectordb.Row, o audio.LoadOptions) (*audio.Loop, *ReencodeFailure) {
 	f, err := os.Open(r.Path)
 	if err != nil {
 		code := ReencodeUnreadable
@@ -456,7 +466,7 @@ func loadStored(ctx context.Context, r vectordb.Row, o audio.LoadOptions, maxWin
 		fl := failure(r, ReencodeUndecodable, err)
 		return nil, &fl
 	}
-	return l.Windows(o.WindowSeconds, audio.HopSeconds(o.WindowSeconds, r.BPM), maxWindows), nil
+	return l, nil
 }
 
 func failure(r vectordb.Row, code string, err error) ReencodeFailure {

@@ -56,6 +56,11 @@ type Report struct {
 	BPMSources map[string]int `json:"bpm_sources"`
 	KeySources map[string]int `json:"key_sources"`
 
+	// Scored counts, by instrument, the stored loops the bundle's anomaly model scored;
+	// Anomalous those it flagged (loopmatch audit lists them).
+	Scored    map[string]int `json:"anomaly_scored"`
+	Anomalous map[string]int `json:"anomalous"`
+
 	// SkippedFiles says why each file was left out (not audio, unknown instrument).
 	SkippedFiles []FileNote `json:"skipped_files"`
 	// Failures says why each broken file could not be ingested.
@@ -149,7 +154,7 @@ func CodeOf(err error) Code {
 
 func newReport(store, bundle string) *Report {
 	return &Report{Started: time.Now().UTC(), Store: store, Bundle: bundle, ByInstrument: map[string]int{},
-		FromAudio: map[string]int{}, BPMSources: map[string]int{}, KeySources: map[string]int{}, Disagreements: []Disagreement{}, SkippedFiles: []FileNote{}, Failures: []FileNote{}}
+		FromAudio: map[string]int{}, BPMSources: map[string]int{}, KeySources: map[string]int{}, Scored: map[string]int{}, Anomalous: map[string]int{}, Disagreements: []Disagreement{}, SkippedFiles: []FileNote{}, Failures: []FileNote{}}
 }
 
 func (r *Report) seen() {
@@ -193,6 +198,19 @@ func (r *Report) checked(path, named string, l onnx.Label) {
 	if l.Sure && l.Class != named {
 		r.Disagreements = append(r.Disagreements, Disagreement{Path: path, Named: named, Audio: l.Class, Confidence: math.Round(l.Confidence*1000) / 1000})
 	}
+}
+
+// health counts a stored loop's anomaly score and flag.
+func (r *Report) health(inst string, h vectordb.Health) {
+	if h.AnomalyModel == "" {
+		return
+	}
+	r.mu.Lock()
+	r.Scored[inst]++
+	if h.Anomalous {
+		r.Anomalous[inst]++
+	}
+	r.mu.Unlock()
 }
 
 // sources counts a stored loop's tempo and key sources.
@@ -299,6 +317,9 @@ func (r *Report) Summary() string {
 	}
 	if r.Ingested > 0 {
 		fmt.Fprintf(&b, "\ningest: tempo from %s; key from %s", sourceCounts(r.BPMSources), sourceCounts(r.KeySources))
+	}
+	if n := sumCounts(r.Scored); n > 0 {
+		fmt.Fprintf(&b, "\ningest: anomaly scores for %d loops, %d flagged anomalous %v (loopmatch audit lists them)", n, sumCounts(r.Anomalous), r.Anomalous)
 	}
 	if r.Interrupted {
 		b.WriteString("\ningest: interrupted: what is counted as ingested is stored; run the same command again to finish")

@@ -17,14 +17,14 @@ import (
 
 func newIngestCmd(g *globalOptions) *cobra.Command {
 	var (
-		manifest, report, instrument string
-		packLevel, workers, batch    int
-		maxWindows                   int
-		reencode, classify, estimate bool
-		checkNames                   bool
+		manifest, report, instrument    string
+		packLevel, workers, batch       int
+		maxWindows                      int
+		reencode, classify, estimate    bool
+		checkNames, rescore, rescoreAll bool
 	)
 	cmd := &cobra.Command{
-		Use:   "ingest PATH... | ingest --reencode",
+		Use:   "ingest PATH... | ingest --reencode | ingest --rescore",
 		Short: "Ingest loop libraries into the per-instrument collections",
 		Long: `Walks the folders (following symlinks safely), recognises audio by content, infers the
 instrument, pack, BPM and key from names (a --manifest CSV/JSONL wins), skips loops already
@@ -41,8 +41,26 @@ rebuilt from the stored loops' files, keeping their metadata, beside the old one
 replaces only when every loop has been tried. Loops whose file is gone or changed are
 listed with a code (missing-file, file-changed, ...) and left out. Interrupted, it leaves
 the old collection as it was; the same command resumes. Only a new encoder needs this: a
-bundle with new decoders or mappers serves the library as it is.`,
+bundle with new decoders or mappers serves the library as it is.
+
+Every stored loop gets the bundle's anomaly score for its instrument, the anomalous flag
+(score above the model's threshold) and simple checks of its audio (clipping, DC offset,
+silence, the seam, off-grid onsets), which loopmatch audit lists. With --rescore (and no
+PATH) the stored loops scored by another anomaly model (or none) are decoded again and
+re-scored in place, without re-encoding; --rescore-all re-scores every loop.`,
 		Args: func(cmd *cobra.Command, args []string) error {
+			if rescoreAll {
+				rescore = true
+			}
+			if reencode && rescore {
+				return errors.New("--reencode and --rescore are two runs: re-encode first (it keeps the scores), then --rescore")
+			}
+			if rescore && len(args) > 0 {
+				return fmt.Errorf("--rescore re-scores what is stored and takes no PATH: run it, then loopmatch ingest %s to add loops", strings.Join(args, " "))
+			}
+			if rescore {
+				return nil
+			}
 			if reencode && len(args) > 0 {
 				return fmt.Errorf("--reencode re-encodes what is stored and takes no PATH: run it, then loopmatch ingest %s to add loops", strings.Join(args, " "))
 			}
@@ -83,7 +101,7 @@ bundle with new decoders or mappers serves the library as it is.`,
 				encs[inst] = m
 			}
 			var cls *onnx.Classifier
-			if classify && !reencode {
+			if classify && !reencode && !rescore {
 				switch cls, err = rt.OpenClassifier(b); {
 				case errors.Is(err, onnx.ErrNoModel):
 					log.Info("the bundle has no instrument classifier: loops whose names do not say their instrument are skipped", "bundle", b.ID())
@@ -93,11 +111,44 @@ bundle with new decoders or mappers serves the library as it is.`,
 					defer cls.Close()
 				}
 			}
+			anomaly := map[string]*onnx.Anomaly{}
+			if !reencode {
+				for _, inst := range b.Instruments() {
+					a, err := rt.OpenAnomaly(b, inst)
+					if errors.Is(err, onnx.ErrNoModel) {
+						log.Info("the bundle has no anomaly model for this instrument: its loops are stored without anomaly scores", "instrument", inst, "bundle", b.ID())
+						continue
+					}
+					if err != nil {
+						return exitError{code: 2, err: err}
+					}
+					defer a.Close()
+					anomaly[inst] = a
+				}
+			}
 			store, err := openStore(ctx, g.store)
 			if err != nil {
 				return exitError{code: 2, err: err}
 			}
 			defer store.Close()
+			if rescore {
+				rcfg := ingest.RescoreConfig{Store: store, StoreName: g.store, Anomaly: anomaly, SampleRate: b.SampleRate,
+					WindowSeconds: b.WindowSeconds, Limits: audio.DefaultLimits(), Workers: workers, MaxWindows: maxWindows,
+					All: rescoreAll, Logger: log}
+				rep, runErr := ingest.Rescore(ctx, rcfg)
+				if rep != nil {
+					fmt.Fprintln(cmd.ErrOrStderr(), rep.Summary())
+					if report != "" {
+						if err := writeJSONFile(report, rep); err != nil {
+							log.Error("could not write the report", "err", err)
+						}
+					}
+				}
+				if runErr != nil {
+					return exitError{code: 2, err: runErr}
+				}
+				return nil
+			}
 			if reencode {
 				rcfg := ingest.ReencodeConfig{Store: store, StoreName: g.store, Encoders: encs, EncoderIDs: b.EncoderIDs(),
 					SampleRate: b.SampleRate, WindowSeconds: b.WindowSeconds, Limits: audio.DefaultLimits(),
@@ -129,7 +180,7 @@ bundle with new decoders or mappers serves the library as it is.`,
 				prog.Out = os.Stderr
 			}
 			cfg := ingest.Config{Store: store, StoreName: g.store, BundleID: b.ID(), EncoderIDs: b.EncoderIDs(), SampleRate: b.SampleRate,
-				WindowSeconds: b.WindowSeconds, Encoders: encs, Classifier: cls, SkipNamedCheck: !checkNames, NoEstimates: !estimate, Rules: rules, Manifest: man,
+				WindowSeconds: b.WindowSeconds, Encoders: encs, Classifier: cls, Anomaly: anomaly, SkipNamedCheck: !checkNames, NoEstimates: !estimate, Rules: rules, Manifest: man,
 				Limits: audio.DefaultLimits(), Workers: workers, BatchSize: batch, MaxWindows: maxWindows, Progress: prog, Logger: log}
 			rep, runErr := ingest.Run(ctx, cfg, args)
 			if rep != nil {
@@ -157,6 +208,8 @@ bundle with new decoders or mappers serves the library as it is.`,
 	f.IntVar(&workers, "workers", runtime.GOMAXPROCS(0), "parallel decoders")
 	f.IntVar(&batch, "batch", 16, "windows per encoder batch")
 	f.IntVar(&maxWindows, "max-windows", audio.DefaultMaxWindows, "windows embedded per loop longer than the model's window (one per whole bars that fit in it at the loop's tempo, else per window; the first 64 s at 4 s windows); 1 keeps the first window only")
+	f.BoolVar(&rescore, "rescore", false, "re-score the stored loops scored by another anomaly model (or none) with this bundle's, from the stored files, without re-encoding")
+	f.BoolVar(&rescoreAll, "rescore-all", false, "with --rescore, re-score every stored loop")
 	f.BoolVar(&reencode, "reencode", false, "re-encode the stored library with this bundle's encoders (collections made by another encoder), from the stored files")
 	return cmd
 }

@@ -1,0 +1,247 @@
+package ingest
+
+import (
+	"context"
+	"fmt"
+	"math"
+	"os"
+	"path/filepath"
+	"testing"
+
+	"github.com/loopmatch/loopmatch/audio"
+	"github.com/loopmatch/loopmatch/loopid"
+	"github.com/loopmatch/loopmatch/onnx"
+	"github.com/loopmatch/loopmatch/vectordb"
+)
+
+// anomalyBundle keeps testBundle's encoders and adds hand-made anomaly models: score =
+// gain * mean(window)^2, threshold 1 (scripts/make_test_models.py).
+const anomalyBundle = "../onnx/testdata/bundle-anomaly"
+
+var anomalyGain = map[string]float64{"drum": 100, "bass": 50}
+
+func openAnomaly(t *testing.T) (map[string]*onnx.Anomaly, *onnx.Bundle) {
+	t.Helper()
+	b, err := onnx.LoadBundle(anomalyBundle)
+	if err != nil {
+		t.Fatal(err)
+	}
+	out := map[string]*onnx.Anomaly{}
+	for _, inst := range []string{"drum", "bass"} {
+		a, err := rt.OpenAnomaly(b, inst)
+		if err != nil {
+			t.Fatal(err)
+		}
+		t.Cleanup(func() { a.Close() })
+		out[inst] = a
+	}
+	return out, b
+}
+
+// writeOffsetLibrary writes loops around the given offsets, drums and basses in turn.
+func writeOffsetLibrary(t *testing.T, lib string, offsets []float64) []string {
+	var paths []string
+	for i, off := range offsets {
+		inst := "drums"
+		if i%2 == 1 {
+			inst = "bass"
+		}
+		p := filepath.Join(lib, "PackA", inst, fmt.Sprintf("loop%d_120bpm.wav", i))
+		writeOffsetLoop(t, p, off, i)
+		paths = append(paths, p)
+	}
+	return paths
+}
+
+// wantScore is what the hand-made model gives the loop's model window, computed here.
+func wantScore(t *testing.T, cfg Config, path, inst string) float64 {
+	t.Helper()
+	l, err := audio.LoadLoop(context.Background(), path, audio.LoadOptions{SampleRate: cfg.SampleRate, WindowSeconds: cfg.WindowSeconds})
+	if err != nil {
+		t.Fatal(err)
+	}
+	var m float64
+	w := l.Window(cfg.WindowSeconds)
+	for _, v := range w {
+		m += float64(v)
+	}
+	m /= float64(len(w))
+	return anomalyGain[inst] * m * m
+}
+
+func checkScored(t *testing.T, cfg Config, rows map[string]vectordb.Row, models map[string]*onnx.Anomaly, offsets []float64, paths []string) {
+	t.Helper()
+	byPath := map[string]vectordb.Row{}
+	for _, r := range rows {
+		byPath[r.Path] = r
+	}
+	flagged := 0
+	for i, p := range paths {
+		r, ok := byPath[p]
+		if !ok {
+			t.Fatalf("%s not stored", p)
+		}
+		want := wantScore(t, cfg, p, r.Instrument)
+		if r.AnomalyModel != models[r.Instrument].ID || math.Abs(r.AnomalyScore-want) > 1e-4*math.Max(1, want) || r.Anomalous != (want > 1) {
+			t.Errorf("%s: stored %s %v anomalous %v, want %s %v anomalous %v", p, r.AnomalyModel, r.AnomalyScore, r.Anomalous, models[r.Instrument].ID, want, want > 1)
+		}
+		if math.Abs(r.DCOffset-offsets[i]) > 0.02 {
+			t.Errorf("%s: dc_offset %v, the loop's offset is %v", p, r.DCOffset, offsets[i])
+		}
+		if r.Anomalous {
+			flagged++
+		}
+	}
+	if flagged == 0 || flagged == len(paths) {
+		t.Errorf("%d of %d loops flagged: the offsets are chosen so some are and some are not", flagged, len(paths))
+	}
+}
+
+// TestIngestStoresAnomalyScores: ingest scores every loop's model window with its
+// instrument's anomaly model, flags those above the threshold, stores the checks of
+// the decoded loop, gives a long loop's window rows the same health, and counts them.
+func TestIngestStoresAnomalyScores(t *testing.T) {
+	dir := t.TempDir()
+	offsets := []float64{0, 0.01, 0.25, -0.3, 0.02, 0.05}
+	paths := writeOffsetLibrary(t, filepath.Join(dir, "lib"), offsets)
+	store := openStore(t, filepath.Join(dir, "store"))
+	defer store.Close()
+	cfg := config(t, rt, store)
+	models, _ := openAnomaly(t)
+	cfg.Anomaly = models
+	rep, err := Run(context.Background(), cfg, []string{filepath.Join(dir, "lib")})
+	if err != nil || rep.Ingested != len(paths) {
+		t.Fatalf("ingest: %v, %+v", err, rep)
+	}
+	rows := map[string]vectordb.Row{}
+	for _, inst := range []string{"drum", "bass"} {
+		for id, r := range allRows(t, store, loopid.Collection(inst)) {
+			rows[id] = r
+		}
+	}
+	checkScored(t, cfg, rows, models, offsets, paths)
+	if rep.Scored["drum"]+rep.Scored["bass"] != len(paths) {
+		t.Errorf("report scored %v", rep.Scored)
+	}
+	n := 0
+	for _, r := range rows {
+		if r.Anomalous {
+			n++
+		}
+	}
+	if rep.Anomalous["drum"]+rep.Anomalous["bass"] != n {
+		t.Errorf("report anomalous %v, stored %d", rep.Anomalous, n)
+	}
+	for _, inst := range []string{"drum", "bass"} {
+		ws := allRows(t, store, loopid.WindowsCollection(loopid.Collection(inst)))
+		if len(ws) == 0 {
+			t.Fatalf("no window rows for %s: the loops are longer than the window", inst)
+		}
+		for id, w := range ws {
+			loop, _, _ := loopid.ParseWindowID(id)
+			if w.Health != rows[loop].Health {
+				t.Errorf("window %s health %+v, its loop's %+v", id, w.Health, rows[loop].Health)
+			}
+		}
+	}
+}
+
+// TestRescore: a library stored without anomaly scores gets them from Rescore, with
+// every other field and the embeddings untouched; a second run has nothing to do; a
+// model with another threshold re-scores; a loop whose file is gone keeps its old
+// values and is reported.
+func TestRescore(t *testing.T) {
+	dir := t.TempDir()
+	offsets := []float64{0, 0.01, 0.25, -0.3, 0.02, 0.05}
+	paths := writeOffsetLibrary(t, filepath.Join(dir, "lib"), offsets)
+	store := openStore(t, filepath.Join(dir, "store"))
+	defer store.Close()
+	cfg := config(t, rt, store)
+	if _, err := Run(context.Background(), cfg, []string{filepath.Join(dir, "lib")}); err != nil {
+		t.Fatal(err)
+	}
+	before := snapshot(t, store)
+	for _, inst := range []string{"drum", "bass"} {
+		for _, r := range allRows(t, store, loopid.Collection(inst)) {
+			if r.AnomalyModel != "" || r.DCOffset == 0 && r.SilenceShare == 0 {
+				t.Errorf("ingest without anomaly models: %+v (want no score, but checks)", r.Health)
+			}
+		}
+	}
+	models, b := openAnomaly(t)
+	rcfg := RescoreConfig{Store: store, Anomaly: models, SampleRate: b.SampleRate, WindowSeconds: b.WindowSeconds, Page: 2}
+	rep, err := Rescore(context.Background(), rcfg)
+	if err != nil {
+		t.Fatal(err)
+	}
+	total := 0
+	for _, in := range rep.Instruments {
+		if in.Status != RescoreDone || in.Rescored != in.Stored || in.Current != 0 {
+			t.Errorf("first rescore: %+v", in)
+		}
+		total += in.Rescored
+	}
+	if total != len(paths) {
+		t.Errorf("re-scored %d of %d loops", total, len(paths))
+	}
+	rows := map[string]vectordb.Row{}
+	for _, inst := range []string{"drum", "bass"} {
+		for id, r := range allRows(t, store, loopid.Collection(inst)) {
+			rows[id] = r
+		}
+		for id, w := range allRows(t, store, loopid.WindowsCollection(loopid.Collection(inst))) {
+			loop, _, _ := loopid.ParseWindowID(id)
+			if w.Health != rows[loop].Health {
+				t.Errorf("window %s health %+v, its loop's %+v", id, w.Health, rows[loop].Health)
+			}
+		}
+	}
+	checkScored(t, cfg, rows, models, offsets, paths)
+	if !sameSnapshot(before, snapshot(t, store)) {
+		t.Error("rescore changed embeddings or rows")
+	}
+	rep, err = Rescore(context.Background(), rcfg)
+	if err != nil {
+		t.Fatal(err)
+	}
+	for _, in := range rep.Instruments {
+		if in.Status != RescoreCurrent || in.Rescored != 0 || in.Current != in.Stored {
+			t.Errorf("second rescore: %+v", in)
+		}
+	}
+	// All: every loop again; the one whose file is gone keeps its values.
+	if err := os.Remove(paths[2]); err != nil {
+		t.Fatal(err)
+	}
+	rcfg.All = true
+	rep, err = Rescore(context.Background(), rcfg)
+	if err != nil {
+		t.Fatal(err)
+	}
+	failed := 0
+	for _, in := range rep.Instruments {
+		for _, f := range in.Failed {
+			if f.Path != paths[2] || f.Code != ReencodeMissing {
+				t.Errorf("failure %+v", f)
+			}
+			failed++
+		}
+		if len(in.Failed) > 0 && in.Status != RescorePartial {
+			t.Errorf("status %s with failures", in.Status)
+		}
+	}
+	if failed != 1 {
+		t.Errorf("%d failures, want the removed file's", failed)
+	}
+	after := map[string]vectordb.Row{}
+	for _, inst := range []string{"drum", "bass"} {
+		for id, r := range allRows(t, store, loopid.Collection(inst)) {
+			after[id] = r
+		}
+	}
+	for id, r := range rows {
+		if after[id].Health != r.Health {
+			t.Errorf("%s: health %+v after re-scoring with the same model, %+v before", id, after[id].Health, r.Health)
+		}
+	}
+}
