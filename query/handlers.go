@@ -40,6 +40,22 @@ type LoopJSON struct {
 	IngestedAt time.Time `json:"ingested_at,omitzero"`
 	AudioURL   string    `json:"audio_url"`
 	Provenance
+	Health *LoopHealth `json:"health,omitempty"`
+}
+
+// LoopHealth is a loop's stored anomaly score, its flag, and the likely causes the
+// simple checks name (vectordb.Health.Causes); absent for a loop never scored.
+type LoopHealth struct {
+	AnomalyScore float64  `json:"anomaly_score"`
+	Anomalous    bool     `json:"anomalous"`
+	Causes       []string `json:"causes"`
+}
+
+func loopHealth(r *vectordb.Row) *LoopHealth {
+	if r.AnomalyModel == "" {
+		return nil
+	}
+	return &LoopHealth{AnomalyScore: r.AnomalyScore, Anomalous: r.Anomalous, Causes: r.Causes()}
 }
 
 // Provenance is where a loop's tempo, key and instrument came from (manifest, name,
@@ -70,6 +86,7 @@ type RankedLoop struct {
 	// Name is the file's name, without its folder (the page shows it).
 	Name string `json:"name,omitempty"`
 	Provenance
+	Health *LoopHealth `json:"health,omitempty"`
 	// AnnScore and AnnRank are the cosine search's score and place (the first stage);
 	// PairScore the scorer's logit when the loop was reranked; Stage which of the two
 	// put it where it is ("ann" or "rerank"); Note why a loop among the reranked N has no
@@ -156,7 +173,7 @@ func (s *Server) recommend(c *gin.Context) {
 	}
 	for i, r := range resp.Results {
 		out.Results[i] = RankedLoop{ID: r.ID, Rank: r.Rank, Score: r.Score, Pack: r.Pack, BPM: r.BPM, Key: r.Key,
-			Duration: r.Duration, AudioURL: audioURL(resp.Pair.To, r.ID), Name: loopName(r.Path), Provenance: provenance(&r.Row),
+			Duration: r.Duration, AudioURL: audioURL(resp.Pair.To, r.ID), Name: loopName(r.Path), Provenance: provenance(&r.Row), Health: loopHealth(&r.Row),
 			AnnScore: r.AnnScore, AnnRank: r.AnnRank, PairScore: r.PairScore, Stage: r.Stage, Note: r.Note,
 			WindowOffset: r.WindowOffset}
 	}
@@ -293,7 +310,7 @@ func (s *Server) loop(c *gin.Context) {
 	}
 	c.JSON(http.StatusOK, LoopJSON{ID: row.ID, Instrument: inst, Pack: row.Pack, BPM: row.BPM, Key: row.Key,
 		Duration: row.Duration, SampleRate: row.SampleRate, IngestedAt: row.IngestedAt, AudioURL: audioURL(inst, row.ID),
-		Provenance: provenance(row)})
+		Provenance: provenance(row), Health: loopHealth(row)})
 }
 
 // loopAudio serves a stored loop's file. The path comes from the stored row, never

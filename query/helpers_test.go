@@ -325,7 +325,7 @@ func bruteForce(t testing.TB, store vectordb.Store, coll string, vec []float32, 
 	q := vectordb.Normalize(vec)
 	var all []scored
 	for _, r := range rows {
-		if !f.Match(r.ID, r.Pack, r.Key, r.BPM) {
+		if !f.MatchRow(&r) {
 			continue
 		}
 		all = append(all, scored{r.ID, dot(q, vectordb.Normalize(r.Embedding))})

@@ -40,19 +40,22 @@ type ListQuery struct {
 	Tempo                                *recommend.TempoMatch
 	KeyCompat                            *recommend.KeyMatch
 	IncludeUnknownBPM, IncludeUnknownKey bool
+	// Anomalous, when set, keeps only loops flagged anomalous (true) or only loops not
+	// flagged (false; loops never scored included).
+	Anomalous *bool
 }
 
 // listFields are the parameters of GET /v1/loops/{instrument}.
 var listFields = map[string]bool{"q": true, "pack": true, "key": true, "min_bpm": true, "max_bpm": true, "limit": true, "offset": true,
 	"tempo": true, "tempo_tolerance_pct": true, "half_double": true, "key_compat": true, "key_compat_key": true,
-	"include_unknown_bpm": true, "include_unknown_key": true}
+	"include_unknown_bpm": true, "include_unknown_key": true, "anomalous": true}
 
 // ParseListLoops parses the query string of GET /v1/loops/{instrument}. Lists (pack,
 // key) are repeated or comma-separated, as in a recommend upload. Errors are *apiError.
 func ParseListLoops(q url.Values) (*ListQuery, error) {
 	for name, vs := range q {
 		if !listFields[name] {
-			return nil, badRequest("unknown parameter %q: the parameters are q, pack, key, min_bpm, max_bpm, %s, limit, offset", clip(name), strings.Join(compatFields, ", "))
+			return nil, badRequest("unknown parameter %q: the parameters are q, pack, key, min_bpm, max_bpm, %s, anomalous, limit, offset", clip(name), strings.Join(compatFields, ", "))
 		}
 		if len(vs) > 1 && name != "key" && name != "pack" {
 			return nil, badRequest("parameter %q is given %d times: give it once", name, len(vs))
@@ -89,6 +92,13 @@ func ParseListLoops(q url.Values) (*ListQuery, error) {
 		return nil, err
 	}
 	lq.Tempo, lq.KeyCompat, lq.IncludeUnknownBPM, lq.IncludeUnknownKey = f.Tempo, f.KeyCompat, f.IncludeUnknownBPM, f.IncludeUnknownKey
+	if _, ok := q["anomalous"]; ok {
+		a, err := boolParam(q, "anomalous")
+		if err != nil {
+			return nil, err
+		}
+		lq.Anomalous = &a
+	}
 	if lq.Limit, err = intParam(q, "limit", defaultListLimit, 1, maxListLimit); err != nil {
 		return nil, err
 	}
@@ -131,7 +141,13 @@ func (lq *ListQuery) StoreFilter() (vectordb.Filter, recommend.Applied) {
 	// ListQuery built by hand without them filters on what it has.
 	vf, ap, err := f.Resolve(0, "")
 	if err != nil {
-		return vectordb.Filter{MinBPM: lq.MinBPM, MaxBPM: lq.MaxBPM, Keys: lq.Keys, Packs: lq.Packs}, recommend.Applied{}
+		vf, ap = vectordb.Filter{MinBPM: lq.MinBPM, MaxBPM: lq.MaxBPM, Keys: lq.Keys, Packs: lq.Packs}, recommend.Applied{}
+	}
+	if lq.Anomalous != nil {
+		vf.Anomalous = vectordb.NotAnomalous
+		if *lq.Anomalous {
+			vf.Anomalous = vectordb.OnlyAnomalous
+		}
 	}
 	return vf, ap
 }
@@ -143,7 +159,7 @@ func (lq *ListQuery) Match(r *vectordb.Row) bool {
 }
 
 func (lq *ListQuery) match(r *vectordb.Row, f vectordb.Filter) bool {
-	return f.Match(r.ID, r.Pack, r.Key, r.BPM) && lq.matchTerms(r)
+	return f.MatchRow(r) && lq.matchTerms(r)
 }
 
 func (lq *ListQuery) matchTerms(r *vectordb.Row) bool {
@@ -239,7 +255,7 @@ scan:
 			}
 			out.Loops = append(out.Loops, ListedLoop{Name: loopName(r.Path), LoopJSON: LoopJSON{ID: r.ID, Instrument: inst,
 				Pack: r.Pack, BPM: r.BPM, Key: r.Key, Duration: r.Duration, SampleRate: r.SampleRate,
-				IngestedAt: r.IngestedAt, AudioURL: audioURL(inst, r.ID), Provenance: provenance(r)}})
+				IngestedAt: r.IngestedAt, AudioURL: audioURL(inst, r.ID), Provenance: provenance(r), Health: loopHealth(r)}})
 		}
 		after = rows[len(rows)-1].ID
 	}
@@ -268,10 +284,10 @@ func newLeftOut(f vectordb.Filter) *leftOut {
 }
 
 func (l *leftOut) count(r *vectordb.Row) {
-	if l.hasBPM && l.bpm.Match(r.ID, r.Pack, r.Key, r.BPM) {
+	if l.hasBPM && l.bpm.MatchRow(r) {
 		l.nBPM++
 	}
-	if l.hasKey && l.key.Match(r.ID, r.Pack, r.Key, r.BPM) {
+	if l.hasKey && l.key.MatchRow(r) {
 		l.nKey++
 	}
 }

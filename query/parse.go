@@ -46,6 +46,8 @@ type filterBody struct {
 	Packs           []string `json:"packs"`
 	ExcludePacks    []string `json:"exclude_packs"`
 	ExcludeSeedPack *bool    `json:"exclude_seed_pack"`
+	// ExcludeAnomalous leaves out loops flagged anomalous.
+	ExcludeAnomalous *bool `json:"exclude_anomalous"`
 	// The compatibility filters (filter_parse.go).
 	Tempo             *tempoBody     `json:"tempo"`
 	KeyCompat         *keyCompatBody `json:"key_compat"`
@@ -149,6 +151,7 @@ func ParseRecommendJSON(body []byte) (*RecommendQuery, error) {
 		if f.ExcludeSeedPack != nil {
 			r.Filter.ExcludeSeedPack = *f.ExcludeSeedPack
 		}
+		r.Filter.ExcludeAnomalous = f.ExcludeAnomalous != nil && *f.ExcludeAnomalous
 		if r.Filter.Tempo, err = tempoFromJSON(f.Tempo); err != nil {
 			return nil, err
 		}
@@ -167,7 +170,7 @@ func ParseRecommendJSON(body []byte) (*RecommendQuery, error) {
 // recommendFields are the parameters an uploaded seed may carry (query string or form
 // fields); recommendLists may repeat.
 var (
-	recommendFields = append([]string{"from", "to", "k", "min_bpm", "max_bpm", "key", "pack", "exclude_pack", "exclude_seed_pack", "mmr_lambda", "preview", "rerank", "rerank_n", "seed_offset"}, compatFields...)
+	recommendFields = append([]string{"from", "to", "k", "min_bpm", "max_bpm", "key", "pack", "exclude_pack", "exclude_seed_pack", "exclude_anomalous", "mmr_lambda", "preview", "rerank", "rerank_n", "seed_offset"}, compatFields...)
 	recommendLists  = []string{"key", "pack", "exclude_pack"}
 )
 
@@ -235,6 +238,9 @@ func ParseRecommendForm(q url.Values) (*RecommendQuery, error) {
 		return nil, err
 	}
 	if r.Filter.ExcludeSeedPack, err = boolParam(q, "exclude_seed_pack"); err != nil {
+		return nil, err
+	}
+	if r.Filter.ExcludeAnomalous, err = boolParam(q, "exclude_anomalous"); err != nil {
 		return nil, err
 	}
 	if rq.Preview, err = boolParam(q, "preview"); err != nil {

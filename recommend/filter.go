@@ -28,6 +28,9 @@ type Filter struct {
 	// ExcludeSeedPack leaves out loops of the seed's own pack (known for a stored seed,
 	// or an uploaded file that is already in the source collection).
 	ExcludeSeedPack bool
+	// ExcludeAnomalous leaves out loops the bundle's anomaly model flagged (loops never
+	// scored stay: nothing flagged them).
+	ExcludeAnomalous bool
 }
 
 // TempoMatch asks for loops whose tempo is within TolerancePct percent of BPM, or of
@@ -151,6 +154,9 @@ type ExcludedUnknown struct {
 func (f Filter) Resolve(seedBPM float64, seedKey string) (vectordb.Filter, Applied, error) {
 	vf := vectordb.Filter{MinBPM: f.MinBPM, MaxBPM: f.MaxBPM, Keys: slices.Clone(f.Keys),
 		Packs: f.Packs, ExcludePacks: slices.Clone(f.ExcludePacks)}
+	if f.ExcludeAnomalous {
+		vf.Anomalous = vectordb.NotAnomalous
+	}
 	var ap Applied
 	if t := f.Tempo; t != nil {
 		ref := t.BPM
