@@ -73,6 +73,7 @@ func newRootCmd() *cobra.Command {
 		newServeCmd(g),
 		newRecommendCmd(g),
 		newEvalCmd(g),
+		newAuditCmd(g),
 		newDemoCmd(g),
 	)
 	return root

@@ -1,0 +1,107 @@
+package main
+
+import (
+	"encoding/json"
+	"math"
+	"slices"
+	"strings"
+	"testing"
+)
+
+const anomalyBundleDir = "../../onnx/testdata/bundle-anomaly"
+
+// writeOffsetCLILibrary: packs whose loops sit on a DC offset of 0, 0.05, 0.2 and -0.25:
+// the test bundle's anomaly models (gain * mean^2, threshold 1) flag the last two packs.
+func writeOffsetCLILibrary(t *testing.T) string {
+	offsets := []float64{0, 0.05, 0.2, -0.25}
+	return writeToneLibrary(t, len(offsets), func(p, i, j int) float32 {
+		return float32(offsets[p] + 0.3*math.Sin(2*math.Pi*float64(40+11*i)*float64(j)/2000))
+	})
+}
+
+func auditJSON(t *testing.T, args ...string) (auditReport, string) {
+	t.Helper()
+	out, err := runCLI(t, append([]string{"audit", "--json"}, args...)...)
+	if err != nil {
+		t.Fatalf("audit %v: %v\n%s", args, err, out)
+	}
+	var r auditReport
+	if err := json.Unmarshal([]byte(out), &r); err != nil {
+		t.Fatalf("audit JSON: %v\n%s", err, out)
+	}
+	return r, out
+}
+
+// TestAuditCommand: ingest stores scores; audit lists the flagged loops highest first
+// with their causes, the same bytes on every run, in JSON and as a table; --all, --top
+// and --instrument narrow it; a library ingested without anomaly models is counted as
+// not scored until ingest --rescore scores it.
+func TestAuditCommand(t *testing.T) {
+	lib := writeOffsetCLILibrary(t)
+	store := "embedded:" + t.TempDir()
+	if out, err := runCLI(t, "ingest", "--bundle", anomalyBundleDir, "--store", store, lib); err != nil || !strings.Contains(out, "anomaly scores for 16 loops, 8 flagged") {
+		t.Fatalf("ingest: %v\n%s", err, out)
+	}
+	r, first := auditJSON(t, "--store", store)
+	if len(r.Instruments) != 2 || r.Instruments[0].Instrument != "bass" || r.Instruments[1].Instrument != "drum" {
+		t.Fatalf("instruments %+v", r.Instruments)
+	}
+	for _, in := range r.Instruments {
+		if in.Loops != 8 || in.Scored != 8 || in.Anomalous != 4 || len(in.Models) != 1 {
+			t.Errorf("%+v", in)
+		}
+	}
+	if len(r.Loops) != 8 {
+		t.Fatalf("%d loops listed, want the 8 flagged", len(r.Loops))
+	}
+	for i, l := range r.Loops {
+		if l.Rank != i+1 || !l.Anomalous || (i > 0 && l.AnomalyScore > r.Loops[i-1].AnomalyScore) {
+			t.Errorf("loop %d: %+v", i, l)
+		}
+		if !strings.Contains(l.Path, "Pack02") && !strings.Contains(l.Path, "Pack03") {
+			t.Errorf("flagged %s", l.Path)
+		}
+		if !slices.Contains(l.Causes, "dc_offset") {
+			t.Errorf("%s: causes %v, the loop sits on a DC offset", l.Path, l.Causes)
+		}
+	}
+	if _, again := auditJSON(t, "--store", store); again != first {
+		t.Error("audit output differs between runs")
+	}
+	r, _ = auditJSON(t, "--store", store, "--all", "--top", "12", "--instrument", "bass")
+	if len(r.Loops) != 8 || len(r.Instruments) != 1 || r.Loops[7].Anomalous {
+		t.Errorf("--all --instrument bass: %d loops, %+v", len(r.Loops), r.Instruments)
+	}
+	r, _ = auditJSON(t, "--store", store, "--top", "3")
+	if len(r.Loops) != 3 {
+		t.Errorf("--top 3: %d loops", len(r.Loops))
+	}
+	table, err := runCLI(t, "audit", "--store", store, "--top", "2")
+	if err != nil || !strings.Contains(table, "RANK") || !strings.Contains(table, "drum: 8 loops, 8 scored, 4 anomalous") || !strings.Contains(table, "dc_offset") {
+		t.Errorf("table: %v\n%s", err, table)
+	}
+	for _, args := range [][]string{{"--top", "0"}, {"--instrument", "Bad Name"}, {"--instrument", "keys"}} {
+		if out, err := runCLI(t, append([]string{"audit", "--store", store}, args...)...); err == nil {
+			t.Errorf("audit %v: no error\n%s", args, out)
+		}
+	}
+
+	// a library stored without anomaly models, then re-scored
+	store2 := "embedded:" + t.TempDir()
+	if out, err := runCLI(t, "ingest", "--bundle", testBundleDir, "--store", store2, lib); err != nil {
+		t.Fatalf("ingest: %v\n%s", err, out)
+	}
+	table, _ = runCLI(t, "audit", "--store", store2)
+	if !strings.Contains(table, "8 not scored: loopmatch ingest --rescore") || !strings.Contains(table, "no loop is flagged") {
+		t.Errorf("unscored library:\n%s", table)
+	}
+	if out, err := runCLI(t, "ingest", "--rescore", "--bundle", anomalyBundleDir, "--store", store2); err != nil || !strings.Contains(out, "8 of 8 loops re-scored") {
+		t.Fatalf("ingest --rescore: %v\n%s", err, out)
+	}
+	if _, after := auditJSON(t, "--store", store2); strings.ReplaceAll(after, store2, store) != first {
+		t.Errorf("audit after --rescore differs from audit after ingest:\n%s\nwant\n%s", after, first)
+	}
+	if out, err := runCLI(t, "ingest", "--rescore", "--bundle", anomalyBundleDir, "--store", store2, lib); err == nil {
+		t.Errorf("--rescore with a PATH: no error\n%s", out)
+	}
+}
