@@ -22,6 +22,7 @@ const (
 	clipFloor    = 0.891 // -1 dBFS: a lower peak is not clipping at full scale
 	silenceLevel = 1e-3  // -60 dBFS RMS
 	minOnsets    = 4
+	onsetSeconds = 8 // of the loop's start that the onset checks read
 )
 
 // Check measures a loop (mono at rate, the whole loop: the seam is its end meeting its
@@ -46,7 +47,10 @@ func Check(pcm []float32, rate int, bpm float64) (Checks, error) {
 	c.ClipRatio = clipRatio(pcm, peak)
 	c.SilenceShare = silenceShare(pcm, rate)
 	c.SeamJump = seamJump(pcm)
-	env, wrapEnv, seamFrames := seamEnvelopes(pcm, rate)
+	// onsets of the first onsetSeconds only: enough for the off-grid share and the
+	// reference for the seam, at a bounded cost for long stems
+	head := pcm[:min(len(pcm), onsetSeconds*rate)]
+	env, wrapEnv, seamFrames := seamEnvelopes(pcm, head, rate)
 	c.SeamChange = seamChange(env, wrapEnv, seamFrames)
 	if bpm > 0 && len(env.all) > 0 {
 		c.OffGrid = offGrid(env, bpm)
@@ -100,12 +104,7 @@ func silenceShare(pcm []float32, rate int) float64 {
 // seamJump: the step from the last sample to the first against the steps inside the loop
 // (their 99.9th percentile, so one click inside does not hide a broken seam).
 func seamJump(pcm []float32) float64 {
-	steps := make([]float64, len(pcm)-1)
-	for i := 1; i < len(pcm); i++ {
-		steps[i-1] = math.Abs(float64(pcm[i]) - float64(pcm[i-1]))
-	}
-	slices.Sort(steps)
-	ref := steps[min(len(steps)-1, int(0.999*float64(len(steps))))]
+	ref := topStep(pcm, max(1, (len(pcm)-1)/1000))
 	jump := math.Abs(float64(pcm[0]) - float64(pcm[len(pcm)-1]))
 	if ref <= 0 {
 		if jump > 0 {
@@ -116,10 +115,46 @@ func seamJump(pcm []float32) float64 {
 	return math.Min(jump/ref, 1e3)
 }
 
+// topStep is the k-th largest step |pcm[i] - pcm[i-1]|: a min-heap of the k largest seen,
+// which most steps never enter (no sort of the whole loop).
+func topStep(pcm []float32, k int) float64 {
+	h := make([]float64, 0, k)
+	for i := 1; i < len(pcm); i++ {
+		v := math.Abs(float64(pcm[i]) - float64(pcm[i-1]))
+		switch {
+		case len(h) < k:
+			h = append(h, v)
+			for j := len(h) - 1; j > 0 && h[(j-1)/2] > h[j]; j = (j - 1) / 2 {
+				h[j], h[(j-1)/2] = h[(j-1)/2], h[j]
+			}
+		case v > h[0]:
+			h[0] = v
+			for j := 0; ; {
+				l, r, m := 2*j+1, 2*j+2, j
+				if l < len(h) && h[l] < h[m] {
+					m = l
+				}
+				if r < len(h) && h[r] < h[m] {
+					m = r
+				}
+				if m == j {
+					break
+				}
+				h[j], h[m] = h[m], h[j]
+				j = m
+			}
+		}
+	}
+	if len(h) == 0 {
+		return 0
+	}
+	return h[0]
+}
+
 // seamEnvelopes: the loop's onset strength, and that of its last half second played into
 // its first half second, with the frames of the latter whose window spans the seam.
-func seamEnvelopes(pcm []float32, rate int) (onsets, onsets, [2]int) {
-	env := onsetEnvelope(stft(pcm, rate, onsetFFT, onsetHop))
+func seamEnvelopes(pcm, head []float32, rate int) (onsets, onsets, [2]int) {
+	env := onsetEnvelope(stft(head, rate, onsetFFT, onsetHop))
 	half := max(onsetFFT*2, rate/2)
 	wrap := make([]float32, 0, 2*half)
 	for i := len(pcm) - half; i < len(pcm); i++ {

@@ -125,3 +125,15 @@ func FuzzCheck(f *testing.F) {
 		}
 	})
 }
+
+// BenchmarkCheck: the audit's checks of an 8-second loop at 22050 Hz (what ingest adds per
+// loop in its decode workers).
+func BenchmarkCheck(b *testing.B) {
+	x := gridLoop(22050, 120, 4, 3)
+	for b.Loop() {
+		if _, err := Check(x, 22050, 120); err != nil {
+			b.Fatal(err)
+		}
+	}
+	b.ReportMetric(float64(b.Elapsed().Microseconds())/1000/float64(b.N), "ms/loop")
+}

@@ -5,6 +5,7 @@ import (
 	"encoding/json"
 	"errors"
 	"math"
+	"math/rand/v2"
 	"os"
 	"path/filepath"
 	"strings"
@@ -216,5 +217,49 @@ func TestAnomalyGoldenParity(t *testing.T) {
 	}
 	if !flagged {
 		t.Error("the clipped fixture is not flagged anomalous")
+	}
+}
+
+// BenchmarkShippedAnomalyVsEncoder: what the shipped anomaly model adds to ingest per loop,
+// beside the shipped encoder it runs next to (16 windows per call, as ingest batches).
+func BenchmarkShippedAnomalyVsEncoder(b *testing.B) {
+	bd, err := LoadBundle(shippedBundle)
+	if err != nil {
+		b.Skip(err)
+	}
+	if _, err := bd.Anomaly("drum"); err != nil {
+		b.Skip("the shipped bundle has no anomaly models")
+	}
+	a, err := rt.OpenAnomaly(bd, "drum")
+	if err != nil {
+		b.Fatal(err)
+	}
+	defer a.Close()
+	spec, _ := bd.Encoder("drum")
+	enc, err := rt.Open(bd, spec)
+	if err != nil {
+		b.Fatal(err)
+	}
+	defer enc.Close()
+	const rows = 16
+	in := randRows(rand.New(rand.NewPCG(7, 8)), rows, a.Graph.InputSize())
+	for i := range in {
+		in[i] *= 0.3
+	}
+	for _, c := range []struct {
+		name string
+		run  func() error
+	}{
+		{"anomaly", func() error { _, err := a.Score(context.Background(), in); return err }},
+		{"encoder", func() error { _, err := enc.Run(context.Background(), in); return err }},
+	} {
+		b.Run(c.name, func(b *testing.B) {
+			for b.Loop() {
+				if err := c.run(); err != nil {
+					b.Fatal(err)
+				}
+			}
+			b.ReportMetric(float64(b.Elapsed().Microseconds())/1000/float64(rows*b.N), "ms/loop")
+		})
 	}
 }

@@ -3,7 +3,7 @@
 # decoders -> compatibility towers -> mappers -> baselines (v1 included) -> evaluation on the
 # test and transfer splits -> ONNX export -> golden fixtures -> bundle + model card ->
 # instrument classifier (loopmatch_train.instrument) -> decoder evaluation -> demo library ->
-# the pair reranker (loopmatch_train.run_nlc).
+# the pair reranker (loopmatch_train.run_nlc) -> the anomaly models (loopmatch_train.anomaly).
 # Intermediate files go to train/out/ (gitignored).
 # Prints the total time. (loopmatch-v1, kept in models/ as a baseline and for v1 libraries,
 # was built by `python -m loopmatch_train.run`.)
@@ -18,6 +18,11 @@ PYTHONPATH=train nice -n "${NICE:-5}" "$PY" -m loopmatch_train.run2 --out train/
 # the Neural Loop Combiner reranker (pair models, ablation, evaluation as recommend's second
 # stage), added to the bundle just written
 PYTHONPATH=train nice -n "${NICE:-5}" "$PY" -m loopmatch_train.run_nlc --out train/out \
+  --bundle models/loopmatch-v2 2>&1 | tee -a train/out/make_models.log
+# the anomaly models (Deep SVDD per instrument, its baselines and the damage evaluation),
+# added to the bundle just written; alone from an existing train/out:
+#   PYTHONPATH=train .venv-train/bin/python -m loopmatch_train.anomaly --out train/out --bundle models/loopmatch-v2
+PYTHONPATH=train nice -n "${NICE:-5}" "$PY" -m loopmatch_train.anomaly --out train/out \
   --bundle models/loopmatch-v2 2>&1 | tee -a train/out/make_models.log
 end=$(date +%s)
 echo "make models: total $(( (end - start) / 60 )) min $(( (end - start) % 60 )) s" | tee -a train/out/make_models.log

@@ -1,11 +1,18 @@
 package main
 
 import (
+	"context"
 	"encoding/json"
+	"fmt"
 	"math"
+	"math/rand/v2"
 	"slices"
 	"strings"
 	"testing"
+
+	"github.com/loopmatch/loopmatch/loopid"
+	"github.com/loopmatch/loopmatch/vectordb"
+	"github.com/loopmatch/loopmatch/vectordb/embedded"
 )
 
 const anomalyBundleDir = "../../onnx/testdata/bundle-anomaly"
@@ -104,4 +111,45 @@ func TestAuditCommand(t *testing.T) {
 	if out, err := runCLI(t, "ingest", "--rescore", "--bundle", anomalyBundleDir, "--store", store2, lib); err == nil {
 		t.Errorf("--rescore with a PATH: no error\n%s", out)
 	}
+}
+
+// BenchmarkAudit10k: an audit of a 10,000-loop library (two instruments, the shipped
+// bundle's 1,536-value latents, 5 % flagged) in the embedded store: it reads the stored
+// rows only, so its cost is the listing's, not the audio's.
+func BenchmarkAudit10k(b *testing.B) {
+	ctx := context.Background()
+	s, err := embedded.Open(ctx, b.TempDir(), embedded.Options{})
+	if err != nil {
+		b.Fatal(err)
+	}
+	defer s.Close()
+	r := rand.New(rand.NewPCG(1, 2))
+	const dim, perInst = 1536, 5000
+	for _, inst := range []string{"drum", "bass"} {
+		coll := loopid.Collection(inst)
+		if err := s.EnsureCollection(ctx, vectordb.Collection{Name: coll, Dim: dim, EncoderID: "bench@1:abc"}); err != nil {
+			b.Fatal(err)
+		}
+		rows := make([]vectordb.Row, perInst)
+		for i := range rows {
+			v := make([]float32, dim)
+			for j := range v {
+				v[j] = float32(r.NormFloat64())
+			}
+			score := r.ExpFloat64()
+			rows[i] = vectordb.Row{ID: fmt.Sprintf("%s%06d", inst, i), Instrument: inst, Pack: "P", Path: fmt.Sprintf("/lib/%s/%d.wav", inst, i),
+				EncoderID: "bench@1:abc", Embedding: v, Health: vectordb.Health{AnomalyModel: "bench@1:anomaly", AnomalyScore: score,
+					Anomalous: score > 3, ClipRatio: r.Float64() / 500, SilenceShare: r.Float64()}}
+		}
+		if err := s.Upsert(ctx, coll, rows); err != nil {
+			b.Fatal(err)
+		}
+	}
+	for b.Loop() {
+		rep, err := audit(ctx, s, "", 50, false)
+		if err != nil || len(rep.Loops) != 50 {
+			b.Fatalf("%v, %d loops", err, len(rep.Loops))
+		}
+	}
+	b.ReportMetric(float64(2*perInst*b.N)/b.Elapsed().Seconds(), "loops/s")
 }

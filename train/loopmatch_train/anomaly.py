@@ -390,7 +390,12 @@ def dataset(out_dir, corpus_dir, log=log):
         idx.setdefault((r["split"], r["instrument"]), []).append(i)
     if os.path.exists(path):
         z = np.load(path)
-        return {tuple(k.split("/")): z[k] for k in z.files}, rows, idx
+        data = {tuple(k.split("/")): z[k] for k in z.files}
+        # reused only if it is this embedding of this corpus (a stale cache is rebuilt)
+        if all(data.get((s, i, "clean"), np.zeros((0, 0))).shape == (len(idx[(s, i)]), N_FEATURES)
+               for s in ("train", "val", "test", "transfer") for i in INSTRUMENTS):
+            return data, rows, idx
+        log("anomaly: cached embeddings do not match the corpus or the embedding: recomputing")
     fe = Features().eval()
     data = {}
     for inst in INSTRUMENTS:

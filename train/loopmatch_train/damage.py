@@ -4,7 +4,9 @@ Every kind is what a loop library actually suffers from: clicks, clipping, added
 bit-crush, a pitch/tempo warp (resampled without correcting the pitch), a loop of the
 wrong instrument filed under this one, and a cut that breaks the seam (the loop trimmed off
 the beat grid, so it no longer loops). Damage is applied to the whole mono loop before it is
-windowed, as ingest decodes and then windows. Each call is deterministic in its rng.
+windowed, as ingest decodes and then windows. Each call is deterministic in its rng. The
+damaged loop is quantised to 16 bits, as the corpus's clean loops are (a damaged file in a
+library is a file too): otherwise a model could tell damage from the missing quantisation.
 """
 from __future__ import annotations
 
@@ -71,10 +73,19 @@ def seam_cut(x: np.ndarray, rng: np.random.Generator, n_window: int, beat_sample
     return x[:max(cut, 2)].astype(np.float32).copy()
 
 
+def pcm16(x: np.ndarray) -> np.ndarray:
+    """x as a 16-bit WAV holds it, read back as int / 32768."""
+    return (np.clip(np.round(np.asarray(x, np.float64) * 32768), -32768, 32767) / 32768).astype(np.float32)
+
+
 def apply(kind: str, x: np.ndarray, rng: np.random.Generator, *, n_window: int, bpm: float, sr: int,
           other: np.ndarray | None = None) -> np.ndarray:
-    """Damage x (a whole mono loop) by kind. wrong_instrument returns other (a loop of
-    another instrument), which the caller must give."""
+    """Damage x (a whole mono loop) by kind, quantised to 16 bits. wrong_instrument returns
+    other (a loop of another instrument), which the caller must give."""
+    return pcm16(_apply(kind, x, rng, n_window=n_window, bpm=bpm, sr=sr, other=other))
+
+
+def _apply(kind, x, rng, *, n_window, bpm, sr, other):
     if kind == "clicks":
         return clicks(x, rng)
     if kind == "clipping":

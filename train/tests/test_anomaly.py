@@ -25,6 +25,7 @@ def test_damage_is_deterministic_changes_the_loop_and_stays_in_range(kind):
     assert a.dtype == np.float32 and np.all(np.abs(a) <= 1)
     assert len(a) != len(x) or not np.array_equal(a, x)
     assert np.array_equal(x, _loop())  # the input is left alone
+    np.testing.assert_array_equal(a, np.round(a * 32768) / 32768)  # 16-bit, as a WAV file holds it
 
 
 def test_each_kind_does_what_it_says():
