@@ -69,17 +69,18 @@ export class Api {
   }
 
   /** Recommend for a stored seed; compat is compatFilter's value (or null). */
-  recommendStored({ seedId, from, to, k, preview, excludeSeedPack, compat, rerank }) {
+  recommendStored({ seedId, from, to, k, preview, excludeSeedPack, excludeAnomalous, compat, rerank }) {
     const body = { seed_id: seedId, from, to, k, preview };
     const filter = { ...(compat || {}) };
     if (excludeSeedPack) filter.exclude_seed_pack = true;
+    if (excludeAnomalous) filter.exclude_anomalous = true;
     if (Object.keys(filter).length > 0) body.filter = filter;
     if (rerank !== undefined) body.rerank = rerank;
     return this.json("/v1/recommend", { method: "POST", headers: { "Content-Type": "application/json" }, body: JSON.stringify(body) });
   }
 
   /** Recommend for an uploaded seed file (multipart, part "audio"). */
-  recommendUpload({ file, from, to, k, preview, compat, rerank }) {
+  recommendUpload({ file, from, to, k, preview, excludeAnomalous, compat, rerank }) {
     const fd = new FormData();
     fd.append("audio", file, file.name || "seed");
     fd.append("from", from);
@@ -87,6 +88,7 @@ export class Api {
     fd.append("k", String(k));
     fd.append("preview", preview ? "true" : "false");
     for (const [name, value] of Object.entries(compatFields(compat))) fd.append(name, value);
+    if (excludeAnomalous) fd.append("exclude_anomalous", "true");
     if (rerank !== undefined) fd.append("rerank", rerank ? "true" : "false");
     return this.json("/v1/recommend", { method: "POST", body: fd });
   }
@@ -97,6 +99,24 @@ export class Api {
     const name = filenameOf(resp.headers.get("Content-Disposition"));
     return { bytes: await resp.arrayBuffer(), type: resp.headers.get("Content-Type") || "application/octet-stream", name };
   }
+}
+
+/**
+ * Loops in order of their anomaly score, highest first; loops never scored last, each
+ * group otherwise in the order given (a stable sort).
+ */
+export function byAnomaly(loops) {
+  const score = (l) => (l.health ? l.health.anomaly_score : -Infinity);
+  return [...loops].sort((a, b) => score(b) - score(a) || 0);
+}
+
+/** A loop's health as a short label ("anomalous: clipping, seam_jump") and a title. */
+export function healthLabel(h) {
+  if (!h) return { flag: "", title: "Not scored: run loopmatch ingest --rescore" };
+  const causes = h.causes && h.causes.length > 0 ? h.causes.join(", ") : "";
+  const title = `Anomaly score ${h.anomaly_score.toFixed(3)}${h.anomalous ? " (above the model's threshold)" : ""}` +
+    (causes ? `; likely cause: ${causes}` : "");
+  return { flag: h.anomalous ? (causes ? `anomalous: ${causes}` : "anomalous") : "", title };
 }
 
 /** The filename of a Content-Disposition header, or "". */

@@ -1,6 +1,6 @@
 // The producer's page: pick a seed (a stored loop or a dropped file), ask the API for
 // the loops that fit it, and audition each one looping in time with the seed.
-import { Api, ApiError, compatFilter, describeFilter } from "./api.js";
+import { Api, ApiError, compatFilter, describeFilter, byAnomaly, healthLabel } from "./api.js";
 import { Player, tempoRate, loopLength, previewLength, bpmFromName } from "./player.js";
 import { peaks, drawWave } from "./wave.js";
 import { isAIFF, decodeAIFF } from "./aiff.js";
@@ -15,6 +15,7 @@ const state = {
   from: "",
   to: "",
   libOffset: 0,
+  libLoops: [], // the listed loops, in library order
   libSeq: 0,
   seed: null, // {kind: "stored" | "upload", id, name, pack, key, bpm, url, file, audio: Promise<{buffer, peaks}>}
   items: [], // [{kind: "preview" | "loop", id, name, rank, score, stage, ann_rank, pair_score, note, bpm, key, pack, url, el}]
@@ -47,8 +48,8 @@ window.__loopmatch = {
   get playing() { return !!(player && player.now); },
   get selected() { return state.selected; },
   get items() {
-    return state.items.map(({ kind, id, name, bpm, key, decoded, window_offset }) => ({ kind, id, name, bpm, key: key || "", decoded: !!decoded,
-      window_offset: window_offset || 0,
+    return state.items.map(({ kind, id, name, bpm, key, decoded, window_offset, health }) => ({ kind, id, name, bpm, key: key || "", decoded: !!decoded,
+      window_offset: window_offset || 0, health: health || null,
       duration: decoded ? decoded.buffer.duration : null, rendition: decoded ? decoded.rendition || "" : null }));
   },
   get seed() {
@@ -171,7 +172,7 @@ function setFrom(from) {
 
 function libraryFilters(offset) {
   const f = { q: $("q").value, pack: $("pack").value, key: $("key").value, min_bpm: $("minbpm").value,
-    max_bpm: $("maxbpm").value, limit: 50, offset };
+    max_bpm: $("maxbpm").value, anomalous: $("libhealth").value, limit: 50, offset };
   // "Keys shown" widens the key to its neighbours on the Camelot wheel.
   const mode = $("libkeymatch").value;
   if (mode && f.key.trim() !== "") {
@@ -198,8 +199,12 @@ async function searchLibrary(reset) {
     const r = await api.listLoops(state.from, libraryFilters(reset ? 0 : state.libOffset));
     if (seq !== state.libSeq) return;
     clearError();
-    if (reset) list.replaceChildren();
-    for (const l of r.loops) list.append(libraryItem(l));
+    if (reset) {
+      list.replaceChildren();
+      state.libLoops = [];
+    }
+    state.libLoops.push(...r.loops);
+    renderLibrary();
     state.libOffset = r.next_offset ?? 0;
     $("more").hidden = r.next_offset == null;
     const n = list.children.length;
@@ -217,6 +222,23 @@ async function searchLibrary(reset) {
   }
 }
 
+/** The listed loops, in library order or most unusual first ("Order"). */
+function renderLibrary() {
+  const loops = $("libsort").value === "anomaly" ? byAnomaly(state.libLoops) : state.libLoops;
+  $("library").replaceChildren(...loops.map(libraryItem));
+}
+
+/** A badge for a loop the anomaly model flagged, its score and causes in the title. */
+function healthBadge(h) {
+  const { flag, title } = healthLabel(h);
+  if (!flag) return null;
+  const b = document.createElement("span");
+  b.className = "flag";
+  b.textContent = flag;
+  b.title = title;
+  return b;
+}
+
 function libraryItem(l) {
   const li = document.createElement("li");
   li.dataset.id = l.id;
@@ -230,6 +252,10 @@ function libraryItem(l) {
   meta.className = "meta name";
   meta.textContent = [fmtBPM(l.bpm), l.key, l.pack].filter(Boolean).join(" \u00b7 ");
   info.append(name, meta);
+  if (l.health) li.dataset.anomaly = String(l.health.anomaly_score);
+  li.title = healthLabel(l.health).title;
+  const badge = healthBadge(l.health);
+  if (badge) info.prepend(badge);
   const use = button("Use as seed", `Use ${l.name || l.id} as the seed`, () => chooseStoredSeed(l, li));
   use.className = "use";
   li.append(info, use);
@@ -322,7 +348,8 @@ async function recommend() {
   const k = Math.max(1, Math.min(100, parseInt($("k").value, 10) || 10));
   const compat = compatFilter({ tempo: $("tempomatch").value, bpm: seedTempo(), keyMode: $("keymatch").value,
     key: seed.key || "", unknowns: $("unknowns").checked });
-  const args = { from: state.from, to: state.to, k, preview: $("preview").checked, compat };
+  const args = { from: state.from, to: state.to, k, preview: $("preview").checked, compat,
+    excludeAnomalous: $("exclude-anomalous").checked };
   if (rerankable()) args.rerank = $("rerank").checked;
   $("rec-status").textContent = `Finding ${state.to} loops that fit ${seed.name}\u2026`;
   $("rec-filter").hidden = true;
@@ -429,6 +456,8 @@ function renderResults() {
         ? `Placed by the pair model's score (cosine rank was ${it.ann_rank})`
         : "Placed by cosine similarity to the predicted loop";
       info.prepend(stage);
+      const badge = healthBadge(it.health);
+      if (badge) info.prepend(badge);
       if (it.note) note.textContent = it.note;
     }
     const canvas = document.createElement("canvas");
@@ -700,10 +729,12 @@ function init() {
     else if (state.seed) recommend();
   });
   $("to").addEventListener("change", () => { state.to = $("to").value; renderRerankToggle(); if (state.seed) recommend(); });
-  for (const id of ["tempomatch", "keymatch", "unknowns", "rerank"]) {
+  for (const id of ["tempomatch", "keymatch", "unknowns", "rerank", "exclude-anomalous"]) {
     $(id).addEventListener("change", () => { if (state.seed) recommend(); });
   }
   $("libkeymatch").addEventListener("change", () => { if ($("key").value.trim() !== "") searchLibrary(true); });
+  $("libhealth").addEventListener("change", () => searchLibrary(true));
+  $("libsort").addEventListener("change", renderLibrary);
   $("search").addEventListener("submit", (e) => { e.preventDefault(); searchLibrary(true); });
   $("more").addEventListener("click", () => searchLibrary(false));
   $("rec").addEventListener("submit", (e) => { e.preventDefault(); recommend(); });

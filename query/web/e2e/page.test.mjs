@@ -16,7 +16,7 @@ import { tmpdir } from "node:os";
 import { promisify } from "node:util";
 import path from "node:path";
 import { chromium } from "playwright-core";
-import { startServer, AIFF_LOOPS } from "./server.mjs";
+import { startServer, AIFF_LOOPS, DAMAGED_LOOP } from "./server.mjs";
 import { drumLoopWAV } from "./wav.mjs";
 
 const CHROMIUM = process.env.CHROMIUM || "/usr/bin/chromium";
@@ -545,6 +545,54 @@ test("tempo and key filters keep compatible loops and say what they left out", a
   assert.ok(metas.length > 0);
   for (const k of metas) assert.ok(["Am", "C", "Em", "Dm"].includes(k), `listed key ${k} is not a neighbour of Am`);
   assert.ok(metas.some((k) => k !== "Am"), "the neighbours are listed too");
+});
+
+test("loops flagged anomalous carry a badge, list alone, sort first, and can be left out of the results", async (t) => {
+  const page = await openPage(t);
+  await page.selectOption("#from", "bass");
+  await page.waitForFunction(() => /bass loops?: pick one/.test(document.querySelector("#lib-status").textContent));
+  const api = await page.evaluate(async () => (await fetch("/v1/loops/bass?limit=500")).json());
+  assert.ok(api.loops.every((l) => l.health), "every loop is scored at ingest");
+  const flagged = api.loops.filter((l) => l.health.anomalous);
+  const damaged = api.loops.find((l) => l.name === DAMAGED_LOOP.name);
+  assert.ok(damaged && damaged.health.anomalous, `the clipped loop is flagged: ${JSON.stringify(damaged && damaged.health)}`);
+  assert.ok(damaged.health.causes.includes("clipping"), `the clipped loop's causes: ${damaged.health.causes}`);
+
+  // Health: flagged anomalous lists exactly the flagged loops, each with its badge.
+  await page.selectOption("#libhealth", "true");
+  await page.waitForFunction((n) => {
+    const lis = [...document.querySelectorAll("#library li")];
+    return lis.length === n && lis.every((li) => li.querySelector(".flag"));
+  }, flagged.length);
+  const badge = await page.locator("#library li", { hasText: DAMAGED_LOOP.name }).locator(".flag").textContent();
+  assert.match(badge, /^anomalous: .*clipping/);
+  await shot(page, "anomalous-loops");
+
+  // Order: most unusual first, over the loops listed.
+  await page.selectOption("#libhealth", "");
+  await page.selectOption("#libsort", "anomaly");
+  await page.waitForFunction(() => document.querySelectorAll("#library li").length >= 50 && !/Searching/.test(document.querySelector("#lib-status").textContent));
+  const scores = await page.$$eval("#library li", (lis) => lis.map((li) => parseFloat(li.dataset.anomaly)));
+  for (let i = 1; i < scores.length; i++) assert.ok(scores[i] <= scores[i - 1], `listed in order of anomaly score: ${scores}`);
+  const firstPage = await page.evaluate(async () => (await fetch("/v1/loops/bass?limit=50")).json());
+  assert.equal(scores[0], Math.max(...firstPage.loops.map((l) => l.health.anomaly_score)));
+  await page.selectOption("#libsort", "");
+  const inOrder = await page.$$eval("#library li", (lis) => lis.map((li) => li.dataset.id));
+  assert.deepEqual(inOrder, firstPage.loops.map((l) => l.id), "library order is the API's");
+
+  // Recommendations: the flagged loops can be left out.
+  await page.selectOption("#from", "drum");
+  await chooseSeed(page, "house drum main");
+  const seed = (await lm(page)).seed;
+  await page.fill("#k", "60");
+  await page.check("#exclude-anomalous");
+  await page.waitForFunction(() => !/Finding/.test(document.querySelector("#rec-status").textContent) &&
+    window.__loopmatch.items.filter((i) => i.kind === "loop").length > 0);
+  const items = (await lm(page)).items.filter((i) => i.kind === "loop");
+  assert.ok(items.every((i) => !(i.health && i.health.anomalous)), "no flagged loop among the results");
+  const want = await page.evaluate(async (id) => (await (await fetch("/v1/recommend", { method: "POST", headers: { "Content-Type": "application/json" },
+    body: JSON.stringify({ seed_id: id, from: "drum", to: "bass", k: 60, filter: { exclude_anomalous: true } }) })).json()), seed.id);
+  assert.deepEqual(items.map((i) => i.id), want.results.map((r) => r.id), "the page shows what the API answers");
 });
 
 test("every control is labelled and reachable by keyboard", async (t) => {

@@ -23,6 +23,21 @@ export const AIFF_LOOPS = [
   { name: "mac_bassline_three.aiff", instrument: "bass" },
 ];
 
+// A demo bass loop driven 24 dB into clipping, ingested beside the demo library: a loop
+// the anomaly model must flag (and the audit's clipping check name).
+export const DAMAGED_LOOP = { name: "zz_clipped_bassline.wav", instrument: "bass" };
+
+async function ingestDamaged(bin, store, dir, env) {
+  const lib = path.join(dir, "damaged");
+  await mkdir(lib, { recursive: true });
+  const src = (await aiffSources())[1];
+  const out = path.join(lib, DAMAGED_LOOP.name);
+  await run("sox", [path.join(ROOT, "demo", src.path), "-b", "16", out, "gain", "24"]);
+  await writeFile(path.join(dir, "damaged.csv"), `path,instrument,pack,bpm,key\n${out},bass,Damaged,${src.bpm},${src.key}\n`);
+  await run(bin, ["ingest", "--store", store, "--manifest", path.join(dir, "damaged.csv"), "--log-level", "warn", lib],
+    { cwd: ROOT, env, maxBuffer: 16 << 20 });
+}
+
 async function aiffSources() {
   const lines = (await readFile(path.join(ROOT, "demo", "metadata.csv"), "utf8")).trim().split(/\r?\n/);
   const head = lines[0].split(",");
@@ -65,6 +80,7 @@ export async function startServer() {
   await run(bin, ["ingest", "--store", store, "--manifest", "demo/metadata.csv", "--log-level", "warn", "demo"],
     { cwd: ROOT, env, maxBuffer: 16 << 20 });
   await ingestAIFF(bin, store, dir, env);
+  await ingestDamaged(bin, store, dir, env);
   const child = spawn(bin, ["serve", "--store", store, "--addr", "127.0.0.1:0", "--log-format", "json",
     "--uploads-dir", path.join(dir, "uploads")], { cwd: ROOT, env, stdio: ["ignore", "pipe", "pipe"] });
   const log = [];

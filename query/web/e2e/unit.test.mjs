@@ -154,3 +154,16 @@ test("compatFilter builds the API's tempo and key filters, and their upload fiel
     { bpm: 3, key: 0 }),
   "Tempo 120 BPM: 115.2\u2013124.8, 57.6\u201362.4. Keys: Am. Left out: 3 of unknown tempo (tick \u201cKeep loops of unknown tempo or key\u201d to see them).");
 });
+
+test("byAnomaly puts the most unusual loops first and unscored ones last; healthLabel names the causes", async () => {
+  const { byAnomaly, healthLabel } = await import("../assets/api.js");
+  const loops = [{ id: "a" }, { id: "b", health: { anomaly_score: 2 } }, { id: "c", health: { anomaly_score: 5 } },
+    { id: "d" }, { id: "e", health: { anomaly_score: 2 } }];
+  assert.deepEqual(byAnomaly(loops).map((l) => l.id), ["c", "b", "e", "a", "d"]);
+  assert.deepEqual(loops.map((l) => l.id), ["a", "b", "c", "d", "e"], "the listing itself keeps its order");
+  assert.deepEqual(healthLabel({ anomaly_score: 7.25, anomalous: true, causes: ["clipping", "seam_jump"] }),
+    { flag: "anomalous: clipping, seam_jump", title: "Anomaly score 7.250 (above the model's threshold); likely cause: clipping, seam_jump" });
+  assert.equal(healthLabel({ anomaly_score: 7.25, anomalous: true, causes: [] }).flag, "anomalous");
+  assert.equal(healthLabel({ anomaly_score: 0.5, anomalous: false, causes: [] }).flag, "");
+  assert.match(healthLabel(undefined).title, /--rescore/);
+});
