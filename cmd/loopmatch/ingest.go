@@ -4,6 +4,7 @@ import (
 	"encoding/json"
 	"errors"
 	"fmt"
+	"log/slog"
 	"os"
 	"runtime"
 	"strings"
@@ -137,17 +138,9 @@ re-scored in place, without re-encoding; --rescore-all re-scores every loop.`,
 					All: rescoreAll, Logger: log}
 				rep, runErr := ingest.Rescore(ctx, rcfg)
 				if rep != nil {
-					fmt.Fprintln(cmd.ErrOrStderr(), rep.Summary())
-					if report != "" {
-						if err := writeJSONFile(report, rep); err != nil {
-							log.Error("could not write the report", "err", err)
-						}
-					}
+					writeSummary(cmd, log, report, rep)
 				}
-				if runErr != nil {
-					return exitError{code: 2, err: runErr}
-				}
-				return nil
+				return exitOn(runErr)
 			}
 			if reencode {
 				rcfg := ingest.ReencodeConfig{Store: store, StoreName: g.store, Encoders: encs, EncoderIDs: b.EncoderIDs(),
@@ -155,17 +148,9 @@ re-scored in place, without re-encoding; --rescore-all re-scores every loop.`,
 					Workers: workers, BatchSize: batch, MaxWindows: maxWindows, Logger: log}
 				rep, runErr := ingest.Reencode(ctx, rcfg)
 				if rep != nil {
-					fmt.Fprintln(cmd.ErrOrStderr(), rep.Summary())
-					if report != "" {
-						if err := writeJSONFile(report, rep); err != nil {
-							log.Error("could not write the report", "err", err)
-						}
-					}
+					writeSummary(cmd, log, report, rep)
 				}
-				if runErr != nil {
-					return exitError{code: 2, err: runErr}
-				}
-				return nil
+				return exitOn(runErr)
 			}
 			rules := ingest.DefaultRules()
 			rules.PackLevel, rules.Instrument = packLevel, instrument
@@ -212,6 +197,27 @@ re-scored in place, without re-encoding; --rescore-all re-scores every loop.`,
 	f.BoolVar(&rescoreAll, "rescore-all", false, "with --rescore, re-score every stored loop")
 	f.BoolVar(&reencode, "reencode", false, "re-encode the stored library with this bundle's encoders (collections made by another encoder), from the stored files")
 	return cmd
+}
+
+// summarized is a run's report that has a summary for people (re-encode, re-score).
+type summarized interface{ Summary() string }
+
+// writeSummary prints a run's summary and, with --report, writes its JSON.
+func writeSummary(cmd *cobra.Command, log *slog.Logger, report string, rep summarized) {
+	fmt.Fprintln(cmd.ErrOrStderr(), rep.Summary())
+	if report != "" {
+		if err := writeJSONFile(report, rep); err != nil {
+			log.Error("could not write the report", "err", err)
+		}
+	}
+}
+
+// exitOn is a run's error as the command's exit status 2 (nil stays nil).
+func exitOn(err error) error {
+	if err != nil {
+		return exitError{code: 2, err: err}
+	}
+	return nil
 }
 
 // writeJSONFile writes v as indented JSON through a temporary file, so a crash never

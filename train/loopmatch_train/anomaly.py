@@ -39,13 +39,9 @@ import torch.nn.functional as F
 from . import corpus as C
 from . import damage as D
 from .audio_io import N, SR, load_mono, window
-from .models import hann, mel_filterbank
+from .instrument import EPS, HOP, N_FFT, N_MELS, LogMel
 
 INSTRUMENTS = ["drum", "bass"]
-N_FFT = 512
-HOP = 512
-N_MELS = 64
-EPS = 1e-4
 SEED = 2121
 PERCENTILE = 95.0
 CLAMP = 50.0
@@ -62,18 +58,9 @@ def log(*a):
 
 # --- the embedding ---------------------------------------------------------------------
 
-class Features(nn.Module):
-    """audio [B, N] -> embedding [B, N_FEATURES] (see the module doc)."""
-
-    def __init__(self):
-        super().__init__()
-        w = hann(N_FFT)
-        nb = N_FFT // 2 + 1
-        k = np.arange(nb)[:, None] * np.arange(N_FFT)[None, :] * 2 * np.pi / N_FFT
-        kern = np.concatenate([np.cos(k) * w, -np.sin(k) * w], 0)[:, None, :]
-        self.register_buffer("kernel", torch.tensor(kern, dtype=torch.float32))
-        self.register_buffer("mel", torch.tensor(mel_filterbank(N_MELS, N_FFT)))
-        self.nb = nb
+class Features(LogMel):
+    """audio [B, N] -> embedding [B, N_FEATURES] (see the module doc). The classifier's
+    STFT and mel filterbank (the same buffers), without its mean removal."""
 
     def forward(self, x):
         s = F.conv1d(x.unsqueeze(1), self.kernel, stride=HOP)
