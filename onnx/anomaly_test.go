@@ -263,3 +263,53 @@ func BenchmarkShippedAnomalyVsEncoder(b *testing.B) {
 		})
 	}
 }
+
+// FuzzLoadAnomalyManifest: any manifest.json beside the anomaly bundle's files loads or is
+// refused with an error, never a panic; one that loads has anomaly models with one
+// instrument, a positive finite threshold and one score per window, and no threshold on
+// any other model.
+func FuzzLoadAnomalyManifest(f *testing.F) {
+	seed, err := os.ReadFile(filepath.Join(anomalyBundle, "manifest.json"))
+	if err != nil {
+		f.Fatal(err)
+	}
+	f.Add(seed)
+	f.Add([]byte(strings.Replace(string(seed), `"threshold": 1.0`, `"threshold": 1e309`, 1)))
+	f.Add([]byte(strings.Replace(string(seed), `"threshold": 1.0`, `"threshold": -0`, 1)))
+	f.Add([]byte(strings.Replace(string(seed), `"role": "encoder"`, `"role": "anomaly"`, 1)))
+	files := map[string][]byte{}
+	for _, name := range []string{"drum_encoder.onnx", "bass_encoder.onnx", "drum_anomaly.onnx", "bass_anomaly.onnx"} {
+		if files[name], err = os.ReadFile(filepath.Join(anomalyBundle, name)); err != nil {
+			f.Fatal(err)
+		}
+	}
+	f.Fuzz(func(t *testing.T, manifest []byte) {
+		dir := t.TempDir()
+		for name, b := range files {
+			if err := os.WriteFile(filepath.Join(dir, name), b, 0o644); err != nil {
+				t.Fatal(err)
+			}
+		}
+		if err := os.WriteFile(filepath.Join(dir, "manifest.json"), manifest, 0o644); err != nil {
+			t.Fatal(err)
+		}
+		b, err := LoadBundle(dir)
+		if err != nil {
+			return
+		}
+		for _, s := range b.Models {
+			if s.Role != RoleAnomaly {
+				if s.Threshold != 0 {
+					t.Fatalf("accepted a threshold on %+v", s)
+				}
+				continue
+			}
+			if len(s.Instruments) != 1 || !(s.Threshold > 0) || math.IsInf(s.Threshold, 0) || len(s.Outputs[0].Shape) != 1 {
+				t.Fatalf("accepted anomaly model %+v", s)
+			}
+			if _, err := b.AnomalyID(s.Instruments[0]); err != nil {
+				t.Fatalf("AnomalyID of a loaded model: %v", err)
+			}
+		}
+	})
+}

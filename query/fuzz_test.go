@@ -125,6 +125,8 @@ func FuzzParseRecommendJSON(f *testing.F) {
 		`{"seed_id": "0123456789abcdef0123456789abcdef", "filter": {"tempo": {"tolerance_pct": 26}, "min_bpm": 90}}`,
 		`{"seed_id": "0123456789abcdef0123456789abcdef", "filter": {"key_compat": {"key": "", "mode": "dorian"}, "keys": ["Am"]}}`,
 		`{"seed_id": "0123456789abcdef0123456789abcdef", "filter": {"tempo": {"bpm": 0}, "include_unknown_key": true}}`,
+		`{"seed_id": "0123456789abcdef0123456789abcdef", "filter": {"exclude_anomalous": true, "min_bpm": 90}}`,
+		`{"seed_id": "0123456789abcdef0123456789abcdef", "filter": {"exclude_anomalous": "yes"}}`,
 		`{"seed_id": 1}`, `{}`, `[]`, `null`, ``, `{"seed_id": "x"} {}`, "{\"seed_id\": \"\xff\"}",
 	} {
 		f.Add([]byte(s))
@@ -147,6 +149,7 @@ func FuzzParseRecommendForm(f *testing.F) {
 		"key_compat=relative&include_unknown_key=1", "tempo=0", "tempo=NaN", "tempo_tolerance_pct=5", "key_compat_key=Am",
 		"tempo=120&min_bpm=100", "key_compat=same&key=Am", "include_unknown_bpm=true", "key_compat=x&key_compat_key=",
 		"rerank=true&rerank_n=100", "rerank=maybe", "rerank_n=0", "rerank_n=501", "rerank_n=1e2", "rerank=1&rerank=0",
+		"exclude_anomalous=true", "exclude_anomalous=maybe", "exclude_anomalous=1&exclude_anomalous=0",
 	} {
 		f.Add(s)
 	}
@@ -250,6 +253,7 @@ func FuzzParseListLoops(f *testing.F) {
 		"min_bpm=NaN", "max_bpm=Inf", "pack=", "pack=,,", "%zz",
 		"tempo=128&half_double=false&tempo_tolerance_pct=2", "key_compat=camelot&key_compat_key=5B&include_unknown_key=true",
 		"tempo=seed", "key_compat=same", "tempo=1e400", "tempo=90&max_bpm=100", "include_unknown_bpm=1",
+		"anomalous=true", "anomalous=false&q=kick", "anomalous=maybe", "anomalous=1&anomalous=0", "anomalous=",
 	} {
 		f.Add(s)
 	}
