@@ -14,7 +14,7 @@ type Checks struct {
 	DCOffset     float64 // mean sample value
 	SilenceShare float64 // share of 10 ms frames below -60 dBFS
 	SeamJump     float64 // |last - first sample| over the loop's 99.9th-percentile step
-	SeamChange   float64 // onset strength across the seam over the loop's 95th percentile
+	SeamChange   float64 // onset strength across the seam over the strongest inside the loop
 	OffGrid      float64 // share of onsets more than a 64th note off the 16th-note grid
 }
 
@@ -170,15 +170,14 @@ func seamEnvelopes(pcm, head []float32, rate int) (onsets, onsets, [2]int) {
 	return env, w, [2]int{lo, hi}
 }
 
-// seamChange: the strongest onset across the seam against the loop's 95th-percentile
-// onset strength (frame 0, the rise from silence, left out of both).
+// seamChange: the strongest onset across the seam against the strongest onset inside the
+// loop (frame 0, the rise from silence, left out): above 1, the seam is a bigger change
+// than anything the loop plays, as a cut mid-note makes.
 func seamChange(env, wrap onsets, at [2]int) float64 {
 	if len(env.all) < 3 || at[0] > at[1] {
 		return 0
 	}
-	inside := slices.Clone(env.all[1:])
-	slices.Sort(inside)
-	ref := inside[min(len(inside)-1, int(0.95*float64(len(inside))))]
+	ref := slices.Max(env.all[1:])
 	var seam float64
 	for i := at[0]; i <= at[1]; i++ {
 		seam = math.Max(seam, wrap.all[i])

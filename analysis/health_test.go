@@ -77,6 +77,9 @@ func TestCheckFindsDamage(t *testing.T) {
 	if cc.SeamJump <= whole.SeamJump {
 		t.Errorf("cut loop seam jump %v, whole loop %v", cc.SeamJump, whole.SeamJump)
 	}
+	if whole.SeamChange > 1 {
+		t.Errorf("whole loop: seam change %v, want at most 1 (the seam is a downbeat like the others)", whole.SeamChange)
+	}
 	// the same hits off the grid: shifted by a 32nd note
 	shifted := gridLoop(rate, 120, 2, 2)
 	off := int(math.Round(60.0 / 120 / 8 * rate))

@@ -30,7 +30,8 @@ type Health struct {
 	// loop's largest sample-to-sample step inside it (above 1: bigger than any step inside).
 	SeamJump float64 `json:"seam_jump,omitempty"`
 	// SeamChange: the spectral change across the seam (end into start) against the
-	// loop's 95th-percentile change between frames inside it.
+	// loop's largest change between frames inside it (above 1: a bigger change than any
+	// the loop plays).
 	SeamChange float64 `json:"seam_change,omitempty"`
 	// OffGrid: the share of onsets more than a 32nd note from the 16th-note grid of the
 	// loop's tempo (0 when the tempo is unknown or the loop has under four onsets).
@@ -43,7 +44,7 @@ const (
 	CauseDCOffset   = 0.02  // about -34 dBFS of DC
 	CauseSilence    = 0.5   // more than half the loop silent
 	CauseSeamJump   = 1.0   // a seam step bigger than any step inside the loop
-	CauseSeamChange = 2.0   // a seam change twice the loop's 95th percentile
+	CauseSeamChange = 1.5   // a seam change half again the loop's strongest onset
 	CauseOffGrid    = 0.4   // 40 % of onsets off the 16th-note grid
 )
 
