@@ -4,12 +4,16 @@ import (
 	"context"
 	"encoding/json"
 	"fmt"
+	"log/slog"
 	"math"
 	"math/rand/v2"
+	"os"
+	"path/filepath"
 	"slices"
 	"strings"
 	"testing"
 
+	"github.com/loopmatch/loopmatch/ingest"
 	"github.com/loopmatch/loopmatch/loopid"
 	"github.com/loopmatch/loopmatch/vectordb"
 	"github.com/loopmatch/loopmatch/vectordb/embedded"
@@ -152,4 +156,66 @@ func BenchmarkAudit10k(b *testing.B) {
 		}
 	}
 	b.ReportMetric(float64(2*perInst*b.N)/b.Elapsed().Seconds(), "loops/s")
+}
+
+// TestServiceIngestScores: what the service ingests itself (uploads, loopmatch demo, eval's
+// corpus) gets anomaly scores too: its ingest configuration carries the bundle's models.
+func TestServiceIngestScores(t *testing.T) {
+	store := "embedded:" + t.TempDir()
+	g := &globalOptions{store: store, bundle: anomalyServiceBundle(t), logLevel: "info", logFormat: "text"}
+	svc, err := openService(t.Context(), g, 1, 0, nil)
+	if err != nil {
+		t.Fatal(err)
+	}
+	defer svc.Close()
+	cfg := svc.ingestConfig(store, slog.New(slog.DiscardHandler))
+	if cfg.Anomaly["drum"] == nil || cfg.Anomaly["bass"] == nil {
+		t.Fatalf("ingest config anomaly models: %v", cfg.Anomaly)
+	}
+	rep, err := ingest.Run(t.Context(), cfg, []string{writeOffsetCLILibrary(t)})
+	if err != nil || rep.Scored["drum"] != 8 || rep.Scored["bass"] != 8 || rep.Anomalous["drum"] != 4 {
+		t.Fatalf("service ingest: %v, scored %v anomalous %v", err, rep.Scored, rep.Anomalous)
+	}
+}
+
+// anomalyServiceBundle is bundle-anomaly with bundle/'s mappers added (a service needs one
+// to recommend), in a temporary folder.
+func anomalyServiceBundle(t *testing.T) string {
+	t.Helper()
+	dir := t.TempDir()
+	var anom, plain map[string]any
+	for path, m := range map[string]*map[string]any{filepath.Join(anomalyBundleDir, "manifest.json"): &anom, filepath.Join(testBundleDir, "manifest.json"): &plain} {
+		raw, err := os.ReadFile(path)
+		if err != nil {
+			t.Fatal(err)
+		}
+		if err := json.Unmarshal(raw, m); err != nil {
+			t.Fatal(err)
+		}
+	}
+	copyFile := func(from, name string) {
+		b, err := os.ReadFile(filepath.Join(from, name))
+		if err != nil {
+			t.Fatal(err)
+		}
+		if err := os.WriteFile(filepath.Join(dir, name), b, 0o644); err != nil {
+			t.Fatal(err)
+		}
+	}
+	models := anom["models"].([]any)
+	for _, m := range models {
+		copyFile(anomalyBundleDir, m.(map[string]any)["file"].(string))
+	}
+	for _, m := range plain["models"].([]any) {
+		if spec := m.(map[string]any); spec["role"] == "mapper" {
+			copyFile(testBundleDir, spec["file"].(string))
+			models = append(models, spec)
+		}
+	}
+	anom["models"] = models
+	raw, _ := json.Marshal(anom)
+	if err := os.WriteFile(filepath.Join(dir, "manifest.json"), raw, 0o644); err != nil {
+		t.Fatal(err)
+	}
+	return dir
 }

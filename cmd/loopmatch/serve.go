@@ -89,9 +89,11 @@ type service struct {
 	bundle *onnx.Bundle
 	rt     *onnx.Runtime
 	models *recommend.Models
-	store  vectordb.Store
-	engine *recommend.Engine
-	closed bool
+	// anomaly models by instrument, for what the service ingests (uploads, demo, eval)
+	anomaly map[string]*onnx.Anomaly
+	store   vectordb.Store
+	engine  *recommend.Engine
+	closed  bool
 }
 
 // openService loads the bundle and its models and opens the store. metrics may be nil.
@@ -104,10 +106,21 @@ func openService(ctx context.Context, g *globalOptions, threads int, checkEvery 
 	if err != nil {
 		return nil, exitError{code: 2, err: err}
 	}
-	s := &service{bundle: b, rt: rt}
+	s := &service{bundle: b, rt: rt, anomaly: map[string]*onnx.Anomaly{}}
 	if s.models, err = recommend.OpenModels(rt, b); err != nil {
 		s.Close()
 		return nil, exitError{code: 2, err: err}
+	}
+	for inst := range s.models.Encoders {
+		a, err := rt.OpenAnomaly(b, inst)
+		if errors.Is(err, onnx.ErrNoModel) {
+			continue // loops of this instrument are stored without anomaly scores
+		}
+		if err != nil {
+			s.Close()
+			return nil, exitError{code: 2, err: err}
+		}
+		s.anomaly[inst] = a
 	}
 	store, err := openStore(ctx, g.store)
 	if err != nil {
@@ -135,7 +148,7 @@ func (s *service) ingestConfig(storeName string, log *slog.Logger) ingest.Config
 		encs[inst] = m
 	}
 	return ingest.Config{Store: s.store, StoreName: storeName, BundleID: s.bundle.ID(), EncoderIDs: s.bundle.EncoderIDs(), SampleRate: s.bundle.SampleRate,
-		WindowSeconds: s.bundle.WindowSeconds, Encoders: encs, Rules: ingest.DefaultRules(), Limits: audio.DefaultLimits(), Logger: log}
+		WindowSeconds: s.bundle.WindowSeconds, Encoders: encs, Anomaly: s.anomaly, Rules: ingest.DefaultRules(), Limits: audio.DefaultLimits(), Logger: log}
 }
 
 // Close releases in the reverse order of opening: sessions before the runtime.
@@ -147,6 +160,9 @@ func (s *service) Close() error {
 	var errs []error
 	if s.store != nil {
 		errs = append(errs, s.store.Close())
+	}
+	for _, a := range s.anomaly {
+		errs = append(errs, a.Close())
 	}
 	if s.models != nil {
 		errs = append(errs, s.models.Close())
