@@ -20,6 +20,13 @@
 // reports every pair and the median ratio. -skip-encoder measures ingest alone (peak RSS
 // of large libraries: the encoder-only run holds every decoded window in memory).
 //
+// -chunk N (with -skip-encoder) builds a library larger than the disk holds: it generates
+// N loops at a time, ingests them into one store (each chunk a `loopmatch ingest` process
+// of its own, into the store the earlier chunks filled) and deletes them, so the store
+// ends up holding every loop; it reports each chunk's throughput and peak RSS.
+// -mono-rate R stores every loop mono at R Hz (smaller files, no resampling at the
+// bundle's rate).
+//
 //	go build -o bin/loopmatch ./cmd/loopmatch
 //	go run ./ingest/measure -loops 2000 -json ingest-2000.json
 //
@@ -62,6 +69,7 @@ type options struct {
 	bin, bundle, work     string
 	jsonOut, cpuProfile   string
 	keep, skipEncoder     bool
+	chunk, monoRate       int
 }
 
 func main() {
@@ -80,6 +88,8 @@ func main() {
 	flag.BoolVar(&o.keep, "keep-store", false, "keep the ingested store (default: removed)")
 	flag.BoolVar(&o.skipEncoder, "skip-encoder", false, "skip the encoder-only measurement")
 	flag.IntVar(&o.encThreads, "encoder-threads", 0, "ONNX Runtime intra-op threads per session for the encoder-only run (0: one per core, one caller; 1: as ingest runs it, one single-threaded caller per core)")
+	flag.IntVar(&o.chunk, "chunk", 0, "with -skip-encoder: generate, ingest and delete this many loops at a time, all into one store (libraries larger than the disk)")
+	flag.IntVar(&o.monoRate, "mono-rate", 0, "store every loop mono at this rate in Hz (0: 44.1/48 kHz stereo and 22.05 kHz mono)")
 	flag.IntVar(&o.repeat, "repeat", 1, "measure ingest and encoder-only alternately this many times; the ratio reported is the median of the pairs")
 	flag.Parse()
 	var err error
@@ -88,6 +98,12 @@ func main() {
 	}
 	if o.loops < 1 || o.loops > 1_000_000 || o.batch < 1 || o.repeat < 1 || o.repeat > 100 {
 		fail(errors.New("bounds: 1 <= loops <= 1,000,000, batch >= 1, 1 <= repeat <= 100"))
+	}
+	if o.chunk < 0 || o.monoRate < 0 || o.monoRate > 384000 {
+		fail(errors.New("bounds: -chunk >= 0, 0 <= -mono-rate <= 384000"))
+	}
+	if o.chunk > 0 && (!o.skipEncoder || o.repeat > 1 || o.cpuProfile != "") {
+		fail(errors.New("-chunk measures ingest alone: use it with -skip-encoder, without -repeat and -cpuprofile"))
 	}
 	ctx, stop := signal.NotifyContext(context.Background(), os.Interrupt, syscall.SIGTERM)
 	defer stop()
@@ -162,15 +178,22 @@ func run(ctx context.Context, o options) error {
 	if _, err := os.Stat(o.bin); err != nil {
 		return fmt.Errorf("the loopmatch binary %s: %w (build it: go build -o bin/loopmatch ./cmd/loopmatch)", o.bin, err)
 	}
+	spec := library{seed: o.seed, formats: o.formats, monoRate: o.monoRate}
+	if o.chunk > 0 {
+		return runChunked(ctx, o, b, spec)
+	}
 	lib := filepath.Join(o.work, fmt.Sprintf("library-%d-seed%d", o.loops, o.seed))
+	if o.monoRate > 0 {
+		lib += fmt.Sprintf("-mono%d", o.monoRate)
+	}
 	t0 := time.Now()
-	paths, err := generate(ctx, lib, o.loops, o.seed, o.formats)
+	paths, err := generate(ctx, lib, spec, 0, o.loops)
 	if err != nil {
 		return fmt.Errorf("generate the library: %w", err)
 	}
 	res := result{Loops: o.loops, Formats: map[string]int{}, Bundle: b.ID(), Batch: o.batch, CPUs: runtime.NumCPU(), EncoderThreads: o.encThreads}
 	for i, p := range paths {
-		res.Formats[specFor(o.seed, i, o.formats).format]++
+		res.Formats[spec.spec(i).format]++
 		if st, err := os.Stat(p); err == nil {
 			res.LibraryBytes += st.Size()
 		}
@@ -265,6 +288,12 @@ func runChild(ctx context.Context, o options, lib string, res *result) error {
 	if !o.keep {
 		defer os.RemoveAll(store)
 	}
+	return ingestInto(ctx, o, lib, store, res)
+}
+
+// ingestInto runs `loopmatch ingest` on the library into the embedded store in the
+// folder store and records its time, peak memory and report.
+func ingestInto(ctx context.Context, o options, lib, store string, res *result) error {
 	report := filepath.Join(store, "report.json")
 	args := []string{"ingest", "--store", "embedded:" + filepath.Join(store, "db"), "--bundle", o.bundle,
 		"--batch", strconv.Itoa(o.batch), "--report", report, "--log-level", "warn"}
@@ -630,4 +659,110 @@ func procStatusBytes(pid int, field string) (int64, error) {
 		}
 	}
 	return 0, fmt.Errorf("no %s in /proc/%d/status", field, pid)
+}
+
+// chunkResult is one chunk of a -chunk run: its own `loopmatch ingest` process.
+type chunkResult struct {
+	From, To        int     `json:"-"`
+	Range           string  `json:"loops"`
+	LibraryBytes    int64   `json:"library_bytes"`
+	GenerateSeconds float64 `json:"generate_s"`
+	StoreRowsBefore int     `json:"store_rows_before"`
+	Ingested        int     `json:"ingested"`
+	Failed          int     `json:"failed"`
+	WallSeconds     float64 `json:"ingest_wall_s"`
+	LoopsPerSec     float64 `json:"ingest_loops_per_s"`
+	CPUPerLoopMS    float64 `json:"ingest_cpu_ms_per_loop"`
+	PeakRSSBytes    int64   `json:"ingest_peak_rss_bytes"`
+	PeakVmHWMBytes  int64   `json:"ingest_peak_vmhwm_bytes"`
+	Load            string  `json:"loadavg_after"`
+}
+
+// runChunked builds a library of o.loops loops o.chunk at a time: each chunk is
+// generated, ingested into the one store by a `loopmatch ingest` process of its own, and
+// deleted, so the disk holds one chunk while the store ends up holding every loop.
+func runChunked(ctx context.Context, o options, b *onnx.Bundle, spec library) error {
+	store, err := os.MkdirTemp(o.work, "store-*")
+	if err != nil {
+		return err
+	}
+	if !o.keep {
+		defer os.RemoveAll(store)
+	}
+	var out struct {
+		Loops       int           `json:"loops"`
+		Chunk       int           `json:"chunk"`
+		MonoRate    int           `json:"mono_rate,omitempty"`
+		Formats     []string      `json:"formats"`
+		Bundle      string        `json:"bundle"`
+		CPUs        int           `json:"cpus"`
+		LoadBefore  string        `json:"loadavg_before"`
+		StoreRows   int           `json:"store_rows"`
+		StoreBytes  int64         `json:"store_bytes"`
+		MaxRSSBytes int64         `json:"ingest_peak_rss_bytes_max"`
+		MaxHWMBytes int64         `json:"ingest_peak_vmhwm_bytes_max"`
+		Chunks      []chunkResult `json:"chunks"`
+	}
+	out.Loops, out.Chunk, out.MonoRate, out.Formats, out.Bundle, out.CPUs, out.LoadBefore = o.loops, o.chunk, o.monoRate, o.formats, b.ID(), runtime.NumCPU(), loadavg()
+	for from := 0; from < o.loops; from += o.chunk {
+		c := chunkResult{From: from, To: min(from+o.chunk, o.loops), StoreRowsBefore: out.StoreRows}
+		c.Range = fmt.Sprintf("%d-%d", c.From, c.To-1)
+		dir := filepath.Join(o.work, fmt.Sprintf("chunk-%d-%d-seed%d-mono%d", c.From, c.To, o.seed, o.monoRate))
+		t0 := time.Now()
+		paths, err := generate(ctx, dir, spec, c.From, c.To)
+		if err != nil {
+			os.RemoveAll(dir)
+			return fmt.Errorf("generate loops %s: %w", c.Range, err)
+		}
+		c.GenerateSeconds = time.Since(t0).Seconds()
+		for _, p := range paths {
+			if st, err := os.Stat(p); err == nil {
+				c.LibraryBytes += st.Size()
+			}
+		}
+		var res result
+		err = ingestInto(ctx, o, dir, store, &res)
+		os.RemoveAll(dir)
+		if err != nil {
+			return fmt.Errorf("ingest loops %s: %w", c.Range, err)
+		}
+		c.Ingested, c.Failed, c.WallSeconds, c.LoopsPerSec = res.Ingested, res.Failed, res.IngestWallSeconds, res.IngestLoopsPerSec
+		c.CPUPerLoopMS = 1000 * res.IngestCPUSeconds / float64(max(1, res.Ingested))
+		c.PeakRSSBytes, c.PeakVmHWMBytes, c.Load = res.PeakRSSBytes, res.PeakVmHWMBytes, loadavg()
+		out.StoreRows += res.Ingested
+		out.MaxRSSBytes, out.MaxHWMBytes = max(out.MaxRSSBytes, c.PeakRSSBytes), max(out.MaxHWMBytes, c.PeakVmHWMBytes)
+		out.Chunks = append(out.Chunks, c)
+		fmt.Printf("chunk %s (%.0f MB, generated in %.0f s): store %d -> %d loops, %d failed, %.1f loops/s, %.1f CPU-ms per loop, peak RSS %.0f MB (VmHWM %.0f MB), load %s\n",
+			c.Range, float64(c.LibraryBytes)/1e6, c.GenerateSeconds, c.StoreRowsBefore, out.StoreRows, c.Failed, c.LoopsPerSec, c.CPUPerLoopMS, mb(c.PeakRSSBytes), mb(c.PeakVmHWMBytes), c.Load)
+		if c.Ingested != c.To-c.From {
+			return fmt.Errorf("ingest stored %d of the %d loops %s (%d failed)", c.Ingested, c.To-c.From, c.Range, c.Failed)
+		}
+	}
+	out.StoreBytes = dirBytes(store)
+	fmt.Printf("store: %d loops, %.0f MB on disk; peak RSS of the chunks' ingests at most %.0f MB (VmHWM %.0f MB)\n", out.StoreRows, float64(out.StoreBytes)/1e6, mb(out.MaxRSSBytes), mb(out.MaxHWMBytes))
+	data, err := json.MarshalIndent(out, "", "  ")
+	if err != nil {
+		return err
+	}
+	fmt.Println(string(data))
+	if o.jsonOut != "" {
+		if err := os.WriteFile(o.jsonOut, append(data, '\n'), 0o644); err != nil {
+			return fmt.Errorf("write %s: %w", o.jsonOut, err)
+		}
+	}
+	return nil
+}
+
+// dirBytes is the size of the files under dir.
+func dirBytes(dir string) int64 {
+	var n int64
+	filepath.WalkDir(dir, func(_ string, d os.DirEntry, err error) error {
+		if err == nil && !d.IsDir() {
+			if info, err := d.Info(); err == nil {
+				n += info.Size()
+			}
+		}
+		return nil
+	})
+	return n
 }

@@ -39,6 +39,23 @@ var (
 // loop pack does.
 const loopsPerPack = 8
 
+// library says how a library's loops are drawn.
+type library struct {
+	seed    uint64
+	formats []string
+	// monoRate, when set, stores every loop mono at this rate instead of the mix of
+	// 44.1/48 kHz stereo and 22.05 kHz mono (the other draws are unchanged).
+	monoRate int
+}
+
+func (l library) spec(i int) loopSpec {
+	s := specFor(l.seed, i, l.formats)
+	if l.monoRate > 0 {
+		s.rate, s.channels = l.monoRate, 1
+	}
+	return s
+}
+
 func specFor(seed uint64, i int, formats []string) loopSpec {
 	pack := i / loopsPerPack
 	pr := rand.New(rand.NewPCG(seed, uint64(pack)+1<<40)) // the pack's shared tempo and key
@@ -231,14 +248,14 @@ func writeWAV(path string, samples []float64, rate, channels, bits int) error {
 	return nil
 }
 
-// generate writes n loops under root, skipping the work when a previous run with the same
-// n, seed and formats completed there. It returns the loops' paths.
-func generate(ctx context.Context, root string, n int, seed uint64, formats []string) ([]string, error) {
-	stamp := fmt.Sprintf("loops=%d seed=%d formats=%s\n", n, seed, strings.Join(formats, ","))
+// generate writes loops from to to-1 of the library under root, skipping the work when a
+// previous run with the same range and library completed there. It returns their paths.
+func generate(ctx context.Context, root string, lib library, from, to int) ([]string, error) {
+	stamp := fmt.Sprintf("loops=%d-%d seed=%d formats=%s mono-rate=%d\n", from, to, lib.seed, strings.Join(lib.formats, ","), lib.monoRate)
 	done := filepath.Join(root, ".complete")
-	paths := make([]string, n)
+	paths := make([]string, to-from)
 	for i := range paths {
-		paths[i] = filepath.Join(root, specFor(seed, i, formats).relPath())
+		paths[i] = filepath.Join(root, lib.spec(from+i).relPath())
 	}
 	if b, err := os.ReadFile(done); err == nil && string(b) == stamp {
 		return paths, nil
@@ -254,7 +271,7 @@ func generate(ctx context.Context, root string, n int, seed uint64, formats []st
 		go func() {
 			defer wg.Done()
 			for i := range idx {
-				if err := writeLoop(ctx, root, seed, specFor(seed, i, formats)); err != nil {
+				if err := writeLoop(ctx, root, lib.seed, lib.spec(i)); err != nil {
 					select {
 					case errs <- err:
 					default:
@@ -263,7 +280,7 @@ func generate(ctx context.Context, root string, n int, seed uint64, formats []st
 			}
 		}()
 	}
-	for i := 0; i < n; i++ {
+	for i := from; i < to; i++ {
 		select {
 		case idx <- i:
 		case err := <-errs:
