@@ -242,6 +242,24 @@ func convert(raw []byte, kind sampleKind, width int) ([]float32, error) {
 		if width < 1 || width > 4 {
 			return nil, fmt.Errorf("%w: %d-byte integer samples", ErrUnsupported, width)
 		}
+		// 16- and 24-bit little-endian (most loops) have loops of their own: their values
+		// and the scale, a power of two, are exact in float32, so the result is the same
+		// float32 as the general path's float64 product.
+		switch {
+		case kind == kindPCMLE && width == 2:
+			for i := range out {
+				out[i] = float32(int16(binary.LittleEndian.Uint16(raw[2*i:]))) * (1.0 / (1 << 15))
+			}
+			return out, nil
+		case kind == kindPCMLE && width == 3:
+			raw := raw[:3*n]
+			for i := range out {
+				s := raw[3*i : 3*i+3]
+				v := int32(uint32(s[0])<<8|uint32(s[1])<<16|uint32(s[2])<<24) >> 8
+				out[i] = float32(v) * (1.0 / (1 << 23))
+			}
+			return out, nil
+		}
 		scale := 1 / float64(uint64(1)<<(8*width-1))
 		for i := range out {
 			s := raw[i*width : (i+1)*width]
