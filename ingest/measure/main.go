@@ -20,10 +20,12 @@
 // reports every pair and the median ratio. -skip-encoder measures ingest alone (peak RSS
 // of large libraries: the encoder-only run holds every decoded window in memory).
 //
-// -chunk N (with -skip-encoder) builds a library larger than the disk holds: it generates
-// N loops at a time, ingests them into one store (each chunk a `loopmatch ingest` process
-// of its own, into the store the earlier chunks filled) and deletes them, so the store
-// ends up holding every loop; it reports each chunk's throughput and peak RSS.
+// -copies C (with -skip-encoder) fills a store with C times the library, more than the
+// disk holds as files: copy k of every file carries one extra chunk naming k (WAV: an
+// unknown RIFF chunk after the audio, which decoders skip), so its bytes, and so its id,
+// differ while its audio is the same. Each copy is written, ingested into the one store
+// by a `loopmatch ingest` process of its own (the store already holding the copies
+// before it) and deleted; it reports each copy's throughput and peak RSS.
 // -mono-rate R stores every loop mono at R Hz (smaller files, no resampling at the
 // bundle's rate).
 //
@@ -69,7 +71,7 @@ type options struct {
 	bin, bundle, work     string
 	jsonOut, cpuProfile   string
 	keep, skipEncoder     bool
-	chunk, monoRate       int
+	copies, monoRate      int
 }
 
 func main() {
@@ -88,7 +90,7 @@ func main() {
 	flag.BoolVar(&o.keep, "keep-store", false, "keep the ingested store (default: removed)")
 	flag.BoolVar(&o.skipEncoder, "skip-encoder", false, "skip the encoder-only measurement")
 	flag.IntVar(&o.encThreads, "encoder-threads", 0, "ONNX Runtime intra-op threads per session for the encoder-only run (0: one per core, one caller; 1: as ingest runs it, one single-threaded caller per core)")
-	flag.IntVar(&o.chunk, "chunk", 0, "with -skip-encoder: generate, ingest and delete this many loops at a time, all into one store (libraries larger than the disk)")
+	flag.IntVar(&o.copies, "copies", 0, "with -skip-encoder and WAV formats: ingest this many copies of the library (distinct bytes, the same audio) into one store, one process and one copy on disk at a time (stores larger than the disk holds as files)")
 	flag.IntVar(&o.monoRate, "mono-rate", 0, "store every loop mono at this rate in Hz (0: 44.1/48 kHz stereo and 22.05 kHz mono)")
 	flag.IntVar(&o.repeat, "repeat", 1, "measure ingest and encoder-only alternately this many times; the ratio reported is the median of the pairs")
 	flag.Parse()
@@ -99,11 +101,14 @@ func main() {
 	if o.loops < 1 || o.loops > 1_000_000 || o.batch < 1 || o.repeat < 1 || o.repeat > 100 {
 		fail(errors.New("bounds: 1 <= loops <= 1,000,000, batch >= 1, 1 <= repeat <= 100"))
 	}
-	if o.chunk < 0 || o.monoRate < 0 || o.monoRate > 384000 {
-		fail(errors.New("bounds: -chunk >= 0, 0 <= -mono-rate <= 384000"))
+	if o.copies < 0 || o.copies > 1000 || o.monoRate < 0 || o.monoRate > 384000 {
+		fail(errors.New("bounds: 0 <= -copies <= 1000, 0 <= -mono-rate <= 384000"))
 	}
-	if o.chunk > 0 && (!o.skipEncoder || o.repeat > 1 || o.cpuProfile != "") {
-		fail(errors.New("-chunk measures ingest alone: use it with -skip-encoder, without -repeat and -cpuprofile"))
+	if o.copies > 0 && (!o.skipEncoder || o.repeat > 1 || o.cpuProfile != "") {
+		fail(errors.New("-copies measures ingest alone: use it with -skip-encoder, without -repeat and -cpuprofile"))
+	}
+	if o.copies > 0 && slices.ContainsFunc(o.formats, func(f string) bool { return f != "wav16" && f != "wav24" }) {
+		fail(errors.New("-copies marks copies with a WAV chunk: use -formats wav16 and/or wav24"))
 	}
 	ctx, stop := signal.NotifyContext(context.Background(), os.Interrupt, syscall.SIGTERM)
 	defer stop()
@@ -179,9 +184,6 @@ func run(ctx context.Context, o options) error {
 		return fmt.Errorf("the loopmatch binary %s: %w (build it: go build -o bin/loopmatch ./cmd/loopmatch)", o.bin, err)
 	}
 	spec := library{seed: o.seed, formats: o.formats, monoRate: o.monoRate}
-	if o.chunk > 0 {
-		return runChunked(ctx, o, b, spec)
-	}
 	lib := filepath.Join(o.work, fmt.Sprintf("library-%d-seed%d", o.loops, o.seed))
 	if o.monoRate > 0 {
 		lib += fmt.Sprintf("-mono%d", o.monoRate)
@@ -199,6 +201,9 @@ func run(ctx context.Context, o options) error {
 		}
 	}
 	fmt.Printf("library: %d loops (%v), %.0f MB at %s, ready in %s\n", o.loops, res.Formats, float64(res.LibraryBytes)/1e6, lib, time.Since(t0).Round(time.Millisecond))
+	if o.copies > 0 {
+		return runCopies(ctx, o, b, lib, paths, res.LibraryBytes)
+	}
 	res.LoadBefore = loadavg()
 	res.Concurrent = heavyProcesses()
 
@@ -661,12 +666,10 @@ func procStatusBytes(pid int, field string) (int64, error) {
 	return 0, fmt.Errorf("no %s in /proc/%d/status", field, pid)
 }
 
-// chunkResult is one chunk of a -chunk run: its own `loopmatch ingest` process.
-type chunkResult struct {
-	From, To        int     `json:"-"`
-	Range           string  `json:"loops"`
-	LibraryBytes    int64   `json:"library_bytes"`
-	GenerateSeconds float64 `json:"generate_s"`
+// copyResult is one copy of a -copies run: its own `loopmatch ingest` process.
+type copyResult struct {
+	Copy            int     `json:"copy"`
+	WriteSeconds    float64 `json:"write_s"`
 	StoreRowsBefore int     `json:"store_rows_before"`
 	Ingested        int     `json:"ingested"`
 	Failed          int     `json:"failed"`
@@ -678,10 +681,9 @@ type chunkResult struct {
 	Load            string  `json:"loadavg_after"`
 }
 
-// runChunked builds a library of o.loops loops o.chunk at a time: each chunk is
-// generated, ingested into the one store by a `loopmatch ingest` process of its own, and
-// deleted, so the disk holds one chunk while the store ends up holding every loop.
-func runChunked(ctx context.Context, o options, b *onnx.Bundle, spec library) error {
+// runCopies ingests o.copies copies of the library into one store, one copy on disk and
+// one `loopmatch ingest` process at a time.
+func runCopies(ctx context.Context, o options, b *onnx.Bundle, lib string, paths []string, libBytes int64) error {
 	store, err := os.MkdirTemp(o.work, "store-*")
 	if err != nil {
 		return err
@@ -690,56 +692,51 @@ func runChunked(ctx context.Context, o options, b *onnx.Bundle, spec library) er
 		defer os.RemoveAll(store)
 	}
 	var out struct {
-		Loops       int           `json:"loops"`
-		Chunk       int           `json:"chunk"`
-		MonoRate    int           `json:"mono_rate,omitempty"`
-		Formats     []string      `json:"formats"`
-		Bundle      string        `json:"bundle"`
-		CPUs        int           `json:"cpus"`
-		LoadBefore  string        `json:"loadavg_before"`
-		StoreRows   int           `json:"store_rows"`
-		StoreBytes  int64         `json:"store_bytes"`
-		MaxRSSBytes int64         `json:"ingest_peak_rss_bytes_max"`
-		MaxHWMBytes int64         `json:"ingest_peak_vmhwm_bytes_max"`
-		Chunks      []chunkResult `json:"chunks"`
+		Loops        int          `json:"loops_per_copy"`
+		Copies       int          `json:"copies"`
+		LibraryBytes int64        `json:"library_bytes_per_copy"`
+		MonoRate     int          `json:"mono_rate,omitempty"`
+		Formats      []string     `json:"formats"`
+		Bundle       string       `json:"bundle"`
+		CPUs         int          `json:"cpus"`
+		LoadBefore   string       `json:"loadavg_before"`
+		StoreRows    int          `json:"store_rows"`
+		StoreBytes   int64        `json:"store_bytes"`
+		MaxRSSBytes  int64        `json:"ingest_peak_rss_bytes_max"`
+		MaxHWMBytes  int64        `json:"ingest_peak_vmhwm_bytes_max"`
+		Runs         []copyResult `json:"copies_ingested"`
 	}
-	out.Loops, out.Chunk, out.MonoRate, out.Formats, out.Bundle, out.CPUs, out.LoadBefore = o.loops, o.chunk, o.monoRate, o.formats, b.ID(), runtime.NumCPU(), loadavg()
-	for from := 0; from < o.loops; from += o.chunk {
-		c := chunkResult{From: from, To: min(from+o.chunk, o.loops), StoreRowsBefore: out.StoreRows}
-		c.Range = fmt.Sprintf("%d-%d", c.From, c.To-1)
-		dir := filepath.Join(o.work, fmt.Sprintf("chunk-%d-%d-seed%d-mono%d", c.From, c.To, o.seed, o.monoRate))
+	out.Loops, out.Copies, out.LibraryBytes, out.MonoRate, out.Formats, out.Bundle, out.CPUs, out.LoadBefore = len(paths), o.copies, libBytes, o.monoRate, o.formats, b.ID(), runtime.NumCPU(), loadavg()
+	for k := range o.copies {
+		c := copyResult{Copy: k, StoreRowsBefore: out.StoreRows}
+		dir := filepath.Join(o.work, fmt.Sprintf("copy-%d", k))
 		t0 := time.Now()
-		paths, err := generate(ctx, dir, spec, c.From, c.To)
+		err := writeCopy(lib, dir, paths, k)
+		c.WriteSeconds = time.Since(t0).Seconds()
 		if err != nil {
 			os.RemoveAll(dir)
-			return fmt.Errorf("generate loops %s: %w", c.Range, err)
-		}
-		c.GenerateSeconds = time.Since(t0).Seconds()
-		for _, p := range paths {
-			if st, err := os.Stat(p); err == nil {
-				c.LibraryBytes += st.Size()
-			}
+			return fmt.Errorf("copy %d: %w", k, err)
 		}
 		var res result
 		err = ingestInto(ctx, o, dir, store, &res)
 		os.RemoveAll(dir)
 		if err != nil {
-			return fmt.Errorf("ingest loops %s: %w", c.Range, err)
+			return fmt.Errorf("ingest copy %d: %w", k, err)
 		}
 		c.Ingested, c.Failed, c.WallSeconds, c.LoopsPerSec = res.Ingested, res.Failed, res.IngestWallSeconds, res.IngestLoopsPerSec
 		c.CPUPerLoopMS = 1000 * res.IngestCPUSeconds / float64(max(1, res.Ingested))
 		c.PeakRSSBytes, c.PeakVmHWMBytes, c.Load = res.PeakRSSBytes, res.PeakVmHWMBytes, loadavg()
 		out.StoreRows += res.Ingested
 		out.MaxRSSBytes, out.MaxHWMBytes = max(out.MaxRSSBytes, c.PeakRSSBytes), max(out.MaxHWMBytes, c.PeakVmHWMBytes)
-		out.Chunks = append(out.Chunks, c)
-		fmt.Printf("chunk %s (%.0f MB, generated in %.0f s): store %d -> %d loops, %d failed, %.1f loops/s, %.1f CPU-ms per loop, peak RSS %.0f MB (VmHWM %.0f MB), load %s\n",
-			c.Range, float64(c.LibraryBytes)/1e6, c.GenerateSeconds, c.StoreRowsBefore, out.StoreRows, c.Failed, c.LoopsPerSec, c.CPUPerLoopMS, mb(c.PeakRSSBytes), mb(c.PeakVmHWMBytes), c.Load)
-		if c.Ingested != c.To-c.From {
-			return fmt.Errorf("ingest stored %d of the %d loops %s (%d failed)", c.Ingested, c.To-c.From, c.Range, c.Failed)
+		out.Runs = append(out.Runs, c)
+		fmt.Printf("copy %d (written in %.0f s): store %d -> %d loops, %d failed, %.1f loops/s, %.1f CPU-ms per loop, peak RSS %.0f MB (VmHWM %.0f MB), load %s\n",
+			k, c.WriteSeconds, c.StoreRowsBefore, out.StoreRows, c.Failed, c.LoopsPerSec, c.CPUPerLoopMS, mb(c.PeakRSSBytes), mb(c.PeakVmHWMBytes), c.Load)
+		if c.Ingested != len(paths) {
+			return fmt.Errorf("ingest stored %d of copy %d's %d loops (%d failed)", c.Ingested, k, len(paths), c.Failed)
 		}
 	}
 	out.StoreBytes = dirBytes(store)
-	fmt.Printf("store: %d loops, %.0f MB on disk; peak RSS of the chunks' ingests at most %.0f MB (VmHWM %.0f MB)\n", out.StoreRows, float64(out.StoreBytes)/1e6, mb(out.MaxRSSBytes), mb(out.MaxHWMBytes))
+	fmt.Printf("store: %d loops, %.0f MB on disk; peak RSS of the copies' ingests at most %.0f MB (VmHWM %.0f MB)\n", out.StoreRows, float64(out.StoreBytes)/1e6, mb(out.MaxRSSBytes), mb(out.MaxHWMBytes))
 	data, err := json.MarshalIndent(out, "", "  ")
 	if err != nil {
 		return err

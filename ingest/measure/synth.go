@@ -358,3 +358,37 @@ func parseFormats(s string) ([]string, error) {
 	}
 	return out, nil
 }
+
+// writeCopy writes copy k of the library's WAV files under dir, at the same relative
+// paths: each file gains an unknown RIFF chunk "LMcp" holding k after its audio, so its
+// bytes (and its id) differ from every other copy's while decoders read the same audio.
+func writeCopy(lib, dir string, paths []string, k int) error {
+	if err := os.RemoveAll(dir); err != nil {
+		return err
+	}
+	for _, p := range paths {
+		rel, err := filepath.Rel(lib, p)
+		if err != nil {
+			return err
+		}
+		data, err := os.ReadFile(p)
+		if err != nil {
+			return err
+		}
+		if len(data) < 12 || string(data[:4]) != "RIFF" || string(data[8:12]) != "WAVE" || len(data)%2 != 0 {
+			return fmt.Errorf("%s: not an even-sized RIFF WAVE file", p)
+		}
+		chunk := binary.LittleEndian.AppendUint32([]byte("LMcp"), 4)
+		chunk = binary.LittleEndian.AppendUint32(chunk, uint32(k))
+		data = append(data, chunk...)
+		binary.LittleEndian.PutUint32(data[4:], uint32(len(data)-8))
+		dst := filepath.Join(dir, rel)
+		if err := os.MkdirAll(filepath.Dir(dst), 0o755); err != nil {
+			return err
+		}
+		if err := os.WriteFile(dst, data, 0o644); err != nil {
+			return err
+		}
+	}
+	return nil
+}
