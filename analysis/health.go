@@ -22,7 +22,7 @@ const (
 	clipFloor    = 0.891 // -1 dBFS: a lower peak is not clipping at full scale
 	silenceLevel = 1e-3  // -60 dBFS RMS
 	minOnsets    = 4
-	onsetSeconds = 8 // of the loop's start that the onset checks read
+	onsetSeconds = 4 // of the loop's start that the onset checks read (the model window)
 )
 
 // Check measures a loop (mono at rate, the whole loop: the seam is its end meeting its
