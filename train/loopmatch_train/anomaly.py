@@ -578,7 +578,7 @@ def golden_fixtures(bundle_dir, paths, log=log):
 
 
 def add_to_bundle(bundle_dir, shipped, info, corpus_dir, log=log):
-    from .bundle import sha256
+    from .bundle import add_role, sha256
     from .export import _export, session
     specs, paths = [], {}
     check = np.random.default_rng(0).standard_normal((3, N)).astype(np.float32) * 0.1
@@ -599,21 +599,7 @@ def add_to_bundle(bundle_dir, shipped, info, corpus_dir, log=log):
                       "inputs": [{"name": "audio", "shape": [-1, N], "dtype": "float32"}],
                       "outputs": [{"name": "score", "shape": [-1], "dtype": "float32"}]})
     golden_fixtures(bundle_dir, paths, log)
-    mp = os.path.join(bundle_dir, "manifest.json")
-    with open(mp) as fh:
-        manifest = json.load(fh)
-    manifest["models"] = [m for m in manifest["models"] if m.get("role") != "anomaly"] + specs
-    manifest["anomaly"] = {k: v for k, v in info.items() if k != "instruments"} | {
-        "instruments": {i: {k: v for k, v in r.items()} for i, r in info["instruments"].items()}}
-    with open(mp, "w") as fh:
-        json.dump(manifest, fh, indent=2)
-    cp = os.path.join(bundle_dir, "MODEL_CARD.md")
-    with open(cp) as fh:
-        card = fh.read()
-    if CARD_BEGIN in card:
-        card = card[:card.index(CARD_BEGIN)] + card[card.index(CARD_END) + len(CARD_END) + 1:]
-    with open(cp, "w") as fh:
-        fh.write(card.rstrip("\n") + "\n\n" + _card(specs, info))
+    add_role(bundle_dir, "anomaly", specs, "anomaly", info, CARD_BEGIN, CARD_END, _card(specs, info))
     log(f"anomaly: added to {bundle_dir}")
 
 

@@ -67,6 +67,27 @@ def write_bundle(bundle_dir, out_dir, vaes, decoders, mappers, results, training
     finish(stage, bundle_dir, manifest, model_card(manifest, results, training), log)
 
 
+def add_role(bundle_dir, role: str, specs: list, key: str, info, card_begin: str, card_end: str, card_section: str):
+    """Put a role's models into an existing bundle: its manifest entries replace any of the
+    same role, its info goes under manifest[key], and its MODEL_CARD section (between
+    card_begin and card_end, which card_section starts and ends with) replaces the old one
+    or is appended. The bundle's other files are left as they are."""
+    mp = os.path.join(bundle_dir, "manifest.json")
+    with open(mp) as fh:
+        manifest = json.load(fh)
+    manifest["models"] = [m for m in manifest["models"] if m.get("role") != role] + specs
+    manifest[key] = info
+    with open(mp, "w") as fh:
+        json.dump(manifest, fh, indent=2)
+    cp = os.path.join(bundle_dir, "MODEL_CARD.md")
+    with open(cp) as fh:
+        card = fh.read()
+    if card_begin in card:
+        card = card[:card.index(card_begin)] + card[card.index(card_end) + len(card_end) + 1:]
+    with open(cp, "w") as fh:
+        fh.write(card.rstrip("\n") + "\n\n" + card_section)
+
+
 def finish(stage, bundle_dir, manifest, card: str, log):
     """Write manifest.json and MODEL_CARD.md into the staged bundle, then replace bundle_dir."""
     with open(os.path.join(stage, "manifest.json"), "w") as f:

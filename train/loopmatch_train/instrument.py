@@ -512,7 +512,7 @@ def golden_fixtures(bundle_dir, onnx_path, corpus_dir, data_paths, log=log):
 
 
 def add_to_bundle(bundle_dir, net, info, corpus_dir, log=log):
-    from .bundle import sha256
+    from .bundle import add_role, sha256
     from .export import _export, session
     f = "classifier.onnx"
     path = os.path.join(bundle_dir, f)
@@ -529,20 +529,7 @@ def add_to_bundle(bundle_dir, net, info, corpus_dir, log=log):
             "classes": CLASSES, "min_confidence": MIN_CONFIDENCE,
             "inputs": [{"name": "audio", "shape": [-1, N], "dtype": "float32"}],
             "outputs": [{"name": "probs", "shape": [-1, len(CLASSES)], "dtype": "float32"}]}
-    mp = os.path.join(bundle_dir, "manifest.json")
-    with open(mp) as fh:
-        manifest = json.load(fh)
-    manifest["models"] = [m for m in manifest["models"] if m.get("role") != "classifier"] + [spec]
-    manifest["classifier"] = info
-    with open(mp, "w") as fh:
-        json.dump(manifest, fh, indent=2)
-    cp = os.path.join(bundle_dir, "MODEL_CARD.md")
-    with open(cp) as fh:
-        card = fh.read()
-    if CARD_BEGIN in card:
-        card = card[:card.index(CARD_BEGIN)] + card[card.index(CARD_END) + len(CARD_END) + 1:]
-    with open(cp, "w") as fh:
-        fh.write(card.rstrip("\n") + "\n\n" + _card(spec, info))
+    add_role(bundle_dir, "classifier", [spec], "classifier", info, CARD_BEGIN, CARD_END, _card(spec, info))
     log(f"instrument: {f} added to {bundle_dir}")
 
 
