@@ -167,16 +167,11 @@ func (s *Server) recommend(c *gin.Context) {
 		return
 	}
 	out := RecommendResponse{RequestID: requestID(c), Bundle: resp.BundleID, From: resp.Pair.From, To: resp.Pair.To,
-		Seed: resp.Seed, Results: make([]RankedLoop, len(resp.Results)), ExcludedUnknown: resp.ExcludedUnknown, Rerank: resp.Rerank}
+		Seed: resp.Seed, ExcludedUnknown: resp.ExcludedUnknown, Rerank: resp.Rerank}
 	if ap := resp.Applied; ap.BPMRanges != nil || ap.Keys != nil {
 		out.Filter = &ap
 	}
-	for i, r := range resp.Results {
-		out.Results[i] = RankedLoop{ID: r.ID, Rank: r.Rank, Score: r.Score, Pack: r.Pack, BPM: r.BPM, Key: r.Key,
-			Duration: r.Duration, AudioURL: audioURL(resp.Pair.To, r.ID), Name: loopName(r.Path), Provenance: provenance(&r.Row), Health: loopHealth(&r.Row),
-			AnnScore: r.AnnScore, AnnRank: r.AnnRank, PairScore: r.PairScore, Stage: r.Stage, Note: r.Note,
-			WindowOffset: r.WindowOffset}
-	}
+	out.Results = rankedLoops(resp.Pair.To, resp.Results)
 	if q.Preview {
 		key := previewKey(resp.BundleID, resp.Pair.To, resp.Mapped)
 		s.latents.Add(key, previewLatent{instrument: resp.Pair.To, z: resp.Mapped})
@@ -185,6 +180,18 @@ func (s *Server) recommend(c *gin.Context) {
 	}
 	c.Header("Cache-Control", "no-store")
 	c.JSON(http.StatusOK, out)
+}
+
+// rankedLoops is the API's form of an engine's ranked loops of the instrument.
+func rankedLoops(instrument string, rs []recommend.Result) []RankedLoop {
+	out := make([]RankedLoop, len(rs))
+	for i, r := range rs {
+		out[i] = RankedLoop{ID: r.ID, Rank: r.Rank, Score: r.Score, Pack: r.Pack, BPM: r.BPM, Key: r.Key,
+			Duration: r.Duration, AudioURL: audioURL(instrument, r.ID), Name: loopName(r.Path), Provenance: provenance(&r.Row), Health: loopHealth(&r.Row),
+			AnnScore: r.AnnScore, AnnRank: r.AnnRank, PairScore: r.PairScore, Stage: r.Stage, Note: r.Note,
+			WindowOffset: r.WindowOffset}
+	}
+	return out
 }
 
 // previewKey identifies a predicted loop: the same mapped latent from the same bundle

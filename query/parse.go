@@ -99,8 +99,8 @@ func ParseRecommendJSON(body []byte) (*RecommendQuery, error) {
 		}
 	}
 	if b.K != nil {
-		if *b.K < 1 || *b.K > recommend.MaxK {
-			return nil, invalidParam("k is %d: ask for 1 to %d loops", *b.K, recommend.MaxK)
+		if err := checkK(*b.K); err != nil {
+			return nil, err
 		}
 		r.K = *b.K
 	}
@@ -129,49 +129,57 @@ func ParseRecommendJSON(body []byte) (*RecommendQuery, error) {
 		}
 		r.SeedOffset = *b.SeedOffset
 	}
-	if f := b.Filter; f != nil {
-		if f.MinBPM != nil {
-			r.Filter.MinBPM = *f.MinBPM
-		}
-		if f.MaxBPM != nil {
-			r.Filter.MaxBPM = *f.MaxBPM
-		}
-		if err := checkBPM(r.Filter.MinBPM, r.Filter.MaxBPM); err != nil {
-			return nil, err
-		}
-		if r.Filter.Keys, err = checkKeys(f.Keys); err != nil {
-			return nil, err
-		}
-		if r.Filter.Packs, err = checkPacks("packs", f.Packs); err != nil {
-			return nil, err
-		}
-		if r.Filter.ExcludePacks, err = checkPacks("exclude_packs", f.ExcludePacks); err != nil {
-			return nil, err
-		}
-		if f.ExcludeSeedPack != nil {
-			r.Filter.ExcludeSeedPack = *f.ExcludeSeedPack
-		}
-		r.Filter.ExcludeAnomalous = f.ExcludeAnomalous != nil && *f.ExcludeAnomalous
-		if r.Filter.Tempo, err = tempoFromJSON(f.Tempo); err != nil {
-			return nil, err
-		}
-		if r.Filter.KeyCompat, err = keyCompatFromJSON(f.KeyCompat); err != nil {
-			return nil, err
-		}
-		r.Filter.IncludeUnknownBPM = f.IncludeUnknownBPM != nil && *f.IncludeUnknownBPM
-		r.Filter.IncludeUnknownKey = f.IncludeUnknownKey != nil && *f.IncludeUnknownKey
-		if err := checkFilter(r.Filter); err != nil {
-			return nil, err
-		}
+	if r.Filter, err = filterFromJSON(b.Filter); err != nil {
+		return nil, err
 	}
 	return rq, nil
+}
+
+// filterFromJSON checks the JSON filter every ranked route takes (nil: none).
+func filterFromJSON(f *filterBody) (recommend.Filter, error) {
+	var out recommend.Filter
+	if f == nil {
+		return out, nil
+	}
+	var err error
+	if f.MinBPM != nil {
+		out.MinBPM = *f.MinBPM
+	}
+	if f.MaxBPM != nil {
+		out.MaxBPM = *f.MaxBPM
+	}
+	if err := checkBPM(out.MinBPM, out.MaxBPM); err != nil {
+		return out, err
+	}
+	if out.Keys, err = checkKeys(f.Keys); err != nil {
+		return out, err
+	}
+	if out.Packs, err = checkPacks("packs", f.Packs); err != nil {
+		return out, err
+	}
+	if out.ExcludePacks, err = checkPacks("exclude_packs", f.ExcludePacks); err != nil {
+		return out, err
+	}
+	if f.ExcludeSeedPack != nil {
+		out.ExcludeSeedPack = *f.ExcludeSeedPack
+	}
+	out.ExcludeAnomalous = f.ExcludeAnomalous != nil && *f.ExcludeAnomalous
+	if out.Tempo, err = tempoFromJSON(f.Tempo); err != nil {
+		return out, err
+	}
+	if out.KeyCompat, err = keyCompatFromJSON(f.KeyCompat); err != nil {
+		return out, err
+	}
+	out.IncludeUnknownBPM = f.IncludeUnknownBPM != nil && *f.IncludeUnknownBPM
+	out.IncludeUnknownKey = f.IncludeUnknownKey != nil && *f.IncludeUnknownKey
+	return out, checkFilter(out)
 }
 
 // recommendFields are the parameters an uploaded seed may carry (query string or form
 // fields); recommendLists may repeat.
 var (
-	recommendFields = append([]string{"from", "to", "k", "min_bpm", "max_bpm", "key", "pack", "exclude_pack", "exclude_seed_pack", "exclude_anomalous", "mmr_lambda", "preview", "rerank", "rerank_n", "seed_offset"}, compatFields...)
-	recommendLists  = []string{"key", "pack", "exclude_pack"}
+	recommendFields = append([]string{"from", "to", "k", "mmr_lambda", "preview", "rerank", "rerank_n", "seed_offset"}, filterFields...)
+	recommendLists  = filterLists
 )
 
 const recommendTypes = "application/json (seed_id), multipart/form-data (part \"audio\") or audio/* (raw file: audio/wav, audio/flac, audio/ogg, audio/aiff)"
@@ -195,61 +203,13 @@ func ParseRecommendForm(q url.Values) (*RecommendQuery, error) {
 			return nil, err
 		}
 	}
-	if v, ok := one(q, "k"); ok {
-		k, err := strconv.Atoi(v)
-		if err != nil {
-			return nil, badRequest("k %q is not an integer: ask for 1 to %d loops", v, recommend.MaxK)
-		}
-		if k < 1 || k > recommend.MaxK {
-			return nil, invalidParam("k is %d: ask for 1 to %d loops", k, recommend.MaxK)
-		}
-		r.K = k
-	}
-	if r.Filter.MinBPM, err = floatParam(q, "min_bpm"); err != nil {
-		return nil, err
-	}
-	if r.Filter.MaxBPM, err = floatParam(q, "max_bpm"); err != nil {
-		return nil, err
-	}
-	if err := checkBPM(r.Filter.MinBPM, r.Filter.MaxBPM); err != nil {
-		return nil, err
-	}
-	if _, ok := q["mmr_lambda"]; ok {
-		if r.MMRLambda, err = floatParam(q, "mmr_lambda"); err != nil {
-			return nil, err
-		}
-		if err := checkLambda(r.MMRLambda); err != nil {
-			return nil, err
-		}
-	}
-	if r.SeedOffset, err = floatParam(q, "seed_offset"); err != nil {
-		return nil, err
-	}
-	if err := checkSeedOffset(r.SeedOffset); err != nil {
-		return nil, err
-	}
-	if r.Filter.Keys, err = checkKeys(splitList(q["key"])); err != nil {
-		return nil, err
-	}
-	if r.Filter.Packs, err = checkPacks("pack", splitList(q["pack"])); err != nil {
-		return nil, err
-	}
-	if r.Filter.ExcludePacks, err = checkPacks("exclude_pack", splitList(q["exclude_pack"])); err != nil {
-		return nil, err
-	}
-	if r.Filter.ExcludeSeedPack, err = boolParam(q, "exclude_seed_pack"); err != nil {
-		return nil, err
-	}
-	if r.Filter.ExcludeAnomalous, err = boolParam(q, "exclude_anomalous"); err != nil {
+	if r.K, r.MMRLambda, r.SeedOffset, err = seedRankParams(q); err != nil {
 		return nil, err
 	}
 	if rq.Preview, err = boolParam(q, "preview"); err != nil {
 		return nil, err
 	}
-	if err := compatFromParams(q, &r.Filter, true); err != nil {
-		return nil, err
-	}
-	if err := checkFilter(r.Filter); err != nil {
+	if r.Filter, err = filterFromParams(q); err != nil {
 		return nil, err
 	}
 	if _, ok := q["rerank"]; ok {
@@ -270,6 +230,79 @@ func ParseRecommendForm(q url.Values) (*RecommendQuery, error) {
 		r.RerankN = n
 	}
 	return rq, nil
+}
+
+// filterFields are the form and query-string names of the filter every ranked route
+// takes; filterLists may repeat.
+var (
+	filterFields = append([]string{"min_bpm", "max_bpm", "key", "pack", "exclude_pack", "exclude_seed_pack", "exclude_anomalous"}, compatFields...)
+	filterLists  = []string{"key", "pack", "exclude_pack"}
+)
+
+// filterFromParams checks the filter of form fields or a query string.
+func filterFromParams(q url.Values) (recommend.Filter, error) {
+	var f recommend.Filter
+	var err error
+	if f.MinBPM, err = floatParam(q, "min_bpm"); err != nil {
+		return f, err
+	}
+	if f.MaxBPM, err = floatParam(q, "max_bpm"); err != nil {
+		return f, err
+	}
+	if err := checkBPM(f.MinBPM, f.MaxBPM); err != nil {
+		return f, err
+	}
+	if f.Keys, err = checkKeys(splitList(q["key"])); err != nil {
+		return f, err
+	}
+	if f.Packs, err = checkPacks("pack", splitList(q["pack"])); err != nil {
+		return f, err
+	}
+	if f.ExcludePacks, err = checkPacks("exclude_pack", splitList(q["exclude_pack"])); err != nil {
+		return f, err
+	}
+	if f.ExcludeSeedPack, err = boolParam(q, "exclude_seed_pack"); err != nil {
+		return f, err
+	}
+	if f.ExcludeAnomalous, err = boolParam(q, "exclude_anomalous"); err != nil {
+		return f, err
+	}
+	if err := compatFromParams(q, &f, true); err != nil {
+		return f, err
+	}
+	return f, checkFilter(f)
+}
+
+// seedRankParams reads k, mmr_lambda and seed_offset of form fields or a query string
+// (0 for each one absent).
+func seedRankParams(q url.Values) (k int, lambda, seedOffset float64, err error) {
+	if v, ok := one(q, "k"); ok {
+		if k, err = strconv.Atoi(v); err != nil {
+			return 0, 0, 0, badRequest("k %q is not an integer: ask for 1 to %d loops", v, recommend.MaxK)
+		}
+		if err := checkK(k); err != nil {
+			return 0, 0, 0, err
+		}
+	}
+	if _, ok := q["mmr_lambda"]; ok {
+		if lambda, err = floatParam(q, "mmr_lambda"); err != nil {
+			return 0, 0, 0, err
+		}
+		if err := checkLambda(lambda); err != nil {
+			return 0, 0, 0, err
+		}
+	}
+	if seedOffset, err = floatParam(q, "seed_offset"); err != nil {
+		return 0, 0, 0, err
+	}
+	return k, lambda, seedOffset, checkSeedOffset(seedOffset)
+}
+
+func checkK(k int) error {
+	if k < 1 || k > recommend.MaxK {
+		return invalidParam("k is %d: ask for 1 to %d loops", k, recommend.MaxK)
+	}
+	return nil
 }
 
 func checkRerankN(n int) error {

@@ -44,6 +44,7 @@ var problemTitles = map[string]string{
 	"invalid-parameters":     "A parameter is out of range or inconsistent",
 	"not-found":              "No such resource",
 	"seed-not-found":         "The seed loop is not stored",
+	"unknown-loops":          "A listed loop is not stored",
 	"no-mapper":              "No mapper for this instrument pair",
 	"rerank-unavailable":     "The bundle cannot rerank this request",
 	"not-ingested":           "The collection has not been ingested",

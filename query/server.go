@@ -179,6 +179,8 @@ func (s *Server) routes() error {
 	}
 	for _, rt := range []route{
 		{http.MethodPost, "/recommend", "/v1/recommend", s.recommend},
+		{http.MethodPost, "/similar", "/v1/similar", s.similar},
+		{http.MethodPost, "/profile", "/v1/profile", s.profile},
 		{http.MethodGet, "/collections", "/v1/collections", s.collections},
 		{http.MethodPost, "/loops", "/v1/loops", s.uploadLoops},
 		{http.MethodGet, "/loops/:instrument", "/v1/loops/{instrument}", s.listLoops},

@@ -333,23 +333,14 @@ func (e *Engine) Validate(r *Request) error {
 	if r.To == "" {
 		r.To = "bass"
 	}
-	if r.K == 0 {
-		r.K = DefaultK
-	}
-	if r.K < 1 || r.K > MaxK {
-		return fmt.Errorf("%w: k is %d: ask for 1 to %d loops", ErrInvalid, r.K, MaxK)
+	if err := checkRanking(&r.K, r.MMRLambda, r.Filter); err != nil {
+		return err
 	}
 	if (r.SeedID == "") == (r.SeedAudio == nil) {
 		return fmt.Errorf("%w: give exactly one seed: a stored loop's id or an uploaded file", ErrInvalid)
 	}
 	if math.IsNaN(r.SeedOffset) || math.IsInf(r.SeedOffset, 0) || r.SeedOffset < 0 {
 		return fmt.Errorf("%w: seed_offset is %v: give the seconds into the seed loop where its window starts (0 or more)", ErrInvalid, r.SeedOffset)
-	}
-	if math.IsNaN(r.MMRLambda) || r.MMRLambda < 0 || r.MMRLambda > 1 {
-		return fmt.Errorf("%w: mmr_lambda is %v: use a value in (0, 1] (1 = pure relevance), or leave it out", ErrInvalid, r.MMRLambda)
-	}
-	if err := r.Filter.Check(); err != nil {
-		return err
 	}
 	if _, ok := e.cfg.Mappers[Pair{r.From, r.To}]; !ok {
 		var have []string
@@ -361,14 +352,36 @@ func (e *Engine) Validate(r *Request) error {
 	if err := e.validateRerank(r); err != nil {
 		return err
 	}
-	if r.SeedAudio != nil {
-		enc := e.cfg.Encoders[r.From]
-		if enc == nil {
-			return fmt.Errorf("%w: the bundle has no %s encoder, so an uploaded %s seed cannot be embedded: send a stored seed_id", ErrNoMapper, r.From, r.From)
-		}
-		if len(r.SeedAudio) != enc.InputSize() {
-			return fmt.Errorf("%w: seed audio has %d samples, the %s encoder takes %d: window it with AudioOptions", ErrInvalid, len(r.SeedAudio), r.From, enc.InputSize())
-		}
+	return e.checkSeedAudio(r.From, r.SeedAudio, ErrNoMapper)
+}
+
+// checkRanking checks what every ranked answer shares: k (0 takes DefaultK), the MMR
+// lambda and the filter.
+func checkRanking(k *int, mmrLambda float64, f Filter) error {
+	if *k == 0 {
+		*k = DefaultK
+	}
+	if *k < 1 || *k > MaxK {
+		return fmt.Errorf("%w: k is %d: ask for 1 to %d loops", ErrInvalid, *k, MaxK)
+	}
+	if math.IsNaN(mmrLambda) || mmrLambda < 0 || mmrLambda > 1 {
+		return fmt.Errorf("%w: mmr_lambda is %v: use a value in (0, 1] (1 = pure relevance), or leave it out", ErrInvalid, mmrLambda)
+	}
+	return f.Check()
+}
+
+// checkSeedAudio checks an uploaded seed (nil: none) against the instrument's encoder;
+// noEncoder is the error a missing encoder wraps.
+func (e *Engine) checkSeedAudio(instrument string, pcm []float32, noEncoder error) error {
+	if pcm == nil {
+		return nil
+	}
+	enc := e.cfg.Encoders[instrument]
+	if enc == nil {
+		return fmt.Errorf("%w: the bundle has no %s encoder, so an uploaded %s seed cannot be embedded: send a stored seed_id", noEncoder, instrument, instrument)
+	}
+	if len(pcm) != enc.InputSize() {
+		return fmt.Errorf("%w: seed audio has %d samples, the %s encoder takes %d: window it with AudioOptions", ErrInvalid, len(pcm), instrument, enc.InputSize())
 	}
 	return nil
 }
@@ -386,21 +399,9 @@ func (e *Engine) Recommend(ctx context.Context, r Request) (*Response, error) {
 	if err != nil {
 		return nil, err
 	}
-	if !seed.Stored && r.SeedAudio != nil {
-		seed = e.estimateSeed(seed, r)
-	}
-	vf, applied, err := r.Filter.Resolve(seed.BPM, seed.Key)
+	seed, vf, applied, err := e.seedFilter(r, seed)
 	if err != nil {
 		return nil, err
-	}
-	if seed.ID != "" {
-		vf.ExcludeIDs = []string{seed.ID}
-	}
-	if r.Filter.ExcludeSeedPack {
-		if seed.Pack == "" {
-			return nil, fmt.Errorf("%w: exclude_seed_pack needs a seed whose pack is known: this uploaded seed is not in the %s collection, so leave exclude_seed_pack out or list exclude_packs", ErrInvalid, r.From)
-		}
-		vf.ExcludePacks = append(vf.ExcludePacks, seed.Pack)
 	}
 	resp := &Response{BundleID: e.cfg.BundleID, Pair: Pair{r.From, r.To}, Seed: seed, Mapped: mapped}
 	on, n, reason := e.rerankPlan(r)
@@ -418,6 +419,29 @@ func (e *Engine) Recommend(ctx context.Context, r Request) (*Response, error) {
 	}
 	resp.Applied = applied
 	return resp, nil
+}
+
+// seedFilter resolves a request's filter against its seed (an upload that is not stored
+// gets the tempo and key its audio says first), and leaves out the seed itself and, when
+// asked, the seed's pack.
+func (e *Engine) seedFilter(r Request, seed Seed) (Seed, vectordb.Filter, Applied, error) {
+	if !seed.Stored && r.SeedAudio != nil {
+		seed = e.estimateSeed(seed, r)
+	}
+	vf, applied, err := r.Filter.Resolve(seed.BPM, seed.Key)
+	if err != nil {
+		return seed, vf, applied, err
+	}
+	if seed.ID != "" {
+		vf.ExcludeIDs = []string{seed.ID}
+	}
+	if r.Filter.ExcludeSeedPack {
+		if seed.Pack == "" {
+			return seed, vf, applied, fmt.Errorf("%w: exclude_seed_pack needs a seed whose pack is known: this uploaded seed is not in the %s collection, so leave exclude_seed_pack out or list exclude_packs", ErrInvalid, r.From)
+		}
+		vf.ExcludePacks = append(vf.ExcludePacks, seed.Pack)
+	}
+	return seed, vf, applied, nil
 }
 
 // ExcludedUnknown counts the loops of the instrument's collection that f left out

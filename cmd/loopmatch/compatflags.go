@@ -73,8 +73,7 @@ func (c *compatFlags) apply(cmd *cobra.Command, f *recommend.Filter) error {
 
 // printApplied says under the table what the tempo and key filters matched, and how
 // many loops they left out for an unknown tempo or key.
-func printApplied(w io.Writer, resp *recommend.Response) {
-	ap := resp.Applied
+func printApplied(w io.Writer, ap recommend.Applied, excluded *recommend.ExcludedUnknown) {
 	if len(ap.BPMRanges) > 0 {
 		var rs []string
 		for _, r := range ap.BPMRanges {
@@ -85,7 +84,7 @@ func printApplied(w io.Writer, resp *recommend.Response) {
 	if ap.KeyCompat != "" {
 		fmt.Fprintf(w, "keys (%s): %s\n", ap.KeyCompat, strings.Join(ap.Keys, ", "))
 	}
-	if ex := resp.ExcludedUnknown; ex != nil {
+	if ex := excluded; ex != nil {
 		if ex.BPM != nil && *ex.BPM > 0 {
 			fmt.Fprintf(w, "left out: %d loops of unknown tempo (--include-unknown-bpm keeps them)\n", *ex.BPM)
 		}

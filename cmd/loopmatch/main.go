@@ -72,6 +72,8 @@ func newRootCmd() *cobra.Command {
 		newIngestCmd(g),
 		newServeCmd(g),
 		newRecommendCmd(g),
+		newSimilarCmd(g),
+		newProfileCmd(g),
 		newEvalCmd(g),
 		newAuditCmd(g),
 		newDemoCmd(g),

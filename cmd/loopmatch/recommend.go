@@ -1,6 +1,7 @@
 package main
 
 import (
+	"context"
 	"encoding/json"
 	"errors"
 	"fmt"
@@ -8,6 +9,7 @@ import (
 	"text/tabwriter"
 
 	"github.com/spf13/cobra"
+	"github.com/spf13/pflag"
 
 	"github.com/loopmatch/loopmatch/audio"
 	"github.com/loopmatch/loopmatch/loopid"
@@ -18,11 +20,9 @@ func newRecommendCmd(g *globalOptions) *cobra.Command {
 	var (
 		seedID, seedFile, from, to string
 		k                          int
-		minBPM, maxBPM, lambda     float64
 		seedOffset                 float64
-		keys, packs, exclude       []string
-		excludeSeedPack, asJSON    bool
-		compat                     compatFlags
+		asJSON                     bool
+		ff                         filterFlags
 		rerank                     bool
 		rerankN                    int
 	)
@@ -55,38 +55,16 @@ bundle's manifest decides (rerank.default).`,
 		},
 		RunE: func(cmd *cobra.Command, args []string) error {
 			ctx := cmd.Context()
-			given := 0
-			for _, v := range []string{seedID, seedFile} {
-				if v != "" {
-					given++
-				}
-			}
-			if len(args) == 1 {
-				given++
-				if given == 1 {
-					var err error
-					if seedID, seedFile, err = seedArg(args[0]); err != nil {
-						return exitError{code: 2, err: err}
-					}
-				}
-			}
-			if given != 1 {
-				return exitError{code: 2, err: errors.New("give exactly one seed: an audio file or a loop id as the argument (or --seed-file PATH or --seed-id ID)")}
+			var err error
+			if seedID, seedFile, err = oneSeed(args, seedID, seedFile); err != nil {
+				return err
 			}
 			if k < 1 || k > recommend.MaxK {
 				return exitError{code: 2, err: fmt.Errorf("-k %d: ask for 1 to %d loops", k, recommend.MaxK)}
 			}
-			nkeys := make([]string, 0, len(keys))
-			for _, key := range keys {
-				n, err := loopid.NormalizeKey(key)
-				if err != nil {
-					return exitError{code: 2, err: fmt.Errorf("--key %q: %w", key, err)}
-				}
-				nkeys = append(nkeys, n)
-			}
-			filter := recommend.Filter{MinBPM: minBPM, MaxBPM: maxBPM, Keys: nkeys, Packs: packs, ExcludePacks: exclude, ExcludeSeedPack: excludeSeedPack}
-			if err := compat.apply(cmd, &filter); err != nil {
-				return exitError{code: 2, err: err}
+			filter, err := ff.filter(cmd)
+			if err != nil {
+				return err
 			}
 			if cmd.Flags().Changed("rerank-n") && (rerankN < 1 || rerankN > recommend.MaxRerankN) {
 				return exitError{code: 2, err: fmt.Errorf("--rerank-n %d: rescore 1 to %d of the cosine search's best", rerankN, recommend.MaxRerankN)}
@@ -96,7 +74,7 @@ bundle's manifest decides (rerank.default).`,
 				return err
 			}
 			defer svc.Close()
-			req := recommend.Request{SeedID: seedID, From: from, To: to, K: k, MMRLambda: lambda, SeedOffset: seedOffset, Filter: filter}
+			req := recommend.Request{SeedID: seedID, From: from, To: to, K: k, MMRLambda: ff.lambda, SeedOffset: seedOffset, Filter: filter}
 			if cmd.Flags().Changed("rerank") {
 				req.Rerank = &rerank
 			}
@@ -104,15 +82,9 @@ bundle's manifest decides (rerank.default).`,
 				req.RerankN = rerankN
 			}
 			if seedFile != "" {
-				pcm, info, err := audio.LoadFrom(ctx, seedFile, svc.engine.AudioOptions(audio.DefaultLimits()), seedOffset)
-				if err != nil {
-					return exitError{code: 2, err: fmt.Errorf("seed %s: %w", seedFile, err)}
+				if req.SeedAudio, req.SeedAudioID, req.SeedDuration, err = loadSeedFile(ctx, svc, seedFile, seedOffset); err != nil {
+					return err
 				}
-				id, err := fileID(seedFile)
-				if err != nil {
-					return exitError{code: 2, err: fmt.Errorf("seed %s: %w: check the file is readable", seedFile, err)}
-				}
-				req.SeedAudio, req.SeedAudioID, req.SeedDuration = pcm, id, info.Duration.Seconds()
 			}
 			resp, err := svc.engine.Recommend(ctx, req)
 			if err != nil {
@@ -190,7 +162,7 @@ bundle's manifest decides (rerank.default).`,
 					fmt.Fprintf(out, "rank %d (%s): %s\n", r.Rank, r.ID, r.Note)
 				}
 			}
-			printApplied(out, resp)
+			printApplied(out, resp.Applied, resp.ExcludedUnknown)
 			if len(resp.Results) == 0 {
 				fmt.Fprintln(out, "no loops match: loosen the filters, or ingest more loops")
 			}
@@ -203,17 +175,84 @@ bundle's manifest decides (rerank.default).`,
 	f.StringVar(&from, "from", "drum", "seed instrument")
 	f.StringVar(&to, "to", "bass", "instrument to recommend")
 	f.IntVarP(&k, "k", "k", recommend.DefaultK, fmt.Sprintf("number of loops (1-%d)", recommend.MaxK))
-	f.Float64Var(&minBPM, "min-bpm", 0, "lowest tempo (0 = unbounded)")
-	f.Float64Var(&maxBPM, "max-bpm", 0, "highest tempo (0 = unbounded)")
-	f.StringSliceVar(&keys, "key", nil, "only these keys (repeat or comma-separate: Am,C)")
-	f.StringSliceVar(&packs, "pack", nil, "only these packs")
-	f.StringSliceVar(&exclude, "exclude-pack", nil, "leave out these packs")
-	f.BoolVar(&excludeSeedPack, "exclude-seed-pack", false, "leave out the seed's own pack")
-	f.Float64Var(&lambda, "mmr-lambda", 0, "diversity re-rank in (0, 1]: 1 = pure relevance (0 = off)")
+	ff.register(f, "leave out the seed's own pack")
 	f.BoolVar(&rerank, "rerank", false, "rerank the cosine search's best by the bundle's pair scorer (--rerank=false: off; unset: the bundle's default)")
 	f.IntVar(&rerankN, "rerank-n", recommend.DefaultRerankN, fmt.Sprintf("how many of the cosine search's best to rescore (1-%d; unset: the bundle's default)", recommend.MaxRerankN))
 	f.Float64Var(&seedOffset, "seed-offset", 0, "seconds into a long seed loop: its window that holds this offset is the seed (0 = the first window)")
 	f.BoolVar(&asJSON, "json", false, "print JSON")
-	compat.register(f)
 	return cmd
+}
+
+// oneSeed resolves the seed of a command that takes one: the positional argument, or
+// --seed-id or --seed-file; exactly one of them.
+func oneSeed(args []string, seedID, seedFile string) (string, string, error) {
+	given := 0
+	for _, v := range []string{seedID, seedFile} {
+		if v != "" {
+			given++
+		}
+	}
+	if len(args) == 1 {
+		given++
+		if given == 1 {
+			var err error
+			if seedID, seedFile, err = seedArg(args[0]); err != nil {
+				return "", "", exitError{code: 2, err: err}
+			}
+		}
+	}
+	if given != 1 {
+		return "", "", exitError{code: 2, err: errors.New("give exactly one seed: an audio file or a loop id as the argument (or --seed-file PATH or --seed-id ID)")}
+	}
+	return seedID, seedFile, nil
+}
+
+// loadSeedFile decodes a seed file's window at offset seconds for the engine's encoders,
+// with the file's id and length.
+func loadSeedFile(ctx context.Context, svc *service, path string, offset float64) ([]float32, string, float64, error) {
+	pcm, info, err := audio.LoadFrom(ctx, path, svc.engine.AudioOptions(audio.DefaultLimits()), offset)
+	if err != nil {
+		return nil, "", 0, exitError{code: 2, err: fmt.Errorf("seed %s: %w", path, err)}
+	}
+	id, err := fileID(path)
+	if err != nil {
+		return nil, "", 0, exitError{code: 2, err: fmt.Errorf("seed %s: %w: check the file is readable", path, err)}
+	}
+	return pcm, id, info.Duration.Seconds(), nil
+}
+
+// filterFlags are the filters and the MMR lambda every ranking command takes.
+type filterFlags struct {
+	minBPM, maxBPM, lambda float64
+	keys, packs, exclude   []string
+	excludeSeedPack        bool
+	compat                 compatFlags
+}
+
+func (ff *filterFlags) register(f *pflag.FlagSet, seedPack string) {
+	f.Float64Var(&ff.minBPM, "min-bpm", 0, "lowest tempo (0 = unbounded)")
+	f.Float64Var(&ff.maxBPM, "max-bpm", 0, "highest tempo (0 = unbounded)")
+	f.StringSliceVar(&ff.keys, "key", nil, "only these keys (repeat or comma-separate: Am,C)")
+	f.StringSliceVar(&ff.packs, "pack", nil, "only these packs")
+	f.StringSliceVar(&ff.exclude, "exclude-pack", nil, "leave out these packs")
+	f.BoolVar(&ff.excludeSeedPack, "exclude-seed-pack", false, seedPack)
+	f.Float64Var(&ff.lambda, "mmr-lambda", 0, "diversity re-rank in (0, 1]: 1 = pure relevance (0 = off)")
+	ff.compat.register(f)
+}
+
+// filter checks the flags; errors are usage errors.
+func (ff *filterFlags) filter(cmd *cobra.Command) (recommend.Filter, error) {
+	nkeys := make([]string, 0, len(ff.keys))
+	for _, key := range ff.keys {
+		n, err := loopid.NormalizeKey(key)
+		if err != nil {
+			return recommend.Filter{}, exitError{code: 2, err: fmt.Errorf("--key %q: %w", key, err)}
+		}
+		nkeys = append(nkeys, n)
+	}
+	filter := recommend.Filter{MinBPM: ff.minBPM, MaxBPM: ff.maxBPM, Keys: nkeys, Packs: ff.packs, ExcludePacks: ff.exclude, ExcludeSeedPack: ff.excludeSeedPack}
+	if err := ff.compat.apply(cmd, &filter); err != nil {
+		return filter, exitError{code: 2, err: err}
+	}
+	return filter, nil
 }
