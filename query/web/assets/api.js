@@ -93,6 +93,25 @@ export class Api {
     return this.json("/v1/recommend", { method: "POST", body: fd });
   }
 
+  /** "More like this": loops of instrument nearest to a stored loop of it. */
+  similar({ seedId, instrument, k, compat, excludeSeedPack, excludeAnomalous }) {
+    const body = { seed_id: seedId, instrument, k };
+    const filter = { ...(compat || {}) };
+    if (excludeSeedPack) filter.exclude_seed_pack = true;
+    if (excludeAnomalous) filter.exclude_anomalous = true;
+    if (Object.keys(filter).length > 0) body.filter = filter;
+    return this.json("/v1/similar", { method: "POST", headers: { "Content-Type": "application/json" }, body: JSON.stringify(body) });
+  }
+
+  /** Loops of `to` for a taste profile: the liked loops' ids, all of `instrument`. */
+  profile({ liked, instrument, to, k, compat, excludeAnomalous }) {
+    const body = { liked, instrument, to, k };
+    const filter = { ...(compat || {}) };
+    if (excludeAnomalous) filter.exclude_anomalous = true;
+    if (Object.keys(filter).length > 0) body.filter = filter;
+    return this.json("/v1/profile", { method: "POST", headers: { "Content-Type": "application/json" }, body: JSON.stringify(body) });
+  }
+
   /** The bytes of an audio URL from the API (loop audio or a preview). */
   async audio(url) {
     const resp = await this.fetch(url);

@@ -24,6 +24,9 @@ const state = {
   recSeq: 0,
   playSeq: 0,
   loading: false,
+  // The kept loops: [{id, instrument, name, pack, bpm, key}], kept in the browser only
+  // (localStorage), since profiles are stateless on the server.
+  tray: [],
   mix: { seed: { volume: 1, muted: false, solo: false }, cand: { volume: 1, muted: false, solo: false } },
 };
 
@@ -57,6 +60,7 @@ window.__loopmatch = {
     return s ? { kind: s.kind, id: s.id, name: s.name, bpm: seedTempo(), key: s.key || "", decoded: !!s.decoded,
       duration: s.decoded ? s.decoded.buffer.duration : null, rendition: s.decoded ? s.decoded.rendition || "" : null } : null;
   },
+  get tray() { return state.tray.map(({ id, instrument, name }) => ({ id, instrument, name })); },
   get gains() { return player ? [player.seed.gain.gain.value, player.cand.gain.gain.value] : null; },
   get contextTime() { return ctx ? ctx.currentTime : null; },
   get contextState() { return ctx ? ctx.state : null; },
@@ -167,6 +171,7 @@ function setFrom(from) {
   state.to = tos.includes(state.to) ? state.to : tos[0];
   $("to").value = state.to;
   renderRerankToggle();
+  renderTray();
   searchLibrary(true);
 }
 
@@ -340,27 +345,27 @@ function drawSeed(playhead = null) {
 
 // ---- recommendations ----------------------------------------------------------
 
-async function recommend() {
-  const seed = state.seed;
-  if (!seed) return;
-  const seq = ++state.recSeq;
-  stop();
+/** The settings every ranked request shares: how many, and the tempo and key filter. */
+function rankSettings() {
   const k = Math.max(1, Math.min(100, parseInt($("k").value, 10) || 10));
   const compat = compatFilter({ tempo: $("tempomatch").value, bpm: seedTempo(), keyMode: $("keymatch").value,
-    key: seed.key || "", unknowns: $("unknowns").checked });
-  const args = { from: state.from, to: state.to, k, preview: $("preview").checked, compat,
-    excludeAnomalous: $("exclude-anomalous").checked };
-  if (rerankable()) args.rerank = $("rerank").checked;
-  $("rec-status").textContent = `Finding ${state.to} loops that fit ${seed.name}\u2026`;
+    key: (state.seed && state.seed.key) || "", unknowns: $("unknowns").checked });
+  return { k, compat };
+}
+
+/** Runs one ranked request and shows its answer as the result list. fetch() returns the
+ * response; status(r, n) says what the n loops are. */
+async function showRanked(working, fetch, status) {
+  const seq = ++state.recSeq;
+  stop();
+  $("rec-status").textContent = working;
   $("rec-filter").hidden = true;
   $("results").replaceChildren();
   state.items = [];
   state.selected = -1;
   renderTransport();
   try {
-    const r = seed.kind === "stored"
-      ? await api.recommendStored({ ...args, seedId: seed.id, excludeSeedPack: $("exclude").checked })
-      : await api.recommendUpload({ ...args, file: seed.file });
+    const r = await fetch();
     if (seq !== state.recSeq) return;
     clearError();
     const items = [];
@@ -368,16 +373,16 @@ async function recommend() {
       items.push({ kind: "preview", id: "preview", name: "Best guess (decoded preview)", url: r.preview_url,
         available: r.preview_available !== false, bpm: 0 });
     }
-    for (const x of r.results) items.push({ kind: "loop", ...x, url: x.audio_url });
+    const inst = r.to || r.instrument;
+    for (const x of r.results) items.push({ kind: "loop", instrument: inst, ...x, url: x.audio_url });
     state.items = items;
     renderResults();
-    const nLoops = r.results.length;
     const said = describeFilter(r.filter, r.excluded_unknown);
     $("rec-filter").textContent = said;
     $("rec-filter").hidden = said === "";
-    $("rec-status").textContent = nLoops === 0
-      ? `No ${r.to} loops matched: ingest ${r.to} loops or relax the filters.`
-      : `${nLoops} ${r.to} loop${nLoops === 1 ? "" : "s"} for ${seed.name}, best first ${rankedBy(r.rerank)}.`;
+    $("rec-status").textContent = r.results.length === 0
+      ? `No ${inst} loops matched: ingest ${inst} loops or relax the filters.`
+      : status(r, r.results.length);
     if (items.length > 0) select(items.findIndex((it) => it.kind === "loop") >= 0 ? items.findIndex((it) => it.kind === "loop") : 0, false);
     loadWaveforms(items, seq);
   } catch (e) {
@@ -385,6 +390,111 @@ async function recommend() {
     $("rec-status").textContent = "No recommendations: see the message above.";
     showError(e);
   }
+}
+
+const plural = (n, what) => `${n} ${what} loop${n === 1 ? "" : "s"}`;
+
+async function recommend() {
+  const seed = state.seed;
+  if (!seed) return;
+  const { k, compat } = rankSettings();
+  const args = { from: state.from, to: state.to, k, preview: $("preview").checked, compat,
+    excludeAnomalous: $("exclude-anomalous").checked };
+  if (rerankable()) args.rerank = $("rerank").checked;
+  await showRanked(`Finding ${state.to} loops that fit ${seed.name}\u2026`,
+    () => (seed.kind === "stored"
+      ? api.recommendStored({ ...args, seedId: seed.id, excludeSeedPack: $("exclude").checked })
+      : api.recommendUpload({ ...args, file: seed.file })),
+    (r, n) => `${plural(n, r.to)} for ${seed.name}, best first ${rankedBy(r.rerank)}.`);
+}
+
+/** "More like this": loops of the result's own instrument nearest to it, still played
+ * with the seed. */
+async function moreLikeThis(it) {
+  const { k, compat } = rankSettings();
+  const label = it.name || it.id;
+  await showRanked(`Finding ${it.instrument} loops like ${label}\u2026`,
+    () => api.similar({ seedId: it.id, instrument: it.instrument, k, compat, excludeSeedPack: $("exclude").checked,
+      excludeAnomalous: $("exclude-anomalous").checked }),
+    (r, n) => `${plural(n, r.instrument)} like ${label}, best first (score: cosine similarity to it). Recommend again for the loops that fit the seed.`);
+}
+
+// ---- the kept loops (tray) ------------------------------------------------------
+
+const TRAY_KEY = "loopmatch.tray";
+
+function loadTray() {
+  try {
+    const t = JSON.parse(localStorage.getItem(TRAY_KEY) || "[]");
+    state.tray = Array.isArray(t) ? t.filter((x) => x && typeof x.id === "string" && typeof x.instrument === "string") : [];
+  } catch {
+    state.tray = [];
+  }
+}
+
+function saveTray() {
+  try { localStorage.setItem(TRAY_KEY, JSON.stringify(state.tray)); } catch { /* private mode: the tray lasts the page */ }
+  renderTray();
+  for (const it of state.items) renderKeep(it);
+}
+
+const kept = (it) => state.tray.some((x) => x.id === it.id && x.instrument === it.instrument);
+
+function toggleKeep(it) {
+  if (kept(it)) state.tray = state.tray.filter((x) => !(x.id === it.id && x.instrument === it.instrument));
+  else state.tray.push({ id: it.id, instrument: it.instrument, name: it.name || it.id, pack: it.pack || "", bpm: it.bpm || 0, key: it.key || "" });
+  saveTray();
+}
+
+function renderKeep(it) {
+  const b = it.el && it.el.querySelector("button.keep");
+  if (!b) return;
+  const on = kept(it);
+  b.textContent = on ? "Kept" : "Keep";
+  b.setAttribute("aria-pressed", on ? "true" : "false");
+}
+
+/** Which tray loops a profile uses: those of the instrument being recommended, else
+ * those of the seed's instrument (mapped across). */
+function trayProfile() {
+  const same = state.tray.filter((x) => x.instrument === state.to);
+  if (same.length > 0) return { instrument: state.to, liked: same };
+  const from = state.tray.filter((x) => x.instrument === state.from);
+  return { instrument: state.from, liked: from };
+}
+
+function renderTray() {
+  const ul = $("tray");
+  ul.replaceChildren(...state.tray.map((x) => {
+    const li = document.createElement("li");
+    li.dataset.id = x.id;
+    const name = document.createElement("span");
+    name.className = "name";
+    name.textContent = `${x.name} (${x.instrument})`;
+    name.title = name.textContent;
+    li.append(name, button("Remove", `Remove ${x.name} from the kept loops`, () => {
+      state.tray = state.tray.filter((y) => y !== x);
+      saveTray();
+    }));
+    return li;
+  }));
+  const p = trayProfile();
+  $("tray-recommend").disabled = p.liked.length === 0;
+  $("tray-clear").disabled = state.tray.length === 0;
+  $("tray-status").textContent = state.tray.length === 0
+    ? "Keep loops from the results to build a taste profile."
+    : `${state.tray.length} kept; \u201cRecommend from my tray\u201d uses the ${p.liked.length} ${p.instrument} loop${p.liked.length === 1 ? "" : "s"}` +
+      (p.instrument === state.to ? "." : `, mapped to ${state.to}.`);
+}
+
+async function recommendFromTray() {
+  const p = trayProfile();
+  if (p.liked.length === 0) return;
+  const { k, compat } = rankSettings();
+  await showRanked(`Finding ${state.to} loops for your ${p.liked.length} kept loops\u2026`,
+    () => api.profile({ liked: p.liked.map((x) => x.id), instrument: p.instrument, to: state.to, k, compat,
+      excludeAnomalous: $("exclude-anomalous").checked }),
+    (r, n) => `${plural(n, r.to)} for your ${r.profile.liked} kept ${r.from} loop${r.profile.liked === 1 ? "" : "s"}, best first (score: cosine similarity to their mean).`);
 }
 
 /** Decodes the results a few at a time, drawing each waveform as it arrives. */
@@ -472,15 +582,24 @@ function renderResults() {
     play.setAttribute("aria-pressed", "false");
     const dl = button("Download", `Download ${itemLabel(it)}`, () => download(it));
     dl.className = "download";
+    const extra = [];
+    if (it.kind === "loop") {
+      const like = button("More like this", `Loops like ${itemLabel(it)}`, () => moreLikeThis(it));
+      like.className = "like";
+      const keep = button("Keep", `Keep ${itemLabel(it)} in the tray`, () => toggleKeep(it));
+      keep.className = "keep";
+      extra.push(like, keep);
+    }
     if (it.kind === "preview" && !it.available) {
       play.disabled = true;
       dl.disabled = true;
       note.textContent = "This model bundle has no decoder for this instrument: no preview.";
     }
-    li.append(rank, info, canvas, play, dl);
+    li.append(rank, info, canvas, play, dl, ...extra);
     li.addEventListener("click", () => select(i, true));
     it.el = li;
     renderMeta(it);
+    renderKeep(it);
     return li;
   }));
 }
@@ -728,7 +847,12 @@ function init() {
     if (state.seed && state.seed.kind === "stored") clearSeed();
     else if (state.seed) recommend();
   });
-  $("to").addEventListener("change", () => { state.to = $("to").value; renderRerankToggle(); if (state.seed) recommend(); });
+  $("to").addEventListener("change", () => { state.to = $("to").value; renderRerankToggle(); renderTray(); if (state.seed) recommend(); });
+  $("tray-recommend").addEventListener("click", recommendFromTray);
+  $("tray-clear").addEventListener("click", () => { state.tray = []; saveTray(); });
+  window.addEventListener("storage", (e) => { if (e.key === TRAY_KEY) { loadTray(); renderTray(); } });
+  loadTray();
+  renderTray();
   for (const id of ["tempomatch", "keymatch", "unknowns", "rerank", "exclude-anomalous"]) {
     $(id).addEventListener("change", () => { if (state.seed) recommend(); });
   }

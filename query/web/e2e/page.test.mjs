@@ -249,6 +249,49 @@ test("a stored seed gets ranked loops that play in sync with it", async (t) => {
   assert.equal(await page.textContent("#play-status"), "Stopped.");
 });
 
+test("more like this lists loops like a result, and the tray recommends from kept loops", async (t) => {
+  const page = await openPage(t);
+  await chooseSeed(page, "house drum main");
+  const first = (await lm(page)).items.find((i) => i.kind === "loop");
+  await page.locator("#results li.loop").first().locator("button.like").click();
+  await page.waitForFunction(() => /like /.test(document.querySelector("#rec-status").textContent));
+  await waitResults(page);
+  const like = await lm(page);
+  assert.match(await page.textContent("#rec-status"), new RegExp(`^\\d+ bass loops? like `));
+  assert.ok(like.items.length > 0 && like.items.every((i) => i.kind === "loop" && i.id !== first.id), "the loop itself is not among those like it");
+  // They play with the seed, in sync, as recommendations do.
+  await page.locator("#results li.loop").first().locator("button.play").click();
+  await assertSynced(page, like.items[0]);
+  await shot(page, "more-like-this");
+
+  // Keep two loops: the tray lists them, and the browser remembers them.
+  assert.equal(await page.isDisabled("#tray-recommend"), true);
+  await page.locator("#results li.loop").nth(0).locator("button.keep").click();
+  await page.locator("#results li.loop").nth(1).locator("button.keep").click();
+  assert.equal(await page.locator("#results li.loop").nth(0).locator("button.keep").getAttribute("aria-pressed"), "true");
+  assert.equal(await page.locator("#tray li").count(), 2);
+  const stored = await page.evaluate(() => JSON.parse(localStorage.getItem("loopmatch.tray")));
+  assert.deepEqual(stored.map((x) => x.id), like.items.slice(0, 2).map((i) => i.id));
+  await page.reload();
+  await page.waitForSelector("#library li");
+  assert.equal(await page.locator("#tray li").count(), 2, "the tray survives a reload");
+
+  // Recommend from the tray: bass loops, none of the kept ones.
+  await page.click("#tray-recommend");
+  await page.waitForFunction(() => /kept bass loops/.test(document.querySelector("#rec-status").textContent));
+  const prof = await lm(page);
+  assert.ok(prof.items.length > 0, "the tray gives recommendations");
+  for (const i of prof.items) assert.ok(!stored.some((x) => x.id === i.id), `kept loop ${i.id} recommended again`);
+  await shot(page, "tray");
+
+  // Removing one and emptying the tray.
+  await page.locator("#tray li").first().locator("button").click();
+  assert.equal(await page.locator("#tray li").count(), 1);
+  await page.click("#tray-clear");
+  assert.equal(await page.locator("#tray li").count(), 0);
+  assert.equal(await page.isDisabled("#tray-recommend"), true);
+});
+
 test("each result says which stage ranked it, and the rerank toggle follows the bundle", async (t) => {
   const page = await openPage(t);
   const rr = await page.evaluate(async () => (await (await fetch("/v1/collections")).json()).rerank);
