@@ -24,7 +24,8 @@ import (
 
 // evalOptions are the flags of `loopmatch eval`.
 type evalOptions struct {
-	from, to, split         string
+	from, to, split, task   string
+	producers               int
 	manifest, corpus, pairs string
 	minCandidates, workers  int
 	aggregate               string
@@ -60,6 +61,11 @@ split column, as train/ writes) into a temporary embedded store (or --store), th
 --manifest FILE evaluates the loops of --split already in --store. Without either, --split all
 evaluates every stored loop.
 
+--task similar ranks each loop of --from's split (as POST /v1/similar) and counts the other loops
+of its pack as relevant; --task profile asks POST /v1/profile's question for --producers simulated
+producers who liked about half the loops of one to three packs, the held-back loops being
+relevant. Both report HitRate@K, Recall@K and NDCG@K at K = 10 and 50 beside random ranking.
+
 --rerank scores the second stage too: each seed's cosine ranking (in every setting) has its best
 --rerank-n rescored by the bundle's pair scorer, as POST /v1/recommend with rerank does, and the
 report shows the reranked metrics beside the first stage's (the same seeds, settings and
@@ -89,6 +95,8 @@ consistency (whatever --store asks) and batches its searches, one request per se
 	f.IntVar(&o.workers, "workers", runtime.GOMAXPROCS(0), "parallel decoders when ingesting --corpus")
 	f.StringVar(&o.aggregate, "aggregate", string(recommend.DefaultAggregate), "how a long loop's windows make its score: max (its best window, as recommend ranks), mean (all its windows), or first (its first window, as train/ evaluates)")
 	f.BoolVar(&o.asJSON, "json", false, "print JSON")
+	f.StringVar(&o.task, "task", "recommend", "recommend (drum -> bass, the paper's metrics), or similar or profile (loops of --from like a seed, or for simulated producers' liked loops: HitRate, Recall and NDCG at 10 and 50)")
+	f.IntVar(&o.producers, "producers", 1000, "--task profile: simulated producers")
 	f.BoolVar(&o.rerank, "rerank", false, "also score the second stage: the best --rerank-n rescored by the bundle's pair scorer")
 	f.IntVar(&o.rerankN, "rerank-n", 0, fmt.Sprintf("how many of the cosine ranking's best --rerank rescores (1-%d; 0: the bundle's default)", recommend.MaxRerankN))
 	return cmd
@@ -149,6 +157,14 @@ func runEval(ctx context.Context, g *globalOptions, o *evalOptions, out, errOut 
 	agg, err := recommend.ParseAggregate(o.aggregate)
 	if err != nil {
 		return usage("--aggregate %q: use max, mean or first", o.aggregate)
+	}
+	switch o.task {
+	case "recommend", "similar", "profile":
+	default:
+		return usage("--task %q: use recommend, similar or profile", o.task)
+	}
+	if o.task != "recommend" && (o.rerank || o.pairs != "") {
+		return usage("--rerank and --pairs score recommendations: leave them out with --task %s", o.task)
 	}
 	if o.minCandidates < 1 {
 		return usage("--min-candidates %d: give at least 1", o.minCandidates)
@@ -224,7 +240,7 @@ func runEval(ctx context.Context, g *globalOptions, o *evalOptions, out, errOut 
 		return err
 	}
 	defer svc.Close()
-	if !slices.Contains(svc.engine.Pairs(), recommend.Pair{From: o.from, To: o.to}) {
+	if o.task == "recommend" && !slices.Contains(svc.engine.Pairs(), recommend.Pair{From: o.from, To: o.to}) {
 		var have []string
 		for _, p := range svc.engine.Pairs() {
 			have = append(have, p.String())
@@ -270,6 +286,16 @@ func runEval(ctx context.Context, g *globalOptions, o *evalOptions, out, errOut 
 
 	if err := settle(ctx, svc.store, svc.engine.Collection(o.from), svc.engine.Collection(o.to)); err != nil {
 		return exitError{code: 1, err: err}
+	}
+	if o.task != "recommend" {
+		var include func(vectordb.Row) bool
+		if man != nil {
+			include = func(r vectordb.Row) bool {
+				e, ok := man.Lookup(r.Path)
+				return ok && inSplit(e)
+			}
+		}
+		return runTasteEval(ctx, svc, o, include, doc, out)
 	}
 	cfg := eval.Config{Store: svc.store, SeedCollection: svc.engine.Collection(o.from), TargetCollection: svc.engine.Collection(o.to),
 		Recommender: engineRecommender{e: svc.engine, from: o.from, to: o.to, agg: agg}, MinCandidates: o.minCandidates}
@@ -482,4 +508,98 @@ func fileID(path string) (string, error) {
 		return "", fmt.Errorf("read %s: %w", path, err)
 	}
 	return id, nil
+}
+
+// tasteRanker answers taste queries through the engine, as the API does.
+type tasteRanker struct {
+	e    *recommend.Engine
+	inst string
+}
+
+func (r tasteRanker) ids(res []recommend.Result) []string {
+	out := make([]string, len(res))
+	for i, x := range res {
+		out[i] = x.ID
+	}
+	return out
+}
+
+func (r tasteRanker) Similar(ctx context.Context, id string, k int) ([]string, error) {
+	resp, err := r.e.Similar(ctx, recommend.SimilarRequest{Instrument: r.inst, SeedID: id, K: k})
+	if err != nil {
+		return nil, err
+	}
+	return r.ids(resp.Results), nil
+}
+
+func (r tasteRanker) Profile(ctx context.Context, liked []string, k int) ([]string, error) {
+	resp, err := r.e.Profile(ctx, recommend.ProfileRequest{Instrument: r.inst, Liked: liked, K: k})
+	if err != nil {
+		return nil, err
+	}
+	return r.ids(resp.Results), nil
+}
+
+// runTasteEval runs --task similar or profile over the --from loops of the split.
+func runTasteEval(ctx context.Context, svc *service, o *evalOptions, include func(vectordb.Row) bool, doc evalDoc, out io.Writer) error {
+	coll := svc.engine.Collection(o.from)
+	var rows []vectordb.Row
+	after := ""
+	for {
+		page, err := svc.store.List(ctx, coll, after, 1000)
+		if err != nil {
+			return exitError{code: 1, err: fmt.Errorf("list %s: %w (ingest the library first)", coll, err)}
+		}
+		for _, r := range page {
+			if include == nil || include(r) {
+				r.Embedding = nil
+				rows = append(rows, r)
+			}
+		}
+		if len(page) < 1000 {
+			break
+		}
+		after = page[len(page)-1].ID
+	}
+	rep, err := eval.RunTaste(ctx, eval.TasteConfig{Task: o.task, Loops: rows, Ranker: tasteRanker{svc.engine, o.from}, Producers: o.producers, Seed: 1234})
+	if err != nil {
+		return exitError{code: 1, err: err}
+	}
+	if o.asJSON {
+		enc := json.NewEncoder(out)
+		enc.SetIndent("", "  ")
+		return enc.Encode(struct {
+			Bundle     string      `json:"bundle"`
+			Encoder    string      `json:"encoder"`
+			Store      string      `json:"store"`
+			Split      string      `json:"split"`
+			Ingest     *evalIngest `json:"ingest,omitempty"`
+			Instrument string      `json:"instrument"`
+			*eval.TasteReport
+		}{doc.Bundle, svc.engine.EncoderID(o.from), doc.Store, doc.Split, doc.Ingest, o.from, rep})
+	}
+	fmt.Fprintf(out, "%s, %s loops, bundle %s, store %s\n", o.task, o.from, doc.Bundle, doc.Store)
+	fmt.Fprintf(out, "split %s: %d loops, %d queries; relevant: the held-back loops of the same packs\n\n", doc.Split, rep.Loops, rep.Queries)
+	fmt.Fprintf(out, "%-8s", "ranking")
+	names := []string{}
+	for _, k := range eval.TasteKs {
+		for _, m := range []string{"hitrate", "recall", "ndcg"} {
+			names = append(names, fmt.Sprintf("%s@%d", m, k))
+		}
+	}
+	for _, n := range names {
+		fmt.Fprintf(out, " %10s", n)
+	}
+	fmt.Fprintln(out)
+	for _, r := range []struct {
+		name string
+		m    map[string]float64
+	}{{"engine", rep.Metrics}, {"random", rep.Random}} {
+		fmt.Fprintf(out, "%-8s", r.name)
+		for _, n := range names {
+			fmt.Fprintf(out, " %10.3f", r.m[n])
+		}
+		fmt.Fprintln(out)
+	}
+	return nil
 }

@@ -106,3 +106,53 @@ func TestSimilarProfileCLI(t *testing.T) {
 		t.Errorf("unknown liked id: %v\n%s", err, out)
 	}
 }
+
+// TestEvalTasteTasks runs loopmatch eval --task similar and profile over an ingested
+// library: every loop of a pack with company is a query, metrics are shares, and random
+// ranking is reported beside the engine's.
+func TestEvalTasteTasks(t *testing.T) {
+	lib := writeCLILibrary(t, 4)
+	store := "embedded:" + t.TempDir()
+	if out, err := runCLI(t, "ingest", "--bundle", testBundleDir, "--store", store, lib); err != nil {
+		t.Fatalf("ingest: %v\n%s", err, out)
+	}
+	for _, task := range []string{"similar", "profile"} {
+		out, err := runCLI(t, "eval", "--bundle", testBundleDir, "--store", store, "--split", "all", "--task", task, "--from", "drum", "--producers", "50", "--json")
+		if err != nil {
+			t.Fatalf("%s: %v\n%s", task, err, out)
+		}
+		var d struct {
+			Task    string             `json:"task"`
+			Loops   int                `json:"loops"`
+			Queries int                `json:"queries"`
+			Metrics map[string]float64 `json:"metrics"`
+			Random  map[string]float64 `json:"random"`
+		}
+		if err := json.Unmarshal([]byte(out), &d); err != nil {
+			t.Fatalf("%s: %v\n%s", task, err, out)
+		}
+		wantQ := d.Loops
+		if task == "profile" {
+			wantQ = 50
+		}
+		if d.Task != task || d.Loops == 0 || d.Queries != wantQ || len(d.Metrics) != 6 || len(d.Random) != 6 {
+			t.Fatalf("%s: %+v", task, d)
+		}
+		for k, v := range d.Metrics {
+			if !(v >= 0 && v <= 1) || !(d.Random[k] >= 0 && d.Random[k] <= 1) {
+				t.Errorf("%s %s: engine %v, random %v", task, k, v, d.Random[k])
+			}
+		}
+		// Every loop's pack-mates are among the 50 of a library this small.
+		if d.Metrics["recall@50"] != 1 {
+			t.Errorf("%s recall@50 = %v over %d loops", task, d.Metrics["recall@50"], d.Loops)
+		}
+	}
+	table, err := runCLI(t, "eval", "--bundle", testBundleDir, "--store", store, "--split", "all", "--task", "similar")
+	if err != nil || !strings.Contains(table, "ndcg@10") || !strings.Contains(table, "random") {
+		t.Errorf("table: %v\n%s", err, table)
+	}
+	if _, err := runCLI(t, "eval", "--bundle", testBundleDir, "--store", store, "--split", "all", "--task", "nope"); err == nil {
+		t.Error("--task nope ran")
+	}
+}
