@@ -582,20 +582,22 @@ function renderResults() {
     play.setAttribute("aria-pressed", "false");
     const dl = button("Download", `Download ${itemLabel(it)}`, () => download(it));
     dl.className = "download";
-    const extra = [];
     if (it.kind === "loop") {
       const like = button("More like this", `Loops like ${itemLabel(it)}`, () => moreLikeThis(it));
       like.className = "like";
       const keep = button("Keep", `Keep ${itemLabel(it)} in the tray`, () => toggleKeep(it));
       keep.className = "keep";
-      extra.push(like, keep);
+      const actions = document.createElement("p");
+      actions.className = "actions";
+      actions.append(like, keep);
+      info.append(actions);
     }
     if (it.kind === "preview" && !it.available) {
       play.disabled = true;
       dl.disabled = true;
       note.textContent = "This model bundle has no decoder for this instrument: no preview.";
     }
-    li.append(rank, info, canvas, play, dl, ...extra);
+    li.append(rank, info, canvas, play, dl);
     li.addEventListener("click", () => select(i, true));
     it.el = li;
     renderMeta(it);
