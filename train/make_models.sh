@@ -3,7 +3,8 @@
 # decoders -> compatibility towers -> mappers -> baselines (v1 included) -> evaluation on the
 # test and transfer splits -> ONNX export -> golden fixtures -> bundle + model card ->
 # instrument classifier (loopmatch_train.instrument) -> decoder evaluation -> demo library ->
-# the pair reranker (loopmatch_train.run_nlc) -> the anomaly models (loopmatch_train.anomaly).
+# the pair reranker (loopmatch_train.run_nlc) -> the anomaly models (loopmatch_train.anomaly) ->
+# the embedders compared for similar and profile (loopmatch_train.similar_eval).
 # Intermediate files go to train/out/ (gitignored).
 # Prints the total time. (loopmatch-v1, kept in models/ as a baseline and for v1 libraries,
 # was built by `python -m loopmatch_train.run`.)
@@ -24,5 +25,9 @@ PYTHONPATH=train nice -n "${NICE:-5}" "$PY" -m loopmatch_train.run_nlc --out tra
 #   PYTHONPATH=train .venv-train/bin/python -m loopmatch_train.anomaly --out train/out --bundle models/loopmatch-v2
 PYTHONPATH=train nice -n "${NICE:-5}" "$PY" -m loopmatch_train.anomaly --out train/out \
   --bundle models/loopmatch-v2 2>&1 | tee -a train/out/make_models.log
+# "more like this" and taste profiles: representations compared on simulated producers,
+# the table written into the model card
+PYTHONPATH=train nice -n "${NICE:-5}" "$PY" -m loopmatch_train.similar_eval --out train/out \
+  --bundle models/loopmatch-v2 --card models/loopmatch-v2/MODEL_CARD.md 2>&1 | tee -a train/out/make_models.log
 end=$(date +%s)
 echo "make models: total $(( (end - start) / 60 )) min $(( (end - start) % 60 )) s" | tee -a train/out/make_models.log
