@@ -26,7 +26,10 @@ Embedders, all computed from the shipped ONNX graphs or the cached log-mel front
 - vae: the VAE's mu channels of z alone;
 - logmel_stats: the mean and standard deviation over time of each log-mel band, each of the
   256 values standardised with the train split's mean and deviation (the log-mel statistics
-  baseline; its graph is train/loopmatch_train/embedders.py).
+  baseline; its graph is train/loopmatch_train/embedders.py);
+- musicnn_vgg: musicnn's MSD-trained VGG tagger (weights from the musicnn 0.1.0 wheel), pool5
+  averaged over time (embedders.py), through its exported ONNX graph; left out, saying why,
+  when its weights cannot be read.
 
 Run: PYTHONPATH=train .venv-train/bin/python -m loopmatch_train.similar_eval --out train/out
 (writes train/out/similar/similar_eval.json and similar_eval.md; z is cached there).
@@ -74,6 +77,28 @@ def encoder_z(bundle: str, corpus: str, rows: list[dict], idx: list[int], inst: 
     np.save(cache, z)
     log(f"  {inst}: encoded {len(idx)} loops in {time.time() - t0:.0f} s")
     return z
+
+
+def embedder_vectors(onnx_path: str, corpus: str, rows: list[dict], idx: list[int], name: str, cache: str, log=print) -> np.ndarray:
+    """An exported embedder (embedders.py) on the loops idx, cached."""
+    if os.path.exists(cache):
+        v = np.load(cache)
+        if v.shape[0] == len(idx):
+            return v
+    import onnxruntime as ort
+    so = ort.SessionOptions()
+    so.intra_op_num_threads = 1
+    so.inter_op_num_threads = 1
+    sess = ort.InferenceSession(onnx_path, so, providers=["CPUExecutionProvider"])
+    out = []
+    t0 = time.time()
+    for i in range(0, len(idx), 16):
+        x = np.stack([load_window(os.path.join(corpus, rows[j]["path"])) for j in idx[i:i + 16]]).astype(np.float32)
+        out.append(sess.run(["embedding"], {"audio": x})[0])
+    v = np.concatenate(out)
+    np.save(cache, v)
+    log(f"  {name}: embedded {len(idx)} loops in {time.time() - t0:.0f} s")
+    return v
 
 
 def logmel_stats(logmel: np.ndarray) -> np.ndarray:
@@ -177,7 +202,7 @@ def pooled(per_inst: dict[str, dict]) -> dict:
     return out
 
 
-EMBEDDER_ORDER = ("latent", "tower", "vae", "logmel_stats", "metadata", "random")
+EMBEDDER_ORDER = ("latent", "tower", "vae", "logmel_stats", "musicnn_vgg", "metadata", "random")
 
 
 def table(res: dict) -> str:
@@ -216,6 +241,10 @@ def main(argv=None):
     st = logmel_stats(logmel[train_idx[::4]])
     mu, sd = st.mean(axis=0), st.std(axis=0) + 1e-6
     np.savez(os.path.join(work, "logmel_stats_norm.npz"), mean=mu.astype(np.float32), std=sd.astype(np.float32))
+    from .embedders import export
+    # pretrained embedders (musicnn), through their ONNX graphs; logmel_stats is computed
+    # above from the cached front end, which its graph reproduces
+    pretrained = {k: v for k, v in export(args.out, ("musicnn_vgg",)).items()}
     res: dict = {}
     for split in SPLITS:
         res[split] = {}
@@ -224,6 +253,8 @@ def main(argv=None):
             z = encoder_z(args.bundle, corpus, rows, idx, inst, os.path.join(work, f"z_{split}_{inst}.npy"))
             vecs = {"latent": z, "tower": z[:, :ce], "vae": z[:, ce:],
                     "logmel_stats": (logmel_stats(logmel[idx]) - mu) / sd}
+            for name, path in pretrained.items():
+                vecs[name] = embedder_vectors(path, corpus, rows, idx, name, os.path.join(work, f"{name}_{split}_{inst}.npy"))
             meta = [(rows[i]["bpm"], rows[i]["key"]) for i in idx]
             packs = [rows[i]["pack"] for i in idx]
             res[split][inst] = evaluate(vecs, meta, packs, args.producers, args.seed)
@@ -231,7 +262,7 @@ def main(argv=None):
         res[split]["all"] = pooled(res[split])
     doc = {"protocol": __doc__.split("\n\n")[1:4], "ks": list(KS), "producers_per_split_instrument": args.producers,
            "seed": args.seed, "bundle": manifest["name"], "results": res}
-    ranks = {name: res["transfer"]["all"]["profile"][name]["ndcg@50"] for name in ("latent", "tower", "vae", "logmel_stats")}
+    ranks = {name: res["transfer"]["all"]["profile"][name]["ndcg@50"] for name in ("latent", "tower", "vae", "logmel_stats", *pretrained)}
     best = max(ranks, key=ranks.get)
     doc["winner_transfer_profile_ndcg50"] = best
     with open(os.path.join(work, "similar_eval.json"), "w") as f:

@@ -37,3 +37,28 @@ def test_evaluate_orders_a_perfect_embedder_first():
     for task in ("similar", "profile"):
         assert res[task]["noise"]["ndcg@10"] < 0.6
         assert res[task]["random"]["recall@50"] > 0.5  # 50 of 57-59 candidates
+
+
+def test_logmel_stats_graph_matches_the_cached_features():
+    torch = pytest.importorskip("torch")
+    from loopmatch_train.embedders import LogMelStats
+    from loopmatch_train.models import FrontEnd
+    from loopmatch_train.similar_eval import logmel_stats
+    audio = torch.from_numpy(np.random.default_rng(0).standard_normal((2, 88200)).astype(np.float32) * 0.1)
+    mu, sd = np.zeros(256, np.float32), np.ones(256, np.float32)
+    with torch.no_grad():
+        got = LogMelStats(mu, sd)(audio).numpy()
+        want = logmel_stats(FrontEnd()(audio)[0].numpy())
+    assert np.max(np.abs(got - want)) < 1e-3
+
+
+def test_musicnn_front_and_vgg_shapes():
+    torch = pytest.importorskip("torch")
+    from loopmatch_train.embedders import MusicnnEmbedder, MusicnnVGG, slaney_mel
+    fb = slaney_mel(96, 706, 22050)
+    assert fb.shape == (96, 354) and (fb >= 0).all() and (fb.sum(axis=1) > 0).all()
+    # no band above musicnn's 8 kHz
+    assert fb[:, int(8000 / (22050 / 706)) + 2:].sum() == 0
+    with torch.no_grad():
+        e = MusicnnEmbedder(MusicnnVGG().eval()).eval()(torch.zeros(1, 88200))
+    assert tuple(e.shape) == (1, 128)
