@@ -152,14 +152,10 @@ func (s *Server) recommend(c *gin.Context) {
 			s.fail(c, err)
 			return
 		}
-		lim := audio.Limits{MaxFileBytes: s.cfg.MaxUploadBytes, MaxDuration: s.cfg.MaxUploadDuration}
-		pcm, info, err := audio.LoadBytesFrom(q.Upload, s.engine.AudioOptions(lim), req.SeedOffset)
-		if err != nil {
-			s.fail(c, fmt.Errorf("the uploaded seed: %w", err))
+		if req.SeedAudio, req.SeedAudioID, req.SeedDuration, err = s.uploadedSeed(q.Upload, req.SeedOffset); err != nil {
+			s.fail(c, err)
 			return
 		}
-		id, _ := loopid.ID(bytes.NewReader(q.Upload))
-		req.SeedAudio, req.SeedAudioID, req.SeedDuration = pcm, id, info.Duration.Seconds()
 	}
 	resp, err := s.engine.Recommend(c.Request.Context(), req)
 	if err != nil {
@@ -180,6 +176,18 @@ func (s *Server) recommend(c *gin.Context) {
 	}
 	c.Header("Cache-Control", "no-store")
 	c.JSON(http.StatusOK, out)
+}
+
+// uploadedSeed decodes an uploaded seed's window at offset seconds, bounded by the
+// server's upload limits, with the file's id and length in seconds.
+func (s *Server) uploadedSeed(upload []byte, offset float64) ([]float32, string, float64, error) {
+	lim := audio.Limits{MaxFileBytes: s.cfg.MaxUploadBytes, MaxDuration: s.cfg.MaxUploadDuration}
+	pcm, info, err := audio.LoadBytesFrom(upload, s.engine.AudioOptions(lim), offset)
+	if err != nil {
+		return nil, "", 0, fmt.Errorf("the uploaded seed: %w", err)
+	}
+	id, _ := loopid.ID(bytes.NewReader(upload))
+	return pcm, id, info.Duration.Seconds(), nil
 }
 
 // rankedLoops is the API's form of an engine's ranked loops of the instrument.

@@ -1,15 +1,12 @@
 package query
 
 import (
-	"bytes"
 	"errors"
 	"fmt"
 	"net/http"
 
 	"github.com/gin-gonic/gin"
 
-	"github.com/loopmatch/loopmatch/audio"
-	"github.com/loopmatch/loopmatch/loopid"
 	"github.com/loopmatch/loopmatch/recommend"
 )
 
@@ -80,14 +77,11 @@ func (s *Server) similar(c *gin.Context) {
 			s.fail(c, fmt.Errorf("%w: the bundle has no %s encoder, so an uploaded %s seed cannot be embedded: send a stored seed_id", recommend.ErrNoEncoder, check.Instrument, check.Instrument))
 			return
 		}
-		lim := audio.Limits{MaxFileBytes: s.cfg.MaxUploadBytes, MaxDuration: s.cfg.MaxUploadDuration}
-		pcm, info, err := audio.LoadBytesFrom(q.Upload, s.engine.AudioOptions(lim), req.SeedOffset)
-		if err != nil {
-			s.fail(c, fmt.Errorf("the uploaded seed: %w", err))
+		var err error
+		if req.SeedAudio, req.SeedAudioID, req.SeedDuration, err = s.uploadedSeed(q.Upload, req.SeedOffset); err != nil {
+			s.fail(c, err)
 			return
 		}
-		id, _ := loopid.ID(bytes.NewReader(q.Upload))
-		req.SeedAudio, req.SeedAudioID, req.SeedDuration = pcm, id, info.Duration.Seconds()
 	}
 	resp, err := s.engine.Similar(c.Request.Context(), req)
 	if err != nil {

@@ -57,30 +57,9 @@ def read_rows(features_dir: str) -> list[dict]:
         return list(csv.DictReader(f))
 
 
-def encoder_z(bundle: str, corpus: str, rows: list[dict], idx: list[int], inst: str, cache: str, log=print) -> np.ndarray:
-    """The shipped encoder's z of the loops idx (first window, tiled as Go does), cached."""
-    if os.path.exists(cache):
-        z = np.load(cache)
-        if z.shape[0] == len(idx):
-            return z
-    import onnxruntime as ort
-    so = ort.SessionOptions()
-    so.intra_op_num_threads = 1
-    so.inter_op_num_threads = 1
-    sess = ort.InferenceSession(os.path.join(bundle, f"{inst}_encoder.onnx"), so, providers=["CPUExecutionProvider"])
-    out = []
-    t0 = time.time()
-    for i in range(0, len(idx), 16):
-        x = np.stack([load_window(os.path.join(corpus, rows[j]["path"])) for j in idx[i:i + 16]]).astype(np.float32)
-        out.append(sess.run(["z"], {"audio": x})[0])
-    z = np.concatenate(out)
-    np.save(cache, z)
-    log(f"  {inst}: encoded {len(idx)} loops in {time.time() - t0:.0f} s")
-    return z
-
-
-def embedder_vectors(onnx_path: str, corpus: str, rows: list[dict], idx: list[int], name: str, cache: str, log=print) -> np.ndarray:
-    """An exported embedder (embedders.py) on the loops idx, cached."""
+def onnx_windows(onnx_path: str, out_name: str, corpus: str, rows: list[dict], idx: list[int], cache: str, what: str,
+                 log=print) -> np.ndarray:
+    """An ONNX graph's output for the loops idx (first window, tiled as Go does), cached."""
     if os.path.exists(cache):
         v = np.load(cache)
         if v.shape[0] == len(idx):
@@ -94,11 +73,21 @@ def embedder_vectors(onnx_path: str, corpus: str, rows: list[dict], idx: list[in
     t0 = time.time()
     for i in range(0, len(idx), 16):
         x = np.stack([load_window(os.path.join(corpus, rows[j]["path"])) for j in idx[i:i + 16]]).astype(np.float32)
-        out.append(sess.run(["embedding"], {"audio": x})[0])
+        out.append(sess.run([out_name], {"audio": x})[0])
     v = np.concatenate(out)
     np.save(cache, v)
-    log(f"  {name}: embedded {len(idx)} loops in {time.time() - t0:.0f} s")
+    log(f"  {what}: {len(idx)} loops in {time.time() - t0:.0f} s")
     return v
+
+
+def encoder_z(bundle: str, corpus: str, rows: list[dict], idx: list[int], inst: str, cache: str) -> np.ndarray:
+    """The shipped encoder's z of the loops idx."""
+    return onnx_windows(os.path.join(bundle, f"{inst}_encoder.onnx"), "z", corpus, rows, idx, cache, f"{inst} encoder")
+
+
+def embedder_vectors(onnx_path: str, corpus: str, rows: list[dict], idx: list[int], name: str, cache: str) -> np.ndarray:
+    """An exported embedder (embedders.py) on the loops idx."""
+    return onnx_windows(onnx_path, "embedding", corpus, rows, idx, cache, name)
 
 
 def logmel_stats(logmel: np.ndarray) -> np.ndarray:
