@@ -313,6 +313,51 @@ def train(data: Data, seed: int, steps: int, batch: int, lr: float, tau: float, 
                    "seconds": round(time.time() - t0, 1)}
 
 
+class EncoderGraph(nn.Module):
+    """An encoder for ONNX: the codec's convolution STFT (models.FrontEnd: the same Hann
+    window, hop and mel bank as LogMel, in plain Conv/MatMul/Log ops) in place of torch.stft."""
+
+    def __init__(self, enc: Encoder):
+        super().__init__()
+        from .models import FrontEnd
+        self.fe, self.enc = FrontEnd(), enc
+
+    def forward(self, audio):
+        x, _ = self.fe(audio)
+        x = (x - x.mean(dim=(1, 2), keepdim=True)) / self.enc.scale
+        h = F.gelu(self.enc.inp(x))
+        for c in self.enc.ctx:
+            h = h + F.gelu(c(h))
+        return F.normalize(self.enc.proj(torch.cat([h.mean(dim=2), h.amax(dim=2)], 1)), dim=1)
+
+
+def export(model: SampleMatch, data: Data, work: str, seed: int) -> dict:
+    """context_encoder.onnx (audio [B, 88200] -> [B, 128]) and oneshot_encoder.onnx (audio
+    [B, 22050] -> [B, 128]) in work/, checked against PyTorch on test contexts and one-shots
+    with ONNX Runtime: the largest absolute difference of each."""
+    from .export import _export, session
+    rng = np.random.default_rng(seed)
+    qs = data.queries["test"][:16]
+    xc = np.stack([mix(data, q, rng, False, 0.0) for q in qs]).astype(np.float32)
+    xs = np.stack([data.bank[q.kind][q.kit] for q in qs]).astype(np.float32)
+    out = {}
+    for name, enc, x in (("context_encoder", model.context, xc), ("oneshot_encoder", model.sample, xs)):
+        g = EncoderGraph(enc).eval()
+        path = os.path.join(work, f"{name}.onnx")
+        _export(g, torch.from_numpy(x[:2]), path, "audio", "embedding")
+        with torch.no_grad():
+            ref, eager = g(torch.from_numpy(x)).numpy(), enc(torch.from_numpy(x)).numpy()
+        got = session(path).run(["embedding"], {"audio": x})[0]
+        out[name] = {"onnx_vs_torch": float(np.max(np.abs(ref - got))), "conv_stft_vs_torch_stft": float(np.max(np.abs(ref - eager)))}
+
+    class Graphs(nn.Module):  # the exported encoders, evaluated as the model is
+        def __init__(self):
+            super().__init__()
+            self.context, self.sample = EncoderGraph(model.context).eval(), EncoderGraph(model.sample).eval()
+    out["metrics_of_the_exported_graphs"] = {s: evaluate_model(Graphs(), data, s, seed - 1) for s in ("test", "transfer")}
+    return out
+
+
 ROWS = {  # label -> overrides of the main row; the ablation rows train for --ablation-steps,
     # beside the main row's settings trained for as many ("all-ablation-steps")
     "samplematch": {},
@@ -377,14 +422,25 @@ def main(argv=None):
         results["rows"][label], results["training"][label] = res, info
         log(label, json.dumps({s: {m: (round(v[m]["R_mn"], 4), round(v[m]["R_md"], 4)) for m in v} for s, v in res.items()}))
         results = save(path, results)
-    print_table(save(path, results))
+    results = save(path, results)
+    ck = os.path.join(work, "samplematch.pt")
+    if os.path.exists(ck) and (not only or "samplematch" in only) and not args.real_kits and not args.label:
+        st = torch.load(ck)
+        model = SampleMatch()
+        model.load_state_dict(st["state"])
+        model.eval()
+        results["export"] = export(model, data, work, args.seed + 3)  # seed - 1: the evaluation's seed
+        log("exported", json.dumps(results["export"]))
+        with open(path, "w") as f:
+            json.dump(results, f, indent=1)
+    print_table(results)
 
 
 def save(path, results):
     """Writes results over what the file holds now (rows trained by another run with
     --only are kept), returns the merged results."""
     old = json.load(open(path)) if os.path.exists(path) else {"rows": {}, "training": {}}
-    merged = {k: old.get(k, {}) | results[k] for k in ("rows", "training")}
+    merged = old | {k: old.get(k, {}) | results[k] for k in ("rows", "training")}
     tmp = path + ".tmp"
     with open(tmp, "w") as f:
         json.dump(merged, f, indent=1)
