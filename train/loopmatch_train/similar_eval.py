@@ -281,7 +281,10 @@ packs; *similar* takes every loop of a split as a seed (relevant: the other loop
 packs (relevant: the held-back loops; query: the mean of the liked unit vectors). Both
 instruments pooled. `latent` is the encoder's z as ingest stores it; `tower` and `vae` its
 compatibility-tower and VAE channels alone; `logmel_stats` the log-mel bands' mean and deviation
-over time (standardised on the train split); `metadata` ranks by same tempo and key, `random` at
+over time (standardised on the train split); `musicnn_vgg` (when its weights could be read) the
+MSD-trained VGG tagger of musicnn 0.1.0 (Pons and Serra; code and weights from the PyPI wheel,
+ISC licence; trained on Million Song Dataset tags), pool5 averaged over time, ported to PyTorch
+and exported to ONNX by embedders.py; `metadata` ranks by same tempo and key, `random` at
 random. Selected on nothing: every representation is scored once, with fixed settings.
 
 {md}
