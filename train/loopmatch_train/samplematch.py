@@ -32,6 +32,7 @@ from . import corpus2 as C2
 from . import oneshots as O
 from .common import setup
 from .models import EPS, HOP, N_FFT, N_MELS, mel_filterbank
+from .train_compat import band_mask
 
 
 def log(*a):
@@ -95,18 +96,6 @@ def vicreg_terms(z: torch.Tensor) -> tuple[torch.Tensor, torch.Tensor]:
     cov = (z.T @ z) / max(n - 1, 1)
     off = cov - torch.diag(torch.diag(cov))
     return var, (off ** 2).sum() / d
-
-
-def band_mask_t(rng: np.random.Generator, max_bands: int = 16):
-    def f(x):
-        x = x.clone()
-        for i in range(len(x)):
-            w = int(rng.integers(0, max_bands + 1))
-            if w:
-                s = int(rng.integers(0, N_MELS - w))
-                x[i, s:s + w] = x[i].mean()
-        return x
-    return f
 
 
 class Data:
@@ -274,7 +263,8 @@ def train(data: Data, seed: int, steps: int, batch: int, lr: float, tau: float, 
     opt = torch.optim.AdamW(model.parameters(), lr=lr, weight_decay=1e-4)
     sched = torch.optim.lr_scheduler.OneCycleLR(opt, max_lr=lr, total_steps=steps, pct_start=0.1)
     gen = batches(data, rng, batch)
-    mask = band_mask_t(rng)
+    def mask(x):  # the towers' band masks, drawn from the training rng
+        return band_mask(x, rng)
     best, best_state, hist, tot, t0 = None, None, [], 0.0, time.time()
     for step in range(1, steps + 1):
         model.train()
