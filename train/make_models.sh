@@ -29,5 +29,11 @@ PYTHONPATH=train nice -n "${NICE:-5}" "$PY" -m loopmatch_train.anomaly --out tra
 # the table written into the model card
 PYTHONPATH=train nice -n "${NICE:-5}" "$PY" -m loopmatch_train.similar_eval --out train/out \
   --bundle models/loopmatch-v2 --card models/loopmatch-v2/MODEL_CARD.md 2>&1 | tee -a train/out/make_models.log
+# SampleMatch (one-shots for a context; not in the bundle yet): the main row, the ablation,
+# the ONNX export into train/out/samplematch, and the row with processed real kits
+PYTHONPATH=train nice -n "${NICE:-5}" "$PY" -m loopmatch_train.samplematch --out train/out \
+  2>&1 | tee -a train/out/make_models.log
+PYTHONPATH=train nice -n "${NICE:-5}" "$PY" -m loopmatch_train.samplematch --out train/out \
+  --only samplematch --real-kits 0.5 --label samplematch-realkits 2>&1 | tee -a train/out/make_models.log
 end=$(date +%s)
 echo "make models: total $(( (end - start) / 60 )) min $(( (end - start) % 60 )) s" | tee -a train/out/make_models.log
