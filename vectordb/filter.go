@@ -96,6 +96,43 @@ func (f Filter) MatchRow(r *Row) bool {
 	return f.Match(r.ID, r.Pack, r.Key, r.BPM) && f.MatchAnomalous(r.Anomalous)
 }
 
+// Matcher is MatchRow for a scan over many rows: the pack and id lists become sets once,
+// so a long list (a profile leaves out every liked loop, up to hundreds) costs one lookup
+// per row instead of a pass over the list. Short lists keep MatchRow.
+func (f Filter) Matcher() func(*Row) bool {
+	if len(f.Packs)+len(f.ExcludePacks)+len(f.ExcludeIDs) <= 8 {
+		return f.MatchRow
+	}
+	packs, exPacks, exIDs := stringSet(f.Packs), stringSet(f.ExcludePacks), stringSet(f.ExcludeIDs)
+	rest := f
+	rest.Packs, rest.ExcludePacks, rest.ExcludeIDs = nil, nil, nil
+	return func(r *Row) bool {
+		if len(packs) > 0 {
+			if _, ok := packs[r.Pack]; !ok {
+				return false
+			}
+		}
+		if _, ok := exPacks[r.Pack]; ok {
+			return false
+		}
+		if _, ok := exIDs[r.ID]; ok {
+			return false
+		}
+		return rest.MatchRow(r)
+	}
+}
+
+func stringSet(s []string) map[string]struct{} {
+	if len(s) == 0 {
+		return nil
+	}
+	m := make(map[string]struct{}, len(s))
+	for _, v := range s {
+		m[v] = struct{}{}
+	}
+	return m
+}
+
 // MatchAnomalous reports whether a row flagged (or not) passes the anomaly filter.
 func (f Filter) MatchAnomalous(anomalous bool) bool {
 	switch f.Anomalous {

@@ -44,7 +44,7 @@ func (s *Store) Search(ctx context.Context, name string, vec []float32, k int, f
 	if err != nil {
 		return nil, err
 	}
-	req := &searchReq{ctx: ctx, q: vectordb.Normalize(vec), k: k, f: f, done: make(chan searchResult, 1)}
+	req := &searchReq{ctx: ctx, q: vectordb.Normalize(vec), k: k, match: f.Matcher(), done: make(chan searchResult, 1)}
 	if small {
 		ix.scan([]*searchReq{req})
 		r := <-req.done
@@ -82,11 +82,12 @@ type scanQueue struct {
 }
 
 type searchReq struct {
-	ctx  context.Context
-	q    []float32 // unit query
-	k    int
-	f    vectordb.Filter
-	done chan searchResult // buffered: a caller that gave up never blocks the scan
+	ctx context.Context
+	q   []float32 // unit query
+	k   int
+	// match is the filter's Matcher, built once per request
+	match func(*vectordb.Row) bool
+	done  chan searchResult // buffered: a caller that gave up never blocks the scan
 }
 
 type searchResult struct {
@@ -165,7 +166,7 @@ func (ix *index) scan(reqs []*searchReq) {
 				row := &ix.rows[i]
 				v := ix.vecs[i*d : (i+1)*d]
 				for j, r := range reqs {
-					if !live[j] || !r.f.MatchRow(row) {
+					if !live[j] || !r.match(row) {
 						continue
 					}
 					ts[j].offer(vek32.Dot(r.q, v), i, row.ID)

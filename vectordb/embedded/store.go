@@ -467,6 +467,7 @@ func (s *Store) CountMatching(ctx context.Context, name string, f vectordb.Filte
 		return 0, err
 	}
 	n := 0
+	match := f.Matcher()
 	for i := range ix.rows {
 		if i&8191 == 8191 {
 			if err := ctx.Err(); err != nil {
@@ -474,7 +475,7 @@ func (s *Store) CountMatching(ctx context.Context, name string, f vectordb.Filte
 			}
 		}
 		r := &ix.rows[i]
-		if f.MatchRow(r) {
+		if match(r) {
 			n++
 		}
 	}
