@@ -114,22 +114,29 @@ class Contexts:
         """The context of a query: every stem but the query's kind (a random non-empty subset
         when sparse), each at a random gain within +-gains_db, summed and normalised to the
         corpus loudness. Returns the mix and the stems it holds."""
-        st = self.stems(q.pack)
-        names = sorted(k for k in st if k != q.kind)
-        if not names:
-            raise ValueError(f"{q.pack}: no stem besides {q.kind}")
-        if sparse:
-            if rng is None:
-                raise ValueError("a sparse context needs an rng")
-            keep = rng.random(len(names)) < 0.5
-            if not keep.any():
-                keep[int(rng.integers(0, len(names)))] = True
-            names = [n for n, k in zip(names, keep) if k]
-        x = np.zeros(WINDOW, np.float64)
-        for n in names:
-            g = 10 ** (rng.uniform(-gains_db, gains_db) / 20) if (rng is not None and gains_db) else 1.0
-            x += g * st[n]
+        x, names = mix_stems(self.stems(q.pack), q.kind, rng, sparse, gains_db, np.float64, q.pack)
         return R.normalise(x.astype(np.float32)), names
+
+
+def mix_stems(stems: dict, kind: str, rng: np.random.Generator | None, sparse: bool, gains_db: float,
+              dtype=np.float32, pack: str = "") -> tuple[np.ndarray, list[str]]:
+    """Sums every stem but `kind` (a random non-empty subset when sparse), each at a random
+    gain within +-gains_db, accumulated in dtype. Returns the sum and the stems it holds."""
+    names = sorted(k for k in stems if k != kind)
+    if not names:
+        raise ValueError(f"{pack}: no stem besides {kind}")
+    if sparse:
+        if rng is None:
+            raise ValueError("a sparse context needs an rng")
+        keep = rng.random(len(names)) < 0.5
+        if not keep.any():
+            keep[int(rng.integers(0, len(names)))] = True
+        names = [n for n, k in zip(names, keep) if k]
+    x = np.zeros(WINDOW, dtype)
+    for n in names:
+        g = 10 ** (rng.uniform(-gains_db, gains_db) / 20) if (rng is not None and gains_db) else 1.0
+        x += g * stems[n].astype(np.float32)
+    return x, names
 
 
 def oneshot_bank(kits: dict, kinds=KINDS) -> dict[str, dict[str, np.ndarray]]:

@@ -140,18 +140,9 @@ class Data:
 
 
 def mix(data: Data, q, rng, sparse: bool, gains_db: float):
-    st = data.stems16(q.pack)
-    names = sorted(k for k in st if k != q.kind)
-    if sparse:
-        keep = rng.random(len(names)) < 0.5
-        if not keep.any():
-            keep[int(rng.integers(0, len(names)))] = True
-        names = [n for n, k in zip(names, keep) if k]
-    x = np.zeros(O.WINDOW, np.float32)
-    for n in names:
-        g = 10 ** (rng.uniform(-gains_db, gains_db) / 20) if gains_db else 1.0
-        x += g * st[n].astype(np.float32)
-    return x
+    """A query's context as training and evaluation read it: the stems summed, not
+    normalised (the encoders remove the level)."""
+    return O.mix_stems(data.stems16(q.pack), q.kind, rng, sparse, gains_db, np.float32, q.pack)[0]
 
 
 def batches(data: Data, rng: np.random.Generator, batch: int):
