@@ -33,6 +33,11 @@ const (
 	// unusual); its Threshold (the 95th percentile of its training loops' scores) flags a
 	// loop as anomalous. One per instrument at most.
 	RoleAnomaly = "anomaly"
+	// RoleEmbedder turns an audio window into a vector for "more like this" and taste
+	// profiles: a representation other than the encoder's latent, named by Embedder, for
+	// one or more instruments; its vectors live in collections of their own
+	// (loopid.EmbedderCollection).
+	RoleEmbedder = "embedder"
 )
 
 // MaxRerankN bounds the manifest's default rerank depth (recommend caps requests too).
@@ -70,7 +75,7 @@ type ModelSpec struct {
 	File        string       `json:"file"`
 	SHA256      string       `json:"sha256"`
 	Role        string       `json:"role"`
-	Instruments []string     `json:"instruments"` // encoder/decoder/pairfront/anomaly: one; mapper: [source, target]; scorer: [drum, bass]; classifier: none
+	Instruments []string     `json:"instruments"` // encoder/decoder/pairfront/anomaly: one; mapper: [source, target]; scorer: [drum, bass]; classifier: none; embedder: one or more
 	Inputs      []TensorSpec `json:"inputs"`
 	Outputs     []TensorSpec `json:"outputs"`
 	// Classes a classifier's output row scores, in order (its output is [-1, len(Classes)]);
@@ -80,6 +85,9 @@ type ModelSpec struct {
 	// Threshold an anomaly model's score must exceed for a loop to be flagged anomalous
 	// (output [-1]: one score per window).
 	Threshold float64 `json:"threshold,omitempty"`
+	// Embedder names an embedder's representation (lower case, as an instrument name);
+	// "latent" is the encoder's and cannot be an embedder's.
+	Embedder string `json:"embedder,omitempty"`
 }
 
 // TensorSpec is a tensor's name, shape (-1 for the dynamic batch) and element type.
@@ -249,8 +257,22 @@ func (b *Bundle) check() error {
 				return fmt.Errorf("%s: an anomaly model needs a positive, finite threshold (the 95th percentile of its training scores); manifest has %v", where, s.Threshold)
 			}
 			wantIn, wantOut = audio, []int64{-1}
+		case RoleEmbedder:
+			if !ValidEmbedderName(s.Embedder) || s.Embedder == LatentEmbedder {
+				return fmt.Errorf("%s: embedder name %q: want 1 to 32 lower-case letters, digits or _ starting with a letter, not %q (the encoder's)", where, s.Embedder, LatentEmbedder)
+			}
+			wantIn, wantOut, wantInst = audio, s.Outputs[0].Shape, len(s.Instruments)
+			if len(wantOut) != 2 || wantOut[0] != -1 || wantOut[1] <= 0 {
+				return fmt.Errorf("%s: embedder output %q shape %v: want [-1, D] with positive D", where, s.Outputs[0].Name, wantOut)
+			}
+			if wantInst == 0 {
+				return fmt.Errorf("%s: an embedder names the instruments it embeds; manifest has none", where)
+			}
 		default:
-			return fmt.Errorf("%s: role %q is not one of %s, %s, %s, %s, %s, %s, %s", where, s.Role, RoleEncoder, RoleDecoder, RoleMapper, RolePairFront, RoleScorer, RoleClassifier, RoleAnomaly)
+			return fmt.Errorf("%s: role %q is not one of %s, %s, %s, %s, %s, %s, %s, %s", where, s.Role, RoleEncoder, RoleDecoder, RoleMapper, RolePairFront, RoleScorer, RoleClassifier, RoleAnomaly, RoleEmbedder)
+		}
+		if s.Role != RoleEmbedder && s.Embedder != "" {
+			return fmt.Errorf("%s: embedder %q names an embedder's representation, not a %s's", where, s.Embedder, s.Role)
 		}
 		if s.Role != RoleAnomaly && s.Threshold != 0 {
 			return fmt.Errorf("%s: threshold belongs to an anomaly model, not a %s", where, s.Role)
@@ -269,14 +291,22 @@ func (b *Bundle) check() error {
 			}
 			return fmt.Errorf("%s: the %s names one instrument; manifest has %q", where, s.Role, s.Instruments)
 		}
-		key := s.Role + " " + strings.Join(s.Instruments, "->")
-		if s.Role == RoleScorer {
-			key = s.Role // one scorer per bundle: a request's pair picks its input order
+		keys := []string{s.Role + " " + strings.Join(s.Instruments, "->")}
+		switch s.Role {
+		case RoleScorer:
+			keys = []string{s.Role} // one scorer per bundle: a request's pair picks its input order
+		case RoleEmbedder: // one embedder of a name per instrument
+			keys = keys[:0]
+			for _, inst := range s.Instruments {
+				keys = append(keys, s.Role+" "+s.Embedder+" "+inst)
+			}
 		}
-		if other, dup := roles[key]; dup {
-			return fmt.Errorf("%s: %q is already the %s: one model per role and instrument", where, other, key)
+		for _, key := range keys {
+			if other, dup := roles[key]; dup {
+				return fmt.Errorf("%s: %q is already the %s: one model per role and instrument", where, other, key)
+			}
+			roles[key] = s.Name
 		}
-		roles[key] = s.Name
 		tensors := []tensorWant{{"input", s.Inputs[0], wantIn}, {"output", s.Outputs[0], wantOut}}
 		if s.Role == RoleScorer { // input shapes: checked against the pairfronts in checkRerank
 			tensors = []tensorWant{{"input", s.Inputs[0], s.Inputs[0].Shape}, {"input", s.Inputs[1], s.Inputs[1].Shape}, {"output", s.Outputs[0], []int64{-1}}}

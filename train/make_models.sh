@@ -4,7 +4,8 @@
 # test and transfer splits -> ONNX export -> golden fixtures -> bundle + model card ->
 # instrument classifier (loopmatch_train.instrument) -> decoder evaluation -> demo library ->
 # the pair reranker (loopmatch_train.run_nlc) -> the anomaly models (loopmatch_train.anomaly) ->
-# the embedders compared for similar and profile (loopmatch_train.similar_eval).
+# the embedders compared for similar and profile (loopmatch_train.similar_eval) -> the
+# embedders added to the bundle (loopmatch_train.embedders).
 # Intermediate files go to train/out/ (gitignored).
 # Prints the total time. (loopmatch-v1, kept in models/ as a baseline and for v1 libraries,
 # was built by `python -m loopmatch_train.run`.)
@@ -29,6 +30,11 @@ PYTHONPATH=train nice -n "${NICE:-5}" "$PY" -m loopmatch_train.anomaly --out tra
 # the table written into the model card
 PYTHONPATH=train nice -n "${NICE:-5}" "$PY" -m loopmatch_train.similar_eval --out train/out \
   --bundle models/loopmatch-v2 --card models/loopmatch-v2/MODEL_CARD.md 2>&1 | tee -a train/out/make_models.log
+# the embedders (role embedder: logmel_stats, musicnn_vgg) added to the bundle with their
+# golden fixtures and similar_eval's rows; alone from an existing train/out:
+#   PYTHONPATH=train .venv-train/bin/python -m loopmatch_train.embedders --out train/out --bundle models/loopmatch-v2
+PYTHONPATH=train nice -n "${NICE:-5}" "$PY" -m loopmatch_train.embedders --out train/out \
+  --bundle models/loopmatch-v2 2>&1 | tee -a train/out/make_models.log
 # SampleMatch (one-shots for a context; not in the bundle yet): the main row, the ablation,
 # the ONNX export into train/out/samplematch, and the row with processed real kits
 PYTHONPATH=train nice -n "${NICE:-5}" "$PY" -m loopmatch_train.samplematch --out train/out \

@@ -189,12 +189,13 @@ def build_module(name: str, features_dir: str, rows: list[dict], work: str) -> n
     raise ValueError(f"unknown embedder {name}")
 
 
-def export(out_dir: str, names=NAMES, log=print) -> dict[str, str]:
+def export(out_dir: str, names=NAMES, log=print, parity: dict | None = None, dest: str = "") -> dict[str, str]:
     """Exports each embedder it can build to out_dir/similar/embedder_<name>.onnx (audio
     [-1, N] -> embedding [-1, D]) and checks onnxruntime against PyTorch on three corpus
     windows; returns name -> ONNX path. musicnn_vgg is left out, saying why, when neither its
     converted weights (similar/musicnn_msd_vgg.npz) nor musicnn's wheel and TensorFlow are
-    there. Not added to the shipped bundle: the stored latent wins (similar_eval.py)."""
+    there. dest (default out_dir/similar) is where the graphs go. parity, when given, gets each graph's max abs difference from PyTorch.
+    add_to_bundle puts them into a bundle (role embedder)."""
     from .audio_io import N, load_mono, window
     from .export import _export, session
     from .similar_eval import read_rows
@@ -211,21 +212,147 @@ def export(out_dir: str, names=NAMES, log=print) -> dict[str, str]:
         except Exception as e:  # musicnn needs its wheel and TensorFlow once
             log(f"embedders: {name} left out: {e}")
             continue
-        path = os.path.join(work, f"embedder_{name}.onnx")
+        path = os.path.join(dest or work, f"embedder_{name}.onnx")
         _export(g, torch.zeros(2, N), path, "audio", "embedding")
         with torch.no_grad():
             ref = g(torch.from_numpy(check)).numpy()
         got = session(path).run(["embedding"], {"audio": check})[0]
-        log(f"embedders: {path} ({got.shape[1]} values), onnx vs torch max abs diff {float(np.max(np.abs(ref - got))):.3g}")
+        d = float(np.max(np.abs(ref - got)))
+        log(f"embedders: {path} ({got.shape[1]} values), onnx vs torch max abs diff {d:.3g}")
+        if parity is not None:
+            parity[name] = d
         out[name] = path
     return out
 
 
+# ---- the bundle's embedder role ------------------------------------------------------------
+
+CARD_BEGIN, CARD_END = "<!-- embedders -->", "<!-- /embedders -->"
+ABOUT = {
+    "logmel_stats": ("the shared front end's 128-band log-mel, each band's mean and standard deviation over "
+                     "time, standardised with the train split's statistics (no learning)", "this project (MIT)"),
+    "musicnn_vgg": ("musicnn 0.1.0's MSD-trained VGG tagger (Pons and Serra; trained on Million Song Dataset "
+                    "tags), pool5 averaged over time, ported to PyTorch from the checkpoint in the PyPI wheel",
+                    "ISC (musicnn 0.1.0, weights and code)"),
+}
+GOLDEN = [("c0_drum.wav", "drum"), ("c1_bass.wav", "bass"), ("c2_bass.wav", "bass")]
+
+
+def _eval_rows(out_dir: str, name: str) -> dict:
+    """The embedder's rows of similar_eval.json (both instruments pooled), or {} before it ran."""
+    p = os.path.join(out_dir, "similar", "similar_eval.json")
+    if not os.path.exists(p):
+        return {}
+    import json
+    res = json.load(open(p))["results"]
+    return {split: {task: {k: round(v, 4) for k, v in res[split]["all"][task][name].items()}
+                    for task in ("similar", "profile")} for split in ("test", "transfer") if name in res[split]["all"]["similar"]}
+
+
+def _card(specs: list, info: dict) -> str:
+    lines = ["| embedder | values | licence | test similar ndcg@50 | test profile ndcg@50 | transfer similar ndcg@50 | transfer profile ndcg@50 |",
+             "|---|---|---|---|---|---|---|"]
+    for s in specs:
+        e, ev = s["embedder"], info[s["embedder"]].get("eval", {})
+        def cell(split, task):
+            return f"{ev[split][task]['ndcg@50']:.3f}" if split in ev else "not evaluated"
+        lines.append(f"| {e} | {s['outputs'][0]['shape'][1]} | {info[e]['licence']} | {cell('test', 'similar')} | "
+                     f"{cell('test', 'profile')} | {cell('transfer', 'similar')} | {cell('transfer', 'profile')} |")
+    what = "\n".join(f"- `{s['embedder']}` (`{s['file']}`): {info[s['embedder']]['what']}." for s in specs)
+    return f"""{CARD_BEGIN}
+## Embedders (role `embedder`: audio -> vector for similar and profile)
+
+Representations other than the encoder's latent that ingest can store beside it
+(`loopmatch ingest --embedders NAME,...`) and that similar and profile queries can name
+(`embedder`); the default stays `latent`, the winner on the transfer split (the similar-eval table). Each
+graph takes `audio [-1, 88200]` (the bundle's window) and returns `embedding [-1, D]`, for
+drum and bass loops alike; everything it needs (STFT, mel, normalisation) is inside the graph.
+
+{what}
+
+Produced by `train/loopmatch_train/embedders.py` (`make models` runs it after similar_eval;
+alone from an existing train/out: `PYTHONPATH=train .venv-train/bin/python -m
+loopmatch_train.embedders --out train/out --bundle models/loopmatch-v2`). Nothing is trained or
+selected: logmel_stats' standardisation comes from the train split, musicnn's weights from its
+wheel. Parity: onnxruntime against PyTorch on three test-split windows, and golden fixtures
+(`golden/embedder.json`) that Go's ONNX Runtime must reproduce. Evaluation (similar_eval,
+both instruments pooled, NDCG@50):
+
+{chr(10).join(lines)}
+{CARD_END}
+"""
+
+
+def golden_fixtures(bundle_dir: str, paths: dict[str, str], parity: dict[str, float], log=print) -> None:
+    """golden/embedder.json and golden/<fixture>_<name>.f32: each embedder's onnxruntime
+    output for the classifier's WAVs, windowed by Go's rule."""
+    import json
+    from .audio_io import N, load_mono, window
+    from .export import session
+    gd = os.path.join(bundle_dir, "golden")
+    sess = {name: session(p) for name, p in paths.items()}
+    fixtures = []
+    for wav, inst in GOLDEN:
+        x = window(load_mono(os.path.join(gd, wav)))[None].astype(np.float32)
+        emb = {}
+        for name in sorted(sess):
+            v = sess[name].run(["embedding"], {"audio": x})[0].astype("<f4")
+            f = f"{wav[:-4]}_{name}.f32"
+            v.tofile(os.path.join(gd, f))
+            emb[name] = {"file": f, "shape": list(v.shape)}
+        fixtures.append({"wav": wav, "instrument": inst, "embeddings": emb})
+    doc = {"sample_rate": SR, "window_samples": N, "tolerance_max_abs": 1e-3,
+           "rule": "decode 16-bit PCM as int/32768, mono, tile from the start to N or take the first N samples",
+           "onnx_parity_max_abs_diff": parity, "fixtures": fixtures}
+    with open(os.path.join(gd, "embedder.json"), "w") as f:
+        json.dump(doc, f, indent=2)
+    log(f"embedders: golden fixtures for {len(fixtures)} WAVs")
+
+
+def add_to_bundle(out_dir: str, bundle_dir: str, names=NAMES, log=print, work: str = "") -> None:
+    """Exports the embedders into bundle_dir (embedder_<name>.onnx), with manifest entries
+    (role embedder), golden fixtures and a MODEL_CARD section. The bundle's other model files
+    stay byte for byte (bundle.add_role). work (default out_dir/embedders) holds the exports."""
+    import shutil
+    from .audio_io import N
+    from .bundle import add_role, sha256
+    from .export import session
+    parity: dict[str, float] = {}
+    work = work or os.path.join(out_dir, "embedders")
+    os.makedirs(work, exist_ok=True)
+    built = export(out_dir, names, log, parity, work)
+    specs, paths, info = [], {}, {}
+    for name in names:
+        if name not in built:
+            raise SystemExit(f"embedders: {name} could not be built (see above); the bundle is left as it was")
+        f = f"embedder_{name}.onnx"
+        dst = os.path.join(bundle_dir, f)
+        shutil.copyfile(built[name], dst)
+        dim = int(session(dst).run(["embedding"], {"audio": np.zeros((1, N), np.float32)})[0].shape[1])
+        paths[name] = dst
+        specs.append({"name": f"embedder_{name}", "file": f, "sha256": sha256(dst), "role": "embedder",
+                      "instruments": ["drum", "bass"], "embedder": name,
+                      "inputs": [{"name": "audio", "shape": [-1, N], "dtype": "float32"}],
+                      "outputs": [{"name": "embedding", "shape": [-1, dim], "dtype": "float32"}]})
+        what, licence = ABOUT[name]
+        info[name] = {"what": what, "licence": licence, "eval": _eval_rows(out_dir, name),
+                      "onnx_parity_max_abs_diff": parity[name]}
+    golden_fixtures(bundle_dir, paths, parity, log)
+    add_role(bundle_dir, "embedder", specs, "embedders", info, CARD_BEGIN, CARD_END, _card(specs, info))
+    log(f"embedders: {', '.join(names)} added to {bundle_dir}")
+
+
 if __name__ == "__main__":
     import argparse
-    ap = argparse.ArgumentParser(description="Export the embedders to OUT/similar/ as ONNX.")
+    ap = argparse.ArgumentParser(description="Export the embedders to OUT/similar/ as ONNX (and with --bundle, add them to a bundle).")
     ap.add_argument("--out", default="train/out")
     ap.add_argument("--only", default="", help="comma-separated embedder names (default: all)")
+    ap.add_argument("--bundle", default="", help="add them to this bundle (role embedder): models/loopmatch-v2")
+    ap.add_argument("--work", default="", help="where --bundle's exports go (default OUT/embedders)")
     a = ap.parse_args()
     torch.set_num_threads(1)
-    export(a.out, tuple(a.only.split(",")) if a.only else NAMES)
+    names = tuple(a.only.split(",")) if a.only else NAMES
+    if a.bundle:
+        add_to_bundle(a.out, a.bundle, names, work=a.work)
+    else:
+        export(a.out, names)
