@@ -41,6 +41,21 @@ func Window(mono []float32, rate int, seconds float64) ([]float32, error) {
 	return fit(mono, n), nil
 }
 
+// OneShot fits a one-shot's mono audio into n samples: its first n, zero padded when it
+// is shorter (one-shots are never tiled: a repeated hit is another sound). The checks are
+// Window's.
+func OneShot(mono []float32, rate, n int) ([]float32, error) {
+	if rate <= 0 || n < 1 {
+		return nil, fmt.Errorf("one-shot window: rate %d Hz and %d samples: want both positive", rate, n)
+	}
+	if err := CheckSignal(mono, rate); err != nil {
+		return nil, err
+	}
+	out := make([]float32, n)
+	copy(out, mono)
+	return out, nil
+}
+
 // fit tiles or cuts a checked, non-empty signal to n samples.
 func fit(mono []float32, n int) []float32 {
 	out := make([]float32, n)

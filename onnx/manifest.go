@@ -38,6 +38,15 @@ const (
 	// one or more instruments; its vectors live in collections of their own
 	// (loopid.EmbedderCollection).
 	RoleEmbedder = "embedder"
+	// RoleContextEncoder (SampleMatch) embeds a context, a mix of loops over the bundle's
+	// window (audio [-1, N]), into the space the one-shot encoder embeds one-shots in
+	// (output [-1, D], unit vectors ranked by cosine). At most one per bundle, and only with
+	// a one-shot encoder of the same D.
+	RoleContextEncoder = "context_encoder"
+	// RoleOneShotEncoder (SampleMatch) embeds a one-shot's first S samples, zero padded
+	// (audio [-1, S], 0 < S <= N: S fixes the one-shot window), into the context
+	// encoder's space (output [-1, D]).
+	RoleOneShotEncoder = "oneshot_encoder"
 )
 
 // MaxRerankN bounds the manifest's default rerank depth (recommend caps requests too).
@@ -252,6 +261,17 @@ func (b *Bundle) check() error {
 				return fmt.Errorf("%s: %w", where, err)
 			}
 			wantIn, wantOut, wantInst = audio, []int64{-1, int64(len(s.Classes))}, 0
+		case RoleContextEncoder, RoleOneShotEncoder:
+			wantIn, wantOut, wantInst = audio, s.Outputs[0].Shape, 0
+			if s.Role == RoleOneShotEncoder {
+				wantIn = s.Inputs[0].Shape
+				if len(wantIn) != 2 || wantIn[0] != -1 || wantIn[1] <= 0 || wantIn[1] > n {
+					return fmt.Errorf("%s: one-shot encoder input %q shape %v: want [-1, S] with 0 < S <= %d (the bundle's window)", where, s.Inputs[0].Name, wantIn, n)
+				}
+			}
+			if len(wantOut) != 2 || wantOut[0] != -1 || wantOut[1] <= 0 {
+				return fmt.Errorf("%s: %s output %q shape %v: want [-1, D] with a positive D", where, s.Role, s.Outputs[0].Name, wantOut)
+			}
 		case RoleAnomaly:
 			if math.IsNaN(s.Threshold) || math.IsInf(s.Threshold, 0) || s.Threshold <= 0 {
 				return fmt.Errorf("%s: an anomaly model needs a positive, finite threshold (the 95th percentile of its training scores); manifest has %v", where, s.Threshold)
@@ -269,7 +289,7 @@ func (b *Bundle) check() error {
 				return fmt.Errorf("%s: an embedder names the instruments it embeds; manifest has none", where)
 			}
 		default:
-			return fmt.Errorf("%s: role %q is not one of %s, %s, %s, %s, %s, %s, %s, %s", where, s.Role, RoleEncoder, RoleDecoder, RoleMapper, RolePairFront, RoleScorer, RoleClassifier, RoleAnomaly, RoleEmbedder)
+			return fmt.Errorf("%s: role %q is not one of %s", where, s.Role, strings.Join(knownRoles, ", "))
 		}
 		if s.Role != RoleEmbedder && s.Embedder != "" {
 			return fmt.Errorf("%s: embedder %q names an embedder's representation, not a %s's", where, s.Embedder, s.Role)
@@ -284,6 +304,8 @@ func (b *Bundle) check() error {
 			switch {
 			case s.Role == RoleScorer:
 				return fmt.Errorf("%s: a scorer names two instruments, [drum, bass] (its inputs, named by instrument); manifest has %q", where, s.Instruments)
+			case wantInst == 0 && s.Role != RoleClassifier:
+				return fmt.Errorf("%s: a %s names no instruments; manifest has %q", where, s.Role, s.Instruments)
 			case wantInst == 0:
 				return fmt.Errorf("%s: a classifier names its classes, not instruments; manifest has instruments %q", where, s.Instruments)
 			case wantInst == 2:
@@ -327,7 +349,31 @@ func (b *Bundle) check() error {
 			return fmt.Errorf("%s: %w", where, err)
 		}
 	}
+	if err := b.checkSampleMatch(); err != nil {
+		return err
+	}
 	return b.checkRerank()
+}
+
+// roles a manifest may use, in the order error messages list them.
+var knownRoles = []string{RoleEncoder, RoleDecoder, RoleMapper, RolePairFront, RoleScorer, RoleClassifier, RoleAnomaly, RoleEmbedder, RoleContextEncoder, RoleOneShotEncoder}
+
+// checkSampleMatch: SampleMatch's two encoders come together and embed into one space.
+func (b *Bundle) checkSampleMatch() error {
+	c, errC := b.ContextEncoder()
+	o, errO := b.OneShotEncoder()
+	switch {
+	case errC != nil && errO != nil:
+		return nil
+	case errC != nil:
+		return fmt.Errorf("one-shot encoder %q has no %s to rank it against: add the context encoder or drop the one-shot encoder", o.Name, RoleContextEncoder)
+	case errO != nil:
+		return fmt.Errorf("context encoder %q has no %s to rank: add the one-shot encoder or drop the context encoder", c.Name, RoleOneShotEncoder)
+	}
+	if dc, do := c.Outputs[0].Shape[1], o.Outputs[0].Shape[1]; dc != do {
+		return fmt.Errorf("context encoder %q makes %d values, one-shot encoder %q %d: the two must embed into one space", c.Name, dc, o.Name, do)
+	}
+	return nil
 }
 
 // tensorWant is one tensor of a model spec and the shape its role requires.

@@ -5,7 +5,8 @@
 # instrument classifier (loopmatch_train.instrument) -> decoder evaluation -> demo library ->
 # the pair reranker (loopmatch_train.run_nlc) -> the anomaly models (loopmatch_train.anomaly) ->
 # the embedders compared for similar and profile (loopmatch_train.similar_eval) -> the
-# embedders added to the bundle (loopmatch_train.embedders).
+# embedders added to the bundle (loopmatch_train.embedders) -> SampleMatch
+# (loopmatch_train.samplematch, loopmatch_train.samplematch_bundle).
 # Intermediate files go to train/out/ (gitignored).
 # Prints the total time. (loopmatch-v1, kept in models/ as a baseline and for v1 libraries,
 # was built by `python -m loopmatch_train.run`.)
@@ -35,11 +36,15 @@ PYTHONPATH=train nice -n "${NICE:-5}" "$PY" -m loopmatch_train.similar_eval --ou
 #   PYTHONPATH=train .venv-train/bin/python -m loopmatch_train.embedders --out train/out --bundle models/loopmatch-v2
 PYTHONPATH=train nice -n "${NICE:-5}" "$PY" -m loopmatch_train.embedders --out train/out \
   --bundle models/loopmatch-v2 2>&1 | tee -a train/out/make_models.log
-# SampleMatch (one-shots for a context; not in the bundle yet): the main row, the ablation,
+# SampleMatch (one-shots for a context): the main row, the ablation,
 # the ONNX export into train/out/samplematch, and the row with processed real kits
 PYTHONPATH=train nice -n "${NICE:-5}" "$PY" -m loopmatch_train.samplematch --out train/out \
   2>&1 | tee -a train/out/make_models.log
 PYTHONPATH=train nice -n "${NICE:-5}" "$PY" -m loopmatch_train.samplematch --out train/out \
   --only samplematch --real-kits 0.5 --label samplematch-realkits 2>&1 | tee -a train/out/make_models.log
+# SampleMatch's exported encoders into the bundle (roles context_encoder and oneshot_encoder),
+# their golden fixtures and model card section
+PYTHONPATH=train nice -n "${NICE:-5}" "$PY" -m loopmatch_train.samplematch_bundle --out train/out \
+  --bundle models/loopmatch-v2 2>&1 | tee -a train/out/make_models.log
 end=$(date +%s)
 echo "make models: total $(( (end - start) / 60 )) min $(( (end - start) % 60 )) s" | tee -a train/out/make_models.log

@@ -1,0 +1,156 @@
+"""Put SampleMatch's two encoders into a bundle: context_encoder.onnx (role context_encoder:
+a mix of loops, audio [B, N] at the bundle rate over its window -> a unit vector [B, D]) and
+oneshot_encoder.onnx (role oneshot_encoder: a one-shot's first second, zero padded, audio
+[B, S] -> [B, D] in the same space; ranking is their cosine), their manifest entries, golden
+fixtures computed by ONNX Runtime on WAVs windowed by Go's rule (golden/samplematch.json) and
+a MODEL_CARD section with the figures of train/out/samplematch/results.json. The other files of
+the bundle stay byte for byte. Needs train/out/samplematch from `python -m
+loopmatch_train.samplematch --out train/out` (make models runs both):
+
+PYTHONPATH=train .venv-train/bin/python -m loopmatch_train.samplematch_bundle --out train/out --bundle models/loopmatch-v2
+"""
+from __future__ import annotations
+
+import argparse
+import json
+import os
+import shutil
+
+import numpy as np
+import soundfile as sf
+
+from .audio_io import N, SR, load_mono, window
+from .oneshots import ONESHOT, fit
+
+CARD_BEGIN = "<!-- samplematch:begin -->"
+CARD_END = "<!-- samplematch:end -->"
+# the one-shot kinds the bundle's one-shot collection uses, and the training roles they cover
+KINDS = {"kick": ["kick"], "snare": ["snare"], "clap": ["clap"], "rim": ["rim"], "hat": ["hat_c"],
+         "open_hat": ["hat_o"], "ride": ["ride"], "crash": ["crash"], "tom": ["tom_l", "tom_h"], "perc": ["perc"]}
+# golden one-shots: (file, kit program, role, seconds kept); the last is shorter than a
+# second, so the fixture checks the zero padding, the others cut to the first second
+ONESHOT_FIXTURES = [("o0_kick.wav", 0, "kick", 1.5), ("o1_snare.wav", 0, "snare", 1.5), ("o2_hat.wav", 0, "hat_c", 0.3)]
+# golden contexts: the bundle's golden loops, tiled to the window and summed at these gains
+CONTEXT_FIXTURES = [[("g0_drum.wav", 1.0), ("g1_bass.wav", 1.0)], [("g1_bass.wav", 0.5)],
+                    [("g0_drum.wav", 1.0), ("g1_bass.wav", 2.0), ("g2_drum.wav", 0.25)]]
+
+
+def _write16(path, x):
+    sf.write(path, np.clip(x, -1, 32767 / 32768), SR, subtype="PCM_16")
+
+
+def golden_fixtures(bundle_dir, work):
+    """golden/samplematch.json: the embeddings ONNX Runtime gives for the fixtures."""
+    from .export import session
+    gd = os.path.join(bundle_dir, "golden")
+    ctx = session(os.path.join(bundle_dir, "context_encoder.onnx"))
+    one = session(os.path.join(bundle_dir, "oneshot_encoder.onnx"))
+    oneshots = []
+    for wav, program, role, secs in ONESHOT_FIXTURES:
+        kit = np.load(os.path.join(work, f"gm_kit_{program}.npz"))
+        _write16(os.path.join(gd, wav), kit[role][: int(secs * SR)] * 0.9)
+        x = fit(load_mono(os.path.join(gd, wav)), ONESHOT)[None]
+        e = one.run(["embedding"], {"audio": x})[0][0]
+        oneshots.append({"wav": wav, "samples": int(len(load_mono(os.path.join(gd, wav)))), "embedding": [float(v) for v in e]})
+    contexts = []
+    for parts in CONTEXT_FIXTURES:
+        x = np.zeros(N, np.float32)
+        for wav, g in parts:
+            x += np.float32(g) * window(load_mono(os.path.join(gd, wav)))
+        e = ctx.run(["embedding"], {"audio": x[None]})[0][0]
+        contexts.append({"loops": [{"wav": w, "gain": g} for w, g in parts], "embedding": [float(v) for v in e]})
+    doc = {"sample_rate": SR, "window_samples": N, "oneshot_samples": ONESHOT, "tolerance_abs": 1e-4,
+           "rule": "decode 16-bit PCM as int/32768, mono; a context tiles each loop from its start to the window "
+                   "(or takes its first window samples) and sums them at their gains in float32; a one-shot "
+                   "takes its first oneshot_samples samples, zero padded",
+           "oneshots": oneshots, "contexts": contexts}
+    with open(os.path.join(gd, "samplematch.json"), "w") as f:
+        json.dump(doc, f, indent=1)
+    return len(oneshots) + len(contexts)
+
+
+def _cells(r):
+    return " \\| ".join(f"{r[m]['R_mn']:.3f} / {r[m]['R_md']:.3f}" for m in ("full", "sparse"))
+
+
+def card(res, info):
+    rows = res["rows"]
+    sm, base = rows["samplematch"], rows["spectral baseline"]
+    exp = res.get("export", {})
+    g = exp.get("metrics_of_the_exported_graphs", {})
+    graphs = f"{g['test']['full']['R_mn']:.4f} / {g['test']['sparse']['R_mn']:.4f}" if g else "not measured"
+    per_src = sm["test"]["full"]["per_kit_source"]
+    tr = res["training"]["samplematch"]
+    return f"""{CARD_BEGIN}
+## SampleMatch: one-shots for a context (`context_encoder.onnx`, `oneshot_encoder.onnx`)
+
+Two encoders into one {info['dim']}-d space, ranked by cosine: role `context_encoder` takes a
+mix of loops (`audio` [B, {N}]: each loop tiled from its start over the 4 s window, summed at
+its gain; the level does not matter, the graph removes it) and role `oneshot_encoder` a drum
+one-shot (`audio` [B, {ONESHOT}]: its first second, zero padded, never tiled); both return
+`embedding` [B, {info['dim']}], unit length. The log-mel front end is inside the graphs. Kinds the
+one-shot collection uses and the training roles they cover: {', '.join(f'{k} ({"/".join(v)})' for k, v in KINDS.items())}.
+
+Training data: corpus v2's packs (`train/loopmatch_train/oneshots.py`): a query is a pack and a drum
+role its main drum loop plays; its context is the pack's other stems (the drum loop re-rendered
+from its kit without that role, one stem per role, and the main bass loop); the answer is the
+kit's own one-shot among that kind's one-shots of every kit in the split. Kits: the FluidR3_GM
+drum presets (MIT) and coherent kits synthesised in code for train/val/test; the hydrogen kits
+(hydrogen-drumkits: GPL-2/GPL-2+, CC0, CC-BY-SA-3.0-US, CC-BY-3.0) only in the transfer split.
+NT-Xent over batches of one kind, VICReg variance and covariance terms, sparse mixing; {tr['steps']:,}
+steps, batch {tr['batch']}, trained on the train split and selected on val (seed {tr['seed']}).
+Rebuild: `PYTHONPATH=train .venv-train/bin/python -m loopmatch_train.samplematch --out train/out`, then
+`PYTHONPATH=train .venv-train/bin/python -m loopmatch_train.samplematch_bundle --out train/out --bundle models/loopmatch-v2`.
+
+R_mn / R_md of the right one-shot (random 0.5), full \\| sparse context:
+
+| model | test ({sm['test']['full']['queries']} queries) | transfer ({sm['transfer']['full']['queries']} queries, hydrogen kits) |
+|---|---|---|
+| spectral baseline | {_cells(base['test'])} | {_cells(base['transfer'])} |
+| SampleMatch | {_cells(sm['test'])} | {_cells(sm['transfer'])} |
+
+By kit source (test, full): FluidR3_GM kits {per_src['gm']['R_mn']:.3f} ({per_src['gm']['queries']} queries),
+synthesised kits {per_src['synth']['R_mn']:.3f} ({per_src['synth']['queries']}). On the held-out hydrogen kits the
+model is near random: it recognises kits like those it was trained on, not what makes real kits
+belong together. The exported graphs rank the test split at {graphs} (full / sparse R_mn);
+ONNX Runtime against PyTorch: {exp.get('context_encoder', {}).get('onnx_vs_torch', float('nan')):.2g} (context),
+{exp.get('oneshot_encoder', {}).get('onnx_vs_torch', float('nan')):.2g} (one-shot), largest absolute difference.
+{CARD_END}
+"""
+
+
+def add_to_bundle(out_dir, bundle_dir, log=print):
+    from .bundle import add_role, sha256
+    work = os.path.join(out_dir, "samplematch")
+    res = json.load(open(os.path.join(work, "results.json")))
+    specs = []
+    dim = None
+    for role, n in (("context_encoder", N), ("oneshot_encoder", ONESHOT)):
+        f = f"{role}.onnx"
+        shutil.copyfile(os.path.join(work, f), os.path.join(bundle_dir, f))
+        from .export import session
+        s = session(os.path.join(bundle_dir, f))
+        d = int(s.run(["embedding"], {"audio": np.zeros((1, n), np.float32)})[0].shape[1])
+        dim = dim or d
+        specs.append({"name": role, "file": f, "sha256": sha256(os.path.join(bundle_dir, f)), "role": role,
+                      "instruments": [], "inputs": [{"name": "audio", "shape": [-1, n], "dtype": "float32"}],
+                      "outputs": [{"name": "embedding", "shape": [-1, d], "dtype": "float32"}]})
+    info = {"dim": dim, "oneshot_seconds": ONESHOT / SR, "kinds": KINDS,
+            "metrics": {k: res["rows"][k] for k in ("samplematch", "spectral baseline")},
+            "training": {k: v for k, v in res["training"].get("samplematch", {}).items() if k != "history"}, "export": res.get("export", {})}
+    n = golden_fixtures(bundle_dir, work)
+    add_role(bundle_dir, "context_encoder", specs[:1], "samplematch", info, CARD_BEGIN, CARD_END, card(res, info))
+    add_role(bundle_dir, "oneshot_encoder", specs[1:], "samplematch", info, CARD_BEGIN, CARD_END, card(res, info))
+    log(f"samplematch: added to {bundle_dir} ({n} golden fixtures)")
+
+
+def main(argv=None):
+    ap = argparse.ArgumentParser(description=__doc__.split("\n\n")[0])
+    ap.add_argument("--out", default="train/out")
+    ap.add_argument("--bundle", default="models/loopmatch-v2")
+    args = ap.parse_args(argv)
+    add_to_bundle(args.out, args.bundle)
+
+
+if __name__ == "__main__":
+    main()
