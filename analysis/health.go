@@ -22,7 +22,8 @@ const (
 	clipFloor    = 0.891 // -1 dBFS: a lower peak is not clipping at full scale
 	silenceLevel = 1e-3  // -60 dBFS RMS
 	minOnsets    = 4
-	onsetSeconds = 4 // of the loop's start that the onset checks read (the model window)
+	onsetSeconds = 4     // of the loop's start that the onset checks read (the model window)
+	onsetRate    = 22050 // the rate onsetFFT and onsetHop are sized for
 )
 
 // Check measures a loop (mono at rate, the whole loop: the seam is its end meeting its
@@ -40,7 +41,12 @@ func Check(pcm []float32, rate int, bpm float64) (Checks, error) {
 			return c, fmt.Errorf("%w: NaN or Inf sample", ErrInput)
 		}
 		sum += f
-		peak = math.Max(peak, math.Abs(f))
+		if f < 0 {
+			f = -f
+		}
+		if f > peak {
+			peak = f
+		}
 	}
 	n := len(pcm)
 	c.DCOffset = clamp(sum/float64(n), -1, 1)
@@ -49,8 +55,12 @@ func Check(pcm []float32, rate int, bpm float64) (Checks, error) {
 	c.SeamJump = seamJump(pcm)
 	// onsets of the first onsetSeconds only: enough for the off-grid share and the
 	// reference for the seam, at a bounded cost for long stems
-	head := pcm[:min(len(pcm), onsetSeconds*rate)]
-	env, wrapEnv, seamFrames := seamEnvelopes(pcm, head, rate)
+	// A loop at 44.1 kHz or more is averaged down by a whole factor first: the
+	// envelopes are what they are at the rate the onset frames are sized for, for half
+	// (or less) of the transform work.
+	d := max(1, rate/onsetRate)
+	head := decimate(pcm[:min(len(pcm), onsetSeconds*rate)], d)
+	env, wrapEnv, seamFrames := seamEnvelopes(pcm, head, rate, d)
 	c.SeamChange = seamChange(env, wrapEnv, seamFrames)
 	if bpm > 0 && len(env.all) > 0 {
 		c.OffGrid = offGrid(env, bpm)
@@ -151,19 +161,38 @@ func topStep(pcm []float32, k int) float64 {
 	return h[0]
 }
 
-// seamEnvelopes: the loop's onset strength, and that of its last half second played into
-// its first half second, with the frames of the latter whose window spans the seam.
-func seamEnvelopes(pcm, head []float32, rate int) (onsets, onsets, [2]int) {
-	env := onsetEnvelope(stft(head, rate, onsetFFT, onsetHop))
-	half := max(onsetFFT*2, rate/2)
-	wrap := make([]float32, 0, 2*half)
-	for i := len(pcm) - half; i < len(pcm); i++ {
+// decimate averages every d samples into one (d = 1: x itself): a box filter is enough
+// ahead of an onset envelope, which reads level changes, not the top octave.
+func decimate(x []float32, d int) []float32 {
+	if d <= 1 {
+		return x
+	}
+	y := make([]float32, len(x)/d)
+	for i := range y {
+		var s float32
+		for _, v := range x[i*d : i*d+d] {
+			s += v
+		}
+		y[i] = s / float32(d)
+	}
+	return y
+}
+
+// seamEnvelopes: the loop's onset strength (head: its start, decimated by d), and that
+// of its last half second played into its first half second, with the frames of the
+// latter whose window spans the seam; envelopes at rate/d.
+func seamEnvelopes(pcm, head []float32, rate, d int) (onsets, onsets, [2]int) {
+	r := rate / d
+	env := onsetEnvelope(stft(head, r, onsetFFT, onsetHop))
+	half := max(onsetFFT*2, r/2) // at rate r
+	wrap := make([]float32, 0, 2*half*d)
+	for i := len(pcm) - half*d; i < len(pcm); i++ {
 		wrap = append(wrap, pcm[((i%len(pcm))+len(pcm))%len(pcm)])
 	}
-	for i := 0; i < half; i++ {
+	for i := 0; i < half*d; i++ {
 		wrap = append(wrap, pcm[i%len(pcm)])
 	}
-	w := onsetEnvelope(stft(wrap, rate, onsetFFT, onsetHop))
+	w := onsetEnvelope(stft(decimate(wrap, d), r, onsetFFT, onsetHop))
 	// frames whose window covers the seam at sample half
 	lo := max(1, (half-onsetFFT)/onsetHop+1)
 	hi := min(len(w.all)-1, half/onsetHop)

@@ -2,6 +2,7 @@ package analysis
 
 import (
 	"errors"
+	"fmt"
 	"math"
 	"math/rand/v2"
 	"testing"
@@ -42,8 +43,15 @@ func TestCheckCleanLoop(t *testing.T) {
 	}
 }
 
+// TestCheckFindsDamage at the bundle's rate and at the rates files come in (the onset
+// checks of a 44.1 or 48 kHz loop run on it averaged down by a whole factor).
 func TestCheckFindsDamage(t *testing.T) {
-	const rate = 22050
+	for _, rate := range []int{22050, 44100, 48000, 96000} {
+		t.Run(fmt.Sprint(rate), func(t *testing.T) { checkFindsDamage(t, rate) })
+	}
+}
+
+func checkFindsDamage(t *testing.T, rate int) {
 	x := gridLoop(rate, 120, 2, 2)
 	clean, _ := Check(x, rate, 120)
 
@@ -69,7 +77,7 @@ func TestCheckFindsDamage(t *testing.T) {
 	// a loop cut mid-note, off the beat grid: a sustained tone ends abruptly at the seam
 	tone := make([]float32, len(x))
 	for i := range tone {
-		tone[i] = x[i] + float32(0.3*math.Sin(2*math.Pi*110*float64(i)/rate))
+		tone[i] = x[i] + float32(0.3*math.Sin(2*math.Pi*110*float64(i)/float64(rate)))
 	}
 	cut := tone[:int(float64(len(tone))*0.63)]
 	cc, _ := Check(cut, rate, 120)
@@ -82,13 +90,40 @@ func TestCheckFindsDamage(t *testing.T) {
 	}
 	// the same hits off the grid: shifted by a 32nd note
 	shifted := gridLoop(rate, 120, 2, 2)
-	off := int(math.Round(60.0 / 120 / 8 * rate))
+	off := int(math.Round(60.0 / 120 / 8 * float64(rate)))
 	shifted = append(make([]float32, off), shifted[:len(shifted)-off]...)
 	if c, _ := Check(shifted, rate, 120); c.OffGrid < 0.6 || clean.OffGrid > 0.2 {
 		t.Errorf("off-grid share: shifted %v, clean %v", c.OffGrid, clean.OffGrid)
 	}
 	if c, _ := Check(x, rate, 0); c.OffGrid != 0 {
 		t.Errorf("unknown tempo: off-grid %v, want 0", c.OffGrid)
+	}
+}
+
+// TestCheckOnsetsAcrossRates: the onset measures of one loop rendered at 22.05 and at
+// 44.1 kHz agree (the latter is decimated to the former's rate before its envelopes).
+func TestCheckOnsetsAcrossRates(t *testing.T) {
+	lo, err := Check(gridLoop(22050, 120, 2, 5), 22050, 120)
+	if err != nil {
+		t.Fatal(err)
+	}
+	hi, err := Check(gridLoop(44100, 120, 2, 5), 44100, 120)
+	if err != nil {
+		t.Fatal(err)
+	}
+	if math.Abs(lo.OffGrid-hi.OffGrid) > 0.1 || math.Abs(lo.SeamChange-hi.SeamChange) > 0.25 {
+		t.Errorf("22.05 kHz %+v, 44.1 kHz %+v", lo, hi)
+	}
+}
+
+// TestDecimate: whole groups averaged, a trailing partial group dropped, d = 1 the input.
+func TestDecimate(t *testing.T) {
+	x := []float32{1, 3, 2, 4, 5}
+	if got := decimate(x, 2); len(got) != 2 || got[0] != 2 || got[1] != 3 {
+		t.Errorf("decimate by 2: %v", got)
+	}
+	if got := decimate(x, 1); &got[0] != &x[0] {
+		t.Error("d = 1 should return the input")
 	}
 }
 
@@ -129,14 +164,18 @@ func FuzzCheck(f *testing.F) {
 	})
 }
 
-// BenchmarkCheck: the audit's checks of an 8-second loop at 22050 Hz (what ingest adds per
-// loop in its decode workers).
+// BenchmarkCheck: the audit's checks of an 8-second loop at 22.05 and 44.1 kHz (what ingest
+// adds per loop in its decode workers; files mostly come at 44.1 kHz or more).
 func BenchmarkCheck(b *testing.B) {
-	x := gridLoop(22050, 120, 4, 3)
-	for b.Loop() {
-		if _, err := Check(x, 22050, 120); err != nil {
-			b.Fatal(err)
-		}
+	for _, rate := range []int{22050, 44100} {
+		b.Run(fmt.Sprint(rate), func(b *testing.B) {
+			x := gridLoop(rate, 120, 4, 3)
+			for b.Loop() {
+				if _, err := Check(x, rate, 120); err != nil {
+					b.Fatal(err)
+				}
+			}
+			b.ReportMetric(float64(b.Elapsed().Microseconds())/1000/float64(b.N), "ms/loop")
+		})
 	}
-	b.ReportMetric(float64(b.Elapsed().Microseconds())/1000/float64(b.N), "ms/loop")
 }
