@@ -69,7 +69,7 @@ func classify(ctx context.Context, cfg Config, rep *Report, in <-chan *job, out 
 				run()
 				return
 			}
-			if cfg.SkipNamedCheck && j.meta.Instrument != "" {
+			if j.fill != nil || (cfg.SkipNamedCheck && j.meta.Instrument != "") { // a stored loop that lacks embedder rows was placed when stored
 				out <- j
 				continue
 			}

@@ -48,6 +48,11 @@ type Config struct {
 	// model window's score and flag. Instruments without one store no scores (a later
 	// ingest --rescore fills them in); the simple checks are stored either way.
 	Anomaly map[string]*onnx.Anomaly
+	// Embedders by instrument (onnx.Runtime.OpenEmbedder; ingest --embedders): each
+	// loop's model window is also embedded by each into its collection
+	// (loopid.EmbedderCollection), and loops already stored get the rows they lack
+	// (decoded again, not re-encoded). None: only the encoder's latent is stored.
+	Embedders map[string][]*onnx.Embedder
 	// NoEstimates turns off the tempo and key estimates from the audio (package
 	// analysis), which otherwise fill what names and manifests leave unknown.
 	NoEstimates bool
@@ -81,6 +86,12 @@ type job struct {
 	// fromAudio is the classifier's label when it decided the instrument.
 	fromAudio onnx.Label
 	health    vectordb.Health // checks from decode, the anomaly score from encode
+	// extra holds the embedders' vectors of the model window (embedJobs).
+	extra map[*onnx.Embedder][]float32
+	// fill: a loop already stored that lacks these embedders' rows; it is decoded for
+	// them alone, and stored (its row) gives the fields of the rows written.
+	fill   []*onnx.Embedder
+	stored *vectordb.Row
 }
 
 // Run ingests the roots. It returns an error only when nothing can be done (no encoder,
@@ -121,6 +132,9 @@ func Run(ctx context.Context, cfg Config, roots []string) (*Report, error) {
 		if err != nil {
 			return nil, fmt.Errorf("ingest: collection for %s: %w", inst, err)
 		}
+	}
+	if err := ensureEmbedders(ctx, cfg); err != nil {
+		return nil, err
 	}
 	rep := newReport(cfg.StoreName, cfg.BundleID)
 	var found atomic.Int64
@@ -284,13 +298,22 @@ func dedupe(ctx context.Context, cfg Config, rep *Report, in <-chan *job, out ch
 				stored[inst+"/"+id] = b
 			}
 		}
+		present := map[string][]*job{} // by instrument: stored loops that may lack embedder rows
 		for _, j := range batch {
 			key := j.meta.Instrument + "/" + j.id
 			switch {
 			case stored[key] != "" && vectordb.SameEncoder(stored[key], cfg.EncoderIDs[j.meta.Instrument]):
 				rep.present(1)
+				if !seen[key] {
+					seen[key] = true
+					present[j.meta.Instrument] = append(present[j.meta.Instrument], j)
+				}
 			case j.meta.Instrument == "" && storedAnywhere(cfg, stored, j.id):
 				rep.present(1)
+				if inst := storedIn(cfg, stored, j.id); !seen[inst+"/"+j.id] {
+					seen[inst+"/"+j.id] = true
+					present[inst] = append(present[inst], j)
+				}
 			case seen[key]:
 				rep.duplicate()
 			default:
@@ -299,6 +322,22 @@ func dedupe(ctx context.Context, cfg Config, rep *Report, in <-chan *job, out ch
 			}
 		}
 		batch = batch[:0]
+		if len(cfg.Embedders) == 0 {
+			return
+		}
+		fill, err := missingEmbeddings(ctx, cfg, present)
+		if err != nil {
+			if ctx.Err() == nil {
+				select {
+				case fatal <- fmt.Errorf("ingest: %w", err):
+				default:
+				}
+			}
+			return
+		}
+		for _, j := range fill {
+			out <- j
+		}
 	}
 	tick := time.NewTicker(100 * time.Millisecond)
 	defer tick.Stop()
@@ -330,6 +369,11 @@ func decode(ctx context.Context, cfg Config, rep *Report, in <-chan *job, out ch
 			if ctx.Err() == nil {
 				rep.fail(j.path, err)
 			}
+			continue
+		}
+		if j.fill != nil { // stored already: the embedders' window is all it needs
+			j.wins, j.info = [][]float32{l.Window(cfg.WindowSeconds)}, l.Info
+			out <- j
 			continue
 		}
 		// The tempo from the first window (as the estimators were measured) sets the hop
@@ -422,8 +466,21 @@ func encode(ctx context.Context, cfg Config, rep *Report, in <-chan *job, out ch
 }
 
 // runBatch encodes one batch of one instrument's loops and passes them on.
-func runBatch(ctx context.Context, cfg Config, rep *Report, inst string, b []*job, out chan<- *job) {
+func runBatch(ctx context.Context, cfg Config, rep *Report, inst string, all []*job, out chan<- *job) {
 	enc := cfg.Encoders[inst]
+	embedJobs(context.WithoutCancel(ctx), cfg, inst, all)
+	var b []*job // the loops to encode; the others only lacked embedder rows
+	for _, j := range all {
+		if j.fill != nil {
+			j.wins = nil
+			out <- j
+		} else {
+			b = append(b, j)
+		}
+	}
+	if len(b) == 0 {
+		return
+	}
 	rows := 0
 	for _, j := range b {
 		rows += len(j.wins)
@@ -473,28 +530,39 @@ func upsert(cfg Config, rep *Report, in <-chan *job) error {
 			}
 			return
 		}
-		rows := make([]vectordb.Row, len(b))
+		rows := make([]vectordb.Row, 0, len(b))
 		var windows []vectordb.Row
+		extra := map[string][]vectordb.Row{} // embedder collection -> rows
 		now := time.Now().UTC()
-		for i, j := range b {
+		for _, j := range b {
+			if j.fill != nil {
+				embedderRows(cfg, inst, *j.stored, j, extra)
+				continue
+			}
 			if inst == "drum" && j.meta.KeySource == vectordb.SourceAudio {
 				j.meta.Key, j.meta.KeySource, j.meta.KeyConfidence = "", "", 0 // drums have no key
 			}
 			rep.sources(j.meta)
-			rows[i] = vectordb.Row{ID: j.id, Instrument: inst, Pack: j.meta.Pack, Path: j.path, BPM: j.meta.BPM,
+			row := vectordb.Row{ID: j.id, Instrument: inst, Pack: j.meta.Pack, Path: j.path, BPM: j.meta.BPM,
 				Key: j.meta.Key, Duration: j.info.Duration.Seconds(), SampleRate: j.info.SampleRate,
 				EncoderID: cfg.EncoderIDs[inst], IngestedAt: now, Embedding: j.embeds[0],
 				BPMSource: j.meta.BPMSource, BPMConfidence: j.meta.BPMConfidence, KeySource: j.meta.KeySource,
 				KeyConfidence: j.meta.KeyConfidence, InstrumentSource: j.meta.InstrumentSource, Health: j.health}
 			rep.health(inst, j.health)
-			windows = appendWindowRows(windows, rows[i], j.embeds[1:])
+			windows = appendWindowRows(windows, row, j.embeds[1:])
+			embedderRows(cfg, inst, row, j, extra)
+			rows = append(rows, row)
 		}
 		ctx, cancel := context.WithTimeout(context.Background(), 2*time.Minute)
 		defer cancel()
-		// A loop's further windows are written before its row: a loop whose row is stored
-		// is whole, and a run cut short between the two stores it again on the next run.
+		// A loop's further windows and embedder rows are written before its row: a loop
+		// whose row is stored is whole, and a run cut short between them stores it again
+		// on the next run.
 		err := windowStore.upsert(ctx, inst, windows)
 		if err == nil {
+			err = upsertEmbedderRows(ctx, cfg, rep, extra)
+		}
+		if err == nil && len(rows) > 0 {
 			err = cfg.Store.Upsert(ctx, cfg.Collection(inst), rows)
 		}
 		if err != nil {
@@ -538,6 +606,16 @@ func storedAnywhere(cfg Config, stored map[string]string, id string) bool {
 		}
 	}
 	return false
+}
+
+// storedIn is the instrument whose collection holds the loop (storedAnywhere).
+func storedIn(cfg Config, stored map[string]string, id string) string {
+	for inst := range cfg.Encoders {
+		if e := stored[inst+"/"+id]; e != "" && vectordb.SameEncoder(e, cfg.EncoderIDs[inst]) {
+			return inst
+		}
+	}
+	return ""
 }
 
 // checkClassifier: a classifier reads the encoders' window.

@@ -61,6 +61,10 @@ type Report struct {
 	Scored    map[string]int `json:"anomaly_scored"`
 	Anomalous map[string]int `json:"anomalous"`
 
+	// Embedded counts the rows written to each embedder collection (ingest --embedders),
+	// for loops ingested now and for stored loops that lacked them.
+	Embedded map[string]int `json:"embedded,omitempty"`
+
 	// SkippedFiles says why each file was left out (not audio, unknown instrument).
 	SkippedFiles []FileNote `json:"skipped_files"`
 	// Failures says why each broken file could not be ingested.
@@ -227,6 +231,15 @@ func (r *Report) present(n int) {
 	r.mu.Unlock()
 }
 
+func (r *Report) embedded(collection string, n int) {
+	r.mu.Lock()
+	if r.Embedded == nil {
+		r.Embedded = map[string]int{}
+	}
+	r.Embedded[collection] += n
+	r.mu.Unlock()
+}
+
 func (r *Report) duplicate() {
 	r.mu.Lock()
 	r.Duplicates++
@@ -320,6 +333,9 @@ func (r *Report) Summary() string {
 	}
 	if n := sumCounts(r.Scored); n > 0 {
 		fmt.Fprintf(&b, "\ningest: anomaly scores for %d loops, %d flagged anomalous %v (loopmatch audit lists them)", n, sumCounts(r.Anomalous), r.Anomalous)
+	}
+	if n := sumCounts(r.Embedded); n > 0 {
+		fmt.Fprintf(&b, "\ningest: %d embedder rows %v", n, r.Embedded)
 	}
 	if r.Interrupted {
 		b.WriteString("\ningest: interrupted: what is counted as ingested is stored; run the same command again to finish")

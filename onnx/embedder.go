@@ -4,6 +4,7 @@ import (
 	"context"
 	"crypto/sha256"
 	"encoding/hex"
+	"errors"
 	"fmt"
 	"io"
 	"math"
@@ -50,7 +51,8 @@ func (b *Bundle) Embedder(instrument, name string) (ModelSpec, error) {
 }
 
 // EmbedderID identifies what an embedder makes for an instrument, as EncoderID does for
-// the encoder: "<name>@<version>:" and 12 hex digits of the sha256 of
+// the encoder: "<name>@<version>/<embedder>:" (so a collection's metadata names the
+// embedder) and 12 hex digits of the sha256 of
 //
 //	embedder <name> <sha256 of the file>\n
 //	instrument <instrument>\n
@@ -68,7 +70,7 @@ func (b *Bundle) EmbedderID(instrument, name string) (string, error) {
 	h := sha256.New()
 	fmt.Fprintf(h, "embedder %s %s\ninstrument %s\nsample_rate %d\nwindow_seconds %s\ndim %d\n", name, strings.ToLower(s.SHA256), instrument,
 		b.SampleRate, strconv.FormatFloat(b.WindowSeconds, 'g', -1, 64), s.Outputs[0].Shape[1])
-	return fmt.Sprintf("%s@%s:%s", b.Name, b.Version, hex.EncodeToString(h.Sum(nil))[:12]), nil
+	return fmt.Sprintf("%s@%s/%s:%s", b.Name, b.Version, name, hex.EncodeToString(h.Sum(nil))[:12]), nil
 }
 
 // Embedder embeds audio windows of one instrument with one of the bundle's embedders.
@@ -130,4 +132,82 @@ func (e *Embedder) Embed(ctx context.Context, windows []float32) ([][]float32, e
 		vecs = append(vecs, out[i:i+d:i+d])
 	}
 	return vecs, nil
+}
+
+// EmbedderNames lists every embedder the bundle has, for any instrument, sorted.
+func (b *Bundle) EmbedderNames() []string {
+	var out []string
+	for _, s := range b.Models {
+		if s.Role == RoleEmbedder && !slices.Contains(out, s.Embedder) {
+			out = append(out, s.Embedder)
+		}
+	}
+	sort.Strings(out)
+	return out
+}
+
+// ParseEmbedders reads a comma-separated list of the bundle's embedders (ingest
+// --embedders): "all" is every one, "" or "none" none, "latent" (always stored) is
+// allowed and left out. Names are returned sorted, once each; an unknown name is an error
+// naming the ones the bundle has.
+func (b *Bundle) ParseEmbedders(list string) ([]string, error) {
+	have := b.EmbedderNames()
+	var out []string
+	for _, f := range strings.Split(list, ",") {
+		name := strings.ToLower(strings.TrimSpace(f))
+		switch {
+		case name == "" || name == "none" || name == LatentEmbedder:
+		case name == "all":
+			out = append(out, have...)
+		case slices.Contains(have, name):
+			out = append(out, name)
+		default:
+			return nil, fmt.Errorf("embedder %q: the bundle %s has %s (or all, or none)", strings.TrimSpace(f), b.Name, strings.Join(append([]string{LatentEmbedder}, have...), ", "))
+		}
+	}
+	sort.Strings(out)
+	return slices.Compact(out), nil
+}
+
+// OpenEmbedders opens the named embedders for every instrument of the bundle that each
+// embeds, by instrument. One embedder's graph is opened once and shared by the
+// instruments it embeds (one ONNX file serves drum and bass alike). Close the returned
+// closer when done with all of them.
+func (r *Runtime) OpenEmbedders(b *Bundle, names []string) (map[string][]*Embedder, io.Closer, error) {
+	out := map[string][]*Embedder{}
+	var opened closers
+	files := map[string]*Model{}
+	for _, inst := range b.Instruments() {
+		for _, name := range names {
+			spec, err := b.Embedder(inst, name)
+			if errors.Is(err, ErrNoModel) {
+				continue // this embedder does not embed the instrument's loops
+			}
+			id, _ := b.EmbedderID(inst, name)
+			m := files[spec.File]
+			if m == nil {
+				if m, err = r.Open(b, spec); err != nil {
+					opened.Close()
+					return nil, nil, err
+				}
+				files[spec.File] = m
+				opened = append(opened, m)
+			}
+			out[inst] = append(out[inst], &Embedder{Graph: m, Name: name, Instrument: inst, ID: id})
+		}
+	}
+	return out, opened, nil
+}
+
+// closers closes each in turn, returning the first error.
+type closers []io.Closer
+
+func (cs closers) Close() error {
+	var first error
+	for _, c := range cs {
+		if err := c.Close(); err != nil && first == nil {
+			first = err
+		}
+	}
+	return first
 }

@@ -84,7 +84,7 @@ func TestEmbedderGoldenParity(t *testing.T) {
 		}
 	}
 	id1, err := b.EmbedderID("drum", b.Embedders("drum")[0])
-	if err != nil || !strings.HasPrefix(id1, b.Name+"@") {
+	if err != nil || !strings.HasPrefix(id1, b.Name+"@"+b.Version+"/"+b.Embedders("drum")[0]+":") {
 		t.Errorf("EmbedderID: %q %v", id1, err)
 	}
 	if id2, _ := b.EmbedderID("bass", b.Embedders("drum")[0]); id2 == id1 {
@@ -175,5 +175,62 @@ func TestEmbedderManifestChecks(t *testing.T) {
 				t.Errorf("%v, want an error saying %q", err, c.says)
 			}
 		})
+	}
+}
+
+func TestParseEmbedders(t *testing.T) {
+	b, err := LoadBundle(shippedBundle)
+	if err != nil {
+		t.Fatal(err)
+	}
+	for in, want := range map[string]string{"": "", "none": "", "all": "logmel_stats,musicnn_vgg", "musicnn_vgg": "musicnn_vgg",
+		" MusicNN_vgg , logmel_stats,musicnn_vgg": "logmel_stats,musicnn_vgg", "latent,all": "logmel_stats,musicnn_vgg"} {
+		got, err := b.ParseEmbedders(in)
+		if err != nil || strings.Join(got, ",") != want {
+			t.Errorf("ParseEmbedders(%q) = %v, %v; want %s", in, got, err, want)
+		}
+	}
+	if _, err := b.ParseEmbedders("musicnn_vgg,vggish"); err == nil || !strings.Contains(err.Error(), `"vggish"`) || !strings.Contains(err.Error(), "logmel_stats, musicnn_vgg") {
+		t.Errorf("unknown embedder: %v", err)
+	}
+}
+
+// FuzzParseEmbedders: any list gives names the bundle has, sorted and once each, or an error.
+func FuzzParseEmbedders(f *testing.F) {
+	b, err := LoadBundle(shippedBundle)
+	if err != nil {
+		f.Fatal(err)
+	}
+	for _, s := range []string{"", "all", "none", "musicnn_vgg,logmel_stats", "latent", ",,", "ALL, x", "\x00"} {
+		f.Add(s)
+	}
+	f.Fuzz(func(t *testing.T, s string) {
+		got, err := b.ParseEmbedders(s)
+		if err != nil {
+			return
+		}
+		for i, n := range got {
+			if _, err := b.Embedder("drum", n); err != nil || (i > 0 && got[i-1] >= n) {
+				t.Fatalf("%q -> %v", s, got)
+			}
+		}
+	})
+}
+
+// TestOpenEmbedders: one graph per embedder file, shared by the instruments it embeds,
+// each with its own id.
+func TestOpenEmbedders(t *testing.T) {
+	b, err := LoadBundle(shippedBundle)
+	if err != nil {
+		t.Fatal(err)
+	}
+	embs, cl, err := rt.OpenEmbedders(b, []string{"musicnn_vgg", "logmel_stats"})
+	if err != nil {
+		t.Fatal(err)
+	}
+	defer cl.Close()
+	d, ba := embs["drum"], embs["bass"]
+	if len(d) != 2 || len(ba) != 2 || d[0].Graph != ba[0].Graph || d[0].ID == ba[0].ID || d[0].Name != "musicnn_vgg" || d[1].Dim() != 256 {
+		t.Fatalf("OpenEmbedders: drum %+v bass %+v", d, ba)
 	}
 }

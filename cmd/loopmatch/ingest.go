@@ -19,6 +19,7 @@ import (
 func newIngestCmd(g *globalOptions) *cobra.Command {
 	var (
 		manifest, report, instrument    string
+		embedders                       string
 		packLevel, workers, batch       int
 		maxWindows                      int
 		reencode, classify, estimate    bool
@@ -48,7 +49,13 @@ Every stored loop gets the bundle's anomaly score for its instrument, the anomal
 (score above the model's threshold) and simple checks of its audio (clipping, DC offset,
 silence, the seam, off-grid onsets), which loopmatch audit lists. With --rescore (and no
 PATH) the stored loops scored by another anomaly model (or none) are decoded again and
-re-scored in place, without re-encoding; --rescore-all re-scores every loop.`,
+re-scored in place, without re-encoding; --rescore-all re-scores every loop.
+
+With --embedders NAME,... (or all) the bundle's other representations (role embedder:
+logmel_stats, musicnn_vgg) are stored too, each in a collection of its own
+(loops_<instrument>__emb_<name>), for similar and profile queries that name one. By default
+only the encoder's latent is stored. On a library already ingested the same command fills in
+just the missing rows: the loops are decoded again for those embedders, not re-encoded.`,
 		Args: func(cmd *cobra.Command, args []string) error {
 			if rescoreAll {
 				rescore = true
@@ -112,6 +119,18 @@ re-scored in place, without re-encoding; --rescore-all re-scores every loop.`,
 					defer cls.Close()
 				}
 			}
+			names, err := b.ParseEmbedders(embedders)
+			if err != nil {
+				return exitError{code: 2, err: fmt.Errorf("--embedders: %w", err)}
+			}
+			if len(names) > 0 && (reencode || rescore) {
+				return exitError{code: 2, err: errors.New("--embedders fills embedder rows during an ingest: run loopmatch ingest --embedders NAMES PATH after --reencode or --rescore")}
+			}
+			embs, closeEmbs, err := rt.OpenEmbedders(b, names)
+			if err != nil {
+				return exitError{code: 2, err: err}
+			}
+			defer closeEmbs.Close()
 			anomaly := map[string]*onnx.Anomaly{}
 			if !reencode {
 				for _, inst := range b.Instruments() {
@@ -165,7 +184,7 @@ re-scored in place, without re-encoding; --rescore-all re-scores every loop.`,
 				prog.Out = os.Stderr
 			}
 			cfg := ingest.Config{Store: store, StoreName: g.store, BundleID: b.ID(), EncoderIDs: b.EncoderIDs(), SampleRate: b.SampleRate,
-				WindowSeconds: b.WindowSeconds, Encoders: encs, Classifier: cls, Anomaly: anomaly, SkipNamedCheck: !checkNames, NoEstimates: !estimate, Rules: rules, Manifest: man,
+				WindowSeconds: b.WindowSeconds, Encoders: encs, Classifier: cls, Anomaly: anomaly, Embedders: embs, SkipNamedCheck: !checkNames, NoEstimates: !estimate, Rules: rules, Manifest: man,
 				Limits: audio.DefaultLimits(), Workers: workers, BatchSize: batch, MaxWindows: maxWindows, Progress: prog, Logger: log}
 			rep, runErr := ingest.Run(ctx, cfg, args)
 			if rep != nil {
@@ -195,6 +214,7 @@ re-scored in place, without re-encoding; --rescore-all re-scores every loop.`,
 	f.IntVar(&maxWindows, "max-windows", audio.DefaultMaxWindows, "windows embedded per loop longer than the model's window (one per whole bars that fit in it at the loop's tempo, else per window; the first 64 s at 4 s windows); 1 keeps the first window only")
 	f.BoolVar(&rescore, "rescore", false, "re-score the stored loops scored by another anomaly model (or none) with this bundle's, from the stored files, without re-encoding")
 	f.BoolVar(&rescoreAll, "rescore-all", false, "with --rescore, re-score every stored loop")
+	f.StringVar(&embedders, "embedders", "", "also store these of the bundle's embedders (comma-separated, or all) for similar and profile; on a stored library, fills in just their missing rows")
 	f.BoolVar(&reencode, "reencode", false, "re-encode the stored library with this bundle's encoders (collections made by another encoder), from the stored files")
 	return cmd
 }

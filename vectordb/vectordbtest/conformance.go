@@ -12,6 +12,7 @@ import (
 	"testing"
 	"time"
 
+	"github.com/loopmatch/loopmatch/loopid"
 	"github.com/loopmatch/loopmatch/vectordb"
 )
 
@@ -43,6 +44,7 @@ func Run(t *testing.T, store func(t *testing.T) vectordb.Store) {
 		{"ReplaceAndDrop", testReplace},
 		{"HasAndList", testHasList},
 		{"BadInput", testBadInput},
+		{"EmbedderCollection", testEmbedderCollection},
 	}
 	for _, tc := range tests {
 		t.Run(tc.name, func(t *testing.T) {
@@ -683,5 +685,79 @@ func testBadInput(t *testing.T, s vectordb.Store, coll string) {
 	}
 	if err := s.EnsureCollection(ctx, vectordb.Collection{Name: "bad name; drop", Dim: Dim}); !errors.Is(err, vectordb.ErrInvalid) {
 		t.Errorf("bad collection name: %v", err)
+	}
+}
+
+// testEmbedderCollection: an embedder's collection beside a loop collection (what ingest
+// --embedders writes): the same ids and fields, vectors of its own dimension, and the
+// embedder's id recorded in the collection's metadata and every row. Searches in either
+// give the brute-force answer with the same filter, another embedder's id is refused,
+// and a delete in both leaves them in step.
+func testEmbedderCollection(t *testing.T, s vectordb.Store, coll string) {
+	ctx := context.Background()
+	const embID, dim = "test@1/musicnn_vgg:e1f", Dim / 2
+	emb := loopid.EmbedderCollection(coll, "musicnn_vgg")
+	if err := s.EnsureCollection(ctx, vectordb.Collection{Name: emb, Dim: dim, EncoderID: embID}); err != nil {
+		t.Fatalf("EnsureCollection(%s): %v", emb, err)
+	}
+	t.Cleanup(func() { s.DropCollection(context.Background(), emb) })
+	rows := Rows(21, 40)
+	erows := make([]vectordb.Row, len(rows))
+	for i, r := range rows {
+		e := r
+		e.EncoderID = embID
+		e.Embedding = make([]float32, dim)
+		for j := range e.Embedding { // another representation of the same loop
+			e.Embedding[j] = r.Embedding[2*j] - 0.5*r.Embedding[2*j+1]
+		}
+		erows[i] = e
+	}
+	upsert(t, s, coll, rows)
+	upsert(t, s, emb, erows)
+	cs, err := s.Collections(ctx)
+	if err != nil {
+		t.Fatal(err)
+	}
+	found := 0
+	for _, c := range cs {
+		switch c.Name {
+		case coll:
+			found++
+			if c.Dim != Dim || c.EncoderID != "test@1:abc" || c.Count != len(rows) {
+				t.Errorf("loop collection %+v", c)
+			}
+		case emb:
+			found++
+			if c.Dim != dim || c.EncoderID != embID || c.Count != len(rows) {
+				t.Errorf("embedder collection %+v, want dim %d, embedder %s, %d rows", c, dim, embID, len(rows))
+			}
+		}
+	}
+	if found != 2 {
+		t.Fatalf("Collections lists %d of the two", found)
+	}
+	f := vectordb.Filter{MinBPM: 95, MaxBPM: 125, ExcludeIDs: []string{"id0003", "id0010"}}
+	q := make([]float32, dim)
+	copy(q, query(5))
+	sameIDs(t, "embedder search", ids(search(t, s, emb, q, 12, f)), Expected(erows, q, 12, f))
+	sameIDs(t, "loop search", ids(search(t, s, coll, query(5), 12, f)), Expected(rows, query(5), 12, f))
+	got, err := s.Get(ctx, emb, []string{"id0007"})
+	if err != nil || len(got) != 1 || got[0].Pack != rows[7].Pack || got[0].BPM != rows[7].BPM || got[0].EncoderID != embID || len(got[0].Embedding) != dim {
+		t.Fatalf("Get from the embedder collection: %+v %v", got, err)
+	}
+	err = s.EnsureCollection(ctx, vectordb.Collection{Name: emb, Dim: dim, EncoderID: "test@1/musicnn_vgg:999"})
+	if !errors.Is(err, vectordb.ErrEncoderMismatch) {
+		t.Errorf("another embedder version: %v, want ErrEncoderMismatch", err)
+	}
+	for _, c := range []string{coll, emb} {
+		if err := s.Delete(ctx, c, []string{"id0007", "id0008"}); err != nil {
+			t.Fatal(err)
+		}
+	}
+	for _, c := range []string{coll, emb} {
+		has, err := s.Has(ctx, c, []string{"id0006", "id0007", "id0008"})
+		if err != nil || len(has) != 1 || has["id0006"] == "" {
+			t.Errorf("%s after deleting from both: %v %v", c, has, err)
+		}
 	}
 }
