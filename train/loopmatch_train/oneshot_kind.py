@@ -8,8 +8,11 @@ plus processed copies of the real kits training may use (oneshots.REAL_TRAIN_KIT
 FluidR3_GM presets and the three hydrogen kits the transfer split never plays). A kit belongs to
 the split of the packs that play it; FluidR3_GM kits that training also plays are reported
 apart on test ("seen kits"). Augmentation: varispeed, gain, onset delay, a shortened decay,
-filters, a little noise, polarity. Trained on the train split, selected on val, reported on
-test and transfer (the hydrogen kits: never heard).
+filters, a little noise, polarity; batches draw half their one-shots from the processed real
+kits. Trained on the train split; selected on the mean accuracy over the val split's kits and
+over processed copies of two real training kits held out of training (--val-real: a FluidR3_GM
+preset and a hydrogen kit the transfer split never plays); reported on test and transfer (the
+transfer split's 11 hydrogen kits: never heard, never used to choose).
 
 Model: the SampleMatch sample encoder's shape (log-mel of the 1 s one-shot -> dilated 1-d
 convolutions -> mean and max over time) with a linear head: logits over KIND_CLASSES.
@@ -141,6 +144,11 @@ def main(argv=None):
     ap.add_argument("--batch", type=int, default=64)
     ap.add_argument("--lr", type=float, default=2e-3)
     ap.add_argument("--real-copies", type=int, default=24, help="processed copies of each real training kit")
+    ap.add_argument("--real-share", type=float, default=0.5, help="share of each batch drawn from the processed real kits")
+    ap.add_argument("--corpus-kits", action=argparse.BooleanOptionalAction, default=True,
+                    help="also train on corpus v2's own synthesised kits (every role drawn on its own)")
+    ap.add_argument("--val-real", default="gm:48,hydrogen:Millo_MultiLayered3",
+                    help="real training kits held out of training: their processed copies validate (with the val split's kits)")
     ap.add_argument("--eval-every", type=int, default=250)
     args = ap.parse_args(argv)
     setup(args.seed, 1)
@@ -158,27 +166,44 @@ def main(argv=None):
     for s in ("val", "test", "transfer"):
         by_split[s + "_unseen"] = [k for k in by_split[s] if "train" not in kit_splits[k]]
     rng = np.random.default_rng([args.seed, 40])
-    real = {}
+    real, val_real = {}, []
+    held = {tuple(x.split(":", 1)) for x in args.val_real.split(",") if x}
     for src, name in O.REAL_TRAIN_KITS:
         base = O.gm_kit(int(name), work) if src == "gm" else R.hydrogen_kit(str(name))
         for c in range(args.real_copies):
-            real[f"real:{src}:{name}:{c}"] = O.processed_kit(base, rng)
+            kid = f"real:{src}:{name}:{c}"
+            real[kid] = O.processed_kit(base, rng)
+            if (src, str(name)) in held:
+                val_real.append(kid)
     kits |= real
-    train_ids = by_split["train"] + sorted(real)
+    train_ids = by_split["train"] + sorted(set(real) - set(val_real))
+    if args.corpus_kits:  # the kits corpus v2 rendered its synthesised drums from
+        from . import synth as S
+        for p in packs:
+            if p.drum_source == "synth" and split[p.name] == "train":
+                kid = f"corpus:{p.drum_kit}"
+                if kid not in kits:
+                    kits[kid] = S.drum_kit(np.random.default_rng([int(p.drum_kit), 10]))
+                    train_ids.append(kid)
     data = {s: examples(kits, ids) for s, ids in (("train", train_ids), ("val", by_split["val_unseen"]),
+                                                  ("val_real", sorted(val_real)),
                                                   ("test", by_split["test"]), ("test_unseen", by_split["test_unseen"]),
                                                   ("transfer", by_split["transfer"]))}
     log("one-shots per split", {s: len(v[0]) for s, v in data.items()},
         "kits", {s: len(by_split[s]) for s in by_split})
-    xtr, ytr, _ = data["train"]
+    xtr, ytr, ktr = data["train"]
     model = KindNet()
     with torch.no_grad():
         model.enc.scale.fill_(float(model.enc.front(torch.from_numpy(np.stack(xtr[::20]))).std()))
     opt = torch.optim.AdamW(model.parameters(), lr=args.lr, weight_decay=1e-4)
     sched = torch.optim.lr_scheduler.OneCycleLR(opt, max_lr=args.lr, total_steps=args.steps, pct_start=0.1)
     # classes in equal proportion (toms and hats come twice per kit, rims and claps rarer)
-    w = np.bincount(ytr, minlength=len(KIND_CLASSES)).astype(float)
-    p = 1.0 / w[ytr]
+    # and the processed real kits as real_share of the draws
+    is_real = np.array([k.startswith("real:") for k in ktr])
+    p = np.zeros(len(ytr))
+    for part, share in ((is_real, args.real_share), (~is_real, 1 - args.real_share)):
+        w = np.bincount(ytr[part], minlength=len(KIND_CLASSES)).astype(float)
+        p[part] = share / np.maximum(w[ytr[part]], 1) / max(1, int(np.sum(w > 0)))
     p /= p.sum()
     best, best_state, hist, t0, tot = None, None, [], time.time(), 0.0
     for step in range(1, args.steps + 1):
@@ -192,19 +217,23 @@ def main(argv=None):
         sched.step()
         tot += float(loss)
         if step % args.eval_every == 0 or step == args.steps:
-            v = scores(predict(model, data["val"][0]), data["val"][1])
-            hist.append({"step": step, "loss": round(tot / args.eval_every, 4), "val_accuracy": v["accuracy"],
-                         "seconds": round(time.time() - t0, 1)})
-            log(f"step {step}: loss {tot / args.eval_every:.4f} val accuracy {v['accuracy']:.4f} ({time.time() - t0:.0f} s)")
+            v = scores(predict(model, data["val"][0]), data["val"][1])["accuracy"]
+            vr = scores(predict(model, data["val_real"][0]), data["val_real"][1])["accuracy"] if data["val_real"][0] else v
+            sel = (v + vr) / 2  # the val split's synthesised kits and the held-out real kits alike
+            hist.append({"step": step, "loss": round(tot / args.eval_every, 4), "val_accuracy": v,
+                         "val_real_accuracy": vr, "seconds": round(time.time() - t0, 1)})
+            log(f"step {step}: loss {tot / args.eval_every:.4f} val accuracy {v:.4f} held-out real kits {vr:.4f} ({time.time() - t0:.0f} s)")
             tot = 0.0
-            if best is None or v["accuracy"] >= best:
-                best, best_state = v["accuracy"], copy.deepcopy(model.state_dict())
+            if best is None or sel >= best:
+                best, best_state = sel, copy.deepcopy(model.state_dict())
     model.load_state_dict(best_state)
     model.eval()
     res = {"classes": list(KIND_CLASSES), "training": {"steps": args.steps, "batch": args.batch, "lr": args.lr,
-           "seed": args.seed, "real_copies": args.real_copies, "best_val_accuracy": best, "history": hist,
+           "seed": args.seed, "real_copies": args.real_copies,
+           "real_share": args.real_share, "corpus_kits": args.corpus_kits, "val_real": args.val_real,
+           "best_val_select": best, "history": hist,
            "kits": {s: len(v) for s, v in by_split.items()}, "train_kits_with_real": len(train_ids)}}
-    for s in ("val", "test", "test_unseen", "transfer"):
+    for s in ("val", "val_real", "test", "test_unseen", "transfer"):
         res[s] = scores(predict(model, data[s][0]), data[s][1])
         log(s, res[s]["accuracy"], res[s]["per_kind_recall"])
     torch.save({"state": model.state_dict(), "info": res["training"]}, os.path.join(work, "oneshot_kind.pt"))
