@@ -6,7 +6,7 @@
 # the pair reranker (loopmatch_train.run_nlc) -> the anomaly models (loopmatch_train.anomaly) ->
 # the embedders compared for similar and profile (loopmatch_train.similar_eval) -> the
 # embedders added to the bundle (loopmatch_train.embedders) -> SampleMatch
-# (loopmatch_train.samplematch, loopmatch_train.samplematch_bundle).
+# (loopmatch_train.samplematch, oneshot_kind, context_bass, loopmatch_train.samplematch_bundle).
 # Intermediate files go to train/out/ (gitignored).
 # Prints the total time. (loopmatch-v1, kept in models/ as a baseline and for v1 libraries,
 # was built by `python -m loopmatch_train.run`.)
@@ -42,6 +42,12 @@ PYTHONPATH=train nice -n "${NICE:-5}" "$PY" -m loopmatch_train.samplematch --out
   2>&1 | tee -a train/out/make_models.log
 PYTHONPATH=train nice -n "${NICE:-5}" "$PY" -m loopmatch_train.samplematch --out train/out \
   --only samplematch --real-kits 0.5 --label samplematch-realkits 2>&1 | tee -a train/out/make_models.log
+# the one-shot kind classifier (ingest's kind for one-shots whose names do not say) and
+# context -> bass retrieval beside single-seed Drum2Bass (train/out/samplematch/*.json)
+PYTHONPATH=train nice -n "${NICE:-5}" "$PY" -m loopmatch_train.oneshot_kind --out train/out --steps 3000 \
+  2>&1 | tee -a train/out/make_models.log
+PYTHONPATH=train nice -n "${NICE:-5}" "$PY" -m loopmatch_train.context_bass --out train/out --train \
+  2>&1 | tee -a train/out/make_models.log
 # SampleMatch's exported encoders into the bundle (roles context_encoder and oneshot_encoder),
 # their golden fixtures and model card section
 PYTHONPATH=train nice -n "${NICE:-5}" "$PY" -m loopmatch_train.samplematch_bundle --out train/out \
