@@ -396,6 +396,9 @@ type CollectionJSON struct {
 	// Current is true when the collection was encoded by this server's encoder for its
 	// instrument; queries against other collections are refused.
 	Current bool `json:"current"`
+	// Embedder names the representation a collection of embedder vectors holds (ingest
+	// --embedders); empty for an instrument's own collection (the latent).
+	Embedder string `json:"embedder,omitempty"`
 }
 
 func (s *Server) collections(c *gin.Context) {
@@ -413,7 +416,10 @@ func (s *Server) collections(c *gin.Context) {
 		Pairs       []string         `json:"pairs"`
 		Collections []CollectionJSON `json:"collections"`
 		Rerank      RerankJSON       `json:"rerank"`
-	}{Bundle: s.engine.BundleID(), Collections: []CollectionJSON{}, Pairs: []string{}, Rerank: RerankJSON{Pairs: []string{}}}
+		// Embedders lists, by instrument, the representations similar and profile can
+		// rank the library by now: latent, then the embedders it was ingested with.
+		Embedders map[string][]string `json:"embedders"`
+	}{Embedders: s.engine.LibraryEmbeddersIn(cs), Bundle: s.engine.BundleID(), Collections: []CollectionJSON{}, Pairs: []string{}, Rerank: RerankJSON{Pairs: []string{}}}
 	out.Rerank.Default, out.Rerank.N = s.engine.RerankDefault()
 	for _, p := range s.engine.Pairs() {
 		out.Pairs = append(out.Pairs, p.String())
@@ -424,8 +430,12 @@ func (s *Server) collections(c *gin.Context) {
 	out.Rerank.Available = len(out.Rerank.Pairs) > 0
 	out.Rerank.Default = out.Rerank.Default && out.Rerank.Available
 	for _, x := range cs {
-		out.Collections = append(out.Collections, CollectionJSON{Name: x.Name, Instrument: byName[x.Name], Dim: x.Dim,
-			Count: x.Count, BundleID: x.EncoderID, Current: s.engine.EncodedByLoaded(byName[x.Name], x.EncoderID)})
+		cj := CollectionJSON{Name: x.Name, Instrument: byName[x.Name], Dim: x.Dim,
+			Count: x.Count, BundleID: x.EncoderID, Current: s.engine.EncodedByLoaded(byName[x.Name], x.EncoderID)}
+		if _, name, current, ok := s.engine.EmbedderCollection(x); ok {
+			cj.Embedder, cj.Current = name, current
+		}
+		out.Collections = append(out.Collections, cj)
 	}
 	c.JSON(http.StatusOK, out)
 }

@@ -97,6 +97,10 @@ func errorStatus(err error) (int, string) {
 		return http.StatusUnprocessableEntity, "unknown-instrument"
 	case errors.Is(err, recommend.ErrNoEncoder):
 		return http.StatusNotImplemented, "encoder-unavailable"
+	case errors.Is(err, recommend.ErrUnknownEmbedder):
+		return http.StatusUnprocessableEntity, "unknown-embedder"
+	case errors.Is(err, recommend.ErrEmbedderNotIngested):
+		return http.StatusConflict, "embedder-not-ingested"
 	case errors.Is(err, recommend.ErrNoScorer):
 		return http.StatusUnprocessableEntity, "rerank-unavailable"
 	case errors.Is(err, recommend.ErrNoMapper):

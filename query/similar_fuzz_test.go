@@ -47,6 +47,8 @@ func FuzzParseSimilarJSON(f *testing.F) {
 		`{"seed_id": "0123456789abcdef0123456789abcdef", "filter": {"tempo": {}, "key_compat": {"mode": "relative"}, "exclude_seed_pack": true}}`,
 		`{"seed_id": "0123456789abcdef0123456789abcdef", "instrument": "Drum"}`,
 		`{"seed_id": "0123456789abcdef0123456789abcdef", "from": "drum"}`,
+		`{"seed_id": "0123456789abcdef0123456789abcdef", "embedder": "musicnn_vgg"}`, `{"seed_id": "0123456789abcdef0123456789abcdef", "embedder": "Latent "}`,
+		`{"seed_id": "0123456789abcdef0123456789abcdef", "embedder": 3}`,
 		`{"seed_id": 1}`, `{}`, `[]`, `null`, ``, "{\"seed_id\": \"\xff\"}",
 	} {
 		f.Add([]byte(s))
@@ -65,13 +67,23 @@ func FuzzParseSimilarJSON(f *testing.F) {
 		if r.Instrument != "" && !loopid.ValidInstrument(r.Instrument) {
 			t.Fatalf("instrument %q accepted", r.Instrument)
 		}
+		checkEmbedderParse(t, r.Embedder)
 	})
+}
+
+// checkEmbedderParse: an accepted embedder is empty (the default) or a well-formed name.
+func checkEmbedderParse(t *testing.T, name string) {
+	t.Helper()
+	if name != "" && !loopid.ValidInstrument(name) {
+		t.Fatalf("embedder %q accepted", name)
+	}
 }
 
 func FuzzParseSimilarForm(f *testing.F) {
 	for _, s := range []string{
 		"instrument=bass&k=5&offset=5", "offset=abc", "offset=-3", "offset=1001", "k=0", "mmr_lambda=0.5&seed_offset=2",
 		"tempo=seed&key_compat=camelot", "from=drum", "pack=a&exclude_pack=b&exclude_seed_pack=true", "instrument=a&instrument=b", "%zz",
+		"embedder=musicnn_vgg", "embedder=a&embedder=b", "embedder=%20x", "embedder=",
 	} {
 		f.Add(s)
 	}
@@ -90,6 +102,7 @@ func FuzzParseSimilarForm(f *testing.F) {
 		if !(r.SeedOffset >= 0 && r.SeedOffset < maxSeedOffset) {
 			t.Fatalf("seed_offset %v accepted", r.SeedOffset)
 		}
+		checkEmbedderParse(t, r.Embedder)
 	})
 }
 
@@ -101,6 +114,7 @@ func FuzzParseProfileJSON(f *testing.F) {
 		`{"liked": []}`, `{"liked": null}`, `{"liked": [1]}`, `{"liked": ["x"]}`, `{"liked": [` + id + `], "dislike_weight": 2}`,
 		`{"liked": [` + id + `], "dislike_weight": -0}`, `{"liked": [` + id + `], "filter": {"tempo": {}, "exclude_seed_pack": true}}`,
 		`{"liked": [` + id + `], "seed_id": ` + id + `}`, `{}`, `[]`, `null`, ``,
+		`{"liked": [` + id + `], "embedder": "logmel_stats", "to": "bass"}`, `{"liked": [` + id + `], "embedder": ""}`,
 	} {
 		f.Add([]byte(s))
 	}
@@ -123,6 +137,7 @@ func FuzzParseProfileJSON(f *testing.F) {
 		if w := r.DislikeWeight; w != nil && !(*w >= 0 && *w <= 1) {
 			t.Fatalf("dislike_weight %v accepted", *w)
 		}
+		checkEmbedderParse(t, r.Embedder)
 	})
 }
 

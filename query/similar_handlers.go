@@ -12,10 +12,12 @@ import (
 
 // SimilarResponse is the body of a successful POST /v1/similar.
 type SimilarResponse struct {
-	RequestID  string         `json:"request_id"`
-	Bundle     string         `json:"bundle"`
-	Instrument string         `json:"instrument"`
-	Seed       recommend.Seed `json:"seed"`
+	RequestID  string `json:"request_id"`
+	Bundle     string `json:"bundle"`
+	Instrument string `json:"instrument"`
+	// Embedder is the representation the loops were ranked by (latent, the default).
+	Embedder string         `json:"embedder"`
+	Seed     recommend.Seed `json:"seed"`
 	// Offset is how many better-ranked loops this page skipped; results are ranked from
 	// offset+1.
 	Offset          int                        `json:"offset"`
@@ -40,8 +42,10 @@ type ProfileResponse struct {
 	RequestID string `json:"request_id"`
 	Bundle    string `json:"bundle"`
 	// From is the liked loops' instrument, To the results'.
-	From            string                     `json:"from"`
-	To              string                     `json:"to"`
+	From string `json:"from"`
+	To   string `json:"to"`
+	// Embedder is the representation the loops were ranked by (latent, the default).
+	Embedder        string                     `json:"embedder"`
 	Profile         ProfileJSON                `json:"profile"`
 	Offset          int                        `json:"offset"`
 	Results         []RankedLoop               `json:"results"`
@@ -89,7 +93,7 @@ func (s *Server) similar(c *gin.Context) {
 		return
 	}
 	c.Header("Cache-Control", "no-store")
-	c.JSON(http.StatusOK, SimilarResponse{RequestID: requestID(c), Bundle: resp.BundleID, Instrument: resp.Instrument, Seed: resp.Seed,
+	c.JSON(http.StatusOK, SimilarResponse{RequestID: requestID(c), Bundle: resp.BundleID, Instrument: resp.Instrument, Embedder: resp.Embedder, Seed: resp.Seed,
 		Offset: resp.Offset, Results: rankedLoops(resp.Instrument, resp.Results), Filter: applied(resp.Applied), ExcludedUnknown: resp.ExcludedUnknown})
 }
 
@@ -114,7 +118,7 @@ func (s *Server) profile(c *gin.Context) {
 		w = *q.Request.DislikeWeight
 	}
 	c.Header("Cache-Control", "no-store")
-	c.JSON(http.StatusOK, ProfileResponse{RequestID: requestID(c), Bundle: resp.BundleID, From: resp.From, To: resp.Instrument,
+	c.JSON(http.StatusOK, ProfileResponse{RequestID: requestID(c), Bundle: resp.BundleID, From: resp.From, To: resp.Instrument, Embedder: resp.Embedder,
 		Profile: ProfileJSON{Liked: len(q.Request.Liked), Disliked: len(q.Request.Disliked), BPM: resp.BPM, Key: resp.Key, DislikeWeight: w},
 		Offset:  resp.Offset, Results: rankedLoops(resp.Instrument, resp.Results), Filter: applied(resp.Applied), ExcludedUnknown: resp.ExcludedUnknown})
 }

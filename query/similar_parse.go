@@ -4,7 +4,9 @@ import (
 	"net/http"
 	"net/url"
 	"strconv"
+	"strings"
 
+	"github.com/loopmatch/loopmatch/loopid"
 	"github.com/loopmatch/loopmatch/recommend"
 )
 
@@ -29,6 +31,7 @@ type similarBody struct {
 	Offset     *int        `json:"offset"`
 	Filter     *filterBody `json:"filter"`
 	MMRLambda  *float64    `json:"mmr_lambda"`
+	Embedder   *string     `json:"embedder"`
 }
 
 type profileBody struct {
@@ -41,6 +44,7 @@ type profileBody struct {
 	Offset        *int        `json:"offset"`
 	Filter        *filterBody `json:"filter"`
 	MMRLambda     *float64    `json:"mmr_lambda"`
+	Embedder      *string     `json:"embedder"`
 }
 
 const (
@@ -49,7 +53,7 @@ const (
 )
 
 // similarFields are the parameters an uploaded similar seed may carry.
-var similarFields = append([]string{"instrument", "k", "offset", "mmr_lambda", "seed_offset"}, filterFields...)
+var similarFields = append([]string{"instrument", "k", "offset", "mmr_lambda", "seed_offset", "embedder"}, filterFields...)
 
 // ParseSimilar reads a similar request from JSON (a stored seed by id),
 // multipart/form-data (part "audio" plus form fields) or a raw audio body (parameters in
@@ -61,7 +65,7 @@ func ParseSimilar(r *http.Request, maxUpload int64) (*SimilarQuery, error) {
 }
 
 // ParseSimilarJSON parses {"seed_id", "instrument", "k", "offset", "filter",
-// "mmr_lambda", "seed_offset"}; seed_id is required.
+// "mmr_lambda", "seed_offset", "embedder"}; seed_id is required.
 func ParseSimilarJSON(body []byte) (*SimilarQuery, error) {
 	var b similarBody
 	if err := decodeStrict(body, &b, "similar"); err != nil {
@@ -78,6 +82,9 @@ func ParseSimilarJSON(body []byte) (*SimilarQuery, error) {
 	r.SeedID = *b.SeedID
 	var err error
 	if r.Instrument, err = optionalInstrument(b.Instrument); err != nil {
+		return nil, err
+	}
+	if r.Embedder, err = optionalEmbedder(b.Embedder); err != nil {
 		return nil, err
 	}
 	if r.K, r.Offset, r.MMRLambda, err = pageFromJSON(b.K, b.Offset, b.MMRLambda); err != nil {
@@ -105,6 +112,11 @@ func ParseSimilarForm(q url.Values) (*SimilarQuery, error) {
 	var err error
 	if v, ok := one(q, "instrument"); ok {
 		if r.Instrument, err = checkInstrument("instrument", v); err != nil {
+			return nil, err
+		}
+	}
+	if v, ok := one(q, "embedder"); ok {
+		if r.Embedder, err = checkEmbedder(v); err != nil {
 			return nil, err
 		}
 	}
@@ -144,7 +156,7 @@ func ParseProfile(r *http.Request) (*ProfileQuery, error) {
 }
 
 // ParseProfileJSON parses {"liked", "disliked", "instrument", "to", "dislike_weight",
-// "k", "offset", "filter", "mmr_lambda"}; liked is required.
+// "k", "offset", "filter", "mmr_lambda", "embedder"}; liked is required.
 func ParseProfileJSON(body []byte) (*ProfileQuery, error) {
 	var b profileBody
 	if err := decodeStrict(body, &b, "profile"); err != nil {
@@ -178,6 +190,9 @@ func ParseProfileJSON(body []byte) (*ProfileQuery, error) {
 			return nil, err
 		}
 	}
+	if r.Embedder, err = optionalEmbedder(b.Embedder); err != nil {
+		return nil, err
+	}
 	if w := b.DislikeWeight; w != nil {
 		if !(*w >= 0 && *w <= 1) {
 			return nil, invalidParam("dislike_weight is %v: use 0 to 1 (default %v; 0 ignores the disliked loops)", *w, recommend.DefaultDislikeWeight)
@@ -198,6 +213,23 @@ func optionalInstrument(v *string) (string, error) {
 		return "", nil
 	}
 	return checkInstrument("instrument", *v)
+}
+
+func optionalEmbedder(v *string) (string, error) {
+	if v == nil {
+		return "", nil
+	}
+	return checkEmbedder(*v)
+}
+
+// checkEmbedder checks an embedder name's form; whether the bundle and the library have
+// it is the engine's to say.
+func checkEmbedder(v string) (string, error) {
+	v = strings.TrimSpace(v)
+	if !loopid.ValidInstrument(v) { // the same rule: lower case, digits and _, a letter first
+		return "", badRequest("embedder %q is not an embedder name: use latent (the default) or one the bundle has, such as musicnn_vgg (GET /v1/health lists them)", clip(v))
+	}
+	return v, nil
 }
 
 // pageFromJSON checks k, offset and mmr_lambda of a JSON body (0 for each one absent).

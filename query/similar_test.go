@@ -220,17 +220,22 @@ func TestSimilarProfileProblems(t *testing.T) {
 		{"profile no mapper", "/v1/profile", fmt.Sprintf(`{"liked": [%q], "instrument": "bass", "to": "bass2"}`, bass), 422, "no-mapper", "bass->bass2"},
 		{"profile bad id", "/v1/profile", `{"liked": ["nope"]}`, 400, "", "not a loop id"},
 	} {
-		t.Run(c.name, func(t *testing.T) {
-			code, h, raw := f.do("POST", c.path, "application/json", strings.NewReader(c.body))
-			p := checkProblem(t, code, h, raw, c.status)
-			if c.slug != "" && !strings.HasSuffix(p.Type, c.slug) {
-				t.Errorf("type %s, want %s", p.Type, c.slug)
-			}
-			if !strings.Contains(p.Detail, c.says) {
-				t.Errorf("detail %q does not say %q", p.Detail, c.says)
-			}
-		})
+		t.Run(c.name, func(t *testing.T) { f.wantProblem(t, c.path, c.body, c.status, c.slug, c.says) })
 	}
 	code, h, raw := f.do("POST", "/v1/profile", "audio/wav", strings.NewReader("RIFF"))
 	checkProblem(t, code, h, raw, 415)
+}
+
+// wantProblem posts a JSON body and checks the problem it gets: the status, the type's
+// slug (when given) and what its detail says.
+func (f *fixture) wantProblem(t *testing.T, path, body string, status int, slug, says string) {
+	t.Helper()
+	code, h, raw := f.do("POST", path, "application/json", strings.NewReader(body))
+	p := checkProblem(t, code, h, raw, status)
+	if slug != "" && !strings.HasSuffix(p.Type, slug) {
+		t.Errorf("type %s, want %s", p.Type, slug)
+	}
+	if !strings.Contains(p.Detail, says) {
+		t.Errorf("detail %q does not say %q", p.Detail, says)
+	}
 }

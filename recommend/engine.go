@@ -45,6 +45,10 @@ type Config struct {
 	Encoders      map[string]onnx.Graph
 	Mappers       map[Pair]onnx.Graph
 	Decoders      map[string]onnx.Graph
+	// Embedders by instrument and name (onnx role embedder): the representations other
+	// than the latent that similar and profile can rank by, from the collections ingest
+	// --embedders fills. None: the latent only.
+	Embedders map[string]map[string]*onnx.Embedder
 	// Collection names an instrument's collection; nil means loopid.Collection, the
 	// names ingest writes. Tests on a shared Milvus use their own prefix.
 	Collection func(instrument string) string
@@ -513,19 +517,28 @@ func (e *Engine) SeedLatent(ctx context.Context, r Request) ([]float32, Seed, er
 		return nil, Seed{}, fmt.Errorf("encode the uploaded %s seed: %w", r.From, err)
 	}
 	e.observeInference("encoder", r.From, time.Since(t0))
-	seed := Seed{ID: r.SeedAudioID, WindowOffset: r.SeedOffset}
-	if r.SeedAudioID != "" {
-		// The same file may already be stored: its pack then serves exclude_seed_pack. A
-		// missing collection just means it is not stored.
-		row, err := e.getRow(ctx, coll, r.SeedAudioID)
-		if err != nil && !errors.Is(err, ErrNotIngested) {
-			return nil, Seed{}, err
-		}
-		if row != nil {
-			seed = Seed{ID: row.ID, Stored: true, Pack: row.Pack, BPM: row.BPM, Key: row.Key, BPMSource: row.BPMSource, KeySource: row.KeySource, WindowOffset: r.SeedOffset}
-		}
+	seed, err := e.uploadSeed(ctx, r)
+	if err != nil {
+		return nil, Seed{}, err
 	}
 	return z, seed, nil
+}
+
+// uploadSeed describes an uploaded seed. The same file may already be stored: its pack
+// then serves exclude_seed_pack. A missing collection just means it is not stored.
+func (e *Engine) uploadSeed(ctx context.Context, r Request) (Seed, error) {
+	seed := Seed{ID: r.SeedAudioID, WindowOffset: r.SeedOffset}
+	if r.SeedAudioID == "" {
+		return seed, nil
+	}
+	row, err := e.getRow(ctx, e.cfg.Collection(r.From), r.SeedAudioID)
+	if err != nil && !errors.Is(err, ErrNotIngested) {
+		return Seed{}, err
+	}
+	if row != nil {
+		seed = Seed{ID: row.ID, Stored: true, Pack: row.Pack, BPM: row.BPM, Key: row.Key, BPMSource: row.BPMSource, KeySource: row.KeySource, WindowOffset: r.SeedOffset}
+	}
+	return seed, nil
 }
 
 func (e *Engine) getRow(ctx context.Context, coll, id string) (*vectordb.Row, error) {

@@ -15,12 +15,15 @@ type Models struct {
 	// PairFronts and Scorer are the reranker; empty and nil when the bundle has none.
 	PairFronts map[string]*onnx.Model
 	Scorer     *onnx.Model
+	// Embedders by name (role embedder): one session per file, shared by the
+	// instruments it embeds.
+	Embedders map[string]*onnx.Model
 }
 
 // OpenModels opens every encoder, mapper and decoder of the bundle.
 func OpenModels(rt *onnx.Runtime, b *onnx.Bundle) (*Models, error) {
 	m := &Models{Encoders: map[string]*onnx.Model{}, Mappers: map[Pair]*onnx.Model{}, Decoders: map[string]*onnx.Model{},
-		PairFronts: map[string]*onnx.Model{}}
+		PairFronts: map[string]*onnx.Model{}, Embedders: map[string]*onnx.Model{}}
 	for _, s := range b.Models {
 		om, err := rt.Open(b, s)
 		if err != nil {
@@ -38,6 +41,8 @@ func OpenModels(rt *onnx.Runtime, b *onnx.Bundle) (*Models, error) {
 			m.PairFronts[s.Instruments[0]] = om
 		case onnx.RoleScorer:
 			m.Scorer = om
+		case onnx.RoleEmbedder:
+			m.Embedders[s.Embedder] = om
 		default:
 			om.Close()
 		}
@@ -51,7 +56,7 @@ func (m *Models) Close() error {
 	if m.Scorer != nil {
 		errs = append(errs, m.Scorer.Close())
 	}
-	for _, g := range []map[string]*onnx.Model{m.Encoders, m.Decoders, m.PairFronts} {
+	for _, g := range []map[string]*onnx.Model{m.Encoders, m.Decoders, m.PairFronts, m.Embedders} {
 		for _, x := range g {
 			errs = append(errs, x.Close())
 		}
@@ -75,6 +80,11 @@ func (m *Models) Config(b *onnx.Bundle, store vectordb.Store) Config {
 	for k, v := range m.Decoders {
 		c.Decoders[k] = v
 	}
+	names := make([]string, 0, len(m.Embedders))
+	for name := range m.Embedders {
+		names = append(names, name)
+	}
+	c.Embedders = m.EmbedderSessions(b, names)
 	if m.Scorer != nil {
 		rc := RerankConfig{PairFronts: map[string]onnx.Graph{}, PairFrontIDs: map[string]string{}, Scorer: m.Scorer}
 		for _, in := range m.Scorer.Spec.Inputs {
@@ -90,4 +100,27 @@ func (m *Models) Config(b *onnx.Bundle, store vectordb.Store) Config {
 		c.Rerank = rc
 	}
 	return c
+}
+
+// EmbedderSessions are the named embedders by instrument and name, sharing these models'
+// sessions (one per file); names the bundle lacks are left out.
+func (m *Models) EmbedderSessions(b *onnx.Bundle, names []string) map[string]map[string]*onnx.Embedder {
+	out := map[string]map[string]*onnx.Embedder{}
+	for _, name := range names {
+		g := m.Embedders[name]
+		if g == nil {
+			continue
+		}
+		for _, inst := range b.Instruments() {
+			id, err := b.EmbedderID(inst, name)
+			if err != nil {
+				continue // this embedder does not embed the instrument's loops
+			}
+			if out[inst] == nil {
+				out[inst] = map[string]*onnx.Embedder{}
+			}
+			out[inst][name] = &onnx.Embedder{Graph: g, Name: name, Instrument: inst, ID: id}
+		}
+	}
+	return out
 }

@@ -8,6 +8,7 @@ import (
 	"sort"
 	"strings"
 
+	"github.com/loopmatch/loopmatch/onnx"
 	"github.com/loopmatch/loopmatch/vectordb"
 )
 
@@ -41,6 +42,9 @@ type ProfileRequest struct {
 	// loops' packs.
 	Filter    Filter
 	MMRLambda float64
+	// Embedder names the representation ranked by ("" or "latent": the encoder's latent,
+	// the default); another one works within one instrument only (To = Instrument).
+	Embedder string
 }
 
 // ProfileResponse is a page of loops for a profile.
@@ -88,6 +92,12 @@ func (e *Engine) ValidateProfile(r *ProfileRequest) error {
 	if err := e.knownInstrument(r.Instrument); err != nil {
 		return err
 	}
+	if err := e.checkEmbedder(r.Instrument, r.Embedder); err != nil {
+		return err
+	}
+	if !IsLatent(r.Embedder) && r.To != r.Instrument {
+		return fmt.Errorf("%w: to %s with embedder %s: the %s->%s mapper works on the latent only; leave embedder out (latent) to get %s loops for %s loops, or leave to out", ErrInvalid, r.To, r.Embedder, r.Instrument, r.To, r.To, r.Instrument)
+	}
 	if r.To != r.Instrument {
 		if _, ok := e.cfg.Mappers[Pair{r.Instrument, r.To}]; !ok {
 			var have []string
@@ -106,11 +116,21 @@ func (e *Engine) Profile(ctx context.Context, r ProfileRequest) (*ProfileRespons
 	if err := e.ValidateProfile(&r); err != nil {
 		return nil, err
 	}
-	liked, err := e.profileRows(ctx, r.Instrument, r.Liked, "liked")
+	sp, err := e.space(ctx, r.Instrument, r.Embedder)
 	if err != nil {
 		return nil, err
 	}
-	disliked, err := e.profileRows(ctx, r.Instrument, r.Disliked, "disliked")
+	target := sp
+	if r.To != r.Instrument {
+		if target, err = e.space(ctx, r.To, onnx.LatentEmbedder); err != nil {
+			return nil, err
+		}
+	}
+	liked, err := e.profileRows(ctx, sp, r.Liked, "liked")
+	if err != nil {
+		return nil, err
+	}
+	disliked, err := e.profileRows(ctx, sp, r.Disliked, "disliked")
 	if err != nil {
 		return nil, err
 	}
@@ -139,7 +159,7 @@ func (e *Engine) Profile(ctx context.Context, r ProfileRequest) (*ProfileRespons
 			}
 		}
 	}
-	page, err := e.rankPage(ctx, r.To, q, r.K, r.Offset, vf, r.MMRLambda)
+	page, err := e.rankPage(ctx, target, q, r.K, r.Offset, vf, r.MMRLambda)
 	if err != nil {
 		return nil, err
 	}
@@ -147,26 +167,26 @@ func (e *Engine) Profile(ctx context.Context, r ProfileRequest) (*ProfileRespons
 	return &ProfileResponse{RankedPage: *page, From: r.Instrument, BPM: bpm, Key: key}, nil
 }
 
-// profileRows fetches the loops of a profile list, in request order, refusing ids that
-// are not stored (naming another instrument's collection when they are there) and rows
-// of another encoder.
-func (e *Engine) profileRows(ctx context.Context, inst string, ids []string, list string) ([]vectordb.Row, error) {
+// profileRows fetches the loops of a profile list from the space's collection, in
+// request order, refusing ids that are not stored (naming another instrument's collection
+// when they are there, or the fill command when only the embedder's row is missing) and
+// rows of another encoder or embedder.
+func (e *Engine) profileRows(ctx context.Context, sp space, ids []string, list string) ([]vectordb.Row, error) {
 	if len(ids) == 0 {
 		return nil, nil
 	}
-	if err := e.checkCollection(ctx, inst); err != nil {
-		return nil, err
-	}
-	coll := e.cfg.Collection(inst)
+	inst, coll := sp.inst, sp.coll
 	rows, err := e.cfg.Store.Get(ctx, coll, unique(ids))
 	if err != nil {
 		return nil, e.storeErr(coll, err)
 	}
 	byID := make(map[string]vectordb.Row, len(rows))
-	want := e.cfg.EncoderIDs[inst]
 	for _, row := range rows {
-		if !vectordb.SameEncoder(row.EncoderID, want) {
-			return nil, fmt.Errorf("%w: %s loop %s was encoded by %q, the loaded %s encoder is %q: re-encode the library with loopmatch ingest --reencode", ErrEncoderMismatch, list, row.ID, row.EncoderID, inst, want)
+		if !vectordb.SameEncoder(row.EncoderID, sp.id) {
+			if !sp.latent() {
+				return nil, fmt.Errorf("%w: %s loop %s's %s vector was made by %q, the loaded embedder is %q: %s", ErrEmbedderNotIngested, list, row.ID, sp.name, row.EncoderID, sp.id, e.fillHint(sp.name))
+			}
+			return nil, fmt.Errorf("%w: %s loop %s was encoded by %q, the loaded %s encoder is %q: re-encode the library with loopmatch ingest --reencode", ErrEncoderMismatch, list, row.ID, row.EncoderID, inst, sp.id)
 		}
 		byID[row.ID] = row
 	}
@@ -181,6 +201,11 @@ func (e *Engine) profileRows(ctx context.Context, inst string, ids []string, lis
 		out = append(out, row)
 	}
 	if len(missing) > 0 {
+		if !sp.latent() {
+			if err := e.notEmbedded(ctx, sp, missing); err != nil {
+				return nil, err
+			}
+		}
 		return nil, e.missingProfileLoops(ctx, inst, list, missing)
 	}
 	return out, nil

@@ -28,12 +28,17 @@ type SimilarRequest struct {
 	K, Offset int
 	Filter    Filter
 	MMRLambda float64
+	// Embedder names the representation ranked by: "" or "latent" (the encoder's latent,
+	// the default) or one of the bundle's embedders the library was ingested with.
+	Embedder string
 }
 
 // RankedPage is a ranked answer of a similar or profile query.
 type RankedPage struct {
 	BundleID   string
 	Instrument string
+	// Embedder is the representation the page was ranked by.
+	Embedder string
 	// Offset is how many better-ranked loops the page skipped.
 	Offset          int
 	Results         []Result
@@ -71,6 +76,12 @@ func (e *Engine) ValidateSimilar(r *SimilarRequest) error {
 	if err := e.knownInstrument(r.Instrument); err != nil {
 		return err
 	}
+	if err := e.checkEmbedder(r.Instrument, r.Embedder); err != nil {
+		return err
+	}
+	if !IsLatent(r.Embedder) && r.SeedID != "" && r.SeedOffset > 0 {
+		return fmt.Errorf("%w: seed_offset picks a window of a long stored loop, which only the latent stores; the %s embedder keeps each loop's first window: leave seed_offset out or rank by the latent", ErrInvalid, r.Embedder)
+	}
 	return e.checkSeedAudio(r.Instrument, r.SeedAudio, ErrNoEncoder)
 }
 
@@ -98,7 +109,17 @@ func (e *Engine) Similar(ctx context.Context, r SimilarRequest) (*SimilarRespons
 		return nil, err
 	}
 	q := r.request()
-	z, seed, err := e.SeedLatent(ctx, q)
+	sp, err := e.space(ctx, r.Instrument, r.Embedder)
+	if err != nil {
+		return nil, err
+	}
+	var z []float32
+	var seed Seed
+	if sp.latent() {
+		z, seed, err = e.SeedLatent(ctx, q)
+	} else {
+		z, seed, err = e.embedderSeed(ctx, sp, q)
+	}
 	if err != nil {
 		return nil, err
 	}
@@ -106,7 +127,7 @@ func (e *Engine) Similar(ctx context.Context, r SimilarRequest) (*SimilarRespons
 	if err != nil {
 		return nil, err
 	}
-	page, err := e.rankPage(ctx, r.Instrument, z, r.K, r.Offset, vf, r.MMRLambda)
+	page, err := e.rankPage(ctx, sp, z, r.K, r.Offset, vf, r.MMRLambda)
 	if err != nil {
 		return nil, err
 	}
@@ -114,10 +135,11 @@ func (e *Engine) Similar(ctx context.Context, r SimilarRequest) (*SimilarRespons
 	return &SimilarResponse{RankedPage: *page, Seed: seed}, nil
 }
 
-// rankPage ranks the instrument's collection against q and returns loops Offset+1 to
+// rankPage ranks the space's collection against q and returns loops Offset+1 to
 // Offset+K, with what the filter left out for unknown tempo or key.
-func (e *Engine) rankPage(ctx context.Context, inst string, q []float32, k, offset int, vf vectordb.Filter, mmrLambda float64) (*RankedPage, error) {
-	res, err := e.SearchMapped(ctx, inst, q, k+offset, vf, mmrLambda)
+func (e *Engine) rankPage(ctx context.Context, sp space, q []float32, k, offset int, vf vectordb.Filter, mmrLambda float64) (*RankedPage, error) {
+	inst := sp.inst
+	res, err := e.searchSpace(ctx, sp, q, k+offset, vf, mmrLambda)
 	if err != nil {
 		return nil, err
 	}
@@ -129,7 +151,7 @@ func (e *Engine) rankPage(ctx context.Context, inst string, q []float32, k, offs
 	for i := range res {
 		res[i].Rank = offset + i + 1
 	}
-	page := &RankedPage{BundleID: e.cfg.BundleID, Instrument: inst, Offset: offset, Results: res}
+	page := &RankedPage{BundleID: e.cfg.BundleID, Instrument: inst, Embedder: sp.name, Offset: offset, Results: res}
 	if page.ExcludedUnknown, err = e.ExcludedUnknown(ctx, inst, vf); err != nil {
 		return nil, err
 	}

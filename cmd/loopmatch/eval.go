@@ -25,6 +25,7 @@ import (
 // evalOptions are the flags of `loopmatch eval`.
 type evalOptions struct {
 	from, to, split, task   string
+	embedder                string
 	producers               int
 	manifest, corpus, pairs string
 	minCandidates, workers  int
@@ -96,6 +97,7 @@ consistency (whatever --store asks) and batches its searches, one request per se
 	f.StringVar(&o.aggregate, "aggregate", string(recommend.DefaultAggregate), "how a long loop's windows make its score: max (its best window, as recommend ranks), mean (all its windows), or first (its first window, as train/ evaluates)")
 	f.BoolVar(&o.asJSON, "json", false, "print JSON")
 	f.StringVar(&o.task, "task", "recommend", "recommend (drum -> bass, the paper's metrics), or similar or profile (loops of --from like a seed, or for simulated producers' liked loops: HitRate, Recall and NDCG at 10 and 50)")
+	f.StringVar(&o.embedder, "embedder", "latent", "--task similar or profile: the representation to rank by (latent, or an embedder of the bundle: musicnn_vgg, logmel_stats; with --corpus ingest stores it too)")
 	f.IntVar(&o.producers, "producers", 1000, "--task profile: simulated producers")
 	f.BoolVar(&o.rerank, "rerank", false, "also score the second stage: the best --rerank-n rescored by the bundle's pair scorer")
 	f.IntVar(&o.rerankN, "rerank-n", 0, fmt.Sprintf("how many of the cosine ranking's best --rerank rescores (1-%d; 0: the bundle's default)", recommend.MaxRerankN))
@@ -162,6 +164,9 @@ func runEval(ctx context.Context, g *globalOptions, o *evalOptions, out, errOut 
 	case "recommend", "similar", "profile":
 	default:
 		return usage("--task %q: use recommend, similar or profile", o.task)
+	}
+	if o.task == "recommend" && !recommend.IsLatent(o.embedder) {
+		return usage("--embedder %s ranks similar and profile: recommend maps latents (leave --embedder out, or use --task similar or profile)", o.embedder)
 	}
 	if o.task != "recommend" && (o.rerank || o.pairs != "") {
 		return usage("--rerank and --pairs score recommendations: leave them out with --task %s", o.task)
@@ -264,6 +269,12 @@ func runEval(ctx context.Context, g *globalOptions, o *evalOptions, out, errOut 
 		}
 		cfg := svc.ingestConfig(storeSpec, log)
 		cfg.Manifest, cfg.Workers = man, o.workers
+		if !recommend.IsLatent(o.embedder) {
+			if err := svc.engine.CheckEmbedder(o.from, o.embedder); err != nil {
+				return usage("--embedder: %w", err)
+			}
+			cfg.Embedders = svc.ingestEmbedders([]string{o.embedder})
+		}
 		cfg.Progress = &ingest.Progress{Logger: log}
 		if st, err := os.Stderr.Stat(); err == nil && st.Mode()&os.ModeCharDevice != 0 {
 			cfg.Progress.Out = os.Stderr
@@ -512,8 +523,8 @@ func fileID(path string) (string, error) {
 
 // tasteRanker answers taste queries through the engine, as the API does.
 type tasteRanker struct {
-	e    *recommend.Engine
-	inst string
+	e              *recommend.Engine
+	inst, embedder string
 }
 
 func (r tasteRanker) ids(res []recommend.Result) []string {
@@ -525,7 +536,7 @@ func (r tasteRanker) ids(res []recommend.Result) []string {
 }
 
 func (r tasteRanker) Similar(ctx context.Context, id string, k int) ([]string, error) {
-	resp, err := r.e.Similar(ctx, recommend.SimilarRequest{Instrument: r.inst, SeedID: id, K: k})
+	resp, err := r.e.Similar(ctx, recommend.SimilarRequest{Instrument: r.inst, SeedID: id, K: k, Embedder: r.embedder})
 	if err != nil {
 		return nil, err
 	}
@@ -533,7 +544,7 @@ func (r tasteRanker) Similar(ctx context.Context, id string, k int) ([]string, e
 }
 
 func (r tasteRanker) Profile(ctx context.Context, liked []string, k int) ([]string, error) {
-	resp, err := r.e.Profile(ctx, recommend.ProfileRequest{Instrument: r.inst, Liked: liked, K: k})
+	resp, err := r.e.Profile(ctx, recommend.ProfileRequest{Instrument: r.inst, Liked: liked, K: k, Embedder: r.embedder})
 	if err != nil {
 		return nil, err
 	}
@@ -561,7 +572,7 @@ func runTasteEval(ctx context.Context, svc *service, o *evalOptions, include fun
 		}
 		after = page[len(page)-1].ID
 	}
-	rep, err := eval.RunTaste(ctx, eval.TasteConfig{Task: o.task, Loops: rows, Ranker: tasteRanker{svc.engine, o.from}, Producers: o.producers, Seed: 1234})
+	rep, err := eval.RunTaste(ctx, eval.TasteConfig{Task: o.task, Loops: rows, Ranker: tasteRanker{svc.engine, o.from, o.embedder}, Producers: o.producers, Seed: 1234})
 	if err != nil {
 		return exitError{code: 1, err: err}
 	}
@@ -575,10 +586,11 @@ func runTasteEval(ctx context.Context, svc *service, o *evalOptions, include fun
 			Split      string      `json:"split"`
 			Ingest     *evalIngest `json:"ingest,omitempty"`
 			Instrument string      `json:"instrument"`
+			Embedder   string      `json:"embedder"`
 			*eval.TasteReport
-		}{doc.Bundle, svc.engine.EncoderID(o.from), doc.Store, doc.Split, doc.Ingest, o.from, rep})
+		}{doc.Bundle, svc.engine.EncoderID(o.from), doc.Store, doc.Split, doc.Ingest, o.from, o.embedder, rep})
 	}
-	fmt.Fprintf(out, "%s, %s loops, bundle %s, store %s\n", o.task, o.from, doc.Bundle, doc.Store)
+	fmt.Fprintf(out, "%s, %s loops by %s, bundle %s, store %s\n", o.task, o.from, o.embedder, doc.Bundle, doc.Store)
 	fmt.Fprintf(out, "split %s: %d loops, %d queries; relevant: the held-back loops of the same packs\n\n", doc.Split, rep.Loops, rep.Queries)
 	fmt.Fprintf(out, "%-8s", "ranking")
 	names := []string{}

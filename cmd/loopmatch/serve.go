@@ -151,6 +151,20 @@ func (s *service) ingestConfig(storeName string, log *slog.Logger) ingest.Config
 		WindowSeconds: s.bundle.WindowSeconds, Encoders: encs, Anomaly: s.anomaly, Rules: ingest.DefaultRules(), Limits: audio.DefaultLimits(), Logger: log}
 }
 
+// ingestEmbedders are the named embedders as ingest takes them, by instrument, sharing
+// the service's sessions.
+func (s *service) ingestEmbedders(names []string) map[string][]*onnx.Embedder {
+	out := map[string][]*onnx.Embedder{}
+	for inst, byName := range s.models.EmbedderSessions(s.bundle, names) {
+		for _, name := range names {
+			if e := byName[name]; e != nil {
+				out[inst] = append(out[inst], e)
+			}
+		}
+	}
+	return out
+}
+
 // Close releases in the reverse order of opening: sessions before the runtime.
 func (s *service) Close() error {
 	if s.closed {

@@ -14,6 +14,7 @@ import (
 func newSimilarCmd(g *globalOptions) *cobra.Command {
 	var (
 		seedID, seedFile, inst string
+		embedder               string
 		k, offset              int
 		seedOffset             float64
 		asJSON                 bool
@@ -25,10 +26,13 @@ func newSimilarCmd(g *globalOptions) *cobra.Command {
 		Long: `Runs the same query as POST /v1/similar, without a server: the loops of --instrument
 nearest to the seed by cosine between their stored vectors (no mapper), leaving out the
 seed itself. The seed is the one argument: an audio file, or the id of a stored loop of
---instrument. --offset pages: the next page is --offset plus -k.`,
+--instrument. --offset pages: the next page is --offset plus -k. --embedder ranks by one of
+the bundle's other representations (musicnn_vgg, logmel_stats) that the library was ingested
+with (loopmatch ingest --embedders NAME); the default is the encoder's latent.`,
 		Example: `  loopmatch similar 3f2a9c0d4b1e8f7a6c5d4e3f2a1b0c9d -k 5
   loopmatch similar my_bass.wav --instrument bass --tempo seed --exclude-seed-pack
-  loopmatch similar 3f2a9c0d4b1e8f7a6c5d4e3f2a1b0c9d -k 10 --offset 10 --json`,
+  loopmatch similar 3f2a9c0d4b1e8f7a6c5d4e3f2a1b0c9d -k 10 --offset 10 --json
+  loopmatch similar 3f2a9c0d4b1e8f7a6c5d4e3f2a1b0c9d --embedder musicnn_vgg`,
 		Args: cobra.MaximumNArgs(1),
 		RunE: func(cmd *cobra.Command, args []string) error {
 			ctx := cmd.Context()
@@ -45,7 +49,7 @@ seed itself. The seed is the one argument: an audio file, or the id of a stored 
 				return err
 			}
 			defer svc.Close()
-			req := recommend.SimilarRequest{Instrument: inst, SeedID: seedID, SeedOffset: seedOffset, K: k, Offset: offset, Filter: filter, MMRLambda: ff.lambda}
+			req := recommend.SimilarRequest{Instrument: inst, SeedID: seedID, SeedOffset: seedOffset, K: k, Offset: offset, Filter: filter, MMRLambda: ff.lambda, Embedder: embedder}
 			if seedFile != "" {
 				if req.SeedAudio, req.SeedAudioID, req.SeedDuration, err = loadSeedFile(ctx, svc, seedFile, seedOffset); err != nil {
 					return err
@@ -59,7 +63,7 @@ seed itself. The seed is the one argument: an audio file, or the id of a stored 
 			if asJSON {
 				return printPageJSON(out, resp.RankedPage, map[string]any{"seed": resp.Seed})
 			}
-			fmt.Fprintf(out, "like %s loop %s", resp.Instrument, resp.Seed.ID)
+			fmt.Fprintf(out, "like %s loop %s by %s", resp.Instrument, resp.Seed.ID, resp.Embedder)
 			if resp.Seed.Pack != "" {
 				fmt.Fprintf(out, " (pack %s)", resp.Seed.Pack)
 			}
@@ -75,6 +79,7 @@ seed itself. The seed is the one argument: an audio file, or the id of a stored 
 	f.IntVar(&offset, "offset", 0, fmt.Sprintf("loops to skip: the next page (0-%d)", recommend.MaxOffset))
 	f.Float64Var(&seedOffset, "seed-offset", 0, "seconds into a long seed loop: its window that holds this offset is the seed")
 	f.BoolVar(&asJSON, "json", false, "print JSON")
+	f.StringVar(&embedder, "embedder", "latent", embedderUsage)
 	ff.register(f, "leave out the seed's own pack")
 	return cmd
 }
@@ -82,6 +87,7 @@ seed itself. The seed is the one argument: an audio file, or the id of a stored 
 func newProfileCmd(g *globalOptions) *cobra.Command {
 	var (
 		inst, to      string
+		embedder      string
 		disliked      []string
 		k, offset     int
 		dislikeWeight float64
@@ -99,7 +105,8 @@ first mapped through the bundle's mapper ("basses for the drums I like").
 
 --tempo seed and --key-compat without a key match the profile's tempo (the liked loops'
 median) and key (their most frequent); --exclude-seed-pack leaves out the liked loops'
-packs.`,
+packs. --embedder is as for loopmatch similar (with --to another instrument only the latent
+works: the mapper maps latents).`,
 		Example: `  loopmatch profile 3f2a9c0d4b1e8f7a6c5d4e3f2a1b0c9d 0c9d3f2a9c0d4b1e8f7a6c5d4e3f2a1b
   loopmatch profile ID1 ID2 ID3 --disliked ID4 --to bass -k 20 --json`,
 		Args: cobra.RangeArgs(1, recommend.MaxProfileLoops),
@@ -119,7 +126,7 @@ packs.`,
 				return err
 			}
 			defer svc.Close()
-			req := recommend.ProfileRequest{Instrument: inst, To: to, Liked: args, Disliked: disliked, K: k, Offset: offset, Filter: filter, MMRLambda: ff.lambda}
+			req := recommend.ProfileRequest{Instrument: inst, To: to, Liked: args, Disliked: disliked, K: k, Offset: offset, Filter: filter, MMRLambda: ff.lambda, Embedder: embedder}
 			if cmd.Flags().Changed("dislike-weight") {
 				req.DislikeWeight = &dislikeWeight
 			}
@@ -135,7 +142,7 @@ packs.`,
 				return printPageJSON(out, resp.RankedPage, map[string]any{"from": resp.From, "profile": map[string]any{
 					"liked": len(req.Liked), "disliked": len(req.Disliked), "bpm": resp.BPM, "key": resp.Key}})
 			}
-			fmt.Fprintf(out, "%s loops for %d liked and %d disliked %s loops (profile tempo %g, key %s)\n", resp.Instrument, len(req.Liked), len(req.Disliked), resp.From, resp.BPM, resp.Key)
+			fmt.Fprintf(out, "%s loops for %d liked and %d disliked %s loops by %s (profile tempo %g, key %s)\n", resp.Instrument, len(req.Liked), len(req.Disliked), resp.From, resp.Embedder, resp.BPM, resp.Key)
 			return printPage(out, resp.RankedPage)
 		},
 	}
@@ -147,9 +154,13 @@ packs.`,
 	f.IntVarP(&k, "k", "k", recommend.DefaultK, fmt.Sprintf("number of loops (1-%d)", recommend.MaxK))
 	f.IntVar(&offset, "offset", 0, fmt.Sprintf("loops to skip: the next page (0-%d)", recommend.MaxOffset))
 	f.BoolVar(&asJSON, "json", false, "print JSON")
+	f.StringVar(&embedder, "embedder", "latent", embedderUsage)
 	ff.register(f, "leave out the liked loops' packs")
 	return cmd
 }
+
+// embedderUsage is the --embedder flag's help.
+const embedderUsage = "the representation to rank by: latent (the encoder's) or an embedder of the bundle the library was ingested with (loopmatch ingest --embedders NAME): musicnn_vgg, logmel_stats"
 
 // pageResult is one ranked loop of similar or profile in JSON.
 type pageResult struct {
@@ -166,7 +177,7 @@ type pageResult struct {
 
 // printPageJSON prints a ranked page with the command's own fields beside it.
 func printPageJSON(w io.Writer, p recommend.RankedPage, extra map[string]any) error {
-	doc := map[string]any{"bundle": p.BundleID, "instrument": p.Instrument, "offset": p.Offset}
+	doc := map[string]any{"bundle": p.BundleID, "instrument": p.Instrument, "embedder": p.Embedder, "offset": p.Offset}
 	for k, v := range extra {
 		doc[k] = v
 	}

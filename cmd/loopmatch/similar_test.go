@@ -156,3 +156,47 @@ func TestEvalTasteTasks(t *testing.T) {
 		t.Error("--task nope ran")
 	}
 }
+
+// TestEmbedderCLI: ingest --embedders fills a stored library, and similar, profile and
+// eval rank by the embedder named with --embedder, or say what to run when they cannot.
+func TestEmbedderCLI(t *testing.T) {
+	const bundle = "../../models/loopmatch-v2"
+	lib := writeCLILibrary(t, 3)
+	store := "embedded:" + t.TempDir()
+	if out, err := runCLI(t, "ingest", "--bundle", bundle, "--store", store, lib); err != nil {
+		t.Fatalf("ingest: %v\n%s", err, out)
+	}
+	seedFile := filepath.Join(lib, "Pack01", "drum_0_120bpm_Am.wav")
+	out, err := runCLI(t, "similar", "--bundle", bundle, "--store", store, seedFile, "--embedder", "musicnn_vgg")
+	if err == nil || !strings.Contains(out+err.Error(), "loopmatch ingest --embedders musicnn_vgg") {
+		t.Fatalf("similar before ingest --embedders: %v\n%s", err, out)
+	}
+	if out, err := runCLI(t, "ingest", "--bundle", bundle, "--store", store, "--embedders", "vggish", lib); err == nil || !strings.Contains(out+err.Error(), "musicnn_vgg") {
+		t.Errorf("ingest --embedders vggish: %v\n%s", err, out)
+	}
+	if out, err := runCLI(t, "ingest", "--bundle", bundle, "--store", store, "--embedders", "musicnn_vgg", lib); err != nil || !strings.Contains(out, "embedder rows") {
+		t.Fatalf("ingest --embedders musicnn_vgg: %v\n%s", err, out)
+	}
+	out, err = runCLI(t, "similar", "--bundle", bundle, "--store", store, seedFile, "--embedder", "musicnn_vgg", "-k", "4", "--json")
+	var d struct {
+		Embedder string `json:"embedder"`
+		pageDoc
+	}
+	if err != nil || json.Unmarshal([]byte(out), &d) != nil || d.Embedder != "musicnn_vgg" || len(d.Results) != 4 || d.Seed == nil || !d.Seed.Stored {
+		t.Fatalf("similar --embedder: %v\n%s", err, out)
+	}
+	if out, err := runCLI(t, "profile", "--bundle", bundle, "--store", store, d.Seed.ID, "--embedder", "musicnn_vgg", "--to", "bass"); err == nil || !strings.Contains(out+err.Error(), "latent only") {
+		t.Errorf("profile --to bass --embedder musicnn_vgg: %v\n%s", err, out)
+	}
+	out, err = runCLI(t, "eval", "--bundle", bundle, "--store", store, "--split", "all", "--task", "similar", "--from", "drum", "--embedder", "musicnn_vgg", "--json")
+	var ev struct {
+		Embedder string             `json:"embedder"`
+		Metrics  map[string]float64 `json:"metrics"`
+	}
+	if err != nil || json.Unmarshal([]byte(out), &ev) != nil || ev.Embedder != "musicnn_vgg" || len(ev.Metrics) != 6 {
+		t.Fatalf("eval --embedder: %v\n%s", err, out)
+	}
+	if _, err := runCLI(t, "eval", "--bundle", bundle, "--store", store, "--split", "all", "--embedder", "musicnn_vgg"); err == nil {
+		t.Error("eval --task recommend --embedder musicnn_vgg ran")
+	}
+}

@@ -94,8 +94,9 @@ export class Api {
   }
 
   /** "More like this": loops of instrument nearest to a stored loop of it. */
-  similar({ seedId, instrument, k, compat, excludeSeedPack, excludeAnomalous }) {
+  similar({ seedId, instrument, k, compat, excludeSeedPack, excludeAnomalous, embedder }) {
     const body = { seed_id: seedId, instrument, k };
+    if (embedder && embedder !== "latent") body.embedder = embedder;
     const filter = { ...(compat || {}) };
     if (excludeSeedPack) filter.exclude_seed_pack = true;
     if (excludeAnomalous) filter.exclude_anomalous = true;
@@ -104,8 +105,9 @@ export class Api {
   }
 
   /** Loops of `to` for a taste profile: the liked loops' ids, all of `instrument`. */
-  profile({ liked, instrument, to, k, compat, excludeAnomalous }) {
+  profile({ liked, instrument, to, k, compat, excludeAnomalous, embedder }) {
     const body = { liked, instrument, to, k };
+    if (embedder && embedder !== "latent") body.embedder = embedder;
     const filter = { ...(compat || {}) };
     if (excludeAnomalous) filter.exclude_anomalous = true;
     if (Object.keys(filter).length > 0) body.filter = filter;

@@ -145,6 +145,7 @@ async function loadCollections() {
     state.pairs = c.pairs.map((p) => { const [from, to] = p.split("->"); return { from, to }; });
     state.counts = {};
     for (const col of c.collections) if (col.instrument) state.counts[col.instrument] = col.count;
+    setEmbedders(c.embedders || {});
     state.rerank = c.rerank || { available: false, pairs: [], default: false, n: 100 };
     $("rerank").checked = state.rerank.default;
     $("bundle").textContent = `model bundle ${c.bundle}`;
@@ -408,15 +409,35 @@ async function recommend() {
     (r, n) => `${plural(n, r.to)} for ${seed.name}, best first ${rankedBy(r.rerank)}.`);
 }
 
+/** Fills the "by" selector with the representations every instrument of the library can
+ * be ranked by (latent first), keeping the choice when it is still there; hidden when the
+ * latent is the only one. */
+function setEmbedders(byInstrument) {
+  const lists = Object.entries(byInstrument).filter(([inst]) => state.counts[inst]).map(([, names]) => names);
+  const names = lists.length === 0 ? ["latent"] : lists.reduce((a, b) => a.filter((n) => b.includes(n)));
+  const sel = $("embedder");
+  const keep = sel.value;
+  sel.replaceChildren(...names.map((n) => new Option(n === "latent" ? "latent (default)" : n, n)));
+  sel.value = names.includes(keep) ? keep : "latent";
+  $("embedder-field").hidden = names.length < 2;
+}
+
+/** The representation chosen for similar and profile, and how a status line names it. */
+function chosenEmbedder() {
+  const e = $("embedder").value || "latent";
+  return { embedder: e, by: e === "latent" ? "" : ` by ${e}` };
+}
+
 /** "More like this": loops of the result's own instrument nearest to it, still played
  * with the seed. */
 async function moreLikeThis(it) {
   const { k, compat } = rankSettings();
   const label = it.name || it.id;
+  const { embedder, by } = chosenEmbedder();
   await showRanked(`Finding ${it.instrument} loops like ${label}\u2026`,
     () => api.similar({ seedId: it.id, instrument: it.instrument, k, compat, excludeSeedPack: $("exclude").checked,
-      excludeAnomalous: $("exclude-anomalous").checked }),
-    (r, n) => `${plural(n, r.instrument)} like ${label}, best first (score: cosine similarity to it). Recommend again for the loops that fit the seed.`);
+      excludeAnomalous: $("exclude-anomalous").checked, embedder }),
+    (r, n) => `${plural(n, r.instrument)} like ${label}${by}, best first (score: cosine similarity to it). Recommend again for the loops that fit the seed.`);
 }
 
 // ---- the kept loops (tray) ------------------------------------------------------
@@ -491,10 +512,12 @@ async function recommendFromTray() {
   const p = trayProfile();
   if (p.liked.length === 0) return;
   const { k, compat } = rankSettings();
+  // another representation ranks within the kept loops' own instrument: the mapper maps latents
+  const { embedder, by } = p.instrument === state.to ? chosenEmbedder() : { embedder: "latent", by: "" };
   await showRanked(`Finding ${state.to} loops for your ${p.liked.length} kept loops\u2026`,
     () => api.profile({ liked: p.liked.map((x) => x.id), instrument: p.instrument, to: state.to, k, compat,
-      excludeAnomalous: $("exclude-anomalous").checked }),
-    (r, n) => `${plural(n, r.to)} for your ${r.profile.liked} kept ${r.from} loop${r.profile.liked === 1 ? "" : "s"}, best first (score: cosine similarity to their mean).`);
+      excludeAnomalous: $("exclude-anomalous").checked, embedder }),
+    (r, n) => `${plural(n, r.to)} for your ${r.profile.liked} kept ${r.from} loop${r.profile.liked === 1 ? "" : "s"}${by}, best first (score: cosine similarity to their mean).`);
 }
 
 /** Decodes the results a few at a time, drawing each waveform as it arrives. */

@@ -16,7 +16,7 @@ import { tmpdir } from "node:os";
 import { promisify } from "node:util";
 import path from "node:path";
 import { chromium } from "playwright-core";
-import { startServer, AIFF_LOOPS, DAMAGED_LOOP } from "./server.mjs";
+import { startServer, AIFF_LOOPS, DAMAGED_LOOP, E2E_EMBEDDER } from "./server.mjs";
 import { drumLoopWAV } from "./wav.mjs";
 
 const CHROMIUM = process.env.CHROMIUM || "/usr/bin/chromium";
@@ -290,6 +290,42 @@ test("more like this lists loops like a result, and the tray recommends from kep
   await page.click("#tray-clear");
   assert.equal(await page.locator("#tray li").count(), 0);
   assert.equal(await page.isDisabled("#tray-recommend"), true);
+});
+
+test("more like this and the tray rank by another embedder the library was ingested with", async (t) => {
+  const page = await openPage(t);
+  await chooseSeed(page, "house drum main");
+  await waitResults(page);
+  // the selector lists the latent and the one embedder the library holds, not the bundle's other
+  assert.equal(await page.isVisible("#embedder-field"), true);
+  const options = await page.locator("#embedder option").evaluateAll((os) => os.map((o) => o.value));
+  assert.deepEqual(options, ["latent", E2E_EMBEDDER]);
+  assert.equal(await page.inputValue("#embedder"), "latent", "the latent is the default");
+
+  await page.selectOption("#embedder", E2E_EMBEDDER);
+  const first = (await lm(page)).items.find((i) => i.kind === "loop");
+  await page.locator("#results li.loop").first().locator("button.like").click();
+  await page.waitForFunction((e) => new RegExp(`like .* by ${e}`).test(document.querySelector("#rec-status").textContent), E2E_EMBEDDER);
+  await waitResults(page);
+  const like = await lm(page);
+  const k = like.items.length;
+  // the page shows what the API answers for this embedder, which is not the latent's answer
+  const byEmbedder = await page.evaluate(async ({ id, e, k }) => (await (await fetch("/v1/similar", { method: "POST",
+    headers: { "Content-Type": "application/json" }, body: JSON.stringify({ seed_id: id, instrument: "bass", k, embedder: e }) })).json()), { id: first.id, e: E2E_EMBEDDER, k });
+  assert.equal(byEmbedder.embedder, E2E_EMBEDDER);
+  assert.deepEqual(like.items.map((i) => i.id), byEmbedder.results.map((r) => r.id));
+  const byLatent = await page.evaluate(async ({ id, k }) => (await (await fetch("/v1/similar", { method: "POST",
+    headers: { "Content-Type": "application/json" }, body: JSON.stringify({ seed_id: id, instrument: "bass", k }) })).json()), { id: first.id, k });
+  assert.equal(byLatent.embedder, "latent");
+  assert.notDeepEqual(byLatent.results.map((r) => r.id), byEmbedder.results.map((r) => r.id), "the two representations rank the same");
+
+  // the tray's profile of bass loops for bass loops ranks by it too
+  await page.locator("#results li.loop").nth(0).locator("button.keep").click();
+  await page.locator("#results li.loop").nth(1).locator("button.keep").click();
+  await page.click("#tray-recommend");
+  await page.waitForFunction((e) => new RegExp(`kept bass loops by ${e}`).test(document.querySelector("#rec-status").textContent), E2E_EMBEDDER);
+  assert.ok((await lm(page)).items.length > 0, "the tray gives recommendations by the embedder");
+  await page.click("#tray-clear");
 });
 
 test("each result says which stage ranked it, and the rerank toggle follows the bundle", async (t) => {

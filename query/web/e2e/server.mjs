@@ -23,6 +23,11 @@ export const AIFF_LOOPS = [
   { name: "mac_bassline_three.aiff", instrument: "bass" },
 ];
 
+// The library is also ingested with this embedder (ingest --embedders), so the page can rank
+// "More like this" and the tray by it; the bundle's other embedder is left out, so the page's
+// selector must list only what the library holds.
+export const E2E_EMBEDDER = "musicnn_vgg";
+
 // A demo bass loop driven 24 dB into clipping, ingested beside the demo library: a loop
 // the anomaly model must flag (and the audit's clipping check name).
 export const DAMAGED_LOOP = { name: "zz_clipped_bassline.wav", instrument: "bass" };
@@ -34,7 +39,7 @@ async function ingestDamaged(bin, store, dir, env) {
   const out = path.join(lib, DAMAGED_LOOP.name);
   await run("sox", [path.join(ROOT, "demo", src.path), "-b", "16", out, "gain", "24"]);
   await writeFile(path.join(dir, "damaged.csv"), `path,instrument,pack,bpm,key\n${out},bass,Damaged,${src.bpm},${src.key}\n`);
-  await run(bin, ["ingest", "--store", store, "--manifest", path.join(dir, "damaged.csv"), "--log-level", "warn", lib],
+  await run(bin, ["ingest", "--store", store, "--embedders", E2E_EMBEDDER, "--manifest", path.join(dir, "damaged.csv"), "--log-level", "warn", lib],
     { cwd: ROOT, env, maxBuffer: 16 << 20 });
 }
 
@@ -66,7 +71,7 @@ async function ingestAIFF(bin, store, dir, env) {
     rows.push(`${out},${l.instrument},${src[i].pack},${src[i].bpm},${src[i].key}`);
   }
   await writeFile(path.join(dir, "aiff.csv"), rows.join("\n") + "\n");
-  await run(bin, ["ingest", "--store", store, "--manifest", path.join(dir, "aiff.csv"), "--log-level", "warn", lib],
+  await run(bin, ["ingest", "--store", store, "--embedders", E2E_EMBEDDER, "--manifest", path.join(dir, "aiff.csv"), "--log-level", "warn", lib],
     { cwd: ROOT, env, maxBuffer: 16 << 20 });
 }
 
@@ -77,7 +82,7 @@ export async function startServer() {
   // server (milvus://127.0.0.1:19530?consistency=strong): the page only talks to the API.
   const store = process.env.LOOPMATCH_E2E_STORE || `embedded:${path.join(dir, "store")}`;
   const env = { ...process.env };
-  await run(bin, ["ingest", "--store", store, "--manifest", "demo/metadata.csv", "--log-level", "warn", "demo"],
+  await run(bin, ["ingest", "--store", store, "--embedders", E2E_EMBEDDER, "--manifest", "demo/metadata.csv", "--log-level", "warn", "demo"],
     { cwd: ROOT, env, maxBuffer: 16 << 20 });
   await ingestAIFF(bin, store, dir, env);
   await ingestDamaged(bin, store, dir, env);
