@@ -21,7 +21,11 @@ import (
 
 // embedderCollection names an instrument's collection of an embedder's vectors.
 func embedderCollection(cfg Config, inst, name string) string {
-	return loopid.EmbedderCollection(cfg.Collection(inst), name)
+	coll := cfg.Collection
+	if coll == nil { // before Run has set its default (an upload asks first)
+		coll = loopid.Collection
+	}
+	return loopid.EmbedderCollection(coll(inst), name)
 }
 
 // ensureEmbedders creates each asked-for embedder's collection. One filled by another
@@ -163,4 +167,29 @@ func upsertEmbedderRows(ctx context.Context, cfg Config, rep *Report, rows map[s
 		rep.embedded(c, len(rs))
 	}
 	return nil
+}
+
+// heldEmbedders are the embedders of es whose collection the store already holds rows of,
+// made by the same embedder, as Config.Embedders for one instrument (nil when none).
+func heldEmbedders(ctx context.Context, cfg Config, inst string, es []*onnx.Embedder) (map[string][]*onnx.Embedder, error) {
+	if len(es) == 0 {
+		return nil, nil
+	}
+	cs, err := cfg.Store.Collections(ctx)
+	if err != nil {
+		return nil, fmt.Errorf("ingest: list collections: %w", err)
+	}
+	var held []*onnx.Embedder
+	for _, e := range es {
+		name := embedderCollection(cfg, inst, e.Name)
+		if slices.ContainsFunc(cs, func(c vectordb.Collection) bool {
+			return c.Name == name && c.Count > 0 && vectordb.SameEncoder(c.EncoderID, e.ID)
+		}) {
+			held = append(held, e)
+		}
+	}
+	if len(held) == 0 {
+		return nil, nil
+	}
+	return map[string][]*onnx.Embedder{inst: held}, nil
 }

@@ -1,6 +1,7 @@
 package ingest
 
 import (
+	"bytes"
 	"context"
 	"fmt"
 	"math"
@@ -160,4 +161,57 @@ func embedPath(t *testing.T, b *onnx.Bundle, e *onnx.Embedder, path string) []fl
 		t.Fatal(err)
 	}
 	return v[0]
+}
+
+// TestUploadsFillHeldEmbedders: an upload fills the embedders the library holds (their
+// collection has rows), and only those.
+func TestUploadsFillHeldEmbedders(t *testing.T) {
+	requireSox(t)
+	lib := t.TempDir()
+	paths := makeLibrary(t, lib, 4, 9)
+	s := openStore(t, t.TempDir())
+	defer s.Close()
+	cfg, err := configForBundle(shippedBundle, rt, s)
+	if err != nil {
+		t.Fatal(err)
+	}
+	embs, _ := shippedEmbedders(t)
+	var musicnn []*onnx.Embedder // the library holds musicnn_vgg, not logmel_stats
+	for _, e := range embs["bass"] {
+		if e.Name == "musicnn_vgg" {
+			musicnn = append(musicnn, e)
+		}
+	}
+	cfg.Embedders = map[string][]*onnx.Embedder{"bass": musicnn}
+	if rep, err := Run(context.Background(), cfg, []string{filepath.Dir(paths[1])}); err != nil || rep.Ingested == 0 {
+		t.Fatalf("ingest: %+v %v", rep, err)
+	}
+	cfg.Embedders = nil
+	up := &Uploads{Dir: t.TempDir(), Config: cfg, Embedders: embs}
+	data := wavBytes(t, 0.3, 22050)
+	res, err := up.Ingest(context.Background(), UploadMeta{Instrument: "bass", Pack: "Up"}, []Upload{{Filename: "up_120bpm_Am.wav", Data: data}})
+	if err != nil || len(res) != 1 || !res[0].Stored {
+		t.Fatalf("upload: %+v %v", res, err)
+	}
+	rows, err := s.Get(context.Background(), loopid.EmbedderCollection("loops_bass", "musicnn_vgg"), []string{res[0].ID})
+	if err != nil || len(rows) != 1 || rows[0].Pack != "Up" || rows[0].EncoderID != musicnn[0].ID {
+		t.Errorf("the uploaded loop's musicnn_vgg row: %+v %v", rows, err)
+	}
+	if _, err := s.Get(context.Background(), loopid.EmbedderCollection("loops_bass", "logmel_stats"), []string{res[0].ID}); err == nil {
+		t.Error("an upload created the logmel_stats collection, which the library does not hold")
+	}
+}
+
+// wavBytes is a second of a sine at f (0..1 of Nyquist) as a 16-bit WAV.
+func wavBytes(t *testing.T, f float64, rate int) []byte {
+	t.Helper()
+	x := make([]float32, rate)
+	for i := range x {
+		x[i] = float32(0.5 * math.Sin(math.Pi*f*float64(i)))
+	}
+	var buf bytes.Buffer
+	if err := audio.EncodeWAV(&buf, x, rate, audio.PCM16); err != nil {
+		t.Fatal(err)
+	}
+	return buf.Bytes()
 }

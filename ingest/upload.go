@@ -13,6 +13,7 @@ import (
 
 	"github.com/loopmatch/loopmatch/audio"
 	"github.com/loopmatch/loopmatch/loopid"
+	"github.com/loopmatch/loopmatch/onnx"
 	"github.com/loopmatch/loopmatch/vectordb"
 )
 
@@ -55,6 +56,12 @@ type Uploads struct {
 	// Config is the ingest configuration (store, bundle, encoders); Rules and Manifest
 	// are set per upload.
 	Config Config
+	// Embedders are the bundle's embedders by instrument (every one it has): an upload
+	// also fills those the library already holds (a collection of the same embedder with
+	// rows, from ingest --embedders), so uploaded loops can be ranked by them as the
+	// library's other loops are. The others stay unfilled, as an ingest without
+	// --embedders leaves them.
+	Embedders map[string][]*onnx.Embedder
 
 	// mu runs one upload at a time: two uploads of the same bytes share one file, and
 	// one's clean-up must not remove it under the other's ingest. Each ingest already
@@ -132,6 +139,10 @@ func (u *Uploads) Ingest(ctx context.Context, meta UploadMeta, files []Upload) (
 		return nil, fmt.Errorf("upload metadata: %w", err)
 	}
 	cfg := u.Config
+	if cfg.Embedders, err = heldEmbedders(ctx, cfg, meta.Instrument, u.Embedders[meta.Instrument]); err != nil {
+		u.removeAll(written)
+		return nil, err
+	}
 	cfg.Manifest = m
 	cfg.Rules = DefaultRules()
 	cfg.Rules.Instrument = meta.Instrument

@@ -206,7 +206,8 @@ func newServer(s *service, o *serveOptions, metrics *query.Metrics, log *slog.Lo
 		if err != nil {
 			return nil, exitError{code: 2, err: err}
 		}
-		cfg.Ingester = uploadIngester{&ingest.Uploads{Dir: dir, MaxBytes: o.uploadsMaxMB << 20, Config: s.ingestConfig(storeName, log)}}
+		cfg.Ingester = uploadIngester{&ingest.Uploads{Dir: dir, MaxBytes: o.uploadsMaxMB << 20, Config: s.ingestConfig(storeName, log),
+			Embedders: s.ingestEmbedders(s.bundle.EmbedderNames())}}
 	}
 	return query.NewServer(cfg)
 }
