@@ -48,12 +48,53 @@ def log(*a):
     print(time.strftime("[%H:%M:%S]"), *a, flush=True)
 
 
+def borrowed(kit: dict, role: str) -> bool:
+    """A role a hydrogen kit lacks is filled with another role's sample (render.H2_FALLBACK:
+    its clap may be its snare): such a role's label is not what the sample is."""
+    r, x = role, kit[role]
+    while r in R.H2_FALLBACK:
+        r = R.H2_FALLBACK[r]
+        if r in kit and len(kit[r]) == len(x) and np.array_equal(kit[r], x):
+            return True
+    return False
+
+
+# FluidR3_GM's other notes of each kind, beside render.GM_DRUM_NOTES' one (real training
+# kits only: more real sounds of each kind)
+GM_MORE_NOTES = {"kick": [35], "snare": [40], "hat_c": [44], "ride": [59, 53], "crash": [57], "tom_l": [41, 43],
+                 "tom_h": [47, 48], "perc": [54, 60, 61, 62, 63, 64, 69, 70, 75, 76]}
+
+
+def gm_more(program: int, cache_dir: str) -> dict[str, list[np.ndarray]]:
+    """Role -> the kit's one-shots of GM_MORE_NOTES (rendered by fluidsynth once, cached)."""
+    path = os.path.join(cache_dir, f"gm_more_{program}.npz")
+    if os.path.exists(path):
+        d = np.load(path)
+        out: dict[str, list[np.ndarray]] = {}
+        for k in d.files:
+            out.setdefault(k.split("|")[0], []).append(d[k])
+        return out
+    n = int(2.5 * O.SR)
+    jobs = [(f"{role}|{note}", 9, int(program), [(0.0, 0.1, note, 100)], n)
+            for role, notes in GM_MORE_NOTES.items() for note in notes]
+    audio = R.render_fluid_chunk(jobs)
+    keep = {}
+    for name, x in audio.items():
+        x = x[: int(1.5 * O.SR)]
+        peak = float(np.max(np.abs(x)))
+        if peak > 1e-4:  # a note the preset does not play is silence
+            keep[name] = (x / peak).astype(np.float32)
+    np.savez(path, **keep)
+    return gm_more(program, cache_dir)
+
+
 def examples(kits: dict[str, dict], kit_ids) -> tuple[list[np.ndarray], np.ndarray, list[str]]:
-    """Every one-shot of the kits: audio (ONESHOT samples), class index, kit id."""
+    """Every one-shot of the kits (not a borrowed role, not silence): audio (ONESHOT
+    samples), class index, kit id."""
     xs, ys, ks = [], [], []
     for kid in kit_ids:
         for role, x in kits[kid].items():
-            if role in ROLE_TO_KIND:
+            if role in ROLE_TO_KIND and not borrowed(kits[kid], role) and float(np.max(np.abs(x))) > 1e-4:
                 xs.append(O.fit(x, O.ONESHOT))
                 ys.append(KIND_CLASSES.index(ROLE_TO_KIND[role]))
                 ks.append(kid)
@@ -170,9 +211,14 @@ def main(argv=None):
     held = {tuple(x.split(":", 1)) for x in args.val_real.split(",") if x}
     for src, name in O.REAL_TRAIN_KITS:
         base = O.gm_kit(int(name), work) if src == "gm" else R.hydrogen_kit(str(name))
+        base = {r: x for r, x in base.items() if not borrowed(base, r)}
+        more = gm_more(int(name), work) if src == "gm" else {}
         for c in range(args.real_copies):
             kid = f"real:{src}:{name}:{c}"
-            real[kid] = O.processed_kit(base, rng)
+            # each copy plays one of the preset's sounds of each kind
+            pick = {r: (x if not more.get(r) else [x, *more[r]][int(rng.integers(0, 1 + len(more[r])))])
+                    for r, x in base.items()}
+            real[kid] = O.processed_kit(pick, rng)
             if (src, str(name)) in held:
                 val_real.append(kid)
     kits |= real
