@@ -48,17 +48,6 @@ def log(*a):
     print(time.strftime("[%H:%M:%S]"), *a, flush=True)
 
 
-def borrowed(kit: dict, role: str) -> bool:
-    """A role a hydrogen kit lacks is filled with another role's sample (render.H2_FALLBACK:
-    its clap may be its snare): such a role's label is not what the sample is."""
-    r, x = role, kit[role]
-    while r in R.H2_FALLBACK:
-        r = R.H2_FALLBACK[r]
-        if r in kit and len(kit[r]) == len(x) and np.array_equal(kit[r], x):
-            return True
-    return False
-
-
 # FluidR3_GM's other notes of each kind, beside render.GM_DRUM_NOTES' one (real training
 # kits only: more real sounds of each kind)
 GM_MORE_NOTES = {"kick": [35], "snare": [40], "hat_c": [44], "ride": [59, 53], "crash": [57], "tom_l": [41, 43],
@@ -94,7 +83,7 @@ def examples(kits: dict[str, dict], kit_ids) -> tuple[list[np.ndarray], np.ndarr
     xs, ys, ks = [], [], []
     for kid in kit_ids:
         for role, x in kits[kid].items():
-            if role in ROLE_TO_KIND and not borrowed(kits[kid], role) and float(np.max(np.abs(x))) > 1e-4:
+            if role in ROLE_TO_KIND and not O.borrowed(kits[kid], role) and float(np.max(np.abs(x))) > 1e-4:
                 xs.append(O.fit(x, O.ONESHOT))
                 ys.append(KIND_CLASSES.index(ROLE_TO_KIND[role]))
                 ks.append(kid)
@@ -211,7 +200,7 @@ def main(argv=None):
     held = {tuple(x.split(":", 1)) for x in args.val_real.split(",") if x}
     for src, name in O.REAL_TRAIN_KITS:
         base = O.gm_kit(int(name), work) if src == "gm" else R.hydrogen_kit(str(name))
-        base = {r: x for r, x in base.items() if not borrowed(base, r)}
+        base = {r: x for r, x in base.items() if not O.borrowed(base, r)}
         more = gm_more(int(name), work) if src == "gm" else {}
         for c in range(args.real_copies):
             kid = f"real:{src}:{name}:{c}"

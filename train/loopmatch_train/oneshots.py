@@ -60,6 +60,17 @@ def stem(kit: dict, pack, loop, role: str) -> np.ndarray:
     return tile(R.mix_one_shots(kit, pack, sub))
 
 
+def borrowed(kit: dict, role: str) -> bool:
+    """A role a hydrogen kit lacks is filled with another role's sample (render.H2_FALLBACK:
+    its clap may be its snare): such a role's label is not what the sample is."""
+    r, x = role, kit[role]
+    while r in R.H2_FALLBACK:
+        r = R.H2_FALLBACK[r]
+        if r in kit and len(kit[r]) == len(x) and np.array_equal(kit[r], x):
+            return True
+    return False
+
+
 @dataclass
 class Query:
     pack: str
@@ -70,7 +81,8 @@ class Query:
 
 
 def queries(packs, split: dict, kits: dict, kit_of: dict | None = None) -> list[Query]:
-    """Every (pack, kind) whose main drum loop plays the kind, with another stem beside it.
+    """Every (pack, kind) whose main drum loop plays the kind, with another stem beside it,
+    where the kit's one-shot of that kind is its own (not borrowed from another role).
     kit_of: pack name -> kit id where a pack plays another kit than its own (kit_id)."""
     out = []
     kit_of = kit_of or {}
@@ -82,7 +94,7 @@ def queries(packs, split: dict, kits: dict, kit_of: dict | None = None) -> list[
         if kit is None:
             continue
         for k in played:
-            if k in kit and len(played) > 1:
+            if k in kit and len(played) > 1 and not borrowed(kit, k):
                 out.append(Query(p.name, k, kid, split[p.name], p.bpm))
     return out
 

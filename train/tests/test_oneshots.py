@@ -86,3 +86,14 @@ def test_processed_kit_is_one_chain_for_the_whole_kit():
     ratios = {round(len(a[k]) / len(kit[k]), 2) for k in kit if len(kit[k]) < int(1.2 * O.SR)}
     assert len(ratios) == 1
     assert any(len(a[k]) != len(c[k]) or not np.allclose(a[k], c[k]) for k in kit)
+
+
+def test_borrowed_roles_are_found_and_left_out_of_queries():
+    rng = np.random.default_rng(3)
+    snare = rng.normal(0, 0.3, 2000).astype(np.float32)
+    kit = {"kick": rng.normal(0, 0.3, 2000).astype(np.float32), "snare": snare,
+           "clap": snare, "rim": snare.copy(), "perc": snare}  # clap, rim and (via rim) perc borrow the snare
+    assert not O.borrowed(kit, "kick") and not O.borrowed(kit, "snare")
+    assert O.borrowed(kit, "clap") and O.borrowed(kit, "rim") and O.borrowed(kit, "perc")
+    kit["clap"] = rng.normal(0, 0.3, 2000).astype(np.float32)  # a clap of its own
+    assert not O.borrowed(kit, "clap")
