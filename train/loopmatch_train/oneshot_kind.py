@@ -165,8 +165,60 @@ def scores(logits: np.ndarray, ys: np.ndarray) -> dict:
             "confusion": conf.tolist()}
 
 
+# kind words in real one-shots' file names (for reporting on held-out real sounds only)
+NAME_KIND = [("kick", ("kick", "bassdrum", "bd_", "drum_bass_")), ("clap", ("clap",)), ("rim", ("rim", "sidestick")),
+             ("snare", ("snare", "sn_", "sd_")), ("open_hat", ("hihat_open", "cymbal_open", "hat_open", "hh_open")),
+             ("hat", ("hihat_closed", "cymbal_closed", "hat_closed", "hh_closed", "hihat_foot", "cymbal_pedal")),
+             ("ride", ("ride",)), ("crash", ("crash", "splash")), ("tom", ("tom",)),
+             ("perc", ("shaker", "cowbell", "clav", "conga", "bongo", "tamb", "perc_"))]
+
+
+def name_kind(name: str) -> str | None:
+    n = name.lower()
+    for kind, words in NAME_KIND:
+        if any(w in n for w in words):
+            return kind
+    return None
+
+
+def report_real(onnx_path: str, dirs: list[str]) -> dict:
+    """Accuracy on real one-shots whose names say their kind (held out: reported, never
+    used to train or choose): the first second at the bundle rate, as ingest reads it."""
+    import soundfile as sf
+    from math import gcd
+
+    from scipy.signal import resample_poly
+
+    from .export import session
+    files = sorted(os.path.join(d, f) for d in dirs if os.path.isdir(d) for f in os.listdir(d)
+                   if f.lower().endswith((".wav", ".ogg", ".flac")) and name_kind(f))
+    xs, ys, names, unreadable = [], [], [], []
+    for f in files:
+        try:
+            x, sr = sf.read(f, dtype="float32", always_2d=True)
+        except (RuntimeError, sf.LibsndfileError) as e:
+            unreadable.append(f"{os.path.basename(f)}: {e}")
+            continue
+        x = x.mean(axis=1)[: 2 * sr]
+        if sr != O.SR:
+            g = gcd(sr, O.SR)
+            x = resample_poly(x, O.SR // g, sr // g).astype(np.float32)
+        xs.append(O.fit(x, O.ONESHOT))
+        ys.append(KIND_CLASSES.index(name_kind(os.path.basename(f))))
+        names.append(os.path.basename(f))
+    if not xs:
+        return {"n": 0}
+    logits = session(onnx_path).run(["logits"], {"audio": np.stack(xs).astype(np.float32)})[0]
+    res = scores(logits, np.array(ys))
+    res["wrong"] = [f"{n}: {KIND_CLASSES[int(p)]}" for n, y, p in zip(names, ys, logits.argmax(1)) if int(p) != y]
+    res["unreadable"] = unreadable
+    return res
+
+
 def main(argv=None):
     ap = argparse.ArgumentParser()
+    ap.add_argument("--report-real", default="",
+                    help="only report the exported model's accuracy on real one-shots named by kind in these folders (comma list)")
     ap.add_argument("--out", default="train/out")
     ap.add_argument("--seed", type=int, default=1234)
     ap.add_argument("--packs", type=int, default=2400)
@@ -183,6 +235,10 @@ def main(argv=None):
     args = ap.parse_args(argv)
     setup(args.seed, 1)
     work = os.path.join(args.out, "samplematch")
+    if args.report_real:
+        res = report_real(os.path.join(work, "oneshot_kind.onnx"), args.report_real.split(","))
+        print(json.dumps({k: v for k, v in res.items() if k != "confusion"}, indent=1))
+        return
     os.makedirs(work, exist_ok=True)
     packs = C2.make_corpus(args.seed, args.packs)
     split = C2.split_v2(packs, args.seed)
