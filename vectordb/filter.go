@@ -20,6 +20,8 @@ type Filter struct {
 	Packs        []string // only these packs
 	ExcludePacks []string // none of these packs
 	ExcludeIDs   []string // none of these ids
+	// Kinds: a one-shot of any of these kinds (Row.Kind); rows without a kind fail it.
+	Kinds []string
 	// UnknownBPM and UnknownKey say what loops lacking the field do.
 	UnknownBPM, UnknownKey Unknown
 	// Anomalous filters on the anomaly flag (Row.Anomalous): AnyHealth passes every loop.
@@ -59,6 +61,9 @@ const (
 	UnknownOnly
 )
 
+// MaxKinds bounds a filter's kinds.
+const MaxKinds = 32
+
 // MaxBPMRanges bounds a filter's tempo ranges.
 const MaxBPMRanges = 16
 
@@ -85,15 +90,23 @@ func (f Filter) Check() error {
 	if f.Anomalous > NotAnomalous {
 		return fmt.Errorf("%w: anomaly filter mode %d", ErrInvalid, f.Anomalous)
 	}
+	if len(f.Kinds) > MaxKinds {
+		return fmt.Errorf("%w: %d kinds, at most %d", ErrInvalid, len(f.Kinds), MaxKinds)
+	}
 	if f.UnknownBPM > UnknownOnly || f.UnknownKey > UnknownOnly {
 		return fmt.Errorf("%w: unknown-field mode %d/%d", ErrInvalid, f.UnknownBPM, f.UnknownKey)
 	}
 	return nil
 }
 
-// MatchRow reports whether a row passes the filter: Match and the anomaly flag.
+// MatchRow reports whether a row passes the filter: Match, the kind and the anomaly flag.
 func (f Filter) MatchRow(r *Row) bool {
-	return f.Match(r.ID, r.Pack, r.Key, r.BPM) && f.MatchAnomalous(r.Anomalous)
+	return f.Match(r.ID, r.Pack, r.Key, r.BPM) && f.MatchAnomalous(r.Anomalous) && f.MatchKind(r.Kind)
+}
+
+// MatchKind reports whether a row of this kind passes the kind filter.
+func (f Filter) MatchKind(kind string) bool {
+	return len(f.Kinds) == 0 || contains(f.Kinds, kind)
 }
 
 // Matcher is MatchRow for a scan over many rows: the pack and id lists become sets once,

@@ -35,6 +35,13 @@ type Row struct {
 	KeyConfidence    float64 `json:"key_confidence,omitempty"`
 	InstrumentSource string  `json:"instrument_source,omitempty"`
 
+	// Kind is a one-shot's kind (loopid.OneShotKinds: kick, snare, ...; loopid.UnknownKind
+	// when neither its name nor the kind classifier could tell), with where it came from
+	// and, from the audio, the classifier's confidence; "" for loops.
+	Kind           string  `json:"kind,omitempty"`
+	KindSource     string  `json:"kind_source,omitempty"`
+	KindConfidence float64 `json:"kind_confidence,omitempty"`
+
 	// Library health: the anomaly model's verdict and the simple checks of the audio
 	// (zero values: not scored, as in rows written before stores kept them).
 	Health
@@ -152,6 +159,9 @@ func ReencodeHint(library string) string {
 // short and may finish it.
 const ParkedSuffix = "__replaced"
 
+// MaxKindLen bounds a row's kind (both backends store it in a field this long).
+const MaxKindLen = 32
+
 // MaxK bounds one search's result count.
 const MaxK = 10000
 
@@ -165,7 +175,7 @@ func CheckRows(dim int, rows []Row) error {
 		if len(r.ID) > 512 {
 			return fmt.Errorf("%w: row %d id is %d bytes, at most 512", ErrInvalid, i, len(r.ID))
 		}
-		for _, f := range [...]struct{ name, v string }{{"bpm_source", r.BPMSource}, {"key_source", r.KeySource}, {"instrument_source", r.InstrumentSource}} {
+		for _, f := range [...]struct{ name, v string }{{"bpm_source", r.BPMSource}, {"key_source", r.KeySource}, {"instrument_source", r.InstrumentSource}, {"kind_source", r.KindSource}} {
 			if err := CheckSource(f.name, f.v); err != nil {
 				return fmt.Errorf("row %q: %w", r.ID, err)
 			}
@@ -173,10 +183,13 @@ func CheckRows(dim int, rows []Row) error {
 		for _, f := range [...]struct {
 			name string
 			v    float64
-		}{{"bpm_confidence", r.BPMConfidence}, {"key_confidence", r.KeyConfidence}} {
+		}{{"bpm_confidence", r.BPMConfidence}, {"key_confidence", r.KeyConfidence}, {"kind_confidence", r.KindConfidence}} {
 			if !(f.v >= 0 && f.v <= 1) {
 				return fmt.Errorf("%w: row %q %s = %v, want 0..1", ErrInvalid, r.ID, f.name, f.v)
 			}
+		}
+		if len(r.Kind) > MaxKindLen {
+			return fmt.Errorf("%w: row %q kind is %d bytes, at most %d", ErrInvalid, r.ID, len(r.Kind), MaxKindLen)
 		}
 		if err := r.Health.Check(); err != nil {
 			return fmt.Errorf("row %q: %w", r.ID, err)

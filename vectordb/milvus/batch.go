@@ -36,7 +36,7 @@ func (s *Store) SearchBatch(ctx context.Context, name string, vecs [][]float32, 
 	if err != nil {
 		return nil, fmt.Errorf("milvus search parameters: %w", err)
 	}
-	ex := expr(f, in.health)
+	ex := expr(f, in)
 	per := max(1, min(maxBatchNQ, maxBatchHits/fetch))
 	out := make([][]vectordb.Hit, 0, len(vecs))
 	for start := 0; start < len(vecs); start += per {

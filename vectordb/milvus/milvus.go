@@ -46,6 +46,13 @@ const (
 	fSeamChange, fOffGrid                    = "seam_change", "offgrid_onsets"
 )
 
+// Kind fields (a one-shot's kind, its source and confidence), added after the health
+// fields and handled the same way: a collection created before them reads no kind,
+// writes none, and a kind filter matches none of its rows (they have no kind).
+const fKind, fKindSource, fKindConf = "kind", "kind_source", "kind_confidence"
+
+var kindFields = []string{fKind, fKindSource, fKindConf}
+
 var healthFields = []string{fAnomalyModel, fAnomalyScore, fAnomalous, fClip, fDC, fSilence, fSeamJump, fSeamChange, fOffGrid}
 
 var baseFields = []string{fID, fInstrument, fPack, fPath, fKey, fBundle, fBPM, fDuration, fRate, fIngested}
@@ -60,6 +67,9 @@ func scalarFields(in info) []string {
 	if in.health {
 		out = append(out, healthFields...)
 	}
+	if in.kind {
+		out = append(out, kindFields...)
+	}
 	return out
 }
 
@@ -68,6 +78,7 @@ type info struct {
 	dim    int
 	prov   bool // has the provenance fields
 	health bool // has the health fields
+	kind   bool // has the kind fields
 }
 
 // Options configure the backend.
@@ -234,6 +245,7 @@ func (s *Store) EnsureCollection(ctx context.Context, c vectordb.Collection) err
 		WithField(entity.NewField().WithName(fAnomalous).WithDataType(entity.FieldTypeBool)).
 		WithField(dbl(fClip)).WithField(dbl(fDC)).WithField(dbl(fSilence)).WithField(dbl(fSeamJump)).
 		WithField(dbl(fSeamChange)).WithField(dbl(fOffGrid)).
+		WithField(vs(fKind, vectordb.MaxKindLen)).WithField(vs(fKindSource, 16)).WithField(dbl(fKindConf)).
 		WithField(entity.NewField().WithName(fVec).WithDataType(entity.FieldTypeFloatVector).WithDim(int64(c.Dim)))
 	if err := s.retry(ctx, "create collection "+c.Name, func() error {
 		return s.c.CreateCollection(ctx, schema, 1, client.WithConsistencyLevel(s.cl))
@@ -250,7 +262,7 @@ func (s *Store) EnsureCollection(ctx context.Context, c vectordb.Collection) err
 		return err
 	}
 	s.mu.Lock()
-	s.info[c.Name] = info{dim: c.Dim, prov: true, health: true}
+	s.info[c.Name] = info{dim: c.Dim, prov: true, health: true, kind: true}
 	s.mu.Unlock()
 	return s.load(ctx, c.Name)
 }
@@ -382,6 +394,8 @@ func (s *Store) describe(ctx context.Context, name string) (vectordb.Collection,
 			in.prov = true
 		case fAnomalous:
 			in.health = true
+		case fKind:
+			in.kind = true
 		}
 	}
 	in.dim = out.Dim
@@ -502,6 +516,13 @@ func columns(in info, rows []vectordb.Row) []entity.Column {
 	if in.health {
 		cols = append(cols, healthColumns(rows)...)
 	}
+	if in.kind {
+		kind, ksrc, kconf := make([]string, n), make([]string, n), make([]float64, n)
+		for i, r := range rows {
+			kind[i], ksrc[i], kconf[i] = r.Kind, r.KindSource, r.KindConfidence
+		}
+		cols = append(cols, entity.NewColumnVarChar(fKind, kind), entity.NewColumnVarChar(fKindSource, ksrc), entity.NewColumnDouble(fKindConf, kconf))
+	}
 	if !in.prov {
 		return cols
 	}
@@ -558,6 +579,8 @@ func rowsFrom(rs client.ResultSet) ([]vectordb.Row, error) {
 	str(fBPMSource, func(r *vectordb.Row, v string) { r.BPMSource = v })
 	str(fKeySource, func(r *vectordb.Row, v string) { r.KeySource = v })
 	str(fInstSource, func(r *vectordb.Row, v string) { r.InstrumentSource = v })
+	str(fKind, func(r *vectordb.Row, v string) { r.Kind = v })
+	str(fKindSource, func(r *vectordb.Row, v string) { r.KindSource = v })
 	num := func(name string, set func(r *vectordb.Row, v float64)) {
 		if c, ok := rs.GetColumn(name).(*entity.ColumnDouble); ok {
 			for i, v := range c.Data() {
@@ -569,6 +592,7 @@ func rowsFrom(rs client.ResultSet) ([]vectordb.Row, error) {
 	num(fDuration, func(r *vectordb.Row, v float64) { r.Duration = v })
 	num(fBPMConf, func(r *vectordb.Row, v float64) { r.BPMConfidence = v })
 	num(fKeyConf, func(r *vectordb.Row, v float64) { r.KeyConfidence = v })
+	num(fKindConf, func(r *vectordb.Row, v float64) { r.KindConfidence = v })
 	str(fAnomalyModel, func(r *vectordb.Row, v string) { r.AnomalyModel = v })
 	num(fAnomalyScore, func(r *vectordb.Row, v float64) { r.AnomalyScore = v })
 	num(fClip, func(r *vectordb.Row, v float64) { r.ClipRatio = v })
@@ -687,7 +711,7 @@ func (s *Store) CountMatching(ctx context.Context, name string, f vectordb.Filte
 	if err != nil {
 		return 0, err
 	}
-	return s.count(ctx, name, expr(f, in.health))
+	return s.count(ctx, name, expr(f, in))
 }
 
 func (s *Store) count(ctx context.Context, name, expr string) (int, error) {
@@ -756,7 +780,7 @@ func (s *Store) Search(ctx context.Context, name string, vec []float32, k int, f
 	if err != nil {
 		return nil, fmt.Errorf("milvus search parameters: %w", err)
 	}
-	ex := expr(f, in.health)
+	ex := expr(f, in)
 	var res []client.SearchResult
 	// One round trip: the fields come back with the ids. (The SDK, v2.4.2 against a 2.3
 	// server, reports "extra output fields" when a search finds nothing, because the
@@ -795,13 +819,20 @@ func (s *Store) Search(ctx context.Context, name string, vec []float32, k int, f
 // Expr turns a typed filter into a Milvus boolean expression for a collection with the
 // health fields; "" filters nothing. It says what vectordb.Filter.MatchRow says, row for
 // row.
-func Expr(f vectordb.Filter) string { return expr(f, true) }
+func Expr(f vectordb.Filter) string { return expr(f, info{health: true, kind: true}) }
 
 // expr is Expr for a collection with or without the health fields: without them no loop
 // is flagged, so OnlyAnomalous matches nothing (ids are never empty) and NotAnomalous
 // everything.
-func expr(f vectordb.Filter, health bool) string {
+func expr(f vectordb.Filter, in info) string {
+	health := in.health
 	var parts []string
+	switch {
+	case len(f.Kinds) > 0 && in.kind:
+		parts = append(parts, fKind+" in "+quoteList(f.Kinds))
+	case len(f.Kinds) > 0: // no row of a collection without kinds has one
+		parts = append(parts, fID+` == ""`)
+	}
 	switch {
 	case f.Anomalous == vectordb.OnlyAnomalous && health:
 		parts = append(parts, fAnomalous+" == true")

@@ -78,6 +78,7 @@ func TestExprEscaping(t *testing.T) {
 		{vectordb.Filter{UnknownBPM: vectordb.UnknownIncluded, UnknownKey: vectordb.UnknownIncluded}, ``},
 		{vectordb.Filter{Anomalous: vectordb.OnlyAnomalous, MinBPM: 90}, `anomalous == true && (bpm > 0 && bpm >= 90)`},
 		{vectordb.Filter{Anomalous: vectordb.NotAnomalous}, `anomalous == false`},
+		{vectordb.Filter{Kinds: []string{"snare", `x"`}, MinBPM: 90}, `kind in ["snare", "x\""] && (bpm > 0 && bpm >= 90)`},
 	}
 	for _, tc := range tests {
 		if got := Expr(tc.f); got != tc.want {
@@ -88,11 +89,15 @@ func TestExprEscaping(t *testing.T) {
 		t.Error("empty filter should give an empty expression")
 	}
 	// a collection made before the health fields: nothing is flagged
-	if got := expr(vectordb.Filter{Anomalous: vectordb.OnlyAnomalous}, false); got != `id == ""` {
+	if got := expr(vectordb.Filter{Anomalous: vectordb.OnlyAnomalous}, info{}); got != `id == ""` {
 		t.Errorf("legacy anomalous only: %s", got)
 	}
-	if got := expr(vectordb.Filter{Anomalous: vectordb.NotAnomalous}, false); got != "" {
+	if got := expr(vectordb.Filter{Anomalous: vectordb.NotAnomalous}, info{}); got != "" {
 		t.Errorf("legacy not anomalous: %s", got)
+	}
+	// a collection made before the kind fields: no row has a kind
+	if got := expr(vectordb.Filter{Kinds: []string{"snare"}}, info{health: true}); got != `id == ""` {
+		t.Errorf("legacy kinds: %s", got)
 	}
 }
 

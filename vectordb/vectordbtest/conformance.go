@@ -107,12 +107,21 @@ func prov(r *vectordb.Row, i int) {
 	if r.KeySource == vectordb.SourceAudio {
 		r.KeyConfidence = 0.125 + float64(i%5)/10
 	}
+	// one-shot kinds on most rows ("" on every fifth: a loop), some from the audio
+	r.Kind = []string{"kick", "snare", "hat", "unknown", ""}[i%5]
+	if r.Kind != "" {
+		r.KindSource = []string{vectordb.SourceName, vectordb.SourceAudio}[(i/5)%2]
+	}
+	if r.KindSource == vectordb.SourceAudio {
+		r.KindConfidence = 0.5 + float64(i%3)/8
+	}
 }
 
 // SameProvenance reports whether two rows carry the same provenance and health fields.
 func SameProvenance(a, b vectordb.Row) bool {
 	return a.BPMSource == b.BPMSource && a.BPMConfidence == b.BPMConfidence && a.KeySource == b.KeySource &&
-		a.KeyConfidence == b.KeyConfidence && a.InstrumentSource == b.InstrumentSource && a.Health == b.Health
+		a.KeyConfidence == b.KeyConfidence && a.InstrumentSource == b.InstrumentSource && a.Health == b.Health &&
+		a.Kind == b.Kind && a.KindSource == b.KindSource && a.KindConfidence == b.KindConfidence
 }
 
 func query(seed uint64) []float32 {
@@ -316,6 +325,9 @@ func testFilters(t *testing.T, s vectordb.Store, coll string) {
 		"anomalous":     {Anomalous: vectordb.OnlyAnomalous},
 		"not anomalous": {Anomalous: vectordb.NotAnomalous},
 		"anomalous bpm": {Anomalous: vectordb.OnlyAnomalous, MinBPM: 100, Packs: []string{"Techno", "House A"}},
+		"kinds":         {Kinds: []string{"snare", "hat"}},
+		"kind and bpm":  {Kinds: []string{"kick"}, MinBPM: 100, ExcludeIDs: []string{"id0000"}},
+		"no such kind":  {Kinds: []string{"crash"}},
 	}
 	for name, f := range filters {
 		sameIDs(t, name, ids(search(t, s, coll, q, 20, f)), Expected(rows, q, 20, f))
