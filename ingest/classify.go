@@ -17,7 +17,7 @@ import (
 // classifier the jobs pass through untouched.
 func classify(ctx context.Context, cfg Config, rep *Report, in <-chan *job, out chan<- *job) {
 	if cfg.Classifier == nil {
-		for j := range in {
+		for j := range in { // one-shots too: their kind was told at decode
 			out <- j
 		}
 		return
@@ -69,7 +69,7 @@ func classify(ctx context.Context, cfg Config, rep *Report, in <-chan *job, out 
 				run()
 				return
 			}
-			if j.fill != nil || (cfg.SkipNamedCheck && j.meta.Instrument != "") { // a stored loop that lacks embedder rows was placed when stored
+			if j.oneShot || j.fill != nil || (cfg.SkipNamedCheck && j.meta.Instrument != "") { // a stored loop that lacks embedder rows was placed when stored
 				out <- j
 				continue
 			}

@@ -24,6 +24,10 @@ type Meta struct {
 	InstrumentSource             string
 	BPMSource, KeySource         string
 	BPMConfidence, KeyConfidence float64
+	// Kind is a one-shot's kind (loopid.Kinds or loopid.UnknownKind; "" for loops),
+	// KindSource and KindConfidence where it came from.
+	Kind, KindSource string
+	KindConfidence   float64
 }
 
 // DefaultInstrumentKeywords maps a lower-case word found in a file or folder name to an

@@ -71,8 +71,10 @@ type Config struct {
 	// in its collection, windows 1.. go to the companion collection
 	// (loopid.WindowsCollection) as rows loopid.WindowID(id, k), audio.HopSeconds apart.
 	MaxWindows int
-	Progress   *Progress
-	Logger     *slog.Logger
+	// OneShots, when set, stores drum one-shots in their own collection (oneshot.go).
+	OneShots *OneShots
+	Progress *Progress
+	Logger   *slog.Logger
 }
 
 type job struct {
@@ -92,6 +94,11 @@ type job struct {
 	// them alone, and stored (its row) gives the fields of the rows written.
 	fill   []*onnx.Embedder
 	stored *vectordb.Row
+	// oneShot: a one-shot candidate (meta.Instrument is loopid.OneShots); oneShotMarked:
+	// its folder or name says so outright; loopMeta: what it is as a loop, should it be
+	// too long for a one-shot without being marked.
+	oneShot, oneShotMarked bool
+	loopMeta               Meta
 }
 
 // Run ingests the roots. It returns an error only when nothing can be done (no encoder,
@@ -117,6 +124,10 @@ func Run(ctx context.Context, cfg Config, roots []string) (*Report, error) {
 	}
 	if len(cfg.Encoders) == 0 {
 		return nil, errors.New("ingest: the bundle has no encoders")
+	}
+	cfg, err := withOneShots(cfg)
+	if err != nil {
+		return nil, err
 	}
 	if err := checkAnomaly(cfg); err != nil {
 		return nil, err
@@ -242,14 +253,21 @@ func identifyOne(cfg Config, c Candidate) (*job, *skipReason, error) {
 		return nil, &skipReason{CodeNotAudio, "not an audio file (content is not WAV, AIFF, FLAC or Ogg Vorbis)"}, nil
 	}
 	meta := cfg.Manifest.Apply(c.Path, cfg.Rules.Infer(c.Root, c.Path))
-	switch {
-	case meta.Instrument == "" && cfg.Classifier == nil:
-		return nil, &skipReason{CodeUnknownInstrument, "instrument unknown: name its folder or file with drum/bass keywords, list it in a --manifest, or force --instrument (or use a bundle with an instrument classifier)"}, nil
-	case meta.Instrument == "":
-		// the classifier decides once the audio is decoded
-	default:
-		if _, ok := cfg.Encoders[meta.Instrument]; !ok {
-			return nil, &skipReason{CodeNoEncoder, fmt.Sprintf("no encoder for instrument %q in the bundle", meta.Instrument)}, nil
+	var one job
+	if cfg.OneShots != nil {
+		kind, cand, marked := oneShotName(c.Root, c.Path)
+		decided := meta.InstrumentSource == vectordb.SourceManifest || meta.InstrumentSource == vectordb.SourceFlag
+		if marked || (cand && !decided) {
+			one = job{oneShot: true, oneShotMarked: marked, loopMeta: meta}
+			meta = Meta{Instrument: loopid.OneShots, InstrumentSource: vectordb.SourceName, Pack: meta.Pack, Kind: kind}
+			if kind != "" {
+				meta.KindSource = vectordb.SourceName
+			}
+		}
+	}
+	if !one.oneShot { // a one-shot's kind comes from its name, or from the audio once decoded
+		if reason := loopInstrument(cfg, meta); reason != nil {
+			return nil, reason, nil
 		}
 	}
 	if _, err := f.Seek(0, io.SeekStart); err != nil {
@@ -259,7 +277,23 @@ func identifyOne(cfg Config, c Candidate) (*job, *skipReason, error) {
 	if err != nil {
 		return nil, nil, failWith(CodeUnreadable, fmt.Errorf("read: %w", err))
 	}
-	return &job{path: c.Path, id: id, meta: meta, size: c.Size}, nil, nil
+	one.path, one.id, one.meta, one.size = c.Path, id, meta, c.Size
+	return &one, nil, nil
+}
+
+// loopInstrument says why a loop cannot be stored for its instrument (nil when it can,
+// or when the classifier will decide it once the audio is decoded).
+func loopInstrument(cfg Config, meta Meta) *skipReason {
+	switch {
+	case meta.Instrument == "" && cfg.Classifier == nil:
+		return &skipReason{CodeUnknownInstrument, "instrument unknown: name its folder or file with drum/bass keywords, list it in a --manifest, or force --instrument (or use a bundle with an instrument classifier)"}
+	case meta.Instrument == "":
+		return nil
+	}
+	if _, ok := cfg.Encoders[meta.Instrument]; !ok || meta.Instrument == loopid.OneShots {
+		return &skipReason{CodeNoEncoder, fmt.Sprintf("no encoder for instrument %q in the bundle", meta.Instrument)}
+	}
+	return nil
 }
 
 // dedupe drops loops already stored by this encoder (without decoding them) and
@@ -280,6 +314,9 @@ func dedupe(ctx context.Context, cfg Config, rep *Report, in <-chan *job, out ch
 				continue
 			}
 			byInst[j.meta.Instrument] = append(byInst[j.meta.Instrument], j.id)
+			if li := j.loopMeta.Instrument; j.oneShot && !j.oneShotMarked && li != "" && li != j.meta.Instrument {
+				byInst[li] = append(byInst[li], j.id) // stored as a loop by an earlier run: too long for a one-shot
+			}
 		}
 		stored := map[string]string{}
 		for inst, ids := range byInst {
@@ -314,6 +351,8 @@ func dedupe(ctx context.Context, cfg Config, rep *Report, in <-chan *job, out ch
 					seen[inst+"/"+j.id] = true
 					present[inst] = append(present[inst], j)
 				}
+			case j.oneShot && !j.oneShotMarked && storedAs(cfg, stored, j.loopMeta.Instrument, j.id):
+				rep.present(1)
 			case seen[key]:
 				rep.duplicate()
 			default:
@@ -375,6 +414,26 @@ func decode(ctx context.Context, cfg Config, rep *Report, in <-chan *job, out ch
 			j.wins, j.info = [][]float32{l.Window(cfg.WindowSeconds)}, l.Info
 			out <- j
 			continue
+		}
+		if j.oneShot {
+			reason, loop, err := oneShotWindow(ctx, cfg, j, l)
+			switch {
+			case err != nil:
+				rep.fail(j.path, err)
+				continue
+			case reason != nil:
+				rep.skip(j.path, reason)
+				continue
+			case !loop:
+				out <- j
+				continue
+			}
+			// named for a kind, but too long for a one-shot: a loop after all
+			j.oneShot, j.meta = false, j.loopMeta
+			if reason := loopInstrument(cfg, j.meta); reason != nil {
+				rep.skip(j.path, reason)
+				continue
+			}
 		}
 		// The tempo from the first window (as the estimators were measured) sets the hop
 		// of a long loop's windows, so it is estimated before they are cut.
@@ -542,12 +601,17 @@ func upsert(cfg Config, rep *Report, in <-chan *job) error {
 			if inst == "drum" && j.meta.KeySource == vectordb.SourceAudio {
 				j.meta.Key, j.meta.KeySource, j.meta.KeyConfidence = "", "", 0 // drums have no key
 			}
-			rep.sources(j.meta)
+			if j.oneShot {
+				rep.oneShot(j.meta)
+			} else {
+				rep.sources(j.meta)
+			}
 			row := vectordb.Row{ID: j.id, Instrument: inst, Pack: j.meta.Pack, Path: j.path, BPM: j.meta.BPM,
 				Key: j.meta.Key, Duration: j.info.Duration.Seconds(), SampleRate: j.info.SampleRate,
 				EncoderID: cfg.EncoderIDs[inst], IngestedAt: now, Embedding: j.embeds[0],
 				BPMSource: j.meta.BPMSource, BPMConfidence: j.meta.BPMConfidence, KeySource: j.meta.KeySource,
-				KeyConfidence: j.meta.KeyConfidence, InstrumentSource: j.meta.InstrumentSource, Health: j.health}
+				KeyConfidence: j.meta.KeyConfidence, InstrumentSource: j.meta.InstrumentSource, Health: j.health,
+				Kind: j.meta.Kind, KindSource: j.meta.KindSource, KindConfidence: j.meta.KindConfidence}
 			rep.health(inst, j.health)
 			windows = appendWindowRows(windows, row, j.embeds[1:])
 			embedderRows(cfg, inst, row, j, extra)
@@ -616,6 +680,13 @@ func storedIn(cfg Config, stored map[string]string, id string) string {
 		}
 	}
 	return ""
+
+}
+
+// storedAs: the instrument's collection holds the loop, encoded by this bundle's encoder.
+func storedAs(cfg Config, stored map[string]string, inst, id string) bool {
+	e := stored[inst+"/"+id]
+	return inst != "" && e != "" && vectordb.SameEncoder(e, cfg.EncoderIDs[inst])
 }
 
 // checkClassifier: a classifier reads the encoders' window.

@@ -64,6 +64,10 @@ type Report struct {
 	// Embedded counts the rows written to each embedder collection (ingest --embedders),
 	// for loops ingested now and for stored loops that lacked them.
 	Embedded map[string]int `json:"embedded,omitempty"`
+	// OneShotKinds counts the stored one-shots by kind (loopid.UnknownKind: neither the
+	// name nor the kind classifier could tell); OneShotKindSources by where it came from.
+	OneShotKinds       map[string]int `json:"oneshot_kinds,omitempty"`
+	OneShotKindSources map[string]int `json:"oneshot_kind_sources,omitempty"`
 
 	// SkippedFiles says why each file was left out (not audio, unknown instrument).
 	SkippedFiles []FileNote `json:"skipped_files"`
@@ -222,6 +226,16 @@ func (r *Report) sources(m Meta) {
 	r.mu.Lock()
 	r.BPMSources[cmp.Or(m.BPMSource, "unknown")]++
 	r.KeySources[cmp.Or(m.KeySource, "unknown")]++
+	r.mu.Unlock()
+}
+
+func (r *Report) oneShot(m Meta) {
+	r.mu.Lock()
+	if r.OneShotKinds == nil {
+		r.OneShotKinds, r.OneShotKindSources = map[string]int{}, map[string]int{}
+	}
+	r.OneShotKinds[m.Kind]++
+	r.OneShotKindSources[cmp.Or(m.KindSource, "unknown")]++
 	r.mu.Unlock()
 }
 

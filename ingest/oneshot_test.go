@@ -1,0 +1,145 @@
+package ingest
+
+import (
+	"bytes"
+	"context"
+	"math"
+	"os"
+	"path/filepath"
+	"testing"
+
+	"github.com/loopmatch/loopmatch/audio"
+	"github.com/loopmatch/loopmatch/loopid"
+	"github.com/loopmatch/loopmatch/onnx"
+	"github.com/loopmatch/loopmatch/vectordb"
+)
+
+// oneShotConfig is the shipped bundle's loop encoders plus its one-shot encoder.
+func oneShotConfig(t testing.TB, store vectordb.Store) Config {
+	t.Helper()
+	cfg, err := configForBundle(shippedBundle, rt, store)
+	if err != nil {
+		t.Fatal(err)
+	}
+	b, err := onnx.LoadBundle(shippedBundle)
+	if err != nil {
+		t.Fatal(err)
+	}
+	sm, err := rt.OpenSampleMatch(b)
+	if err != nil {
+		t.Fatal(err)
+	}
+	t.Cleanup(func() { sm.Close() })
+	id, _ := b.OneShotEncoderID()
+	cfg.OneShots = &OneShots{Encoder: sm.OneShot, EncoderID: id}
+	return cfg
+}
+
+func writeHit(t testing.TB, path string, seconds, freq float64) {
+	t.Helper()
+	const rate = 44100
+	x := make([]float32, int(seconds*rate))
+	for i := range x {
+		tt := float64(i) / rate
+		x[i] = float32(0.8 * math.Exp(-tt*12) * math.Sin(2*math.Pi*freq*tt))
+	}
+	var buf bytes.Buffer
+	if err := audio.EncodeWAV(&buf, x, rate, audio.PCM16); err != nil {
+		t.Fatal(err)
+	}
+	os.MkdirAll(filepath.Dir(path), 0o755)
+	if err := os.WriteFile(path, buf.Bytes(), 0o644); err != nil {
+		t.Fatal(err)
+	}
+}
+
+// TestIngestOneShots: hits named for their kind or kept in a one-shot folder go to the
+// one-shot collection with their kind (unknown when nothing says it), embedded by the
+// one-shot encoder from their first second; a marked one-shot over the cap is reported
+// and not stored; a long file only named for a kind is a loop; a second run adds nothing.
+func TestIngestOneShots(t *testing.T) {
+	lib := t.TempDir()
+	writeHit(t, filepath.Join(lib, "Kit A", "one shots", "BD_808.wav"), 0.6, 55)
+	writeHit(t, filepath.Join(lib, "Kit A", "one shots", "Snare tight.wav"), 0.3, 190)
+	writeHit(t, filepath.Join(lib, "Kit A", "one shots", "open hh.wav"), 1.5, 7000)
+	writeHit(t, filepath.Join(lib, "Kit A", "one shots", "thing.wav"), 0.4, 900)
+	writeHit(t, filepath.Join(lib, "Kit A", "one shots", "long boom.wav"), 3, 60)
+	writeHit(t, filepath.Join(lib, "Kit B", "clap.wav"), 0.2, 1500)
+	writeHit(t, filepath.Join(lib, "Kit B", "drums", "kick.wav"), 4, 60) // a drum loop named kick
+	store := openStore(t, t.TempDir())
+	defer store.Close()
+	cfg := oneShotConfig(t, store)
+	rep, err := Run(context.Background(), cfg, []string{lib})
+	if err != nil {
+		t.Fatal(err)
+	}
+	if rep.ByInstrument[loopid.OneShots] != 5 || rep.ByInstrument["drum"] != 1 {
+		t.Fatalf("stored %v, want 5 one-shots and 1 drum loop; skipped %v failed %v", rep.ByInstrument, rep.SkippedFiles, rep.Failures)
+	}
+	if len(rep.SkippedFiles) != 1 || rep.SkippedFiles[0].Code != CodeOneShotTooLong || filepath.Base(rep.SkippedFiles[0].Path) != "long boom.wav" {
+		t.Fatalf("skipped %+v, want long boom.wav as oneshot-too-long", rep.SkippedFiles)
+	}
+	if rep.OneShotKinds[loopid.UnknownKind] != 1 || rep.OneShotKindSources["name"] != 4 {
+		t.Errorf("kinds %v sources %v", rep.OneShotKinds, rep.OneShotKindSources)
+	}
+	rows, err := store.List(context.Background(), loopid.Collection(loopid.OneShots), "", 100)
+	if err != nil {
+		t.Fatal(err)
+	}
+	kinds := map[string]string{}
+	for _, r := range rows {
+		kinds[filepath.Base(r.Path)] = r.Kind
+		if r.Instrument != loopid.OneShots || r.EncoderID != cfg.OneShots.EncoderID {
+			t.Errorf("%s: instrument %q encoder %q", r.Path, r.Instrument, r.EncoderID)
+		}
+	}
+	want := map[string]string{"BD_808.wav": "kick", "Snare tight.wav": "snare", "open hh.wav": "open_hat", "thing.wav": "unknown", "clap.wav": "clap"}
+	for f, k := range want {
+		if kinds[f] != k {
+			t.Errorf("%s: kind %q, want %q", f, kinds[f], k)
+		}
+	}
+	// the stored vector is the encoder's on the first second, zero padded
+	got, _ := store.Get(context.Background(), loopid.Collection(loopid.OneShots), []string{rows[0].ID})
+	l, err := audio.LoadLoop(context.Background(), got[0].Path, audio.LoadOptions{SampleRate: cfg.SampleRate})
+	if err != nil {
+		t.Fatal(err)
+	}
+	w, _ := audio.OneShot(l.Mono, l.Rate, cfg.OneShots.Encoder.InputSize())
+	e, err := cfg.OneShots.Encoder.Run(context.Background(), w)
+	if err != nil {
+		t.Fatal(err)
+	}
+	for i := range e {
+		if math.Abs(float64(e[i]-got[0].Embedding[i])) > 1e-5 {
+			t.Fatalf("stored embedding differs from the encoder's at %d: %v vs %v", i, got[0].Embedding[i], e[i])
+		}
+	}
+	rep2, err := Run(context.Background(), cfg, []string{lib})
+	if err != nil {
+		t.Fatal(err)
+	}
+	if rep2.Ingested != 0 || rep2.AlreadyPresent != 6 {
+		t.Errorf("second run: ingested %d, present %d; want 0 and 6", rep2.Ingested, rep2.AlreadyPresent)
+	}
+}
+
+func TestOneShotName(t *testing.T) {
+	for _, c := range []struct {
+		path              string
+		kind              string
+		candidate, marked bool
+	}{
+		{"/lib/Kit/One-Shots/thing.wav", "", true, true},
+		{"/lib/Kit/Hits/Snares/s1.wav", "snare", true, true},
+		{"/lib/Kit/kick_01.wav", "kick", true, false},
+		{"/lib/Kit/kick_loop_01.wav", "kick", false, false},
+		{"/lib/Kit/hh 124bpm.wav", "hat", false, false},
+		{"/lib/Pack/drums/groove.wav", "", false, false},
+	} {
+		k, cand, marked := oneShotName("/lib", c.path)
+		if k != c.kind || cand != c.candidate || marked != c.marked {
+			t.Errorf("%s: kind %q candidate %v marked %v; want %q %v %v", c.path, k, cand, marked, c.kind, c.candidate, c.marked)
+		}
+	}
+}
