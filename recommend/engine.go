@@ -4,6 +4,7 @@ import (
 	"context"
 	"errors"
 	"fmt"
+	"maps"
 	"math"
 	"runtime"
 	"sort"
@@ -66,6 +67,10 @@ type Config struct {
 	// audio.DefaultMaxWindows), which bounds how many window rows a search fetches.
 	Aggregate  Aggregate
 	MaxWindows int
+	// SampleMatch, when set, ranks one-shots for contexts (context.go); OneShotEncoderID
+	// (onnx.Bundle.OneShotEncoderID) is what the one-shot collection must record.
+	SampleMatch      *onnx.SampleMatch
+	OneShotEncoderID string
 }
 
 // Engine runs recommendations. It is safe for concurrent use.
@@ -161,6 +166,14 @@ func NewEngine(cfg Config) (*Engine, error) {
 	}
 	if err := checkRerankConfig(&cfg); err != nil {
 		return nil, err
+	}
+	if cfg.SampleMatch != nil {
+		if cfg.OneShotEncoderID == "" {
+			return nil, errors.New("recommend: Config.SampleMatch without its OneShotEncoderID: pass the bundle's OneShotEncoderID()")
+		}
+		ids := maps.Clone(cfg.EncoderIDs)
+		ids[loopid.OneShots] = cfg.OneShotEncoderID
+		cfg.EncoderIDs = ids
 	}
 	return &Engine{cfg: cfg, checked: map[string]collectionCheck{}, features: newFeatureCache(cfg.Rerank.CacheBytes),
 		coldWork: make(chan struct{}, max(1, runtime.GOMAXPROCS(0)/2))}, nil

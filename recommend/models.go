@@ -18,6 +18,8 @@ type Models struct {
 	// Embedders by name (role embedder): one session per file, shared by the
 	// instruments it embeds.
 	Embedders map[string]*onnx.Model
+	// SampleMatch ranks one-shots for contexts; nil when the bundle has none.
+	SampleMatch *onnx.SampleMatch
 }
 
 // OpenModels opens every encoder, mapper and decoder of the bundle.
@@ -47,12 +49,24 @@ func OpenModels(rt *onnx.Runtime, b *onnx.Bundle) (*Models, error) {
 			om.Close()
 		}
 	}
+	sm, err := rt.OpenSampleMatch(b)
+	switch {
+	case errors.Is(err, onnx.ErrNoModel):
+	case err != nil:
+		m.Close()
+		return nil, err
+	default:
+		m.SampleMatch = sm
+	}
 	return m, nil
 }
 
 // Close releases every session.
 func (m *Models) Close() error {
 	var errs []error
+	if m.SampleMatch != nil {
+		errs = append(errs, m.SampleMatch.Close())
+	}
 	if m.Scorer != nil {
 		errs = append(errs, m.Scorer.Close())
 	}
@@ -98,6 +112,10 @@ func (m *Models) Config(b *onnx.Bundle, store vectordb.Store) Config {
 			rc.Default, rc.N, rc.AnnWeight = b.Rerank.Default, b.Rerank.N, b.Rerank.AnnWeight
 		}
 		c.Rerank = rc
+	}
+	if m.SampleMatch != nil {
+		c.SampleMatch = m.SampleMatch
+		c.OneShotEncoderID, _ = b.OneShotEncoderID()
 	}
 	return c
 }
