@@ -66,11 +66,15 @@ type Provenance struct {
 	KeySource        string  `json:"key_source,omitempty"`
 	KeyConfidence    float64 `json:"key_confidence,omitempty"`
 	InstrumentSource string  `json:"instrument_source,omitempty"`
+	// Kind is a one-shot's kind (absent for loops), with its source and confidence.
+	Kind           string  `json:"kind,omitempty"`
+	KindSource     string  `json:"kind_source,omitempty"`
+	KindConfidence float64 `json:"kind_confidence,omitempty"`
 }
 
 func provenance(r *vectordb.Row) Provenance {
 	return Provenance{BPMSource: r.BPMSource, BPMConfidence: r.BPMConfidence, KeySource: r.KeySource,
-		KeyConfidence: r.KeyConfidence, InstrumentSource: r.InstrumentSource}
+		KeyConfidence: r.KeyConfidence, InstrumentSource: r.InstrumentSource, Kind: r.Kind, KindSource: r.KindSource, KindConfidence: r.KindConfidence}
 }
 
 // RankedLoop is one recommendation.
@@ -136,9 +140,13 @@ type RecommendResponse struct {
 func audioURL(instrument, id string) string { return "/v1/loops/" + instrument + "/" + id + "/audio" }
 
 func (s *Server) recommend(c *gin.Context) {
-	q, err := ParseRecommend(c.Request, s.cfg.MaxUploadBytes)
+	q, cq, err := parseRecommendRequest(c.Request, s.cfg.MaxUploadBytes)
 	if err != nil {
 		s.fail(c, err)
+		return
+	}
+	if cq != nil {
+		s.recommendContext(c, cq)
 		return
 	}
 	req := q.Request
@@ -283,8 +291,15 @@ func (s *Server) previewWAV(ctx context.Context, key string, lat previewLatent) 
 // instrumentOf checks a URL's instrument: well-formed and one the bundle knows.
 func (s *Server) instrumentOf(c *gin.Context) (string, bool) {
 	inst := c.Param("instrument")
+	if inst == loopid.OneShots && s.engine.HasOneShots() {
+		return inst, true
+	}
 	if !loopid.ValidInstrument(inst) || !slices.Contains(s.engine.Instruments(), inst) {
-		writeProblem(c, http.StatusNotFound, "not-found", fmt.Sprintf("no instrument %q: the bundle knows %s", clip(inst), strings.Join(s.engine.Instruments(), ", ")))
+		known := s.engine.Instruments()
+		if s.engine.HasOneShots() {
+			known = append(known, loopid.OneShots)
+		}
+		writeProblem(c, http.StatusNotFound, "not-found", fmt.Sprintf("no instrument %q: the bundle knows %s", clip(inst), strings.Join(known, ", ")))
 		return "", false
 	}
 	return inst, true

@@ -6,6 +6,7 @@ import (
 	"net/http"
 	"net/url"
 	"path/filepath"
+	"slices"
 	"strconv"
 	"strings"
 	"unicode"
@@ -13,6 +14,7 @@ import (
 
 	"github.com/gin-gonic/gin"
 
+	"github.com/loopmatch/loopmatch/loopid"
 	"github.com/loopmatch/loopmatch/recommend"
 	"github.com/loopmatch/loopmatch/vectordb"
 )
@@ -43,21 +45,23 @@ type ListQuery struct {
 	// Anomalous, when set, keeps only loops flagged anomalous (true) or only loops not
 	// flagged (false; loops never scored included).
 	Anomalous *bool
+	// Kinds keeps one-shots of these kinds (loopid.Kinds, or loopid.UnknownKind).
+	Kinds []string
 }
 
 // listFields are the parameters of GET /v1/loops/{instrument}.
 var listFields = map[string]bool{"q": true, "pack": true, "key": true, "min_bpm": true, "max_bpm": true, "limit": true, "offset": true,
 	"tempo": true, "tempo_tolerance_pct": true, "half_double": true, "key_compat": true, "key_compat_key": true,
-	"include_unknown_bpm": true, "include_unknown_key": true, "anomalous": true}
+	"include_unknown_bpm": true, "include_unknown_key": true, "anomalous": true, "kind": true}
 
 // ParseListLoops parses the query string of GET /v1/loops/{instrument}. Lists (pack,
 // key) are repeated or comma-separated, as in a recommend upload. Errors are *apiError.
 func ParseListLoops(q url.Values) (*ListQuery, error) {
 	for name, vs := range q {
 		if !listFields[name] {
-			return nil, badRequest("unknown parameter %q: the parameters are q, pack, key, min_bpm, max_bpm, %s, anomalous, limit, offset", clip(name), strings.Join(compatFields, ", "))
+			return nil, badRequest("unknown parameter %q: the parameters are q, pack, key, min_bpm, max_bpm, %s, anomalous, kind, limit, offset", clip(name), strings.Join(compatFields, ", "))
 		}
-		if len(vs) > 1 && name != "key" && name != "pack" {
+		if len(vs) > 1 && name != "key" && name != "pack" && name != "kind" {
 			return nil, badRequest("parameter %q is given %d times: give it once", name, len(vs))
 		}
 	}
@@ -98,6 +102,14 @@ func ParseListLoops(q url.Values) (*ListQuery, error) {
 			return nil, err
 		}
 		lq.Anomalous = &a
+	}
+	for _, k := range splitList(q["kind"]) {
+		if !loopid.ValidKind(k) && k != loopid.UnknownKind {
+			return nil, invalidParam("kind %q: give one-shot kinds, %s or %s", clip(k), strings.Join(loopid.Kinds, ", "), loopid.UnknownKind)
+		}
+		if !slices.Contains(lq.Kinds, k) {
+			lq.Kinds = append(lq.Kinds, k)
+		}
 	}
 	if lq.Limit, err = intParam(q, "limit", defaultListLimit, 1, maxListLimit); err != nil {
 		return nil, err
@@ -141,8 +153,9 @@ func (lq *ListQuery) StoreFilter() (vectordb.Filter, recommend.Applied) {
 	// ListQuery built by hand without them filters on what it has.
 	vf, ap, err := f.Resolve(0, "")
 	if err != nil {
-		vf, ap = vectordb.Filter{MinBPM: lq.MinBPM, MaxBPM: lq.MaxBPM, Keys: lq.Keys, Packs: lq.Packs}, recommend.Applied{}
+		vf, ap = vectordb.Filter{MinBPM: lq.MinBPM, MaxBPM: lq.MaxBPM, Keys: lq.Keys, Packs: lq.Packs, Kinds: lq.Kinds}, recommend.Applied{}
 	}
+	vf.Kinds = lq.Kinds
 	if lq.Anomalous != nil {
 		vf.Anomalous = vectordb.NotAnomalous
 		if *lq.Anomalous {

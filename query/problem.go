@@ -103,6 +103,8 @@ func errorStatus(err error) (int, string) {
 		return http.StatusConflict, "embedder-not-ingested"
 	case errors.Is(err, recommend.ErrNoScorer):
 		return http.StatusUnprocessableEntity, "rerank-unavailable"
+	case errors.Is(err, recommend.ErrNoContextModel):
+		return http.StatusUnprocessableEntity, "context-model-unavailable"
 	case errors.Is(err, recommend.ErrNoMapper):
 		return http.StatusUnprocessableEntity, "no-mapper"
 	case errors.Is(err, recommend.ErrSeedNotFound):
