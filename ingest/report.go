@@ -345,6 +345,9 @@ func (r *Report) Summary() string {
 	if r.Ingested > 0 {
 		fmt.Fprintf(&b, "\ningest: tempo from %s; key from %s", sourceCounts(r.BPMSources), sourceCounts(r.KeySources))
 	}
+	if n := sumCounts(r.OneShotKinds); n > 0 {
+		fmt.Fprintf(&b, "\ningest: %d one-shots by kind %v (kind from %s); %d of unknown kind: name them (kick, snare, hh, ...) to filter them by kind", n, r.OneShotKinds, sourceCounts(r.OneShotKindSources), r.OneShotKinds["unknown"])
+	}
 	if n := sumCounts(r.Scored); n > 0 {
 		fmt.Fprintf(&b, "\ningest: anomaly scores for %d loops, %d flagged anomalous %v (loopmatch audit lists them)", n, sumCounts(r.Anomalous), r.Anomalous)
 	}

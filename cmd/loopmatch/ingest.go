@@ -24,6 +24,8 @@ func newIngestCmd(g *globalOptions) *cobra.Command {
 		maxWindows                      int
 		reencode, classify, estimate    bool
 		checkNames, rescore, rescoreAll bool
+		oneshots                        bool
+		oneshotMax                      float64
 	)
 	cmd := &cobra.Command{
 		Use:   "ingest PATH... | ingest --reencode | ingest --rescore",
@@ -131,6 +133,19 @@ just the missing rows: the loops are decoded again for those embedders, not re-e
 				return exitError{code: 2, err: err}
 			}
 			defer closeEmbs.Close()
+			var oneShots *ingest.OneShots
+			if oneshots && !reencode && !rescore {
+				switch sm, err := rt.OpenSampleMatch(b); {
+				case errors.Is(err, onnx.ErrNoModel):
+					log.Info("the bundle has no one-shot encoder: one-shots are not stored apart", "bundle", b.ID())
+				case err != nil:
+					return exitError{code: 2, err: err}
+				default:
+					defer sm.Close()
+					id, _ := b.OneShotEncoderID()
+					oneShots = &ingest.OneShots{Encoder: sm.OneShot, EncoderID: id, MaxSeconds: oneshotMax}
+				}
+			}
 			anomaly := map[string]*onnx.Anomaly{}
 			if !reencode {
 				for _, inst := range b.Instruments() {
@@ -185,7 +200,7 @@ just the missing rows: the loops are decoded again for those embedders, not re-e
 			}
 			cfg := ingest.Config{Store: store, StoreName: g.store, BundleID: b.ID(), EncoderIDs: b.EncoderIDs(), SampleRate: b.SampleRate,
 				WindowSeconds: b.WindowSeconds, Encoders: encs, Classifier: cls, Anomaly: anomaly, Embedders: embs, SkipNamedCheck: !checkNames, NoEstimates: !estimate, Rules: rules, Manifest: man,
-				Limits: audio.DefaultLimits(), Workers: workers, BatchSize: batch, MaxWindows: maxWindows, Progress: prog, Logger: log}
+				Limits: audio.DefaultLimits(), Workers: workers, BatchSize: batch, MaxWindows: maxWindows, OneShots: oneShots, Progress: prog, Logger: log}
 			rep, runErr := ingest.Run(ctx, cfg, args)
 			if rep != nil {
 				fmt.Fprintln(cmd.ErrOrStderr(), rep.Summary())
@@ -215,6 +230,8 @@ just the missing rows: the loops are decoded again for those embedders, not re-e
 	f.BoolVar(&rescore, "rescore", false, "re-score the stored loops scored by another anomaly model (or none) with this bundle's, from the stored files, without re-encoding")
 	f.BoolVar(&rescoreAll, "rescore-all", false, "with --rescore, re-score every stored loop")
 	f.StringVar(&embedders, "embedders", "", "also store these of the bundle's embedders (comma-separated, or all) for similar and profile; on a stored library, fills in just their missing rows")
+	f.BoolVar(&oneshots, "oneshots", true, "store drum one-shots (files in one-shot/hits folders, or named for a kind such as kick, bd, snare, hh; at most --oneshot-max-seconds) in the oneshot collection with their kind, when the bundle has a one-shot encoder; false treats them as loops")
+	f.Float64Var(&oneshotMax, "oneshot-max-seconds", ingest.DefaultOneShotMaxSeconds, "the longest a one-shot may be; a longer file in a one-shot folder is reported and not stored")
 	f.BoolVar(&reencode, "reencode", false, "re-encode the stored library with this bundle's encoders (collections made by another encoder), from the stored files")
 	return cmd
 }

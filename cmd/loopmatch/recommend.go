@@ -25,6 +25,7 @@ func newRecommendCmd(g *globalOptions) *cobra.Command {
 		ff                         filterFlags
 		rerank                     bool
 		rerankN                    int
+		cf                         contextFlags
 	)
 	cmd := &cobra.Command{
 		Use:   "recommend (FILE | ID | --seed-file PATH | --seed-id ID) [--from drum --to bass -k 10] [filters]",
@@ -39,14 +40,22 @@ explicitly.
 
 --rerank (--rerank=false) turns the second stage on (off): the bundle's pair scorer rescores
 the cosine search's best --rerank-n and orders them by its score. Without the flag the
-bundle's manifest decides (rerank.default).`,
+bundle's manifest decides (rerank.default).
+
+A context query takes no seed: --context (1 to 5 times: an audio file, or a stored loop as
+ID or INSTRUMENT:ID) mixes the loops from their starts over the model's window, each at its
+--gain (0-4, in --context order, default 1), and ranks the stored one-shots of --kind
+(kick, snare, clap, rim, hat, open_hat, ride, crash, tom, perc) or, without --kind, the
+--to loops (the mix heard through the source instrument's encoder and mapper).`,
 		Example: `  loopmatch recommend my_drums.wav
   loopmatch recommend 3f2a9c0d4b1e8f7a6c5d4e3f2a1b0c9d -k 5
   loopmatch recommend my_drums.aif --min-bpm 118 --max-bpm 126 --key Am --json
   loopmatch recommend my_drums.wav --tempo seed --key-compat camelot --key-compat-key Am
   loopmatch recommend 3f2a9c0d4b1e8f7a6c5d4e3f2a1b0c9d --tempo 174 --tempo-tolerance 3 --include-unknown-bpm
   loopmatch recommend --seed-file my_drums.wav --to bass
-  loopmatch recommend my_drums.wav --rerank --rerank-n 100`,
+  loopmatch recommend my_drums.wav --rerank --rerank-n 100
+  loopmatch recommend --context drums.wav --context 3f2a9c0d4b1e8f7a6c5d4e3f2a1b0c9d --kind snare
+  loopmatch recommend --context drum:3f2a9c0d4b1e8f7a6c5d4e3f2a1b0c9d --context bass.wav --gain 1 --gain 0.5 --to bass`,
 		Args: func(cmd *cobra.Command, args []string) error {
 			if len(args) > 1 {
 				return exitError{code: 2, err: fmt.Errorf("%d seeds given (%s): give one audio file or loop id", len(args), strings.Join(args, " "))}
@@ -56,6 +65,29 @@ bundle's manifest decides (rerank.default).`,
 		RunE: func(cmd *cobra.Command, args []string) error {
 			ctx := cmd.Context()
 			var err error
+			if len(cf.loops) > 0 || cf.kind != "" || len(cf.gains) > 0 {
+				if len(args) > 0 || seedID != "" || seedFile != "" {
+					return exitError{code: 2, err: fmt.Errorf("a context query (--context, --kind, --gain) takes no seed: leave out the seed, or the context flags")}
+				}
+				filter, err := ff.filter(cmd)
+				if err != nil {
+					return err
+				}
+				svc, err := openService(ctx, g, 0, 0, nil)
+				if err != nil {
+					return err
+				}
+				defer svc.Close()
+				req, err := cf.request(ctx, svc, to, k, filter, ff.lambda)
+				if err != nil {
+					return err
+				}
+				resp, err := svc.engine.RecommendContext(ctx, req)
+				if err != nil {
+					return exitError{code: 1, err: err}
+				}
+				return printContext(cmd.OutOrStdout(), resp, asJSON)
+			}
 			if seedID, seedFile, err = oneSeed(args, seedID, seedFile); err != nil {
 				return err
 			}
@@ -180,6 +212,9 @@ bundle's manifest decides (rerank.default).`,
 	f.IntVar(&rerankN, "rerank-n", recommend.DefaultRerankN, fmt.Sprintf("how many of the cosine search's best to rescore (1-%d; unset: the bundle's default)", recommend.MaxRerankN))
 	f.Float64Var(&seedOffset, "seed-offset", 0, "seconds into a long seed loop: its window that holds this offset is the seed (0 = the first window)")
 	f.BoolVar(&asJSON, "json", false, "print JSON")
+	f.StringArrayVar(&cf.loops, "context", nil, "a loop of a context query (repeat, 1-5): an audio file, or a stored loop's ID or INSTRUMENT:ID")
+	f.Float64SliceVar(&cf.gains, "gain", nil, "gains of the --context loops, in order (0-4; default 1)")
+	f.StringVar(&cf.kind, "kind", "", "with --context: rank stored one-shots of this kind ("+strings.Join(loopid.Kinds, ", ")+"); without it, --to loops")
 	return cmd
 }
 

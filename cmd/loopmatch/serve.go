@@ -147,8 +147,13 @@ func (s *service) ingestConfig(storeName string, log *slog.Logger) ingest.Config
 	for inst, m := range s.models.Encoders {
 		encs[inst] = m
 	}
-	return ingest.Config{Store: s.store, StoreName: storeName, BundleID: s.bundle.ID(), EncoderIDs: s.bundle.EncoderIDs(), SampleRate: s.bundle.SampleRate,
+	cfg := ingest.Config{Store: s.store, StoreName: storeName, BundleID: s.bundle.ID(), EncoderIDs: s.bundle.EncoderIDs(), SampleRate: s.bundle.SampleRate,
 		WindowSeconds: s.bundle.WindowSeconds, Encoders: encs, Anomaly: s.anomaly, Rules: ingest.DefaultRules(), Limits: audio.DefaultLimits(), Logger: log}
+	if sm := s.models.SampleMatch; sm != nil {
+		id, _ := s.bundle.OneShotEncoderID()
+		cfg.OneShots = &ingest.OneShots{Encoder: sm.OneShot, EncoderID: id}
+	}
+	return cfg
 }
 
 // ingestEmbedders are the named embedders as ingest takes them, by instrument, sharing
