@@ -87,6 +87,13 @@ func withOneShots(cfg Config) (Config, error) {
 	if o.Kind != nil && o.Kind.Graph.InputSize() != o.Encoder.InputSize() {
 		return cfg, fmt.Errorf("ingest: the kind classifier reads %d samples, the one-shot encoder %d: rebuild the bundle with make models", o.Kind.Graph.InputSize(), o.Encoder.InputSize())
 	}
+	if o.Kind != nil {
+		for _, c := range o.Kind.Classes {
+			if !loopid.ValidKind(c) {
+				return cfg, fmt.Errorf("ingest: the kind classifier's class %q is not a one-shot kind (%s): rebuild the bundle with make models", c, strings.Join(loopid.Kinds, ", "))
+			}
+		}
+	}
 	enc, ids := map[string]onnx.Graph{}, map[string]string{}
 	for k, v := range cfg.Encoders {
 		enc[k] = v

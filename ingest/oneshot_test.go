@@ -124,6 +124,36 @@ func TestIngestOneShots(t *testing.T) {
 	}
 }
 
+// TestIngestOneShotKindFromAudio: a one-shot whose name does not say its kind gets the
+// kind classifier's, recorded as from the audio with its confidence.
+func TestIngestOneShotKindFromAudio(t *testing.T) {
+	lib := t.TempDir()
+	data, err := os.ReadFile(filepath.Join(shippedBundle, "golden", "o1_snare.wav"))
+	if err != nil {
+		t.Fatal(err)
+	}
+	os.MkdirAll(filepath.Join(lib, "hits"), 0o755)
+	os.WriteFile(filepath.Join(lib, "hits", "untitled 7.wav"), data, 0o644)
+	store := openStore(t, t.TempDir())
+	defer store.Close()
+	cfg := oneShotConfig(t, store)
+	b, _ := onnx.LoadBundle(shippedBundle)
+	kc, err := rt.OpenOneShotClassifier(b)
+	if err != nil {
+		t.Fatal(err)
+	}
+	defer kc.Close()
+	cfg.OneShots.Kind = kc
+	rep, err := Run(context.Background(), cfg, []string{lib})
+	if err != nil || rep.ByInstrument[loopid.OneShots] != 1 {
+		t.Fatalf("%v: %+v", err, rep)
+	}
+	rows, _ := store.List(context.Background(), loopid.Collection(loopid.OneShots), "", 10)
+	if r := rows[0]; r.Kind != "snare" || r.KindSource != vectordb.SourceAudio || !(r.KindConfidence >= 0.5 && r.KindConfidence <= 1) {
+		t.Errorf("kind %q from %q at %v, want snare from the audio", r.Kind, r.KindSource, r.KindConfidence)
+	}
+}
+
 func TestOneShotName(t *testing.T) {
 	for _, c := range []struct {
 		path              string

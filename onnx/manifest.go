@@ -47,6 +47,9 @@ const (
 	// (audio [-1, S], 0 < S <= N: S fixes the one-shot window), into the context
 	// encoder's space (output [-1, D]).
 	RoleOneShotEncoder = "oneshot_encoder"
+	// RoleOneShotClassifier labels a one-shot's window (the one-shot encoder's input) with
+	// one of its Classes, the one-shot kinds, as RoleClassifier does loops; at most one.
+	RoleOneShotClassifier = "oneshot_classifier"
 )
 
 // MaxRerankN bounds the manifest's default rerank depth (recommend caps requests too).
@@ -261,6 +264,14 @@ func (b *Bundle) check() error {
 				return fmt.Errorf("%s: %w", where, err)
 			}
 			wantIn, wantOut, wantInst = audio, []int64{-1, int64(len(s.Classes))}, 0
+		case RoleOneShotClassifier:
+			if err := checkClasses(s); err != nil {
+				return fmt.Errorf("%s: %w", where, err)
+			}
+			wantIn, wantOut, wantInst = s.Inputs[0].Shape, []int64{-1, int64(len(s.Classes))}, 0
+			if len(wantIn) != 2 || wantIn[0] != -1 || wantIn[1] <= 0 {
+				return fmt.Errorf("%s: one-shot classifier input %q shape %v: want [-1, S], the one-shot encoder's", where, s.Inputs[0].Name, wantIn)
+			}
 		case RoleContextEncoder, RoleOneShotEncoder:
 			wantIn, wantOut, wantInst = audio, s.Outputs[0].Shape, 0
 			if s.Role == RoleOneShotEncoder {
@@ -297,14 +308,14 @@ func (b *Bundle) check() error {
 		if s.Role != RoleAnomaly && s.Threshold != 0 {
 			return fmt.Errorf("%s: threshold belongs to an anomaly model, not a %s", where, s.Role)
 		}
-		if s.Role != RoleClassifier && (len(s.Classes) > 0 || s.MinConfidence != 0) {
+		if s.Role != RoleClassifier && s.Role != RoleOneShotClassifier && (len(s.Classes) > 0 || s.MinConfidence != 0) {
 			return fmt.Errorf("%s: classes and min_confidence belong to a classifier, not a %s", where, s.Role)
 		}
 		if len(s.Instruments) != wantInst || slices.Contains(s.Instruments, "") {
 			switch {
 			case s.Role == RoleScorer:
 				return fmt.Errorf("%s: a scorer names two instruments, [drum, bass] (its inputs, named by instrument); manifest has %q", where, s.Instruments)
-			case wantInst == 0 && s.Role != RoleClassifier:
+			case wantInst == 0 && s.Role != RoleClassifier && s.Role != RoleOneShotClassifier:
 				return fmt.Errorf("%s: a %s names no instruments; manifest has %q", where, s.Role, s.Instruments)
 			case wantInst == 0:
 				return fmt.Errorf("%s: a classifier names its classes, not instruments; manifest has instruments %q", where, s.Instruments)
@@ -356,7 +367,7 @@ func (b *Bundle) check() error {
 }
 
 // roles a manifest may use, in the order error messages list them.
-var knownRoles = []string{RoleEncoder, RoleDecoder, RoleMapper, RolePairFront, RoleScorer, RoleClassifier, RoleAnomaly, RoleEmbedder, RoleContextEncoder, RoleOneShotEncoder}
+var knownRoles = []string{RoleEncoder, RoleDecoder, RoleMapper, RolePairFront, RoleScorer, RoleClassifier, RoleAnomaly, RoleEmbedder, RoleContextEncoder, RoleOneShotEncoder, RoleOneShotClassifier}
 
 // checkSampleMatch: SampleMatch's two encoders come together and embed into one space.
 func (b *Bundle) checkSampleMatch() error {
@@ -364,6 +375,9 @@ func (b *Bundle) checkSampleMatch() error {
 	o, errO := b.OneShotEncoder()
 	switch {
 	case errC != nil && errO != nil:
+		if k, err := b.OneShotClassifier(); err == nil {
+			return fmt.Errorf("one-shot classifier %q without a one-shot encoder: add SampleMatch's encoders or drop it", k.Name)
+		}
 		return nil
 	case errC != nil:
 		return fmt.Errorf("one-shot encoder %q has no %s to rank it against: add the context encoder or drop the one-shot encoder", o.Name, RoleContextEncoder)
@@ -372,6 +386,9 @@ func (b *Bundle) checkSampleMatch() error {
 	}
 	if dc, do := c.Outputs[0].Shape[1], o.Outputs[0].Shape[1]; dc != do {
 		return fmt.Errorf("context encoder %q makes %d values, one-shot encoder %q %d: the two must embed into one space", c.Name, dc, o.Name, do)
+	}
+	if k, err := b.OneShotClassifier(); err == nil && k.Inputs[0].Shape[1] != o.Inputs[0].Shape[1] {
+		return fmt.Errorf("one-shot classifier %q reads %d samples, the one-shot encoder %q %d: both read the one-shot window", k.Name, k.Inputs[0].Shape[1], o.Name, o.Inputs[0].Shape[1])
 	}
 	return nil
 }

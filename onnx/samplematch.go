@@ -18,6 +18,24 @@ func (b *Bundle) ContextEncoder() (ModelSpec, error) { return b.only(RoleContext
 // none: it cannot fill a one-shot collection).
 func (b *Bundle) OneShotEncoder() (ModelSpec, error) { return b.only(RoleOneShotEncoder) }
 
+// OneShotClassifier returns the one-shot kind classifier (ErrNoModel when the bundle has
+// none: ingest then stores one-shots whose names do not say their kind as unknown).
+func (b *Bundle) OneShotClassifier() (ModelSpec, error) { return b.only(RoleOneShotClassifier) }
+
+// OpenOneShotClassifier opens the bundle's one-shot kind classifier; ErrNoModel when it
+// has none. Close it when done.
+func (r *Runtime) OpenOneShotClassifier(b *Bundle) (*Classifier, error) {
+	spec, err := b.OneShotClassifier()
+	if err != nil {
+		return nil, err
+	}
+	m, err := r.Open(b, spec)
+	if err != nil {
+		return nil, err
+	}
+	return &Classifier{Graph: m, Classes: spec.Classes, MinConfidence: spec.MinConfidence}, nil
+}
+
 // OneShotSamples is the one-shot window S (the one-shot encoder's input length), 0 when
 // the bundle has no one-shot encoder.
 func (b *Bundle) OneShotSamples() int {

@@ -22,6 +22,7 @@ type samplematchDoc struct {
 		WAV       string    `json:"wav"`
 		Samples   int       `json:"samples"`
 		Embedding []float32 `json:"embedding"`
+		KindProbs []float32 `json:"kind_probs"`
 	} `json:"oneshots"`
 	Contexts []struct {
 		Loops []struct {
@@ -64,6 +65,11 @@ func TestSampleMatchGoldenParity(t *testing.T) {
 		t.Fatal(err)
 	}
 	defer sm.Close()
+	kind, err := rt.OpenOneShotClassifier(b)
+	if err != nil {
+		t.Fatal(err)
+	}
+	defer kind.Close()
 	ctx := context.Background()
 	opts := audio.LoadOptions{SampleRate: b.SampleRate, WindowSeconds: b.WindowSeconds}
 	padded := 0
@@ -88,6 +94,16 @@ func TestSampleMatchGoldenParity(t *testing.T) {
 		}
 		if d := maxAbsDiff(e, f.Embedding); len(e) != len(f.Embedding) || d > g.Tolerance {
 			t.Errorf("%s: %d values, max abs diff %.3g (tolerance %g)", f.WAV, len(e), d, g.Tolerance)
+		}
+		p, err := kind.Graph.Run(ctx, w)
+		if err != nil {
+			t.Fatal(err)
+		}
+		if d := maxAbsDiff(p, f.KindProbs); len(p) != len(f.KindProbs) || d > g.Tolerance {
+			t.Errorf("%s kind: %d values, max abs diff %.3g", f.WAV, len(p), d)
+		}
+		if l, err := kind.Classify(ctx, w); err != nil || !strings.Contains(f.WAV, map[string]string{"kick": "kick", "snare": "snare", "hat": "hat"}[l[0].Class]) {
+			t.Errorf("%s heard as %+v, %v", f.WAV, l, err)
 		}
 	}
 	if padded == 0 {
@@ -139,7 +155,9 @@ func TestSampleMatchManifest(t *testing.T) {
 			i := oneIndex(m)
 			m.Models = append(m.Models[:i], m.Models[i+1:]...)
 		}, "has no oneshot_encoder"},
-		"bad output": {func(m *Manifest) { m.Models[ctxIndex(m)].Outputs[0].Shape = []int64{-1} }, "want [-1, D]"},
+		"bad output":   {func(m *Manifest) { m.Models[ctxIndex(m)].Outputs[0].Shape = []int64{-1} }, "want [-1, D]"},
+		"kind window":  {func(m *Manifest) { m.Models[roleIndex(m, RoleOneShotClassifier)].Inputs[0].Shape = []int64{-1, 11025} }, "both read the one-shot window"},
+		"kind classes": {func(m *Manifest) { m.Models[roleIndex(m, RoleOneShotClassifier)].Classes = []string{"kick"} }, "at least two classes"},
 	} {
 		t.Run(name, func(t *testing.T) {
 			m := b.Manifest

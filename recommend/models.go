@@ -20,6 +20,8 @@ type Models struct {
 	Embedders map[string]*onnx.Model
 	// SampleMatch ranks one-shots for contexts; nil when the bundle has none.
 	SampleMatch *onnx.SampleMatch
+	// OneShotKind tells an uploaded one-shot's kind; nil when the bundle has none.
+	OneShotKind *onnx.Classifier
 }
 
 // OpenModels opens every encoder, mapper and decoder of the bundle.
@@ -58,6 +60,15 @@ func OpenModels(rt *onnx.Runtime, b *onnx.Bundle) (*Models, error) {
 	default:
 		m.SampleMatch = sm
 	}
+	kc, err := rt.OpenOneShotClassifier(b)
+	switch {
+	case errors.Is(err, onnx.ErrNoModel):
+	case err != nil:
+		m.Close()
+		return nil, err
+	default:
+		m.OneShotKind = kc
+	}
 	return m, nil
 }
 
@@ -66,6 +77,9 @@ func (m *Models) Close() error {
 	var errs []error
 	if m.SampleMatch != nil {
 		errs = append(errs, m.SampleMatch.Close())
+	}
+	if m.OneShotKind != nil {
+		errs = append(errs, m.OneShotKind.Close())
 	}
 	if m.Scorer != nil {
 		errs = append(errs, m.Scorer.Close())

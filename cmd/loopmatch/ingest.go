@@ -144,6 +144,15 @@ just the missing rows: the loops are decoded again for those embedders, not re-e
 					defer sm.Close()
 					id, _ := b.OneShotEncoderID()
 					oneShots = &ingest.OneShots{Encoder: sm.OneShot, EncoderID: id, MaxSeconds: oneshotMax}
+					switch kc, err := rt.OpenOneShotClassifier(b); {
+					case errors.Is(err, onnx.ErrNoModel):
+						log.Info("the bundle has no one-shot kind classifier: one-shots whose names do not say their kind are stored as unknown", "bundle", b.ID())
+					case err != nil:
+						return exitError{code: 2, err: err}
+					default:
+						defer kc.Close()
+						oneShots.Kind = kc
+					}
 				}
 			}
 			anomaly := map[string]*onnx.Anomaly{}

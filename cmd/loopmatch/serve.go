@@ -151,7 +151,7 @@ func (s *service) ingestConfig(storeName string, log *slog.Logger) ingest.Config
 		WindowSeconds: s.bundle.WindowSeconds, Encoders: encs, Anomaly: s.anomaly, Rules: ingest.DefaultRules(), Limits: audio.DefaultLimits(), Logger: log}
 	if sm := s.models.SampleMatch; sm != nil {
 		id, _ := s.bundle.OneShotEncoderID()
-		cfg.OneShots = &ingest.OneShots{Encoder: sm.OneShot, EncoderID: id}
+		cfg.OneShots = &ingest.OneShots{Encoder: sm.OneShot, EncoderID: id, Kind: s.models.OneShotKind}
 	}
 	return cfg
 }

@@ -39,19 +39,23 @@ def _write16(path, x):
     sf.write(path, np.clip(x, -1, 32767 / 32768), SR, subtype="PCM_16")
 
 
-def golden_fixtures(bundle_dir, work):
+def golden_fixtures(bundle_dir, work, with_kind=False):
     """golden/samplematch.json: the embeddings ONNX Runtime gives for the fixtures."""
     from .export import session
     gd = os.path.join(bundle_dir, "golden")
     ctx = session(os.path.join(bundle_dir, "context_encoder.onnx"))
     one = session(os.path.join(bundle_dir, "oneshot_encoder.onnx"))
+    kind = session(os.path.join(bundle_dir, "oneshot_kind.onnx")) if with_kind else None
     oneshots = []
     for wav, program, role, secs in ONESHOT_FIXTURES:
         kit = np.load(os.path.join(work, f"gm_kit_{program}.npz"))
         _write16(os.path.join(gd, wav), kit[role][: int(secs * SR)] * 0.9)
         x = fit(load_mono(os.path.join(gd, wav)), ONESHOT)[None]
         e = one.run(["embedding"], {"audio": x})[0][0]
-        oneshots.append({"wav": wav, "samples": int(len(load_mono(os.path.join(gd, wav)))), "embedding": [float(v) for v in e]})
+        entry = {"wav": wav, "samples": int(len(load_mono(os.path.join(gd, wav)))), "embedding": [float(v) for v in e]}
+        if kind is not None:
+            entry["kind_probs"] = [float(v) for v in kind.run(["probs"], {"audio": x})[0][0]]
+        oneshots.append(entry)
     contexts = []
     for parts in CONTEXT_FIXTURES:
         x = np.zeros(N, np.float32)
@@ -119,6 +123,53 @@ ONNX Runtime against PyTorch: {exp.get('context_encoder', {}).get('onnx_vs_torch
 """
 
 
+KIND_MIN_CONFIDENCE = 0.5  # a fixed rule (not tuned): below it ingest stores the kind as unknown
+
+
+def kind_classifier(work, bundle_dir):
+    """oneshot_kind.onnx (loopmatch_train.oneshot_kind's export, logits) with a softmax on
+    its output, as role oneshot_classifier: the kind of a one-shot whose name does not say
+    it. None when it has not been trained."""
+    import onnx
+    from onnx import TensorProto, helper
+    src = os.path.join(work, "oneshot_kind.onnx")
+    if not os.path.exists(src):
+        return None, None
+    info = json.load(open(os.path.join(work, "oneshot_kind.json")))
+    m = onnx.load(src)
+    (out,) = m.graph.output
+    m.graph.node.append(helper.make_node("Softmax", [out.name], ["probs"], axis=-1))
+    del m.graph.output[:]
+    m.graph.output.append(helper.make_tensor_value_info("probs", TensorProto.FLOAT, ["batch", len(info["classes"])]))
+    onnx.checker.check_model(m)
+    dst = os.path.join(bundle_dir, "oneshot_kind.onnx")
+    onnx.save(m, dst)
+    from .bundle import sha256
+    spec = {"name": "oneshot_kind", "file": "oneshot_kind.onnx", "sha256": sha256(dst), "role": "oneshot_classifier",
+            "instruments": [], "classes": info["classes"], "min_confidence": KIND_MIN_CONFIDENCE,
+            "inputs": [{"name": "audio", "shape": [-1, ONESHOT], "dtype": "float32"}],
+            "outputs": [{"name": "probs", "shape": [-1, len(info["classes"])], "dtype": "float32"}]}
+    return spec, {k: info[k] for k in ("classes", "val", "test", "test_unseen", "transfer", "export")} | {
+        "training": {k: v for k, v in info["training"].items() if k != "history"}}
+
+
+def kind_card(k):
+    if not k:
+        return ""
+    acc = ", ".join(f"{s} {k[s]['accuracy']:.3f} ({k[s]['n']:,} one-shots)" for s in ("val", "test", "test_unseen", "transfer"))
+    rec = ", ".join(f"{c} {v:.2f}" for c, v in k["test"]["per_kind_recall"].items())
+    return f"""
+Kind classifier (`oneshot_kind.onnx`, role `oneshot_classifier`): the kind of a one-shot whose
+name does not say it, from the same first second (`audio` [B, {ONESHOT}] -> `probs` [B, 10], a
+softmax added to `loopmatch_train.oneshot_kind`'s export of logits). Trained on the corpus kits
+and processed real training kits (train split), selected on val. Accuracy: {acc}
+(test_unseen: test kits training never played; transfer: the held-out hydrogen kits, reported
+only). Test recall per kind: {rec}. Ingest stores the kind when the best class has probability
+at least {KIND_MIN_CONFIDENCE} (`min_confidence`, a fixed rule, not tuned), else `unknown`.
+Rebuild: `PYTHONPATH=train .venv-train/bin/python -m loopmatch_train.oneshot_kind --out train/out`.
+"""
+
+
 def add_to_bundle(out_dir, bundle_dir, log=print):
     from .bundle import add_role, sha256
     work = os.path.join(out_dir, "samplematch")
@@ -138,9 +189,14 @@ def add_to_bundle(out_dir, bundle_dir, log=print):
     info = {"dim": dim, "oneshot_seconds": ONESHOT / SR, "kinds": KINDS,
             "metrics": {k: res["rows"][k] for k in ("samplematch", "spectral baseline")},
             "training": {k: v for k, v in res["training"].get("samplematch", {}).items() if k != "history"}, "export": res.get("export", {})}
-    n = golden_fixtures(bundle_dir, work)
-    add_role(bundle_dir, "context_encoder", specs[:1], "samplematch", info, CARD_BEGIN, CARD_END, card(res, info))
-    add_role(bundle_dir, "oneshot_encoder", specs[1:], "samplematch", info, CARD_BEGIN, CARD_END, card(res, info))
+    kspec, kinfo = kind_classifier(work, bundle_dir)
+    if kinfo:
+        info["kind_classifier"] = kinfo
+    n = golden_fixtures(bundle_dir, work, kspec is not None)
+    text = card(res, info).replace(CARD_END, kind_card(kinfo) + CARD_END)
+    add_role(bundle_dir, "context_encoder", specs[:1], "samplematch", info, CARD_BEGIN, CARD_END, text)
+    add_role(bundle_dir, "oneshot_encoder", specs[1:], "samplematch", info, CARD_BEGIN, CARD_END, text)
+    add_role(bundle_dir, "oneshot_classifier", [kspec] if kspec else [], "samplematch", info, CARD_BEGIN, CARD_END, text)
     log(f"samplematch: added to {bundle_dir} ({n} golden fixtures)")
 
 
