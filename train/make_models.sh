@@ -49,8 +49,8 @@ PYTHONPATH=train nice -n "${NICE:-5}" "$PY" -m loopmatch_train.oneshot_kind --ou
 PYTHONPATH=train nice -n "${NICE:-5}" "$PY" -m loopmatch_train.context_bass --out train/out --train \
   2>&1 | tee -a train/out/make_models.log
 # SampleMatch's exported encoders into the bundle (roles context_encoder and oneshot_encoder),
-# their golden fixtures and model card section
+# their golden fixtures and model card section, and the demo library's one-shots
 PYTHONPATH=train nice -n "${NICE:-5}" "$PY" -m loopmatch_train.samplematch_bundle --out train/out \
-  --bundle models/loopmatch-v2 2>&1 | tee -a train/out/make_models.log
+  --bundle models/loopmatch-v2 --demo demo 2>&1 | tee -a train/out/make_models.log
 end=$(date +%s)
 echo "make models: total $(( (end - start) / 60 )) min $(( (end - start) % 60 )) s" | tee -a train/out/make_models.log

@@ -26,6 +26,7 @@ import (
 type evalOptions struct {
 	from, to, split, task   string
 	embedder                string
+	context                 bool
 	producers               int
 	manifest, corpus, pairs string
 	minCandidates, workers  int
@@ -78,10 +79,14 @@ consistency (whatever --store asks) and batches its searches, one request per se
   loopmatch eval --corpus demo --split all --json
   loopmatch eval --store embedded:data/demo-store --manifest demo/metadata.csv --split all
   loopmatch eval --from bass --to drum --split all --pairs pairs.csv
-  loopmatch eval --corpus train/out/corpus --split transfer --rerank --rerank-n 100`,
+  loopmatch eval --corpus train/out/corpus --split transfer --rerank --rerank-n 100
+  loopmatch eval --context --corpus demo`,
 		Args: cobra.NoArgs,
 		RunE: func(cmd *cobra.Command, args []string) error {
 			o.storeChosen = cmd.Flags().Changed("store") || cmd.InheritedFlags().Changed("store") || os.Getenv("LOOPMATCH_STORE") != ""
+			if o.context {
+				return runEvalContext(cmd.Context(), g, o, cmd.OutOrStdout(), cmd.ErrOrStderr())
+			}
 			return runEval(cmd.Context(), g, o, cmd.OutOrStdout(), cmd.ErrOrStderr())
 		},
 	}
@@ -96,6 +101,7 @@ consistency (whatever --store asks) and batches its searches, one request per se
 	f.IntVar(&o.workers, "workers", runtime.GOMAXPROCS(0), "parallel decoders when ingesting --corpus")
 	f.StringVar(&o.aggregate, "aggregate", string(recommend.DefaultAggregate), "how a long loop's windows make its score: max (its best window, as recommend ranks), mean (all its windows), or first (its first window, as train/ evaluates)")
 	f.BoolVar(&o.asJSON, "json", false, "print JSON")
+	f.BoolVar(&o.context, "context", false, "score context queries instead: each pack's drum and bass loop as a context ranking the one-shots of every stored kit (folders OneShots-<kit>) by kind; the pack's own kit (metadata.csv drum_kit) is the right answer (R_mn, R_md); needs --corpus")
 	f.StringVar(&o.task, "task", "recommend", "recommend (drum -> bass, the paper's metrics), or similar or profile (loops of --from like a seed, or for simulated producers' liked loops: HitRate, Recall and NDCG at 10 and 50)")
 	f.StringVar(&o.embedder, "embedder", "latent", "--task similar or profile: the representation to rank by (latent, or an embedder of the bundle: musicnn_vgg, logmel_stats; with --corpus ingest stores it too)")
 	f.IntVar(&o.producers, "producers", 1000, "--task profile: simulated producers")

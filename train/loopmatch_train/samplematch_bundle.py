@@ -200,12 +200,52 @@ def add_to_bundle(out_dir, bundle_dir, log=print):
     log(f"samplematch: added to {bundle_dir} ({n} golden fixtures)")
 
 
+# demo one-shots: the FluidR3_GM kits the demo library's drum loops were rendered from,
+# one file per kind (role -> the kind's file name)
+DEMO_KITS = (0, 8, 16, 25, 32)
+DEMO_ROLES = {"kick": "kick", "snare": "snare", "clap": "clap", "rim": "rim", "hat_c": "hat", "hat_o": "open_hat",
+              "ride": "ride", "crash": "crash", "tom_l": "tom", "perc": "perc"}
+DEMO_LICENCE = """# Demo one-shots: licence
+
+One-shots of the FluidR3_GM soundfont's drum presets (Debian `fluid-soundfont-gm`, Frank Wen
+and contributors, MIT licence), rendered by fluidsynth (one note each, velocity 100, the first
+1.5 s, peak-normalised) by `train/loopmatch_train/oneshots.py` (`gm_kit`) and written here by
+`python -m loopmatch_train.samplematch_bundle --demo demo` (run by `make models`). Folder
+`OneShots-gm<preset>` holds the kit of GM drum preset <preset>, the kit the demo packs whose
+`drum_kit` is `gm:<preset>` (metadata.csv) were rendered with; `loopmatch eval --context`
+scores how well a pack's loops pick their own kit's one-shots.
+"""
+
+
+def write_demo_oneshots(demo_dir, work, log=print):
+    """demo/OneShots-gm<preset>/<kind>.wav (16-bit, 22.05 kHz), from the cached kits."""
+    from .oneshots import gm_kit
+    n = 0
+    for program in DEMO_KITS:
+        kit = gm_kit(program, work)
+        d = os.path.join(demo_dir, f"OneShots-gm{program}")
+        os.makedirs(d, exist_ok=True)
+        for role, kind in DEMO_ROLES.items():
+            x = kit.get(role)
+            if x is None or not np.any(x):
+                continue
+            end = len(x) - int(np.argmax(np.abs(x[::-1]) > 1e-4))  # drop the silent tail
+            _write16(os.path.join(d, f"{kind}.wav"), 0.9 * x[:max(end, SR // 10)])
+            n += 1
+    with open(os.path.join(demo_dir, "ONESHOTS_LICENSE.md"), "w") as f:
+        f.write(DEMO_LICENCE)
+    log(f"samplematch: {n} demo one-shots in {demo_dir}")
+
+
 def main(argv=None):
     ap = argparse.ArgumentParser(description=__doc__.split("\n\n")[0])
     ap.add_argument("--out", default="train/out")
     ap.add_argument("--bundle", default="models/loopmatch-v2")
+    ap.add_argument("--demo", default="", help="also write the demo library's one-shots into this folder")
     args = ap.parse_args(argv)
     add_to_bundle(args.out, args.bundle)
+    if args.demo:
+        write_demo_oneshots(args.demo, os.path.join(args.out, "samplematch"))
 
 
 if __name__ == "__main__":
