@@ -342,7 +342,7 @@ func (r *Report) Summary() string {
 		fmt.Fprintf(&b, "\ningest: instrument from the audio for %d loops whose names did not say %v; %d named loops checked, %d heard as another instrument (see --report)",
 			n, r.FromAudio, r.Checked, len(r.Disagreements))
 	}
-	if r.Ingested > 0 {
+	if r.Ingested > sumCounts(r.OneShotKinds) { // one-shots have no tempo or key
 		fmt.Fprintf(&b, "\ningest: tempo from %s; key from %s", sourceCounts(r.BPMSources), sourceCounts(r.KeySources))
 	}
 	if n := sumCounts(r.OneShotKinds); n > 0 {
