@@ -47,14 +47,7 @@ func writeOffsetLoop(t *testing.T, path string, offset float64, i int) {
 		tt := float64(k) / rate
 		x[k] = float32(offset + 0.2*math.Sin(2*math.Pi*3*tt) + 0.001*float64(i+1)*math.Sin(2*math.Pi*1000*tt))
 	}
-	var buf bytes.Buffer
-	if err := audio.EncodeWAV(&buf, x, rate, audio.PCM16); err != nil {
-		t.Fatal(err)
-	}
-	os.MkdirAll(filepath.Dir(path), 0o755)
-	if err := os.WriteFile(path, buf.Bytes(), 0o644); err != nil {
-		t.Fatal(err)
-	}
+	writeWAV(t, path, x, rate)
 }
 
 // TestClassifierDecidesUnnamedLoops: in one flat folder of loops whose names say nothing,

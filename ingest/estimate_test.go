@@ -1,14 +1,11 @@
 package ingest
 
 import (
-	"bytes"
 	"context"
 	"math"
-	"os"
 	"path/filepath"
 	"testing"
 
-	"github.com/loopmatch/loopmatch/audio"
 	"github.com/loopmatch/loopmatch/loopid"
 	"github.com/loopmatch/loopmatch/vectordb"
 )
@@ -25,14 +22,7 @@ func writeLoop(t *testing.T, path string, hz []float64) {
 			x[b*rate/2+k] = float32(0.5 * env * v)
 		}
 	}
-	var buf bytes.Buffer
-	if err := audio.EncodeWAV(&buf, x, rate, audio.PCM16); err != nil {
-		t.Fatal(err)
-	}
-	os.MkdirAll(filepath.Dir(path), 0o755)
-	if err := os.WriteFile(path, buf.Bytes(), 0o644); err != nil {
-		t.Fatal(err)
-	}
+	writeWAV(t, path, x, rate)
 }
 
 // TestEstimatesFromAudio: loops whose names say nothing get tempo (and, unless drums,

@@ -35,14 +35,9 @@ func oneShotConfig(t testing.TB, store vectordb.Store) Config {
 	return cfg
 }
 
-func writeHit(t testing.TB, path string, seconds, freq float64) {
+// writeWAV writes mono 16-bit PCM, making the folders.
+func writeWAV(t testing.TB, path string, x []float32, rate int) {
 	t.Helper()
-	const rate = 44100
-	x := make([]float32, int(seconds*rate))
-	for i := range x {
-		tt := float64(i) / rate
-		x[i] = float32(0.8 * math.Exp(-tt*12) * math.Sin(2*math.Pi*freq*tt))
-	}
 	var buf bytes.Buffer
 	if err := audio.EncodeWAV(&buf, x, rate, audio.PCM16); err != nil {
 		t.Fatal(err)
@@ -51,6 +46,17 @@ func writeHit(t testing.TB, path string, seconds, freq float64) {
 	if err := os.WriteFile(path, buf.Bytes(), 0o644); err != nil {
 		t.Fatal(err)
 	}
+}
+
+func writeHit(t testing.TB, path string, seconds, freq float64) {
+	t.Helper()
+	const rate = 44100
+	x := make([]float32, int(seconds*rate))
+	for i := range x {
+		tt := float64(i) / rate
+		x[i] = float32(0.8 * math.Exp(-tt*12) * math.Sin(2*math.Pi*freq*tt))
+	}
+	writeWAV(t, path, x, rate)
 }
 
 // TestIngestOneShots: hits named for their kind or kept in a one-shot folder go to the

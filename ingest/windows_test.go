@@ -1,7 +1,6 @@
 package ingest
 
 import (
-	"bytes"
 	"context"
 	"math"
 	"os"
@@ -21,14 +20,7 @@ func writeRisingLoop(t testing.TB, path string, rate int, seconds float64) {
 		tt := float64(i) / float64(rate)
 		x[i] = float32(0.5 * math.Sin(2*math.Pi*(5+3*tt)*tt))
 	}
-	var buf bytes.Buffer
-	if err := audio.EncodeWAV(&buf, x, rate, audio.PCM16); err != nil {
-		t.Fatal(err)
-	}
-	os.MkdirAll(filepath.Dir(path), 0o755)
-	if err := os.WriteFile(path, buf.Bytes(), 0o644); err != nil {
-		t.Fatal(err)
-	}
+	writeWAV(t, path, x, rate)
 }
 
 // A loop longer than the window is stored as its first window plus one row per further

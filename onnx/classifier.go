@@ -29,7 +29,12 @@ type Label struct {
 // OpenClassifier opens the bundle's classifier; ErrNoModel when it has none. Close it
 // when done.
 func (r *Runtime) OpenClassifier(b *Bundle) (*Classifier, error) {
-	spec, err := b.Classifier()
+	return r.openClassifier(b, b.Classifier)
+}
+
+// openClassifier opens the classifier pick finds (ErrNoModel when there is none).
+func (r *Runtime) openClassifier(b *Bundle, pick func() (ModelSpec, error)) (*Classifier, error) {
+	spec, err := pick()
 	if err != nil {
 		return nil, err
 	}

@@ -25,15 +25,7 @@ func (b *Bundle) OneShotClassifier() (ModelSpec, error) { return b.only(RoleOneS
 // OpenOneShotClassifier opens the bundle's one-shot kind classifier; ErrNoModel when it
 // has none. Close it when done.
 func (r *Runtime) OpenOneShotClassifier(b *Bundle) (*Classifier, error) {
-	spec, err := b.OneShotClassifier()
-	if err != nil {
-		return nil, err
-	}
-	m, err := r.Open(b, spec)
-	if err != nil {
-		return nil, err
-	}
-	return &Classifier{Graph: m, Classes: spec.Classes, MinConfidence: spec.MinConfidence}, nil
+	return r.openClassifier(b, b.OneShotClassifier)
 }
 
 // OneShotSamples is the one-shot window S (the one-shot encoder's input length), 0 when

@@ -51,25 +51,23 @@ func OpenModels(rt *onnx.Runtime, b *onnx.Bundle) (*Models, error) {
 			om.Close()
 		}
 	}
-	sm, err := rt.OpenSampleMatch(b)
-	switch {
-	case errors.Is(err, onnx.ErrNoModel):
-	case err != nil:
-		m.Close()
-		return nil, err
-	default:
-		m.SampleMatch = sm
+	var err error
+	if m.SampleMatch, err = optional(rt.OpenSampleMatch(b)); err == nil {
+		m.OneShotKind, err = optional(rt.OpenOneShotClassifier(b))
 	}
-	kc, err := rt.OpenOneShotClassifier(b)
-	switch {
-	case errors.Is(err, onnx.ErrNoModel):
-	case err != nil:
+	if err != nil {
 		m.Close()
 		return nil, err
-	default:
-		m.OneShotKind = kc
 	}
 	return m, nil
+}
+
+// optional is an opened model, or nil without an error when the bundle has none.
+func optional[T any](x *T, err error) (*T, error) {
+	if errors.Is(err, onnx.ErrNoModel) {
+		return nil, nil
+	}
+	return x, err
 }
 
 // Close releases every session.
