@@ -426,6 +426,9 @@ func (s *Server) collections(c *gin.Context) {
 	for _, i := range s.engine.Instruments() {
 		byName[s.engine.Collection(i)] = i
 	}
+	if s.engine.HasOneShots() {
+		byName[s.engine.Collection(loopid.OneShots)] = loopid.OneShots
+	}
 	out := struct {
 		Bundle      string           `json:"bundle"`
 		Pairs       []string         `json:"pairs"`
