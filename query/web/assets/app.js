@@ -4,6 +4,7 @@ import { Api, ApiError, compatFilter, describeFilter, byAnomaly, healthLabel } f
 import { Player, tempoRate, loopLength, previewLength, bpmFromName } from "./player.js";
 import { peaks, drawWave } from "./wave.js";
 import { isAIFF, decodeAIFF } from "./aiff.js";
+import { ContextPlayer, contextRequest, MAX_CONTEXT } from "./context.js";
 
 const $ = (id) => document.getElementById(id);
 const api = new Api();
@@ -61,6 +62,10 @@ window.__loopmatch = {
       duration: s.decoded ? s.decoded.buffer.duration : null, rendition: s.decoded ? s.decoded.rendition || "" : null } : null;
   },
   get tray() { return state.tray.map(({ id, instrument, name }) => ({ id, instrument, name })); },
+  get context() {
+    return { oneshots: ctxShots.map(({ id, kind, score }) => ({ id, kind, score })), bpm: ctxBPM,
+      playing: !!(ctxPlayer && ctxPlayer.playing), hits: ctxPlayer ? ctxPlayer.hits : 0, audition: ctxAudition };
+  },
   get gains() { return player ? [player.seed.gain.gain.value, player.cand.gain.gain.value] : null; },
   get contextTime() { return ctx ? ctx.currentTime : null; },
   get contextState() { return ctx ? ctx.state : null; },
@@ -502,10 +507,77 @@ function renderTray() {
   const p = trayProfile();
   $("tray-recommend").disabled = p.liked.length === 0;
   $("tray-clear").disabled = state.tray.length === 0;
+  renderContextButtons();
   $("tray-status").textContent = state.tray.length === 0
     ? "Keep loops from the results to build a taste profile."
     : `${state.tray.length} kept; \u201cRecommend from my tray\u201d uses the ${p.liked.length} ${p.instrument} loop${p.liked.length === 1 ? "" : "s"}` +
       (p.instrument === state.to ? "." : `, mapped to ${state.to}.`);
+}
+
+// ---- one-shots for the kept loops (a context query) ------------------------------
+
+let ctxShots = [];
+let ctxBPM = 0;
+let ctxPlayer = null;
+let ctxAudition = "";
+
+function renderContextButtons() {
+  const n = Math.min(state.tray.length, MAX_CONTEXT);
+  $("context-find").disabled = n === 0;
+  $("context-play").disabled = n === 0;
+  $("context-stop").disabled = !(ctxPlayer && ctxPlayer.playing);
+}
+
+async function findOneShots() {
+  const kind = $("context-kind").value;
+  const n = Math.min(state.tray.length, MAX_CONTEXT);
+  $("context-status").textContent = `Ranking ${kind} one-shots for ${n} kept loop${n === 1 ? "" : "s"}\u2026`;
+  try {
+    const r = await api.json("/v1/recommend", { method: "POST", headers: { "Content-Type": "application/json" },
+      body: JSON.stringify(contextRequest(state.tray, kind, 10)) });
+    ctxShots = r.results;
+    ctxBPM = r.bpm || state.tray.find((x) => x.bpm > 0)?.bpm || 0;
+    $("context-status").textContent = ctxShots.length === 0
+      ? `No ${kind} one-shots in the library: ingest a folder of hits (one-shots/, named kick, snare, hh, ...).`
+      : `${ctxShots.length} ${kind} one-shot${ctxShots.length === 1 ? "" : "s"} for the context, best first${ctxBPM > 0 ? `; auditioned at ${Math.round(ctxBPM)} BPM` : ""}.`;
+    $("oneshots").replaceChildren(...ctxShots.map((o, i) => {
+      const li = document.createElement("li");
+      li.dataset.id = o.id;
+      li.dataset.kind = o.kind;
+      const name = document.createElement("span");
+      name.className = "name";
+      name.textContent = `${i + 1}. ${o.name || o.id} (${o.pack}, ${o.score.toFixed(3)})`;
+      li.append(name, button("Audition", `Audition ${o.name || o.id} with the context`, () => playContext(o)));
+      return li;
+    }));
+  } catch (e) {
+    showError(e);
+    $("context-status").textContent = "";
+  }
+}
+
+async function playContext(shot) {
+  try {
+    const ac = audioContext();
+    if (ac.state === "suspended") await ac.resume();
+    stop();
+    const loops = state.tray.slice(0, MAX_CONTEXT);
+    const buffers = await Promise.all(loops.map((x) => decodeURL(`/v1/loops/${x.instrument}/${x.id}/audio`, x.name).then((d) => d.buffer)));
+    const hit = shot ? (await decodeURL(shot.audio_url, shot.name || "the one-shot")).buffer : null;
+    if (!ctxPlayer) ctxPlayer = new ContextPlayer(ac);
+    ctxPlayer.start(buffers, hit, shot ? shot.kind : "", ctxBPM || loops.find((x) => x.bpm > 0)?.bpm || 120);
+    ctxAudition = shot ? shot.id : "";
+    $("context-status").textContent = shot ? `Playing the context with ${shot.name || shot.id}.` : "Playing the context.";
+  } catch (e) {
+    showError(e);
+  }
+  renderContextButtons();
+}
+
+function stopContext() {
+  if (ctxPlayer) ctxPlayer.stop();
+  ctxAudition = "";
+  renderContextButtons();
 }
 
 async function recommendFromTray() {
@@ -694,6 +766,7 @@ function select(i, focus) {
 // ---- playback ---------------------------------------------------------------
 
 async function playItem(i) {
+  if (ctxPlayer && ctxPlayer.playing) stopContext(); // one thing plays at a time
   const it = state.items[i];
   const seed = state.seed;
   if (!it || !seed) return;
@@ -874,6 +947,9 @@ function init() {
   });
   $("to").addEventListener("change", () => { state.to = $("to").value; renderRerankToggle(); renderTray(); if (state.seed) recommend(); });
   $("tray-recommend").addEventListener("click", recommendFromTray);
+  $("context-find").addEventListener("click", findOneShots);
+  $("context-play").addEventListener("click", () => playContext(null));
+  $("context-stop").addEventListener("click", stopContext);
   $("tray-clear").addEventListener("click", () => { state.tray = []; saveTray(); });
   window.addEventListener("storage", (e) => { if (e.key === TRAY_KEY) { loadTray(); renderTray(); } });
   loadTray();

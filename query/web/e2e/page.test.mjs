@@ -292,6 +292,32 @@ test("more like this lists loops like a result, and the tray recommends from kep
   assert.equal(await page.isDisabled("#tray-recommend"), true);
 });
 
+test("the kept loops are a context: one-shots of a kind ranked for it, auditioned with it on a pattern", async (t) => {
+  const page = await openPage(t);
+  await chooseSeed(page, "house drum main");
+  assert.equal(await page.isDisabled("#context-find"), true, "no kept loops, no context");
+  // keep the seed's first two results (bass loops): they are the context
+  await page.locator("#results li.loop").nth(0).locator("button.keep").click();
+  await page.locator("#results li.loop").nth(1).locator("button.keep").click();
+  await page.selectOption("#context-kind", "snare");
+  await page.click("#context-find");
+  await page.waitForFunction(() => window.__loopmatch.context.oneshots.length > 0 || /No snare/.test(document.querySelector("#context-status").textContent));
+  const c = await page.evaluate(() => window.__loopmatch.context);
+  assert.ok(c.oneshots.length > 0, "the demo library's snares are ranked");
+  assert.ok(c.oneshots.every((o) => o.kind === "snare"), "only snares");
+  for (let i = 1; i < c.oneshots.length; i++) assert.ok(c.oneshots[i - 1].score >= c.oneshots[i].score, "best first");
+  assert.equal(await page.locator("#oneshots li").count(), c.oneshots.length);
+  assert.match(await page.textContent("#context-status"), /snare one-shots? for the context, best first/);
+  // audition the best: the context plays with the snare scheduled on 2 and 4
+  await page.locator("#oneshots li").first().locator("button").click();
+  await page.waitForFunction(() => window.__loopmatch.context.playing && window.__loopmatch.context.hits >= 4);
+  const p = await page.evaluate(() => window.__loopmatch.context);
+  assert.equal(p.audition, c.oneshots[0].id);
+  await shot(page, "context-oneshots");
+  await page.click("#context-stop");
+  assert.equal((await page.evaluate(() => window.__loopmatch.context)).playing, false);
+});
+
 test("more like this and the tray rank by another embedder the library was ingested with", async (t) => {
   const page = await openPage(t);
   await chooseSeed(page, "house drum main");

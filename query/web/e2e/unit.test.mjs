@@ -167,3 +167,16 @@ test("byAnomaly puts the most unusual loops first and unscored ones last; health
   assert.equal(healthLabel({ anomaly_score: 0.5, anomalous: false, causes: [] }).flag, "");
   assert.match(healthLabel(undefined).title, /--rescore/);
 });
+
+test("context: the audition's pattern per kind, its hit times at a tempo, and the request for the kept loops", async () => {
+  const { pattern, hitTimes, contextRequest, MAX_CONTEXT } = await import("../assets/context.js");
+  assert.deepEqual(pattern("snare"), [1, 3]);
+  assert.equal(pattern("hat").length, 8);
+  assert.deepEqual(hitTimes("kick", 120, 2), [0, 0.5, 1, 1.5, 2, 2.5, 3, 3.5]);
+  assert.deepEqual(hitTimes("snare", 0, 1), [0.5, 1.5], "no tempo: 120 BPM");
+  const tray = Array.from({ length: 7 }, (_, i) => ({ id: `id${i}`, instrument: i % 2 ? "bass" : "drum", name: `l${i}` }));
+  const r = contextRequest(tray, "clap", 10);
+  assert.equal(r.context.length, MAX_CONTEXT);
+  assert.deepEqual(r.context[1], { id: "id1", instrument: "bass" });
+  assert.deepEqual(r.target, { collection: "oneshot", kind: "clap" });
+});
