@@ -94,7 +94,53 @@ def test_graph_scores_deterministically_and_sees_clipping():
     assert f.shape == (2, A.N_FEATURES) and np.all(np.isfinite(f))
     i = 3 * A.N_MELS + A.SCALARS.index("clip")
     assert np.all(fc[:, i] > f[:, i] + 2)
-    g = A.AnomalyGraph(A.PlainNet(), f.mean(0), f.std(0) + 1, np.zeros(32, np.float32)).eval()
+    p = A.pooling(8)
+    fp = f @ p
+    assert p.shape == (A.N_FEATURES, 3 * A.N_MELS // 8 + len(A.SCALARS))
+    np.testing.assert_allclose(fp[:, 0], f[:, :8].mean(1), rtol=1e-5)  # the first 8 bands' mean
+    g = A.AnomalyGraph(A.PlainNet(p.shape[1]), fp.mean(0), fp.std(0) + 1, np.zeros(32, np.float32), p).eval()
     with torch.no_grad():
         a, b = g(torch.from_numpy(x)).numpy(), g(torch.from_numpy(x)).numpy()
     np.testing.assert_array_equal(a, b)
+
+
+def test_sort7_sorts_every_input_so_its_middle_is_the_median():
+    import itertools
+    for bits in itertools.product([0.0, 1.0], repeat=7):  # the 0-1 principle: all inputs then
+        v = [torch.tensor(b) for b in bits]
+        for i, j in A.SORT7:
+            v[i], v[j] = torch.minimum(v[i], v[j]), torch.maximum(v[i], v[j])
+        assert [float(a) for a in v] == sorted(bits)
+    x = torch.from_numpy(np.random.default_rng(0).standard_normal((2, N)).astype(np.float32))
+    r = A.median_spikes(x, x.abs().amax(1))
+    assert r.shape == (2, 2) and torch.all(torch.isfinite(r))
+
+
+def _beats(beats, beat=11025, seed=0):
+    """A click track: a decaying noise burst on every beat, the downbeat louder."""
+    rng = np.random.default_rng(seed)
+    x = np.zeros(int(beats * beat), np.float32)
+    burst = (rng.standard_normal(2000) * np.exp(-np.arange(2000) / 300)).astype(np.float32)
+    for b in range(int(np.ceil(beats))):
+        at = b * beat
+        n = min(len(burst), len(x) - at)
+        x[at:at + n] += burst[:n] * (0.6 if b % 4 == 0 else 0.3)
+    return x + 0.002 * rng.standard_normal(len(x)).astype(np.float32)
+
+
+def test_embedding_sees_clicks_noise_and_a_seam_off_the_beat():
+    fe = A.Features().eval()
+    i = 3 * A.N_MELS
+    col = {n: i + k for k, n in enumerate(A.SCALARS)}
+    loop = _beats(4)  # one bar at 120 BPM: tiled, it repeats after 4 beats
+    clean = np.resize(loop, N)
+    clicked = np.resize(D.clicks(loop, np.random.default_rng(2)), N)
+    noisy = np.resize(D.noise(loop, np.random.default_rng(2)), N)
+    cut = np.resize(loop[:int(2.6 * 11025)], N)  # cut 0.4 of a beat after the 2nd: repeats off the beat
+    with torch.no_grad():
+        f = fe(torch.from_numpy(np.stack([clean, clicked, noisy, cut]))).numpy()
+    assert np.all(np.isfinite(f))
+    assert f[1, col["med_spike1"]] > f[0, col["med_spike1"]] + 1
+    assert f[2, col["floor_min"]] > f[0, col["floor_min"]] + 2
+    assert f[0, col["repeat_beats_frac"]] < 0.1
+    assert f[3, col["repeat_beats_frac"]] > 0.2
