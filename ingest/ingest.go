@@ -285,15 +285,19 @@ func identifyOne(cfg Config, c Candidate) (*job, *skipReason, error) {
 // or when the classifier will decide it once the audio is decoded).
 func loopInstrument(cfg Config, meta Meta) *skipReason {
 	switch {
-	case meta.Instrument == "" && cfg.Classifier == nil:
-		return &skipReason{CodeUnknownInstrument, "instrument unknown: name its folder or file with drum/bass keywords, list it in a --manifest, or force --instrument (or use a bundle with an instrument classifier)"}
+	case meta.Instrument == "" && cfg.Classifier == nil && cfg.OneShots == nil:
+		return unknownInstrument()
 	case meta.Instrument == "":
-		return nil
+		return nil // the classifier, or the audio's being a single hit, decides once decoded
 	}
 	if _, ok := cfg.Encoders[meta.Instrument]; !ok || meta.Instrument == loopid.OneShots {
 		return &skipReason{CodeNoEncoder, fmt.Sprintf("no encoder for instrument %q in the bundle", meta.Instrument)}
 	}
 	return nil
+}
+
+func unknownInstrument() *skipReason {
+	return &skipReason{CodeUnknownInstrument, "instrument unknown: name its folder or file with drum/bass keywords, list it in a --manifest, or force --instrument (or use a bundle with an instrument classifier)"}
 }
 
 // dedupe drops loops already stored by this encoder (without decoding them) and
@@ -434,6 +438,21 @@ func decode(ctx context.Context, cfg Config, rep *Report, in <-chan *job, out ch
 				rep.skip(j.path, reason)
 				continue
 			}
+		}
+		if heardAsOneShot(cfg, j, l) { // short, unnamed, and a single hit: a one-shot after all
+			switch reason, _, err := oneShotWindow(ctx, cfg, j, l); {
+			case err != nil:
+				rep.fail(j.path, err)
+			case reason != nil:
+				rep.skip(j.path, reason)
+			default:
+				out <- j
+			}
+			continue
+		}
+		if j.meta.Instrument == "" && cfg.Classifier == nil { // not a hit, and nothing to hear its instrument
+			rep.skip(j.path, unknownInstrument())
+			continue
 		}
 		// The tempo from the first window (as the estimators were measured) sets the hop
 		// of a long loop's windows, so it is estimated before they are cut.

@@ -8,6 +8,7 @@ import (
 	"slices"
 	"strings"
 
+	"github.com/loopmatch/loopmatch/analysis"
 	"github.com/loopmatch/loopmatch/audio"
 	"github.com/loopmatch/loopmatch/loopid"
 	"github.com/loopmatch/loopmatch/onnx"
@@ -19,7 +20,8 @@ const DefaultOneShotMaxSeconds = 2.0
 
 // OneShots turns on one-shot ingest: files whose folders say they hold one-shots
 // ("one-shots", "oneshots", "hits") or whose names say a drum hit's kind ("kick", "bd",
-// "snare", "hh", ...; not a loop: no "loop" word and no tempo in the name), at most
+// "snare", "hh", ...; not a loop: no "loop" word and no tempo in the name), and files
+// whose names say nothing whose audio is a single hit (heardAsOneShot), at most
 // MaxSeconds long, go to the one-shot collection (loopid.Collection(loopid.OneShots)) with
 // their kind, embedded from their first Encoder.InputSize() samples, zero padded, never
 // tiled. A file that its folder or name marks as a one-shot but that is longer is
@@ -104,6 +106,23 @@ func withOneShots(cfg Config) (Config, error) {
 	enc[loopid.OneShots], ids[loopid.OneShots] = o.Encoder, o.EncoderID
 	cfg.Encoders, cfg.EncoderIDs = enc, ids
 	return cfg, nil
+}
+
+// heardAsOneShot turns a job whose names, folders and manifest say nothing of its
+// instrument into a one-shot when its audio is no longer than the cap and is a single
+// hit (analysis.Hit: one onset at its start, then it dies away), so a flat folder of
+// unnamed hits is not stored as loops. Its kind then comes from the audio too.
+func heardAsOneShot(cfg Config, j *job, l *audio.Loop) bool {
+	o := cfg.OneShots
+	if o == nil || j.oneShot || j.meta.Instrument != "" || l.Info.Duration.Seconds() > cmp.Or(o.MaxSeconds, DefaultOneShotMaxSeconds) {
+		return false
+	}
+	if hit, err := analysis.Hit(l.Mono, l.Rate); err != nil || !hit {
+		return false
+	}
+	j.oneShot, j.loopMeta = true, j.meta
+	j.meta = Meta{Instrument: loopid.OneShots, InstrumentSource: vectordb.SourceAudio, Pack: j.loopMeta.Pack}
+	return true
 }
 
 // oneShotWindow checks a decoded one-shot's length against the cap, cuts its window and

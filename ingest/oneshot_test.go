@@ -179,3 +179,54 @@ func TestOneShotName(t *testing.T) {
 		}
 	}
 }
+
+// TestIngestOneShotHeardFromAudio: in a flat folder whose names say nothing, a short file
+// that is a single hit is stored as a one-shot (instrument and kind from the audio), and a
+// short loop of four hits, or a hit longer than the cap, is not.
+func TestIngestOneShotHeardFromAudio(t *testing.T) {
+	lib := t.TempDir()
+	data, err := os.ReadFile(filepath.Join(shippedBundle, "golden", "o1_snare.wav"))
+	if err != nil {
+		t.Fatal(err)
+	}
+	os.WriteFile(filepath.Join(lib, "untitled 7.wav"), data, 0o644)
+	const rate = 44100
+	bar := make([]float32, int(1.9*rate)) // four decaying hits half a second apart
+	for k := 0; k < 4; k++ {
+		for i := 0; i < rate/2 && k*rate/2+i < len(bar); i++ {
+			tt := float64(i) / rate
+			bar[k*rate/2+i] = float32(0.8 * math.Exp(-tt*12) * math.Sin(2*math.Pi*60*tt))
+		}
+	}
+	writeWAV(t, filepath.Join(lib, "x01.wav"), bar, rate)
+	writeHit(t, filepath.Join(lib, "x02.wav"), 3, 60) // a hit, but longer than the cap
+	store := openStore(t, t.TempDir())
+	defer store.Close()
+	cfg := oneShotConfig(t, store)
+	b, _ := onnx.LoadBundle(shippedBundle)
+	kc, err := rt.OpenOneShotClassifier(b)
+	if err != nil {
+		t.Fatal(err)
+	}
+	defer kc.Close()
+	cfg.OneShots.Kind = kc
+	rep, err := Run(context.Background(), cfg, []string{lib})
+	if err != nil {
+		t.Fatal(err)
+	}
+	rows, _ := store.List(context.Background(), loopid.Collection(loopid.OneShots), "", 10)
+	if len(rows) != 1 || filepath.Base(rows[0].Path) != "untitled 7.wav" {
+		t.Fatalf("one-shots %v, want only untitled 7.wav; report %+v", rows, rep)
+	}
+	if r := rows[0]; r.InstrumentSource != vectordb.SourceAudio || r.Kind != "snare" || r.KindSource != vectordb.SourceAudio {
+		t.Errorf("instrument from %q, kind %q from %q; want both from the audio, snare", r.InstrumentSource, r.Kind, r.KindSource)
+	}
+	// without an instrument classifier the other two are reported, not dropped
+	skipped := map[string]Code{}
+	for _, s := range rep.SkippedFiles {
+		skipped[filepath.Base(s.Path)] = s.Code
+	}
+	if cfg.Classifier == nil && (skipped["x01.wav"] != CodeUnknownInstrument || skipped["x02.wav"] != CodeUnknownInstrument) {
+		t.Errorf("skipped %v, want x01.wav and x02.wav as %s", skipped, CodeUnknownInstrument)
+	}
+}
