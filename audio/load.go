@@ -12,6 +12,9 @@ type LoadOptions struct {
 	SampleRate    int     // the rate the window is resampled to; required
 	WindowSeconds float64 // 0 means DefaultWindowSeconds
 	Limits        Limits  // zero fields mean DefaultLimits
+	// MinDuration is the shortest audio accepted: 0 means MinDuration (a loop's);
+	// OneShotMinDuration lets a one-shot's short tick through. At least OneShotMinDuration.
+	MinDuration time.Duration
 }
 
 // Info describes the file a window came from.
@@ -73,6 +76,12 @@ func (o LoadOptions) normalize() (LoadOptions, error) {
 	if o.WindowSeconds == 0 {
 		o.WindowSeconds = DefaultWindowSeconds
 	}
+	if o.MinDuration == 0 {
+		o.MinDuration = MinDuration
+	}
+	if o.MinDuration < OneShotMinDuration {
+		return o, fmt.Errorf("load: minimum duration %v: want at least %v (0 for a loop's %v)", o.MinDuration, OneShotMinDuration, MinDuration)
+	}
 	if o.SampleRate <= 0 {
 		return o, fmt.Errorf("load: target sample rate %d must be positive: set LoadOptions.SampleRate to the model's rate", o.SampleRate)
 	}
@@ -93,7 +102,7 @@ func (o LoadOptions) normalize() (LoadOptions, error) {
 func prepare(b *Buffer, o LoadOptions, sp span) ([]float32, Info, error) {
 	info := Info{Format: b.Format, SampleRate: b.SampleRate, Channels: b.Channels, BitDepth: b.BitDepth, Duration: b.Duration()}
 	mono := b.Mono()
-	if err := CheckSignal(mono, b.SampleRate); err != nil {
+	if err := checkSignal(mono, b.SampleRate, o.MinDuration); err != nil {
 		return nil, info, err
 	}
 	cut := false

@@ -12,6 +12,9 @@ const (
 	SilenceThreshold = 1e-6
 	// MinDuration: anything shorter is not a loop.
 	MinDuration = 50 * time.Millisecond
+	// OneShotMinDuration: anything shorter is not a sound at all (a closed hat's tick can
+	// be 20 ms long; one-shots may be as short as this).
+	OneShotMinDuration = 5 * time.Millisecond
 	// DefaultWindowSeconds is the model window when LoadOptions leaves it zero.
 	DefaultWindowSeconds = 4.0
 	// MaxWindowSeconds bounds a window so a mistyped option cannot ask for gigabytes.
@@ -43,12 +46,12 @@ func Window(mono []float32, rate int, seconds float64) ([]float32, error) {
 
 // OneShot fits a one-shot's mono audio into n samples: its first n, zero padded when it
 // is shorter (one-shots are never tiled: a repeated hit is another sound). The checks are
-// Window's.
+// Window's, with OneShotMinDuration for the shortest.
 func OneShot(mono []float32, rate, n int) ([]float32, error) {
 	if rate <= 0 || n < 1 {
 		return nil, fmt.Errorf("one-shot window: rate %d Hz and %d samples: want both positive", rate, n)
 	}
-	if err := CheckSignal(mono, rate); err != nil {
+	if err := checkSignal(mono, rate, OneShotMinDuration); err != nil {
 		return nil, err
 	}
 	out := make([]float32, n)
@@ -71,9 +74,17 @@ func fit(mono []float32, n int) []float32 {
 
 // CheckSignal applies the window rule's checks without windowing.
 func CheckSignal(mono []float32, rate int) error {
-	minSamples := int(math.Ceil(MinDuration.Seconds() * float64(rate)))
+	return checkSignal(mono, rate, MinDuration)
+}
+
+func checkSignal(mono []float32, rate int, minDuration time.Duration) error {
+	minSamples := int(math.Ceil(minDuration.Seconds() * float64(rate)))
 	if len(mono) < minSamples {
-		return fmt.Errorf("%w: %.1f ms, a loop needs at least %s", ErrTooShort, 1000*float64(len(mono))/float64(rate), MinDuration)
+		what := "a loop"
+		if minDuration < MinDuration {
+			what = "a one-shot"
+		}
+		return fmt.Errorf("%w: %.1f ms, %s needs at least %s", ErrTooShort, 1000*float64(len(mono))/float64(rate), what, minDuration)
 	}
 	var peak float64
 	for i, v := range mono {

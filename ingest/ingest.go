@@ -407,7 +407,13 @@ func decode(ctx context.Context, cfg Config, rep *Report, in <-chan *job, out ch
 		if ctx.Err() != nil {
 			continue
 		}
-		l, err := audio.LoadLoop(ctx, j.path, o)
+		// a one-shot, or a file that may turn out to be one, may be a tick shorter than a loop
+		mayBeOneShot := cfg.OneShots != nil && (j.oneShot || j.meta.Instrument == "")
+		jo := o
+		if mayBeOneShot {
+			jo.MinDuration = audio.OneShotMinDuration
+		}
+		l, err := audio.LoadLoop(ctx, j.path, jo)
 		if err != nil {
 			if ctx.Err() == nil {
 				rep.fail(j.path, err)
@@ -449,6 +455,12 @@ func decode(ctx context.Context, cfg Config, rep *Report, in <-chan *job, out ch
 				out <- j
 			}
 			continue
+		}
+		if mayBeOneShot { // a loop after all: the loops' minimum holds
+			if err := audio.CheckSignal(l.Mono, l.Rate); err != nil {
+				rep.fail(j.path, fmt.Errorf("%s: %w", j.path, err))
+				continue
+			}
 		}
 		if j.meta.Instrument == "" && cfg.Classifier == nil { // not a hit, and nothing to hear its instrument
 			rep.skip(j.path, unknownInstrument())

@@ -200,6 +200,14 @@ func TestIngestOneShotHeardFromAudio(t *testing.T) {
 	}
 	writeWAV(t, filepath.Join(lib, "x01.wav"), bar, rate)
 	writeHit(t, filepath.Join(lib, "x02.wav"), 3, 60) // a hit, but longer than the cap
+	tick := make([]float32, int(0.03*rate))           // a 30 ms tick: shorter than any loop, a one-shot
+	for i := range tick {
+		tick[i] = float32(0.7 * math.Exp(-float64(i)/rate/0.004) * math.Sin(2*math.Pi*7000*float64(i)/rate))
+	}
+	writeWAV(t, filepath.Join(lib, "x03.wav"), tick, rate)
+	tick2 := make([]float32, len(tick)*2/3) // 20 ms, in a one-shot folder
+	copy(tick2, tick)
+	writeWAV(t, filepath.Join(lib, "hits", "hh 9.wav"), tick2, rate)
 	store := openStore(t, t.TempDir())
 	defer store.Close()
 	cfg := oneShotConfig(t, store)
@@ -215,10 +223,14 @@ func TestIngestOneShotHeardFromAudio(t *testing.T) {
 		t.Fatal(err)
 	}
 	rows, _ := store.List(context.Background(), loopid.Collection(loopid.OneShots), "", 10)
-	if len(rows) != 1 || filepath.Base(rows[0].Path) != "untitled 7.wav" {
-		t.Fatalf("one-shots %v, want only untitled 7.wav; report %+v", rows, rep)
+	byName := map[string]vectordb.Row{}
+	for _, r := range rows {
+		byName[filepath.Base(r.Path)] = r
 	}
-	if r := rows[0]; r.InstrumentSource != vectordb.SourceAudio || r.Kind != "snare" || r.KindSource != vectordb.SourceAudio {
+	if len(rows) != 3 || byName["untitled 7.wav"].ID == "" || byName["x03.wav"].ID == "" || byName["hh 9.wav"].Kind != "hat" {
+		t.Fatalf("one-shots %v, want untitled 7.wav, the 30 ms tick and the 20 ms hat; report %+v", rows, rep)
+	}
+	if r := byName["untitled 7.wav"]; r.InstrumentSource != vectordb.SourceAudio || r.Kind != "snare" || r.KindSource != vectordb.SourceAudio {
 		t.Errorf("instrument from %q, kind %q from %q; want both from the audio, snare", r.InstrumentSource, r.Kind, r.KindSource)
 	}
 	// without an instrument classifier the other two are reported, not dropped
