@@ -108,31 +108,22 @@ def build_net():
     return ContextToBass()
 
 
-class GraphOf:
-    """The trained model for ONNX: the codec's convolution STFT in place of torch.stft."""
+def graph_of(net):
+    """The trained model for ONNX (samplematch.graph_logmel in place of LogMel)."""
+    import torch.nn.functional as F
+    from torch import nn
 
-    @staticmethod
-    def build(net):
-        import torch
-        import torch.nn.functional as F
-        from torch import nn
+    from .models import FrontEnd
+    from .samplematch import graph_logmel
 
-        from .models import FrontEnd
+    class G(nn.Module):
+        def __init__(self):
+            super().__init__()
+            self.fe, self.net = FrontEnd(), net
 
-        class G(nn.Module):
-            def __init__(self):
-                super().__init__()
-                self.fe, self.net = FrontEnd(), net
-
-            def forward(self, audio):
-                e = self.net.enc
-                x, _ = self.fe(audio)
-                x = (x - x.mean(dim=(1, 2), keepdim=True)) / e.scale
-                h = F.gelu(e.inp(x))
-                for c in e.ctx:
-                    h = h + F.gelu(c(h))
-                return self.net.head(F.gelu(e.proj(torch.cat([h.mean(dim=2), h.amax(dim=2)], 1)))).view(-1, 24, 64)
-        return G().eval()
+        def forward(self, audio):
+            return self.net.head(F.gelu(self.net.enc.from_logmel(graph_logmel(self.fe, audio)))).view(-1, 24, 64)
+    return G().eval()
 
 
 def train_model(args, col, idx, variant, stems, teacher_fn, val_eval, work):
@@ -285,7 +276,7 @@ def main(argv=None):
         import torch
 
         from .export import _export, session
-        g = GraphOf.build(net)
+        g = graph_of(net)
         path = os.path.join(work, "context2bass.onnx")
         x = contexts("test", "sparse")[:16].astype(np.float32)
         _export(g, torch.from_numpy(x[:2]), path, "audio", "z_out")

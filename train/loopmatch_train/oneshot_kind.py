@@ -140,13 +140,8 @@ class KindGraph(nn.Module):
         self.fe, self.net = FrontEnd(), net
 
     def forward(self, audio):
-        e = self.net.enc
-        x, _ = self.fe(audio)
-        x = (x - x.mean(dim=(1, 2), keepdim=True)) / e.scale
-        h = F.gelu(e.inp(x))
-        for c in e.ctx:
-            h = h + F.gelu(c(h))
-        return self.net.head(F.gelu(e.proj(torch.cat([h.mean(dim=2), h.amax(dim=2)], 1))))
+        from .samplematch import graph_logmel
+        return self.net.head(F.gelu(self.net.enc.from_logmel(graph_logmel(self.fe, audio))))
 
 
 @torch.no_grad()

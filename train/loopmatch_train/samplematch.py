@@ -67,7 +67,12 @@ class Encoder(nn.Module):
         self.register_buffer("scale", torch.ones(1))
 
     def project(self, audio, mask=None):
-        x = self.front(audio) / self.scale
+        return self.from_logmel(self.front(audio), mask)
+
+    def from_logmel(self, x, mask=None):
+        """The projection of a log-mel whose level is removed (LogMel's, or graph_logmel's
+        in an exported graph)."""
+        x = x / self.scale
         if mask is not None:
             x = mask(x)
         h = F.gelu(self.inp(x))
@@ -294,9 +299,16 @@ def train(data: Data, seed: int, steps: int, batch: int, lr: float, tau: float, 
                    "seconds": round(time.time() - t0, 1)}
 
 
+def graph_logmel(fe, audio):
+    """LogMel for an exported graph: the codec's convolution STFT (models.FrontEnd: the same
+    Hann window, hop and mel bank, in plain Conv/MatMul/Log ops) in place of torch.stft, the
+    level removed."""
+    x, _ = fe(audio)
+    return x - x.mean(dim=(1, 2), keepdim=True)
+
+
 class EncoderGraph(nn.Module):
-    """An encoder for ONNX: the codec's convolution STFT (models.FrontEnd: the same Hann
-    window, hop and mel bank as LogMel, in plain Conv/MatMul/Log ops) in place of torch.stft."""
+    """An encoder for ONNX (graph_logmel in place of LogMel)."""
 
     def __init__(self, enc: Encoder):
         super().__init__()
@@ -304,12 +316,7 @@ class EncoderGraph(nn.Module):
         self.fe, self.enc = FrontEnd(), enc
 
     def forward(self, audio):
-        x, _ = self.fe(audio)
-        x = (x - x.mean(dim=(1, 2), keepdim=True)) / self.enc.scale
-        h = F.gelu(self.enc.inp(x))
-        for c in self.enc.ctx:
-            h = h + F.gelu(c(h))
-        return F.normalize(self.enc.proj(torch.cat([h.mean(dim=2), h.amax(dim=2)], 1)), dim=1)
+        return F.normalize(self.enc.from_logmel(graph_logmel(self.fe, audio)), dim=1)
 
 
 def export(model: SampleMatch, data: Data, work: str, seed: int) -> dict:
