@@ -425,6 +425,7 @@ func decode(ctx context.Context, cfg Config, rep *Report, in <-chan *job, out ch
 			out <- j
 			continue
 		}
+		hearOneShot(cfg, j, l) // short, unnamed, and a single hit: a one-shot after all
 		if j.oneShot {
 			reason, loop, err := oneShotWindow(ctx, cfg, j, l)
 			switch {
@@ -444,17 +445,6 @@ func decode(ctx context.Context, cfg Config, rep *Report, in <-chan *job, out ch
 				rep.skip(j.path, reason)
 				continue
 			}
-		}
-		if heardAsOneShot(cfg, j, l) { // short, unnamed, and a single hit: a one-shot after all
-			switch reason, _, err := oneShotWindow(ctx, cfg, j, l); {
-			case err != nil:
-				rep.fail(j.path, err)
-			case reason != nil:
-				rep.skip(j.path, reason)
-			default:
-				out <- j
-			}
-			continue
 		}
 		if mayBeOneShot { // a loop after all: the loops' minimum holds
 			if err := audio.CheckSignal(l.Mono, l.Rate); err != nil {

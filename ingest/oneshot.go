@@ -21,7 +21,7 @@ const DefaultOneShotMaxSeconds = 2.0
 // OneShots turns on one-shot ingest: files whose folders say they hold one-shots
 // ("one-shots", "oneshots", "hits") or whose names say a drum hit's kind ("kick", "bd",
 // "snare", "hh", ...; not a loop: no "loop" word and no tempo in the name), and files
-// whose names say nothing whose audio is a single hit (heardAsOneShot), at most
+// whose names say nothing whose audio is a single hit (hearOneShot), at most
 // MaxSeconds long, go to the one-shot collection (loopid.Collection(loopid.OneShots)) with
 // their kind, embedded from their first Encoder.InputSize() samples, zero padded, never
 // tiled. A file that its folder or name marks as a one-shot but that is longer is
@@ -108,21 +108,20 @@ func withOneShots(cfg Config) (Config, error) {
 	return cfg, nil
 }
 
-// heardAsOneShot turns a job whose names, folders and manifest say nothing of its
-// instrument into a one-shot when its audio is no longer than the cap and is a single
-// hit (analysis.Hit: one onset at its start, then it dies away), so a flat folder of
-// unnamed hits is not stored as loops. Its kind then comes from the audio too.
-func heardAsOneShot(cfg Config, j *job, l *audio.Loop) bool {
+// hearOneShot turns a job whose names, folders and manifest say nothing of its
+// instrument into a one-shot when its audio is no longer than the cap and
+// is a single hit (analysis.Hit: one onset at its start, then it dies away), so a flat
+// folder of unnamed hits is not stored as loops. Its kind then comes from the audio too.
+func hearOneShot(cfg Config, j *job, l *audio.Loop) {
 	o := cfg.OneShots
 	if o == nil || j.oneShot || j.meta.Instrument != "" || l.Info.Duration.Seconds() > cmp.Or(o.MaxSeconds, DefaultOneShotMaxSeconds) {
-		return false
+		return
 	}
 	if hit, err := analysis.Hit(l.Mono, l.Rate); err != nil || !hit {
-		return false
+		return
 	}
 	j.oneShot, j.loopMeta = true, j.meta
 	j.meta = Meta{Instrument: loopid.OneShots, InstrumentSource: vectordb.SourceAudio, Pack: j.loopMeta.Pack}
-	return true
 }
 
 // oneShotWindow checks a decoded one-shot's length against the cap, cuts its window and

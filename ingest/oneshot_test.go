@@ -35,6 +35,36 @@ func oneShotConfig(t testing.TB, store vectordb.Store) Config {
 	return cfg
 }
 
+// oneShotConfigWithKind is oneShotConfig with the bundle's one-shot kind classifier.
+func oneShotConfigWithKind(t testing.TB, store vectordb.Store) Config {
+	t.Helper()
+	cfg := oneShotConfig(t, store)
+	b, err := onnx.LoadBundle(shippedBundle)
+	if err != nil {
+		t.Fatal(err)
+	}
+	kc, err := rt.OpenOneShotClassifier(b)
+	if err != nil {
+		t.Fatal(err)
+	}
+	t.Cleanup(func() { kc.Close() })
+	cfg.OneShots.Kind = kc
+	return cfg
+}
+
+// copyGoldenSnare writes the bundle's golden snare one-shot (a real hit) to path.
+func copyGoldenSnare(t testing.TB, path string) {
+	t.Helper()
+	data, err := os.ReadFile(filepath.Join(shippedBundle, "golden", "o1_snare.wav"))
+	if err != nil {
+		t.Fatal(err)
+	}
+	os.MkdirAll(filepath.Dir(path), 0o755)
+	if err := os.WriteFile(path, data, 0o644); err != nil {
+		t.Fatal(err)
+	}
+}
+
 // writeWAV writes mono 16-bit PCM, making the folders.
 func writeWAV(t testing.TB, path string, x []float32, rate int) {
 	t.Helper()
@@ -134,22 +164,10 @@ func TestIngestOneShots(t *testing.T) {
 // kind classifier's, recorded as from the audio with its confidence.
 func TestIngestOneShotKindFromAudio(t *testing.T) {
 	lib := t.TempDir()
-	data, err := os.ReadFile(filepath.Join(shippedBundle, "golden", "o1_snare.wav"))
-	if err != nil {
-		t.Fatal(err)
-	}
-	os.MkdirAll(filepath.Join(lib, "hits"), 0o755)
-	os.WriteFile(filepath.Join(lib, "hits", "untitled 7.wav"), data, 0o644)
+	copyGoldenSnare(t, filepath.Join(lib, "hits", "untitled 7.wav"))
 	store := openStore(t, t.TempDir())
 	defer store.Close()
-	cfg := oneShotConfig(t, store)
-	b, _ := onnx.LoadBundle(shippedBundle)
-	kc, err := rt.OpenOneShotClassifier(b)
-	if err != nil {
-		t.Fatal(err)
-	}
-	defer kc.Close()
-	cfg.OneShots.Kind = kc
+	cfg := oneShotConfigWithKind(t, store)
 	rep, err := Run(context.Background(), cfg, []string{lib})
 	if err != nil || rep.ByInstrument[loopid.OneShots] != 1 {
 		t.Fatalf("%v: %+v", err, rep)
@@ -185,11 +203,7 @@ func TestOneShotName(t *testing.T) {
 // short loop of four hits, or a hit longer than the cap, is not.
 func TestIngestOneShotHeardFromAudio(t *testing.T) {
 	lib := t.TempDir()
-	data, err := os.ReadFile(filepath.Join(shippedBundle, "golden", "o1_snare.wav"))
-	if err != nil {
-		t.Fatal(err)
-	}
-	os.WriteFile(filepath.Join(lib, "untitled 7.wav"), data, 0o644)
+	copyGoldenSnare(t, filepath.Join(lib, "untitled 7.wav"))
 	const rate = 44100
 	bar := make([]float32, int(1.9*rate)) // four decaying hits half a second apart
 	for k := 0; k < 4; k++ {
@@ -210,14 +224,7 @@ func TestIngestOneShotHeardFromAudio(t *testing.T) {
 	writeWAV(t, filepath.Join(lib, "hits", "hh 9.wav"), tick2, rate)
 	store := openStore(t, t.TempDir())
 	defer store.Close()
-	cfg := oneShotConfig(t, store)
-	b, _ := onnx.LoadBundle(shippedBundle)
-	kc, err := rt.OpenOneShotClassifier(b)
-	if err != nil {
-		t.Fatal(err)
-	}
-	defer kc.Close()
-	cfg.OneShots.Kind = kc
+	cfg := oneShotConfigWithKind(t, store)
 	rep, err := Run(context.Background(), cfg, []string{lib})
 	if err != nil {
 		t.Fatal(err)
