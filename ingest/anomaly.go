@@ -28,10 +28,19 @@ func loopChecks(l *audio.Loop, bpm float64) vectordb.Health {
 		SeamJump: r(c.SeamJump), SeamChange: r(c.SeamChange), OffGrid: r(c.OffGrid)}
 }
 
-// scoreWindows scores model windows (one per loop, laid end to end) and sets each
-// loop's score, flag and model id in hs.
-func scoreWindows(ctx context.Context, a *onnx.Anomaly, flat []float32, hs []*vectordb.Health) error {
-	s, err := a.Score(ctx, flat)
+// declaredBPM is the tempo an anomaly model may hold a loop's audio to: one its name or a
+// manifest declares, 0 for none. An estimate from the same audio is no check of it.
+func declaredBPM(bpm float64, source string) float32 {
+	if (source != vectordb.SourceName && source != vectordb.SourceManifest) || !(bpm > 0) || math.IsInf(bpm, 0) {
+		return 0
+	}
+	return float32(bpm)
+}
+
+// scoreWindows scores model windows (one per loop, laid end to end, with each loop's
+// declaredBPM) and sets each loop's score, flag and model id in hs.
+func scoreWindows(ctx context.Context, a *onnx.Anomaly, flat, bpms []float32, hs []*vectordb.Health) error {
+	s, err := a.Score(ctx, flat, bpms)
 	if err != nil {
 		return err
 	}
@@ -53,12 +62,14 @@ func scoreJobs(ctx context.Context, cfg Config, inst string, b []*job) {
 		return
 	}
 	flat := make([]float32, 0, len(b)*a.Graph.InputSize())
+	bpms := make([]float32, len(b))
 	hs := make([]*vectordb.Health, len(b))
 	for i, j := range b {
 		flat = append(flat, j.wins[0]...)
+		bpms[i] = declaredBPM(j.meta.BPM, j.meta.BPMSource)
 		hs[i] = &j.health
 	}
-	if err := scoreWindows(ctx, a, flat, hs); err != nil {
+	if err := scoreWindows(ctx, a, flat, bpms, hs); err != nil {
 		cfg.Logger.Warn("anomaly scores not stored for a batch; run loopmatch ingest --rescore later", "instrument", inst, "loops", len(b), "err", err)
 	}
 }

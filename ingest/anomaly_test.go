@@ -16,7 +16,8 @@ import (
 )
 
 // anomalyBundle keeps testBundle's encoders and adds hand-made anomaly models: score =
-// gain * mean(window)^2, threshold 1 (scripts/make_test_models.py).
+// gain * mean(window)^2, plus the declared tempo / 1000 for bass (its model reads the
+// tempo), threshold 1 (scripts/make_test_models.py).
 const anomalyBundle = "../onnx/testdata/bundle-anomaly"
 
 var anomalyGain = map[string]float64{"drum": 100, "bass": 50}
@@ -54,7 +55,8 @@ func writeOffsetLibrary(t *testing.T, lib string, offsets []float64) []string {
 	return paths
 }
 
-// wantScore is what the hand-made model gives the loop's model window, computed here.
+// wantScore is what the hand-made model gives the loop's model window, computed here: the
+// bass model also hears the tempo the file's name declares (none from the audio).
 func wantScore(t *testing.T, cfg Config, path, inst string) float64 {
 	t.Helper()
 	l, err := audio.LoadLoop(context.Background(), path, audio.LoadOptions{SampleRate: cfg.SampleRate, WindowSeconds: cfg.WindowSeconds})
@@ -67,7 +69,66 @@ func wantScore(t *testing.T, cfg Config, path, inst string) float64 {
 		m += float64(v)
 	}
 	m /= float64(len(w))
+	if inst == "bass" {
+		return anomalyGain[inst]*m*m + ParseBPM(filepath.Base(path))/1000
+	}
 	return anomalyGain[inst] * m * m
+}
+
+// TestAnomalyHearsOnlyADeclaredTempo: a model that reads the tempo gets the one a name
+// declares, and 0 for a loop whose only tempo was estimated from its audio (an estimate
+// agrees with the audio whatever is wrong with it).
+func TestAnomalyHearsOnlyADeclaredTempo(t *testing.T) {
+	dir := t.TempDir()
+	lib := filepath.Join(dir, "lib")
+	named := filepath.Join(lib, "PackA", "bass", "walk_128bpm.wav")
+	bare := filepath.Join(lib, "PackA", "bass", "walk.wav")
+	writeOffsetLoop(t, named, 0.02, 1)
+	writeOffsetLoop(t, bare, 0.02, 3)
+	store := openStore(t, filepath.Join(dir, "store"))
+	defer store.Close()
+	cfg := config(t, rt, store)
+	models, _ := openAnomaly(t)
+	cfg.Anomaly = models
+	if !models["bass"].TakesTempo() || models["drum"].TakesTempo() {
+		t.Fatal("the test bundle's bass anomaly model reads a tempo, its drum model none")
+	}
+	rep, err := Run(context.Background(), cfg, []string{lib})
+	if err != nil || rep.Ingested != 2 {
+		t.Fatalf("ingest: %v, %+v", err, rep)
+	}
+	rows := map[string]vectordb.Row{}
+	for _, r := range allRows(t, store, loopid.Collection("bass")) {
+		rows[r.Path] = r
+	}
+	for path, wantTempo := range map[string]float64{named: 128, bare: 0} {
+		r := rows[path]
+		want := wantScore(t, cfg, path, "bass")
+		if math.Abs(r.AnomalyScore-want) > 1e-5 {
+			t.Errorf("%s (tempo %v from %q): score %v, want %v (the model heard tempo %v)", filepath.Base(path), r.BPM, r.BPMSource, r.AnomalyScore, want, wantTempo)
+		}
+	}
+}
+
+func TestDeclaredBPM(t *testing.T) {
+	for _, c := range []struct {
+		bpm    float64
+		source string
+		want   float32
+	}{
+		{128, vectordb.SourceName, 128},
+		{97.5, vectordb.SourceManifest, 97.5},
+		{128, vectordb.SourceAudio, 0}, // estimated from the same audio: no check of it
+		{128, "", 0},
+		{0, vectordb.SourceName, 0},
+		{-5, vectordb.SourceManifest, 0},
+		{math.Inf(1), vectordb.SourceManifest, 0},
+		{math.NaN(), vectordb.SourceName, 0},
+	} {
+		if got := declaredBPM(c.bpm, c.source); got != c.want {
+			t.Errorf("declaredBPM(%v, %q) = %v, want %v", c.bpm, c.source, got, c.want)
+		}
+	}
 }
 
 func checkScored(t *testing.T, cfg Config, rows map[string]vectordb.Row, models map[string]*onnx.Anomaly, offsets []float64, paths []string) {

@@ -223,7 +223,7 @@ func rescorePage(ctx context.Context, cfg RescoreConfig, inst string, todo []vec
 	}
 	var failed []ReencodeFailure
 	var ok []int
-	var flat []float32
+	var flat, bpms []float32
 	for i := range todo {
 		switch {
 		case fails[i] != nil:
@@ -233,6 +233,7 @@ func rescorePage(ctx context.Context, cfg RescoreConfig, inst string, todo []vec
 		default:
 			ok = append(ok, i)
 			flat = append(flat, wins[i]...)
+			bpms = append(bpms, declaredBPM(todo[i].BPM, todo[i].BPMSource))
 		}
 	}
 	if len(ok) == 0 {
@@ -242,7 +243,7 @@ func rescorePage(ctx context.Context, cfg RescoreConfig, inst string, todo []vec
 	for k, i := range ok {
 		ptrs[k] = &hs[i]
 	}
-	if err := scoreWindows(ctx, a, flat, ptrs); err != nil {
+	if err := scoreWindows(ctx, a, flat, bpms, ptrs); err != nil {
 		return 0, 0, failed, fmt.Errorf("rescore %s: %w", inst, err)
 	}
 	health := map[string]vectordb.Health{}

@@ -4,10 +4,12 @@ import (
 	"context"
 	"encoding/json"
 	"errors"
+	"fmt"
 	"math"
 	"math/rand/v2"
 	"os"
 	"path/filepath"
+	"slices"
 	"strings"
 	"testing"
 
@@ -127,7 +129,10 @@ func TestAnomalyScore(t *testing.T) {
 				in = append(in, float32(m+0.2*math.Sin(float64(k)*math.Pi/10+float64(i))))
 			}
 		}
-		s, err := a.Score(context.Background(), in)
+		if a.TakesTempo() != (inst == "bass") {
+			t.Errorf("%s model takes a tempo: %v, the test bundle's bass model does and its drum model does not", inst, a.TakesTempo())
+		}
+		s, err := a.Score(context.Background(), in, nil) // no tempo: 0 for every window
 		if err != nil {
 			t.Fatal(err)
 		}
@@ -145,10 +150,22 @@ func TestAnomalyScore(t *testing.T) {
 				t.Errorf("%s offset %v: score %v (anomalous %v), want %v", inst, offsets[i], s[i], a.Anomalous(s[i]), want)
 			}
 		}
+		if a.TakesTempo() { // the bass model adds the declared tempo / 1000
+			bpms := []float32{0, 120, 90, 0, 300}
+			st, err := a.Score(context.Background(), in, bpms)
+			if err != nil {
+				t.Fatal(err)
+			}
+			for i := range st {
+				if want := s[i] + float64(bpms[i])/1000; math.Abs(st[i]-want) > 1e-5 {
+					t.Errorf("window %d at %v BPM: score %v, want %v", i, bpms[i], st[i], want)
+				}
+			}
+		}
 		if a.ID == "" || a.Threshold != 1 {
 			t.Errorf("model id %q threshold %v", a.ID, a.Threshold)
 		}
-		if _, err := a.Score(context.Background(), in[:39]); err == nil {
+		if _, err := a.Score(context.Background(), in[:39], nil); err == nil {
 			t.Error("a partial window was scored")
 		}
 		a.Close()
@@ -177,6 +194,7 @@ func TestAnomalyGoldenParity(t *testing.T) {
 		Fixtures     []struct {
 			WAV        string  `json:"wav"`
 			Instrument string  `json:"instrument"`
+			BPM        float32 `json:"bpm"`
 			Score      float64 `json:"score"`
 		} `json:"fixtures"`
 	}
@@ -197,13 +215,19 @@ func TestAnomalyGoldenParity(t *testing.T) {
 	}
 	flagged := false
 	for _, f := range g.Fixtures {
-		t.Run(f.WAV, func(t *testing.T) {
+		t.Run(fmt.Sprintf("%s@%vbpm", f.WAV, f.BPM), func(t *testing.T) {
 			pcm, _, err := audio.Load(context.Background(), filepath.Join(dir, f.WAV), audio.LoadOptions{SampleRate: b.SampleRate, WindowSeconds: b.WindowSeconds})
 			if err != nil {
 				t.Fatal(err)
 			}
 			a := models[f.Instrument]
-			s, err := a.Score(context.Background(), pcm)
+			var bpms []float32
+			if a.TakesTempo() {
+				bpms = []float32{f.BPM}
+			} else if f.BPM != 0 {
+				t.Fatalf("a fixture at a declared tempo for a model that takes none")
+			}
+			s, err := a.Score(context.Background(), pcm, bpms)
 			if err != nil {
 				t.Fatal(err)
 			}
@@ -250,7 +274,7 @@ func BenchmarkShippedAnomalyVsEncoder(b *testing.B) {
 		name string
 		run  func() error
 	}{
-		{"anomaly", func() error { _, err := a.Score(context.Background(), in); return err }},
+		{"anomaly", func() error { _, err := a.Score(context.Background(), in, make([]float32, rows)); return err }},
 		{"encoder", func() error { _, err := enc.Run(context.Background(), in); return err }},
 	} {
 		b.Run(c.name, func(b *testing.B) {
@@ -312,4 +336,49 @@ func FuzzLoadAnomalyManifest(f *testing.F) {
 			}
 		}
 	})
+}
+
+// TestAnomalyScoreTempi: the shipped models read a declared tempo per window; a count that
+// does not match the windows, or a tempo that is negative or not finite, is refused with
+// what to give, and nil means none for every window.
+func TestAnomalyScoreTempi(t *testing.T) {
+	b, err := LoadBundle(shippedBundle)
+	if err != nil {
+		t.Fatal(err)
+	}
+	if _, err := b.Anomaly("drum"); err != nil {
+		t.Skip("the shipped bundle has no anomaly models")
+	}
+	a, err := rt.OpenAnomaly(b, "drum")
+	if err != nil {
+		t.Fatal(err)
+	}
+	defer a.Close()
+	if !a.TakesTempo() {
+		t.Skip("the shipped drum anomaly model takes no tempo")
+	}
+	in := randRows(rand.New(rand.NewPCG(3, 4)), 2, a.Graph.InputSize())
+	none, err := a.Score(context.Background(), in, nil)
+	if err != nil {
+		t.Fatal(err)
+	}
+	zeros, err := a.Score(context.Background(), in, []float32{0, 0})
+	if err != nil {
+		t.Fatal(err)
+	}
+	if !slices.Equal(none, zeros) {
+		t.Errorf("nil tempi %v, zeros %v: want the same", none, zeros)
+	}
+	for _, c := range []struct {
+		bpms []float32
+		want string
+	}{
+		{[]float32{120}, "1 tempi for 2 windows"},
+		{[]float32{120, -1}, "window 1 has declared tempo -1"},
+		{[]float32{float32(math.NaN()), 0}, "want a finite BPM"},
+	} {
+		if _, err := a.Score(context.Background(), in, c.bpms); err == nil || !strings.Contains(err.Error(), c.want) {
+			t.Errorf("Score(tempi %v): %v, want an error with %q", c.bpms, err, c.want)
+		}
+	}
 }

@@ -237,8 +237,11 @@ func (b *Bundle) check() error {
 			return fmt.Errorf("%s: sha256 %q is not 64 hex digits", where, s.SHA256)
 		}
 		nIn, wantInputs := 1, "one input"
-		if s.Role == RoleScorer {
+		switch {
+		case s.Role == RoleScorer:
 			nIn, wantInputs = 2, "two inputs"
+		case s.Role == RoleAnomaly && len(s.Inputs) == 2: // the window and the declared tempo
+			nIn, wantInputs = 2, "the audio window and, optionally, the declared tempo as inputs"
 		}
 		if len(s.Inputs) != nIn || len(s.Outputs) != 1 {
 			return fmt.Errorf("%s: want %s and one output for a %s, manifest lists %d and %d", where, wantInputs, s.Role, len(s.Inputs), len(s.Outputs))
@@ -341,8 +344,11 @@ func (b *Bundle) check() error {
 			roles[key] = s.Name
 		}
 		tensors := []tensorWant{{"input", s.Inputs[0], wantIn}, {"output", s.Outputs[0], wantOut}}
-		if s.Role == RoleScorer { // input shapes: checked against the pairfronts in checkRerank
+		switch {
+		case s.Role == RoleScorer: // input shapes: checked against the pairfronts in checkRerank
 			tensors = []tensorWant{{"input", s.Inputs[0], s.Inputs[0].Shape}, {"input", s.Inputs[1], s.Inputs[1].Shape}, {"output", s.Outputs[0], []int64{-1}}}
+		case s.Role == RoleAnomaly && len(s.Inputs) == 2: // a loop's declared tempo: one value per window
+			tensors = append(tensors, tensorWant{"input", s.Inputs[1], []int64{-1, 1}})
 		}
 		for _, t := range tensors {
 			if t.spec.Name == "" {

@@ -42,7 +42,8 @@ bundle-classifier/  bundle/'s encoders (the same bytes) and an instrument classi
 
 bundle-anomaly/  bundle/'s encoders (the same bytes) and anomaly models for both
            instruments, for ingest's and the CLI's tests of anomaly scores:
-  anomaly  audio[B,40] -> score[B] = 100 m^2 with m = mean(audio) (drum) or 50 m^2 (bass),
+  anomaly  audio[B,40] -> score[B] = 100 m^2 with m = mean(audio) (drum); the bass model
+           also reads the declared tempo: (audio[B,40], bpm[B,1]) -> 50 m^2 + bpm / 1000,
            threshold 1.0: a loop with an offset of more than 0.1 (0.141 for bass) is flagged
 
 fullsize/  the same kind of graphs at the production shapes of DESIGN.md (22050 Hz, 4 s:
@@ -189,6 +190,21 @@ def dc_anomaly(n, gain):
         helper.make_node("Mul", ["sq", "g"], ["score"]),
     ]
     return make(nodes, "anomaly", [io("audio", ["batch", n])], [io("score", ["batch"])], inits)
+
+
+def tempo_anomaly(n, gain, per_bpm):
+    """(audio[B,n], bpm[B,1]) -> score[B] = gain * mean(audio)^2 + per_bpm * bpm: a model that
+    reads the loop's declared tempo (0 for none)."""
+    inits = [const("g", gain, np.float32), const("k", per_bpm, np.float32)]
+    nodes = [
+        helper.make_node("ReduceMean", ["audio"], ["m"], axes=[1], keepdims=0),
+        helper.make_node("Mul", ["m", "m"], ["sq"]),
+        helper.make_node("Mul", ["sq", "g"], ["dc"]),
+        helper.make_node("ReduceMean", ["bpm"], ["b"], axes=[1], keepdims=0),
+        helper.make_node("Mul", ["b", "k"], ["t"]),
+        helper.make_node("Add", ["dc", "t"], ["score"]),
+    ]
+    return make(nodes, "anomaly", [io("audio", ["batch", n]), io("bpm", ["batch", 1])], [io("score", ["batch"])], inits)
 
 
 def pair_front(n, c, t, p):
@@ -370,8 +386,13 @@ def anomaly_bundle():
     benc = save(mean_encoder(n, c, t), out, "bass_encoder.onnx")
     specs = []
     for inst, gain in (("drum", 100.0), ("bass", 50.0)):
-        sha = save(dc_anomaly(n, gain), out, f"{inst}_anomaly.onnx")
-        sp = spec(f"{inst}_anomaly", f"{inst}_anomaly.onnx", sha, "anomaly", [inst], ("audio", audio), ("score", [-1]))
+        if inst == "bass":
+            sha = save(tempo_anomaly(n, gain, 1e-3), out, f"{inst}_anomaly.onnx")
+            sp = spec(f"{inst}_anomaly", f"{inst}_anomaly.onnx", sha, "anomaly", [inst], ("audio", audio), ("score", [-1]),
+                      ("bpm", [-1, 1]))
+        else:
+            sha = save(dc_anomaly(n, gain), out, f"{inst}_anomaly.onnx")
+            sp = spec(f"{inst}_anomaly", f"{inst}_anomaly.onnx", sha, "anomaly", [inst], ("audio", audio), ("score", [-1]))
         sp["threshold"] = 1.0
         specs.append(sp)
     write_manifest(out, {

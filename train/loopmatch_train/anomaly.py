@@ -64,7 +64,19 @@ SORT7 = [(0, 6), (2, 3), (4, 5), (0, 2), (1, 4), (3, 6), (0, 1), (2, 5), (3, 4),
 SPIKE_FLOOR = 0.01  # the residual's local level is at least this share of the peak
 REPEAT_LAGS = (40, 162)  # frames: where the window's strongest repeat (the loop's length) is looked for
 BEAT_LAGS = (12, 44)  # frames: where the beat's lag is looked for (30 to 110 BPM and their doubles)
-N_FEATURES = 3 * N_MELS + len(SCALARS)
+EXACT_LAGS = (16, 162)  # frames: where a tiled loop's exact repeat is looked for (0.37 s on)
+FPS = SR / HOP  # frames a second
+OCTAVES = (1.0, 0.5, 2.0)  # the declared tempo, its half and its double: the score is the lowest of the three
+# what the loop's declared tempo (its name's or manifest's BPM; 0 when it has none) says of
+# the audio: at the declared beat, two beats and bar, how far the onset envelope's
+# autocorrelation falls short of its strongest peak within -20 % .. +25 % of the lag, how far
+# that peak lies from the lag, and the autocorrelation at the lag; the window's exact repeat
+# (a tiled loop's length) in declared beats and how far from a whole number; how exact that
+# repeat is (the one value that does not need the tempo); the distance again, for exact repeats only
+TEMPO = ["beat_gap", "beat_off", "beat_ac", "beat2_gap", "beat2_off", "beat2_ac", "bar_gap", "bar_off", "bar_ac",
+         "repeat_frac", "repeat_exact", "tiled_frac"]
+TEMPO_FREE = [TEMPO.index("repeat_exact")]  # the tempo features a loop without a declared tempo still has
+N_FEATURES = 3 * N_MELS + len(SCALARS) + len(TEMPO)
 METHODS = ["svdd_plain", "svdd_residual", "iforest", "pca"]
 
 
@@ -75,10 +87,12 @@ def log(*a):
 # --- the embedding ---------------------------------------------------------------------
 
 class Features(LogMel):
-    """audio [B, N] -> embedding [B, N_FEATURES] (see the module doc). The classifier's
-    STFT and mel filterbank (the same buffers), without its mean removal."""
+    """(audio [B, N], bpm [B]: the declared tempo, 0 for none) -> embeddings [B, len(OCTAVES),
+    N_FEATURES], one per reading of the tempo (OCTAVES; they differ only in the beat's and
+    bar's lags), the declared first (see the module doc). The classifier's STFT and mel
+    filterbank (the same buffers), without its mean removal."""
 
-    def forward(self, x):
+    def forward(self, x, bpm):
         s = F.conv1d(x.unsqueeze(1), self.kernel, stride=HOP)
         re, im = s[:, :self.nb], s[:, self.nb:]
         mel = torch.matmul(self.mel, torch.sqrt(re * re + im * im + 1e-12))
@@ -113,8 +127,11 @@ class Features(LogMel):
             torch.log(rmsd / rms + 1e-6), torch.log(peak / rms + 1e-6),
             torch.log(atpeak + 1e-5), torch.log(flat + 1e-5), x.mean(1) / rms, torch.log(hold + 1e-5),
             torch.log(rms + 1e-6), kurt.amax(1), kurt.mean(1), quiet.amax(1)], 1)
-        return torch.cat([lmn.mean(2), lmn.std(2), lmn.amin(2), scal, median_spikes(x, peak), floors(x),
-                          repeats(lm)], 1)
+        diff = lag_diffs(lm)
+        ac = onset_ac(lm)
+        base = torch.cat([lmn.mean(2), lmn.std(2), lmn.amin(2), scal, median_spikes(x, peak), floors(x),
+                          repeats(diff, ac)], 1)
+        return torch.stack([torch.cat([base, tempo(diff, ac, bpm, o)], 1) for o in OCTAVES], 1)
 
 
 def median_spikes(x, peak):
@@ -171,34 +188,87 @@ def _peak(ac, lo, hi):
     return (k + 1).float()[:, 0] + off[:, 0].clamp(-0.5, 0.5), y1[:, 0]
 
 
-def repeats(lm):
+def lag_diffs(lm):
+    """[B, lags]: the mean log-mel change between frames lag apart, for lags in EXACT_LAGS.
+    One slice per lag: cheaper in ONNX Runtime than gathering all lags at once (a [B, 64,
+    lags, frames] tensor)."""
+    t = lm.shape[2]
+    return torch.stack([(lm[:, :, lag:] - lm[:, :, :t - lag]).abs().mean(dim=(1, 2)) for lag in range(*EXACT_LAGS)], 1)
+
+
+def onset_ac(lm):
+    """[B, L]: the normalised autocorrelation of the onset envelope (spectral flux, mean
+    removed) at lags 1..L (index = lag - 1)."""
+    t = lm.shape[2]
+    e = F.relu(lm[:, :, 1:] - lm[:, :, :-1]).mean(1)
+    e = e - e.mean(1, keepdim=True)
+    a, b, m = _lagged(e, list(range(1, t - 9)))
+    return (a * b * m).sum(2) / torch.sqrt((a * a * m).sum(2) * (b * b * m).sum(2) + 1e-9)
+
+
+def repeats(diff, ac):
     """The seam: the window's strongest repeat (a short loop tiled repeats exactly at its
     length, a long one musically at a bar) and whether it is a whole number of beats. The
     smallest mean log-mel change between frames REPEAT_LAGS apart; the autocorrelation of the
     onset envelope (spectral flux) at its strongest repeat and its strongest beat lag, and how
     far the repeat's length in beats is from a whole number (a loop cut off the grid repeats
     at a length that is not)."""
-    t = lm.shape[2]
     lo, hi = REPEAT_LAGS
-    # one slice per lag: cheaper in ONNX Runtime than gathering all lags at once (a [B, 64,
-    # lags, frames] tensor)
-    diff = torch.stack([(lm[:, :, lag:] - lm[:, :, :t - lag]).abs().mean(dim=(1, 2)) for lag in range(lo, hi)], 1)
-    e = F.relu(lm[:, :, 1:] - lm[:, :, :-1]).mean(1)
-    e = e - e.mean(1, keepdim=True)
-    a, b, m = _lagged(e, list(range(1, t - 9)))
-    ac = (a * b * m).sum(2) / torch.sqrt((a * a * m).sum(2) * (b * b * m).sum(2) + 1e-9)
     p, acp = _peak(ac, lo, hi - 1)
     beat, acb = _peak(ac, *BEAT_LAGS)
     q = p / beat
-    return torch.stack([diff.amin(1), acp, acb, (q - torch.round(q)).abs()], 1)
+    return torch.stack([diff[:, lo - EXACT_LAGS[0]:].amin(1), acp, acb, (q - torch.round(q)).abs()], 1)
 
 
-def embed(wins, fe, batch=64):
+def tempo(diff, ac, bpm, octave=1.0):
+    """What the declared tempo says of the audio (TEMPO; bpm [B], 0 when the loop has none: then
+    every value but repeat_exact is 0). A loop played at another speed than its declared
+    tempo (a varispeed, a wrong sample rate) has its beat's and bar's autocorrelation peaks
+    off the declared lags; a loop cut off the grid repeats after a length that is not a
+    whole number of declared beats. octave: the beat's and bar's lags are read at octave x the
+    declared tempo (the model also hears half and double time: a name that says 87 for a
+    loop at 174 is no error); the repeat is always counted in declared beats (a loop of whole
+    bars is a whole number of them at half and double time too)."""
+    n = ac.shape[1]
+    lagv = torch.arange(1, n + 1, dtype=torch.float32)[None]
+    known = (bpm > 0).float()
+    fpb = 60.0 / torch.clamp(bpm, min=1.0) * FPS  # frames per declared beat
+    out = []
+    for k in (1.0, 2.0, 4.0):
+        lag = (k * fpb / octave)[:, None]
+        inside = ((lag >= 2) & (lag <= n - 1)).float()[:, 0]
+        at = (ac * F.relu(1 - (lagv - lag).abs())).sum(1)  # linear interpolation at the lag
+        near = (lagv >= 0.8 * lag) & (lagv <= 1.25 * lag) & (lagv >= 2)
+        mx, arg = torch.where(near, ac, torch.full_like(ac, -2.0)).max(1)
+        off = torch.log((arg.float() + 1) / lag[:, 0]).abs()
+        g = known * inside
+        out += [g * (mx - at), g * off, g * at]
+    dmin, k = diff.min(1)
+    beats = (k.float() + EXACT_LAGS[0]) / fpb
+    frac = (beats - torch.round(beats)).abs()
+    med = torch.topk(diff, diff.shape[1] // 2, 1).values[:, -1]
+    exact = torch.log(dmin + 1e-3) - torch.log(med + 1e-3)
+    out += [known * frac, exact, known * frac * (exact < -1.0).float()]
+    return torch.stack(out, 1)
+
+
+def no_tempo(z):
+    """z (pooled or not; the tempo features last) as the graph computes it for the same loop
+    without a declared tempo: every tempo feature but TEMPO_FREE 0."""
+    y = np.array(z, np.float32, copy=True)
+    base = z.shape[-1] - len(TEMPO)
+    y[..., [base + i for i in range(len(TEMPO)) if i not in TEMPO_FREE]] = 0.0
+    return y
+
+
+def embed(wins, bpms, fe, batch=64):
+    """Embeddings of windows at their declared tempi (bpms, one per window)."""
     out = []
     with torch.no_grad():
         for i in range(0, len(wins), batch):
-            out.append(fe(torch.from_numpy(np.stack(wins[i:i + batch]))).numpy())
-    return np.concatenate(out).astype(np.float32) if out else np.zeros((0, N_FEATURES), np.float32)
+            out.append(fe(torch.from_numpy(np.stack(wins[i:i + batch])),
+                          torch.tensor(bpms[i:i + batch], dtype=torch.float32)).numpy())
+    return np.concatenate(out).astype(np.float32) if out else np.zeros((0, len(OCTAVES), N_FEATURES), np.float32)
 
 
 # --- Deep SVDD -------------------------------------------------------------------------
@@ -251,21 +321,64 @@ def pooling(group):
 POOLS = [4, 8, 16]
 
 
-class AnomalyGraph(nn.Module):
-    """What the bundle ships: audio [B, N] -> score [B] (squared distance to the centre)."""
+QUANTILES = 1024  # order statistics of the training values kept per feature
 
-    def __init__(self, net, mu, sd, c, pool):
+
+class Tails(nn.Module):
+    """[B, d] -> [B, d]: each value's two-sided tail in its feature's training distribution,
+    -log((min(#ref <= v, #ref >= v) + 1) / (Q + 1)) over Q order statistics of the training
+    values (ref [Q, d]). A value far outside what normal loops have scores high in its own
+    feature whatever the scale and skew of the others, so one feature that sees a click or a
+    wrong tempo is not drowned by the many that do not."""
+
+    def __init__(self, ref):
+        super().__init__()
+        self.register_buffer("ref", torch.tensor(ref, dtype=torch.float32))
+
+    def forward(self, z):
+        r, v = self.ref[None], z[:, None]
+        lo = (r <= v).float().sum(1)
+        hi = (r >= v).float().sum(1)
+        return -torch.log((torch.minimum(lo, hi) + 1) / (self.ref.shape[0] + 1))
+
+
+def reference(x, q=QUANTILES):
+    """q evenly spaced order statistics of each column of x (the training values)."""
+    s = np.sort(np.asarray(x, np.float32), 0)
+    return s[np.round(np.linspace(0, len(s) - 1, q)).astype(np.int64)]
+
+
+def apply_tails(tails, x, batch=256):
+    with torch.no_grad():
+        return np.concatenate([tails(torch.from_numpy(np.ascontiguousarray(x[i:i + batch], np.float32))).numpy()
+                               for i in range(0, len(x), batch)]) if len(x) else np.zeros_like(x)
+
+
+class AnomalyGraph(nn.Module):
+    """What the bundle ships: (audio [B, N], bpm [B, 1]: the declared tempo, 0 for none) ->
+    score [B]: the squared distance to the centre (the smallest over the tempo's readings,
+    OCTAVES) over the 95th percentile of the training loops' distances with (or without) a
+    declared tempo, so one threshold serves both."""
+
+    def __init__(self, net, mu, sd, c, pool, ref, scale_tempo, scale_none):
         super().__init__()
         self.fe = Features()
         self.net = net
+        self.tails = Tails(ref)
         self.register_buffer("pool", torch.tensor(pool, dtype=torch.float32))
         self.register_buffer("mu", torch.tensor(mu, dtype=torch.float32))
         self.register_buffer("sd", torch.tensor(sd, dtype=torch.float32))
         self.register_buffer("c", torch.tensor(c, dtype=torch.float32))
+        self.register_buffer("scale_tempo", torch.tensor(scale_tempo, dtype=torch.float32))
+        self.register_buffer("scale_none", torch.tensor(scale_none, dtype=torch.float32))
 
-    def forward(self, audio):
-        z = torch.clamp((torch.matmul(self.fe(audio), self.pool) - self.mu) / self.sd, -CLAMP, CLAMP)
-        return ((self.net(z) - self.c) ** 2).sum(1)
+    def forward(self, audio, bpm):
+        b = bpm[:, 0]
+        f = torch.matmul(self.fe(audio, b), self.pool)  # [B, octaves, d]
+        n, o, d = f.shape
+        z = torch.clamp((self.tails(f.reshape(n * o, d)) - self.mu) / self.sd, -CLAMP, CLAMP)
+        raw = ((self.net(z) - self.c) ** 2).sum(1).reshape(n, o).amin(1)  # the tempo reading that fits best
+        return raw / torch.where(b > 0, self.scale_tempo, self.scale_none)
 
 
 def standardiser(x):
@@ -479,7 +592,9 @@ def damaged_windows(rows, idx_by_inst, corpus_dir, split, inst, seed=SEED):
 
 
 def dataset(work_dir, corpus_dir, log=log):
-    """Embeddings per (split, instrument, set), cached in WORK/embeddings.npz."""
+    """Embeddings per (split, instrument, set) at each loop's declared tempo (its name's, as a
+    library's file names carry it: a damaged loop keeps the name of the loop it was), cached
+    in WORK/embeddings.npz."""
     d = work_dir
     os.makedirs(d, exist_ok=True)
     path = os.path.join(d, "embeddings.npz")
@@ -491,7 +606,7 @@ def dataset(work_dir, corpus_dir, log=log):
         z = np.load(path)
         data = {tuple(k.split("/")): z[k] for k in z.files}
         # reused only if it is this embedding of this corpus (a stale cache is rebuilt)
-        if all(data.get((s, i, "clean"), np.zeros((0, 0))).shape == (len(idx[(s, i)]), N_FEATURES)
+        if all(data.get((s, i, "clean"), np.zeros((0, 0))).shape == (len(idx[(s, i)]), len(OCTAVES), N_FEATURES)
                for s in ("train", "val", "test", "transfer") for i in INSTRUMENTS):
             return data, rows, idx
         log("anomaly: cached embeddings do not match the corpus or the embedding: recomputing")
@@ -499,18 +614,57 @@ def dataset(work_dir, corpus_dir, log=log):
     data = {}
     for inst in INSTRUMENTS:
         t = time.time()
-        data[("train", inst, "clean")] = embed([window(_load(corpus_dir, rows[i]["path"])) for i in idx[("train", inst)]], fe)
+        data[("train", inst, "clean")] = embed([window(_load(corpus_dir, rows[i]["path"])) for i in idx[("train", inst)]],
+                                               [rows[i]["bpm"] for i in idx[("train", inst)]], fe)
         log(f"anomaly: train {inst}: {len(idx[('train', inst)])} loops ({time.time() - t:.0f} s)")
         for split in ("val", "test", "transfer"):
             t = time.time()
+            bpms = [rows[i]["bpm"] for i in idx[(split, inst)]]
             for k, w in damaged_windows(rows, idx, corpus_dir, split, inst).items():
-                data[(split, inst, k)] = embed(w, fe)
+                data[(split, inst, k)] = embed(w, bpms, fe)
             log(f"anomaly: {split} {inst}: {len(idx[(split, inst)])} loops x {1 + len(D.KINDS)} ({time.time() - t:.0f} s)")
     np.savez(path, **{"/".join(k): v for k, v in data.items()})
     return data, rows, idx
 
 
 # --- build -----------------------------------------------------------------------------
+
+CONDITIONS = ["tempo", "no_tempo"]  # loops with a declared tempo, and the same loops without one
+
+
+def key(split, cond):
+    """results key: the split for loops with a declared tempo, SPLIT_no_tempo without."""
+    return split if cond == "tempo" else f"{split}_no_tempo"
+
+
+def preparer(data, inst, group):
+    """The model's input for one band pooling: the train split's loops with their declared
+    tempo and again without one (so a loop without a tempo is as normal as one with), each
+    feature through its training tails (Tails), standardised; the held-out splits' sets
+    likewise, per condition."""
+    pool = pooling(group)
+    trd = data[("train", inst, "clean")] @ pool  # [n, octaves, d]
+    tr3 = np.concatenate([trd, no_tempo(trd)])
+    tr = tr3[:, 0]  # the models learn the declared reading
+    known = np.r_[np.ones(len(trd), bool), np.zeros(len(trd), bool)]
+    ref = reference(tr)
+    tails = Tails(ref)
+    t = apply_tails(tails, tr)
+    mu, sd = standardiser(t)
+
+    def prep(x):  # [n, octaves, d] -> the same, through the tails, standardised
+        return _std(apply_tails(tails, x.reshape(-1, x.shape[-1])), mu, sd).reshape(x.shape)
+    sets = {split: {"tempo": {k: prep(data[(split, inst, k)] @ pool) for k in ["clean"] + D.KINDS},
+                    "no_tempo": {k: prep(no_tempo(data[(split, inst, k)] @ pool)) for k in ["clean"] + D.KINDS}}
+            for split in ("val", "test", "transfer")}
+    return {"pool": pool, "ref": ref, "mu": mu, "sd": sd, "z": _std(t, mu, sd), "z3": prep(tr3), "known": known, "sets": sets}
+
+
+def lowest(fn):
+    """A score of one reading [n, d] -> the score of all of them [n, octaves, d]: the lowest
+    (the tempo reading that fits best)."""
+    return lambda z3: np.min(np.stack([fn(np.ascontiguousarray(z3[:, o])) for o in range(z3.shape[1])], 1), 1)
+
 
 def build(out_dir, bundle_dir, log=log, work_dir=None):
     """work_dir (default OUT/anomaly) holds the cached embeddings and results.json."""
@@ -520,59 +674,61 @@ def build(out_dir, bundle_dir, log=log, work_dir=None):
     corpus_dir = os.path.join(out_dir, "corpus")
     data, rows, idx = dataset(work_dir, corpus_dir, log)
     t1 = time.time()
-    info = {"seed": SEED, "percentile": PERCENTILE, "features": N_FEATURES, "scalars": SCALARS,
-            "front_end": {"n_fft": N_FFT, "hop": HOP, "n_mels": N_MELS}, "damage_kinds": D.KINDS,
+    info = {"seed": SEED, "percentile": PERCENTILE, "features": N_FEATURES, "scalars": SCALARS, "tempo_features": TEMPO,
+            "quantiles": QUANTILES, "conditions": CONDITIONS, "front_end": {"n_fft": N_FFT, "hop": HOP, "n_mels": N_MELS}, "damage_kinds": D.KINDS,
             "instruments": {}}
     shipped = {}
     for inst in INSTRUMENTS:
         res = {"train_loops": int(len(data[("train", inst, "clean")])), "pools": {}}
         best = None
         for group in POOLS:  # the band pooling and the Deep SVDD variant, chosen on val
-            pool = pooling(group)
-            tr = data[("train", inst, "clean")] @ pool
-            mu, sd = standardiser(tr)
-            ztr = _std(tr, mu, sd)
-            val = {k: _std(data[("val", inst, k)] @ pool, mu, sd) for k in ["clean"] + D.KINDS}
+            prep = preparer(data, inst, group)
+            val = prep["sets"]["val"]
 
-            def val_mean(fn, val=val):
-                neg = fn(val["clean"])
-                return float(np.mean([auroc(neg, fn(val[k])) for k in D.KINDS]))
+            def val_mean(fn, val=val):  # over both conditions: with a declared tempo and without
+                fn = lowest(fn)
+                return float(np.mean([auroc(fn(val[cond]["clean"]), fn(val[cond][k])) for cond in CONDITIONS for k in D.KINDS]))
             for variant in ("plain", "residual"):
-                net, c, hist = train_svdd(variant, ztr, val_mean, log=log)
+                net, c, hist = train_svdd(variant, prep["z"], val_mean, log=log)
                 v = val_mean(lambda q: svdd_scores(net, c, q))
                 res["pools"][f"{group}/svdd_{variant}"] = round(v, 4)
                 log(f"anomaly: {inst} bands pooled by {group}, svdd_{variant}: val mean AUROC {v:.4f}")
                 if best is None or v > best[0]:
-                    best = (v, group, variant, net, c, hist, pool, mu, sd, ztr)
-        _, group, variant, net, c, hist, pool, mu, sd, ztr = best
+                    best = (v, group, variant, net, c, hist, prep, val_mean)
+        _, group, variant, net, c, hist, prep, val_mean = best
         res["pool"] = group
-        res["features"] = int(pool.shape[1])
-        sets = {s: {k: _std(data[(s, inst, k)] @ pool, mu, sd) for k in ["clean"] + D.KINDS} for s in ("val", "test", "transfer")}
+        res["features"] = int(prep["pool"].shape[1])
         res["methods"] = {}
         models = {}
         # the other variant at the chosen pooling, so the table compares both on one embedding
         other = "residual" if variant == "plain" else "plain"
-        val_mean = lambda fn: float(np.mean([auroc(fn(sets["val"]["clean"]), fn(sets["val"][k])) for k in D.KINDS]))
-        onet, oc, ohist = train_svdd(other, ztr, val_mean, log=log)
+        onet, oc, ohist = train_svdd(other, prep["z"], val_mean, log=log)
         for v, (n_, c_, h_) in ((variant, (net, c, hist)), (other, (onet, oc, ohist))):
-            models["svdd_" + v] = (lambda q, net=n_, c=c_: svdd_scores(net, c, q), (n_, c_), h_)
-        forest = IsolationForest().fit(ztr)
-        models["iforest"] = (forest.score, forest, None)
-        pca = PCARecon().fit(ztr)
-        models["pca"] = (pca.score, pca, None)
+            models["svdd_" + v] = (lambda q, net=n_, c=c_: svdd_scores(net, c, q), h_)
+        forest = IsolationForest().fit(prep["z"])
+        models["iforest"] = (forest.score, None)
+        pca = PCARecon().fit(prep["z"])
+        models["pca"] = (pca.score, None)
         for m in METHODS:
-            fn = models[m][0]
-            t = threshold(fn(ztr))
-            r = {"threshold": t, "history": models[m][2]}
-            for s in ("val", "test", "transfer"):
-                r[s] = evaluate(fn, sets[s], t)
+            fn = lowest(models[m][0])
+            raw = fn(prep["z3"])
+            # each condition's scores over its own training loops' 95th percentile, then one
+            # threshold: the 95th percentile of all training scores so scaled (about 1)
+            scale = {cond: threshold(raw[prep["known"] == (cond == "tempo")]) for cond in CONDITIONS}
+            t = threshold(np.concatenate([raw[prep["known"]] / scale["tempo"], raw[~prep["known"]] / scale["no_tempo"]]))
+            r = {"threshold": t, "scale": scale, "history": models[m][1]}
+            for split in ("val", "test", "transfer"):
+                for cond in CONDITIONS:
+                    r[key(split, cond)] = evaluate(lambda q, cond=cond: fn(q) / scale[cond], prep["sets"][split][cond], t)
             res["methods"][m] = r
-            log(f"anomaly: {inst} {m}: val {r['val']['mean_auroc']:.4f} test {r['test']['mean_auroc']:.4f} "
-                f"transfer {r['transfer']['mean_auroc']:.4f}")
+            log(f"anomaly: {inst} {m}: " + ", ".join(f"{sp} {r[key(sp, 'tempo')]['mean_auroc']:.4f} / {r[key(sp, 'no_tempo')]['mean_auroc']:.4f}"
+                                                  for sp in ("val", "test", "transfer")) + " (declared tempo / none)")
         res["pca_components"] = pca.k
         pick = "svdd_" + variant
         res["shipped"] = pick
-        shipped[inst] = (AnomalyGraph(net, mu, sd, c, pool).eval(), res["methods"][pick]["threshold"])
+        sc = res["methods"][pick]["scale"]
+        shipped[inst] = (AnomalyGraph(net, prep["mu"], prep["sd"], c, prep["pool"], prep["ref"], sc["tempo"], sc["no_tempo"]).eval(),
+                         res["methods"][pick]["threshold"])
         info["instruments"][inst] = res
     info["durations_s"] = {"data": round(t1 - t0, 1), "train_and_evaluate": round(time.time() - t1, 1)}
     info["command"] = "python -m loopmatch_train.anomaly --out train/out --bundle models/loopmatch-v2 (make models runs it)"
@@ -624,29 +780,28 @@ TARGET_AUROC = 0.90  # issue 21's acceptance: mean AUROC over the damage kinds
 
 
 def target(info):
-    """A plain sentence on the acceptance target, per instrument, for the shipped model."""
-    parts = []
-    for inst in INSTRUMENTS:
+    """A plain sentence on the acceptance target, per instrument and condition, for the shipped model."""
+    def shipped(inst, split):
         r = info["instruments"][inst]
-        m = r["methods"][r["shipped"]]
-        parts.append(f"{inst} {m['test']['mean_auroc']:.3f} on test, {m['transfer']['mean_auroc']:.3f} on transfer")
-    met = all(info["instruments"][i]["methods"][info["instruments"][i]["shipped"]]["test"]["mean_auroc"] >= TARGET_AUROC
-              for i in INSTRUMENTS)
-    verdict = "met" if met else "not met"
-    weak = []
-    for inst in INSTRUMENTS:
-        r = info["instruments"][inst]
-        m = r["methods"][r["shipped"]]["test"]
-        low = [f"{k} {m[k]['auroc']:.2f}" for k in D.KINDS if m[k]["auroc"] < 0.75]
-        if low:
-            weak.append(f"{inst}: {', '.join(low)}")
-    hard = (f" Below 0.75 on test: {'; '.join(weak)}." if weak else "")
-    return (f"Target: a mean AUROC of at least {TARGET_AUROC:.2f} over the damage kinds. {verdict.capitalize()}: the shipped "
-            f"models reach {'; '.join(parts)}.{hard} A pitch/tempo warp of a corpus loop still sounds like a corpus "
-            "loop: without the file's tempo the window alone barely tells it. A cut seam is seen only through the "
-            "window's repeat (its length against the beat's lag from the onset envelope), which a busy or sparse "
-            "pattern blurs. The audit lists simple checks of the audio beside the score (clipping, DC offset, "
-            "silence, the seam, off-grid onsets); how well those detect the damage is not measured here.")
+        return r["methods"][r["shipped"]][split]
+    out = [f"Target: a mean AUROC of at least {TARGET_AUROC:.2f} over the damage kinds."]
+    for cond, what in (("tempo", "Loops with a declared tempo"), ("no_tempo", "Loops without one")):
+        parts = [f"{inst} {shipped(inst, key('test', cond))['mean_auroc']:.3f} on test, "
+                 f"{shipped(inst, key('transfer', cond))['mean_auroc']:.3f} on transfer" for inst in INSTRUMENTS]
+        met = all(shipped(i, key(sp, cond))["mean_auroc"] >= TARGET_AUROC for i in INSTRUMENTS for sp in ("test", "transfer"))
+        part = "met on both held-out splits" if met else "not met on both held-out splits"
+        weak = []
+        for inst in INSTRUMENTS:
+            m = shipped(inst, key("test", cond))
+            low = [f"{k} {m[k]['auroc']:.2f}" for k in D.KINDS if m[k]["auroc"] < 0.75]
+            if low:
+                weak.append(f"{inst}: {', '.join(low)}")
+        hard = f" Below 0.75 on test: {'; '.join(weak)}." if weak else ""
+        out.append(f"{what}: {part} ({'; '.join(parts)}).{hard}")
+    out.append("Without a declared tempo a pitch/tempo warp of a corpus loop still sounds like a corpus loop, and a cut "
+               "seam is seen only through the window's repeat against the beat's lag from the onset envelope, which a "
+               "busy or sparse pattern blurs; the declared tempo is what lets the model hear both.")
+    return " ".join(out)
 
 
 def _card(specs, info):
@@ -657,19 +812,33 @@ def _card(specs, info):
 One-class models of what a normal loop of each instrument sounds like (Deep SVDD), so ingest
 can store every loop's anomaly score and flag the loops above the threshold, the 95th
 percentile of the training loops' scores (so about 5 % of a library like the corpus is
-flagged by design). Input `audio` [B, {N}] (the encoders' window: a short loop tiled, so its
-seam is inside), output `score` [B], the squared distance of the loop's Deep SVDD point from
-the centre; the manifest's `threshold` per model: {thr}. The embedding is computed inside
+flagged by design). Inputs `audio` [B, {N}] (the encoders' window: a short loop tiled, so its
+seam is inside) and `bpm` [B, 1] (the loop's declared tempo, from its name or a manifest; 0
+when it has none: a tempo estimated from the same audio would only agree with it), output
+`score` [B], the squared distance of the loop's Deep SVDD point from the centre over the 95th
+percentile of the training loops' distances with a declared tempo (or without one, for a loop
+without), so one threshold serves both; the manifest's `threshold` per model: {thr}. The embedding is computed inside
 the graph from PCM ({N_FEATURES} values: per mel band the mean, spread and floor of the log-mel
 relative to the clip's level, spectral flux, and sample-level measures of clicks, clipping,
 held samples, crest factor, DC and silence; clicks as the residual against a {MEDIAN}-sample running
 median, peak against the rest of its {SPIKE_FRAME}-sample frame; added noise as the floor of the
 quietest frames and their high-frequency share; the seam as the window's strongest repeat, its
-length in beats of the onset envelope's beat lag and how far that is from a whole number),
-the per-band statistics averaged over groups of adjacent bands (drum {info['instruments']['drum']['pool']},
+length in beats of the onset envelope's beat lag and how far that is from a whole number;
+and what the declared tempo says of the audio: at the declared beat, two beats and bar, how far
+the onset envelope's autocorrelation falls short of its strongest peak near that lag and how far
+that peak lies from it (a loop played at another speed than its tempo), and the window's exact
+repeat, a tiled loop's length, in declared beats and how far from a whole number (a loop cut
+off the grid); the beat's and bar's lags are read at the declared tempo, its half and its
+double, and the score is the lowest of the three, so a name that says 87 for a loop at 174 is
+no error), the per-band statistics averaged over groups of adjacent bands (drum {info['instruments']['drum']['pool']},
 bass {info['instruments']['bass']['pool']} bands: {info['instruments']['drum']['features']} / {info['instruments']['bass']['features']} inputs; the group size, one of {', '.join(map(str, POOLS))}, chosen with the
 variant on the validation split, so the few values that see clicks, noise and the seam are not
-outweighed by 192 band statistics), standardised with the train split's statistics.
+outweighed by 192 band statistics). Each value then goes through its feature's training
+distribution ({QUANTILES} order statistics kept in the graph): its two-sided tail, -log((min(#
+below, # above) + 1) / ({QUANTILES} + 1)), so a value far outside the normal range of one feature
+counts whatever the scale and skew of the others; then standardised with the train split's
+statistics. The train split enters twice, with its declared tempi and without them, so a loop
+without a tempo is as normal as one with.
 
 Trained on the corpus v2 train split only ({info['instruments']['drum']['train_loops']:,} drum, {info['instruments']['bass']['train_loops']:,} bass loops); the variant shipped
 per instrument is the one with the higher mean AUROC over the damage kinds on the validation
@@ -677,27 +846,38 @@ split's loops damaged by `train/loopmatch_train/damage.py` (corpus loops; checkp
 epochs; val mean AUROC per pooling and variant in the manifest's `anomaly.instruments.*.pools`).
 Baselines on the same (pooled) embedding: Isolation Forest (100 trees, 256 samples each) and
 PCA reconstruction error ({info['instruments']['drum']['pca_components']} / {info['instruments']['bass']['pca_components']} components for 90 % of the variance, drum / bass).
-Every threshold is its method's 95th percentile of its own training scores.
+Every threshold is its method's 95th percentile of its own training scores (per condition, as above).
 
 Evaluation: each clean loop of the split against the same loop damaged, one kind at a time
 (clicks, clipping, added noise, bit-crush, a pitch/tempo warp, a loop of the other instrument,
 a cut off the beat grid that breaks the seam). Cells: AUROC (precision at the threshold,
 clean and damaged loops one to one); "clean flagged": the share of the split's clean loops
-above the threshold. Rebuild just these models from an existing train/out:
+above the threshold. Each split twice: the loops with their declared tempo (a damaged loop keeps
+the tempo its name declares: a warped or cut file keeps its name), and the same loops without
+one. Rebuild just these models from an existing train/out:
 `PYTHONPATH=train .venv-train/bin/python -m loopmatch_train.anomaly --out train/out --bundle models/loopmatch-v2`.
 
-Test split (in distribution):
+Test split (in distribution), loops with a declared tempo:
 
 {table(info, 'test')}
 
+Test split, the same loops without a declared tempo:
+
+{table(info, 'test_no_tempo')}
+
 Transfer split (generator families and sound sources held out of training; reported, never
-used to choose anything):
+used to choose anything), with a declared tempo:
 
 {table(info, 'transfer')}
 
+Transfer split without a declared tempo:
+
+{table(info, 'transfer_no_tempo')}
+
 {target(info)}
-Where Deep SVDD is not ahead (test split): {verdict(info, 'test')}.
-Transfer split: {verdict(info, 'transfer')}.
+Where Deep SVDD is not ahead (test split, with a tempo): {verdict(info, 'test')}. Without:
+{verdict(info, 'test_no_tempo')}. Transfer split, with a tempo: {verdict(info, 'transfer')}.
+Without: {verdict(info, 'transfer_no_tempo')}.
 {CARD_END}
 """
 
@@ -709,14 +889,16 @@ def golden_fixtures(bundle_dir, paths, log=log):
     gd = os.path.join(bundle_dir, "golden")
     base = load_mono(os.path.join(gd, "g0_drum.wav"))
     sf.write(os.path.join(gd, "a0_drum_clipped.wav"), D.clipping(base, np.random.default_rng(SEED)), SR, subtype="PCM_16")
-    picks = [("g0_drum.wav", "drum"), ("g1_bass.wav", "bass"), ("g2_drum.wav", "drum"), ("g3_bass.wav", "bass"),
-             ("c2_bass.wav", "bass"), ("a0_drum_clipped.wav", "drum")]
+    # (wav, instrument, declared tempo: 0 for none; the same loop with and without one)
+    picks = [("g0_drum.wav", "drum", 120.0), ("g0_drum.wav", "drum", 0.0), ("g1_bass.wav", "bass", 0.0),
+             ("g1_bass.wav", "bass", 97.0), ("g2_drum.wav", "drum", 0.0), ("g3_bass.wav", "bass", 140.0),
+             ("c2_bass.wav", "bass", 0.0), ("a0_drum_clipped.wav", "drum", 0.0)]
     sess = {inst: session(p) for inst, p in paths.items()}
     entries = []
-    for wav, inst in picks:
+    for wav, inst, bpm in picks:
         x = window(load_mono(os.path.join(gd, wav)))[None]
-        s = sess[inst].run(["score"], {"audio": x})[0]
-        entries.append({"wav": wav, "instrument": inst, "score": float(s[0])})
+        s = sess[inst].run(["score"], {"audio": x, "bpm": np.array([[bpm]], np.float32)})[0]
+        entries.append({"wav": wav, "instrument": inst, "bpm": bpm, "score": float(s[0])})
     doc = {"sample_rate": SR, "window_samples": N, "tolerance_rel": 1e-3,
            "rule": "decode 16-bit PCM as int/32768, mono, tile from the start to N or take the first N samples",
            "fixtures": entries}
@@ -730,13 +912,14 @@ def add_to_bundle(bundle_dir, shipped, info, corpus_dir, log=log):
     from .export import _export, session
     specs, paths = [], {}
     check = np.random.default_rng(0).standard_normal((3, N)).astype(np.float32) * 0.1
+    check_bpm = np.array([[120.0], [0.0], [87.5]], np.float32)
     for inst, (g, thr) in shipped.items():
         f = f"{inst}_anomaly.onnx"
         path = os.path.join(bundle_dir, f)
-        _export(g, torch.zeros(2, N), path, "audio", "score")
+        _export(g, (torch.zeros(2, N), torch.full((2, 1), 120.0)), path, ["audio", "bpm"], "score")
         with torch.no_grad():
-            ref = g(torch.from_numpy(check)).numpy()
-        got = session(path).run(["score"], {"audio": check})[0]
+            ref = g(torch.from_numpy(check), torch.from_numpy(check_bpm)).numpy()
+        got = session(path).run(["score"], {"audio": check, "bpm": check_bpm})[0]
         rel = float(np.max(np.abs(ref - got) / np.maximum(np.abs(ref), 1e-3)))
         info["instruments"][inst]["onnx_parity_max_rel_diff"] = rel
         log(f"anomaly: {f} onnx vs torch max rel diff {rel:.3g}")
@@ -744,7 +927,8 @@ def add_to_bundle(bundle_dir, shipped, info, corpus_dir, log=log):
         specs.append({"name": f"{inst}_anomaly", "file": f, "sha256": sha256(path), "role": "anomaly",
                       "instruments": [inst], "threshold": thr, "percentile": PERCENTILE,
                       "variant": info["instruments"][inst]["shipped"],
-                      "inputs": [{"name": "audio", "shape": [-1, N], "dtype": "float32"}],
+                      "inputs": [{"name": "audio", "shape": [-1, N], "dtype": "float32"},
+                                 {"name": "bpm", "shape": [-1, 1], "dtype": "float32"}],
                       "outputs": [{"name": "score", "shape": [-1], "dtype": "float32"}]})
     golden_fixtures(bundle_dir, paths, log)
     add_role(bundle_dir, "anomaly", specs, "anomaly", info, CARD_BEGIN, CARD_END, _card(specs, info))

@@ -9,9 +9,13 @@ from .models import N, C_LAT, T_LAT, EncoderGraph, DecoderGraph, Mapper
 
 
 def _export(module, example, path, in_name, out_name):
+    """example and in_name: one tensor and its name, or a tuple of tensors and a list of names
+    (every input and the output with the batch as a dynamic first dimension)."""
     module.eval()
-    torch.onnx.export(module, (example,), path, input_names=[in_name], output_names=[out_name],
-                      dynamic_axes={in_name: {0: "batch"}, out_name: {0: "batch"}},
+    examples = example if isinstance(example, tuple) else (example,)
+    names = list(in_name) if isinstance(in_name, (list, tuple)) else [in_name]
+    torch.onnx.export(module, examples, path, input_names=names, output_names=[out_name],
+                      dynamic_axes={**{n: {0: "batch"} for n in names}, out_name: {0: "batch"}},
                       opset_version=17, dynamo=False, do_constant_folding=True)
 
 

@@ -88,20 +88,52 @@ def test_graph_scores_deterministically_and_sees_clipping():
     fe = A.Features().eval()
     x = np.stack([np.resize(_loop(seed=s), N) for s in range(2)])
     clipped = np.stack([np.resize(D.clipping(_loop(seed=s), np.random.default_rng(s)), N) for s in range(2)])
+    bpm = torch.tensor([120.0, 0.0])
     with torch.no_grad():
-        f = fe(torch.from_numpy(x)).numpy()
-        fc = fe(torch.from_numpy(clipped)).numpy()
+        f3 = fe(torch.from_numpy(x), bpm).numpy()
+        f, fc = f3[:, 0], fe(torch.from_numpy(clipped), bpm).numpy()[:, 0]
+    assert f3.shape == (2, len(A.OCTAVES), A.N_FEATURES)
     assert f.shape == (2, A.N_FEATURES) and np.all(np.isfinite(f))
     i = 3 * A.N_MELS + A.SCALARS.index("clip")
     assert np.all(fc[:, i] > f[:, i] + 2)
     p = A.pooling(8)
     fp = f @ p
-    assert p.shape == (A.N_FEATURES, 3 * A.N_MELS // 8 + len(A.SCALARS))
+    assert p.shape == (A.N_FEATURES, 3 * A.N_MELS // 8 + len(A.SCALARS) + len(A.TEMPO))
     np.testing.assert_allclose(fp[:, 0], f[:, :8].mean(1), rtol=1e-5)  # the first 8 bands' mean
-    g = A.AnomalyGraph(A.PlainNet(p.shape[1]), fp.mean(0), fp.std(0) + 1, np.zeros(32, np.float32), p).eval()
+    ref = A.reference(np.concatenate([fp, fp + 1, fp - 1]))
+    g = A.AnomalyGraph(A.PlainNet(p.shape[1]), np.zeros(p.shape[1], np.float32), np.ones(p.shape[1], np.float32),
+                       np.zeros(32, np.float32), p, ref, 2.0, 4.0).eval()
+    bpm2 = torch.tensor([[120.0], [0.0]])
     with torch.no_grad():
-        a, b = g(torch.from_numpy(x)).numpy(), g(torch.from_numpy(x)).numpy()
+        a, b = g(torch.from_numpy(x), bpm2).numpy(), g(torch.from_numpy(x), bpm2).numpy()
+        per = [((g.net(torch.clamp(g.tails(torch.matmul(g.fe(torch.from_numpy(x), bpm2[:, 0])[:, o], g.pool)), -A.CLAMP, A.CLAMP))
+                 - g.c) ** 2).sum(1).numpy() for o in range(len(A.OCTAVES))]
+    raw = np.min(per, 0)  # the reading of the tempo that fits best
     np.testing.assert_array_equal(a, b)
+    # each condition's scale: 2 with a declared tempo, 4 without
+    np.testing.assert_allclose(a, raw / np.array([2.0, 4.0]), rtol=1e-5)
+
+
+def test_tails_score_the_training_distribution_two_sided():
+    rng = np.random.default_rng(0)
+    train = rng.standard_normal((5000, 3)).astype(np.float32)
+    ref = A.reference(train, q=1024)
+    assert ref.shape == (1024, 3) and np.all(np.diff(ref, axis=0) >= 0)
+    t = A.apply_tails(A.Tails(ref), np.array([[0, 0, 0], [6, -6, 0.0], [50, -50, 1]], np.float32))
+    assert np.all(t[0] < 1.0)  # the median: a tail of about a half
+    np.testing.assert_allclose(t[1, :2], np.log(1025), rtol=1e-6)  # beyond every training value, either side
+    np.testing.assert_allclose(t[2, :2], t[1, :2])  # saturates: no scale of its own
+    assert 1.0 < t[2, 2] < 2.5  # one sigma: a tail of about 0.16
+
+
+def test_no_tempo_is_what_the_graph_computes_without_a_tempo():
+    fe = A.Features().eval()
+    x = torch.from_numpy(np.stack([np.resize(_beats(4), N), np.resize(_beats(3.3, seed=1), N)]))
+    with torch.no_grad():
+        with_tempo = fe(x, torch.tensor([120.0, 120.0])).numpy()
+        without = fe(x, torch.tensor([0.0, 0.0])).numpy()
+    np.testing.assert_allclose(A.no_tempo(with_tempo), without, rtol=1e-5, atol=1e-6)
+    assert not np.allclose(with_tempo, without)
 
 
 def test_sort7_sorts_every_input_so_its_middle_is_the_median():
@@ -138,9 +170,44 @@ def test_embedding_sees_clicks_noise_and_a_seam_off_the_beat():
     noisy = np.resize(D.noise(loop, np.random.default_rng(2)), N)
     cut = np.resize(loop[:int(2.6 * 11025)], N)  # cut 0.4 of a beat after the 2nd: repeats off the beat
     with torch.no_grad():
-        f = fe(torch.from_numpy(np.stack([clean, clicked, noisy, cut]))).numpy()
+        f = fe(torch.from_numpy(np.stack([clean, clicked, noisy, cut])), torch.full((4,), 120.0)).numpy()[:, 0]
     assert np.all(np.isfinite(f))
     assert f[1, col["med_spike1"]] > f[0, col["med_spike1"]] + 1
     assert f[2, col["floor_min"]] > f[0, col["floor_min"]] + 2
     assert f[0, col["repeat_beats_frac"]] < 0.1
     assert f[3, col["repeat_beats_frac"]] > 0.2
+
+
+def test_tempo_features_hear_a_loop_off_its_declared_tempo_and_a_cut_off_its_beats():
+    fe = A.Features().eval()
+    t = {n: A.N_FEATURES - len(A.TEMPO) + k for k, n in enumerate(A.TEMPO)}
+    loop = _beats(8)  # two bars at 120 BPM
+    warped = D.warp(loop, np.random.default_rng(3))  # another speed, the same declared 120
+    cut = loop[:int(5.4 * 11025)]  # cut 0.4 of a beat after the 5th beat: tiled, it repeats off the beat
+    whole = loop[:4 * 11025]  # one bar: tiled, it repeats on the beat
+    x = torch.from_numpy(np.stack([np.resize(v, N) for v in (loop, warped, cut, whole)]))
+    with torch.no_grad():
+        f = fe(x, torch.full((4,), 120.0)).numpy()[:, 0]
+        f0 = fe(x, torch.zeros(4)).numpy()[:, 0]
+    assert np.all(np.isfinite(f)) and np.all(np.isfinite(f0))
+    gaps = [t["beat_gap"], t["beat2_gap"], t["bar_gap"]]
+    assert f[0, gaps].max() < 0.15 and f[1, gaps].max() > 0.5  # the envelope's peaks: at the declared lags, off them
+    assert f[0, t["bar_ac"]] > f[1, t["bar_ac"]] + 0.2
+    assert f[3, t["repeat_exact"]] < -1 and f[2, t["repeat_exact"]] < -1  # both tiled: an exact repeat
+    assert f[3, t["tiled_frac"]] < 0.1 and f[2, t["tiled_frac"]] > 0.25
+    free = [t[n] for n in A.TEMPO if A.TEMPO.index(n) not in A.TEMPO_FREE]
+    assert np.all(f0[:, free] == 0)  # no declared tempo: nothing to compare with
+
+
+def test_half_and_double_time_are_no_error():
+    fe = A.Features().eval()
+    t = {n: A.N_FEATURES - len(A.TEMPO) + k for k, n in enumerate(A.TEMPO)}
+    x = torch.from_numpy(np.stack([np.resize(_beats(8), N)] * 3))  # 120 BPM, declared 120, 60 and 240
+    warped = torch.from_numpy(np.resize(D.warp(_beats(8), np.random.default_rng(3)), N))[None]
+    with torch.no_grad():
+        f = fe(x, torch.tensor([120.0, 60.0, 240.0])).numpy()
+        fw = fe(torch.cat([warped] * 3), torch.tensor([120.0, 60.0, 240.0])).numpy()
+    gaps = [t["beat_gap"], t["beat2_gap"], t["bar_gap"]]
+    for i in range(3):  # some reading (the declared, its half, its double) fits; none fits another speed
+        assert f[i][:, gaps].max(1).min() < 0.15
+        assert fw[i][:, gaps].max(1).min() > 0.5
