@@ -322,12 +322,17 @@ POOLS = [4, 8, 16]
 
 
 QUANTILES = 1024  # order statistics of the training values kept per feature
+# values this close (relative) to a training value count as equal to it: many features have a
+# point mass (no clipped samples: log(1e-5) exactly), and a value one rounding away from it
+# (ONNX Runtime's vectorised log for a batch, its scalar one for a single row) must not fall
+# off either side of the whole mass
+TIE_TOL = 1e-5
 
 
 class Tails(nn.Module):
     """[B, d] -> [B, d]: each value's two-sided tail in its feature's training distribution,
     -log((min(#ref <= v, #ref >= v) + 1) / (Q + 1)) over Q order statistics of the training
-    values (ref [Q, d]). A value far outside what normal loops have scores high in its own
+    values (ref [Q, d]; within TIE_TOL counts as equal). A value far outside what normal loops have scores high in its own
     feature whatever the scale and skew of the others, so one feature that sees a click or a
     wrong tempo is not drowned by the many that do not."""
 
@@ -337,8 +342,9 @@ class Tails(nn.Module):
 
     def forward(self, z):
         r, v = self.ref[None], z[:, None]
-        lo = (r <= v).float().sum(1)
-        hi = (r >= v).float().sum(1)
+        tol = TIE_TOL * (1 + v.abs())
+        lo = (r <= v + tol).float().sum(1)
+        hi = (r >= v - tol).float().sum(1)
         return -torch.log((torch.minimum(lo, hi) + 1) / (self.ref.shape[0] + 1))
 
 

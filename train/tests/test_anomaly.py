@@ -211,3 +211,13 @@ def test_half_and_double_time_are_no_error():
     for i in range(3):  # some reading (the declared, its half, its double) fits; none fits another speed
         assert f[i][:, gaps].max(1).min() < 0.15
         assert fw[i][:, gaps].max(1).min() > 0.5
+
+
+def test_tails_do_not_break_a_point_mass_on_a_rounding():
+    train = np.concatenate([np.full(600, np.log(1e-5), np.float32), np.linspace(-11, -2, 400, dtype=np.float32)])
+    tails = A.Tails(A.reference(train[:, None]))
+    v = np.float32(np.log(1e-5))
+    x = np.array([[v], [np.nextafter(v, np.float32(0))], [np.nextafter(v, np.float32(-20))]], np.float32)
+    t = A.apply_tails(tails, x)
+    np.testing.assert_allclose(t[1:], t[:1].repeat(2, 0))  # one rounding either way: the same tail
+    assert t[0, 0] < 1.0  # inside the mass: no tail at all
