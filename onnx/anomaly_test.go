@@ -244,21 +244,29 @@ func TestAnomalyGoldenParity(t *testing.T) {
 	}
 }
 
+// shippedAnomaly opens the shipped bundle's anomaly model for inst (closed when tb ends);
+// it skips when the bundle has none.
+func shippedAnomaly(tb testing.TB, inst string) (*Bundle, *Anomaly) {
+	tb.Helper()
+	b, err := LoadBundle(shippedBundle)
+	if err != nil {
+		tb.Skip(err)
+	}
+	if _, err := b.Anomaly(inst); err != nil {
+		tb.Skip("the shipped bundle has no anomaly models")
+	}
+	a, err := rt.OpenAnomaly(b, inst)
+	if err != nil {
+		tb.Fatal(err)
+	}
+	tb.Cleanup(func() { a.Close() })
+	return b, a
+}
+
 // BenchmarkShippedAnomalyVsEncoder: what the shipped anomaly model adds to ingest per loop,
 // beside the shipped encoder it runs next to (16 windows per call, as ingest batches).
 func BenchmarkShippedAnomalyVsEncoder(b *testing.B) {
-	bd, err := LoadBundle(shippedBundle)
-	if err != nil {
-		b.Skip(err)
-	}
-	if _, err := bd.Anomaly("drum"); err != nil {
-		b.Skip("the shipped bundle has no anomaly models")
-	}
-	a, err := rt.OpenAnomaly(bd, "drum")
-	if err != nil {
-		b.Fatal(err)
-	}
-	defer a.Close()
+	bd, a := shippedAnomaly(b, "drum")
 	spec, _ := bd.Encoder("drum")
 	enc, err := rt.Open(bd, spec)
 	if err != nil {
@@ -342,18 +350,7 @@ func FuzzLoadAnomalyManifest(f *testing.F) {
 // does not match the windows, or a tempo that is negative or not finite, is refused with
 // what to give, and nil means none for every window.
 func TestAnomalyScoreTempi(t *testing.T) {
-	b, err := LoadBundle(shippedBundle)
-	if err != nil {
-		t.Fatal(err)
-	}
-	if _, err := b.Anomaly("drum"); err != nil {
-		t.Skip("the shipped bundle has no anomaly models")
-	}
-	a, err := rt.OpenAnomaly(b, "drum")
-	if err != nil {
-		t.Fatal(err)
-	}
-	defer a.Close()
+	_, a := shippedAnomaly(t, "drum")
 	if !a.TakesTempo() {
 		t.Skip("the shipped drum anomaly model takes no tempo")
 	}
@@ -388,13 +385,7 @@ func TestAnomalyScoreTempi(t *testing.T) {
 // row, so a graph whose score hangs on exact float ties (a feature's point mass in the
 // training distribution) would flag loops in an ingest batch that it passes alone.
 func TestAnomalyBatchIsRowByRow(t *testing.T) {
-	b, err := LoadBundle(shippedBundle)
-	if err != nil {
-		t.Fatal(err)
-	}
-	if _, err := b.Anomaly("drum"); err != nil {
-		t.Skip("the shipped bundle has no anomaly models")
-	}
+	b, _ := shippedAnomaly(t, "drum")
 	dir := filepath.Join(shippedBundle, "golden")
 	var in []float32
 	for _, wav := range []string{"g0_drum.wav", "g1_bass.wav", "g2_drum.wav", "g3_bass.wav", "c2_bass.wav"} {
@@ -412,11 +403,7 @@ func TestAnomalyBatchIsRowByRow(t *testing.T) {
 	rows := len(in) / n
 	bpms := []float32{130, 0, 120, 140, 0, 0, 97}
 	for _, inst := range []string{"drum", "bass"} {
-		a, err := rt.OpenAnomaly(b, inst)
-		if err != nil {
-			t.Fatal(err)
-		}
-		defer a.Close()
+		_, a := shippedAnomaly(t, inst)
 		var tempi []float32
 		if a.TakesTempo() {
 			tempi = bpms
