@@ -11,7 +11,9 @@ clipping; held samples: bit-crush; crest factor, DC, silence share), and three g
 what those miss: clicks (the residual against a running median, where a 1-3 sample spike
 stands out and a drum's attack does not), added noise (the floor of the quietest frames and
 their high-frequency share) and a seam cut off the beat (the window's strongest repeat, from
-the log-mel and the onset envelope, measured in the envelope's beat lag). The band statistics
+the log-mel and the onset envelope, measured in the envelope's beat lag), the tuning against
+A = 440 Hz (a tonal loop played at another speed is off pitch), and what the loop's declared
+tempo (its name's or manifest's; 0 for none) says of the audio (TEMPO). The band statistics
 are averaged over groups of adjacent bands (the group size chosen per instrument on the
 validation split), so that they do not outweigh those few values. Deep SVDD maps the
 standardised embedding to a point and scores the squared distance to the centre of the
@@ -54,7 +56,7 @@ CLAMP = 50.0
 SCALARS = ["level", "flux_mean", "flux_std", "flux_max", "silence", "click", "click2", "hf", "crest",
            "clip", "flat", "dc", "hold", "loudness", "spike_max", "spike_mean", "spike_quiet",
            "med_spike1", "med_spike2", "floor_min", "floor_5", "hf_quiet",
-           "repeat_diff", "repeat_ac", "beat_ac", "repeat_beats_frac"]
+           "repeat_diff", "repeat_ac", "beat_ac", "repeat_beats_frac", "tune_dev", "tune_conc"]
 SPIKE_FRAME = 256  # samples per frame of the local click measures
 MEDIAN = 7  # the click residual's median filter: a click of 1-3 samples is not in the median
 # a sorting network for 7 values (16 compare-exchanges; it sorts all 2^7 inputs of 0 and 1, so
@@ -64,6 +66,10 @@ SORT7 = [(0, 6), (2, 3), (4, 5), (0, 2), (1, 4), (3, 6), (0, 1), (2, 5), (3, 4),
 SPIKE_FLOOR = 0.01  # the residual's local level is at least this share of the peak
 REPEAT_LAGS = (40, 162)  # frames: where the window's strongest repeat (the loop's length) is looked for
 BEAT_LAGS = (12, 44)  # frames: where the beat's lag is looked for (30 to 110 BPM and their doubles)
+# tuning (a tonal loop played at another speed is off concert pitch): the window low-passed and
+# decimated, the energy of Hann frames at every note from E1 to E5 and TUNE_CLASSES offsets
+# within its semitone; the offsets' circular mean says how far from A = 440 Hz the loop is tuned
+TUNE_DECIMATE, TUNE_FRAME, TUNE_HOP, TUNE_CLASSES, TUNE_NOTES, TUNE_TAPS = 16, 1024, 512, 5, (28, 77), 63
 EXACT_LAGS = (16, 162)  # frames: where a tiled loop's exact repeat is looked for (0.37 s on)
 FPS = SR / HOP  # frames a second
 OCTAVES = (1.0, 0.5, 2.0)  # the declared tempo, its half and its double: the score is the lowest of the three
@@ -91,6 +97,31 @@ class Features(LogMel):
     N_FEATURES], one per reading of the tempo (OCTAVES; they differ only in the beat's and
     bar's lags), the declared first (see the module doc). The classifier's STFT and mel
     filterbank (the same buffers), without its mean removal."""
+
+    def __init__(self):
+        super().__init__()
+        sr2 = SR / TUNE_DECIMATE
+        n = np.arange(TUNE_TAPS) - TUNE_TAPS // 2
+        fc = 0.4 / TUNE_DECIMATE  # the low-pass's cutoff, in cycles a sample at SR: 0.4 of the decimated rate
+        self.register_buffer("tune_lp", torch.tensor(2 * fc * np.sinc(2 * fc * n) * np.hamming(TUNE_TAPS), dtype=torch.float32)[None, None])
+        t = np.arange(TUNE_FRAME) / sr2
+        f = np.array([440 * 2 ** ((m - 69) / 12 + c / (12 * TUNE_CLASSES)) for m in range(*TUNE_NOTES) for c in range(TUNE_CLASSES)])
+        w = np.hanning(TUNE_FRAME)
+        k = np.concatenate([np.cos(2 * np.pi * f[:, None] * t[None]) * w, np.sin(2 * np.pi * f[:, None] * t[None]) * w])
+        self.register_buffer("tune_kernel", torch.tensor(k, dtype=torch.float32)[:, None])
+
+    def tuning(self, x):
+        """[B, 2]: how far the loop's partials sit from the equal-tempered grid at A = 440 Hz
+        (cents, 0-50: the circular mean of the energy over the offsets within a semitone) and
+        how concentrated they are (0: spread evenly, a drum; 1: all at one offset)."""
+        y = F.conv1d(x.unsqueeze(1), self.tune_lp, stride=TUNE_DECIMATE)
+        s = F.conv1d(y, self.tune_kernel, stride=TUNE_HOP)
+        nf = s.shape[1] // 2
+        e = (s[:, :nf] ** 2 + s[:, nf:] ** 2).sum(2).reshape(x.shape[0], -1, TUNE_CLASSES).sum(1)
+        e = e / (e.sum(1, keepdim=True) + 1e-12)
+        ang = torch.arange(TUNE_CLASSES, dtype=torch.float32) * (2 * np.pi / TUNE_CLASSES)
+        re, im = (e * torch.cos(ang)).sum(1), (e * torch.sin(ang)).sum(1)
+        return torch.stack([torch.atan2(im, re).abs() * (100 / (2 * np.pi)), torch.sqrt(re * re + im * im + 1e-12)], 1)
 
     def forward(self, x, bpm):
         s = F.conv1d(x.unsqueeze(1), self.kernel, stride=HOP)
@@ -130,7 +161,7 @@ class Features(LogMel):
         diff = lag_diffs(lm)
         ac = onset_ac(lm)
         base = torch.cat([lmn.mean(2), lmn.std(2), lmn.amin(2), scal, median_spikes(x, peak), floors(x),
-                          repeats(diff, ac)], 1)
+                          repeats(diff, ac), self.tuning(x)], 1)
         return torch.stack([torch.cat([base, tempo(diff, ac, bpm, o)], 1) for o in OCTAVES], 1)
 
 
@@ -830,6 +861,8 @@ held samples, crest factor, DC and silence; clicks as the residual against a {ME
 median, peak against the rest of its {SPIKE_FRAME}-sample frame; added noise as the floor of the
 quietest frames and their high-frequency share; the seam as the window's strongest repeat, its
 length in beats of the onset envelope's beat lag and how far that is from a whole number;
+tuning: how far the partials below 550 Hz sit from the equal-tempered grid at A = 440 Hz (a
+tonal loop played at another speed is off concert pitch) and how concentrated they are;
 and what the declared tempo says of the audio: at the declared beat, two beats and bar, how far
 the onset envelope's autocorrelation falls short of its strongest peak near that lag and how far
 that peak lies from it (a loop played at another speed than its tempo), and the window's exact

@@ -221,3 +221,20 @@ def test_tails_do_not_break_a_point_mass_on_a_rounding():
     t = A.apply_tails(tails, x)
     np.testing.assert_allclose(t[1:], t[:1].repeat(2, 0))  # one rounding either way: the same tail
     assert t[0, 0] < 1.0  # inside the mass: no tail at all
+
+
+def test_tuning_hears_a_bass_off_concert_pitch():
+    fe = A.Features().eval()
+    i = 3 * A.N_MELS + A.SCALARS.index("tune_dev")
+    t = np.arange(N) / 22050
+    notes = [55.0, 73.42, 82.41, 55.0]  # A1, D2, E2, A1: one a second
+
+    def bass(cents):
+        f = np.repeat(np.array(notes) * 2 ** (cents / 1200), N // 4 + 1)[:N]
+        ph = 2 * np.pi * np.cumsum(f) / 22050
+        return (0.4 * np.sin(ph) + 0.2 * np.sin(2 * ph) + 0.1 * np.sin(3 * ph)).astype(np.float32)
+    x = torch.from_numpy(np.stack([bass(0), bass(35), bass(-25), (np.random.default_rng(0).standard_normal(N) * 0.1).astype(np.float32)]))
+    with torch.no_grad():
+        f = fe(x, torch.zeros(4)).numpy()[:, 0]
+    assert f[0, i] < 5 and 25 < f[1, i] < 45 and 15 < f[2, i] < 35  # cents off A = 440 Hz
+    assert f[0, i + 1] > 0.3 and f[0, i + 1] > 3 * f[3, i + 1]  # a tone is concentrated, noise is not
