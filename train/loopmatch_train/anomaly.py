@@ -358,6 +358,9 @@ QUANTILES = 1024  # order statistics of the training values kept per feature
 # (ONNX Runtime's vectorised log for a batch, its scalar one for a single row) must not fall
 # off either side of the whole mass
 TIE_TOL = 1e-5
+TAIL_K = 10  # the outermost order statistics whose spacing scales the tail beyond the training range
+TAIL_FLOOR = 1e-3  # that scale's floor, relative to the value (a point mass at the edge has no spacing)
+TAIL_MAX = 1000.0  # the most a value beyond the range adds (standardised and clamped after)
 
 
 class Tails(nn.Module):
@@ -365,18 +368,30 @@ class Tails(nn.Module):
     -log((min(#ref <= v, #ref >= v) + 1) / (Q + 1)) over Q order statistics of the training
     values (ref [Q, d]; within TIE_TOL counts as equal). A value far outside what normal loops have scores high in its own
     feature whatever the scale and skew of the others, so one feature that sees a click or a
-    wrong tempo is not drowned by the many that do not."""
+    wrong tempo is not drowned by the many that do not. Beyond the training range the tail
+    grows on, by the distance in units of the outermost order statistics' spacing."""
 
     def __init__(self, ref):
         super().__init__()
-        self.register_buffer("ref", torch.tensor(ref, dtype=torch.float32))
+        ref = np.asarray(ref, np.float32)
+        self.register_buffer("ref", torch.tensor(ref))
+        # beyond the training range the tail keeps growing, as an exponential tail whose scale
+        # is the spacing of the outermost order statistics (a loop driven 24 dB into clipping
+        # is more unusual than one just past the most clipped training loop)
+        k = TAIL_K
+        floor = TAIL_FLOOR * (1 + np.abs(ref))
+        self.register_buffer("hi_scale", torch.tensor(np.maximum((ref[-1] - ref[-k]) / np.log(k), floor[-1]), dtype=torch.float32))
+        self.register_buffer("lo_scale", torch.tensor(np.maximum((ref[k - 1] - ref[0]) / np.log(k), floor[0]), dtype=torch.float32))
 
     def forward(self, z):
         r, v = self.ref[None], z[:, None]
         tol = TIE_TOL * (1 + v.abs())
         lo = (r <= v + tol).float().sum(1)
         hi = (r >= v - tol).float().sum(1)
-        return -torch.log((torch.minimum(lo, hi) + 1) / (self.ref.shape[0] + 1))
+        t = -torch.log((torch.minimum(lo, hi) + 1) / (self.ref.shape[0] + 1))
+        tol = tol[:, 0]
+        beyond = F.relu(z - self.ref[-1] - tol) / self.hi_scale + F.relu(self.ref[0] - z - tol) / self.lo_scale
+        return t + torch.clamp(beyond, max=TAIL_MAX)
 
 
 def reference(x, q=QUANTILES):
@@ -875,7 +890,9 @@ variant on the validation split, so the few values that see clicks, noise and th
 outweighed by 192 band statistics). Each value then goes through its feature's training
 distribution ({QUANTILES} order statistics kept in the graph): its two-sided tail, -log((min(#
 below, # above) + 1) / ({QUANTILES} + 1)), so a value far outside the normal range of one feature
-counts whatever the scale and skew of the others; then standardised with the train split's
+counts whatever the scale and skew of the others, and beyond the training range it grows on
+by the distance in units of the outermost order statistics' spacing (a loop driven 24 dB into
+clipping is more unusual than the most clipped training loop); then standardised with the train split's
 statistics. The train split enters twice, with its declared tempi and without them, so a loop
 without a tempo is as normal as one with.
 
@@ -931,7 +948,7 @@ def golden_fixtures(bundle_dir, paths, log=log):
     # (wav, instrument, declared tempo: 0 for none; the same loop with and without one)
     picks = [("g0_drum.wav", "drum", 120.0), ("g0_drum.wav", "drum", 0.0), ("g1_bass.wav", "bass", 0.0),
              ("g1_bass.wav", "bass", 97.0), ("g2_drum.wav", "drum", 0.0), ("g3_bass.wav", "bass", 140.0),
-             ("c2_bass.wav", "bass", 0.0), ("a0_drum_clipped.wav", "drum", 0.0)]
+             ("c2_bass.wav", "bass", 0.0), ("a0_drum_clipped.wav", "drum", 0.0), ("a0_drum_clipped.wav", "drum", 130.0)]
     sess = {inst: session(p) for inst, p in paths.items()}
     entries = []
     for wav, inst, bpm in picks:
