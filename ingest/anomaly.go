@@ -12,7 +12,7 @@ import (
 )
 
 // Library health at ingest: the simple checks run on the decoded loop in the decode
-// workers, the anomaly model on the model window beside the encoder. Both use audio
+// workers, the anomaly model on the loop's windows beside the encoder. Both use audio
 // ingest has decoded anyway, so an audit later reads stored values and decodes nothing.
 
 // loopChecks measures a decoded loop (analysis.Check) into a row's health fields. A loop
@@ -37,10 +37,11 @@ func declaredBPM(bpm float64, source string) float32 {
 	return float32(bpm)
 }
 
-// scoreWindows scores model windows (one per loop, laid end to end, with each loop's
-// declaredBPM) and sets each loop's score, flag and model id in hs.
-func scoreWindows(ctx context.Context, a *onnx.Anomaly, flat, bpms []float32, hs []*vectordb.Health) error {
-	s, err := a.Score(ctx, flat, bpms)
+// scoreLoops scores loops (each as its windows, the model window first, with each loop's
+// declaredBPM) and sets each loop's score, flag and model id in hs. The model says whether
+// its first window or all of them make a loop's score (onnx.Anomaly.ScoreLoops).
+func scoreLoops(ctx context.Context, a *onnx.Anomaly, wins [][][]float32, bpms []float32, hs []*vectordb.Health) error {
+	s, err := a.ScoreLoops(ctx, wins, bpms)
 	if err != nil {
 		return err
 	}
@@ -53,23 +54,23 @@ func scoreWindows(ctx context.Context, a *onnx.Anomaly, flat, bpms []float32, hs
 	return nil
 }
 
-// scoreJobs scores the model windows of a batch of one instrument's jobs. A failure
-// leaves them unscored (logged): the loops are still stored, and a re-score fills in
-// the scores later.
+// scoreJobs scores a batch of one instrument's jobs on their windows. A failure leaves
+// them unscored (logged): the loops are still stored, and a re-score fills in the scores
+// later.
 func scoreJobs(ctx context.Context, cfg Config, inst string, b []*job) {
 	a := cfg.Anomaly[inst]
 	if a == nil || len(b) == 0 {
 		return
 	}
-	flat := make([]float32, 0, len(b)*a.Graph.InputSize())
+	wins := make([][][]float32, len(b))
 	bpms := make([]float32, len(b))
 	hs := make([]*vectordb.Health, len(b))
 	for i, j := range b {
-		flat = append(flat, j.wins[0]...)
+		wins[i] = j.wins
 		bpms[i] = declaredBPM(j.meta.BPM, j.meta.BPMSource)
 		hs[i] = &j.health
 	}
-	if err := scoreWindows(ctx, a, flat, bpms, hs); err != nil {
+	if err := scoreLoops(ctx, a, wins, bpms, hs); err != nil {
 		cfg.Logger.Warn("anomaly scores not stored for a batch; run loopmatch ingest --rescore later", "instrument", inst, "loops", len(b), "err", err)
 	}
 }

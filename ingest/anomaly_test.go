@@ -2,6 +2,7 @@ package ingest
 
 import (
 	"context"
+	"encoding/json"
 	"fmt"
 	"math"
 	"os"
@@ -344,6 +345,126 @@ func testRescore(t *testing.T, store vectordb.Store, coll func(string) string) {
 	for id, r := range rows {
 		if again[id].Health != r.Health {
 			t.Errorf("%s: health %+v after re-scoring with the same model, %+v before", id, again[id].Health, r.Health)
+		}
+	}
+}
+
+// maxWindowsBundle copies the anomaly test bundle with every anomaly model's loop score
+// made from all of a loop's windows (manifest windows "max").
+func maxWindowsBundle(t *testing.T) map[string]*onnx.Anomaly {
+	t.Helper()
+	dir := t.TempDir()
+	ents, err := os.ReadDir(anomalyBundle)
+	if err != nil {
+		t.Fatal(err)
+	}
+	for _, e := range ents {
+		b, err := os.ReadFile(filepath.Join(anomalyBundle, e.Name()))
+		if err != nil {
+			t.Fatal(err)
+		}
+		if e.Name() == "manifest.json" {
+			var m map[string]any
+			if err := json.Unmarshal(b, &m); err != nil {
+				t.Fatal(err)
+			}
+			for _, s := range m["models"].([]any) {
+				if s := s.(map[string]any); s["role"] == onnx.RoleAnomaly {
+					s["windows"] = onnx.AnomalyWindowsMax
+				}
+			}
+			if b, err = json.Marshal(m); err != nil {
+				t.Fatal(err)
+			}
+		}
+		if err := os.WriteFile(filepath.Join(dir, e.Name()), b, 0o644); err != nil {
+			t.Fatal(err)
+		}
+	}
+	b, err := onnx.LoadBundle(dir)
+	if err != nil {
+		t.Fatal(err)
+	}
+	out := map[string]*onnx.Anomaly{}
+	for _, inst := range []string{"drum", "bass"} {
+		a, err := rt.OpenAnomaly(b, inst)
+		if err != nil {
+			t.Fatal(err)
+		}
+		t.Cleanup(func() { a.Close() })
+		out[inst] = a
+	}
+	return out
+}
+
+// TestAnomalyScoresEveryWindow: with a model whose loop score is its windows' highest, a
+// long loop that goes wrong only after its first window is scored on that part, at ingest
+// and again at a rescore; a model scored on the first window does not hear it.
+func TestAnomalyScoresEveryWindow(t *testing.T) {
+	dir := t.TempDir()
+	lib := filepath.Join(dir, "lib")
+	path := filepath.Join(lib, "PackA", "drums", "late_150bpm.wav") // a bar (1.6 s) is longer than the 0.4 s window: hop one window
+	const rate = 22050
+	x := make([]float32, rate*6/5) // 1.2 s: three windows
+	for k := range x {
+		x[k] = float32(0.2 * math.Sin(2*math.Pi*5*float64(k)/rate))
+		if k >= rate*4/5 {
+			x[k] += 0.3 // the last window only: an offset the model scores 100 m^2
+		}
+	}
+	writeWAV(t, path, x, rate)
+	store := openStore(t, filepath.Join(dir, "store"))
+	defer store.Close()
+	cfg := config(t, rt, store)
+	maxModels := maxWindowsBundle(t)
+	cfg.Anomaly = maxModels
+	if _, err := Run(context.Background(), cfg, []string{lib}); err != nil {
+		t.Fatal(err)
+	}
+	l, err := audio.LoadLoop(context.Background(), path, audio.LoadOptions{SampleRate: cfg.SampleRate, WindowSeconds: cfg.WindowSeconds})
+	if err != nil {
+		t.Fatal(err)
+	}
+	wins := l.Windows(cfg.WindowSeconds, audio.HopSeconds(cfg.WindowSeconds, 150), 0)
+	if len(wins) != 3 {
+		t.Fatalf("%d windows, want 3", len(wins))
+	}
+	var scores []float64
+	for _, w := range wins {
+		var m float64
+		for _, v := range w {
+			m += float64(v)
+		}
+		m /= float64(len(w))
+		scores = append(scores, anomalyGain["drum"]*m*m)
+	}
+	want := slices.Max(scores)
+	if scores[0] > 1 || want < 4 {
+		t.Fatalf("window scores %v: the test loop should be normal at its start only", scores)
+	}
+	row := func() vectordb.Row {
+		for _, r := range allRows(t, store, loopid.Collection("drum")) {
+			return r
+		}
+		t.Fatal("nothing stored")
+		return vectordb.Row{}
+	}
+	if r := row(); math.Abs(r.AnomalyScore-want) > 1e-4*want || !r.Anomalous || r.AnomalyModel != maxModels["drum"].ID {
+		t.Errorf("ingest: score %v anomalous %v model %q, want %v (the last window's) from %q", r.AnomalyScore, r.Anomalous, r.AnomalyModel, want, maxModels["drum"].ID)
+	}
+	// a rescore with the first-window model hears the start only; back with "max", the end again
+	first, b := openAnomaly(t)
+	rcfg := RescoreConfig{Store: store, SampleRate: b.SampleRate, WindowSeconds: b.WindowSeconds}
+	for _, c := range []struct {
+		models map[string]*onnx.Anomaly
+		want   float64
+	}{{first, scores[0]}, {maxModels, want}} {
+		rcfg.Anomaly = c.models
+		if _, err := Rescore(context.Background(), rcfg); err != nil {
+			t.Fatal(err)
+		}
+		if r := row(); math.Abs(r.AnomalyScore-c.want) > 1e-4*max(1, c.want) || r.AnomalyModel != c.models["drum"].ID {
+			t.Errorf("rescore (windows %s): score %v model %q, want %v", c.models["drum"].Windows, r.AnomalyScore, r.AnomalyModel, c.want)
 		}
 	}
 }

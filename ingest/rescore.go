@@ -186,6 +186,16 @@ func rescoreOne(ctx context.Context, cfg RescoreConfig, inst string) (RescoreIns
 	return ir, nil
 }
 
+// rescoreWindows cuts what the anomaly model scores of a decoded loop: its model window,
+// or all its windows (as ingest cuts them, at the stored tempo) when the model's loop score
+// comes from all of them.
+func rescoreWindows(cfg RescoreConfig, a *onnx.Anomaly, l *audio.Loop, bpm float64) [][]float32 {
+	if !a.AllWindows() {
+		return [][]float32{l.Window(cfg.WindowSeconds)}
+	}
+	return l.Windows(cfg.WindowSeconds, audio.HopSeconds(cfg.WindowSeconds, bpm), cfg.MaxWindows)
+}
+
 // rescorePage decodes a page's loops again (in parallel), checks and scores them, and
 // writes their rows back with the new health.
 func rescorePage(ctx context.Context, cfg RescoreConfig, inst string, todo []vectordb.Row) (int, int, []ReencodeFailure, error) {
@@ -194,7 +204,7 @@ func rescorePage(ctx context.Context, cfg RescoreConfig, inst string, todo []vec
 	}
 	a := cfg.Anomaly[inst]
 	hs := make([]vectordb.Health, len(todo))
-	wins := make([][]float32, len(todo))
+	wins := make([][][]float32, len(todo))
 	fails := make([]*ReencodeFailure, len(todo))
 	o := audio.LoadOptions{SampleRate: cfg.SampleRate, WindowSeconds: cfg.WindowSeconds, Limits: cfg.Limits}
 	var wg sync.WaitGroup
@@ -209,7 +219,7 @@ func rescorePage(ctx context.Context, cfg RescoreConfig, inst string, todo []vec
 					fails[i] = fl
 					continue
 				}
-				wins[i], hs[i] = l.Window(cfg.WindowSeconds), loopChecks(l, todo[i].BPM)
+				wins[i], hs[i] = rescoreWindows(cfg, a, l, todo[i].BPM), loopChecks(l, todo[i].BPM)
 			}
 		}()
 	}
@@ -223,16 +233,17 @@ func rescorePage(ctx context.Context, cfg RescoreConfig, inst string, todo []vec
 	}
 	var failed []ReencodeFailure
 	var ok []int
-	var flat, bpms []float32
+	var loops [][][]float32
+	var bpms []float32
 	for i := range todo {
 		switch {
 		case fails[i] != nil:
 			failed = append(failed, *fails[i])
-		case len(wins[i]) != a.Graph.InputSize():
-			failed = append(failed, failure(todo[i], ReencodeEncodeFailed, fmt.Errorf("a window of %d samples, the anomaly model takes %d", len(wins[i]), a.Graph.InputSize())))
+		case len(wins[i][0]) != a.Graph.InputSize():
+			failed = append(failed, failure(todo[i], ReencodeEncodeFailed, fmt.Errorf("a window of %d samples, the anomaly model takes %d", len(wins[i][0]), a.Graph.InputSize())))
 		default:
 			ok = append(ok, i)
-			flat = append(flat, wins[i]...)
+			loops = append(loops, wins[i])
 			bpms = append(bpms, declaredBPM(todo[i].BPM, todo[i].BPMSource))
 		}
 	}
@@ -243,7 +254,7 @@ func rescorePage(ctx context.Context, cfg RescoreConfig, inst string, todo []vec
 	for k, i := range ok {
 		ptrs[k] = &hs[i]
 	}
-	if err := scoreWindows(ctx, a, flat, bpms, ptrs); err != nil {
+	if err := scoreLoops(ctx, a, loops, bpms, ptrs); err != nil {
 		return 0, 0, failed, fmt.Errorf("rescore %s: %w", inst, err)
 	}
 	health := map[string]vectordb.Health{}

@@ -5,6 +5,7 @@ import (
 	"fmt"
 	"io"
 	"math"
+	"slices"
 )
 
 // Anomaly scores audio windows with an instrument's anomaly model: how far a window lies
@@ -15,7 +16,21 @@ type Anomaly struct {
 	Threshold float64
 	// ID identifies the model and threshold (Bundle.AnomalyID); stored with every score.
 	ID string
+	// Windows is how a loop's windows make its score (the manifest's windows:
+	// AnomalyWindowsFirst or AnomalyWindowsMax); ScoreLoops applies it.
+	Windows string
 }
+
+// How an anomaly model's loop score comes from its windows' scores (ModelSpec.Windows).
+const (
+	// AnomalyWindowsFirst: the loop's first window (the model window) scores it; a loop
+	// longer than the window is judged by its start.
+	AnomalyWindowsFirst = "first"
+	// AnomalyWindowsMax: every window of the loop is scored, and the highest score is the
+	// loop's (a click 9 s into a 12 s loop, or a seam that only the last window wraps
+	// across, counts).
+	AnomalyWindowsMax = "max"
+)
 
 // OpenAnomaly opens an instrument's anomaly model; ErrNoModel when the bundle has none.
 // Close it when done.
@@ -32,7 +47,11 @@ func (r *Runtime) OpenAnomaly(b *Bundle, instrument string) (*Anomaly, error) {
 	if err != nil {
 		return nil, err
 	}
-	return &Anomaly{Graph: m, Threshold: spec.Threshold, ID: id}, nil
+	w := spec.Windows
+	if w == "" {
+		w = AnomalyWindowsFirst
+	}
+	return &Anomaly{Graph: m, Threshold: spec.Threshold, ID: id, Windows: w}, nil
 }
 
 // Close closes the graph when it can be closed (a *Model).
@@ -101,6 +120,56 @@ func (a *Anomaly) Score(ctx context.Context, windows, bpms []float32) ([]float64
 		s[i] = f
 	}
 	return s, nil
+}
+
+// AllWindows reports whether a loop's score needs all its windows (AnomalyWindowsMax), not
+// only its first.
+func (a *Anomaly) AllWindows() bool { return a.Windows == AnomalyWindowsMax }
+
+// ScoreLoops scores loops given as their windows (loops[i] holds loop i's windows, each
+// of Graph.InputSize samples, the first being its model window) and each loop's declared
+// tempo (bpms: nil for none, else one per loop), and returns one score per loop, made as
+// the model's Windows says: the first window's score, or the highest of all. With
+// AnomalyWindowsFirst the other windows are not run.
+func (a *Anomaly) ScoreLoops(ctx context.Context, loops [][][]float32, bpms []float32) ([]float64, error) {
+	if bpms != nil && len(bpms) != len(loops) {
+		return nil, fmt.Errorf("anomaly: %d tempi for %d loops: give one per loop (0 for none)", len(bpms), len(loops))
+	}
+	all := a.AllWindows()
+	var flat, wb []float32
+	counts := make([]int, len(loops))
+	for i, ws := range loops {
+		if len(ws) == 0 {
+			return nil, fmt.Errorf("anomaly: loop %d has no windows", i)
+		}
+		if !all {
+			ws = ws[:1]
+		}
+		counts[i] = len(ws)
+		for _, w := range ws {
+			flat = append(flat, w...)
+			if bpms != nil {
+				wb = append(wb, bpms[i])
+			}
+		}
+	}
+	s, err := a.Score(ctx, flat, wb)
+	if err != nil {
+		return nil, err
+	}
+	out := make([]float64, len(loops))
+	k := 0
+	for i, c := range counts {
+		if k+c > len(s) {
+			return nil, fmt.Errorf("anomaly: %d scores for %d windows", len(s), k+c)
+		}
+		out[i] = slices.Max(s[k : k+c])
+		k += c
+	}
+	if k != len(s) {
+		return nil, fmt.Errorf("anomaly: %d scores for %d windows", len(s), k)
+	}
+	return out, nil
 }
 
 // Anomalous reports whether a score lies above the threshold.

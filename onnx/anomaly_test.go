@@ -76,6 +76,59 @@ func TestAnomalyIDFollowsModelAndThreshold(t *testing.T) {
 	if before == after || bass1 != bass2 {
 		t.Errorf("drum id %s -> %s (want a change), bass %s -> %s (want none)", before, after, bass1, bass2)
 	}
+	// how windows make a loop's score is part of what a stored score means; "first" is the
+	// default, so naming it keeps the id
+	for w, change := range map[string]bool{"first": false, "max": true} {
+		dir := copyBundle(t, anomalyBundle)
+		editManifest(t, dir, func(m map[string]any) { model(m, 2)["windows"] = w })
+		b3, err := LoadBundle(dir)
+		if err != nil {
+			t.Fatal(err)
+		}
+		if got, _ := b3.AnomalyID("drum"); (got != before) != change {
+			t.Errorf("windows %q: drum id %s -> %s, want a change: %v", w, before, got, change)
+		}
+	}
+}
+
+// TestAnomalyScoreLoops: a loop's score is its first window's, or with windows "max" the
+// highest of its windows' (the others then are run too); tempi are one per loop, and a loop
+// without windows or a count of tempi that does not match is refused.
+func TestAnomalyScoreLoops(t *testing.T) {
+	dir := copyBundle(t, anomalyBundle)
+	editManifest(t, dir, func(m map[string]any) { model(m, 2)["windows"] = "max"; model(m, 3)["windows"] = "first" })
+	b, err := LoadBundle(dir)
+	if err != nil {
+		t.Fatal(err)
+	}
+	flat := func(v float32) []float32 { return slices.Repeat([]float32{v}, 40) }
+	// the drum model scores 100 m^2, the bass model 50 m^2 + bpm / 1000 (m: the window's mean)
+	loops := [][][]float32{{flat(0.1), flat(0.3)}, {flat(0.2)}, {flat(-0.05), flat(0.05), flat(-0.4)}}
+	for inst, want := range map[string][]float64{"drum": {9, 4, 16}, "bass": {0.5 + 0.12, 2, 0.125 + 0.09}} {
+		a, err := rt.OpenAnomaly(b, inst)
+		if err != nil {
+			t.Fatal(err)
+		}
+		if a.AllWindows() != (inst == "drum") {
+			t.Errorf("%s AllWindows() = %v", inst, a.AllWindows())
+		}
+		got, err := a.ScoreLoops(context.Background(), loops, []float32{120, 0, 90})
+		if err != nil {
+			t.Fatal(err)
+		}
+		for i := range want {
+			if math.Abs(got[i]-want[i]) > 1e-4 {
+				t.Errorf("%s (windows %s) loop %d: score %v, want %v", inst, a.Windows, i, got[i], want[i])
+			}
+		}
+		if _, err := a.ScoreLoops(context.Background(), loops, []float32{120}); err == nil || !strings.Contains(err.Error(), "1 tempi for 3 loops") {
+			t.Errorf("%s: one tempo for three loops: %v", inst, err)
+		}
+		if _, err := a.ScoreLoops(context.Background(), [][][]float32{{flat(0)}, {}}, nil); err == nil || !strings.Contains(err.Error(), "loop 1 has no windows") {
+			t.Errorf("%s: a loop without windows: %v", inst, err)
+		}
+		a.Close()
+	}
 }
 
 func TestAnomalyManifestErrors(t *testing.T) {
@@ -87,11 +140,13 @@ func TestAnomalyManifestErrors(t *testing.T) {
 	}{
 		{"no threshold", []string{"drum_anomaly.onnx", "positive, finite threshold"}, func(m map[string]any) { delete(model(m, iDrum), "threshold") }},
 		{"negative threshold", []string{"positive, finite threshold"}, func(m map[string]any) { model(m, iDrum)["threshold"] = -1 }},
-		{"threshold on an encoder", []string{"drum_encoder", "belongs to an anomaly model"}, func(m map[string]any) { model(m, 0)["threshold"] = 1 }},
+		{"threshold on an encoder", []string{"drum_encoder", "belong to an anomaly model"}, func(m map[string]any) { model(m, 0)["threshold"] = 1 }},
 		{"no instrument", []string{"names one instrument"}, func(m map[string]any) { model(m, iDrum)["instruments"] = []string{} }},
 		{"output not one score", []string{"score", "[-1 2]", "[-1]"}, func(m map[string]any) { tensor(m, iDrum, "outputs")["shape"] = []int{-1, 2} }},
 		{"input not a window", []string{"drum_anomaly.onnx", "[-1 41]"}, func(m map[string]any) { tensor(m, iDrum, "inputs")["shape"] = []int{-1, 41} }},
 		{"two for one instrument", []string{"one model per role"}, func(m map[string]any) { model(m, iDrum+1)["instruments"] = []string{"drum"} }},
+		{"windows unknown", []string{"drum_anomaly.onnx", `windows "mean"`, `"first"`, `"max"`}, func(m map[string]any) { model(m, iDrum)["windows"] = "mean" }},
+		{"windows on an encoder", []string{"drum_encoder", "belong to an anomaly model"}, func(m map[string]any) { model(m, 0)["windows"] = "max" }},
 	}
 	for _, c := range cases {
 		t.Run(c.name, func(t *testing.T) {
@@ -195,7 +250,8 @@ func TestAnomalyGoldenParity(t *testing.T) {
 			WAV        string  `json:"wav"`
 			Instrument string  `json:"instrument"`
 			BPM        float32 `json:"bpm"`
-			Score      float64 `json:"score"`
+			Score      float64 `json:"score"` // the loop's, from its windows as the manifest says
+			Windows    int     `json:"windows"`
 		} `json:"fixtures"`
 	}
 	if err := json.Unmarshal(raw, &g); err != nil {
@@ -216,9 +272,14 @@ func TestAnomalyGoldenParity(t *testing.T) {
 	flagged, clipped := 0, 0
 	for _, f := range g.Fixtures {
 		t.Run(fmt.Sprintf("%s@%vbpm", f.WAV, f.BPM), func(t *testing.T) {
-			pcm, _, err := audio.Load(context.Background(), filepath.Join(dir, f.WAV), audio.LoadOptions{SampleRate: b.SampleRate, WindowSeconds: b.WindowSeconds})
+			l, err := audio.LoadLoop(context.Background(), filepath.Join(dir, f.WAV), audio.LoadOptions{SampleRate: b.SampleRate, WindowSeconds: b.WindowSeconds})
 			if err != nil {
 				t.Fatal(err)
+			}
+			// the windows as ingest cuts them, at the fixture's tempo
+			wins := l.Windows(b.WindowSeconds, audio.HopSeconds(b.WindowSeconds, float64(f.BPM)), 0)
+			if f.Windows != 0 && len(wins) != f.Windows {
+				t.Fatalf("%d windows, train/ cut %d", len(wins), f.Windows)
 			}
 			a := models[f.Instrument]
 			var bpms []float32
@@ -227,12 +288,12 @@ func TestAnomalyGoldenParity(t *testing.T) {
 			} else if f.BPM != 0 {
 				t.Fatalf("a fixture at a declared tempo for a model that takes none")
 			}
-			s, err := a.Score(context.Background(), pcm, bpms)
+			s, err := a.ScoreLoops(context.Background(), [][][]float32{wins}, bpms)
 			if err != nil {
 				t.Fatal(err)
 			}
 			if d := math.Abs(s[0]-f.Score) / math.Max(math.Abs(f.Score), 1e-3); d > g.ToleranceRel {
-				t.Errorf("score %v, train/ %v (relative diff %.3g)", s[0], f.Score, d)
+				t.Errorf("score %v (windows %s), train/ %v (relative diff %.3g)", s[0], a.Windows, f.Score, d)
 			}
 			if strings.Contains(f.WAV, "clipped") {
 				clipped++

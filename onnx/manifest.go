@@ -97,6 +97,10 @@ type ModelSpec struct {
 	// Threshold an anomaly model's score must exceed for a loop to be flagged anomalous
 	// (output [-1]: one score per window).
 	Threshold float64 `json:"threshold,omitempty"`
+	// Windows says how an anomaly model's loop score comes from the scores of the loop's
+	// windows (audio.Windows): AnomalyWindowsFirst (the default when empty) or
+	// AnomalyWindowsMax. The threshold was set on loop scores made that way.
+	Windows string `json:"windows,omitempty"`
 	// Embedder names an embedder's representation (lower case, as an instrument name);
 	// "latent" is the encoder's and cannot be an embedder's.
 	Embedder string `json:"embedder,omitempty"`
@@ -290,6 +294,9 @@ func (b *Bundle) check() error {
 			if math.IsNaN(s.Threshold) || math.IsInf(s.Threshold, 0) || s.Threshold <= 0 {
 				return fmt.Errorf("%s: an anomaly model needs a positive, finite threshold (the 95th percentile of its training scores); manifest has %v", where, s.Threshold)
 			}
+			if s.Windows != "" && s.Windows != AnomalyWindowsFirst && s.Windows != AnomalyWindowsMax {
+				return fmt.Errorf("%s: windows %q: want %q (the loop's first window scores it) or %q (its highest-scoring window does)", where, s.Windows, AnomalyWindowsFirst, AnomalyWindowsMax)
+			}
 			wantIn, wantOut = audio, []int64{-1}
 		case RoleEmbedder:
 			if !ValidEmbedderName(s.Embedder) || s.Embedder == LatentEmbedder {
@@ -308,8 +315,8 @@ func (b *Bundle) check() error {
 		if s.Role != RoleEmbedder && s.Embedder != "" {
 			return fmt.Errorf("%s: embedder %q names an embedder's representation, not a %s's", where, s.Embedder, s.Role)
 		}
-		if s.Role != RoleAnomaly && s.Threshold != 0 {
-			return fmt.Errorf("%s: threshold belongs to an anomaly model, not a %s", where, s.Role)
+		if s.Role != RoleAnomaly && (s.Threshold != 0 || s.Windows != "") {
+			return fmt.Errorf("%s: threshold and windows belong to an anomaly model, not a %s", where, s.Role)
 		}
 		if s.Role != RoleClassifier && s.Role != RoleOneShotClassifier && (len(s.Classes) > 0 || s.MinConfidence != 0) {
 			return fmt.Errorf("%s: classes and min_confidence belong to a classifier, not a %s", where, s.Role)
@@ -517,7 +524,8 @@ func (b *Bundle) Anomaly(instrument string) (ModelSpec, error) {
 
 // AnomalyID identifies what an instrument's anomaly model scores with, as EncoderID does
 // for an encoder: the label, then the first 12 hex digits of the sha256 of the model
-// file's sha256, the threshold, the rate and the window. A stored score records it, so a
+// file's sha256, the threshold, the rate and the window (and how windows make a loop's
+// score, when not by the first alone). A stored score records it, so a
 // library whose scores came from another model is found and re-scored.
 func (b *Bundle) AnomalyID(instrument string) (string, error) {
 	spec, err := b.Anomaly(instrument)
@@ -527,6 +535,9 @@ func (b *Bundle) AnomalyID(instrument string) (string, error) {
 	h := sha256.New()
 	fmt.Fprintf(h, "anomaly %s\nthreshold %s\nsample_rate %d\nwindow_seconds %s\n",
 		strings.ToLower(spec.SHA256), strconv.FormatFloat(spec.Threshold, 'g', -1, 64), b.SampleRate, strconv.FormatFloat(b.WindowSeconds, 'g', -1, 64))
+	if spec.Windows != "" && spec.Windows != AnomalyWindowsFirst { // a first-window model's id is what it was before windows existed
+		fmt.Fprintf(h, "windows %s\n", spec.Windows)
+	}
 	return fmt.Sprintf("%s@%s:%s", b.Name, b.Version, hex.EncodeToString(h.Sum(nil))[:12]), nil
 }
 
