@@ -22,7 +22,7 @@ PYTHONPATH=train nice -n "${NICE:-5}" "$PY" -m loopmatch_train.run2 --out train/
 # stage), added to the bundle just written
 PYTHONPATH=train nice -n "${NICE:-5}" "$PY" -m loopmatch_train.run_nlc --out train/out \
   --bundle models/loopmatch-v2 2>&1 | tee -a train/out/make_models.log
-# the anomaly models (Deep SVDD per instrument, its baselines and the damage evaluation),
+# the anomaly models (Deep SVDD and the largest tails per instrument, the one that wins on val shipped; baselines and the damage evaluation),
 # added to the bundle just written; alone from an existing train/out:
 #   PYTHONPATH=train .venv-train/bin/python -m loopmatch_train.anomaly --out train/out --bundle models/loopmatch-v2
 PYTHONPATH=train nice -n "${NICE:-5}" "$PY" -m loopmatch_train.anomaly --out train/out \

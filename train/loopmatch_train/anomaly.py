@@ -35,6 +35,7 @@ from __future__ import annotations
 
 import argparse
 import json
+import math
 import os
 import time
 
@@ -83,11 +84,65 @@ TEMPO = ["beat_gap", "beat_off", "beat_ac", "beat2_gap", "beat2_off", "beat2_ac"
          "repeat_frac", "repeat_exact", "tiled_frac"]
 TEMPO_FREE = [TEMPO.index("repeat_exact")]  # the tempo features a loop without a declared tempo still has
 N_FEATURES = 3 * N_MELS + len(SCALARS) + len(TEMPO)
-METHODS = ["svdd_plain", "svdd_residual", "iforest", "pca"]
+METHODS = ["svdd_plain", "svdd_residual", "iforest", "pca", "tails"]
+SHIPPABLE = ["svdd_plain", "svdd_residual", "tails"]  # the methods a bundle may ship (chosen on val)
 
 
 def log(*a):
     print(time.strftime("[%H:%M:%S]"), *a, flush=True)
+
+
+# --- a loop's windows, as ingest cuts them (audio/windows.go) ----------------------------
+# A loop longer than the window is scored on every window (one per hop of whole bars at its
+# declared tempo, continuing from the loop's start past its end, so the last one holds the
+# seam), and the loop's score aggregates its windows' scores (WINDOW_MODES, chosen on the
+# validation split): a click 9 s into a 12 s loop is not in its first window.
+
+MAX_WINDOWS = 16  # audio.DefaultMaxWindows
+HOP_BPM = (40.0, 300.0)  # audio's minHopBPM, maxHopBPM
+WINDOW_S = N / SR
+WINDOW_MODES = ["first", "max"]  # the loop's score: its first window's, or the largest of its windows'
+
+
+def hop_seconds(bpm, window_s=WINDOW_S):
+    """audio.HopSeconds: the most whole bars (4/4) at bpm that fit the window; one window
+    when the tempo is unknown or out of bounds."""
+    if not (HOP_BPM[0] <= bpm <= HOP_BPM[1]):
+        return window_s
+    bar = 240.0 / bpm
+    bars = math.floor(window_s / bar + 1e-9)
+    return window_s if bars < 1 else bars * bar
+
+
+def window_count(duration, hop, window_s=WINDOW_S, max_windows=MAX_WINDOWS):
+    """audio.WindowCount: one for a loop no longer than the window, else one per hop that
+    starts inside the loop (a start within 1 % of a hop of the end does not count)."""
+    if not duration > window_s * (1 + 1e-6) or not hop > 0:
+        return 1
+    return max(1, min(int(math.ceil(duration / hop - 0.01)), max_windows))
+
+
+def loop_windows(x, bpm, max_windows=MAX_WINDOWS):
+    """audio.Windows of a mono loop at SR: window 0 is window(x); window k starts k hops in
+    (rounded half away from zero, as Go's math.Round) and wraps past the end."""
+    x = np.asarray(x, np.float32)
+    hop = hop_seconds(bpm)
+    out = [window(x)]
+    for k in range(1, window_count(len(x) / SR, hop, max_windows=max_windows)):
+        start = int(math.floor(k * hop * SR + 0.5)) % len(x)
+        out.append(x[np.arange(start, start + N) % len(x)])
+    return out
+
+
+def aggregate(s, counts, mode):
+    """Per-window scores s (loops' windows end to end, counts per loop) -> one per loop."""
+    counts = np.asarray(counts, np.int64)
+    starts = np.r_[0, np.cumsum(counts)[:-1]].astype(np.int64)
+    if mode == "first":
+        return s[starts]
+    if mode == "max":
+        return np.maximum.reduceat(s, starts)
+    raise ValueError(f"unknown window aggregation {mode!r}: use one of {', '.join(WINDOW_MODES)}")
 
 
 # --- the embedding ---------------------------------------------------------------------
@@ -352,6 +407,25 @@ def pooling(group):
 POOLS = [4, 8, 16]
 
 
+def feature_names(group):
+    """Names of pooling(group)'s columns: mean / spread / floor of mel bands a-b, then the
+    scalars and the tempo features."""
+    out = []
+    for g in range(3 * N_MELS // group):
+        lo = g * group
+        out.append(f"{('mean', 'spread', 'floor')[lo // N_MELS]}_{lo % N_MELS}-{lo % N_MELS + group - 1}")
+    return out + SCALARS + TEMPO
+
+
+# Which of the pooled features the models read, chosen on the validation split (select):
+# greedy forward selection by the mean AUROC over the damage kinds, both conditions, of a
+# proxy needing no training (a window's SELECT_TOP largest feature tails summed; a loop's
+# score the highest of its windows'), up to SELECT_MAX features, while a feature adds at
+# least SELECT_GAIN. With every feature each loop has some tails far out by chance (a few
+# dozen values), and the one that hears a damage is drowned; the few that carry most are kept.
+SELECT_TOP, SELECT_MAX, SELECT_GAIN = 3, 24, 1e-4
+
+
 QUANTILES = 1024  # order statistics of the training values kept per feature
 # values this close (relative) to a training value count as equal to it: many features have a
 # point mass (no clipped samples: log(1e-5) exactly), and a value one rounding away from it
@@ -431,6 +505,36 @@ class AnomalyGraph(nn.Module):
         z = torch.clamp((self.tails(f.reshape(n * o, d)) - self.mu) / self.sd, -CLAMP, CLAMP)
         raw = ((self.net(z) - self.c) ** 2).sum(1).reshape(n, o).amin(1)  # the tempo reading that fits best
         return raw / torch.where(b > 0, self.scale_tempo, self.scale_none)
+
+
+class TailsGraph(nn.Module):
+    """The largest-tails score as a graph, with AnomalyGraph's inputs and output: the sum of a
+    window's SELECT_TOP largest feature tails over the selected features (pool holds only
+    their columns, ref their order statistics), the lowest over the tempo's readings, over its
+    condition's training 95th percentile. No training beyond the tails themselves (as ECOD)."""
+
+    def __init__(self, pool, ref, scale_tempo, scale_none, k=SELECT_TOP):
+        super().__init__()
+        self.fe = Features()
+        self.tails = Tails(ref)
+        self.k = k
+        self.register_buffer("pool", torch.tensor(pool, dtype=torch.float32))
+        self.register_buffer("scale_tempo", torch.tensor(scale_tempo, dtype=torch.float32))
+        self.register_buffer("scale_none", torch.tensor(scale_none, dtype=torch.float32))
+
+    def forward(self, audio, bpm):
+        b = bpm[:, 0]
+        f = torch.matmul(self.fe(audio, b), self.pool)  # [B, octaves, d]
+        n, o, d = f.shape
+        raw = torch.topk(self.tails(f.reshape(n * o, d)), self.k, dim=1).values.sum(1).reshape(n, o).amin(1)
+        return raw / torch.where(b > 0, self.scale_tempo, self.scale_none)
+
+
+def tails_scores(prep, sel, k=SELECT_TOP):
+    """The largest-tails score of standardised windows [n, d] (prep's), over columns sel."""
+    mu, sd = prep["mu"][sel], prep["sd"][sel]
+    k = min(k, len(sel))
+    return lambda q: np.sort(q[:, sel] * sd + mu, 1)[:, -k:].sum(1)
 
 
 def standardiser(x):
@@ -628,25 +732,34 @@ def _load(corpus_dir, rel):
 
 
 def damaged_windows(rows, idx_by_inst, corpus_dir, split, inst, seed=SEED):
-    """Clean windows of split's inst loops and each kind's damaged windows, one per loop."""
+    """Clean loops of split's inst and each kind's damaged loops, one per loop, each as its
+    windows (loop_windows at the loop's declared tempo)."""
     mine = idx_by_inst[(split, inst)]
     others = idx_by_inst[(split, "bass" if inst == "drum" else "drum")]
     out = {k: [] for k in ["clean"] + D.KINDS}
     for n, i in enumerate(mine):
         r = rows[i]
         x = _load(corpus_dir, r["path"])
-        out["clean"].append(window(x))
+        out["clean"].append(loop_windows(x, r["bpm"]))
         for kk, kind in enumerate(D.KINDS):
             rng = np.random.default_rng([seed, kk, n, 7 if split == "val" else 11 if split == "test" else 13])
             other = _load(corpus_dir, rows[int(rng.choice(others))]["path"]) if kind == "wrong_instrument" else None
-            out[kind].append(window(D.apply(kind, x, rng, n_window=N, bpm=r["bpm"], sr=SR, other=other)))
+            out[kind].append(loop_windows(D.apply(kind, x, rng, n_window=N, bpm=r["bpm"], sr=SR, other=other), r["bpm"]))
     return out
 
 
+def embed_loops(loops, bpms, fe):
+    """loops: per loop its windows; -> (embeddings of all windows end to end, windows per loop)."""
+    counts = np.array([len(w) for w in loops], np.int64)
+    flat = [w for ws in loops for w in ws]
+    return embed(flat, list(np.repeat(np.asarray(bpms, np.float32), counts)), fe), counts
+
+
 def dataset(work_dir, corpus_dir, log=log):
-    """Embeddings per (split, instrument, set) at each loop's declared tempo (its name's, as a
-    library's file names carry it: a damaged loop keeps the name of the loop it was), cached
-    in WORK/embeddings.npz."""
+    """Embeddings of every window per (split, instrument, set) at each loop's declared tempo
+    (its name's, as a library's file names carry it: a damaged loop keeps the name of the
+    loop it was), and (split, instrument, set + "#n") the windows per loop; cached in
+    WORK/embeddings.npz."""
     d = work_dir
     os.makedirs(d, exist_ok=True)
     path = os.path.join(d, "embeddings.npz")
@@ -657,23 +770,28 @@ def dataset(work_dir, corpus_dir, log=log):
     if os.path.exists(path):
         z = np.load(path)
         data = {tuple(k.split("/")): z[k] for k in z.files}
-        # reused only if it is this embedding of this corpus (a stale cache is rebuilt)
-        if all(data.get((s, i, "clean"), np.zeros((0, 0))).shape == (len(idx[(s, i)]), len(OCTAVES), N_FEATURES)
-               for s in ("train", "val", "test", "transfer") for i in INSTRUMENTS):
+
+        def fits(s, i):  # this embedding of this corpus's loops, every window (a stale cache is rebuilt)
+            e, n = data.get((s, i, "clean")), data.get((s, i, "clean#n"))
+            return (e is not None and n is not None and len(n) == len(idx[(s, i)]) and int(n.sum()) == len(e)
+                    and e.shape[1:] == (len(OCTAVES), N_FEATURES))
+        if all(fits(s, i) for s in ("train", "val", "test", "transfer") for i in INSTRUMENTS):
             return data, rows, idx
         log("anomaly: cached embeddings do not match the corpus or the embedding: recomputing")
     fe = Features().eval()
     data = {}
     for inst in INSTRUMENTS:
         t = time.time()
-        data[("train", inst, "clean")] = embed([window(_load(corpus_dir, rows[i]["path"])) for i in idx[("train", inst)]],
-                                               [rows[i]["bpm"] for i in idx[("train", inst)]], fe)
-        log(f"anomaly: train {inst}: {len(idx[('train', inst)])} loops ({time.time() - t:.0f} s)")
+        tr = idx[("train", inst)]
+        e, n = embed_loops([loop_windows(_load(corpus_dir, rows[i]["path"]), rows[i]["bpm"]) for i in tr],
+                           [rows[i]["bpm"] for i in tr], fe)
+        data[("train", inst, "clean")], data[("train", inst, "clean#n")] = e, n
+        log(f"anomaly: train {inst}: {len(tr)} loops, {len(e)} windows ({time.time() - t:.0f} s)")
         for split in ("val", "test", "transfer"):
             t = time.time()
             bpms = [rows[i]["bpm"] for i in idx[(split, inst)]]
             for k, w in damaged_windows(rows, idx, corpus_dir, split, inst).items():
-                data[(split, inst, k)] = embed(w, bpms, fe)
+                data[(split, inst, k)], data[(split, inst, k + "#n")] = embed_loops(w, bpms, fe)
             log(f"anomaly: {split} {inst}: {len(idx[(split, inst)])} loops x {1 + len(D.KINDS)} ({time.time() - t:.0f} s)")
     np.savez(path, **{"/".join(k): v for k, v in data.items()})
     return data, rows, idx
@@ -690,32 +808,81 @@ def key(split, cond):
 
 
 def preparer(data, inst, group):
-    """The model's input for one band pooling: the train split's loops with their declared
-    tempo and again without one (so a loop without a tempo is as normal as one with), each
-    feature through its training tails (Tails), standardised; the held-out splits' sets
-    likewise, per condition."""
+    """The model's input for one band pooling: every window of the train split's loops with
+    their declared tempo and again without one (so a loop without a tempo is as normal as one
+    with), each feature through its training tails (Tails), standardised; the held-out splits'
+    sets likewise, per condition, each as (windows [n, octaves, d], windows per loop)."""
     pool = pooling(group)
-    trd = data[("train", inst, "clean")] @ pool  # [n, octaves, d]
+    trd = data[("train", inst, "clean")] @ pool  # [windows, octaves, d]
+    cnt = data[("train", inst, "clean#n")]
     tr3 = np.concatenate([trd, no_tempo(trd)])
     tr = tr3[:, 0]  # the models learn the declared reading
-    known = np.r_[np.ones(len(trd), bool), np.zeros(len(trd), bool)]
     ref = reference(tr)
     tails = Tails(ref)
     t = apply_tails(tails, tr)
     mu, sd = standardiser(t)
 
     def prep(x):  # [n, octaves, d] -> the same, through the tails, standardised
-        return _std(apply_tails(tails, x.reshape(-1, x.shape[-1])), mu, sd).reshape(x.shape)
-    sets = {split: {"tempo": {k: prep(data[(split, inst, k)] @ pool) for k in ["clean"] + D.KINDS},
-                    "no_tempo": {k: prep(no_tempo(data[(split, inst, k)] @ pool)) for k in ["clean"] + D.KINDS}}
+        return _std(apply_tails(tails, x.reshape(-1, x.shape[-1])), mu, sd).reshape(x.shape[:-1] + (-1,))
+
+    def held(split, k, cond):
+        x = data[(split, inst, k)] @ pool
+        return prep(x if cond == "tempo" else no_tempo(x)), data[(split, inst, k + "#n")]
+    sets = {split: {cond: {k: held(split, k, cond) for k in ["clean"] + D.KINDS} for cond in CONDITIONS}
             for split in ("val", "test", "transfer")}
-    return {"pool": pool, "ref": ref, "mu": mu, "sd": sd, "z": _std(t, mu, sd), "z3": prep(tr3), "known": known, "sets": sets}
+    return {"pool": pool, "ref": ref, "mu": mu, "sd": sd, "z": _std(t, mu, sd),
+            "z3": (prep(tr3), np.concatenate([cnt, cnt])),
+            "known": np.r_[np.ones(len(cnt), bool), np.zeros(len(cnt), bool)],  # per loop: with a declared tempo
+            "sets": sets}
 
 
 def lowest(fn):
     """A score of one reading [n, d] -> the score of all of them [n, octaves, d]: the lowest
     (the tempo reading that fits best)."""
     return lambda z3: np.min(np.stack([fn(np.ascontiguousarray(z3[:, o])) for o in range(z3.shape[1])], 1), 1)
+
+
+def per_loop(fn, mode):
+    """A score of one reading [n, d] -> a score per loop of a (windows, windows per loop) set."""
+    low = lowest(fn)
+    return lambda s: aggregate(low(s[0]), s[1], mode)
+
+
+def val_auroc(fn, val, modes=WINDOW_MODES):
+    """Mean AUROC over the damage kinds on val, over both conditions (with a declared tempo
+    and without) and the window aggregations in modes."""
+    out = []
+    for mode in modes:
+        f = per_loop(fn, mode)
+        out += [auroc(f(val[cond]["clean"]), f(val[cond][k])) for cond in CONDITIONS for k in D.KINDS]
+    return float(np.mean(out))
+
+
+def select(prep, names, log=log):
+    """Greedy forward selection of the largest-tails score's features on val (see SELECT_TOP):
+    prep from preparer. Returns the chosen columns in the order chosen and the val figure
+    after each."""
+    mu, sd = prep["mu"], prep["sd"]
+    val = {cond: {k: (v[0] * sd + mu, v[1]) for k, v in prep["sets"]["val"][cond].items()} for cond in CONDITIONS}
+
+    def proxy(sel):  # tails_scores on the un-standardised values, computed once
+        k = min(SELECT_TOP, len(sel))
+        f = per_loop(lambda q: np.sort(q[:, sel], 1)[:, -k:].sum(1), "max")
+        out = []
+        for cond in CONDITIONS:
+            clean = f(val[cond]["clean"])
+            out += [auroc(clean, f(val[cond][kind])) for kind in D.KINDS]
+        return float(np.mean(out))
+    sel, trace, best = [], [], 0.0
+    while len(sel) < min(SELECT_MAX, len(names)):
+        v, j = max((proxy(sel + [j]), j) for j in range(len(names)) if j not in sel)
+        if v < best + SELECT_GAIN:
+            break
+        sel.append(j)
+        best = v
+        trace.append({"feature": names[j], "val": round(v, 4)})
+    log(f"anomaly: selected {len(sel)} of {len(names)} features (val {best:.4f}): {', '.join(names[j] for j in sel)}")
+    return sel, trace
 
 
 def build(out_dir, bundle_dir, log=log, work_dir=None):
@@ -728,18 +895,19 @@ def build(out_dir, bundle_dir, log=log, work_dir=None):
     t1 = time.time()
     info = {"seed": SEED, "percentile": PERCENTILE, "features": N_FEATURES, "scalars": SCALARS, "tempo_features": TEMPO,
             "quantiles": QUANTILES, "conditions": CONDITIONS, "front_end": {"n_fft": N_FFT, "hop": HOP, "n_mels": N_MELS}, "damage_kinds": D.KINDS,
-            "instruments": {}}
+            "max_windows": MAX_WINDOWS, "window_modes": WINDOW_MODES,
+            "select": {"top": SELECT_TOP, "max": SELECT_MAX, "gain": SELECT_GAIN}, "instruments": {}}
     shipped = {}
     for inst in INSTRUMENTS:
-        res = {"train_loops": int(len(data[("train", inst, "clean")])), "pools": {}}
-        best = None
-        for group in POOLS:  # the band pooling and the Deep SVDD variant, chosen on val
+        res = {"train_loops": int(len(data[("train", inst, "clean#n")])), "train_windows": int(len(data[("train", inst, "clean")])),
+               "pools": {}, "selected": {}}
+        best, best_tails = None, None
+        for group in POOLS:  # the band pooling, the Deep SVDD variant and the tails' features, chosen on val
             prep = preparer(data, inst, group)
             val = prep["sets"]["val"]
 
-            def val_mean(fn, val=val):  # over both conditions: with a declared tempo and without
-                fn = lowest(fn)
-                return float(np.mean([auroc(fn(val[cond]["clean"]), fn(val[cond][k])) for cond in CONDITIONS for k in D.KINDS]))
+            def val_mean(fn, val=val):  # both conditions and both window aggregations
+                return val_auroc(fn, val)
             for variant in ("plain", "residual"):
                 net, c, hist = train_svdd(variant, prep["z"], val_mean, log=log)
                 v = val_mean(lambda q: svdd_scores(net, c, q))
@@ -747,40 +915,72 @@ def build(out_dir, bundle_dir, log=log, work_dir=None):
                 log(f"anomaly: {inst} bands pooled by {group}, svdd_{variant}: val mean AUROC {v:.4f}")
                 if best is None or v > best[0]:
                     best = (v, group, variant, net, c, hist, prep, val_mean)
+            names = feature_names(group)
+            sel, trace = select(prep, names, log)
+            res["selected"][str(group)] = trace
+            v = val_mean(tails_scores(prep, sel))
+            res["pools"][f"{group}/tails"] = round(v, 4)
+            log(f"anomaly: {inst} bands pooled by {group}, tails of {len(sel)} features: val mean AUROC {v:.4f}")
+            if best_tails is None or v > best_tails[0]:
+                best_tails = (v, group, sel, [names[j] for j in sel], prep)
         _, group, variant, net, c, hist, prep, val_mean = best
-        res["pool"] = group
+        _, tgroup, tsel, tnames, tprep = best_tails
+        res["pool"], res["tails_pool"] = group, tgroup
         res["features"] = int(prep["pool"].shape[1])
-        res["methods"] = {}
+        res["tails_features"] = tnames
         models = {}
         # the other variant at the chosen pooling, so the table compares both on one embedding
         other = "residual" if variant == "plain" else "plain"
         onet, oc, ohist = train_svdd(other, prep["z"], val_mean, log=log)
         for v, (n_, c_, h_) in ((variant, (net, c, hist)), (other, (onet, oc, ohist))):
-            models["svdd_" + v] = (lambda q, net=n_, c=c_: svdd_scores(net, c, q), h_)
+            models["svdd_" + v] = (lambda q, net=n_, c=c_: svdd_scores(net, c, q), h_, prep)
         forest = IsolationForest().fit(prep["z"])
-        models["iforest"] = (forest.score, None)
+        models["iforest"] = (forest.score, None, prep)
         pca = PCARecon().fit(prep["z"])
-        models["pca"] = (pca.score, None)
-        for m in METHODS:
-            fn = lowest(models[m][0])
-            raw = fn(prep["z3"])
-            # each condition's scores over its own training loops' 95th percentile, then one
-            # threshold: the 95th percentile of all training scores so scaled (about 1)
-            scale = {cond: threshold(raw[prep["known"] == (cond == "tempo")]) for cond in CONDITIONS}
-            t = threshold(np.concatenate([raw[prep["known"]] / scale["tempo"], raw[~prep["known"]] / scale["no_tempo"]]))
-            r = {"threshold": t, "scale": scale, "history": models[m][1]}
+        models["pca"] = (pca.score, None, prep)
+        models["tails"] = (tails_scores(tprep, tsel), None, tprep)
+        # what ships: the method (Deep SVDD, either variant, or the largest tails) and the
+        # loop's score from its windows (first or max) with the highest val mean AUROC, both conditions
+        res["val"] = {f"{m}/{mode}": round(val_auroc(models[m][0], models[m][2]["sets"]["val"], [mode]), 4)
+                      for m in SHIPPABLE for mode in WINDOW_MODES}
+        pick, mode = max(((m, mode) for m in SHIPPABLE for mode in WINDOW_MODES), key=lambda mm: res["val"][f"{mm[0]}/{mm[1]}"])
+        res["shipped"], res["windows"] = pick, mode
+        res["window_val"] = {m: res["val"][f"{pick}/{m}"] for m in WINDOW_MODES}
+        log(f"anomaly: {inst} val mean AUROC {res['val']}: ships {pick}, windows {mode}")
+
+        def calibrated(m, mode):
+            """Method m's loop scores under window aggregation mode: each condition's over its
+            own training loops' 95th percentile, then one threshold (the 95th percentile of
+            all training loops' scores so scaled, about 1), and the held-out figures."""
+            fn, hist_, p = models[m]
+            fn = per_loop(fn, mode)
+            raw = fn(p["z3"])
+            scale = {cond: threshold(raw[p["known"] == (cond == "tempo")]) for cond in CONDITIONS}
+            t = threshold(np.concatenate([raw[p["known"]] / scale["tempo"], raw[~p["known"]] / scale["no_tempo"]]))
+            r = {"threshold": t, "scale": scale, "history": hist_}
             for split in ("val", "test", "transfer"):
                 for cond in CONDITIONS:
-                    r[key(split, cond)] = evaluate(lambda q, cond=cond: fn(q) / scale[cond], prep["sets"][split][cond], t)
-            res["methods"][m] = r
+                    r[key(split, cond)] = evaluate(lambda q, cond=cond: fn(q) / scale[cond], p["sets"][split][cond], t)
+            return r
+        res["methods"] = {}
+        for m in METHODS:
+            r = res["methods"][m] = calibrated(m, mode)
             log(f"anomaly: {inst} {m}: " + ", ".join(f"{sp} {r[key(sp, 'tempo')]['mean_auroc']:.4f} / {r[key(sp, 'no_tempo')]['mean_auroc']:.4f}"
                                                   for sp in ("val", "test", "transfer")) + " (declared tempo / none)")
+        # the shipped method under the aggregation not chosen, for the card
+        res["other_windows"] = {}
+        for m in WINDOW_MODES:
+            if m != mode:
+                r = calibrated(pick, m)
+                res["other_windows"][m] = {key(sp, cond): r[key(sp, cond)]["mean_auroc"] for sp in ("test", "transfer") for cond in CONDITIONS}
         res["pca_components"] = pca.k
-        pick = "svdd_" + variant
-        res["shipped"] = pick
         sc = res["methods"][pick]["scale"]
-        shipped[inst] = (AnomalyGraph(net, prep["mu"], prep["sd"], c, prep["pool"], prep["ref"], sc["tempo"], sc["no_tempo"]).eval(),
-                         res["methods"][pick]["threshold"])
+        if pick == "tails":
+            g = TailsGraph(np.ascontiguousarray(tprep["pool"][:, tsel]), tprep["ref"][:, tsel], sc["tempo"], sc["no_tempo"])
+        else:
+            n_, c_ = (net, c) if pick == "svdd_" + variant else (onet, oc)
+            g = AnomalyGraph(n_, prep["mu"], prep["sd"], c_, prep["pool"], prep["ref"], sc["tempo"], sc["no_tempo"])
+        shipped[inst] = (g.eval(), res["methods"][pick]["threshold"], mode)
         info["instruments"][inst] = res
     info["durations_s"] = {"data": round(t1 - t0, 1), "train_and_evaluate": round(time.time() - t1, 1)}
     info["command"] = "python -m loopmatch_train.anomaly --out train/out --bundle models/loopmatch-v2 (make models runs it)"
@@ -793,7 +993,7 @@ def build(out_dir, bundle_dir, log=log, work_dir=None):
 CARD_BEGIN = "<!-- anomaly: written by train/loopmatch_train/anomaly.py -->"
 CARD_END = "<!-- /anomaly -->"
 NAMES = {"svdd_plain": "Deep SVDD (AE-pretrained)", "svdd_residual": "Deep SVDD (residual)",
-         "iforest": "Isolation Forest", "pca": "PCA reconstruction"}
+         "iforest": "Isolation Forest", "pca": "PCA reconstruction", "tails": "Largest tails (selected features)"}
 
 
 def table(info, split):
@@ -856,20 +1056,50 @@ def target(info):
     return " ".join(out)
 
 
+def shipped_text(info):
+    return "; ".join(f"{inst}: {NAMES[info['instruments'][inst]['shipped']]}, val mean AUROC "
+                     + ", ".join(f"{k} {v:.3f}" for k, v in info['instruments'][inst]['val'].items())
+                     for inst in INSTRUMENTS)
+
+
+def windows_text(info):
+    """The card's sentence on how a loop's windows make its score."""
+    parts = []
+    for inst in INSTRUMENTS:
+        r = info["instruments"][inst]
+        other = "; ".join(f"{m}: " + ", ".join(f"{k} {v:.3f}" for k, v in r["other_windows"][m].items()) for m in r["other_windows"])
+        parts.append(f"{inst}: `{r['windows']}` (val mean AUROC " + ", ".join(f"{m} {v:.3f}" for m, v in r["window_val"].items())
+                     + f"; the aggregation not chosen, held out: {other})")
+    return ("A loop longer than the window is cut into windows as ingest cuts them (one per hop of whole bars at "
+            f"its tempo, wrapping past the end, so the last holds the seam; at most {MAX_WINDOWS}); every window of "
+            "the train split's loops trains the model, and the loop's score is its first window's (`first`) or the "
+            "highest of its windows' (`max`), chosen per instrument on the validation split and written in the "
+            "manifest's `windows`; the threshold and the scaling are set on loop scores made that way. "
+            + "; ".join(parts) + ".")
+
+
 def _card(specs, info):
     thr = ", ".join(f"{s['instruments'][0]} {s['threshold']:.4g} ({info['instruments'][s['instruments'][0]]['shipped']})" for s in specs)
     return f"""{CARD_BEGIN}
 ## Anomaly scores (`drum_anomaly.onnx`, `bass_anomaly.onnx`, role `anomaly`)
 
-One-class models of what a normal loop of each instrument sounds like (Deep SVDD), so ingest
+One-class models of what a normal loop of each instrument sounds like, so ingest
 can store every loop's anomaly score and flag the loops above the threshold, the 95th
 percentile of the training loops' scores (so about 5 % of a library like the corpus is
 flagged by design). Inputs `audio` [B, {N}] (the encoders' window: a short loop tiled, so its
 seam is inside) and `bpm` [B, 1] (the loop's declared tempo, from its name or a manifest; 0
 when it has none: a tempo estimated from the same audio would only agree with it), output
-`score` [B], the squared distance of the loop's Deep SVDD point from the centre over the 95th
-percentile of the training loops' distances with a declared tempo (or without one, for a loop
-without), so one threshold serves both; the manifest's `threshold` per model: {thr}. The embedding is computed inside
+`score` [B], the loop window's raw score over the 95th percentile of the training loops' raw
+scores with a declared tempo (or without one, for a loop without), so one threshold serves
+both. Two kinds of model share the embedding below, and the validation split chooses per
+instrument which ships ({shipped_text(info)}): Deep SVDD (the squared distance of the
+window's point from the centre of the training points), and the largest tails: the sum of
+the {SELECT_TOP} largest feature tails (as ECOD scores) over features chosen on the validation split by
+greedy forward selection (drum: {', '.join(info['instruments']['drum']['tails_features'])}; bass:
+{', '.join(info['instruments']['bass']['tails_features'])}). With all {N_FEATURES} values every clean loop has some
+tails far out by chance, and Deep SVDD learns to shrink exactly the directions its training
+loops vary in, the same tails where damage shows; the selected few carry what hears damage; the manifest's `threshold` per model: {thr}.
+{windows_text(info)} The embedding is computed inside
 the graph from PCM ({N_FEATURES} values: per mel band the mean, spread and floor of the log-mel
 relative to the clip's level, spectral flux, and sample-level measures of clicks, clipping,
 held samples, crest factor, DC and silence; clicks as the residual against a {MEDIAN}-sample running
@@ -896,10 +1126,11 @@ clipping is more unusual than the most clipped training loop); then standardised
 statistics. The train split enters twice, with its declared tempi and without them, so a loop
 without a tempo is as normal as one with.
 
-Trained on the corpus v2 train split only ({info['instruments']['drum']['train_loops']:,} drum, {info['instruments']['bass']['train_loops']:,} bass loops); the variant shipped
-per instrument is the one with the higher mean AUROC over the damage kinds on the validation
-split's loops damaged by `train/loopmatch_train/damage.py` (corpus loops; checkpoints every 5
-epochs; val mean AUROC per pooling and variant in the manifest's `anomaly.instruments.*.pools`).
+Trained on the corpus v2 train split only ({info['instruments']['drum']['train_loops']:,} drum, {info['instruments']['bass']['train_loops']:,} bass loops); the method, window
+aggregation, pooling, Deep SVDD checkpoint (every 5 epochs) and the tails' features are chosen
+by the mean AUROC over the damage kinds on the validation split's loops damaged by
+`train/loopmatch_train/damage.py` (corpus loops; val mean AUROC per pooling and method in the
+manifest's `anomaly.instruments.*.pools`, the selection's steps in `*.selected`).
 Baselines on the same (pooled) embedding: Isolation Forest (100 trees, 256 samples each) and
 PCA reconstruction error ({info['instruments']['drum']['pca_components']} / {info['instruments']['bass']['pca_components']} components for 90 % of the variance, drum / bass).
 Every threshold is its method's 95th percentile of its own training scores (per condition, as above).
@@ -938,25 +1169,36 @@ Without: {verdict(info, 'transfer_no_tempo')}.
 """
 
 
-def golden_fixtures(bundle_dir, paths, log=log):
-    """golden/anomaly.json: scores from onnxruntime for WAVs windowed by Go's rule; the
-    drum and bass fixtures of golden.json plus a clipped copy of the first drum loop."""
+def golden_fixtures(bundle_dir, paths, modes, log=log):
+    """golden/anomaly.json: loop scores from onnxruntime for WAVs cut into windows by Go's rule
+    (loop_windows at the fixture's tempo, the hop's too) and aggregated as the model's
+    manifest says (modes); the drum and bass fixtures of golden.json, a clipped copy of the
+    first drum loop, and a long drum loop (the first tiled to three times its length) with
+    clicks in its last part only."""
     from .export import session
     gd = os.path.join(bundle_dir, "golden")
     base = load_mono(os.path.join(gd, "g0_drum.wav"))
     sf.write(os.path.join(gd, "a0_drum_clipped.wav"), D.clipping(base, np.random.default_rng(SEED)), SR, subtype="PCM_16")
+    long = np.tile(base, 3)
+    for at in np.linspace(len(long) * 0.75, len(long) - 8, 4).astype(int):
+        long[at:at + 2] = 0.9
+    sf.write(os.path.join(gd, "a1_drum_long_clicks.wav"), D.pcm16(long), SR, subtype="PCM_16")
     # (wav, instrument, declared tempo: 0 for none; the same loop with and without one)
     picks = [("g0_drum.wav", "drum", 120.0), ("g0_drum.wav", "drum", 0.0), ("g1_bass.wav", "bass", 0.0),
              ("g1_bass.wav", "bass", 97.0), ("g2_drum.wav", "drum", 0.0), ("g3_bass.wav", "bass", 140.0),
-             ("c2_bass.wav", "bass", 0.0), ("a0_drum_clipped.wav", "drum", 0.0), ("a0_drum_clipped.wav", "drum", 130.0)]
+             ("c2_bass.wav", "bass", 0.0), ("a0_drum_clipped.wav", "drum", 0.0), ("a0_drum_clipped.wav", "drum", 130.0),
+             ("a1_drum_long_clicks.wav", "drum", 130.0), ("a1_drum_long_clicks.wav", "drum", 0.0)]
     sess = {inst: session(p) for inst, p in paths.items()}
     entries = []
     for wav, inst, bpm in picks:
-        x = window(load_mono(os.path.join(gd, wav)))[None]
-        s = sess[inst].run(["score"], {"audio": x, "bpm": np.array([[bpm]], np.float32)})[0]
-        entries.append({"wav": wav, "instrument": inst, "bpm": bpm, "score": float(s[0])})
+        wins = loop_windows(load_mono(os.path.join(gd, wav)), bpm)
+        s = sess[inst].run(["score"], {"audio": np.stack(wins), "bpm": np.full((len(wins), 1), bpm, np.float32)})[0]
+        entries.append({"wav": wav, "instrument": inst, "bpm": bpm, "windows": len(wins),
+                        "window_scores": [float(v) for v in s], "score": float(aggregate(s, [len(wins)], modes[inst])[0])})
     doc = {"sample_rate": SR, "window_samples": N, "tolerance_rel": 1e-3,
-           "rule": "decode 16-bit PCM as int/32768, mono, tile from the start to N or take the first N samples",
+           "rule": "decode 16-bit PCM as int/32768, mono; the loop's windows as audio.Windows cuts them at the "
+                   "fixture's tempo (the hop: whole bars at bpm, one window when 0), each scored at that tempo; "
+                   "score: the loop's, as the model's manifest windows says (first, or the highest)",
            "fixtures": entries}
     with open(os.path.join(gd, "anomaly.json"), "w") as f:
         json.dump(doc, f, indent=2)
@@ -969,7 +1211,7 @@ def add_to_bundle(bundle_dir, shipped, info, corpus_dir, log=log):
     specs, paths = [], {}
     check = np.random.default_rng(0).standard_normal((3, N)).astype(np.float32) * 0.1
     check_bpm = np.array([[120.0], [0.0], [87.5]], np.float32)
-    for inst, (g, thr) in shipped.items():
+    for inst, (g, thr, mode) in shipped.items():
         f = f"{inst}_anomaly.onnx"
         path = os.path.join(bundle_dir, f)
         _export(g, (torch.zeros(2, N), torch.full((2, 1), 120.0)), path, ["audio", "bpm"], "score")
@@ -982,11 +1224,11 @@ def add_to_bundle(bundle_dir, shipped, info, corpus_dir, log=log):
         paths[inst] = path
         specs.append({"name": f"{inst}_anomaly", "file": f, "sha256": sha256(path), "role": "anomaly",
                       "instruments": [inst], "threshold": thr, "percentile": PERCENTILE,
-                      "variant": info["instruments"][inst]["shipped"],
+                      "variant": info["instruments"][inst]["shipped"], "windows": mode,
                       "inputs": [{"name": "audio", "shape": [-1, N], "dtype": "float32"},
                                  {"name": "bpm", "shape": [-1, 1], "dtype": "float32"}],
                       "outputs": [{"name": "score", "shape": [-1], "dtype": "float32"}]})
-    golden_fixtures(bundle_dir, paths, log)
+    golden_fixtures(bundle_dir, paths, {inst: mode for inst, (_, _, mode) in shipped.items()}, log)
     add_role(bundle_dir, "anomaly", specs, "anomaly", info, CARD_BEGIN, CARD_END, _card(specs, info))
     log(f"anomaly: added to {bundle_dir}")
 

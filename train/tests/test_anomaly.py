@@ -246,3 +246,70 @@ def test_tails_grow_beyond_the_training_range():
     t = A.apply_tails(tails, np.array([[3.0], [6.0], [12.0], [-12.0], [50.0]], np.float32))[:, 0]
     assert t[0] < t[1] < t[2] < t[4]  # further out is more unusual, without a ceiling at the last training value
     assert t[3] > t[1]  # below the range as well as above
+
+
+def test_loop_windows_cut_as_go_does():
+    """audio.Windows: one tiled window for a short loop; a long one a window per hop of whole
+    bars at its tempo (one window without a tempo), wrapping past the end; a start within 1 %
+    of a hop of the end does not count; at most MAX_WINDOWS."""
+    x = np.arange(A.SR * 10, dtype=np.float32) / (A.SR * 10)  # 10 s, every sample distinct
+    assert A.hop_seconds(120.0) == pytest.approx(4.0)  # two bars
+    assert A.hop_seconds(100.0) == pytest.approx(2.4)  # one bar fits, two do not
+    assert A.hop_seconds(0.0) == A.WINDOW_S and A.hop_seconds(30.0) == A.WINDOW_S and A.hop_seconds(50.0) == A.WINDOW_S
+    w = A.loop_windows(x, 120.0)
+    assert len(w) == 3 and all(len(v) == A.N for v in w)
+    np.testing.assert_array_equal(w[0], x[:A.N])
+    np.testing.assert_array_equal(w[1], x[A.N:2 * A.N])
+    np.testing.assert_array_equal(w[2], np.r_[x[2 * A.N:], x[:3 * A.N - len(x)]])  # wraps to the start
+    assert len(A.loop_windows(x, 100.0)) == 5  # ceil(10 / 2.4)
+    assert len(A.loop_windows(x[:A.N * 2 + A.N // 1000], 0.0)) == 2  # 0.1 % of a hop past two: not a start
+    assert len(A.loop_windows(np.tile(x, 8), 0.0)) == A.MAX_WINDOWS
+    short = x[:A.SR]
+    assert len(A.loop_windows(short, 120.0)) == 1
+    np.testing.assert_array_equal(A.loop_windows(short, 120.0)[0], A.window(short))
+
+
+def test_aggregate_first_and_max():
+    s = np.array([1.0, 5.0, 2.0, 0.5, 3.0, 3.5])
+    np.testing.assert_array_equal(A.aggregate(s, [2, 1, 3], "first"), [1.0, 2.0, 0.5])
+    np.testing.assert_array_equal(A.aggregate(s, [2, 1, 3], "max"), [5.0, 2.0, 3.5])
+    with pytest.raises(ValueError, match="first, max"):
+        A.aggregate(s, [6], "mean")
+
+
+def test_tails_graph_sums_the_largest_tails_of_the_selected_features():
+    fe = A.Features().eval()
+    x = np.stack([np.resize(_loop(seed=s), N) for s in range(2)])
+    bpm = torch.tensor([[120.0], [0.0]])
+    sel = [3, 10, 200, A.N_FEATURES - 1]
+    p = np.ascontiguousarray(np.eye(A.N_FEATURES, dtype=np.float32)[:, sel])
+    with torch.no_grad():
+        f = fe(torch.from_numpy(x), bpm[:, 0]).numpy() @ p  # [2, octaves, 4]
+    ref = A.reference(np.concatenate([f.reshape(-1, 4), f.reshape(-1, 4) + 1, f.reshape(-1, 4) - 1]))
+    g = A.TailsGraph(p, ref, 2.0, 4.0, k=2).eval()
+    with torch.no_grad():
+        a, b = g(torch.from_numpy(x), bpm).numpy(), g(torch.from_numpy(x), bpm).numpy()
+    np.testing.assert_array_equal(a, b)
+    t = A.apply_tails(A.Tails(ref), f.reshape(-1, 4)).reshape(2, len(A.OCTAVES), 4)
+    raw = np.sort(t, 2)[:, :, -2:].sum(2).min(1)  # the two largest, at the best reading
+    np.testing.assert_allclose(a, raw / np.array([2.0, 4.0]), rtol=1e-5)
+
+
+def test_select_keeps_the_features_that_hear_damage():
+    """Greedy selection on val: a feature that only the damaged loops move is chosen first, one
+    that is noise in clean and damaged loops alike is never chosen."""
+    rng = np.random.default_rng(0)
+    d, n = 6, 200
+
+    def loops(shift):
+        z = rng.exponential(1.0, (n, 1, d)).astype(np.float32)
+        for j, s in shift.items():
+            z[:, :, j] += s
+        return z, np.ones(n, np.int64)
+    kinds = {k: loops({k_i % 3: 4.0}) for k_i, k in enumerate(D.KINDS)}  # each kind moves feature 0, 1 or 2
+    sets = {cond: {"clean": loops({}), **kinds} for cond in A.CONDITIONS}
+    prep = {"mu": np.zeros(d, np.float32), "sd": np.ones(d, np.float32), "sets": {"val": sets}}
+    sel, trace = A.select(prep, [f"f{j}" for j in range(d)], log=lambda *a: None)
+    assert sorted(sel[:3]) == [0, 1, 2]
+    assert all(j < 3 for j in sel)  # features 3-5 hear nothing
+    assert trace[0]["feature"] in ("f0", "f1", "f2") and trace[-1]["val"] >= trace[0]["val"]
