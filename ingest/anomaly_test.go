@@ -25,7 +25,13 @@ var anomalyGain = map[string]float64{"drum": 100, "bass": 50}
 
 func openAnomaly(t *testing.T) (map[string]*onnx.Anomaly, *onnx.Bundle) {
 	t.Helper()
-	b, err := onnx.LoadBundle(anomalyBundle)
+	return openAnomalyFrom(t, anomalyBundle)
+}
+
+// openAnomalyFrom opens both anomaly models of the bundle in dir (closed when t ends).
+func openAnomalyFrom(t *testing.T, dir string) (map[string]*onnx.Anomaly, *onnx.Bundle) {
+	t.Helper()
+	b, err := onnx.LoadBundle(dir)
 	if err != nil {
 		t.Fatal(err)
 	}
@@ -381,19 +387,7 @@ func maxWindowsBundle(t *testing.T) map[string]*onnx.Anomaly {
 			t.Fatal(err)
 		}
 	}
-	b, err := onnx.LoadBundle(dir)
-	if err != nil {
-		t.Fatal(err)
-	}
-	out := map[string]*onnx.Anomaly{}
-	for _, inst := range []string{"drum", "bass"} {
-		a, err := rt.OpenAnomaly(b, inst)
-		if err != nil {
-			t.Fatal(err)
-		}
-		t.Cleanup(func() { a.Close() })
-		out[inst] = a
-	}
+	out, _ := openAnomalyFrom(t, dir)
 	return out
 }
 

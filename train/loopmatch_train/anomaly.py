@@ -480,54 +480,62 @@ def apply_tails(tails, x, batch=256):
                                for i in range(0, len(x), batch)]) if len(x) else np.zeros_like(x)
 
 
-class AnomalyGraph(nn.Module):
-    """What the bundle ships: (audio [B, N], bpm [B, 1]: the declared tempo, 0 for none) ->
-    score [B]: the squared distance to the centre (the smallest over the tempo's readings,
-    OCTAVES) over the 95th percentile of the training loops' distances with (or without) a
-    declared tempo, so one threshold serves both."""
+class _TailedGraph(nn.Module):
+    """What both shipped kinds of model share: (audio [B, N], bpm [B, 1]: the declared tempo, 0
+    for none) -> the embedding of each tempo reading, pooled (pool) and through its training
+    tails (Tails(ref)); score [B]: raw(tails) of the reading that fits best (the lowest), over
+    the training 95th percentile of its condition (with a declared tempo or without), so one
+    threshold serves both."""
 
-    def __init__(self, net, mu, sd, c, pool, ref, scale_tempo, scale_none):
+    def __init__(self, pool, ref, scale_tempo, scale_none):
         super().__init__()
         self.fe = Features()
-        self.net = net
         self.tails = Tails(ref)
         self.register_buffer("pool", torch.tensor(pool, dtype=torch.float32))
-        self.register_buffer("mu", torch.tensor(mu, dtype=torch.float32))
-        self.register_buffer("sd", torch.tensor(sd, dtype=torch.float32))
-        self.register_buffer("c", torch.tensor(c, dtype=torch.float32))
         self.register_buffer("scale_tempo", torch.tensor(scale_tempo, dtype=torch.float32))
         self.register_buffer("scale_none", torch.tensor(scale_none, dtype=torch.float32))
+
+    def raw(self, t):
+        raise NotImplementedError
 
     def forward(self, audio, bpm):
         b = bpm[:, 0]
         f = torch.matmul(self.fe(audio, b), self.pool)  # [B, octaves, d]
         n, o, d = f.shape
-        z = torch.clamp((self.tails(f.reshape(n * o, d)) - self.mu) / self.sd, -CLAMP, CLAMP)
-        raw = ((self.net(z) - self.c) ** 2).sum(1).reshape(n, o).amin(1)  # the tempo reading that fits best
+        raw = self.raw(self.tails(f.reshape(n * o, d))).reshape(n, o).amin(1)  # the tempo reading that fits best
         return raw / torch.where(b > 0, self.scale_tempo, self.scale_none)
 
 
-class TailsGraph(nn.Module):
+class AnomalyGraph(_TailedGraph):
+    """Deep SVDD as a graph: (audio [B, N], bpm [B, 1]: the declared tempo, 0 for none) ->
+    score [B]: the squared distance to the centre (the smallest over the tempo's readings,
+    OCTAVES) over the 95th percentile of the training loops' distances with (or without) a
+    declared tempo, so one threshold serves both."""
+
+    def __init__(self, net, mu, sd, c, pool, ref, scale_tempo, scale_none):
+        super().__init__(pool, ref, scale_tempo, scale_none)
+        self.net = net
+        self.register_buffer("mu", torch.tensor(mu, dtype=torch.float32))
+        self.register_buffer("sd", torch.tensor(sd, dtype=torch.float32))
+        self.register_buffer("c", torch.tensor(c, dtype=torch.float32))
+
+    def raw(self, t):
+        z = torch.clamp((t - self.mu) / self.sd, -CLAMP, CLAMP)
+        return ((self.net(z) - self.c) ** 2).sum(1)
+
+
+class TailsGraph(_TailedGraph):
     """The largest-tails score as a graph, with AnomalyGraph's inputs and output: the sum of a
     window's SELECT_TOP largest feature tails over the selected features (pool holds only
     their columns, ref their order statistics), the lowest over the tempo's readings, over its
     condition's training 95th percentile. No training beyond the tails themselves (as ECOD)."""
 
     def __init__(self, pool, ref, scale_tempo, scale_none, k=SELECT_TOP):
-        super().__init__()
-        self.fe = Features()
-        self.tails = Tails(ref)
+        super().__init__(pool, ref, scale_tempo, scale_none)
         self.k = k
-        self.register_buffer("pool", torch.tensor(pool, dtype=torch.float32))
-        self.register_buffer("scale_tempo", torch.tensor(scale_tempo, dtype=torch.float32))
-        self.register_buffer("scale_none", torch.tensor(scale_none, dtype=torch.float32))
 
-    def forward(self, audio, bpm):
-        b = bpm[:, 0]
-        f = torch.matmul(self.fe(audio, b), self.pool)  # [B, octaves, d]
-        n, o, d = f.shape
-        raw = torch.topk(self.tails(f.reshape(n * o, d)), self.k, dim=1).values.sum(1).reshape(n, o).amin(1)
-        return raw / torch.where(b > 0, self.scale_tempo, self.scale_none)
+    def raw(self, t):
+        return torch.topk(t, self.k, dim=1).values.sum(1)
 
 
 def tails_scores(prep, sel, k=SELECT_TOP):
