@@ -81,7 +81,8 @@ func (a *Anomaly) TakesTempo() bool {
 // samples). bpms holds each loop's declared tempo (from its name or a manifest; 0 when it
 // has none, or when the only tempo is one estimated from the same audio, which would agree
 // with it whatever is wrong): nil for none at all, else one per window. A score that is
-// negative or not finite is an error: the graph is not a distance-to-centre model.
+// negative or not finite is an error: the graph is no unusualness score (a Deep SVDD
+// distance or a sum of feature tails, both >= 0).
 func (a *Anomaly) Score(ctx context.Context, windows, bpms []float32) ([]float64, error) {
 	if a.Graph.OutputSize() != 1 {
 		return nil, fmt.Errorf("anomaly: the graph gives %d values per window, want one score", a.Graph.OutputSize())
