@@ -462,7 +462,7 @@ func decode(ctx context.Context, cfg Config, rep *Report, in <-chan *job, out ch
 		if !cfg.NoEstimates {
 			estimate(j, cfg.SampleRate)
 		}
-		j.wins = loopWindows(cfg, l, j.meta.BPM)
+		j.wins = loopWindows(l, cfg.WindowSeconds, j.meta.BPM, cfg.MaxWindows)
 		j.health = loopChecks(l, j.meta.BPM)
 		out <- j
 	}

@@ -436,7 +436,7 @@ func loadStored(ctx context.Context, r vectordb.Row, o audio.LoadOptions, maxWin
 	if fl != nil {
 		return nil, fl
 	}
-	return l.Windows(o.WindowSeconds, audio.HopSeconds(o.WindowSeconds, r.BPM), maxWindows), nil
+	return loopWindows(l, o.WindowSeconds, r.BPM, maxWindows), nil
 }
 
 // loadStoredLoop decodes a stored loop again from its path, after checking that the

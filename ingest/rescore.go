@@ -193,7 +193,7 @@ func rescoreWindows(cfg RescoreConfig, a *onnx.Anomaly, l *audio.Loop, bpm float
 	if !a.AllWindows() {
 		return [][]float32{l.Window(cfg.WindowSeconds)}
 	}
-	return l.Windows(cfg.WindowSeconds, audio.HopSeconds(cfg.WindowSeconds, bpm), cfg.MaxWindows)
+	return loopWindows(l, cfg.WindowSeconds, bpm, cfg.MaxWindows)
 }
 
 // rescorePage decodes a page's loops again (in parallel), checks and scores them, and

@@ -11,9 +11,10 @@ import (
 
 // loopWindows cuts a decoded loop into the windows ingest encodes: the model window,
 // then for a loop longer than it one window per hop (a whole number of bars when bpm is
-// known, audio.HopSeconds), at most cfg.MaxWindows.
-func loopWindows(cfg Config, l *audio.Loop, bpm float64) [][]float32 {
-	return l.Windows(cfg.WindowSeconds, audio.HopSeconds(cfg.WindowSeconds, bpm), cfg.MaxWindows)
+// known, audio.HopSeconds), at most maxWindows. Ingest, re-encode and re-score all cut
+// through it, so a stored loop's windows are the same whichever made them.
+func loopWindows(l *audio.Loop, windowSeconds, bpm float64, maxWindows int) [][]float32 {
+	return l.Windows(windowSeconds, audio.HopSeconds(windowSeconds, bpm), maxWindows)
 }
 
 // appendWindowRows appends the rows of a loop's windows 1.. (embeds[k-1] is window k):

@@ -870,12 +870,10 @@ def select(prep, names, log=log):
     """Greedy forward selection of the largest-tails score's features on val (see SELECT_TOP):
     prep from preparer. Returns the chosen columns in the order chosen and the val figure
     after each."""
-    mu, sd = prep["mu"], prep["sd"]
-    val = {cond: {k: (v[0] * sd + mu, v[1]) for k, v in prep["sets"]["val"][cond].items()} for cond in CONDITIONS}
+    val = prep["sets"]["val"]
 
-    def proxy(sel):  # tails_scores on the un-standardised values, computed once
-        k = min(SELECT_TOP, len(sel))
-        f = per_loop(lambda q: np.sort(q[:, sel], 1)[:, -k:].sum(1), "max")
+    def proxy(sel):
+        f = per_loop(tails_scores(prep, sel), "max")
         out = []
         for cond in CONDITIONS:
             clean = f(val[cond]["clean"])
