@@ -13,7 +13,9 @@ stands out and a drum's attack does not), added noise (the floor of the quietest
 their high-frequency share) and a seam cut off the beat (the window's strongest repeat, from
 the log-mel and the onset envelope, measured in the envelope's beat lag), the tuning against
 A = 440 Hz (a tonal loop played at another speed is off pitch), and what the loop's declared
-tempo (its name's or manifest's; 0 for none) says of the audio (TEMPO). The band statistics
+tempo (its name's or manifest's; 0 for none) says of the audio (TEMPO), and the same readings
+at the tempo a tiled window's own length implies (own_tempo: a seam cut off the beat is heard
+without a declared tempo). The band statistics
 are averaged over groups of adjacent bands (the group size chosen per instrument on the
 validation split), so that they do not outweigh those few values. Deep SVDD maps the
 standardised embedding to a point and scores the squared distance to the centre of the
@@ -56,7 +58,7 @@ PERCENTILE = 95.0
 CLAMP = 50.0
 SCALARS = ["level", "flux_mean", "flux_std", "flux_max", "silence", "click", "click2", "hf", "crest",
            "clip", "flat", "dc", "hold", "loudness", "spike_max", "spike_mean", "spike_quiet",
-           "med_spike1", "med_spike2", "floor_min", "floor_5", "hf_quiet",
+           "med_spike1", "med_spike2", "loc_spike1", "loc_spike2", "floor_min", "floor_5", "hf_quiet",
            "repeat_diff", "repeat_ac", "beat_ac", "repeat_beats_frac", "tune_dev", "tune_conc"]
 SPIKE_FRAME = 256  # samples per frame of the local click measures
 MEDIAN = 7  # the click residual's median filter: a click of 1-3 samples is not in the median
@@ -65,6 +67,9 @@ MEDIAN = 7  # the click residual's median filter: a click of 1-3 samples is not 
 SORT7 = [(0, 6), (2, 3), (4, 5), (0, 2), (1, 4), (3, 6), (0, 1), (2, 5), (3, 4), (1, 2), (4, 6), (2, 3), (4, 5),
          (1, 2), (3, 4), (5, 6)]
 SPIKE_FLOOR = 0.01  # the residual's local level is at least this share of the peak
+# the residual's level around a sample: its RMS over the LOCAL samples either side, leaving out
+# the GAP nearest (a click of 1-3 samples and the median's own spread)
+LOCAL, GAP = 16, 2
 REPEAT_LAGS = (40, 162)  # frames: where the window's strongest repeat (the loop's length) is looked for
 BEAT_LAGS = (12, 44)  # frames: where the beat's lag is looked for (30 to 110 BPM and their doubles)
 # tuning (a tonal loop played at another speed is off concert pitch): the window low-passed and
@@ -79,10 +84,15 @@ OCTAVES = (1.0, 0.5, 2.0)  # the declared tempo, its half and its double: the sc
 # autocorrelation falls short of its strongest peak within -20 % .. +25 % of the lag, how far
 # that peak lies from the lag, and the autocorrelation at the lag; the window's exact repeat
 # (a tiled loop's length) in declared beats and how far from a whole number; how exact that
-# repeat is (the one value that does not need the tempo); the distance again, for exact repeats only
-TEMPO = ["beat_gap", "beat_off", "beat_ac", "beat2_gap", "beat2_off", "beat2_ac", "bar_gap", "bar_off", "bar_ac",
-         "repeat_frac", "repeat_exact", "tiled_frac"]
-TEMPO_FREE = [TEMPO.index("repeat_exact")]  # the tempo features a loop without a declared tempo still has
+# repeat is (the one value that does not need the tempo); the distance again, for exact repeats only;
+# then the same beat, two-beat and bar readings at the window's own tempo (OWN: a tiled
+# loop's length, its exact repeat, taken as whole bars), which need no declared tempo: a loop
+# cut off the grid repeats after a length whose bars put the beat off the envelope's peaks
+GRID = ["beat_gap", "beat_off", "beat_ac", "beat2_gap", "beat2_off", "beat2_ac", "bar_gap", "bar_off", "bar_ac"]
+TEMPO = GRID + ["repeat_frac", "repeat_exact", "tiled_frac"] + ["own_" + n for n in GRID]
+TEMPO_FREE = [TEMPO.index("repeat_exact")] + [TEMPO.index("own_" + n) for n in GRID]  # the tempo features a loop without a declared tempo still has
+OWN_BPM = 70.0  # the window's own tempo: the fewest whole bars in its repeat that give at least this
+TILED = -1.0  # a window whose exact repeat's log distance against the median lag's is below this is a tiled loop
 N_FEATURES = 3 * N_MELS + len(SCALARS) + len(TEMPO)
 METHODS = ["svdd_plain", "svdd_residual", "iforest", "pca", "tails"]
 SHIPPABLE = ["svdd_plain", "svdd_residual", "tails"]  # the methods a bundle may ship (chosen on val)
@@ -178,11 +188,15 @@ class Features(LogMel):
         re, im = (e * torch.cos(ang)).sum(1), (e * torch.sin(ang)).sum(1)
         return torch.stack([torch.atan2(im, re).abs() * (100 / (2 * np.pi)), torch.sqrt(re * re + im * im + 1e-12)], 1)
 
-    def forward(self, x, bpm):
+    def log_mel(self, x):
+        """(mel power [B, N_MELS, frames], its log) of audio [B, N]."""
         s = F.conv1d(x.unsqueeze(1), self.kernel, stride=HOP)
         re, im = s[:, :self.nb], s[:, self.nb:]
         mel = torch.matmul(self.mel, torch.sqrt(re * re + im * im + 1e-12))
-        lm = torch.log(mel + EPS)
+        return mel, torch.log(mel + EPS)
+
+    def forward(self, x, bpm):
+        mel, lm = self.log_mel(x)
         level = lm.mean(dim=(1, 2))
         lmn = lm - level[:, None, None]
         flux = F.relu(lmn[:, :, 1:] - lmn[:, :, :-1]).mean(1)
@@ -217,15 +231,19 @@ class Features(LogMel):
         ac = onset_ac(lm)
         base = torch.cat([lmn.mean(2), lmn.std(2), lmn.amin(2), scal, median_spikes(x, peak), floors(x),
                           repeats(diff, ac), self.tuning(x)], 1)
-        return torch.stack([torch.cat([base, tempo(diff, ac, bpm, o)], 1) for o in OCTAVES], 1)
+        own = own_tempo(diff)
+        return torch.stack([torch.cat([base, tempo(diff, ac, bpm, o), grid(ac, own, o)], 1) for o in OCTAVES], 1)
 
 
 def median_spikes(x, peak):
     """Clicks: the residual of the signal against its running median of MEDIAN samples (a
-    spike of 1-3 samples is not in the median; a drum's attack, a step, is), and per frame of
-    SPIKE_FRAME samples the residual's largest value against the rest of the frame's residual
-    (floored at SPIKE_FLOOR of the peak, so a near-silent frame's tiny wiggle is no click). The
-    two largest frames' log ratios: a normal loop has at most an odd one, a clicked loop several."""
+    spike of 1-3 samples is not in the median; a drum's attack, a step, is). Two measures,
+    each as its two largest frames of SPIKE_FRAME samples (a normal loop has at most an odd
+    one, a clicked loop several), log ratios: the frame's largest residual against the rest of
+    the frame's residual, and (loc_spike) each residual sample against the residual's RMS over
+    the LOCAL samples either side of it, leaving out the GAP nearest, so a click inside a
+    hi-hat's burst stands out from the burst around it. Both floored at SPIKE_FLOOR of the
+    peak, so a near-silent frame's tiny wiggle is no click."""
     n = x.shape[1] - MEDIAN + 1
     h = MEDIAN // 2
     v = [x[:, i:i + n] for i in range(MEDIAN)]
@@ -233,11 +251,17 @@ def median_spikes(x, peak):
         v[i], v[j] = torch.minimum(v[i], v[j]), torch.maximum(v[i], v[j])
     r = x[:, h:h + n] - v[h]
     nf = n // SPIKE_FRAME
+    floor = SPIKE_FLOOR * peak[:, None]
     rf = r[:, :nf * SPIKE_FRAME].reshape(x.shape[0], nf, SPIKE_FRAME)
     pk = rf.abs().amax(2)
     rest = torch.sqrt(F.relu((rf * rf).sum(2) - pk * pk) / (SPIKE_FRAME - 1))
-    top = torch.topk(torch.log(pk / (rest + SPIKE_FLOOR * peak[:, None]) + 1e-6), 2, dim=1).values
-    return top
+    top = torch.topk(torch.log(pk / (rest + floor) + 1e-6), 2, dim=1).values
+    k = torch.ones(1, 1, 2 * LOCAL + 1)
+    k[0, 0, LOCAL - GAP:LOCAL + GAP + 1] = 0
+    loc = torch.sqrt(F.conv1d((r * r).unsqueeze(1), k / k.sum(), padding=LOCAL)[:, 0] + 1e-12)
+    lr = (r.abs() / (loc + floor))[:, :nf * SPIKE_FRAME].reshape(x.shape[0], nf, SPIKE_FRAME).amax(2)
+    top_loc = torch.topk(torch.log(lr + 1e-6), 2, dim=1).values
+    return torch.cat([top, top_loc], 1)
 
 
 def floors(x):
@@ -306,19 +330,15 @@ def repeats(diff, ac):
     return torch.stack([diff[:, lo - EXACT_LAGS[0]:].amin(1), acp, acb, (q - torch.round(q)).abs()], 1)
 
 
-def tempo(diff, ac, bpm, octave=1.0):
-    """What the declared tempo says of the audio (TEMPO; bpm [B], 0 when the loop has none: then
-    every value but repeat_exact is 0). A loop played at another speed than its declared
-    tempo (a varispeed, a wrong sample rate) has its beat's and bar's autocorrelation peaks
-    off the declared lags; a loop cut off the grid repeats after a length that is not a
-    whole number of declared beats. octave: the beat's and bar's lags are read at octave x the
-    declared tempo (the model also hears half and double time: a name that says 87 for a
-    loop at 174 is no error); the repeat is always counted in declared beats (a loop of whole
-    bars is a whole number of them at half and double time too)."""
+def grid(ac, bpm, octave=1.0):
+    """[B, len(GRID)]: at the beat, two beats and bar of octave x bpm (bpm [B], 0 for none: then
+    all 0), how far the onset envelope's autocorrelation falls short of its strongest peak
+    within -20 % .. +25 % of the lag, how far that peak lies from the lag (log ratio), and the
+    autocorrelation at the lag."""
     n = ac.shape[1]
     lagv = torch.arange(1, n + 1, dtype=torch.float32)[None]
     known = (bpm > 0).float()
-    fpb = 60.0 / torch.clamp(bpm, min=1.0) * FPS  # frames per declared beat
+    fpb = 60.0 / torch.clamp(bpm, min=1.0) * FPS  # frames per beat
     out = []
     for k in (1.0, 2.0, 4.0):
         lag = (k * fpb / octave)[:, None]
@@ -329,13 +349,50 @@ def tempo(diff, ac, bpm, octave=1.0):
         off = torch.log((arg.float() + 1) / lag[:, 0]).abs()
         g = known * inside
         out += [g * (mx - at), g * off, g * at]
-    dmin, k = diff.min(1)
-    beats = (k.float() + EXACT_LAGS[0]) / fpb
-    frac = (beats - torch.round(beats)).abs()
-    med = torch.topk(diff, diff.shape[1] // 2, 1).values[:, -1]
-    exact = torch.log(dmin + 1e-3) - torch.log(med + 1e-3)
-    out += [known * frac, exact, known * frac * (exact < -1.0).float()]
     return torch.stack(out, 1)
+
+
+def exact_repeat(diff):
+    """The window's exact repeat: (its lag in frames, the lag of diff's smallest value, and how
+    exact it is, the log of that value against diff's median; below TILED for a tiled loop)."""
+    dmin, k = diff.min(1)
+    med = torch.topk(diff, diff.shape[1] // 2, 1).values[:, -1]
+    return k.float() + EXACT_LAGS[0], torch.log(dmin + 1e-3) - torch.log(med + 1e-3)
+
+
+def own_tempo(diff):
+    """[B]: the tempo a tiled window's own repeat implies (0 for a window that is no tiled
+    loop): its length, refined by a parabola through diff's neighbours of the smallest value,
+    as the fewest whole 4/4 bars that give at least OWN_BPM (the octave is read as the declared
+    tempo's is, at half and double too). A loop is a whole number of bars, so a clean tiled
+    loop's own beat falls on its envelope's beat; a loop cut off the grid has a length whose
+    bars do not divide into its beats."""
+    _, exact = exact_repeat(diff)
+    k = torch.clamp(torch.argmin(diff, 1, keepdim=True), 1, diff.shape[1] - 2)
+    y0, y1, y2 = torch.gather(diff, 1, k - 1), torch.gather(diff, 1, k), torch.gather(diff, 1, k + 1)
+    den = y0 - 2 * y1 + y2
+    off = torch.where(den.abs() > 1e-9, 0.5 * (y0 - y2) / torch.where(den.abs() > 1e-9, den, torch.ones_like(den)),
+                      torch.zeros_like(den)).clamp(-0.5, 0.5)
+    sec = (k.float() + EXACT_LAGS[0] + off)[:, 0] / FPS
+    bars = torch.clamp(torch.ceil(OWN_BPM * sec / 240.0 - 1e-6), min=1.0)
+    return (exact < TILED).float() * 240.0 * bars / sec
+
+
+def tempo(diff, ac, bpm, octave=1.0):
+    """What the declared tempo says of the audio (the declared part of TEMPO; bpm [B], 0 when
+    the loop has none: then every value but repeat_exact is 0). A loop played at another speed
+    than its declared tempo (a varispeed, a wrong sample rate) has its beat's and bar's
+    autocorrelation peaks off the declared lags (grid); a loop cut off the grid repeats after a
+    length that is not a whole number of declared beats. octave: the beat's and bar's lags are
+    read at octave x the declared tempo (the model also hears half and double time: a name
+    that says 87 for a loop at 174 is no error); the repeat is always counted in declared beats
+    (a loop of whole bars is a whole number of them at half and double time too)."""
+    known = (bpm > 0).float()
+    fpb = 60.0 / torch.clamp(bpm, min=1.0) * FPS  # frames per declared beat
+    lag, exact = exact_repeat(diff)
+    beats = lag / fpb
+    frac = (beats - torch.round(beats)).abs()
+    return torch.cat([grid(ac, bpm, octave), torch.stack([known * frac, exact, known * frac * (exact < TILED).float()], 1)], 1)
 
 
 def no_tempo(z):
@@ -1120,9 +1177,12 @@ that peak lies from it (a loop played at another speed than its tempo), and the 
 repeat, a tiled loop's length, in declared beats and how far from a whole number (a loop cut
 off the grid); the beat's and bar's lags are read at the declared tempo, its half and its
 double, and the score is the lowest of the three, so a name that says 87 for a loop at 174 is
-no error), the per-band statistics averaged over groups of adjacent bands (drum {info['instruments']['drum']['pool']},
-bass {info['instruments']['bass']['pool']} bands: {info['instruments']['drum']['features']} / {info['instruments']['bass']['features']} inputs; the group size, one of {', '.join(map(str, POOLS))}, chosen with the
-variant on the validation split, so the few values that see clicks, noise and the seam are not
+no error; and the same beat, two-beat and bar readings at the window's own tempo, which needs
+no declared one: a tiled loop's length (its exact repeat) taken as the fewest whole bars that
+give at least {OWN_BPM:.0f} BPM, so a loop cut off the grid, whose length does not divide into its
+beats, has its own beat off the envelope's peaks, with or without a name), the per-band statistics averaged over groups of adjacent bands (for Deep SVDD drum {info['instruments']['drum']['pool']},
+bass {info['instruments']['bass']['pool']} bands: {info['instruments']['drum']['features']} / {info['instruments']['bass']['features']} inputs; for the largest tails drum {info['instruments']['drum']['tails_pool']}, bass {info['instruments']['bass']['tails_pool']}; the group size, one of {', '.join(map(str, POOLS))}, chosen with the
+method on the validation split, so the few values that see clicks, noise and the seam are not
 outweighed by 192 band statistics). Each value then goes through its feature's training
 distribution ({QUANTILES} order statistics kept in the graph): its two-sided tail, -log((min(#
 below, # above) + 1) / ({QUANTILES} + 1)), so a value far outside the normal range of one feature

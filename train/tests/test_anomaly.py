@@ -145,7 +145,7 @@ def test_sort7_sorts_every_input_so_its_middle_is_the_median():
         assert [float(a) for a in v] == sorted(bits)
     x = torch.from_numpy(np.random.default_rng(0).standard_normal((2, N)).astype(np.float32))
     r = A.median_spikes(x, x.abs().amax(1))
-    assert r.shape == (2, 2) and torch.all(torch.isfinite(r))
+    assert r.shape == (2, 4) and torch.all(torch.isfinite(r))
 
 
 def _beats(beats, beat=11025, seed=0):
@@ -173,6 +173,7 @@ def test_embedding_sees_clicks_noise_and_a_seam_off_the_beat():
         f = fe(torch.from_numpy(np.stack([clean, clicked, noisy, cut])), torch.full((4,), 120.0)).numpy()[:, 0]
     assert np.all(np.isfinite(f))
     assert f[1, col["med_spike1"]] > f[0, col["med_spike1"]] + 1
+    assert f[1, col["loc_spike1"]] > f[0, col["loc_spike1"]] + 1 and f[1, col["loc_spike2"]] > f[0, col["loc_spike2"]] + 1
     assert f[2, col["floor_min"]] > f[0, col["floor_min"]] + 2
     assert f[0, col["repeat_beats_frac"]] < 0.1
     assert f[3, col["repeat_beats_frac"]] > 0.2
@@ -313,3 +314,24 @@ def test_select_keeps_the_features_that_hear_damage():
     assert sorted(sel[:3]) == [0, 1, 2]
     assert all(j < 3 for j in sel)  # features 3-5 hear nothing
     assert trace[0]["feature"] in ("f0", "f1", "f2") and trace[-1]["val"] >= trace[0]["val"]
+
+
+def test_own_tempo_hears_a_cut_off_the_beat_without_a_declared_tempo():
+    fe = A.Features().eval()
+    t = {n: A.N_FEATURES - len(A.TEMPO) + k for k, n in enumerate(A.TEMPO)}
+    bar = _beats(4)  # one bar at 120 BPM, tiled twice in the window
+    loops = [bar, _beats(8), bar[:int(2.6 * 11025)], _beats(8)[:int(5.4 * 11025)]]  # two clean, two cut off the beat
+    x = torch.from_numpy(np.stack([np.resize(v, N) for v in loops]))
+    with torch.no_grad():
+        f = fe(x, torch.zeros(4)).numpy()[:, 0]  # no declared tempo; the reading at the own tempo itself
+        own = A.own_tempo(A.lag_diffs(fe.log_mel(x[:1])[1]))
+    assert abs(float(own[0]) - 120.0) < 2.0  # a tiled bar of 2 s: 120 BPM
+    for clean in (0, 1):
+        assert f[clean, t["own_beat_ac"]] > 0.4 and f[clean, t["own_beat_gap"]] < 0.1
+    for cut in (2, 3):
+        assert f[cut, t["own_beat_ac"]] < 0.1 and f[cut, t["own_beat_gap"]] > 0.25
+    # a window that is no tiled loop has no own tempo: every own reading 0
+    noise = torch.from_numpy(np.random.default_rng(0).standard_normal((1, N)).astype(np.float32) * 0.1)
+    with torch.no_grad():
+        fn = fe(noise, torch.zeros(1)).numpy()[0]
+    assert np.all(fn[:, [t["own_" + n] for n in A.GRID]] == 0)
