@@ -69,7 +69,12 @@ func (r *Runtime) Open(b *Bundle, s ModelSpec) (*Model, error) {
 	if got := hex.EncodeToString(sum[:]); !strings.EqualFold(got, s.SHA256) {
 		return nil, fmt.Errorf("open model %s: sha256 is %s, the manifest says %s: the file changed after the bundle was loaded; restore it or rebuild the bundle", path, got, s.SHA256)
 	}
-	ins, outs, err := ort.GetInputOutputInfoWithONNXData(data)
+	ins, outs, err := graphIO(data)
+	if err == nil && (undeclared(s.Inputs, ins) || undeclared(s.Outputs, outs)) {
+		// the graph leaves open a dimension the manifest fixes: ONNX Runtime's shape
+		// inference may pin it (a decoder's audio length), at the cost of a session
+		ins, outs, err = ort.GetInputOutputInfoWithONNXData(data)
+	}
 	if err != nil {
 		return nil, fmt.Errorf("open model %s: ONNX Runtime cannot load it: %w: the file is not a valid ONNX model for ONNX Runtime %s; re-export it", path, err, r.version)
 	}
@@ -100,6 +105,19 @@ func (r *Runtime) Open(b *Bundle, s ModelSpec) (*Model, error) {
 	m.maxBatch.Store(int64(r.opts.MaxBatch))
 	r.track(m)
 	return m, nil
+}
+
+// undeclared says whether a graph's tensors, as declared, leave open (-1) a dimension past
+// the batch that the manifest fixes.
+func undeclared(want []TensorSpec, got []ort.InputOutputInfo) bool {
+	for i := range min(len(want), len(got)) {
+		for j := 1; j < min(len(want[i].Shape), len(got[i].Dimensions)); j++ {
+			if want[i].Shape[j] >= 0 && got[i].Dimensions[j] < 0 {
+				return true
+			}
+		}
+	}
+	return false
 }
 
 func prod(s []int64) int {

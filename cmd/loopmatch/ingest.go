@@ -100,27 +100,6 @@ just the missing rows: the loops are decoded again for those embedders, not re-e
 				return exitError{code: 2, err: err}
 			}
 			defer rt.Close()
-			encs := map[string]onnx.Graph{}
-			for _, inst := range b.Instruments() {
-				spec, _ := b.Encoder(inst)
-				m, err := rt.Open(b, spec)
-				if err != nil {
-					return exitError{code: 2, err: err}
-				}
-				defer m.Close()
-				encs[inst] = m
-			}
-			var cls *onnx.Classifier
-			if classify && !reencode && !rescore {
-				switch cls, err = rt.OpenClassifier(b); {
-				case errors.Is(err, onnx.ErrNoModel):
-					log.Info("the bundle has no instrument classifier: loops whose names do not say their instrument are skipped", "bundle", b.ID())
-				case err != nil:
-					return exitError{code: 2, err: err}
-				default:
-					defer cls.Close()
-				}
-			}
 			names, err := b.ParseEmbedders(embedders)
 			if err != nil {
 				return exitError{code: 2, err: fmt.Errorf("--embedders: %w", err)}
@@ -128,48 +107,18 @@ just the missing rows: the loops are decoded again for those embedders, not re-e
 			if len(names) > 0 && (reencode || rescore) {
 				return exitError{code: 2, err: errors.New("--embedders fills embedder rows during an ingest: run loopmatch ingest --embedders NAMES PATH after --reencode or --rescore")}
 			}
-			embs, closeEmbs, err := rt.OpenEmbedders(b, names)
+			models, err := openIngestModels(rt, b, ingestModelsWanted{
+				encoders:   !rescore,
+				classifier: classify && !reencode && !rescore,
+				embedders:  names,
+				oneShots:   oneshots && !reencode && !rescore,
+				anomaly:    !reencode,
+			}, oneshotMax, log)
 			if err != nil {
 				return exitError{code: 2, err: err}
 			}
-			defer closeEmbs.Close()
-			var oneShots *ingest.OneShots
-			if oneshots && !reencode && !rescore {
-				switch sm, err := rt.OpenSampleMatch(b); {
-				case errors.Is(err, onnx.ErrNoModel):
-					log.Info("the bundle has no one-shot encoder: one-shots are not stored apart", "bundle", b.ID())
-				case err != nil:
-					return exitError{code: 2, err: err}
-				default:
-					defer sm.Close()
-					id, _ := b.OneShotEncoderID()
-					oneShots = &ingest.OneShots{Encoder: sm.OneShot, EncoderID: id, MaxSeconds: oneshotMax}
-					switch kc, err := rt.OpenOneShotClassifier(b); {
-					case errors.Is(err, onnx.ErrNoModel):
-						log.Info("the bundle has no one-shot kind classifier: one-shots whose names do not say their kind are stored as unknown", "bundle", b.ID())
-					case err != nil:
-						return exitError{code: 2, err: err}
-					default:
-						defer kc.Close()
-						oneShots.Kind = kc
-					}
-				}
-			}
-			anomaly := map[string]*onnx.Anomaly{}
-			if !reencode {
-				for _, inst := range b.Instruments() {
-					a, err := rt.OpenAnomaly(b, inst)
-					if errors.Is(err, onnx.ErrNoModel) {
-						log.Info("the bundle has no anomaly model for this instrument: its loops are stored without anomaly scores", "instrument", inst, "bundle", b.ID())
-						continue
-					}
-					if err != nil {
-						return exitError{code: 2, err: err}
-					}
-					defer a.Close()
-					anomaly[inst] = a
-				}
-			}
+			defer models.close()
+			encs, cls, embs, oneShots, anomaly := models.encoders, models.cls, models.embedders, models.oneShots, models.anomaly
 			store, err := openStore(ctx, g.store)
 			if err != nil {
 				return exitError{code: 2, err: err}
