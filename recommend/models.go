@@ -24,16 +24,24 @@ type Models struct {
 	OneShotKind *onnx.Classifier
 }
 
-// OpenModels opens every encoder, mapper and decoder of the bundle.
+// OpenModels opens every encoder, mapper, decoder, reranker and embedder of the bundle,
+// side by side (onnx.Runtime.OpenAll), and its SampleMatch models.
 func OpenModels(rt *onnx.Runtime, b *onnx.Bundle) (*Models, error) {
 	m := &Models{Encoders: map[string]*onnx.Model{}, Mappers: map[Pair]*onnx.Model{}, Decoders: map[string]*onnx.Model{},
 		PairFronts: map[string]*onnx.Model{}, Embedders: map[string]*onnx.Model{}}
+	var specs []onnx.ModelSpec // only the roles kept here: the rest (anomaly, classifier, ...) are opened by who uses them
 	for _, s := range b.Models {
-		om, err := rt.Open(b, s)
-		if err != nil {
-			m.Close()
-			return nil, err
+		switch s.Role {
+		case onnx.RoleEncoder, onnx.RoleDecoder, onnx.RoleMapper, onnx.RolePairFront, onnx.RoleScorer, onnx.RoleEmbedder:
+			specs = append(specs, s)
 		}
+	}
+	opened, err := rt.OpenAll(b, specs)
+	if err != nil {
+		return nil, err
+	}
+	for i, s := range specs {
+		om := opened[i]
 		switch s.Role {
 		case onnx.RoleEncoder:
 			m.Encoders[s.Instruments[0]] = om
@@ -47,11 +55,8 @@ func OpenModels(rt *onnx.Runtime, b *onnx.Bundle) (*Models, error) {
 			m.Scorer = om
 		case onnx.RoleEmbedder:
 			m.Embedders[s.Embedder] = om
-		default:
-			om.Close()
 		}
 	}
-	var err error
 	if m.SampleMatch, err = optional(rt.OpenSampleMatch(b)); err == nil {
 		m.OneShotKind, err = optional(rt.OpenOneShotClassifier(b))
 	}

@@ -4,7 +4,6 @@ import (
 	"errors"
 	"io"
 	"log/slog"
-	"runtime"
 	"sync"
 
 	"github.com/loopmatch/loopmatch/ingest"
@@ -43,7 +42,7 @@ func (m *ingestModels) close() {
 	}
 }
 
-// openIngestModels opens the graphs want names, as many at a time as there are cores,
+// openIngestModels opens the graphs want names, side by side (onnx.Concurrently),
 // and logs what the bundle lacks (a missing classifier, one-shot model or anomaly model is
 // no error). On an error it closes whatever it opened and returns the first error.
 func openIngestModels(rt *onnx.Runtime, b *onnx.Bundle, want ingestModelsWanted, oneshotMax float64, log *slog.Logger) (*ingestModels, error) {
@@ -138,37 +137,9 @@ func openIngestModels(rt *onnx.Runtime, b *onnx.Bundle, want ingestModelsWanted,
 			})
 		}
 	}
-	if err := runAtMost(runtime.GOMAXPROCS(0), openers); err != nil {
+	if err := onnx.Concurrently(openers...); err != nil {
 		m.close()
 		return nil, err
 	}
 	return m, nil
-}
-
-// runAtMost runs fns, at most n at a time, waits for all of them and returns the first
-// error in the order of fns.
-func runAtMost(n int, fns []func() error) error {
-	errs := make([]error, len(fns))
-	sem := make(chan struct{}, max(n, 1))
-	var wg sync.WaitGroup
-	for i, fn := range fns {
-		wg.Add(1)
-		sem <- struct{}{}
-		go func() {
-			defer wg.Done()
-			defer func() { <-sem }()
-			errs[i] = fn()
-		}()
-	}
-	wg.Wait()
-	return firstError(errs)
-}
-
-func firstError(errs []error) error {
-	for _, err := range errs {
-		if err != nil {
-			return err
-		}
-	}
-	return nil
 }

@@ -9,6 +9,7 @@ import (
 	"net"
 	"path/filepath"
 	"strings"
+	"sync"
 	"time"
 
 	"github.com/gin-gonic/gin"
@@ -107,20 +108,31 @@ func openService(ctx context.Context, g *globalOptions, threads int, checkEvery 
 		return nil, exitError{code: 2, err: err}
 	}
 	s := &service{bundle: b, rt: rt, anomaly: map[string]*onnx.Anomaly{}}
-	if s.models, err = recommend.OpenModels(rt, b); err != nil {
+	// the recommendation models and the anomaly models side by side: opening the graphs is
+	// most of the start
+	var mu sync.Mutex
+	openers := []func() error{func() (err error) {
+		s.models, err = recommend.OpenModels(rt, b)
+		return err
+	}}
+	for _, inst := range b.Instruments() {
+		openers = append(openers, func() error {
+			a, err := rt.OpenAnomaly(b, inst)
+			if errors.Is(err, onnx.ErrNoModel) {
+				return nil // loops of this instrument are stored without anomaly scores
+			}
+			if err != nil {
+				return err
+			}
+			mu.Lock()
+			s.anomaly[inst] = a
+			mu.Unlock()
+			return nil
+		})
+	}
+	if err := onnx.Concurrently(openers...); err != nil {
 		s.Close()
 		return nil, exitError{code: 2, err: err}
-	}
-	for inst := range s.models.Encoders {
-		a, err := rt.OpenAnomaly(b, inst)
-		if errors.Is(err, onnx.ErrNoModel) {
-			continue // loops of this instrument are stored without anomaly scores
-		}
-		if err != nil {
-			s.Close()
-			return nil, exitError{code: 2, err: err}
-		}
-		s.anomaly[inst] = a
 	}
 	store, err := openStore(ctx, g.store)
 	if err != nil {
