@@ -2,6 +2,7 @@ package onnx
 
 import (
 	"context"
+	"errors"
 	"fmt"
 	"io"
 	"math"
@@ -52,6 +53,39 @@ func (r *Runtime) OpenAnomaly(b *Bundle, instrument string) (*Anomaly, error) {
 		w = AnomalyWindowsFirst
 	}
 	return &Anomaly{Graph: m, Threshold: spec.Threshold, ID: id, Windows: w}, nil
+}
+
+// OpenAnomalies opens the anomaly model of every instrument of the bundle that has one,
+// side by side (Concurrently), by instrument; an instrument without one is left out. On an
+// error it closes those it opened and returns the first error.
+func (r *Runtime) OpenAnomalies(b *Bundle) (map[string]*Anomaly, error) {
+	insts := b.Instruments()
+	opened := make([]*Anomaly, len(insts))
+	fns := make([]func() error, len(insts))
+	for i, inst := range insts {
+		fns[i] = func() (err error) {
+			opened[i], err = r.OpenAnomaly(b, inst)
+			if errors.Is(err, ErrNoModel) {
+				return nil
+			}
+			return err
+		}
+	}
+	err := Concurrently(fns...)
+	out := map[string]*Anomaly{}
+	for i, a := range opened {
+		switch {
+		case a == nil:
+		case err != nil:
+			a.Close()
+		default:
+			out[insts[i]] = a
+		}
+	}
+	if err != nil {
+		return nil, err
+	}
+	return out, nil
 }
 
 // Close closes the graph when it can be closed (a *Model).

@@ -16,7 +16,7 @@ import (
 // Only the fields named below are read; everything else is skipped by its wire type.
 func graphIO(data []byte) (ins, outs []ort.InputOutputInfo, err error) {
 	var graph []byte
-	err = fields(data, func(num protowire.Number, typ protowire.Type, v []byte) error {
+	err = fields(data, func(num protowire.Number, typ protowire.Type, v []byte, _ uint64) error {
 		if num == 7 && typ == protowire.BytesType { // ModelProto.graph
 			graph = v
 		}
@@ -30,7 +30,7 @@ func graphIO(data []byte) (ins, outs []ort.InputOutputInfo, err error) {
 	}
 	var inputs, outputs [][]byte
 	initializers := map[string]bool{}
-	err = fields(graph, func(num protowire.Number, typ protowire.Type, v []byte) error {
+	err = fields(graph, func(num protowire.Number, typ protowire.Type, v []byte, _ uint64) error {
 		if typ != protowire.BytesType {
 			return nil
 		}
@@ -70,9 +70,9 @@ func graphIO(data []byte) (ins, outs []ort.InputOutputInfo, err error) {
 	return ins, outs, nil
 }
 
-// fields calls fn with every field of the message b, in order; a length-delimited field's
-// v is its payload, any other's is nil.
-func fields(b []byte, fn func(num protowire.Number, typ protowire.Type, v []byte) error) error {
+// fields calls fn with every field of the message b, in order: a length-delimited field's
+// payload as v, a varint's value as x (the other is nil or 0).
+func fields(b []byte, fn func(num protowire.Number, typ protowire.Type, v []byte, x uint64) error) error {
 	for len(b) > 0 {
 		num, typ, n := protowire.ConsumeTag(b)
 		if n < 0 {
@@ -80,15 +80,19 @@ func fields(b []byte, fn func(num protowire.Number, typ protowire.Type, v []byte
 		}
 		b = b[n:]
 		var v []byte
-		if typ == protowire.BytesType {
+		var x uint64
+		switch typ {
+		case protowire.BytesType:
 			v, n = protowire.ConsumeBytes(b)
-		} else {
+		case protowire.VarintType:
+			x, n = protowire.ConsumeVarint(b)
+		default:
 			n = protowire.ConsumeFieldValue(num, typ, b)
 		}
 		if n < 0 {
 			return protowire.ParseError(n)
 		}
-		if err := fn(num, typ, v); err != nil {
+		if err := fn(num, typ, v, x); err != nil {
 			return err
 		}
 		b = b[n:]
@@ -101,7 +105,7 @@ func fields(b []byte, fn func(num protowire.Number, typ protowire.Type, v []byte
 func initializerName(num protowire.Number, b []byte) (string, error) {
 	if num == 15 {
 		var values []byte
-		if err := fields(b, func(n protowire.Number, typ protowire.Type, v []byte) error {
+		if err := fields(b, func(n protowire.Number, typ protowire.Type, v []byte, _ uint64) error {
 			if n == 1 && typ == protowire.BytesType {
 				values = v
 			}
@@ -112,7 +116,7 @@ func initializerName(num protowire.Number, b []byte) (string, error) {
 		b = values
 	}
 	var name string
-	err := fields(b, func(n protowire.Number, typ protowire.Type, v []byte) error {
+	err := fields(b, func(n protowire.Number, typ protowire.Type, v []byte, _ uint64) error {
 		if n == 8 && typ == protowire.BytesType {
 			name = string(v)
 		}
@@ -127,7 +131,7 @@ func initializerName(num protowire.Number, b []byte) (string, error) {
 func valueInfo(b []byte) (ort.InputOutputInfo, error) {
 	info := ort.InputOutputInfo{OrtValueType: ort.ONNXTypeUnknown, DataType: ort.TensorElementDataTypeUndefined}
 	var typ []byte
-	err := fields(b, func(n protowire.Number, wt protowire.Type, v []byte) error {
+	err := fields(b, func(n protowire.Number, wt protowire.Type, v []byte, _ uint64) error {
 		switch {
 		case n == 1 && wt == protowire.BytesType:
 			info.Name = string(v)
@@ -140,7 +144,7 @@ func valueInfo(b []byte) (ort.InputOutputInfo, error) {
 		return info, err
 	}
 	var tensor []byte
-	err = fields(typ, func(n protowire.Number, wt protowire.Type, v []byte) error {
+	err = fields(typ, func(n protowire.Number, wt protowire.Type, v []byte, _ uint64) error {
 		if wt != protowire.BytesType {
 			return nil
 		}
@@ -161,74 +165,36 @@ func valueInfo(b []byte) (ort.InputOutputInfo, error) {
 	if err != nil || tensor == nil {
 		return info, err
 	}
-	err = fields(tensor, func(n protowire.Number, wt protowire.Type, v []byte) error {
-		if n == 2 && wt == protowire.BytesType {
+	err = fields(tensor, func(n protowire.Number, wt protowire.Type, v []byte, x uint64) error {
+		switch {
+		case n == 1 && wt == protowire.VarintType: // elem_type
+			info.DataType = ort.TensorElementDataType(x)
+		case n == 2 && wt == protowire.BytesType: // shape
 			dims, err := shape(v)
 			info.Dimensions = dims
 			return err
 		}
 		return nil
 	})
-	if err != nil {
-		return info, err
-	}
-	elem, err := varint(tensor, 1) // elem_type
-	info.DataType = ort.TensorElementDataType(elem)
 	return info, err
 }
 
 // shape reads a TensorShapeProto's dims: dim_value, or -1 for a dim_param or an unknown dim.
 func shape(b []byte) (ort.Shape, error) {
 	dims := ort.Shape{}
-	err := fields(b, func(n protowire.Number, wt protowire.Type, v []byte) error {
+	err := fields(b, func(n protowire.Number, wt protowire.Type, v []byte, _ uint64) error {
 		if n != 1 || wt != protowire.BytesType {
 			return nil
 		}
-		d, err := varint(v, 1)
-		if err != nil {
-			return err
-		}
-		if !hasField(v, 1) {
-			d = -1
-		}
+		d := int64(-1)
+		err := fields(v, func(n protowire.Number, wt protowire.Type, _ []byte, x uint64) error {
+			if n == 1 && wt == protowire.VarintType { // dim_value
+				d = int64(x)
+			}
+			return nil
+		})
 		dims = append(dims, d)
-		return nil
+		return err
 	})
 	return dims, err
-}
-
-// varint is the last value of the varint field num of message b (0 when absent).
-func varint(b []byte, num protowire.Number) (int64, error) {
-	var out int64
-	for len(b) > 0 {
-		n, typ, k := protowire.ConsumeTag(b)
-		if k < 0 {
-			return 0, protowire.ParseError(k)
-		}
-		b = b[k:]
-		if n == num && typ == protowire.VarintType {
-			v, k := protowire.ConsumeVarint(b)
-			if k < 0 {
-				return 0, protowire.ParseError(k)
-			}
-			out, b = int64(v), b[k:]
-			continue
-		}
-		k = protowire.ConsumeFieldValue(n, typ, b)
-		if k < 0 {
-			return 0, protowire.ParseError(k)
-		}
-		b = b[k:]
-	}
-	return out, nil
-}
-
-// hasField says whether message b holds a field num with a varint.
-func hasField(b []byte, num protowire.Number) bool {
-	found := false
-	fields(b, func(n protowire.Number, typ protowire.Type, _ []byte) error {
-		found = found || n == num && typ == protowire.VarintType
-		return nil
-	})
-	return found
 }

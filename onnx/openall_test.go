@@ -67,3 +67,24 @@ func TestOpenAllKeepsOrderAndClosesOnError(t *testing.T) {
 		t.Errorf("%d models open after a failed OpenAll, %d before: it must close what it opened", n, before)
 	}
 }
+
+// TestOpenAnomaliesLeavesOutInstrumentsWithout: every instrument's model from a bundle with
+// them, none (and no error) from one without.
+func TestOpenAnomaliesLeavesOutInstrumentsWithout(t *testing.T) {
+	for dir, want := range map[string]int{anomalyBundle: 2, testBundle: 0} {
+		b, err := LoadBundle(dir)
+		if err != nil {
+			t.Fatal(err)
+		}
+		as, err := rt.OpenAnomalies(b)
+		if err != nil || len(as) != want {
+			t.Errorf("%s: %d anomaly models, %v; want %d", dir, len(as), err, want)
+		}
+		for inst, a := range as {
+			if id, _ := b.AnomalyID(inst); a.ID != id {
+				t.Errorf("%s: %s model %s, want %s", dir, inst, a.ID, id)
+			}
+			a.Close()
+		}
+	}
+}

@@ -47,26 +47,24 @@ func (m *ingestModels) close() {
 // no error). On an error it closes whatever it opened and returns the first error.
 func openIngestModels(rt *onnx.Runtime, b *onnx.Bundle, want ingestModelsWanted, oneshotMax float64, log *slog.Logger) (*ingestModels, error) {
 	m := &ingestModels{encoders: map[string]onnx.Graph{}, embedders: map[string][]*onnx.Embedder{}, anomaly: map[string]*onnx.Anomaly{}}
-	var (
-		mu      sync.Mutex // guards the maps while the openers fill them
-		openers []func() error
-	)
-	insts := b.Instruments()
+	var openers []func() error
 	if want.encoders {
-		for _, inst := range insts {
-			openers = append(openers, func() error {
+		openers = append(openers, func() error {
+			var specs []onnx.ModelSpec
+			for _, inst := range b.Instruments() {
 				spec, _ := b.Encoder(inst)
-				g, err := rt.Open(b, spec)
-				if err != nil {
-					return err
-				}
+				specs = append(specs, spec)
+			}
+			gs, err := rt.OpenAll(b, specs)
+			if err != nil {
+				return err
+			}
+			for i, g := range gs {
 				m.keep(g)
-				mu.Lock()
-				m.encoders[inst] = g
-				mu.Unlock()
-				return nil
-			})
-		}
+				m.encoders[specs[i].Instruments[0]] = g
+			}
+			return nil
+		})
 	}
 	if want.classifier {
 		openers = append(openers, func() error {
@@ -119,23 +117,21 @@ func openIngestModels(rt *onnx.Runtime, b *onnx.Bundle, want ingestModelsWanted,
 		})
 	}
 	if want.anomaly {
-		for _, inst := range insts {
-			openers = append(openers, func() error {
-				a, err := rt.OpenAnomaly(b, inst)
-				switch {
-				case errors.Is(err, onnx.ErrNoModel):
+		openers = append(openers, func() error {
+			as, err := rt.OpenAnomalies(b)
+			if err != nil {
+				return err
+			}
+			for _, inst := range b.Instruments() {
+				if a, ok := as[inst]; ok {
+					m.keep(a)
+					m.anomaly[inst] = a
+				} else {
 					log.Info("the bundle has no anomaly model for this instrument: its loops are stored without anomaly scores", "instrument", inst, "bundle", b.ID())
-					return nil
-				case err != nil:
-					return err
 				}
-				m.keep(a)
-				mu.Lock()
-				m.anomaly[inst] = a
-				mu.Unlock()
-				return nil
-			})
-		}
+			}
+			return nil
+		})
 	}
 	if err := onnx.Concurrently(openers...); err != nil {
 		m.close()

@@ -9,7 +9,6 @@ import (
 	"net"
 	"path/filepath"
 	"strings"
-	"sync"
 	"time"
 
 	"github.com/gin-gonic/gin"
@@ -109,26 +108,10 @@ func openService(ctx context.Context, g *globalOptions, threads int, checkEvery 
 	}
 	s := &service{bundle: b, rt: rt, anomaly: map[string]*onnx.Anomaly{}}
 	// the recommendation models and the anomaly models side by side: opening the graphs is
-	// most of the start
-	var mu sync.Mutex
-	openers := []func() error{func() (err error) {
-		s.models, err = recommend.OpenModels(rt, b)
-		return err
-	}}
-	for _, inst := range b.Instruments() {
-		openers = append(openers, func() error {
-			a, err := rt.OpenAnomaly(b, inst)
-			if errors.Is(err, onnx.ErrNoModel) {
-				return nil // loops of this instrument are stored without anomaly scores
-			}
-			if err != nil {
-				return err
-			}
-			mu.Lock()
-			s.anomaly[inst] = a
-			mu.Unlock()
-			return nil
-		})
+	// most of the start (an instrument without an anomaly model is stored without scores)
+	openers := []func() error{
+		func() (err error) { s.models, err = recommend.OpenModels(rt, b); return err },
+		func() (err error) { s.anomaly, err = rt.OpenAnomalies(b); return err },
 	}
 	if err := onnx.Concurrently(openers...); err != nil {
 		s.Close()
