@@ -37,11 +37,20 @@ func declaredBPM(bpm float64, source string) float32 {
 	return float32(bpm)
 }
 
+// loopSeconds is a loop's whole length as an anomaly model reads it: seconds, 0 when unknown.
+func loopSeconds(d float64) float32 {
+	if !(d > 0) || math.IsInf(d, 0) {
+		return 0
+	}
+	return float32(d)
+}
+
 // scoreLoops scores loops (each as its windows, the model window first, with each loop's
-// declaredBPM) and sets each loop's score, flag and model id in hs. The model says whether
-// its first window or all of them make a loop's score (onnx.Anomaly.ScoreLoops).
-func scoreLoops(ctx context.Context, a *onnx.Anomaly, wins [][][]float32, bpms []float32, hs []*vectordb.Health) error {
-	s, err := a.ScoreLoops(ctx, wins, bpms)
+// declaredBPM and loopSeconds) and sets each loop's score, flag and model id in hs. The
+// model says whether its first window or all of them make a loop's score
+// (onnx.Anomaly.ScoreLoops).
+func scoreLoops(ctx context.Context, a *onnx.Anomaly, wins [][][]float32, bpms, durs []float32, hs []*vectordb.Health) error {
+	s, err := a.ScoreLoops(ctx, wins, bpms, durs)
 	if err != nil {
 		return err
 	}
@@ -64,13 +73,15 @@ func scoreJobs(ctx context.Context, cfg Config, inst string, b []*job) {
 	}
 	wins := make([][][]float32, len(b))
 	bpms := make([]float32, len(b))
+	durs := make([]float32, len(b))
 	hs := make([]*vectordb.Health, len(b))
 	for i, j := range b {
 		wins[i] = j.wins
 		bpms[i] = declaredBPM(j.meta.BPM, j.meta.BPMSource)
+		durs[i] = loopSeconds(j.info.Duration.Seconds())
 		hs[i] = &j.health
 	}
-	if err := scoreLoops(ctx, a, wins, bpms, hs); err != nil {
+	if err := scoreLoops(ctx, a, wins, bpms, durs, hs); err != nil {
 		cfg.Logger.Warn("anomaly scores not stored for a batch; run loopmatch ingest --rescore later", "instrument", inst, "loops", len(b), "err", err)
 	}
 }

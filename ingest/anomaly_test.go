@@ -462,3 +462,64 @@ func TestAnomalyScoresEveryWindow(t *testing.T) {
 		}
 	}
 }
+
+// TestIngestGivesTheAnomalyModelTheLoopsLength: the shipped models read a loop's whole
+// length, and ingest gives each loop its own: a loop trimmed off its grid (3.7 s: no whole
+// number of beats at a whole-number tempo) scores as the model scores its window at 3.7 s,
+// higher than the same window at an unknown length, and is stored with the cause
+// length_off_grid; the 4 s loop it was cut from has none.
+func TestIngestGivesTheAnomalyModelTheLoopsLength(t *testing.T) {
+	lib := t.TempDir()
+	x := loopSamples([]float64{60, 200, 60, 200, 60, 200, 60, 200}) // 4 s: two bars at 120 BPM
+	whole := filepath.Join(lib, "Pack", "drums", "groove.wav")
+	cut := filepath.Join(lib, "Pack", "drums", "groove_trimmed.wav")
+	writeWAV(t, whole, x, loopRate)
+	writeWAV(t, cut, x[:int(3.7*loopRate)], loopRate)
+	store := openStore(t, t.TempDir())
+	defer store.Close()
+	cfg, err := configForBundle("../models/loopmatch-v2", rt, store)
+	if err != nil {
+		t.Fatal(err)
+	}
+	models, b := openAnomalyFrom(t, "../models/loopmatch-v2")
+	if !models["drum"].TakesDuration() {
+		t.Skip("the shipped drum anomaly model reads no length")
+	}
+	cfg.Anomaly = models
+	if rep, err := Run(context.Background(), cfg, []string{lib}); err != nil || rep.Ingested != 2 {
+		t.Fatalf("ingest: %v, %+v", err, rep)
+	}
+	rows := map[string]vectordb.Row{}
+	for _, r := range allRows(t, store, loopid.Collection("drum")) {
+		rows[r.Path] = r
+	}
+	for path, secs := range map[string]float64{whole: 4, cut: 3.7} {
+		r := rows[path]
+		if r.BPMSource == vectordb.SourceName || r.BPMSource == vectordb.SourceManifest {
+			t.Fatalf("%s: tempo from %q, want none declared", filepath.Base(path), r.BPMSource)
+		}
+		l, err := audio.LoadLoop(context.Background(), path, audio.LoadOptions{SampleRate: b.SampleRate, WindowSeconds: b.WindowSeconds})
+		if err != nil {
+			t.Fatal(err)
+		}
+		win := [][][]float32{l.Windows(b.WindowSeconds, audio.HopSeconds(b.WindowSeconds, 0), 0)[:1]}
+		at := func(d float32) float64 {
+			s, err := models["drum"].ScoreLoops(context.Background(), win, []float32{0}, []float32{d})
+			if err != nil {
+				t.Fatal(err)
+			}
+			return s[0]
+		}
+		want := at(float32(secs))
+		if math.Abs(r.AnomalyScore-want) > 1e-4*math.Max(1, want) {
+			t.Errorf("%s: stored score %v, want %v (its window at %v s)", filepath.Base(path), r.AnomalyScore, want, secs)
+		}
+		offGrid := slices.Contains(r.Causes(), "length_off_grid")
+		if path == cut && (!(want > at(0)) || !offGrid || !r.Anomalous) {
+			t.Errorf("trimmed loop: %v at 3.7 s, %v at an unknown length, causes %q, anomalous %v: want it higher, flagged, length_off_grid", want, at(0), r.Causes(), r.Anomalous)
+		}
+		if path == whole && offGrid {
+			t.Errorf("4 s loop: causes %q, want no length_off_grid", r.Causes())
+		}
+	}
+}

@@ -13,7 +13,15 @@ import (
 // writeLoop writes 16-bit WAV at 22.05 kHz: per beat (120 BPM, 0.5 s) a decaying tone
 // at the beat's frequency (0 leaves the beat silent).
 func writeLoop(t *testing.T, path string, hz []float64) {
-	const rate = 22050
+	writeWAV(t, path, loopSamples(hz), loopRate)
+}
+
+// loopRate is writeLoop's sample rate.
+const loopRate = 22050
+
+// loopSamples is writeLoop's audio: a decaying note (or silence, for 0) every half second.
+func loopSamples(hz []float64) []float32 {
+	const rate = loopRate
 	x := make([]float32, len(hz)*rate/2)
 	for b, f := range hz {
 		for k := 0; k < rate/2 && f > 0; k++ {
@@ -22,7 +30,7 @@ func writeLoop(t *testing.T, path string, hz []float64) {
 			x[b*rate/2+k] = float32(0.5 * env * v)
 		}
 	}
-	writeWAV(t, path, x, rate)
+	return x
 }
 
 // TestEstimatesFromAudio: loops whose names say nothing get tempo (and, unless drums,

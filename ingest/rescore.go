@@ -234,7 +234,7 @@ func rescorePage(ctx context.Context, cfg RescoreConfig, inst string, todo []vec
 	var failed []ReencodeFailure
 	var ok []int
 	var loops [][][]float32
-	var bpms []float32
+	var bpms, durs []float32
 	for i := range todo {
 		switch {
 		case fails[i] != nil:
@@ -245,6 +245,7 @@ func rescorePage(ctx context.Context, cfg RescoreConfig, inst string, todo []vec
 			ok = append(ok, i)
 			loops = append(loops, wins[i])
 			bpms = append(bpms, declaredBPM(todo[i].BPM, todo[i].BPMSource))
+			durs = append(durs, loopSeconds(todo[i].Duration))
 		}
 	}
 	if len(ok) == 0 {
@@ -254,7 +255,7 @@ func rescorePage(ctx context.Context, cfg RescoreConfig, inst string, todo []vec
 	for k, i := range ok {
 		ptrs[k] = &hs[i]
 	}
-	if err := scoreLoops(ctx, a, loops, bpms, ptrs); err != nil {
+	if err := scoreLoops(ctx, a, loops, bpms, durs, ptrs); err != nil {
 		return 0, 0, failed, fmt.Errorf("rescore %s: %w", inst, err)
 	}
 	health := map[string]vectordb.Health{}

@@ -96,8 +96,8 @@ func (a *Anomaly) Close() error {
 	return nil
 }
 
-// tempoGraph is a graph of two inputs: an anomaly model that also reads each loop's
-// declared tempo (*Model is one).
+// tempoGraph is a graph of more inputs than the audio: an anomaly model that also reads
+// each loop's declared tempo, and perhaps its length (*Model is one).
 type tempoGraph interface {
 	RunInputs(ctx context.Context, ins ...[]float32) ([]float32, error)
 	InputSizes() []int
@@ -106,40 +106,80 @@ type tempoGraph interface {
 // TakesTempo reports whether the model reads each loop's declared tempo beside its window
 // (a second input of one value per window; the bundles from loopmatch-v2's second anomaly
 // models on). A model that does not ignores the tempi Score is given.
-func (a *Anomaly) TakesTempo() bool {
+func (a *Anomaly) TakesTempo() bool { return a.scalarInputs() >= 1 }
+
+// TakesDuration reports whether the model also reads each loop's whole length in seconds
+// (a third input of one value per window, after the tempo: a loop whose length is no whole
+// number of beats at a whole-number tempo was played at another speed or trimmed off its
+// grid). A model that does not ignores the lengths Score is given.
+func (a *Anomaly) TakesDuration() bool { return a.scalarInputs() >= 2 }
+
+// scalarInputs counts the graph's inputs of one value per window after the audio (0 for a
+// graph of the audio alone).
+func (a *Anomaly) scalarInputs() int {
 	g, ok := a.Graph.(tempoGraph)
-	return ok && len(g.InputSizes()) == 2 && g.InputSizes()[1] == 1
+	if !ok {
+		return 0
+	}
+	in := g.InputSizes()
+	if len(in) < 2 || len(in) > 3 {
+		return 0
+	}
+	for _, n := range in[1:] {
+		if n != 1 {
+			return 0
+		}
+	}
+	return len(in) - 1
+}
+
+// perWindow checks one value per window of a scalar input (nil: all 0), each finite and >= 0.
+func perWindow(vals []float32, windows int, plural, single, unit string) ([]float32, error) {
+	if vals == nil {
+		return make([]float32, windows), nil
+	}
+	if len(vals) != windows {
+		return nil, fmt.Errorf("anomaly: %d %s for %d windows: give one per window (0 for none)", len(vals), plural, windows)
+	}
+	for i, v := range vals {
+		if !(v >= 0) || math.IsInf(float64(v), 0) {
+			return nil, fmt.Errorf("anomaly: window %d has %s %v: want a finite %s >= 0 (0 for none)", i, single, v, unit)
+		}
+	}
+	return vals, nil
 }
 
 // Score returns one score per window (windows laid end to end, rows of Graph.InputSize
 // samples). bpms holds each loop's declared tempo (from its name or a manifest; 0 when it
 // has none, or when the only tempo is one estimated from the same audio, which would agree
-// with it whatever is wrong): nil for none at all, else one per window. A score that is
-// negative or not finite is an error: the graph is no unusualness score (a Deep SVDD
-// distance or a sum of feature tails, both >= 0).
-func (a *Anomaly) Score(ctx context.Context, windows, bpms []float32) ([]float64, error) {
+// with it whatever is wrong), durs each loop's whole length in seconds (0 when unknown):
+// nil for none at all, else one per window. A score that is negative or not finite is an
+// error: the graph is no unusualness score (a Deep SVDD distance or a sum of feature tails,
+// both >= 0).
+func (a *Anomaly) Score(ctx context.Context, windows, bpms, durs []float32) ([]float64, error) {
 	if a.Graph.OutputSize() != 1 {
 		return nil, fmt.Errorf("anomaly: the graph gives %d values per window, want one score", a.Graph.OutputSize())
 	}
 	var out []float32
 	var err error
-	if a.TakesTempo() {
+	if k := a.scalarInputs(); k > 0 {
 		n := a.Graph.InputSize()
 		if n <= 0 || len(windows)%n != 0 {
 			return nil, fmt.Errorf("anomaly: %d samples are not whole windows of %d", len(windows), n)
 		}
-		if bpms == nil {
-			bpms = make([]float32, len(windows)/n)
+		b, berr := perWindow(bpms, len(windows)/n, "tempi", "declared tempo", "BPM")
+		if berr != nil {
+			return nil, berr
 		}
-		if len(bpms) != len(windows)/n {
-			return nil, fmt.Errorf("anomaly: %d tempi for %d windows: give one per window (0 for none)", len(bpms), len(windows)/n)
-		}
-		for i, v := range bpms {
-			if !(v >= 0) || math.IsInf(float64(v), 0) {
-				return nil, fmt.Errorf("anomaly: window %d has declared tempo %v: want a finite BPM >= 0 (0 for none)", i, v)
+		ins := [][]float32{windows, b}
+		if k == 2 {
+			d, derr := perWindow(durs, len(windows)/n, "lengths", "length", "length in seconds")
+			if derr != nil {
+				return nil, derr
 			}
+			ins = append(ins, d)
 		}
-		out, err = a.Graph.(tempoGraph).RunInputs(ctx, windows, bpms)
+		out, err = a.Graph.(tempoGraph).RunInputs(ctx, ins...)
 	} else {
 		out, err = a.Graph.Run(ctx, windows)
 	}
@@ -162,16 +202,20 @@ func (a *Anomaly) Score(ctx context.Context, windows, bpms []float32) ([]float64
 func (a *Anomaly) AllWindows() bool { return a.Windows == AnomalyWindowsMax }
 
 // ScoreLoops scores loops given as their windows (loops[i] holds loop i's windows, each
-// of Graph.InputSize samples, the first being its model window) and each loop's declared
-// tempo (bpms: nil for none, else one per loop), and returns one score per loop, made as
-// the model's Windows says: the first window's score, or the highest of all. With
-// AnomalyWindowsFirst the other windows are not run.
-func (a *Anomaly) ScoreLoops(ctx context.Context, loops [][][]float32, bpms []float32) ([]float64, error) {
+// of Graph.InputSize samples, the first being its model window), each loop's declared
+// tempo (bpms: nil for none, else one per loop) and its whole length in seconds (durs: nil
+// for unknown, else one per loop), and returns one score per loop, made as the model's
+// Windows says: the first window's score, or the highest of all. With AnomalyWindowsFirst
+// the other windows are not run.
+func (a *Anomaly) ScoreLoops(ctx context.Context, loops [][][]float32, bpms, durs []float32) ([]float64, error) {
 	if bpms != nil && len(bpms) != len(loops) {
 		return nil, fmt.Errorf("anomaly: %d tempi for %d loops: give one per loop (0 for none)", len(bpms), len(loops))
 	}
+	if durs != nil && len(durs) != len(loops) {
+		return nil, fmt.Errorf("anomaly: %d lengths for %d loops: give one per loop (0 for unknown)", len(durs), len(loops))
+	}
 	all := a.AllWindows()
-	var flat, wb []float32
+	var flat, wb, wd []float32
 	counts := make([]int, len(loops))
 	for i, ws := range loops {
 		if len(ws) == 0 {
@@ -186,9 +230,12 @@ func (a *Anomaly) ScoreLoops(ctx context.Context, loops [][][]float32, bpms []fl
 			if bpms != nil {
 				wb = append(wb, bpms[i])
 			}
+			if durs != nil {
+				wd = append(wd, durs[i])
+			}
 		}
 	}
-	s, err := a.Score(ctx, flat, wb)
+	s, err := a.Score(ctx, flat, wb, wd)
 	if err != nil {
 		return nil, err
 	}

@@ -112,7 +112,7 @@ func TestAnomalyScoreLoops(t *testing.T) {
 		if a.AllWindows() != (inst == "drum") {
 			t.Errorf("%s AllWindows() = %v", inst, a.AllWindows())
 		}
-		got, err := a.ScoreLoops(context.Background(), loops, []float32{120, 0, 90})
+		got, err := a.ScoreLoops(context.Background(), loops, []float32{120, 0, 90}, nil)
 		if err != nil {
 			t.Fatal(err)
 		}
@@ -121,10 +121,13 @@ func TestAnomalyScoreLoops(t *testing.T) {
 				t.Errorf("%s (windows %s) loop %d: score %v, want %v", inst, a.Windows, i, got[i], want[i])
 			}
 		}
-		if _, err := a.ScoreLoops(context.Background(), loops, []float32{120}); err == nil || !strings.Contains(err.Error(), "1 tempi for 3 loops") {
+		if _, err := a.ScoreLoops(context.Background(), loops, []float32{120}, nil); err == nil || !strings.Contains(err.Error(), "1 tempi for 3 loops") {
 			t.Errorf("%s: one tempo for three loops: %v", inst, err)
 		}
-		if _, err := a.ScoreLoops(context.Background(), [][][]float32{{flat(0)}, {}}, nil); err == nil || !strings.Contains(err.Error(), "loop 1 has no windows") {
+		if _, err := a.ScoreLoops(context.Background(), loops, nil, []float32{4, 2}); err == nil || !strings.Contains(err.Error(), "2 lengths for 3 loops") {
+			t.Errorf("%s: two lengths for three loops: %v", inst, err)
+		}
+		if _, err := a.ScoreLoops(context.Background(), [][][]float32{{flat(0)}, {}}, nil, nil); err == nil || !strings.Contains(err.Error(), "loop 1 has no windows") {
 			t.Errorf("%s: a loop without windows: %v", inst, err)
 		}
 		a.Close()
@@ -187,7 +190,7 @@ func TestAnomalyScore(t *testing.T) {
 		if a.TakesTempo() != (inst == "bass") {
 			t.Errorf("%s model takes a tempo: %v, the test bundle's bass model does and its drum model does not", inst, a.TakesTempo())
 		}
-		s, err := a.Score(context.Background(), in, nil) // no tempo: 0 for every window
+		s, err := a.Score(context.Background(), in, nil, nil) // no tempo: 0 for every window
 		if err != nil {
 			t.Fatal(err)
 		}
@@ -207,7 +210,7 @@ func TestAnomalyScore(t *testing.T) {
 		}
 		if a.TakesTempo() { // the bass model adds the declared tempo / 1000
 			bpms := []float32{0, 120, 90, 0, 300}
-			st, err := a.Score(context.Background(), in, bpms)
+			st, err := a.Score(context.Background(), in, bpms, nil)
 			if err != nil {
 				t.Fatal(err)
 			}
@@ -220,7 +223,7 @@ func TestAnomalyScore(t *testing.T) {
 		if a.ID == "" || a.Threshold != 1 {
 			t.Errorf("model id %q threshold %v", a.ID, a.Threshold)
 		}
-		if _, err := a.Score(context.Background(), in[:39], nil); err == nil {
+		if _, err := a.Score(context.Background(), in[:39], nil, nil); err == nil {
 			t.Error("a partial window was scored")
 		}
 		a.Close()
@@ -250,6 +253,7 @@ func TestAnomalyGoldenParity(t *testing.T) {
 			WAV        string  `json:"wav"`
 			Instrument string  `json:"instrument"`
 			BPM        float32 `json:"bpm"`
+			Duration   float32 `json:"duration"`
 			Score      float64 `json:"score"` // the loop's, from its windows as the manifest says
 			Windows    int     `json:"windows"`
 		} `json:"fixtures"`
@@ -288,7 +292,17 @@ func TestAnomalyGoldenParity(t *testing.T) {
 			} else if f.BPM != 0 {
 				t.Fatalf("a fixture at a declared tempo for a model that takes none")
 			}
-			s, err := a.ScoreLoops(context.Background(), [][][]float32{wins}, bpms)
+			var durs []float32
+			if a.TakesDuration() {
+				if f.Duration <= 0 {
+					t.Fatalf("a fixture without a length for a model that reads one")
+				}
+				if d := l.Info.Duration.Seconds(); math.Abs(d-float64(f.Duration)) > 1e-4 {
+					t.Fatalf("the loop lasts %v s, train/ says %v s", d, f.Duration)
+				}
+				durs = []float32{float32(l.Info.Duration.Seconds())}
+			}
+			s, err := a.ScoreLoops(context.Background(), [][][]float32{wins}, bpms, durs)
 			if err != nil {
 				t.Fatal(err)
 			}
@@ -346,7 +360,7 @@ func BenchmarkShippedAnomalyVsEncoder(b *testing.B) {
 		name string
 		run  func() error
 	}{
-		{"anomaly", func() error { _, err := a.Score(context.Background(), in, make([]float32, rows)); return err }},
+		{"anomaly", func() error { _, err := a.Score(context.Background(), in, make([]float32, rows), nil); return err }},
 		{"encoder", func() error { _, err := enc.Run(context.Background(), in); return err }},
 	} {
 		b.Run(c.name, func(b *testing.B) {
@@ -419,11 +433,11 @@ func TestAnomalyScoreTempi(t *testing.T) {
 		t.Skip("the shipped drum anomaly model takes no tempo")
 	}
 	in := randRows(rand.New(rand.NewPCG(3, 4)), 2, a.Graph.InputSize())
-	none, err := a.Score(context.Background(), in, nil)
+	none, err := a.Score(context.Background(), in, nil, nil)
 	if err != nil {
 		t.Fatal(err)
 	}
-	zeros, err := a.Score(context.Background(), in, []float32{0, 0})
+	zeros, err := a.Score(context.Background(), in, []float32{0, 0}, []float32{0, 0})
 	if err != nil {
 		t.Fatal(err)
 	}
@@ -438,8 +452,56 @@ func TestAnomalyScoreTempi(t *testing.T) {
 		{[]float32{120, -1}, "window 1 has declared tempo -1"},
 		{[]float32{float32(math.NaN()), 0}, "want a finite BPM"},
 	} {
-		if _, err := a.Score(context.Background(), in, c.bpms); err == nil || !strings.Contains(err.Error(), c.want) {
+		if _, err := a.Score(context.Background(), in, c.bpms, nil); err == nil || !strings.Contains(err.Error(), c.want) {
 			t.Errorf("Score(tempi %v): %v, want an error with %q", c.bpms, err, c.want)
+		}
+	}
+	if !a.TakesDuration() {
+		return
+	}
+	for _, c := range []struct {
+		durs []float32
+		want string
+	}{
+		{[]float32{4}, "1 lengths for 2 windows"},
+		{[]float32{4, -1}, "window 1 has length -1"},
+		{[]float32{float32(math.Inf(1)), 4}, "want a finite length in seconds"},
+	} {
+		if _, err := a.Score(context.Background(), in, nil, c.durs); err == nil || !strings.Contains(err.Error(), c.want) {
+			t.Errorf("Score(lengths %v): %v, want an error with %q", c.durs, err, c.want)
+		}
+	}
+}
+
+// TestAnomalyHearsALengthOffTheGrid: the shipped models read a loop's whole length; the same
+// window (a clean corpus loop of the golden fixtures, no declared tempo) scores higher as part of a loop whose length is no whole number of beats at a
+// whole-number tempo (a 4 s loop played 7 % slow lasts 4.3 s: 4 bars at 55.8 BPM or 2 at 111.6)
+// than as part of a 4 s loop (2 bars at 120 BPM), and a length within 2 ms of that scores the same.
+func TestAnomalyHearsALengthOffTheGrid(t *testing.T) {
+	for _, inst := range []string{"drum", "bass"} {
+		_, a := shippedAnomaly(t, inst)
+		if !a.TakesDuration() {
+			t.Skipf("the shipped %s anomaly model reads no length", inst)
+		}
+		b, _ := shippedAnomaly(t, inst)
+		wav := map[string]string{"drum": "g0_drum.wav", "bass": "g1_bass.wav"}[inst]
+		in, _, err := audio.Load(context.Background(), filepath.Join(shippedBundle, "golden", wav), audio.LoadOptions{SampleRate: b.SampleRate, WindowSeconds: b.WindowSeconds})
+		if err != nil {
+			t.Fatal(err)
+		}
+		score := func(d float32) float64 {
+			s, err := a.Score(context.Background(), in, nil, []float32{d})
+			if err != nil {
+				t.Fatal(err)
+			}
+			return s[0]
+		}
+		fits, near, off := score(4), score(4.001), score(4.3)
+		if math.Abs(near-fits) > 1e-6*math.Max(fits, 1) {
+			t.Errorf("%s: a 4 s loop scores %v, a 4.001 s one %v: want the same", inst, fits, near)
+		}
+		if !(off > fits) || !a.Anomalous(off) {
+			t.Errorf("%s: a 4.3 s loop scores %v (threshold %v), a 4 s one %v: want it flagged", inst, off, a.Threshold, fits)
 		}
 	}
 }
@@ -472,7 +534,7 @@ func TestAnomalyBatchIsRowByRow(t *testing.T) {
 		if a.TakesTempo() {
 			tempi = bpms
 		}
-		all, err := a.Score(context.Background(), in, tempi)
+		all, err := a.Score(context.Background(), in, tempi, nil)
 		if err != nil {
 			t.Fatal(err)
 		}
@@ -481,7 +543,7 @@ func TestAnomalyBatchIsRowByRow(t *testing.T) {
 			if tempi != nil {
 				one = tempi[i : i+1]
 			}
-			s, err := a.Score(context.Background(), in[i*n:(i+1)*n], one)
+			s, err := a.Score(context.Background(), in[i*n:(i+1)*n], one, nil)
 			if err != nil {
 				t.Fatal(err)
 			}

@@ -244,8 +244,8 @@ func (b *Bundle) check() error {
 		switch {
 		case s.Role == RoleScorer:
 			nIn, wantInputs = 2, "two inputs"
-		case s.Role == RoleAnomaly && len(s.Inputs) == 2: // the window and the declared tempo
-			nIn, wantInputs = 2, "the audio window and, optionally, the declared tempo as inputs"
+		case s.Role == RoleAnomaly && (len(s.Inputs) == 2 || len(s.Inputs) == 3): // the window, the declared tempo, the loop's length
+			nIn, wantInputs = len(s.Inputs), "the audio window and, optionally, the declared tempo and then the loop's length as inputs"
 		}
 		if len(s.Inputs) != nIn || len(s.Outputs) != 1 {
 			return fmt.Errorf("%s: want %s and one output for a %s, manifest lists %d and %d", where, wantInputs, s.Role, len(s.Inputs), len(s.Outputs))
@@ -354,8 +354,10 @@ func (b *Bundle) check() error {
 		switch {
 		case s.Role == RoleScorer: // input shapes: checked against the pairfronts in checkRerank
 			tensors = []tensorWant{{"input", s.Inputs[0], s.Inputs[0].Shape}, {"input", s.Inputs[1], s.Inputs[1].Shape}, {"output", s.Outputs[0], []int64{-1}}}
-		case s.Role == RoleAnomaly && len(s.Inputs) == 2: // a loop's declared tempo: one value per window
-			tensors = append(tensors, tensorWant{"input", s.Inputs[1], []int64{-1, 1}})
+		case s.Role == RoleAnomaly && len(s.Inputs) > 1: // a loop's declared tempo (and length): one value per window each
+			for _, in := range s.Inputs[1:] {
+				tensors = append(tensors, tensorWant{"input", in, []int64{-1, 1}})
+			}
 		}
 		for _, t := range tensors {
 			if t.spec.Name == "" {

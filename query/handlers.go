@@ -44,7 +44,8 @@ type LoopJSON struct {
 }
 
 // LoopHealth is a loop's stored anomaly score, its flag, and the likely causes the
-// simple checks name (vectordb.Health.Causes); absent for a loop never scored.
+// simple checks and the loop's length name (vectordb.Row.Causes); absent for a loop never
+// scored.
 type LoopHealth struct {
 	AnomalyScore float64  `json:"anomaly_score"`
 	Anomalous    bool     `json:"anomalous"`

@@ -46,7 +46,68 @@ const (
 	CauseSeamJump   = 1.0   // a seam step bigger than any step inside the loop
 	CauseSeamChange = 1.5   // a seam change half again the loop's strongest onset
 	CauseOffGrid    = 0.4   // 40 % of onsets off the 16th-note grid
+	// CauseLengthOff: a loop's length this many milliseconds from whole beats (a DAW's
+	// export is exact to a sample; resampling moves it by a fraction of a millisecond).
+	CauseLengthOff = 2.0
 )
+
+// Lengths LengthOffGrid reads a loop as: a power-of-two number of beats at a whole-number
+// tempo within lengthMinBPM..lengthMaxBPM.
+const (
+	lengthMinBPM, lengthMaxBPM = 60, 200
+	lengthMaxBeats             = 64
+)
+
+// LengthOffGrid returns how many milliseconds a loop of d seconds lies from the nearest
+// length of 1, 2, 4, ... 64 beats at a whole-number tempo of 60-200 BPM: a loop played at
+// another speed, or trimmed off its grid, has a length no producer's tempo gives (a loop
+// at a tempo that is no whole number, such as a break sampled from a record, reads the
+// same). 0 when d is unknown or no such length exists (a loop under 0.3 s or over 64 s).
+// The anomaly models read the same measure (train/loopmatch_train/anomaly.py, length_fit).
+func LengthOffGrid(d float64) float64 {
+	if !(d > 0) || math.IsInf(d, 0) {
+		return 0
+	}
+	best := math.Inf(1)
+	for k := 1.0; k <= lengthMaxBeats; k *= 2 {
+		t := 60 * k / d
+		for _, ti := range [2]float64{math.Floor(t), math.Ceil(t)} {
+			if ti >= lengthMinBPM && ti <= lengthMaxBPM {
+				best = math.Min(best, math.Abs(d-60*k/ti)*1000)
+			}
+		}
+	}
+	if math.IsInf(best, 1) {
+		return 0
+	}
+	return best
+}
+
+// LengthOffTempo returns how many milliseconds a loop of d seconds lies from a whole number
+// of half beats of bpm (half beats, so a name that says 87 for a loop at 174 fits); 0 when
+// either is unknown.
+func LengthOffTempo(d, bpm float64) float64 {
+	if !(d > 0) || !(bpm > 0) || math.IsInf(d, 0) || math.IsInf(bpm, 0) {
+		return 0
+	}
+	u := 30 / bpm
+	return math.Abs(d-math.Round(d/u)*u) * 1000
+}
+
+// Causes names the likely causes of a stored loop's flag: its Health's checks (Causes),
+// then length_off_grid when its length is no whole number of beats at a whole-number
+// tempo (LengthOffGrid) and length_off_tempo when it is none of the tempo its name or
+// manifest declares (LengthOffTempo; a tempo estimated from the audio is no check).
+func (r Row) Causes() []string {
+	out := r.Health.Causes()
+	if LengthOffGrid(r.Duration) > CauseLengthOff {
+		out = append(out, "length_off_grid")
+	}
+	if (r.BPMSource == SourceName || r.BPMSource == SourceManifest) && LengthOffTempo(r.Duration, r.BPM) > CauseLengthOff {
+		out = append(out, "length_off_tempo")
+	}
+	return out
+}
 
 // Causes names the checks past their limits, in a fixed order: clipping, dc_offset,
 // silence, seam_jump, seam_change, off_grid. Empty when none is (a loop the model

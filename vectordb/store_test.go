@@ -3,6 +3,7 @@ package vectordb
 import (
 	"errors"
 	"math"
+	"slices"
 	"strings"
 	"testing"
 )
@@ -170,6 +171,43 @@ func TestSameEncoder(t *testing.T) {
 	} {
 		if got := SameEncoder(c.a, c.b); got != c.want {
 			t.Errorf("SameEncoder(%q, %q) = %v, want %v", c.a, c.b, got, c.want)
+		}
+	}
+}
+
+// TestLengthCauses: a loop's stored length names a cause when no whole-number tempo gives it
+// (a 4 s loop played 7 % slow), or when it is no whole number of half beats of the tempo its
+// name declares; an estimated tempo is no check, and a length within 2 ms of one fits.
+func TestLengthCauses(t *testing.T) {
+	for _, c := range []struct {
+		d, want float64
+	}{{4, 0}, {60.0 * 4 / 136, 0}, {60.0 * 32 / 97, 0}, {0, 0}, {0.1, 0}, {100, 0}, {4.001, 1}} {
+		if got := LengthOffGrid(c.d); math.Abs(got-c.want) > 1e-6 {
+			t.Errorf("LengthOffGrid(%v) = %v ms, want %v", c.d, got, c.want)
+		}
+	}
+	if got := LengthOffGrid(4 / 0.93); got < 5 {
+		t.Errorf("LengthOffGrid(4/0.93) = %v ms: a 4 s loop played 7 %% slow fits no whole-number tempo", got)
+	}
+	if got, want := LengthOffTempo(8, 87), math.Abs(8-23*30.0/87)*1000; math.Abs(got-want) > 1e-6 {
+		t.Errorf("LengthOffTempo(8, 87) = %v, want %v", got, want)
+	}
+	for _, bpm := range []float64{120, 60, 240} {
+		if got := LengthOffTempo(8, bpm); got != 0 {
+			t.Errorf("LengthOffTempo(8, %v) = %v, want 0", bpm, got)
+		}
+	}
+	for _, c := range []struct {
+		row  Row
+		want []string
+	}{
+		{Row{Duration: 4, BPM: 120, BPMSource: SourceName}, []string{}},
+		{Row{Duration: 4 / 0.93, BPM: 120, BPMSource: SourceName}, []string{"length_off_grid", "length_off_tempo"}},
+		{Row{Duration: 4 / 0.93, BPM: 111.6, BPMSource: SourceAudio}, []string{"length_off_grid"}},
+		{Row{Duration: 8, BPM: 87, BPMSource: SourceManifest, Health: Health{ClipRatio: 0.01}}, []string{"clipping", "length_off_tempo"}},
+	} {
+		if got := c.row.Causes(); !slices.Equal(got, c.want) {
+			t.Errorf("Causes(%v s at %v BPM from %q) = %q, want %q", c.row.Duration, c.row.BPM, c.row.BPMSource, got, c.want)
 		}
 	}
 }

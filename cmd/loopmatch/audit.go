@@ -66,7 +66,10 @@ decoded again) and lists the loops most unusual for their instrument, highest sc
 (ties by id, so the output is the same on every run): the score, whether it is above the
 anomaly model's threshold (anomalous), and the likely cause where a simple check can tell:
 clipping, dc_offset, silence, seam_jump / seam_change (the loop does not loop cleanly),
-off_grid (onsets off the 16th-note grid of its tempo). By default only flagged loops are
+off_grid (onsets off the 16th-note grid of its tempo), length_off_grid (a length no
+whole-number tempo gives: played at another speed, or trimmed off its grid),
+length_off_tempo (a length that is no whole number of half beats of its declared tempo).
+By default only flagged loops are
 listed; --all lists the top N of every scored loop. Loops stored before anomaly scores (or
 by another bundle's model) are counted; loopmatch ingest --rescore scores them.`,
 		Example: `  loopmatch audit --top 20

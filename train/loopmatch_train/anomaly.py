@@ -13,9 +13,11 @@ stands out and a drum's attack does not), added noise (the floor of the quietest
 their high-frequency share) and a seam cut off the beat (the window's strongest repeat, from
 the log-mel and the onset envelope, measured in the envelope's beat lag), the tuning against
 A = 440 Hz (a tonal loop played at another speed is off pitch), and what the loop's declared
-tempo (its name's or manifest's; 0 for none) says of the audio (TEMPO), and the same readings
+tempo (its name's or manifest's; 0 for none) says of the audio (TEMPO), the same readings
 at the tempo a tiled window's own length implies (own_tempo: a seam cut off the beat is heard
-without a declared tempo). The band statistics
+without a declared tempo), and whether the whole loop's length (the graph's third input) is
+whole beats at a whole-number tempo (length_fit: a loop played at another speed or trimmed off
+its grid is not). The band statistics
 are averaged over groups of adjacent bands (the group size chosen per instrument on the
 validation split), so that they do not outweigh those few values. Deep SVDD maps the
 standardised embedding to a point and scores the squared distance to the centre of the
@@ -89,8 +91,21 @@ OCTAVES = (1.0, 0.5, 2.0)  # the declared tempo, its half and its double: the sc
 # loop's length, its exact repeat, taken as whole bars), which need no declared tempo: a loop
 # cut off the grid repeats after a length whose bars put the beat off the envelope's peaks
 GRID = ["beat_gap", "beat_off", "beat_ac", "beat2_gap", "beat2_off", "beat2_ac", "bar_gap", "bar_off", "bar_ac"]
-TEMPO = GRID + ["repeat_frac", "repeat_exact", "tiled_frac"] + ["own_" + n for n in GRID]
-TEMPO_FREE = [TEMPO.index("repeat_exact")] + [TEMPO.index("own_" + n) for n in GRID]  # the tempo features a loop without a declared tempo still has
+# and what the loop's length says (length_fit; the length is the whole loop's, every window
+# gets it): how far it is from whole bars at a whole-number tempo (a loop played at another
+# speed, or trimmed off its grid, has a length no producer's tempo gives), and with a declared
+# tempo, how far from whole half beats of it
+LENGTH = ["len_off", "len_beat_off"]
+TEMPO = GRID + ["repeat_frac", "repeat_exact", "tiled_frac"] + ["own_" + n for n in GRID] + LENGTH
+# the tempo features a loop without a declared tempo still has
+TEMPO_FREE = [TEMPO.index("repeat_exact")] + [TEMPO.index("own_" + n) for n in GRID] + [TEMPO.index("len_off")]
+# length_fit: a loop's length fits when it lies within LEN_TOL_MS of a power-of-two number of
+# beats (LEN_BEATS) at a whole-number tempo within LEN_BPM (a DAW's export is exact to a
+# sample; resampling moves it by a fraction of a millisecond; a trim or a speed change moves it
+# by many); the value is the misfit beyond that tolerance, in milliseconds
+LEN_TOL_MS = 2.0
+LEN_BEATS = (1, 2, 4, 8, 16, 32, 64)
+LEN_BPM = (60.0, 200.0)
 OWN_BPM = 70.0  # the window's own tempo: the fewest whole bars in its repeat that give at least this
 TILED = -1.0  # a window whose exact repeat's log distance against the median lag's is below this is a tiled loop
 N_FEATURES = 3 * N_MELS + len(SCALARS) + len(TEMPO)
@@ -195,7 +210,9 @@ class Features(LogMel):
         mel = torch.matmul(self.mel, torch.sqrt(re * re + im * im + 1e-12))
         return mel, torch.log(mel + EPS)
 
-    def forward(self, x, bpm):
+    def forward(self, x, bpm, dur=None):
+        """x [B, N], bpm [B] (0: none), dur [B]: the whole loop's length in seconds (0 or
+        None: unknown)."""
         mel, lm = self.log_mel(x)
         level = lm.mean(dim=(1, 2))
         lmn = lm - level[:, None, None]
@@ -232,7 +249,8 @@ class Features(LogMel):
         base = torch.cat([lmn.mean(2), lmn.std(2), lmn.amin(2), scal, median_spikes(x, peak), floors(x),
                           repeats(diff, ac), self.tuning(x)], 1)
         own = own_tempo(diff)
-        return torch.stack([torch.cat([base, tempo(diff, ac, bpm, o), grid(ac, own, o)], 1) for o in OCTAVES], 1)
+        ln = length_fit(torch.zeros_like(bpm) if dur is None else dur, bpm)
+        return torch.stack([torch.cat([base, tempo(diff, ac, bpm, o), grid(ac, own, o), ln], 1) for o in OCTAVES], 1)
 
 
 def median_spikes(x, peak):
@@ -395,6 +413,28 @@ def tempo(diff, ac, bpm, octave=1.0):
     return torch.cat([grid(ac, bpm, octave), torch.stack([known * frac, exact, known * frac * (exact < TILED).float()], 1)], 1)
 
 
+def length_fit(dur, bpm):
+    """[B, 2]: len_off, how many milliseconds the loop's length (dur [B], seconds; 0 when
+    unknown: then 0) lies beyond LEN_TOL_MS from the nearest length of LEN_BEATS beats at a
+    whole-number tempo within LEN_BPM (0 when no such reading exists, a loop under 0.3 s or
+    over 64 s); len_beat_off, the same against whole half beats of the declared tempo (bpm
+    [B], 0 for none: then 0; half beats, so a name that says 87 for a loop at 174 fits)."""
+    d = torch.clamp(dur, min=1e-3)
+    inf = torch.full_like(d, 1e9)
+    best = inf
+    for k in LEN_BEATS:
+        t = 60.0 * k / d
+        for ti in (torch.floor(t), torch.ceil(t)):
+            ok = (ti >= LEN_BPM[0]) & (ti <= LEN_BPM[1])
+            e = (d - 60.0 * k / torch.clamp(ti, min=1.0)).abs() * 1000.0
+            best = torch.where(ok, torch.minimum(best, e), best)
+    off = torch.where((dur > 0) & (best < inf), F.relu(best - LEN_TOL_MS), torch.zeros_like(d))
+    u = 30.0 / torch.clamp(bpm, min=1.0)  # half a declared beat, seconds
+    beat_off = F.relu((d - torch.round(d / u) * u).abs() * 1000.0 - LEN_TOL_MS)
+    beat_off = torch.where((dur > 0) & (bpm > 0), beat_off, torch.zeros_like(d))
+    return torch.stack([off, beat_off], 1)
+
+
 def no_tempo(z):
     """z (pooled or not; the tempo features last) as the graph computes it for the same loop
     without a declared tempo: every tempo feature but TEMPO_FREE 0."""
@@ -404,13 +444,15 @@ def no_tempo(z):
     return y
 
 
-def embed(wins, bpms, fe, batch=64):
-    """Embeddings of windows at their declared tempi (bpms, one per window)."""
+def embed(wins, bpms, fe, batch=64, durs=None):
+    """Embeddings of windows at their declared tempi (bpms, one per window) and their loops'
+    lengths (durs, seconds, one per window; None: unknown)."""
     out = []
     with torch.no_grad():
         for i in range(0, len(wins), batch):
+            d = None if durs is None else torch.tensor(durs[i:i + batch], dtype=torch.float32)
             out.append(fe(torch.from_numpy(np.stack(wins[i:i + batch])),
-                          torch.tensor(bpms[i:i + batch], dtype=torch.float32)).numpy())
+                          torch.tensor(bpms[i:i + batch], dtype=torch.float32), d).numpy())
     return np.concatenate(out).astype(np.float32) if out else np.zeros((0, len(OCTAVES), N_FEATURES), np.float32)
 
 
@@ -555,9 +597,9 @@ class _TailedGraph(nn.Module):
     def raw(self, t):
         raise NotImplementedError
 
-    def forward(self, audio, bpm):
+    def forward(self, audio, bpm, duration):
         b = bpm[:, 0]
-        f = torch.matmul(self.fe(audio, b), self.pool)  # [B, octaves, d]
+        f = torch.matmul(self.fe(audio, b, duration[:, 0]), self.pool)  # [B, octaves, d]
         n, o, d = f.shape
         raw = self.raw(self.tails(f.reshape(n * o, d))).reshape(n, o).amin(1)  # the tempo reading that fits best
         return raw / torch.where(b > 0, self.scale_tempo, self.scale_none)
@@ -609,12 +651,22 @@ def standardiser(x):
 
 
 def _std(x, mu, sd):
-    return np.clip((x - mu) / sd, -CLAMP, CLAMP).astype(np.float32)
+    """Standardised, not clamped: the largest tails read the tails back from it exactly (as
+    TailsGraph reads them), and a feature whose training values are one point mass (sd near
+    its floor) would lose all but CLAMP * sd of a damaged loop's tail. The learned methods
+    clamp their own input (_clamp), as AnomalyGraph does."""
+    return ((x - mu) / sd).astype(np.float32)
+
+
+def _clamp(z):
+    """The learned methods' input (Deep SVDD, Isolation Forest, PCA): the standardised values
+    within +-CLAMP, as AnomalyGraph clamps them."""
+    return np.clip(z, -CLAMP, CLAMP).astype(np.float32)
 
 
 def svdd_scores(net, c, z):
     with torch.no_grad():
-        return ((net(torch.from_numpy(z)) - torch.from_numpy(c)) ** 2).sum(1).numpy()
+        return ((net(torch.from_numpy(_clamp(z))) - torch.from_numpy(c)) ** 2).sum(1).numpy()
 
 
 def train_svdd(variant, z, val_eval, seed=SEED, ae_epochs=40, epochs=60, log=log):
@@ -802,22 +854,28 @@ def damaged_windows(rows, idx_by_inst, corpus_dir, split, inst, seed=SEED):
     mine = idx_by_inst[(split, inst)]
     others = idx_by_inst[(split, "bass" if inst == "drum" else "drum")]
     out = {k: [] for k in ["clean"] + D.KINDS}
+    durs = {k: [] for k in out}
     for n, i in enumerate(mine):
         r = rows[i]
         x = _load(corpus_dir, r["path"])
         out["clean"].append(loop_windows(x, r["bpm"]))
+        durs["clean"].append(len(x) / SR)
         for kk, kind in enumerate(D.KINDS):
             rng = np.random.default_rng([seed, kk, n, 7 if split == "val" else 11 if split == "test" else 13])
             other = _load(corpus_dir, rows[int(rng.choice(others))]["path"]) if kind == "wrong_instrument" else None
-            out[kind].append(loop_windows(D.apply(kind, x, rng, n_window=N, bpm=r["bpm"], sr=SR, other=other), r["bpm"]))
-    return out
+            y = D.apply(kind, x, rng, n_window=N, bpm=r["bpm"], sr=SR, other=other)
+            out[kind].append(loop_windows(y, r["bpm"]))
+            durs[kind].append(len(y) / SR)
+    return out, durs
 
 
-def embed_loops(loops, bpms, fe):
-    """loops: per loop its windows; -> (embeddings of all windows end to end, windows per loop)."""
+def embed_loops(loops, bpms, fe, durs):
+    """loops: per loop its windows, bpms and durs (seconds) one per loop; -> (embeddings of
+    all windows end to end, windows per loop)."""
     counts = np.array([len(w) for w in loops], np.int64)
     flat = [w for ws in loops for w in ws]
-    return embed(flat, list(np.repeat(np.asarray(bpms, np.float32), counts)), fe), counts
+    return embed(flat, list(np.repeat(np.asarray(bpms, np.float32), counts)), fe,
+                 durs=list(np.repeat(np.asarray(durs, np.float32), counts))), counts
 
 
 def dataset(work_dir, corpus_dir, log=log):
@@ -848,15 +906,21 @@ def dataset(work_dir, corpus_dir, log=log):
     for inst in INSTRUMENTS:
         t = time.time()
         tr = idx[("train", inst)]
-        e, n = embed_loops([loop_windows(_load(corpus_dir, rows[i]["path"]), rows[i]["bpm"]) for i in tr],
-                           [rows[i]["bpm"] for i in tr], fe)
+        wins, durs = [], []
+        for i in tr:
+            x = _load(corpus_dir, rows[i]["path"])
+            wins.append(loop_windows(x, rows[i]["bpm"]))
+            durs.append(len(x) / SR)
+        e, n = embed_loops(wins, [rows[i]["bpm"] for i in tr], fe, durs)
+        del wins
         data[("train", inst, "clean")], data[("train", inst, "clean#n")] = e, n
         log(f"anomaly: train {inst}: {len(tr)} loops, {len(e)} windows ({time.time() - t:.0f} s)")
         for split in ("val", "test", "transfer"):
             t = time.time()
             bpms = [rows[i]["bpm"] for i in idx[(split, inst)]]
-            for k, w in damaged_windows(rows, idx, corpus_dir, split, inst).items():
-                data[(split, inst, k)], data[(split, inst, k + "#n")] = embed_loops(w, bpms, fe)
+            wins, durs = damaged_windows(rows, idx, corpus_dir, split, inst)
+            for k, w in wins.items():
+                data[(split, inst, k)], data[(split, inst, k + "#n")] = embed_loops(w, bpms, fe, durs[k])
             log(f"anomaly: {split} {inst}: {len(idx[(split, inst)])} loops x {1 + len(D.KINDS)} ({time.time() - t:.0f} s)")
     np.savez(path, **{"/".join(k): v for k, v in data.items()})
     return data, rows, idx
@@ -895,7 +959,7 @@ def preparer(data, inst, group):
         return prep(x if cond == "tempo" else no_tempo(x)), data[(split, inst, k + "#n")]
     sets = {split: {cond: {k: held(split, k, cond) for k in ["clean"] + D.KINDS} for cond in CONDITIONS}
             for split in ("val", "test", "transfer")}
-    return {"pool": pool, "ref": ref, "mu": mu, "sd": sd, "z": _std(t, mu, sd),
+    return {"pool": pool, "ref": ref, "mu": mu, "sd": sd, "z": _clamp(_std(t, mu, sd)),
             "z3": (prep(tr3), np.concatenate([cnt, cnt])),
             "known": np.r_[np.ones(len(cnt), bool), np.zeros(len(cnt), bool)],  # per loop: with a declared tempo
             "sets": sets}
@@ -998,9 +1062,9 @@ def build(out_dir, bundle_dir, log=log, work_dir=None):
         for v, (n_, c_, h_) in ((variant, (net, c, hist)), (other, (onet, oc, ohist))):
             models["svdd_" + v] = (lambda q, net=n_, c=c_: svdd_scores(net, c, q), h_, prep)
         forest = IsolationForest().fit(prep["z"])
-        models["iforest"] = (forest.score, None, prep)
+        models["iforest"] = (lambda q: forest.score(_clamp(q)), None, prep)
         pca = PCARecon().fit(prep["z"])
-        models["pca"] = (pca.score, None, prep)
+        models["pca"] = (lambda q: pca.score(_clamp(q)), None, prep)
         models["tails"] = (tails_scores(tprep, tsel), None, tprep)
         # what ships: the method (Deep SVDD, either variant, or the largest tails) and the
         # loop's score from its windows (first or max) with the highest val mean AUROC, both conditions
@@ -1113,9 +1177,11 @@ def target(info):
                 weak.append(f"{inst}: {', '.join(low)}")
         hard = f" Below 0.75 on test: {'; '.join(weak)}." if weak else ""
         out.append(f"{what}: {part} ({'; '.join(parts)}).{hard}")
-    out.append("Without a declared tempo a pitch/tempo warp of a corpus loop still sounds like a corpus loop, and a cut "
-               "seam is seen only through the window's repeat against the beat's lag from the onset envelope, which a "
-               "busy or sparse pattern blurs; the declared tempo is what lets the model hear both.")
+    out.append("Without a declared tempo a pitch/tempo warp of a corpus loop sounds like a corpus loop at another "
+               "tempo, and what gives it away is its length (len_off: no whole number of beats at a whole-number "
+               "tempo); a warp whose length lands within 2 ms of a whole-number tempo by chance is missed, and a loop at "
+               "a tempo that is no whole number (a break sampled from a record) is flagged. The declared tempo lets the "
+               "model hear warps and cut seams more surely.")
     return " ".join(out)
 
 
@@ -1150,8 +1216,10 @@ One-class models of what a normal loop of each instrument sounds like, so ingest
 can store every loop's anomaly score and flag the loops above the threshold, the 95th
 percentile of the training loops' scores (so about 5 % of a library like the corpus is
 flagged by design). Inputs `audio` [B, {N}] (the encoders' window: a short loop tiled, so its
-seam is inside) and `bpm` [B, 1] (the loop's declared tempo, from its name or a manifest; 0
-when it has none: a tempo estimated from the same audio would only agree with it), output
+seam is inside), `bpm` [B, 1] (the loop's declared tempo, from its name or a manifest; 0
+when it has none: a tempo estimated from the same audio would only agree with it) and
+`duration` [B, 1] (the whole loop's length in seconds, every window of a loop the same; 0 when
+unknown), output
 `score` [B], the loop window's raw score over the 95th percentile of the training loops' raw
 scores with a declared tempo (or without one, for a loop without), so one threshold serves
 both. Two kinds of model share the embedding below, and the validation split chooses per
@@ -1180,7 +1248,13 @@ double, and the score is the lowest of the three, so a name that says 87 for a l
 no error; and the same beat, two-beat and bar readings at the window's own tempo, which needs
 no declared one: a tiled loop's length (its exact repeat) taken as the fewest whole bars that
 give at least {OWN_BPM:.0f} BPM, so a loop cut off the grid, whose length does not divide into its
-beats, has its own beat off the envelope's peaks, with or without a name), the per-band statistics averaged over groups of adjacent bands (for Deep SVDD drum {info['instruments']['drum']['pool']},
+beats, has its own beat off the envelope's peaks, with or without a name; and the loop's
+whole length: how many milliseconds beyond {LEN_TOL_MS:g} it lies from a power-of-two number of
+beats at a whole-number tempo of {LEN_BPM[0]:g}-{LEN_BPM[1]:g} BPM (a loop played at another
+speed, or trimmed off its grid, has a length no producer's tempo gives; a DAW's export is exact
+to a sample), and with a declared tempo, from whole half beats of it. Limit: a loop at a tempo
+that is no whole number, such as a break sampled from a record, reads as played at another
+speed), the per-band statistics averaged over groups of adjacent bands (for Deep SVDD drum {info['instruments']['drum']['pool']},
 bass {info['instruments']['bass']['pool']} bands: {info['instruments']['drum']['features']} / {info['instruments']['bass']['features']} inputs; for the largest tails drum {info['instruments']['drum']['tails_pool']}, bass {info['instruments']['bass']['tails_pool']}; the group size, one of {', '.join(map(str, POOLS))}, chosen with the
 method on the validation split, so the few values that see clicks, noise and the seam are not
 outweighed by 192 band statistics). Each value then goes through its feature's training
@@ -1257,13 +1331,17 @@ def golden_fixtures(bundle_dir, paths, modes, log=log):
     sess = {inst: session(p) for inst, p in paths.items()}
     entries = []
     for wav, inst, bpm in picks:
-        wins = loop_windows(load_mono(os.path.join(gd, wav)), bpm)
-        s = sess[inst].run(["score"], {"audio": np.stack(wins), "bpm": np.full((len(wins), 1), bpm, np.float32)})[0]
-        entries.append({"wav": wav, "instrument": inst, "bpm": bpm, "windows": len(wins),
+        x = load_mono(os.path.join(gd, wav))
+        wins = loop_windows(x, bpm)
+        dur = len(x) / SR
+        s = sess[inst].run(["score"], {"audio": np.stack(wins), "bpm": np.full((len(wins), 1), bpm, np.float32),
+                                       "duration": np.full((len(wins), 1), dur, np.float32)})[0]
+        entries.append({"wav": wav, "instrument": inst, "bpm": bpm, "duration": dur, "windows": len(wins),
                         "window_scores": [float(v) for v in s], "score": float(aggregate(s, [len(wins)], modes[inst])[0])})
     doc = {"sample_rate": SR, "window_samples": N, "tolerance_rel": 1e-3,
            "rule": "decode 16-bit PCM as int/32768, mono; the loop's windows as audio.Windows cuts them at the "
-                   "fixture's tempo (the hop: whole bars at bpm, one window when 0), each scored at that tempo; "
+                   "fixture's tempo (the hop: whole bars at bpm, one window when 0), each scored at that tempo and the "
+                   "loop's length in seconds (duration: its samples / sample_rate); "
                    "score: the loop's, as the model's manifest windows says (first, or the highest)",
            "fixtures": entries}
     with open(os.path.join(gd, "anomaly.json"), "w") as f:
@@ -1277,13 +1355,15 @@ def add_to_bundle(bundle_dir, shipped, info, corpus_dir, log=log):
     specs, paths = [], {}
     check = np.random.default_rng(0).standard_normal((3, N)).astype(np.float32) * 0.1
     check_bpm = np.array([[120.0], [0.0], [87.5]], np.float32)
+    check_dur = np.array([[4.0], [3.1], [0.0]], np.float32)
     for inst, (g, thr, mode) in shipped.items():
         f = f"{inst}_anomaly.onnx"
         path = os.path.join(bundle_dir, f)
-        _export(g, (torch.zeros(2, N), torch.full((2, 1), 120.0)), path, ["audio", "bpm"], "score")
+        _export(g, (torch.zeros(2, N), torch.full((2, 1), 120.0), torch.full((2, 1), 4.0)), path,
+                ["audio", "bpm", "duration"], "score")
         with torch.no_grad():
-            ref = g(torch.from_numpy(check), torch.from_numpy(check_bpm)).numpy()
-        got = session(path).run(["score"], {"audio": check, "bpm": check_bpm})[0]
+            ref = g(torch.from_numpy(check), torch.from_numpy(check_bpm), torch.from_numpy(check_dur)).numpy()
+        got = session(path).run(["score"], {"audio": check, "bpm": check_bpm, "duration": check_dur})[0]
         rel = float(np.max(np.abs(ref - got) / np.maximum(np.abs(ref), 1e-3)))
         info["instruments"][inst]["onnx_parity_max_rel_diff"] = rel
         log(f"anomaly: {f} onnx vs torch max rel diff {rel:.3g}")
@@ -1292,7 +1372,8 @@ def add_to_bundle(bundle_dir, shipped, info, corpus_dir, log=log):
                       "instruments": [inst], "threshold": thr, "percentile": PERCENTILE,
                       "variant": info["instruments"][inst]["shipped"], "windows": mode,
                       "inputs": [{"name": "audio", "shape": [-1, N], "dtype": "float32"},
-                                 {"name": "bpm", "shape": [-1, 1], "dtype": "float32"}],
+                                 {"name": "bpm", "shape": [-1, 1], "dtype": "float32"},
+                                 {"name": "duration", "shape": [-1, 1], "dtype": "float32"}],
                       "outputs": [{"name": "score", "shape": [-1], "dtype": "float32"}]})
     golden_fixtures(bundle_dir, paths, {inst: mode for inst, (_, _, mode) in shipped.items()}, log)
     add_role(bundle_dir, "anomaly", specs, "anomaly", info, CARD_BEGIN, CARD_END, _card(specs, info))

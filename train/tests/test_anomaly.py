@@ -105,8 +105,9 @@ def test_graph_scores_deterministically_and_sees_clipping():
                        np.zeros(32, np.float32), p, ref, 2.0, 4.0).eval()
     bpm2 = torch.tensor([[120.0], [0.0]])
     with torch.no_grad():
-        a, b = g(torch.from_numpy(x), bpm2).numpy(), g(torch.from_numpy(x), bpm2).numpy()
-        per = [((g.net(torch.clamp(g.tails(torch.matmul(g.fe(torch.from_numpy(x), bpm2[:, 0])[:, o], g.pool)), -A.CLAMP, A.CLAMP))
+        dur2 = torch.tensor([[4.0], [0.0]])
+        a, b = g(torch.from_numpy(x), bpm2, dur2).numpy(), g(torch.from_numpy(x), bpm2, dur2).numpy()
+        per = [((g.net(torch.clamp(g.tails(torch.matmul(g.fe(torch.from_numpy(x), bpm2[:, 0], dur2[:, 0])[:, o], g.pool)), -A.CLAMP, A.CLAMP))
                  - g.c) ** 2).sum(1).numpy() for o in range(len(A.OCTAVES))]
     raw = np.min(per, 0)  # the reading of the tempo that fits best
     np.testing.assert_array_equal(a, b)
@@ -285,11 +286,12 @@ def test_tails_graph_sums_the_largest_tails_of_the_selected_features():
     sel = [3, 10, 200, A.N_FEATURES - 1]
     p = np.ascontiguousarray(np.eye(A.N_FEATURES, dtype=np.float32)[:, sel])
     with torch.no_grad():
-        f = fe(torch.from_numpy(x), bpm[:, 0]).numpy() @ p  # [2, octaves, 4]
+        f = fe(torch.from_numpy(x), bpm[:, 0], torch.tensor([4.0, 4.3])).numpy() @ p  # [2, octaves, 4]
     ref = A.reference(np.concatenate([f.reshape(-1, 4), f.reshape(-1, 4) + 1, f.reshape(-1, 4) - 1]))
     g = A.TailsGraph(p, ref, 2.0, 4.0, k=2).eval()
     with torch.no_grad():
-        a, b = g(torch.from_numpy(x), bpm).numpy(), g(torch.from_numpy(x), bpm).numpy()
+        dur = torch.tensor([[4.0], [4.3]])
+        a, b = g(torch.from_numpy(x), bpm, dur).numpy(), g(torch.from_numpy(x), bpm, dur).numpy()
     np.testing.assert_array_equal(a, b)
     t = A.apply_tails(A.Tails(ref), f.reshape(-1, 4)).reshape(2, len(A.OCTAVES), 4)
     raw = np.sort(t, 2)[:, :, -2:].sum(2).min(1)  # the two largest, at the best reading
@@ -335,3 +337,34 @@ def test_own_tempo_hears_a_cut_off_the_beat_without_a_declared_tempo():
     with torch.no_grad():
         fn = fe(noise, torch.zeros(1)).numpy()[0]
     assert np.all(fn[:, [t["own_" + n] for n in A.GRID]] == 0)
+
+
+def test_length_fit_hears_a_length_off_whole_beats_at_a_whole_number_tempo():
+    t = {n: k for k, n in enumerate(A.LENGTH)}
+    sec = lambda beats, bpm: 60.0 * beats / bpm
+    clean = [sec(8, 120), sec(4, 136), sec(16, 174), sec(32, 97), sec(2, 80)]  # whole beats at whole tempi
+    f = A.length_fit(torch.tensor(clean), torch.zeros(len(clean))).numpy()
+    np.testing.assert_array_equal(f, 0)
+    # within the tolerance (a resampled export) still fits; unknown (0) says nothing
+    f = A.length_fit(torch.tensor([4.001, 3.9995, 0.0]), torch.zeros(3)).numpy()
+    np.testing.assert_array_equal(f, 0)
+    # a 4 s loop played 7 % slow (4.301 s) and one trimmed to 2.9 s: no whole-number tempo gives them
+    f = A.length_fit(torch.tensor([4.0 / 0.93, 2.9]), torch.zeros(2)).numpy()
+    assert np.all(f[:, t["len_off"]] > 5.0) and np.all(f[:, t["len_beat_off"]] == 0)  # no declared tempo
+    # with a declared tempo: whole half beats of it fit (a name that says 87 for a loop at 174
+    # too), anything else is off by its distance in milliseconds beyond the tolerance
+    f = A.length_fit(torch.tensor([8.0, 8.0, sec(4, 174), 8.0]), torch.tensor([120.0, 60.0, 87.0, 87.0])).numpy()
+    np.testing.assert_array_equal(f[:3, t["len_beat_off"]], 0)
+    half = 30.0 / 87.0
+    want = abs(8.0 - round(8.0 / half) * half) * 1000 - A.LEN_TOL_MS
+    assert abs(float(f[3, t["len_beat_off"]]) - want) < 1e-2
+    # the embedding carries them last, and a loop of unknown length is as one of length 0
+    fe = A.Features().eval()
+    x = torch.from_numpy(np.resize(_beats(8), N)[None])
+    with torch.no_grad():
+        z0, zn, zw = fe(x, torch.zeros(1)).numpy(), fe(x, torch.zeros(1), torch.zeros(1)).numpy(), fe(x, torch.zeros(1), torch.tensor([4.3])).numpy()
+    np.testing.assert_array_equal(z0, zn)
+    base = A.N_FEATURES - len(A.TEMPO)
+    assert np.all(zw[0, :, base + A.TEMPO.index("len_off")] > 5.0)
+    np.testing.assert_array_equal(zw[0, :, :base + A.TEMPO.index("len_off")], z0[0, :, :base + A.TEMPO.index("len_off")])
+    assert A.TEMPO.index("len_off") in A.TEMPO_FREE and A.TEMPO.index("len_beat_off") not in A.TEMPO_FREE
