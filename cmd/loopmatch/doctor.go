@@ -107,27 +107,38 @@ func checkBundle(ctx context.Context, rt *onnx.Runtime, dir string, log *slog.Lo
 	}
 	out := []check{pass("bundle", "%s in %s: %d models, %d Hz, %g s window (%d samples), latent %v",
 		b.ID(), dir, len(b.Models), b.SampleRate, b.WindowSeconds, b.WindowSamples(), b.LatentShape)}
-	for _, s := range b.Models {
-		name := "model " + s.Name
-		if rt == nil {
-			out = append(out, fail(name, "%s not checked: needs ONNX Runtime (see above)", s.File))
-			continue
+	// every model opened and run side by side (opening a graph is most of the cost), the
+	// checks listed in the manifest's order
+	models := make([]check, len(b.Models))
+	fns := make([]func() error, len(b.Models))
+	for i, s := range b.Models {
+		fns[i] = func() error {
+			models[i] = checkModel(ctx, rt, b, s, log)
+			return nil
 		}
-		start := time.Now()
-		info, err := smokeTest(ctx, rt, b, s)
-		if err != nil {
-			out = append(out, fail(name, "%v", err))
-			continue
-		}
-		log.Debug("doctor: smoke inference", "model", s.Name, "took", time.Since(start))
-		if s.Role == onnx.RoleEncoder {
-			// What the instrument's collection must record to be served by this bundle.
-			id, _ := b.EncoderID(s.Instruments[0])
-			info += "; encoder id " + id
-		}
-		out = append(out, pass(name, "%s", info))
 	}
-	return out
+	_ = onnx.Concurrently(fns...) // each check holds its own failure
+	return append(out, models...)
+}
+
+// checkModel opens one model of the bundle and runs a small batch through it (smokeTest).
+func checkModel(ctx context.Context, rt *onnx.Runtime, b *onnx.Bundle, s onnx.ModelSpec, log *slog.Logger) check {
+	name := "model " + s.Name
+	if rt == nil {
+		return fail(name, "%s not checked: needs ONNX Runtime (see above)", s.File)
+	}
+	start := time.Now()
+	info, err := smokeTest(ctx, rt, b, s)
+	if err != nil {
+		return fail(name, "%v", err)
+	}
+	log.Debug("doctor: smoke inference", "model", s.Name, "took", time.Since(start))
+	if s.Role == onnx.RoleEncoder {
+		// What the instrument's collection must record to be served by this bundle.
+		id, _ := b.EncoderID(s.Instruments[0])
+		info += "; encoder id " + id
+	}
+	return pass(name, "%s", info)
 }
 
 // smokeRows is the batch doctor sends through each model: more than one row, so a graph
