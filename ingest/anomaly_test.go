@@ -82,6 +82,21 @@ func wantScore(t *testing.T, cfg Config, path, inst string) float64 {
 	return anomalyGain[inst] * m * m
 }
 
+// ingestRows ingests lib with cfg, wants n loops ingested, and returns the rows stored in
+// inst's collection by path.
+func ingestRows(t *testing.T, cfg Config, lib string, n int, inst string) map[string]vectordb.Row {
+	t.Helper()
+	rep, err := Run(context.Background(), cfg, []string{lib})
+	if err != nil || rep.Ingested != n {
+		t.Fatalf("ingest: %v, %+v", err, rep)
+	}
+	rows := map[string]vectordb.Row{}
+	for _, r := range allRows(t, cfg.Store, loopid.Collection(inst)) {
+		rows[r.Path] = r
+	}
+	return rows
+}
+
 // TestAnomalyHearsOnlyADeclaredTempo: a model that reads the tempo gets the one a name
 // declares, and 0 for a loop whose only tempo was estimated from its audio (an estimate
 // agrees with the audio whatever is wrong with it).
@@ -100,14 +115,7 @@ func TestAnomalyHearsOnlyADeclaredTempo(t *testing.T) {
 	if !models["bass"].TakesTempo() || models["drum"].TakesTempo() {
 		t.Fatal("the test bundle's bass anomaly model reads a tempo, its drum model none")
 	}
-	rep, err := Run(context.Background(), cfg, []string{lib})
-	if err != nil || rep.Ingested != 2 {
-		t.Fatalf("ingest: %v, %+v", err, rep)
-	}
-	rows := map[string]vectordb.Row{}
-	for _, r := range allRows(t, store, loopid.Collection("bass")) {
-		rows[r.Path] = r
-	}
+	rows := ingestRows(t, cfg, lib, 2, "bass")
 	for path, wantTempo := range map[string]float64{named: 128, bare: 0} {
 		r := rows[path]
 		want := wantScore(t, cfg, path, "bass")
@@ -486,13 +494,7 @@ func TestIngestGivesTheAnomalyModelTheLoopsLength(t *testing.T) {
 		t.Skip("the shipped drum anomaly model reads no length")
 	}
 	cfg.Anomaly = models
-	if rep, err := Run(context.Background(), cfg, []string{lib}); err != nil || rep.Ingested != 2 {
-		t.Fatalf("ingest: %v, %+v", err, rep)
-	}
-	rows := map[string]vectordb.Row{}
-	for _, r := range allRows(t, store, loopid.Collection("drum")) {
-		rows[r.Path] = r
-	}
+	rows := ingestRows(t, cfg, lib, 2, "drum")
 	for path, secs := range map[string]float64{whole: 4, cut: 3.7} {
 		r := rows[path]
 		if r.BPMSource == vectordb.SourceName || r.BPMSource == vectordb.SourceManifest {
