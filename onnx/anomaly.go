@@ -36,11 +36,7 @@ const (
 // OpenAnomaly opens an instrument's anomaly model; ErrNoModel when the bundle has none.
 // Close it when done.
 func (r *Runtime) OpenAnomaly(b *Bundle, instrument string) (*Anomaly, error) {
-	spec, err := b.Anomaly(instrument)
-	if err != nil {
-		return nil, err
-	}
-	id, err := b.AnomalyID(instrument)
+	a, spec, err := anomalyOf(b, instrument)
 	if err != nil {
 		return nil, err
 	}
@@ -48,42 +44,52 @@ func (r *Runtime) OpenAnomaly(b *Bundle, instrument string) (*Anomaly, error) {
 	if err != nil {
 		return nil, err
 	}
+	a.Graph = m
+	return a, nil
+}
+
+// anomalyOf is an instrument's Anomaly without its graph (threshold, id, windows), and the
+// spec of the graph to open for it; ErrNoModel when the bundle has none.
+func anomalyOf(b *Bundle, instrument string) (*Anomaly, ModelSpec, error) {
+	spec, err := b.Anomaly(instrument)
+	if err != nil {
+		return nil, ModelSpec{}, err
+	}
+	id, err := b.AnomalyID(instrument)
+	if err != nil {
+		return nil, ModelSpec{}, err
+	}
 	w := spec.Windows
 	if w == "" {
 		w = AnomalyWindowsFirst
 	}
-	return &Anomaly{Graph: m, Threshold: spec.Threshold, ID: id, Windows: w}, nil
+	return &Anomaly{Threshold: spec.Threshold, ID: id, Windows: w}, spec, nil
 }
 
 // OpenAnomalies opens the anomaly model of every instrument of the bundle that has one,
-// side by side (Concurrently), by instrument; an instrument without one is left out. On an
-// error it closes those it opened and returns the first error.
+// side by side (OpenAll, which closes those it opened on an error), by instrument; an
+// instrument without one is left out.
 func (r *Runtime) OpenAnomalies(b *Bundle) (map[string]*Anomaly, error) {
-	insts := b.Instruments()
-	opened := make([]*Anomaly, len(insts))
-	fns := make([]func() error, len(insts))
-	for i, inst := range insts {
-		fns[i] = func() (err error) {
-			opened[i], err = r.OpenAnomaly(b, inst)
-			if errors.Is(err, ErrNoModel) {
-				return nil
-			}
-			return err
-		}
-	}
-	err := Concurrently(fns...)
 	out := map[string]*Anomaly{}
-	for i, a := range opened {
-		switch {
-		case a == nil:
-		case err != nil:
-			a.Close()
-		default:
-			out[insts[i]] = a
+	var as []*Anomaly
+	var specs []ModelSpec
+	for _, inst := range b.Instruments() {
+		a, spec, err := anomalyOf(b, inst)
+		if errors.Is(err, ErrNoModel) {
+			continue
 		}
+		if err != nil {
+			return nil, err
+		}
+		out[inst] = a
+		as, specs = append(as, a), append(specs, spec)
 	}
+	ms, err := r.OpenAll(b, specs)
 	if err != nil {
 		return nil, err
+	}
+	for i, m := range ms {
+		as[i].Graph = m
 	}
 	return out, nil
 }
