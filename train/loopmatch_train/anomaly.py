@@ -176,10 +176,18 @@ class Features(LogMel):
     """(audio [B, N], bpm [B]: the declared tempo, 0 for none) -> embeddings [B, len(OCTAVES),
     N_FEATURES], one per reading of the tempo (OCTAVES; they differ only in the beat's and
     bar's lags), the declared first (see the module doc). The classifier's STFT and mel
-    filterbank (the same buffers), without its mean removal."""
+    filterbank (the same buffers), without its mean removal. need: the columns to compute
+    (indices into the N_FEATURES, ascending; None: all), so a graph that reads a few selected
+    features computes only those (the values are the same either way)."""
 
-    def __init__(self):
+    def __init__(self, need=None):
         super().__init__()
+        if need is not None:
+            need = sorted(int(j) for j in need)
+            if not need or need[0] < 0 or need[-1] >= N_FEATURES or len(set(need)) != len(need):
+                raise ValueError(f"Features: need {need!r}: give distinct columns in [0, {N_FEATURES})")
+        self.need = need
+        self._parts = self._make_parts()
         sr2 = SR / TUNE_DECIMATE
         n = np.arange(TUNE_TAPS) - TUNE_TAPS // 2
         fc = 0.4 / TUNE_DECIMATE  # the low-pass's cutoff, in cycles a sample at SR: 0.4 of the decimated rate
@@ -212,45 +220,147 @@ class Features(LogMel):
 
     def forward(self, x, bpm, dur=None):
         """x [B, N], bpm [B] (0: none), dur [B]: the whole loop's length in seconds (0 or
-        None: unknown)."""
-        mel, lm = self.log_mel(x)
-        level = lm.mean(dim=(1, 2))
-        lmn = lm - level[:, None, None]
-        flux = F.relu(lmn[:, :, 1:] - lmn[:, :, :-1]).mean(1)
-        e = torch.log(mel.sum(1) + EPS)
-        silence = (e < e.amax(1, keepdim=True) - 6.9).float().mean(1)  # 60 dB below the loudest frame
-        a = x.abs()
-        rms = torch.sqrt((x * x).mean(1) + 1e-10)
-        peak = a.amax(1) + 1e-8
-        d = x[:, 1:] - x[:, :-1]
-        rmsd = torch.sqrt((d * d).mean(1) + 1e-10)
-        d2 = d[:, 1:] - d[:, :-1]
-        rmsd2 = torch.sqrt((d2 * d2).mean(1) + 1e-10)
-        atpeak = (a >= 0.995 * peak[:, None]).float().mean(1)
-        flat = ((a[:, 1:] >= 0.98 * peak[:, None]) & (d.abs() < 1e-6)).float().mean(1)
-        hold = ((d.abs() < 1e-7) & (a[:, 1:] > 2e-3)).float().mean(1)
-        # local clicks: within frames of SPIKE_FRAME samples, the largest second difference
-        # against the frame's own (a click is one outlier, a drum hit a burst) and against
-        # the frame's level (a click in a quiet passage)
-        nf = d2.shape[1] // SPIKE_FRAME
-        fr = d2[:, :nf * SPIKE_FRAME].reshape(d2.shape[0], nf, SPIKE_FRAME)
-        xf = x[:, 1:1 + nf * SPIKE_FRAME].reshape(x.shape[0], nf, SPIKE_FRAME)
-        pk = fr.abs().amax(2)
-        kurt = torch.log(pk * pk / ((fr * fr).mean(2) + 1e-10) + 1e-6)
-        quiet = torch.log(pk / (torch.sqrt((xf * xf).mean(2)) + 1e-4) + 1e-6)
-        scal = torch.stack([
-            level, flux.mean(1), flux.std(1), flux.amax(1), silence,
-            torch.log(d.abs().amax(1) / rmsd + 1e-6), torch.log(d2.abs().amax(1) / rmsd2 + 1e-6),
-            torch.log(rmsd / rms + 1e-6), torch.log(peak / rms + 1e-6),
-            torch.log(atpeak + 1e-5), torch.log(flat + 1e-5), x.mean(1) / rms, torch.log(hold + 1e-5),
-            torch.log(rms + 1e-6), kurt.amax(1), kurt.mean(1), quiet.amax(1)], 1)
-        diff = lag_diffs(lm)
-        ac = onset_ac(lm)
-        base = torch.cat([lmn.mean(2), lmn.std(2), lmn.amin(2), scal, median_spikes(x, peak), floors(x),
-                          repeats(diff, ac), self.tuning(x)], 1)
-        own = own_tempo(diff)
-        ln = length_fit(torch.zeros_like(bpm) if dur is None else dur, bpm)
-        return torch.stack([torch.cat([base, tempo(diff, ac, bpm, o), grid(ac, own, o), ln], 1) for o in OCTAVES], 1)
+        None: unknown). The embedding's columns are self.need's (all when None), in order:
+        only what those columns read is computed (an exported graph computes no more)."""
+        want = list(range(N_FEATURES)) if self.need is None else self.need
+        memo = {}
+
+        def get(name):  # each intermediate computed once, and only when some column reads it
+            if name not in memo:
+                memo[name] = self._parts[name](get, x, bpm, dur)
+            return memo[name]
+        base = [j for j in want if j < N_BASE]
+        cols = []
+        for j in base:  # runs of columns of one group, read with one slice or gather
+            g, c = _COLUMN[j]
+            if cols and cols[-1][0] == g:
+                cols[-1][1].append(c)
+            else:
+                cols.append((g, [c]))
+        parts = [_take(get(g), c) for g, c in cols]
+        per = [j - N_BASE for j in want if j >= N_BASE]
+        octave = []
+        if per:
+            for o in OCTAVES:
+                oc = []
+                for name, lo, n in _OCTAVE_GROUPS:
+                    c = [j - lo for j in per if lo <= j < lo + n]
+                    if c:
+                        oc.append(_take(get(name) if name == "length" else self._octave(name, get, bpm, o), c))
+                octave.append(torch.cat(oc, 1))
+        if not octave:
+            b = torch.cat(parts, 1)
+            return torch.stack([b] * len(OCTAVES), 1)
+        if not parts:
+            return torch.stack(octave, 1)
+        b = torch.cat(parts, 1)
+        return torch.stack([torch.cat([b, oc], 1) for oc in octave], 1)
+
+    @staticmethod
+    def _octave(name, get, bpm, o):
+        if name == "tempo":
+            return tempo(get("diff"), get("ac"), bpm, o)
+        return grid(get("ac"), get("own"), o)
+
+    def _make_parts(self):
+        """What forward computes, by name: each a function of (get, x, bpm, dur), get
+        returning another part (computed once). A scalar feature is a part of its own, so a
+        graph of a few selected features computes those and what they read, no more."""
+        def frames(get, x, *_):  # the local click measures' frames of SPIKE_FRAME samples
+            d2 = get("d2")
+            nf = d2.shape[1] // SPIKE_FRAME
+            fr = d2[:, :nf * SPIKE_FRAME].reshape(d2.shape[0], nf, SPIKE_FRAME)
+            xf = x[:, 1:1 + nf * SPIKE_FRAME].reshape(x.shape[0], nf, SPIKE_FRAME)
+            return fr, xf, fr.abs().amax(2)
+
+        def kurt(get, *_):
+            fr, _, pk = get("frames")
+            return torch.log(pk * pk / ((fr * fr).mean(2) + 1e-10) + 1e-6)
+
+        def quiet(get, *_):
+            _, xf, pk = get("frames")
+            return torch.log(pk / (torch.sqrt((xf * xf).mean(2)) + 1e-4) + 1e-6)
+
+        def silence(get, *_):
+            e = torch.log(get("mel_lm")[0].sum(1) + EPS)
+            return (e < e.amax(1, keepdim=True) - 6.9).float().mean(1)  # 60 dB below the loudest frame
+
+        def atpeak(get, *_):
+            return (get("a") >= 0.995 * get("peak")[:, None]).float().mean(1)
+
+        def flat(get, *_):
+            return ((get("a")[:, 1:] >= 0.98 * get("peak")[:, None]) & (get("d").abs() < 1e-6)).float().mean(1)
+
+        def hold(get, *_):
+            return ((get("d").abs() < 1e-7) & (get("a")[:, 1:] > 2e-3)).float().mean(1)
+
+        def rms_of(t):
+            return torch.sqrt((t * t).mean(1) + 1e-10)
+        p = {
+            "mel_lm": lambda get, x, *_: self.log_mel(x),
+            "lm": lambda get, *_: get("mel_lm")[1],
+            "lmn": lambda get, *_: get("lm") - get("level")[:, None, None],
+            "flux": lambda get, *_: F.relu(get("lmn")[:, :, 1:] - get("lmn")[:, :, :-1]).mean(1),
+            "a": lambda get, x, *_: x.abs(),
+            "rms": lambda get, x, *_: rms_of(x),
+            "peak": lambda get, *_: get("a").amax(1) + 1e-8,
+            "d": lambda get, x, *_: x[:, 1:] - x[:, :-1],
+            "rmsd": lambda get, *_: rms_of(get("d")),
+            "d2": lambda get, *_: get("d")[:, 1:] - get("d")[:, :-1],
+            "rmsd2": lambda get, *_: rms_of(get("d2")),
+            "frames": frames, "kurt": kurt, "quiet": quiet,
+            "diff": lambda get, *_: lag_diffs(get("lm")),
+            "ac": lambda get, *_: onset_ac(get("lm")),
+            "own": lambda get, *_: own_tempo(get("diff")),
+            # the embedding's groups of columns (_COLUMN, _OCTAVE_GROUPS)
+            "band_mean": lambda get, *_: get("lmn").mean(2),
+            "band_std": lambda get, *_: get("lmn").std(2),
+            "band_min": lambda get, *_: get("lmn").amin(2),
+            "level": lambda get, *_: get("lm").mean(dim=(1, 2)),
+            "flux_mean": lambda get, *_: get("flux").mean(1),
+            "flux_std": lambda get, *_: get("flux").std(1),
+            "flux_max": lambda get, *_: get("flux").amax(1),
+            "silence": silence,
+            "click": lambda get, *_: torch.log(get("d").abs().amax(1) / get("rmsd") + 1e-6),
+            "click2": lambda get, *_: torch.log(get("d2").abs().amax(1) / get("rmsd2") + 1e-6),
+            "hf": lambda get, *_: torch.log(get("rmsd") / get("rms") + 1e-6),
+            "crest": lambda get, *_: torch.log(get("peak") / get("rms") + 1e-6),
+            "clip": lambda get, *_: torch.log(atpeak(get) + 1e-5),
+            "flat": lambda get, *_: torch.log(flat(get) + 1e-5),
+            "dc": lambda get, x, *_: x.mean(1) / get("rms"),
+            "hold": lambda get, *_: torch.log(hold(get) + 1e-5),
+            "loudness": lambda get, *_: torch.log(get("rms") + 1e-6),
+            "spike_max": lambda get, *_: get("kurt").amax(1),
+            "spike_mean": lambda get, *_: get("kurt").mean(1),
+            "spike_quiet": lambda get, *_: get("quiet").amax(1),
+            "spikes": lambda get, x, *_: median_spikes(x, get("peak")),
+            "floors": lambda get, x, *_: floors(x),
+            "repeats": lambda get, *_: repeats(get("diff"), get("ac")),
+            "tuning": lambda get, x, *_: self.tuning(x),
+            "length": lambda get, x, bpm, dur: length_fit(torch.zeros_like(bpm) if dur is None else dur, bpm),
+        }
+        return p
+
+
+# the embedding's columns (N_FEATURES: the per-band statistics, the scalars, then the tempo
+# features of each reading of the tempo) as (Features part, column of it): what a graph of a
+# few selected columns computes (Features(need))
+_COLUMN = ([("band_mean", b) for b in range(N_MELS)] + [("band_std", b) for b in range(N_MELS)] +
+           [("band_min", b) for b in range(N_MELS)] + [(n, 0) for n in SCALARS[:17]] +
+           [("spikes", i) for i in range(4)] + [("floors", i) for i in range(3)] + [("repeats", i) for i in range(4)] +
+           [("tuning", i) for i in range(2)])
+N_BASE = len(_COLUMN)  # the columns every reading of the tempo shares
+# the tempo features (TEMPO) in groups: (part, first column within TEMPO, columns)
+_OCTAVE_GROUPS = [("tempo", 0, len(GRID) + 3), ("own_grid", len(GRID) + 3, len(GRID)), ("length", 2 * len(GRID) + 3, len(LENGTH))]
+
+
+def _take(t, cols):
+    """Columns cols of t ([B] for a part of one column: then [B, 1]), a slice when they run."""
+    if t.dim() == 1:
+        return t[:, None]
+    if cols == list(range(cols[0], cols[0] + len(cols))):
+        return t[:, cols[0]:cols[0] + len(cols)]
+    return t[:, cols]
 
 
 def median_spikes(x, peak):
@@ -319,9 +429,81 @@ def _peak(ac, lo, hi):
 def lag_diffs(lm):
     """[B, lags]: the mean log-mel change between frames lag apart, for lags in EXACT_LAGS.
     One slice per lag: cheaper in ONNX Runtime than gathering all lags at once (a [B, 64,
-    lags, frames] tensor)."""
+    lags, frames] tensor). In an exported graph it is one node (_LagDiffs) that
+    loop_lag_diffs writes as an ONNX Loop over the lags doing the same: written out, its 146
+    lags were half the graph's nodes, and ONNX Runtime's memory planner takes time that grows
+    with the square of the nodes to open a graph (1.8 s of CPU for 4,800 nodes)."""
+    if torch.onnx.is_in_onnx_export():
+        return _LagDiffs.apply(lm)
     t = lm.shape[2]
     return torch.stack([(lm[:, :, lag:] - lm[:, :, :t - lag]).abs().mean(dim=(1, 2)) for lag in range(*EXACT_LAGS)], 1)
+
+
+class _LagDiffs(torch.autograd.Function):
+    """lag_diffs while a graph is exported: one node loopmatch::LagDiffs (lo, hi: EXACT_LAGS),
+    which loop_lag_diffs replaces by standard ONNX before the graph is used."""
+
+    @staticmethod
+    def forward(ctx, lm):
+        t = lm.shape[2]
+        return torch.stack([(lm[:, :, lag:] - lm[:, :, :t - lag]).abs().mean(dim=(1, 2)) for lag in range(*EXACT_LAGS)], 1)
+
+    @staticmethod
+    def symbolic(g, lm):
+        out = g.op("loopmatch::LagDiffs", lm, lo_i=EXACT_LAGS[0], hi_i=EXACT_LAGS[1])
+        out.setType(lm.type().with_sizes([None, EXACT_LAGS[1] - EXACT_LAGS[0]]))
+        return out
+
+
+LAG_DOMAIN = "loopmatch"
+
+
+def loop_lag_diffs(model):
+    """An exported graph (onnx.ModelProto) with every loopmatch::LagDiffs node written as an
+    ONNX Loop over its lags (the body: the two slices, their difference's absolute value and
+    its mean over bands and frames, lag_diffs's own steps in its own order), then the
+    transpose to [B, lags]; the custom domain dropped. The graph is changed in place and
+    returned."""
+    from onnx import TensorProto, helper, numpy_helper
+
+    def const(name, v, dtype=np.int64):
+        return helper.make_node("Constant", [], [name], value=numpy_helper.from_array(np.array(v, dtype), name))
+    nodes = []
+    for k, n in enumerate(model.graph.node):
+        if n.domain != LAG_DOMAIN:
+            nodes.append(n)
+            continue
+        if n.op_type != "LagDiffs":
+            raise ValueError(f"loop_lag_diffs: unknown node {n.domain}::{n.op_type}")
+        at = {a.name: a.i for a in n.attribute}
+        lo, hi = at["lo"], at["hi"]
+        lm, p = n.input[0], f"lag_diffs_{k}/"
+        body = helper.make_graph([
+            const(p + "lo", [lo]), const(p + "zero", [0]), const(p + "two", [2]), const(p + "end", [1 << 30]),
+            helper.make_node("Unsqueeze", [p + "i", p + "zero"], [p + "i1"]),
+            helper.make_node("Add", [p + "i1", p + "lo"], [p + "lag"]),
+            helper.make_node("Shape", [lm], [p + "shape"]),
+            helper.make_node("Gather", [p + "shape", p + "two"], [p + "t"]),
+            helper.make_node("Sub", [p + "t", p + "lag"], [p + "t_lag"]),
+            helper.make_node("Slice", [lm, p + "lag", p + "end", p + "two"], [p + "later"]),
+            helper.make_node("Slice", [lm, p + "zero", p + "t_lag", p + "two"], [p + "earlier"]),
+            helper.make_node("Sub", [p + "later", p + "earlier"], [p + "change"]),
+            helper.make_node("Abs", [p + "change"], [p + "abs"]),
+            helper.make_node("ReduceMean", [p + "abs"], [p + "mean"], axes=[1, 2], keepdims=0),
+            helper.make_node("Identity", [p + "cond"], [p + "cond_out"]),
+        ], p + "body", [helper.make_tensor_value_info(p + "i", TensorProto.INT64, []),
+                        helper.make_tensor_value_info(p + "cond", TensorProto.BOOL, [])],
+            [helper.make_tensor_value_info(p + "cond_out", TensorProto.BOOL, []),
+             helper.make_tensor_value_info(p + "mean", TensorProto.FLOAT, None)])
+        nodes += [const(p + "trips", hi - lo), const(p + "true", True, np.bool_),
+                  helper.make_node("Loop", [p + "trips", p + "true"], [p + "stacked"], body=body),
+                  helper.make_node("Transpose", [p + "stacked"], [n.output[0]], perm=[1, 0])]
+    del model.graph.node[:]
+    model.graph.node.extend(nodes)
+    keep = [o for o in model.opset_import if o.domain != LAG_DOMAIN]
+    del model.opset_import[:]
+    model.opset_import.extend(keep)
+    return model
 
 
 def onset_ac(lm):
@@ -588,9 +770,11 @@ class _TailedGraph(nn.Module):
 
     def __init__(self, pool, ref, scale_tempo, scale_none):
         super().__init__()
-        self.fe = Features()
+        pool = np.asarray(pool, np.float32)
+        need = np.flatnonzero(np.any(pool != 0, 1))  # the embedding's columns the pooled features read
+        self.fe = Features(need)
         self.tails = Tails(ref)
-        self.register_buffer("pool", torch.tensor(pool, dtype=torch.float32))
+        self.register_buffer("pool", torch.tensor(pool[need], dtype=torch.float32))
         self.register_buffer("scale_tempo", torch.tensor(scale_tempo, dtype=torch.float32))
         self.register_buffer("scale_none", torch.tensor(scale_none, dtype=torch.float32))
 
@@ -936,15 +1120,55 @@ def key(split, cond):
     return split if cond == "tempo" else f"{split}_no_tempo"
 
 
+def train_windows(data, inst, pool):
+    """The train split's windows pooled [2 x windows, octaves, d]: with their declared tempo,
+    then again without one."""
+    trd = data[("train", inst, "clean")] @ pool  # [windows, octaves, d]
+    return np.concatenate([trd, no_tempo(trd)])
+
+
+def tails_graph(pool, ref, sel, scale):
+    """The shipped largest-tails graph over the selected columns sel of pool (the embedding ->
+    the pooled features) and of ref (their training order statistics), scale: each
+    condition's training 95th percentile."""
+    return TailsGraph(np.ascontiguousarray(pool[:, sel]), ref[:, sel], scale["tempo"], scale["no_tempo"])
+
+
+def export_only(out_dir, bundle_dir, work_dir=None, log=log):
+    """The shipped largest-tails models again, from the work dir's results.json and cached
+    embeddings, with no selection and no training: how a change to the graphs' form (not to
+    what they compute: their scores are checked against the bundle's own) reaches a bundle."""
+    work_dir = work_dir or os.path.join(out_dir, "anomaly")
+    torch.set_num_threads(1)
+    corpus_dir = os.path.join(out_dir, "corpus")
+    with open(os.path.join(work_dir, "results.json")) as f:
+        info = json.load(f)
+    data, _, _ = dataset(work_dir, corpus_dir, log)
+    shipped = {}
+    for inst in INSTRUMENTS:
+        res = info["instruments"][inst]
+        if res["shipped"] != "tails":
+            raise SystemExit(f"anomaly: {inst} ships {res['shipped']}, whose trained net results.json does not hold: "
+                             "run the full build (without --export-only)")
+        group = res["tails_pool"]
+        names = feature_names(group)
+        sel = [names.index(n) for n in res["tails_features"]]
+        pool = pooling(group)
+        ref = reference(train_windows(data, inst, pool)[:, 0])
+        shipped[inst] = (tails_graph(pool, ref, sel, res["methods"]["tails"]["scale"]).eval(),
+                         res["methods"]["tails"]["threshold"], res["windows"])
+    add_to_bundle(bundle_dir, shipped, info, corpus_dir, log)
+    return info
+
+
 def preparer(data, inst, group):
     """The model's input for one band pooling: every window of the train split's loops with
     their declared tempo and again without one (so a loop without a tempo is as normal as one
     with), each feature through its training tails (Tails), standardised; the held-out splits'
     sets likewise, per condition, each as (windows [n, octaves, d], windows per loop)."""
     pool = pooling(group)
-    trd = data[("train", inst, "clean")] @ pool  # [windows, octaves, d]
+    tr3 = train_windows(data, inst, pool)
     cnt = data[("train", inst, "clean#n")]
-    tr3 = np.concatenate([trd, no_tempo(trd)])
     tr = tr3[:, 0]  # the models learn the declared reading
     ref = reference(tr)
     tails = Tails(ref)
@@ -1103,7 +1327,7 @@ def build(out_dir, bundle_dir, log=log, work_dir=None):
         res["pca_components"] = pca.k
         sc = res["methods"][pick]["scale"]
         if pick == "tails":
-            g = TailsGraph(np.ascontiguousarray(tprep["pool"][:, tsel]), tprep["ref"][:, tsel], sc["tempo"], sc["no_tempo"])
+            g = tails_graph(tprep["pool"], tprep["ref"], tsel, sc)
         else:
             n_, c_ = (net, c) if pick == "svdd_" + variant else (onet, oc)
             g = AnomalyGraph(n_, prep["mu"], prep["sd"], c_, prep["pool"], prep["ref"], sc["tempo"], sc["no_tempo"])
@@ -1351,6 +1575,8 @@ def golden_fixtures(bundle_dir, paths, modes, log=log):
 
 def add_to_bundle(bundle_dir, shipped, info, corpus_dir, log=log):
     from .bundle import add_role, sha256
+    import onnx
+
     from .export import _export, session
     specs, paths = [], {}
     check = np.random.default_rng(0).standard_normal((3, N)).astype(np.float32) * 0.1
@@ -1360,7 +1586,10 @@ def add_to_bundle(bundle_dir, shipped, info, corpus_dir, log=log):
         f = f"{inst}_anomaly.onnx"
         path = os.path.join(bundle_dir, f)
         _export(g, (torch.zeros(2, N), torch.full((2, 1), 120.0), torch.full((2, 1), 4.0)), path,
-                ["audio", "bpm", "duration"], "score")
+                ["audio", "bpm", "duration"], "score", custom_opsets={LAG_DOMAIN: 1})
+        model = loop_lag_diffs(onnx.load(path))
+        onnx.checker.check_model(model)
+        onnx.save(model, path)
         with torch.no_grad():
             ref = g(torch.from_numpy(check), torch.from_numpy(check_bpm), torch.from_numpy(check_dur)).numpy()
         got = session(path).run(["score"], {"audio": check, "bpm": check_bpm, "duration": check_dur})[0]
@@ -1385,8 +1614,13 @@ def main(argv=None):
     ap.add_argument("--out", default="train/out")
     ap.add_argument("--bundle", default="models/loopmatch-v2")
     ap.add_argument("--work", default=None, help="cache and results folder (default OUT/anomaly)")
+    ap.add_argument("--export-only", action="store_true",
+                    help="re-export the shipped models from the work dir's results.json and cached embeddings (no selection, no training)")
     args = ap.parse_args(argv)
-    build(args.out, args.bundle, work_dir=args.work)
+    if args.export_only:
+        export_only(args.out, args.bundle, work_dir=args.work)
+    else:
+        build(args.out, args.bundle, work_dir=args.work)
 
 
 if __name__ == "__main__":

@@ -8,15 +8,17 @@ import torch
 from .models import N, C_LAT, T_LAT, EncoderGraph, DecoderGraph, Mapper
 
 
-def _export(module, example, path, in_name, out_name):
+def _export(module, example, path, in_name, out_name, custom_opsets=None):
     """example and in_name: one tensor and its name, or a tuple of tensors and a list of names
-    (every input and the output with the batch as a dynamic first dimension)."""
+    (every input and the output with the batch as a dynamic first dimension); custom_opsets:
+    domains of nodes the caller writes as standard ONNX after (torch.onnx.export's)."""
     module.eval()
     examples = example if isinstance(example, tuple) else (example,)
     names = list(in_name) if isinstance(in_name, (list, tuple)) else [in_name]
     torch.onnx.export(module, examples, path, input_names=names, output_names=[out_name],
                       dynamic_axes={**{n: {0: "batch"} for n in names}, out_name: {0: "batch"}},
-                      opset_version=17, dynamo=False, do_constant_folding=True)
+                      opset_version=17, dynamo=False, do_constant_folding=True,
+                      custom_opsets=custom_opsets)
 
 
 def session(path):

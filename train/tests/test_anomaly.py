@@ -1,4 +1,7 @@
 """The damage generator (damage.py) and the anomaly models' pieces (anomaly.py)."""
+import os
+import tempfile
+
 import numpy as np
 import pytest
 
@@ -368,3 +371,70 @@ def test_length_fit_hears_a_length_off_whole_beats_at_a_whole_number_tempo():
     assert np.all(zw[0, :, base + A.TEMPO.index("len_off")] > 5.0)
     np.testing.assert_array_equal(zw[0, :, :base + A.TEMPO.index("len_off")], z0[0, :, :base + A.TEMPO.index("len_off")])
     assert A.TEMPO.index("len_off") in A.TEMPO_FREE and A.TEMPO.index("len_beat_off") not in A.TEMPO_FREE
+
+
+def test_features_compute_only_the_columns_asked_for_with_the_same_values():
+    x = torch.from_numpy(np.stack([np.resize(_loop(seed=s), N) for s in range(3)]))
+    bpm, dur = torch.tensor([120.0, 0.0, 87.5]), torch.tensor([4.0, 3.1, 0.0])
+    with torch.no_grad():
+        full = A.Features().eval()(x, bpm, dur).numpy()
+        rng = np.random.default_rng(0)
+        for need in ([0], [A.N_FEATURES - 1], list(range(A.N_FEATURES)),
+                     [3 * A.N_MELS + A.SCALARS.index("hold"), A.N_BASE + A.TEMPO.index("own_beat_gap")],
+                     *[sorted(rng.choice(A.N_FEATURES, k, replace=False)) for k in (5, 17, 60)]):
+            got = A.Features(need).eval()(x, bpm, dur).numpy()
+            np.testing.assert_array_equal(got, full[..., need])  # the same values, bit for bit
+    for bad in ([], [A.N_FEATURES], [-1], [4, 4]):
+        with pytest.raises(ValueError, match="distinct columns"):
+            A.Features(bad)
+
+
+def test_an_exported_graph_computes_lag_diffs_in_one_loop():
+    import onnx
+    import onnxruntime as ort
+    from loopmatch_train.export import _export
+
+    class Lags(torch.nn.Module):
+        def forward(self, lm):
+            return A.lag_diffs(lm) * 2.0
+
+    path = os.path.join(tempfile.mkdtemp(), "lags.onnx")
+    _export(Lags(), torch.zeros(2, A.N_MELS, 172), path, "lm", "d", custom_opsets={A.LAG_DOMAIN: 1})
+    assert any(n.domain == A.LAG_DOMAIN for n in onnx.load(path).graph.node)
+    m = A.loop_lag_diffs(onnx.load(path))
+    onnx.checker.check_model(m)
+    assert not any(n.domain == A.LAG_DOMAIN for n in m.graph.node) and [n.op_type for n in m.graph.node].count("Loop") == 1
+    assert all(o.domain != A.LAG_DOMAIN for o in m.opset_import)
+    s = ort.InferenceSession(m.SerializeToString(), providers=["CPUExecutionProvider"])
+    for b in (1, 3):
+        lm = torch.randn(b, A.N_MELS, 172, generator=torch.Generator().manual_seed(b))
+        got = s.run(None, {"lm": lm.numpy()})[0]
+        want = A.lag_diffs(lm).numpy() * 2.0
+        assert got.shape == (b, A.EXACT_LAGS[1] - A.EXACT_LAGS[0])
+        np.testing.assert_allclose(got, want, rtol=1e-5, atol=1e-6)
+
+
+def test_an_exported_tails_graph_scores_as_torch_does():
+    import onnx
+    import onnxruntime as ort
+    from loopmatch_train.export import _export
+
+    names = A.feature_names(8)
+    sel = [names.index(n) for n in ("hold", "own_beat_gap", "len_off", "spread_16-23", "loc_spike1", "tune_conc")]
+    p = A.pooling(8)
+    x = torch.from_numpy(np.stack([np.resize(_loop(seed=s), N) for s in range(3)]))
+    bpm, dur = torch.tensor([[120.0], [0.0], [87.5]]), torch.tensor([[4.0], [3.1], [0.0]])
+    with torch.no_grad():
+        f = A.Features().eval()(x, bpm[:, 0], dur[:, 0]).numpy() @ p
+    ref = A.reference(np.concatenate([f[:, 0], f[:, 0] + 1, f[:, 0] - 1]))
+    g = A.tails_graph(p, ref, sel, {"tempo": 2.0, "no_tempo": 4.0}).eval()
+    assert len(g.fe.need) < 20  # the graph computes what the six features read, not all 245 columns
+    path = os.path.join(tempfile.mkdtemp(), "tails.onnx")
+    _export(g, (torch.zeros(2, N), torch.full((2, 1), 120.0), torch.full((2, 1), 4.0)), path,
+            ["audio", "bpm", "duration"], "score", custom_opsets={A.LAG_DOMAIN: 1})
+    m = A.loop_lag_diffs(onnx.load(path))
+    s = ort.InferenceSession(m.SerializeToString(), providers=["CPUExecutionProvider"])
+    got = s.run(None, {"audio": x.numpy(), "bpm": bpm.numpy(), "duration": dur.numpy()})[0]
+    with torch.no_grad():
+        want = g(x, bpm, dur).numpy()
+    np.testing.assert_allclose(got, want, rtol=1e-5)
