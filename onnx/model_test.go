@@ -119,6 +119,53 @@ func TestOpenChecksGraph(t *testing.T) {
 	}
 }
 
+// A graph that leaves its output length open (the shipped decoders) is run on one row when
+// it opens: the length it really returns must be the manifest's.
+func TestOpenProbesAnOpenLength(t *testing.T) {
+	for _, c := range []struct {
+		file string
+		want []string // empty: opens
+	}{
+		{"testdata/bad/open_length_ok.onnx", nil},
+		{"testdata/bad/open_length.onnx", []string{"bass_decoder.onnx", `"audio"`, "[1 41]", "[1 40]", "re-export"}},
+	} {
+		t.Run(filepath.Base(c.file), func(t *testing.T) {
+			b, err := tamper(t, func(dir string, m map[string]any) { setFile(t, dir, m, iDecoder, c.file) })
+			if err != nil {
+				t.Fatal(err)
+			}
+			s, err := b.Decoder("bass")
+			if err != nil {
+				t.Fatal(err)
+			}
+			m, err := rt.Open(b, s)
+			if len(c.want) == 0 {
+				if err != nil {
+					t.Fatal(err)
+				}
+				defer m.Close()
+				out, err := m.Run(context.Background(), []float32{1, 2, 3, 4, 5, 6, 7, 8, 0, 0, 0, 0, 0, 0, 0, 1})
+				if err != nil {
+					t.Fatal(err)
+				}
+				if len(out) != 80 || out[0] != 1 || out[39] != 8 || out[40] != 0 || out[79] != 1 {
+					t.Fatalf("two rows decoded to %d values %v", len(out), out)
+				}
+				return
+			}
+			if err == nil {
+				m.Close()
+				t.Fatalf("opened; want an error mentioning %q", c.want)
+			}
+			for _, w := range c.want {
+				if !strings.Contains(err.Error(), w) {
+					t.Errorf("error does not mention %q: %v", w, err)
+				}
+			}
+		})
+	}
+}
+
 func TestOpenRechecksFile(t *testing.T) {
 	dir := copyBundle(t, testBundle)
 	b, err := LoadBundle(dir)

@@ -57,6 +57,9 @@ bad/       graphs that must be refused by Runtime.Open (shapes as in bundle/):
   fixed_batch.onnx  mapper whose batch dimension is fixed at 1
   double.onnx       mapper in float64
   two_inputs.onnx   mapper with a second input
+  open_length.onnx  decoder whose graph leaves its audio length open and returns 41 samples,
+                    not the manifest's 40 (Open runs one row to see it); open_length_ok.onnx
+                    the same returning 40, which opens
 """
 import hashlib
 import json
@@ -134,8 +137,9 @@ def scale_mapper(c, t, batch="batch", elem=TensorProto.FLOAT, extra_input=False)
     return make(nodes, "map", inputs, [io("zo", [batch, c, t], elem)], inits)
 
 
-def repeat_decoder_matmul(n, c, t):
-    """z[B,c,t] -> audio[B,n]: each latent value repeated n // (c*t) times, via a MatMul."""
+def repeat_decoder_matmul(n, c, t, length=None):
+    """z[B,c,t] -> audio[B,n]: each latent value repeated n // (c*t) times, via a MatMul.
+    length: the output's second dimension as the graph declares it (default n)."""
     block = n // (c * t)
     w = np.zeros((c * t, n), dtype=np.float32)
     for i in range(c * t):
@@ -145,7 +149,7 @@ def repeat_decoder_matmul(n, c, t):
         helper.make_node("MatMul", ["f", "w"], ["audio"]),
     ]
     inits = [const("flat", [-1, c * t], np.int64), numpy_helper.from_array(w, "w")]
-    return make(nodes, "dec", [io("z", ["batch", c, t])], [io("audio", ["batch", n])], inits)
+    return make(nodes, "dec", [io("z", ["batch", c, t])], [io("audio", ["batch", length or n])], inits)
 
 
 def repeat_decoder_expand(n, c, t):
@@ -308,6 +312,8 @@ def small_bundle():
     save(scale_mapper(c, t, batch=1), bad, "fixed_batch.onnx")
     save(scale_mapper(c, t, elem=TensorProto.DOUBLE), bad, "double.onnx")
     save(scale_mapper(c, t, extra_input=True), bad, "two_inputs.onnx")
+    save(repeat_decoder_matmul(n + 1, c, t, length="samples"), bad, "open_length.onnx")
+    save(repeat_decoder_matmul(n, c, t, length="samples"), bad, "open_length_ok.onnx")
 
 
 def newdecoder_bundle():
