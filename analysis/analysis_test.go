@@ -305,28 +305,35 @@ func FuzzAnalyze(f *testing.F) {
 	})
 }
 
-// The two-frames-per-FFT spectrogram matches a direct DFT of each frame.
+// The two-frames-per-FFT spectrogram matches a direct DFT of each frame, at sizes from
+// the smallest to the onset envelopes' (whose plan is built once and shared).
 func TestSTFTMatchesDFT(t *testing.T) {
-	r := rand.New(rand.NewPCG(1, 2))
-	x := make([]float32, 64*5+7)
-	for i := range x {
-		x[i] = float32(r.NormFloat64())
-	}
-	s := stft(x, 8000, 64, 48)
-	if len(s.frames) != (len(x)-64)/48+1 {
-		t.Fatalf("%d frames", len(s.frames))
-	}
-	for f, mag := range s.frames {
-		for k := range mag {
-			var re, im float64
-			for i := 0; i < 64; i++ {
-				w := 0.5 - 0.5*math.Cos(2*math.Pi*float64(i)/64)
-				v := float64(x[f*48+i]) * w
-				re += v * math.Cos(2*math.Pi*float64(k*i)/64)
-				im -= v * math.Sin(2*math.Pi*float64(k*i)/64)
+	for _, n := range []int{2, 64, onsetFFT} {
+		hop := n*3/4 + 1
+		r := rand.New(rand.NewPCG(1, uint64(n)))
+		x := make([]float32, n*5+7)
+		for i := range x {
+			x[i] = float32(r.NormFloat64())
+		}
+		s := stft(x, 8000, n, hop)
+		if len(s.frames) != (len(x)-n)/hop+1 {
+			t.Fatalf("n %d: %d frames", n, len(s.frames))
+		}
+		for f, mag := range s.frames {
+			if len(mag) != n/2+1 {
+				t.Fatalf("n %d frame %d: %d bins", n, f, len(mag))
 			}
-			if want := math.Hypot(re, im); math.Abs(float64(mag[k])-want) > 1e-4*(1+want) {
-				t.Fatalf("frame %d bin %d: %v, want %v", f, k, mag[k], want)
+			for k := range mag {
+				var re, im float64
+				for i := 0; i < n; i++ {
+					w := 0.5 - 0.5*math.Cos(2*math.Pi*float64(i)/float64(n))
+					v := float64(x[f*hop+i]) * w
+					re += v * math.Cos(2*math.Pi*float64(k*i)/float64(n))
+					im -= v * math.Sin(2*math.Pi*float64(k*i)/float64(n))
+				}
+				if want := math.Hypot(re, im); math.Abs(float64(mag[k])-want) > 1e-4*(1+want) {
+					t.Fatalf("n %d frame %d bin %d: %v, want %v", n, f, k, mag[k], want)
+				}
 			}
 		}
 	}

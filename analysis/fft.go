@@ -3,20 +3,38 @@ package analysis
 import (
 	"math"
 	"math/cmplx"
+	"sync"
 )
 
-// fftPlan is an in-place radix-2 FFT of one power-of-two size, with its twiddles and
-// bit-reversal table computed once.
+// fftPlan is an in-place radix-2 FFT of one power-of-two size over separate real and
+// imaginary parts, with its twiddles (per stage, each stage's contiguous) and bit-reversal
+// table computed once.
 type fftPlan struct {
-	n   int
-	tw  []complex128
-	rev []int
+	n        int
+	twr, twi []float64 // the stage of half-size h reads [h, 2h): e^(-2 pi i k / 2h), k < h
+	rev      []int32
+}
+
+// onsetPlan is the plan of the onset envelopes' size, built once: every loop's checks and
+// tempo estimate transform at onsetFFT.
+var onsetPlan = sync.OnceValue(func() *fftPlan { return newFFT(onsetFFT) })
+
+func planFor(n int) *fftPlan {
+	if n == onsetFFT {
+		return onsetPlan()
+	}
+	return newFFT(n)
 }
 
 func newFFT(n int) *fftPlan {
-	p := &fftPlan{n: n, tw: make([]complex128, n/2), rev: make([]int, n)}
-	for i := range p.tw {
-		p.tw[i] = cmplx.Rect(1, -2*math.Pi*float64(i)/float64(n))
+	p := &fftPlan{n: n, twr: make([]float64, n), twi: make([]float64, n), rev: make([]int32, n)}
+	for h := 1; h < n; h <<= 1 {
+		step := n / (2 * h)
+		for k := range h {
+			// the same angle, so the same value, as indexing one table of n/2 twiddles
+			w := cmplx.Rect(1, -2*math.Pi*float64(k*step)/float64(n))
+			p.twr[h+k], p.twi[h+k] = real(w), imag(w)
+		}
 	}
 	bits := 0
 	for 1<<bits < n {
@@ -29,25 +47,44 @@ func newFFT(n int) *fftPlan {
 				r |= 1 << (bits - 1 - b)
 			}
 		}
-		p.rev[i] = r
+		p.rev[i] = int32(r)
 	}
 	return p
 }
 
-// transform computes the DFT of x in place (len(x) == p.n).
-func (p *fftPlan) transform(x []complex128) {
+// transform computes the DFT of re + i im in place (len(re) == len(im) == p.n). Each
+// butterfly does complex128 arithmetic's own steps (t = w y: wr yr - wi yi, wr yi + wi yr),
+// so the result is the one a complex128 radix-2 transform gives, bit for bit.
+func (p *fftPlan) transform(re, im []float64) {
+	n := p.n
+	re, im = re[:n], im[:n]
 	for i, r := range p.rev {
-		if i < r {
-			x[i], x[r] = x[r], x[i]
+		if int32(i) < r {
+			re[i], re[r] = re[r], re[i]
+			im[i], im[r] = im[r], im[i]
 		}
 	}
-	for size := 2; size <= p.n; size <<= 1 {
-		half, step := size/2, p.n/size
-		for start := 0; start < p.n; start += size {
-			for k := 0; k < half; k++ {
-				t := p.tw[k*step] * x[start+k+half]
-				x[start+k+half] = x[start+k] - t
-				x[start+k] += t
+	// the first stage's one twiddle is 1: w y is y (up to the sign of a zero, which no
+	// magnitude sees)
+	for s := 0; s+1 < n; s += 2 {
+		yr, yi := re[s+1], im[s+1]
+		re[s+1], im[s+1] = re[s]-yr, im[s]-yi
+		re[s] += yr
+		im[s] += yi
+	}
+	for h := 2; h < n; h <<= 1 {
+		wr, wi := p.twr[h:2*h], p.twi[h:2*h]
+		for start := 0; start < n; start += 2 * h {
+			ar, ai := re[start:start+h], im[start:start+h]
+			br, bi := re[start+h:start+2*h], im[start+h:start+2*h]
+			ai, br, bi, wr, wi := ai[:len(ar)], br[:len(ar)], bi[:len(ar)], wr[:len(ar)], wi[:len(ar)]
+			for k := range ar {
+				yr, yi := br[k], bi[k]
+				tr := wr[k]*yr - wi[k]*yi
+				ti := wr[k]*yi + wi[k]*yr
+				br[k], bi[k] = ar[k]-tr, ai[k]-ti
+				ar[k] += tr
+				ai[k] += ti
 			}
 		}
 	}
@@ -65,50 +102,55 @@ func stft(x []float32, rate, n, hop int) spectrogram {
 	if len(x) < n {
 		return s
 	}
-	p := newFFT(n)
+	p := planFor(n)
 	win := make([]float64, n)
 	for i := range win {
 		win[i] = 0.5 - 0.5*math.Cos(2*math.Pi*float64(i)/float64(n))
 	}
 	// Two real frames per complex FFT: z = a + ib, then A[k] = (Z[k] + conj(Z[n-k]))/2
 	// and B[k] = (Z[k] - conj(Z[n-k]))/2i.
-	var starts []int
-	for start := 0; start+n <= len(x); start += hop {
-		starts = append(starts, start)
-	}
-	s.frames = make([][]float32, len(starts))
-	buf := make([]complex128, n)
-	for f := 0; f < len(starts); f += 2 {
-		a := x[starts[f]:]
-		var b []float32
-		if f+1 < len(starts) {
-			b = x[starts[f+1]:]
-		}
-		for i := range buf {
-			re, im := float64(a[i])*win[i], 0.0
-			if b != nil {
-				im = float64(b[i]) * win[i]
+	frames := (len(x)-n)/hop + 1
+	s.frames = make([][]float32, frames)
+	nb := n/2 + 1
+	mags := make([]float32, frames*nb) // one allocation for every frame's bins
+	re, im := make([]float64, n), make([]float64, n)
+	for f := 0; f < frames; f += 2 {
+		a := x[f*hop : f*hop+n]
+		two := f+1 < frames
+		if two {
+			b := x[(f+1)*hop : (f+1)*hop+n]
+			for i, w := range win {
+				re[i], im[i] = float64(a[i])*w, float64(b[i])*w
 			}
-			buf[i] = complex(re, im)
+		} else {
+			for i, w := range win {
+				re[i], im[i] = float64(a[i])*w, 0
+			}
 		}
-		p.transform(buf)
-		ma := make([]float32, n/2+1)
-		var mb []float32
-		if b != nil {
-			mb = make([]float32, n/2+1)
-		}
+		p.transform(re, im)
+		ma := mags[f*nb : (f+1)*nb : (f+1)*nb]
+		// (Z[k] + conj(Z[n-k])) / 2, Z[n] being Z[0]: halving is exact, as complex128's
+		// division by 2 is
+		rj, ij := re[n-nb+1:], im[n-nb+1:] // Z[n-k] is rj[nb-1-k] for 0 < k < nb
 		for k := range ma {
-			zk, zn := buf[k], buf[(n-k)%n]
-			cn := complex(real(zn), -imag(zn))
-			ak := (zk + cn) / 2
-			ma[k] = float32(math.Sqrt(real(ak)*real(ak) + imag(ak)*imag(ak)))
-			if mb != nil {
-				bk := (zk - cn) / 2 // times -i: same magnitude
-				mb[k] = float32(math.Sqrt(real(bk)*real(bk) + imag(bk)*imag(bk)))
+			zr, zi := re[0], im[0]
+			if k > 0 {
+				zr, zi = rj[nb-1-k], ij[nb-1-k]
 			}
+			ar, ai := (re[k]+zr)*0.5, (im[k]-zi)*0.5
+			ma[k] = float32(math.Sqrt(ar*ar + ai*ai))
 		}
 		s.frames[f] = ma
-		if mb != nil {
+		if two {
+			mb := mags[(f+1)*nb : (f+2)*nb : (f+2)*nb]
+			for k := range mb {
+				zr, zi := re[0], im[0]
+				if k > 0 {
+					zr, zi = rj[nb-1-k], ij[nb-1-k]
+				}
+				br, bi := (re[k]-zr)*0.5, (im[k]+zi)*0.5 // times -i: same magnitude
+				mb[k] = float32(math.Sqrt(br*br + bi*bi))
+			}
 			s.frames[f+1] = mb
 		}
 	}
