@@ -106,15 +106,7 @@ func TestOpenChecksGraph(t *testing.T) {
 			}
 			s, _ := b.Mapper("drum", "bass")
 			m, err := rt.Open(b, s)
-			if err == nil {
-				m.Close()
-				t.Fatalf("opened; want an error mentioning %q", c.want)
-			}
-			for _, w := range c.want {
-				if !strings.Contains(err.Error(), w) {
-					t.Errorf("error does not mention %q: %v", w, err)
-				}
-			}
+			refused(t, m, err, c.want)
 		})
 	}
 }
@@ -153,16 +145,22 @@ func TestOpenProbesAnOpenLength(t *testing.T) {
 				}
 				return
 			}
-			if err == nil {
-				m.Close()
-				t.Fatalf("opened; want an error mentioning %q", c.want)
-			}
-			for _, w := range c.want {
-				if !strings.Contains(err.Error(), w) {
-					t.Errorf("error does not mention %q: %v", w, err)
-				}
-			}
+			refused(t, m, err, c.want)
 		})
+	}
+}
+
+// refused fails the test unless Open returned an error mentioning every one of want.
+func refused(t *testing.T, m *Model, err error, want []string) {
+	t.Helper()
+	if err == nil {
+		m.Close()
+		t.Fatalf("opened; want an error mentioning %q", want)
+	}
+	for _, w := range want {
+		if !strings.Contains(err.Error(), w) {
+			t.Errorf("error does not mention %q: %v", w, err)
+		}
 	}
 }
 
