@@ -1,0 +1,118 @@
+"""Hubness correction of the first stage (an experiment for issue 18; nothing from it ships).
+
+A mapper's predictions crowd into one part of the target space, and some target loops
+("hubs") sit near many predictions, so they rank high for most seeds whatever the seed. CSLS
+(cross-domain similarity local scaling, Conneau et al., "Word translation without parallel
+data", 2018), made for the same setting (a mapped query searched among real vectors), scores
+a candidate c for a seed s by
+
+    cos(mapped_s, z_c) - beta * r_c,   r_c = the mean of c's k highest cosines to the mapped
+                                             seeds of the library (the seed instrument's loops)
+
+(CSLS itself is beta = 1/2; beta and k are chosen here on the validation split). r_c needs no
+labels: only the library's own loops, mapped. It is computed per split over that split's seeds
+(the library a producer searches); --sample M computes it from M seeds drawn at random instead,
+as a library far larger than k would be served, and the seed's own loop is left out of its
+candidates' r_c (--leave-out), so the figure does not lean on the seed being in the library.
+
+python -m loopmatch_train.hubness --out train/out
+reads train/out/nlc/biencoder.npz (the shipped bundle's latents and mapped seeds, written by
+run_nlc) and writes train/out/nlc/hubness.json: the validation grid, the chosen (k, beta), and
+R_mn over all candidates, BPM +-3 % and the same tempo on val, test and transfer, both
+directions, against the bi-encoder alone.
+"""
+from __future__ import annotations
+
+import argparse
+import json
+import os
+
+import numpy as np
+
+from . import corpus as C
+from .metrics import cosine_scores, evaluate
+
+SETTINGS = ["all", "bpm3", "same_bpm"]
+SPLITS = ["val", "test", "transfer"]
+DIRECTIONS = (("drum", "bass"), ("bass", "drum"))
+KS = [3, 5, 10, 20]
+BETAS = [0.25, 0.5, 0.75, 1.0, 1.25]
+
+
+def hub_scores(s, k, leave_out=False):
+    """r [seeds, cands] (leave_out) or [cands]: each candidate's mean of its k highest cosines
+    over the seeds (s [seeds, cands]); with leave_out, for each seed those of the other seeds."""
+    order = np.argsort(-s, 0)[:k + 1]  # [k + 1, cands]: the seeds nearest each candidate
+    top = np.take_along_axis(s, order, 0)
+    r = top[:k].mean(0)
+    if not leave_out:
+        return r
+    # a seed among its candidate's k nearest is replaced by the (k + 1)-th
+    out = np.repeat(r[None], len(s), 0)
+    for j in range(k):
+        seeds = order[j]
+        out[seeds, np.arange(s.shape[1])] = (top[:k].sum(0) - top[j] + top[k]) / k
+    return out
+
+
+def corrected(s, k, beta, leave_out=False, sample=0, rng=None):
+    """The hubness-corrected scores of s [seeds, cands]."""
+    if sample and sample < len(s):
+        pick = rng.choice(len(s), sample, replace=False)
+        r = hub_scores(s[pick], k)  # the seed itself is in the sample at random, as any other
+        return s - beta * r[None]
+    r = hub_scores(s, k, leave_out)
+    return s - beta * (r if leave_out else r[None])
+
+
+def main(argv=None):
+    ap = argparse.ArgumentParser(description=__doc__.split("\n\n")[0])
+    ap.add_argument("--out", default="train/out")
+    ap.add_argument("--sample", type=int, default=0, help="r_c from this many seeds drawn at random (0: all)")
+    ap.add_argument("--leave-out", action="store_true", help="leave the seed's own loop out of r_c")
+    args = ap.parse_args(argv)
+    from .features import load_or_compute  # torch: the training environment
+
+    rows, _, _ = load_or_compute(os.path.join(args.out, "corpus"), os.path.join(args.out, "features"), False)
+    col, idx = C.columns(rows, tuple(["train"] + SPLITS))
+    packs, bpm = col["pack"], col["bpm"].astype(float)
+    d = np.load(os.path.join(args.out, "nlc", "biencoder.npz"))
+    bi = {tuple(k.split("|")): d[k] for k in d.files}
+    scores = {(split, src): cosine_scores(bi[(src, split, "mapped")], bi[(tgt, split, "z")])
+              for split in SPLITS for src, tgt in DIRECTIONS}
+
+    def rmn(split, src, tgt, s, setting):
+        s_i, t_i = idx[(src, split)], idx[(tgt, split)]
+        return evaluate(s, packs[s_i], bpm[s_i], packs[t_i], bpm[t_i], setting)["R_mn"]
+
+    def fix(split, src, k, beta):
+        return corrected(scores[(split, src)], k, beta, args.leave_out, args.sample, np.random.default_rng(0))
+
+    # selection on val: the mean over both directions of R_mn at the same tempo and over all
+    # candidates (as run_nlc selects the reranker)
+    grid = {}
+    for k in KS:
+        for beta in BETAS:
+            grid[f"{k}/{beta}"] = float(np.mean([rmn("val", src, tgt, fix("val", src, k, beta), st)
+                                                 for src, tgt in DIRECTIONS for st in ("same_bpm", "all")]))
+    base_val = float(np.mean([rmn("val", src, tgt, scores[("val", src)], st) for src, tgt in DIRECTIONS for st in ("same_bpm", "all")]))
+    best = min(grid, key=grid.get)
+    k, beta = int(best.split("/")[0]), float(best.split("/")[1])
+    print(f"val mean R_mn: bi-encoder {base_val:.4f}; best k {k} beta {beta}: {grid[best]:.4f}")
+    table = {}
+    for split in SPLITS:
+        for src, tgt in DIRECTIONS:
+            for st in SETTINGS:
+                b = rmn(split, src, tgt, scores[(split, src)], st)
+                h = rmn(split, src, tgt, fix(split, src, k, beta), st)
+                table[f"{src}2{tgt}/{split}/{st}"] = {"bi_encoder": round(b, 4), "corrected": round(h, 4)}
+                print(f"{src}2{tgt:5s} {split:9s} {st:9s} {b:.4f} -> {h:.4f} ({h - b:+.4f})")
+    res = {"k": k, "beta": beta, "leave_out": args.leave_out, "sample": args.sample, "val_grid": grid,
+           "val_bi_encoder": base_val, "R_mn": table}
+    name = "hubness" + ("-leave-out" if args.leave_out else "") + (f"-sample{args.sample}" if args.sample else "") + ".json"
+    with open(os.path.join(args.out, "nlc", name), "w") as f:
+        json.dump(res, f, indent=2)
+
+
+if __name__ == "__main__":
+    main()
