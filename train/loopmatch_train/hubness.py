@@ -70,6 +70,9 @@ def main(argv=None):
     ap.add_argument("--out", default="train/out")
     ap.add_argument("--sample", type=int, default=0, help="r_c from this many seeds drawn at random (0: all)")
     ap.add_argument("--leave-out", action="store_true", help="leave the seed's own loop out of r_c")
+    ap.add_argument("--pair", action="store_true",
+                    help="also the shipped pair reranker (train/out/nlc/cnn.pt, top --n) on the corrected score, its ANN weight chosen on val")
+    ap.add_argument("--n", type=int, default=100)
     args = ap.parse_args(argv)
     from .features import load_or_compute  # torch: the training environment
 
@@ -109,9 +112,51 @@ def main(argv=None):
                 print(f"{src}2{tgt:5s} {split:9s} {st:9s} {b:.4f} -> {h:.4f} ({h - b:+.4f})")
     res = {"k": k, "beta": beta, "leave_out": args.leave_out, "sample": args.sample, "val_grid": grid,
            "val_bi_encoder": base_val, "R_mn": table}
+    if args.pair:
+        res["pair"] = stacked(args, rows, idx, packs, bpm, scores, fix, k, beta)
     name = "hubness" + ("-leave-out" if args.leave_out else "") + (f"-sample{args.sample}" if args.sample else "") + ".json"
     with open(os.path.join(args.out, "nlc", name), "w") as f:
         json.dump(res, f, indent=2)
+
+
+def stacked(args, rows, idx, packs, bpm, scores, fix, k, beta):
+    """The shipped pair reranker (its CNN checkpoint) over the top n of the cosine and of the
+    corrected score; its ANN weight (the final score is pair logit + w x first-stage score) chosen
+    on val for each, from run_nlc's grid."""
+    import torch
+
+    from . import nlc as N
+    from .features import load_or_compute
+    from .metrics import candidate_mask
+    torch.set_num_threads(2)
+    _, logmel, _ = load_or_compute(os.path.join(args.out, "corpus"), os.path.join(args.out, "features"), True)
+    logmel = np.ascontiguousarray(np.asarray(logmel, np.float32))
+    st = torch.load(os.path.join(args.out, "nlc", "cnn.pt"))
+    model = N.make_model("cnn")
+    model.load_state_dict(st["state"])
+    model.eval()
+    feats = {(inst, split): N.features(model, inst, logmel, idx[(inst, split)]) for inst in ("drum", "bass") for split in SPLITS}
+
+    def two_stage(split, src, tgt, ann, setting, w):
+        s_i, t_i = idx[(src, split)], idx[(tgt, split)]
+        fs, fc = feats[(src, split)], feats[(tgt, split)]
+        sc = N.rerank_scores(ann, lambda p: N.pair_scores(model, fs, fc, p, src == "drum"),
+                             lambda s: candidate_mask(setting, bpm[s_i][s], bpm[t_i]), args.n, w)
+        return evaluate(sc, packs[s_i], bpm[s_i], packs[t_i], bpm[t_i], setting)["R_mn"]
+    out = {}
+    for name, first in (("cosine", lambda split, src: scores[(split, src)]), ("corrected", lambda split, src: fix(split, src, k, beta))):
+        grid = {w: float(np.mean([two_stage("val", src, tgt, first("val", src), st_, w) for src, tgt in DIRECTIONS
+                                  for st_ in ("same_bpm", "all")])) for w in (5.0, 20.0, 50.0, 100.0)}
+        w = min(grid, key=grid.get)
+        out[name] = {"ann_weight": w, "val_grid": grid}
+        print(f"pair reranker on the {name}: val {grid} -> weight {w}")
+        for split in ("test", "transfer"):
+            for src, tgt in DIRECTIONS:
+                for st_ in ("all", "same_bpm"):
+                    r = two_stage(split, src, tgt, first(split, src), st_, w)
+                    out[name][f"{src}2{tgt}/{split}/{st_}"] = round(r, 4)
+                    print(f"  {src}2{tgt:5s} {split:9s} {st_:9s} {r:.4f}", flush=True)
+    return out
 
 
 if __name__ == "__main__":
