@@ -31,10 +31,7 @@ import numpy as np
 
 from . import corpus as C
 from .metrics import cosine_scores, evaluate
-
-SETTINGS = ["all", "bpm3", "same_bpm"]
-SPLITS = ["val", "test", "transfer"]
-DIRECTIONS = (("drum", "bass"), ("bass", "drum"))
+from .run_nlc import DIRECTIONS, SETTINGS, SPLITS
 KS = [3, 5, 10, 20]
 BETAS = [0.25, 0.5, 0.75, 1.0, 1.25]
 
