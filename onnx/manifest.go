@@ -68,6 +68,48 @@ type Manifest struct {
 	Models        []ModelSpec     `json:"models"`
 	// Rerank says how recommend uses the bundle's scorer; nil when it has none.
 	Rerank *RerankSpec `json:"rerank,omitempty"`
+	// Hubness is the first stage's hubness correction; nil when the bundle has none.
+	Hubness *HubnessSpec `json:"hubness,omitempty"`
+}
+
+// HubnessSpec is the manifest's "hubness" block: the first stage's hubness correction
+// (CSLS), chosen by the trainer on the validation split. A candidate's score for a seed is
+// its cosine to the mapped seed minus Beta times its hub score, the mean of its K highest
+// cosines to the library's mapped seeds; the Depth best by cosine are reordered so.
+// Default: recommend corrects when a request does not say (set only when the correction
+// wins on the transfer split).
+type HubnessSpec struct {
+	Default bool    `json:"default"`
+	K       int     `json:"k"`
+	Beta    float64 `json:"beta"`
+	Depth   int     `json:"depth"`
+}
+
+// Bounds of the manifest's hubness block.
+const (
+	MaxHubK     = 100
+	MaxHubDepth = 10000
+)
+
+// checkHubness validates the hubness block, if any: it needs mappers to correct.
+func (b *Bundle) checkHubness() error {
+	h := b.Hubness
+	if h == nil {
+		return nil
+	}
+	if !slices.ContainsFunc(b.Models, func(m ModelSpec) bool { return m.Role == RoleMapper }) {
+		return errors.New("manifest has a \"hubness\" block but no model of role mapper: the correction needs the mapped seeds; drop the block")
+	}
+	if h.K < 1 || h.K > MaxHubK {
+		return fmt.Errorf("manifest hubness.k is %d: give how many of a candidate's nearest mapped seeds make its hub score, 1 to %d", h.K, MaxHubK)
+	}
+	if math.IsNaN(h.Beta) || math.IsInf(h.Beta, 0) || h.Beta < 0 || h.Beta > 10 {
+		return fmt.Errorf("manifest hubness.beta is %v: give a weight from 0 to 10", h.Beta)
+	}
+	if h.Depth < 1 || h.Depth > MaxHubDepth {
+		return fmt.Errorf("manifest hubness.depth is %d: give how many of the cosine search's best are corrected, 1 to %d", h.Depth, MaxHubDepth)
+	}
+	return nil
 }
 
 // RerankSpec is the manifest's "rerank" block: whether recommend reranks by default with
@@ -376,6 +418,9 @@ func (b *Bundle) check() error {
 		}
 	}
 	if err := b.checkSampleMatch(); err != nil {
+		return err
+	}
+	if err := b.checkHubness(); err != nil {
 		return err
 	}
 	return b.checkRerank()

@@ -240,6 +240,19 @@ func TestLoadBundleErrors(t *testing.T) {
 		{"rerank weight negative", []string{"rerank.ann_weight is -1"}, func(dir string, m map[string]any) {
 			m["rerank"] = map[string]any{"default": true, "n": 5, "ann_weight": -1}
 		}},
+		{"hubness k zero", []string{"hubness.k is 0", "1 to 100"}, func(dir string, m map[string]any) {
+			m["hubness"] = map[string]any{"default": true, "k": 0, "beta": 1, "depth": 100}
+		}},
+		{"hubness beta negative", []string{"hubness.beta is -0.5"}, func(dir string, m map[string]any) {
+			m["hubness"] = map[string]any{"default": true, "k": 5, "beta": -0.5, "depth": 100}
+		}},
+		{"hubness depth zero", []string{"hubness.depth is 0", "1 to 10000"}, func(dir string, m map[string]any) {
+			m["hubness"] = map[string]any{"default": true, "k": 5, "beta": 1, "depth": 0}
+		}},
+		{"hubness without a mapper", []string{`"hubness" block`, "no model of role mapper"}, func(dir string, m map[string]any) {
+			m["hubness"] = map[string]any{"default": true, "k": 5, "beta": 1, "depth": 100}
+			m["models"] = slices.DeleteFunc(m["models"].([]any), func(x any) bool { return x.(map[string]any)["role"] == "mapper" })
+		}},
 	}
 	for _, c := range cases {
 		t.Run(c.name, func(t *testing.T) {

@@ -148,7 +148,7 @@ func FuzzParseRecommendForm(f *testing.F) {
 		"tempo=seed&tempo_tolerance_pct=3&half_double=false", "tempo=174.5&key_compat=camelot&key_compat_key=8A",
 		"key_compat=relative&include_unknown_key=1", "tempo=0", "tempo=NaN", "tempo_tolerance_pct=5", "key_compat_key=Am",
 		"tempo=120&min_bpm=100", "key_compat=same&key=Am", "include_unknown_bpm=true", "key_compat=x&key_compat_key=",
-		"rerank=true&rerank_n=100", "rerank=maybe", "rerank_n=0", "rerank_n=501", "rerank_n=1e2", "rerank=1&rerank=0",
+		"rerank=true&rerank_n=100", "rerank=maybe", "hub=false", "hub=maybe", "rerank_n=0", "rerank_n=501", "rerank_n=1e2", "rerank=1&rerank=0",
 		"exclude_anomalous=true", "exclude_anomalous=maybe", "exclude_anomalous=1&exclude_anomalous=0",
 	} {
 		f.Add(s)

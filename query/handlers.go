@@ -93,11 +93,14 @@ type RankedLoop struct {
 	Provenance
 	Health *LoopHealth `json:"health,omitempty"`
 	// AnnScore and AnnRank are the cosine search's score and place (the first stage);
+	// HubScore the loop's hub score when the first stage was hubness-corrected (its
+	// first-stage score is then AnnScore minus beta times it);
 	// PairScore the scorer's logit when the loop was reranked; Stage which of the two
 	// put it where it is ("ann" or "rerank"); Note why a loop among the reranked N has no
 	// pair score.
 	AnnScore  float32  `json:"ann_score"`
 	AnnRank   int      `json:"ann_rank"`
+	HubScore  *float32 `json:"hub_score,omitempty"`
 	PairScore *float32 `json:"pair_score,omitempty"`
 	Stage     string   `json:"stage"`
 	Note      string   `json:"note,omitempty"`
@@ -125,6 +128,8 @@ type RecommendResponse struct {
 	Results   []RankedLoop   `json:"results"`
 	// Rerank says whether the second stage ranked the results.
 	Rerank recommend.RerankInfo `json:"rerank"`
+	// Hub says whether the first stage was hubness-corrected.
+	Hub recommend.HubInfo `json:"hub"`
 	// PreviewURL plays the decoded predicted loop; set when preview was asked for.
 	PreviewURL string `json:"preview_url,omitempty"`
 	// PreviewAvailable is false when the bundle has no decoder for the target
@@ -156,8 +161,8 @@ func (s *Server) recommend(c *gin.Context) {
 		// Check the pair before decoding: a wrong instrument (or a rerank the bundle cannot
 		// do) should not cost a decode.
 		err := s.engine.Validate(&recommend.Request{SeedAudio: []float32{}, From: req.From, To: req.To, K: max(req.K, 1), MMRLambda: req.MMRLambda,
-			Rerank: req.Rerank, RerankN: req.RerankN})
-		if errors.Is(err, recommend.ErrNoMapper) || errors.Is(err, recommend.ErrNoScorer) {
+			Rerank: req.Rerank, RerankN: req.RerankN, Hub: req.Hub})
+		if errors.Is(err, recommend.ErrNoMapper) || errors.Is(err, recommend.ErrNoScorer) || errors.Is(err, recommend.ErrNoHubness) {
 			s.fail(c, err)
 			return
 		}
@@ -172,7 +177,7 @@ func (s *Server) recommend(c *gin.Context) {
 		return
 	}
 	out := RecommendResponse{RequestID: requestID(c), Bundle: resp.BundleID, From: resp.Pair.From, To: resp.Pair.To,
-		Seed: resp.Seed, ExcludedUnknown: resp.ExcludedUnknown, Rerank: resp.Rerank}
+		Seed: resp.Seed, ExcludedUnknown: resp.ExcludedUnknown, Rerank: resp.Rerank, Hub: resp.Hub}
 	if ap := resp.Applied; ap.BPMRanges != nil || ap.Keys != nil {
 		out.Filter = &ap
 	}
@@ -205,7 +210,7 @@ func rankedLoops(instrument string, rs []recommend.Result) []RankedLoop {
 	for i, r := range rs {
 		out[i] = RankedLoop{ID: r.ID, Rank: r.Rank, Score: r.Score, Pack: r.Pack, BPM: r.BPM, Key: r.Key,
 			Duration: r.Duration, AudioURL: audioURL(instrument, r.ID), Name: loopName(r.Path), Provenance: provenance(&r.Row), Health: loopHealth(&r.Row),
-			AnnScore: r.AnnScore, AnnRank: r.AnnRank, PairScore: r.PairScore, Stage: r.Stage, Note: r.Note,
+			AnnScore: r.AnnScore, AnnRank: r.AnnRank, HubScore: r.HubScore, PairScore: r.PairScore, Stage: r.Stage, Note: r.Note,
 			WindowOffset: r.WindowOffset}
 	}
 	return out

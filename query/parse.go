@@ -35,6 +35,8 @@ type recommendBody struct {
 	Preview   *bool       `json:"preview"`
 	Rerank    *bool       `json:"rerank"`
 	RerankN   *int        `json:"rerank_n"`
+	// Hub turns the first stage's hubness correction on or off.
+	Hub *bool `json:"hub"`
 	// SeedOffset chooses a long seed loop's window (seconds into it).
 	SeedOffset *float64 `json:"seed_offset"`
 }
@@ -123,6 +125,10 @@ func ParseRecommendJSON(body []byte) (*RecommendQuery, error) {
 		}
 		r.RerankN = *b.RerankN
 	}
+	if b.Hub != nil {
+		on := *b.Hub
+		r.Hub = &on
+	}
 	if b.SeedOffset != nil {
 		if err := checkSeedOffset(*b.SeedOffset); err != nil {
 			return nil, err
@@ -178,7 +184,7 @@ func filterFromJSON(f *filterBody) (recommend.Filter, error) {
 // recommendFields are the parameters an uploaded seed may carry (query string or form
 // fields); recommendLists may repeat.
 var (
-	recommendFields = append([]string{"from", "to", "k", "mmr_lambda", "preview", "rerank", "rerank_n", "seed_offset"}, filterFields...)
+	recommendFields = append([]string{"from", "to", "k", "mmr_lambda", "preview", "rerank", "rerank_n", "hub", "seed_offset"}, filterFields...)
 	recommendLists  = filterLists
 )
 
@@ -228,6 +234,13 @@ func ParseRecommendForm(q url.Values) (*RecommendQuery, error) {
 			return nil, err
 		}
 		r.RerankN = n
+	}
+	if _, ok := q["hub"]; ok {
+		on, err := boolParam(q, "hub")
+		if err != nil {
+			return nil, err
+		}
+		r.Hub = &on
 	}
 	return rq, nil
 }

@@ -47,6 +47,7 @@ var problemTitles = map[string]string{
 	"unknown-loops":          "A listed loop is not stored",
 	"no-mapper":              "No mapper for this instrument pair",
 	"rerank-unavailable":     "The bundle cannot rerank this request",
+	"hub-unavailable":        "The bundle has no hubness correction",
 	"not-ingested":           "The collection has not been ingested",
 	"bundle-mismatch":        "The collection was encoded with another model bundle",
 	"preview-unavailable":    "The preview cannot be decoded by this bundle",
@@ -103,6 +104,8 @@ func errorStatus(err error) (int, string) {
 		return http.StatusConflict, "embedder-not-ingested"
 	case errors.Is(err, recommend.ErrNoScorer):
 		return http.StatusUnprocessableEntity, "rerank-unavailable"
+	case errors.Is(err, recommend.ErrNoHubness):
+		return http.StatusUnprocessableEntity, "hub-unavailable"
 	case errors.Is(err, recommend.ErrNoContextModel):
 		return http.StatusUnprocessableEntity, "context-model-unavailable"
 	case errors.Is(err, recommend.ErrNoMapper):

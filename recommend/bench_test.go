@@ -60,20 +60,21 @@ func bundleModels(b *testing.B, dir string) (*onnx.Bundle, *Models) {
 // embedding, run the real mapper in ONNX Runtime, search 10,000 bass loops in the
 // embedded store. The shipped bundle is used when present, else onnx's full-size test
 // bundle (production latent [16, 64] = 1024 values; its mapper is 2z+1, far cheaper
-// than a trained MLP).
+// than a trained MLP). The first stage is the cosine alone (hub off).
 func BenchmarkMapAndSearch(b *testing.B) {
 	dir := fullsizeBundle
 	if _, err := os.Stat(shippedBundle + "/manifest.json"); err == nil {
 		dir = shippedBundle
 	}
 	bundle, models := bundleModels(b, dir)
+	off := false
 	for _, n := range []int{10_000, 100_000} {
 		b.Run(fmt.Sprintf("rows=%d/dim=%d", n, bundle.LatentDim()), func(b *testing.B) {
-			engine, seeds := benchEngine(b, bundle, models, n)
+			engine, seeds := benchEngine(b, bundle, models, 100, n, HubConfig{})
 			ctx := context.Background()
 			b.ResetTimer()
 			for i := 0; b.Loop(); i++ {
-				if _, err := engine.Recommend(ctx, Request{SeedID: seeds[i%len(seeds)], K: 10}); err != nil {
+				if _, err := engine.Recommend(ctx, Request{SeedID: seeds[i%len(seeds)], K: 10, Hub: &off}); err != nil {
 					b.Fatal(err)
 				}
 			}
@@ -81,7 +82,41 @@ func BenchmarkMapAndSearch(b *testing.B) {
 	}
 }
 
-func benchEngine(b *testing.B, bundle *onnx.Bundle, models *Models, n int) (*Engine, []string) {
+// BenchmarkMapAndSearchHub is BenchmarkMapAndSearch with the hubness-corrected first stage
+// (k 5, beta 1, depth 100) over a library of 10,000 drum and 10,000 bass loops, once every
+// candidate the 100 seeds meet has its hub score (warm). cold-ms is the first request of a
+// new engine: mapping the 10,000 drum loops and the hub scores of its 100 candidates.
+func BenchmarkMapAndSearchHub(b *testing.B) {
+	dir := fullsizeBundle
+	if _, err := os.Stat(shippedBundle + "/manifest.json"); err == nil {
+		dir = shippedBundle
+	}
+	bundle, models := bundleModels(b, dir)
+	const n = 10_000
+	b.Run(fmt.Sprintf("rows=%d/dim=%d", n, bundle.LatentDim()), func(b *testing.B) {
+		engine, seeds := benchEngine(b, bundle, models, n, n, HubConfig{K: 5, Beta: 1, Depth: 100})
+		seeds = seeds[:100]
+		ctx := context.Background()
+		on := true
+		t0 := time.Now()
+		for i, s := range seeds {
+			if _, err := engine.Recommend(ctx, Request{SeedID: s, K: 10, Hub: &on}); err != nil {
+				b.Fatal(err)
+			}
+			if i == 0 {
+				b.ReportMetric(float64(time.Since(t0).Microseconds())/1000, "cold-ms")
+			}
+		}
+		b.ResetTimer()
+		for i := 0; b.Loop(); i++ {
+			if _, err := engine.Recommend(ctx, Request{SeedID: seeds[i%len(seeds)], K: 10, Hub: &on}); err != nil {
+				b.Fatal(err)
+			}
+		}
+	})
+}
+
+func benchEngine(b *testing.B, bundle *onnx.Bundle, models *Models, drums, n int, hub HubConfig) (*Engine, []string) {
 	b.Helper()
 	ctx := context.Background()
 	store, err := embedded.Open(ctx, b.TempDir(), embedded.Options{})
@@ -91,7 +126,7 @@ func benchEngine(b *testing.B, bundle *onnx.Bundle, models *Models, n int) (*Eng
 	b.Cleanup(func() { store.Close() })
 	r := rand.New(rand.NewPCG(1, 2))
 	var seeds []string
-	for inst, count := range map[string]int{"drum": 100, "bass": n} {
+	for inst, count := range map[string]int{"drum": drums, "bass": n} {
 		coll := "loops_" + inst
 		if err := store.EnsureCollection(ctx, vectordb.Collection{Name: coll, Dim: bundle.LatentDim(), EncoderID: bundle.EncoderIDs()[inst]}); err != nil {
 			b.Fatal(err)
@@ -108,7 +143,9 @@ func benchEngine(b *testing.B, bundle *onnx.Bundle, models *Models, n int) (*Eng
 			}
 		}
 	}
-	e, err := NewEngine(models.Config(bundle, store))
+	cfg := models.Config(bundle, store)
+	cfg.Hub = hub
+	e, err := NewEngine(cfg)
 	if err != nil {
 		b.Fatal(err)
 	}

@@ -62,6 +62,8 @@ type Config struct {
 	Observer             Observer
 	// Rerank is the second stage (zero: the bundle has no scorer).
 	Rerank RerankConfig
+	// Hub is the first stage's hubness correction (zero: the bundle has none).
+	Hub HubConfig
 	// Aggregate is how a long loop's windows make its score (default DefaultAggregate);
 	// MaxWindows the most windows ingest stores per loop (default
 	// audio.DefaultMaxWindows), which bounds how many window rows a search fetches.
@@ -82,6 +84,10 @@ type Engine struct {
 
 	features *featureCache // the reranker's pairfront features of stored loops
 	coldWork chan struct{} // bounds the requests computing features at once
+
+	hubMu    sync.Mutex
+	hubs     map[Pair]*hubSeeds    // the first stage's mapped seeds, by pair
+	hubBuild map[Pair]*sync.Mutex // one build of a pair's seeds at a time
 }
 
 type collectionCheck struct {
@@ -175,8 +181,11 @@ func NewEngine(cfg Config) (*Engine, error) {
 		ids[loopid.OneShots] = cfg.OneShotEncoderID
 		cfg.EncoderIDs = ids
 	}
+	if h := cfg.Hub; h.K < 0 || h.Depth < 0 || h.MaxSeeds < 0 || math.IsNaN(h.Beta) || math.IsInf(h.Beta, 0) || h.Beta < 0 {
+		return nil, fmt.Errorf("recommend: Config.Hub %+v: give K, Depth and MaxSeeds >= 0 and a finite Beta >= 0", h)
+	}
 	return &Engine{cfg: cfg, checked: map[string]collectionCheck{}, features: newFeatureCache(cfg.Rerank.CacheBytes),
-		coldWork: make(chan struct{}, max(1, runtime.GOMAXPROCS(0)/2))}, nil
+		coldWork: make(chan struct{}, max(1, runtime.GOMAXPROCS(0)/2)), hubs: map[Pair]*hubSeeds{}, hubBuild: map[Pair]*sync.Mutex{}}, nil
 }
 
 // checkRerankConfig fills the second stage's defaults and checks its models agree: every
@@ -283,6 +292,9 @@ type Request struct {
 	// RerankN is how many of the cosine search's best the scorer rescores; 0 means the
 	// bundle's default (DefaultRerankN when it names none).
 	RerankN int
+	// Hub turns the first stage's hubness correction on or off; nil means the bundle's
+	// default.
+	Hub *bool
 }
 
 // Seed describes the seed a response answers.
@@ -317,6 +329,10 @@ type Result struct {
 	// PairScore is the scorer's logit for the pair (higher fits better); nil when the
 	// loop was not rescored.
 	PairScore *float32 `json:"pair_score,omitempty"`
+	// HubScore is the loop's hub score (the mean of its K highest cosines to the
+	// library's mapped seeds) when the first stage was corrected: its first-stage score is
+	// AnnScore minus Beta times it. Nil otherwise.
+	HubScore *float32 `json:"hub_score,omitempty"`
 	// Stage is StageANN or StageRerank: which stage put the loop where it is.
 	Stage string `json:"stage"`
 	// Note says why a loop among the best N has no pair score.
@@ -340,6 +356,8 @@ type Response struct {
 	// field; nil when they left nothing out for that reason.
 	ExcludedUnknown *ExcludedUnknown
 	Rerank          RerankInfo
+	// Hub says whether the first stage was hubness-corrected.
+	Hub HubInfo
 }
 
 // Validate checks a request against the engine's models and the API's bounds.
@@ -368,6 +386,11 @@ func (e *Engine) Validate(r *Request) error {
 	}
 	if err := e.validateRerank(r); err != nil {
 		return err
+	}
+	if r.Hub != nil && *r.Hub {
+		if err := e.HubAvailable(r.From, r.To); err != nil {
+			return err
+		}
 	}
 	return e.checkSeedAudio(r.From, r.SeedAudio, ErrNoMapper)
 }
@@ -423,10 +446,10 @@ func (e *Engine) Recommend(ctx context.Context, r Request) (*Response, error) {
 	resp := &Response{BundleID: e.cfg.BundleID, Pair: Pair{r.From, r.To}, Seed: seed, Mapped: mapped}
 	on, n, reason := e.rerankPlan(r)
 	if on {
-		resp.Results, resp.Rerank, err = e.searchReranked(ctx, r, seed, r.SeedAudio, mapped, vf, n)
+		resp.Results, resp.Rerank, resp.Hub, err = e.searchReranked(ctx, r, seed, r.SeedAudio, mapped, vf, n)
 	} else {
 		resp.Rerank.Reason = reason
-		resp.Results, err = e.SearchMapped(ctx, r.To, mapped, r.K, vf, r.MMRLambda)
+		resp.Results, resp.Hub, err = e.searchFirst(ctx, r, mapped, vf)
 	}
 	if err != nil {
 		return nil, err
@@ -597,16 +620,48 @@ func (e *Engine) SearchMapped(ctx context.Context, to string, mapped []float32, 
 	if mmrLambda > 0 && mmrLambda < 1 {
 		fetch = min(max(4*k, k), e.cfg.MaxCandidates, vectordb.MaxK)
 	}
-	hits, offs, err := e.search(ctx, to, mapped, fetch, f)
+	hits, offs, _, _, err := e.search(ctx, Pair{To: to}, false, mapped, fetch, f)
 	if err != nil {
 		return nil, err
 	}
 	return e.rankANN(ctx, e.cfg.Collection(to), hits, offs, k, mmrLambda)
 }
 
+// searchFirst is a recommend request without the second stage: the first stage, hubness
+// corrected when the request (or the bundle's default) says so, then MMR when asked.
+func (e *Engine) searchFirst(ctx context.Context, r Request, mapped []float32, f vectordb.Filter) ([]Result, HubInfo, error) {
+	fetch := r.K
+	if r.MMRLambda > 0 && r.MMRLambda < 1 {
+		fetch = min(max(4*r.K, r.K), e.cfg.MaxCandidates, vectordb.MaxK)
+	}
+	hits, offs, info, notes, err := e.search(ctx, Pair{r.From, r.To}, e.hubOn(r), mapped, fetch, f)
+	if err != nil {
+		return nil, info, err
+	}
+	res, err := e.rankANN(ctx, e.cfg.Collection(r.To), hits, offs, r.K, r.MMRLambda)
+	notes.apply(res)
+	return res, info, err
+}
+
 // search is the first stage: the fetch best rows of the to collection by cosine,
-// refusing rows of another encoder.
-func (e *Engine) search(ctx context.Context, to string, mapped []float32, fetch int, f vectordb.Filter) ([]vectordb.Hit, windowOffsets, error) {
+// refusing rows of another encoder. With hub, at least the hub depth's best are fetched
+// and every fetched row is hubness-corrected (p.From's mapped seeds): info says so, and
+// notes keep each row's cosine facts.
+func (e *Engine) search(ctx context.Context, p Pair, hub bool, mapped []float32, fetch int, f vectordb.Filter) ([]vectordb.Hit, windowOffsets, HubInfo, hubNotes, error) {
+	if !hub {
+		hits, offs, err := e.searchCosine(ctx, p.To, mapped, fetch, f)
+		return hits, offs, HubInfo{}, nil, err
+	}
+	hits, offs, err := e.searchCosine(ctx, p.To, mapped, min(max(fetch, e.hubDepth()), vectordb.MaxK), f)
+	if err != nil {
+		return nil, nil, HubInfo{}, nil, err
+	}
+	info, notes, err := e.correctHubs(ctx, p, hits)
+	return hits, offs, info, notes, err
+}
+
+// searchCosine is the first stage by cosine alone.
+func (e *Engine) searchCosine(ctx context.Context, to string, mapped []float32, fetch int, f vectordb.Filter) ([]vectordb.Hit, windowOffsets, error) {
 	if err := e.checkCollection(ctx, to); err != nil {
 		return nil, nil, err
 	}

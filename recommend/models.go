@@ -130,6 +130,9 @@ func (m *Models) Config(b *onnx.Bundle, store vectordb.Store) Config {
 		}
 		c.Rerank = rc
 	}
+	if h := b.Hubness; h != nil {
+		c.Hub = HubConfig{Default: h.Default, K: h.K, Beta: h.Beta, Depth: h.Depth}
+	}
 	if m.SampleMatch != nil {
 		c.SampleMatch = m.SampleMatch
 		c.OneShotEncoderID, _ = b.OneShotEncoderID()

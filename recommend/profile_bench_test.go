@@ -17,7 +17,7 @@ func BenchmarkProfile(b *testing.B) {
 		dir = shippedBundle
 	}
 	bundle, models := bundleModels(b, dir)
-	engine, drums := benchEngine(b, bundle, models, 10_000)
+	engine, drums := benchEngine(b, bundle, models, 100, 10_000, HubConfig{})
 	ctx := context.Background()
 	bass, err := engine.Store().List(ctx, "loops_bass", "", 1000)
 	if err != nil {
@@ -63,7 +63,7 @@ func BenchmarkSimilar(b *testing.B) {
 		dir = shippedBundle
 	}
 	bundle, models := bundleModels(b, dir)
-	engine, _ := benchEngine(b, bundle, models, 10_000)
+	engine, _ := benchEngine(b, bundle, models, 100, 10_000, HubConfig{})
 	ctx := context.Background()
 	bass, err := engine.Store().List(ctx, "loops_bass", "", 1000)
 	if err != nil {

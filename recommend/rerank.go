@@ -144,25 +144,27 @@ func (e *Engine) validateRerank(r *Request) error {
 // rescored by the scorer and ordered by the final score (a candidate whose audio cannot be
 // scored keeps its cosine place, with a note), the rest after them in cosine order, then
 // MMR over the whole list when asked.
-func (e *Engine) searchReranked(ctx context.Context, r Request, seed Seed, seedAudio []float32, mapped []float32, f vectordb.Filter, n int) ([]Result, RerankInfo, error) {
+func (e *Engine) searchReranked(ctx context.Context, r Request, seed Seed, seedAudio []float32, mapped []float32, f vectordb.Filter, n int) ([]Result, RerankInfo, HubInfo, error) {
 	coll := e.cfg.Collection(r.To)
-	hits, offs, err := e.search(ctx, r.To, mapped, max(n, r.K), f)
+	hits, offs, hub, notes, err := e.search(ctx, Pair{r.From, r.To}, e.hubOn(r), mapped, max(n, r.K), f)
 	if err != nil {
-		return nil, RerankInfo{}, err
+		return nil, RerankInfo{}, hub, err
 	}
 	results, info, err := e.rerankHits(ctx, r.From, r.To, seed, seedAudio, hits, n)
 	if err != nil {
-		return nil, info, err
+		return nil, info, hub, err
 	}
 	if !info.Used { // the seed itself could not be scored
 		results, err = e.rankANN(ctx, coll, hits, offs, r.K, r.MMRLambda)
-		return results, info, err
+		notes.apply(results)
+		return results, info, hub, err
 	}
 	offs.apply(results)
+	notes.apply(results)
 	if r.MMRLambda > 0 && r.MMRLambda < 1 && len(results) > r.K {
 		results, err = e.mmrResults(ctx, coll, results, r.K, r.MMRLambda)
 		if err != nil {
-			return nil, info, err
+			return nil, info, hub, err
 		}
 	}
 	if len(results) > r.K {
@@ -171,7 +173,7 @@ func (e *Engine) searchReranked(ctx context.Context, r Request, seed Seed, seedA
 	for i := range results {
 		results[i].Rank = i + 1
 	}
-	return results, info, nil
+	return results, info, hub, nil
 }
 
 // Rerank is the second stage alone, as eval runs it: hits are a stored seed's cosine

@@ -3,7 +3,8 @@
 # decoders -> compatibility towers -> mappers -> baselines (v1 included) -> evaluation on the
 # test and transfer splits -> ONNX export -> golden fixtures -> bundle + model card ->
 # instrument classifier (loopmatch_train.instrument) -> decoder evaluation -> demo library ->
-# the pair reranker (loopmatch_train.run_nlc) -> the anomaly models (loopmatch_train.anomaly) ->
+# the pair reranker (loopmatch_train.run_nlc) -> the hubness correction (loopmatch_train.hubness)
+# -> the anomaly models (loopmatch_train.anomaly) ->
 # the embedders compared for similar and profile (loopmatch_train.similar_eval) -> the
 # embedders added to the bundle (loopmatch_train.embedders) -> SampleMatch
 # (loopmatch_train.samplematch, oneshot_kind, context_bass, loopmatch_train.samplematch_bundle).
@@ -21,6 +22,10 @@ PYTHONPATH=train nice -n "${NICE:-5}" "$PY" -m loopmatch_train.run2 --out train/
 # the Neural Loop Combiner reranker (pair models, ablation, evaluation as recommend's second
 # stage), added to the bundle just written
 PYTHONPATH=train nice -n "${NICE:-5}" "$PY" -m loopmatch_train.run_nlc --out train/out \
+  --bundle models/loopmatch-v2 2>&1 | tee -a train/out/make_models.log
+# the first stage's hubness correction (CSLS: k and beta chosen on val from the bi-encoder's
+# latents run_nlc cached), its manifest block and model card section
+PYTHONPATH=train nice -n "${NICE:-5}" "$PY" -m loopmatch_train.hubness --out train/out \
   --bundle models/loopmatch-v2 2>&1 | tee -a train/out/make_models.log
 # the anomaly models (Deep SVDD and the largest tails per instrument, the one that wins on val shipped; baselines and the damage evaluation),
 # added to the bundle just written; alone from an existing train/out:

@@ -35,6 +35,9 @@ type evalOptions struct {
 	rerank                  bool
 	rerankN                 int
 	storeChosen             bool // --store or LOOPMATCH_STORE was given
+	// hub: --hub as given (nil: the bundle's default); hubFlag is the flag's value.
+	hub     *bool
+	hubFlag bool
 }
 
 func newEvalCmd(g *globalOptions) *cobra.Command {
@@ -84,6 +87,9 @@ consistency (whatever --store asks) and batches its searches, one request per se
 		Args: cobra.NoArgs,
 		RunE: func(cmd *cobra.Command, args []string) error {
 			o.storeChosen = cmd.Flags().Changed("store") || cmd.InheritedFlags().Changed("store") || os.Getenv("LOOPMATCH_STORE") != ""
+			if cmd.Flags().Changed("hub") {
+				o.hub = &o.hubFlag
+			}
 			if o.context {
 				return runEvalContext(cmd.Context(), g, o, cmd.OutOrStdout(), cmd.ErrOrStderr())
 			}
@@ -107,6 +113,7 @@ consistency (whatever --store asks) and batches its searches, one request per se
 	f.IntVar(&o.producers, "producers", 1000, "--task profile: simulated producers")
 	f.BoolVar(&o.rerank, "rerank", false, "also score the second stage: the best --rerank-n rescored by the bundle's pair scorer")
 	f.IntVar(&o.rerankN, "rerank-n", 0, fmt.Sprintf("how many of the cosine ranking's best --rerank rescores (1-%d; 0: the bundle's default)", recommend.MaxRerankN))
+	f.BoolVar(&o.hubFlag, "hub", false, "hubness-correct the first stage, as recommend does (--hub=false: cosine alone; unset: the bundle's default)")
 	return cmd
 }
 
@@ -140,7 +147,16 @@ type evalDoc struct {
 	// their cosine rank.
 	RerankUnscored      int64 `json:"rerank_unscored_candidates,omitempty"`
 	RerankSeedsUnscored int64 `json:"rerank_unscored_seeds,omitempty"`
-	settings            []string
+	// Hub, when set, is the first stage's hubness correction every ranking had (the
+	// whole ranking corrected; nil: cosine alone).
+	Hub      *evalHub `json:"hub,omitempty"`
+	settings []string
+}
+
+// evalHub is the hubness correction an evaluation's first stage had.
+type evalHub struct {
+	K    int     `json:"k"`
+	Beta float64 `json:"beta"`
 }
 
 type evalIngest struct {
@@ -258,6 +274,15 @@ func runEval(ctx context.Context, g *globalOptions, o *evalOptions, out, errOut 
 		}
 		return usage("the bundle %s has no %s->%s mapper; it maps %s", svc.bundle.ID(), o.from, o.to, strings.Join(have, ", "))
 	}
+	hub := svc.engine.HubDefault()
+	if o.hub != nil {
+		hub = *o.hub
+	}
+	if hub && o.task == "recommend" {
+		if err := svc.engine.HubAvailable(o.from, o.to); err != nil {
+			return usage("--hub: %w", err)
+		}
+	}
 	if o.rerank {
 		if err := svc.engine.RerankAvailable(o.from, o.to); err != nil {
 			return usage("--rerank: %w", err)
@@ -269,6 +294,10 @@ func runEval(ctx context.Context, g *globalOptions, o *evalOptions, out, errOut 
 
 	doc := evalDoc{Bundle: svc.bundle.ID(), Encoders: map[string]string{o.from: svc.engine.EncoderID(o.from), o.to: svc.engine.EncoderID(o.to)}, Store: storeSpec, From: o.from, To: o.to, Direction: o.from + "2" + o.to, Aggregate: string(agg),
 		Split: o.split, GroundTruth: "same pack", Metrics: map[string]eval.Metrics{}, Stage: recommend.StageANN}
+	if hub && o.task == "recommend" {
+		h := svc.engine.HubSettings()
+		doc.Hub = &evalHub{K: h.K, Beta: h.Beta}
+	}
 	if o.corpus != "" {
 		if len(roots) == 0 {
 			return usage("none of the %d loops %s lists for split %q exists: check --corpus", listed, manPath, o.split)
@@ -315,7 +344,7 @@ func runEval(ctx context.Context, g *globalOptions, o *evalOptions, out, errOut 
 		return runTasteEval(ctx, svc, o, include, doc, out)
 	}
 	cfg := eval.Config{Store: svc.store, SeedCollection: svc.engine.Collection(o.from), TargetCollection: svc.engine.Collection(o.to),
-		Recommender: engineRecommender{e: svc.engine, from: o.from, to: o.to, agg: agg}, MinCandidates: o.minCandidates}
+		Recommender: engineRecommender{e: svc.engine, from: o.from, to: o.to, agg: agg, hub: doc.Hub != nil}, MinCandidates: o.minCandidates}
 	if man != nil {
 		cfg.Include = func(r vectordb.Row) bool {
 			e, ok := man.Lookup(r.Path)
@@ -384,8 +413,14 @@ func runEval(ctx context.Context, g *globalOptions, o *evalOptions, out, errOut 
 // printEval writes the table train's run.py prints, one row per setting.
 func printEval(out io.Writer, d evalDoc) error {
 	fmt.Fprintf(out, "%s (%s -> %s), bundle %s, store %s\n", d.Direction, d.From, d.To, d.Bundle, d.Store)
+	first := "the cosine search"
+	if d.Hub != nil {
+		first = fmt.Sprintf("the cosine search, hubness-corrected (cosine - %g x the mean of a candidate's %d highest cosines to the library's mapped seeds)", d.Hub.Beta, d.Hub.K)
+	}
 	if d.Stage == recommend.StageRerank {
-		fmt.Fprintf(out, "two stages: the cosine search, then its best %d rescored by the pair scorer\n", d.RerankN)
+		fmt.Fprintf(out, "two stages: %s, then its best %d rescored by the pair scorer\n", first, d.RerankN)
+	} else if d.Hub != nil {
+		fmt.Fprintf(out, "first stage: %s\n", first)
 	}
 	fmt.Fprintf(out, "split %s: %d %s seeds, %d %s candidates; right answers: %s; long loops scored by %s window\n", d.Split, d.SeedLoops, d.From, d.CandidateLoops, d.To, d.GroundTruth, aggregateWords[d.Aggregate])
 	if d.ListedNotStored > 0 {
@@ -494,6 +529,7 @@ type engineRecommender struct {
 	e        *recommend.Engine
 	from, to string
 	agg      recommend.Aggregate
+	hub      bool // hubness-correct every answer (the whole ranking), as recommend's first stage does
 }
 
 func (r engineRecommender) Query(ctx context.Context, seedID string) ([]float32, error) {

@@ -38,7 +38,9 @@ type expectedDemo struct {
 	BundleID        string                             `json:"bundle_id"`
 	DemoFingerprint string                             `json:"demo_fingerprint"`
 	Loops           map[string]int                     `json:"loops"`
-	Directions      map[string]map[string]eval.Metrics `json:"-"`
+	// Hub is the hubness correction the figures have (nil: cosine alone).
+	Hub        *evalHub                           `json:"hub"`
+	Directions map[string]map[string]eval.Metrics `json:"-"`
 	raw             map[string]json.RawMessage
 }
 
@@ -167,6 +169,9 @@ func TestEvalDemoAgreesWithPython(t *testing.T) {
 		if d.Bundle != e.BundleID || d.SeedLoops != e.Loops[dir.from] || d.CandidateLoops != e.Loops[dir.to] {
 			t.Errorf("%s: bundle %s, %d seeds, %d candidates; want %s, %d, %d", name, d.Bundle, d.SeedLoops, d.CandidateLoops, e.BundleID, e.Loops[dir.from], e.Loops[dir.to])
 		}
+		if (d.Hub == nil) != (e.Hub == nil) || (d.Hub != nil && *d.Hub != *e.Hub) {
+			t.Errorf("%s: hubness correction %+v, Python's %+v", name, d.Hub, e.Hub)
+		}
 		if d.Ingest == nil || d.Ingest.Failed != 0 || d.Ingest.Ingested+d.Ingest.AlreadyPresent != e.Loops["drum"]+e.Loops["bass"] {
 			t.Errorf("%s: ingest %+v", name, d.Ingest)
 		}
@@ -209,13 +214,28 @@ func TestEvalCorpusAgreesWithTraining(t *testing.T) {
 		store := "embedded:" + t.TempDir()
 		for _, d := range []struct{ from, to string }{{"drum", "bass"}, {"bass", "drum"}} {
 			name := d.from + "2" + d.to
-			got := runEvalJSON(t, "--store", store, "--corpus", corpus, "--split", sp.split, "--from", d.from, "--to", d.to, "--aggregate", "first")
+			got := runEvalJSON(t, "--store", store, "--corpus", corpus, "--split", sp.split, "--from", d.from, "--to", d.to, "--aggregate", "first", "--hub=false")
 			for _, s := range eval.Settings() {
 				want, ok := sp.metrics[name][s][model]
 				if !ok {
 					t.Fatalf("the bundle's manifest has no %s %s/%s %q figures", sp.split, name, s, model)
 				}
 				compareMetrics(t, "corpus/"+sp.split+"/"+name+"/"+s, got.Metrics[s], want)
+			}
+			if man.Hubness == nil {
+				continue
+			}
+			// the hubness-corrected first stage against hubness.py's R_mn
+			got = runEvalJSON(t, "--store", store, "--split", sp.split, "--manifest", filepath.Join(corpus, "metadata.csv"), "--from", d.from, "--to", d.to, "--aggregate", "first", "--hub")
+			for _, s := range eval.Settings() {
+				want, ok := man.Hubness.Metrics[name+"/"+sp.split+"/"+s]
+				if !ok {
+					t.Fatalf("the manifest's hubness block has no %s/%s/%s figures", name, sp.split, s)
+				}
+				if diff := math.Abs(got.Metrics[s].RMean - want.Corrected); !(diff <= agreement) {
+					t.Errorf("corpus/%s/%s/%s hub: R_mn %.5f, hubness.py %.5f (|diff| %.5f > %v)", sp.split, name, s, got.Metrics[s].RMean, want.Corrected, diff, agreement)
+				}
+				t.Logf("corpus/%s/%s/%s hub: R_mn %.4f (hubness.py %.4f; cosine %.4f)", sp.split, name, s, got.Metrics[s].RMean, want.Corrected, want.BiEncoder)
 			}
 		}
 	}
@@ -227,6 +247,13 @@ type manifestMetrics struct {
 	ShippedModel    string                                        `json:"shipped_model"`
 	Metrics         map[string]map[string]map[string]eval.Metrics `json:"metrics"`
 	MetricsTransfer map[string]map[string]map[string]eval.Metrics `json:"metrics_transfer"`
+	// Hubness is the first stage's correction and its R_mn by "direction/split/setting".
+	Hubness *struct {
+		Metrics map[string]struct {
+			BiEncoder float64 `json:"bi_encoder"`
+			Corrected float64 `json:"corrected"`
+		} `json:"metrics"`
+	} `json:"hubness"`
 }
 
 // shippedModel is the row of the models the bundle ships (v1 recorded none: its InfoNCE mappers).

@@ -83,6 +83,11 @@ func (r engineRecommender) SearchBatch(ctx context.Context, qs [][]float32, k in
 		for j, h := range hits {
 			out[i][j] = h.Hit
 		}
+		if r.hub {
+			if _, err := r.e.CorrectHubs(ctx, r.from, r.to, out[i]); err != nil {
+				return nil, fmt.Errorf("hubness-correct the search of %s: %w", r.e.Collection(r.to), err)
+			}
+		}
 	}
 	return out, nil
 }

@@ -25,6 +25,7 @@ func newRecommendCmd(g *globalOptions) *cobra.Command {
 		ff                         filterFlags
 		rerank                     bool
 		rerankN                    int
+		hub                        bool
 		cf                         contextFlags
 	)
 	cmd := &cobra.Command{
@@ -113,6 +114,9 @@ ID or INSTRUMENT:ID) mixes the loops from their starts over the model's window, 
 			if cmd.Flags().Changed("rerank-n") {
 				req.RerankN = rerankN
 			}
+			if cmd.Flags().Changed("hub") {
+				req.Hub = &hub
+			}
 			if seedFile != "" {
 				if req.SeedAudio, req.SeedAudioID, req.SeedDuration, err = loadSeedFile(ctx, svc, seedFile, seedOffset); err != nil {
 					return err
@@ -130,6 +134,7 @@ ID or INSTRUMENT:ID) mixes the loops from their starts over the model's window, 
 					Score     float32  `json:"score"`
 					AnnScore  float32  `json:"ann_score"`
 					AnnRank   int      `json:"ann_rank"`
+					HubScore  *float32 `json:"hub_score,omitempty"`
 					PairScore *float32 `json:"pair_score,omitempty"`
 					Stage     string   `json:"stage"`
 					Note      string   `json:"note,omitempty"`
@@ -147,16 +152,17 @@ ID or INSTRUMENT:ID) mixes the loops from their starts over the model's window, 
 					To              string                     `json:"to"`
 					Seed            recommend.Seed             `json:"seed"`
 					Rerank          recommend.RerankInfo       `json:"rerank"`
+					Hub             recommend.HubInfo          `json:"hub"`
 					Results         []result                   `json:"results"`
 					Filter          *recommend.Applied         `json:"filter,omitempty"`
 					ExcludedUnknown *recommend.ExcludedUnknown `json:"excluded_unknown,omitempty"`
-				}{Bundle: resp.BundleID, From: resp.Pair.From, To: resp.Pair.To, Seed: resp.Seed, Rerank: resp.Rerank, Results: []result{},
+				}{Bundle: resp.BundleID, From: resp.Pair.From, To: resp.Pair.To, Seed: resp.Seed, Rerank: resp.Rerank, Hub: resp.Hub, Results: []result{},
 					ExcludedUnknown: resp.ExcludedUnknown}
 				if ap := resp.Applied; ap.BPMRanges != nil || ap.Keys != nil {
 					doc.Filter = &ap
 				}
 				for _, r := range resp.Results {
-					doc.Results = append(doc.Results, result{r.ID, r.Rank, r.Score, r.AnnScore, r.AnnRank, r.PairScore, r.Stage, r.Note,
+					doc.Results = append(doc.Results, result{r.ID, r.Rank, r.Score, r.AnnScore, r.AnnRank, r.HubScore, r.PairScore, r.Stage, r.Note,
 						r.Pack, r.BPM, r.Key, r.Duration, r.Path, r.WindowOffset})
 				}
 				enc := json.NewEncoder(out)
@@ -169,6 +175,9 @@ ID or INSTRUMENT:ID) mixes the loops from their starts over the model's window, 
 			}
 			if resp.Seed.Pack != "" {
 				fmt.Fprintf(out, " (pack %s)", resp.Seed.Pack)
+			}
+			if resp.Hub.Used {
+				fmt.Fprintf(out, "; hubness-corrected (cosine - %g x hub score, from %d mapped seeds)", resp.Hub.Beta, resp.Hub.Seeds)
 			}
 			switch {
 			case resp.Rerank.Used:
@@ -210,6 +219,7 @@ ID or INSTRUMENT:ID) mixes the loops from their starts over the model's window, 
 	ff.register(f, "leave out the seed's own pack")
 	f.BoolVar(&rerank, "rerank", false, "rerank the cosine search's best by the bundle's pair scorer (--rerank=false: off; unset: the bundle's default)")
 	f.IntVar(&rerankN, "rerank-n", recommend.DefaultRerankN, fmt.Sprintf("how many of the cosine search's best to rescore (1-%d; unset: the bundle's default)", recommend.MaxRerankN))
+	f.BoolVar(&hub, "hub", false, "hubness-correct the first stage: cosine minus the bundle's beta times each candidate's hub score (--hub=false: cosine alone; unset: the bundle's default)")
 	f.Float64Var(&seedOffset, "seed-offset", 0, "seconds into a long seed loop: its window that holds this offset is the seed (0 = the first window)")
 	f.BoolVar(&asJSON, "json", false, "print JSON")
 	f.StringArrayVar(&cf.loops, "context", nil, "a loop of a context query (repeat, 1-5): an audio file, or a stored loop's ID or INSTRUMENT:ID")

@@ -2,7 +2,9 @@
 
 Loads every loop demo/metadata.csv lists (soundfile, windowed as Go does), encodes it with the
 bundle's ONNX encoder, maps the seeds with the bundle's ONNX mapper, scores every candidate by
-cosine (float64) and runs metrics.py's evaluate() in each setting. The Go test
+cosine (float64), hubness-corrected as `loopmatch eval` does by default when the manifest's
+hubness block is on (hubness.corrected: the hub scores from every demo loop of the seed's
+instrument), and runs metrics.py's evaluate() in each setting. The Go test
 cmd/loopmatch/eval_test.go runs `loopmatch eval --corpus demo --split all` and compares every
 number with this file's output (within 0.005), after checking that the bundle id and the demo
 fingerprint recorded here are those of the checked-out bundle and demo.
@@ -23,6 +25,7 @@ import numpy as np
 import onnxruntime as ort
 
 from .audio_io import load_mono, window
+from .hubness import corrected
 from .metrics import cosine_scores, evaluate
 
 SETTINGS = ("all", "same_bpm", "bpm3")
@@ -90,12 +93,18 @@ def expected(demo_dir: str, bundle_dir: str) -> dict:
         "sample_rate": sr,
         "loops": {k: int(len(v)) for k, v in z.items()},
     }
+    hub = manifest.get("hubness")
+    hub = hub if hub and hub.get("default") else None
+    if hub:
+        out["hub"] = {"k": hub["k"], "beta": hub["beta"]}
     for src, tgt in DIRECTIONS:
         spec = specs.get(("mapper", src, tgt))
         if spec is None:
             continue
         mapped = run(session(bundle_dir, spec), spec, z[src])
         scores = cosine_scores(mapped, z[tgt])
+        if hub:
+            scores = corrected(scores, hub["k"], hub["beta"])
         (sp, sb), (tp, tb) = meta[src], meta[tgt]
         out[f"{src}2{tgt}"] = {s: evaluate(scores, sp, sb, tp, tb, s) for s in SETTINGS}
     return out

@@ -1,4 +1,4 @@
-"""Hubness correction of the first stage (an experiment for issue 18; nothing from it ships).
+"""Hubness correction of the first stage (recommend's `hub`; the manifest's "hubness" block).
 
 A mapper's predictions crowd into one part of the target space, and some target loops
 ("hubs") sit near many predictions, so they rank high for most seeds whatever the seed. CSLS
@@ -15,11 +15,14 @@ labels: only the library's own loops, mapped. It is computed per split over that
 as a library far larger than k would be served, and the seed's own loop is left out of its
 candidates' r_c (--leave-out), so the figure does not lean on the seed being in the library.
 
-python -m loopmatch_train.hubness --out train/out
+python -m loopmatch_train.hubness --out train/out [--bundle models/loopmatch-v2]
 reads train/out/nlc/biencoder.npz (the shipped bundle's latents and mapped seeds, written by
 run_nlc) and writes train/out/nlc/hubness.json: the validation grid, the chosen (k, beta), and
 R_mn over all candidates, BPM +-3 % and the same tempo on val, test and transfer, both
-directions, against the bi-encoder alone.
+directions, against the bi-encoder alone. With --bundle (and neither --sample nor --leave-out)
+it writes the manifest's "hubness" block (what recommend serves: k, beta, the depth of the
+cosine search it reorders, and default: on only when it wins on the transfer split, see
+wins()) and its MODEL_CARD section.
 """
 from __future__ import annotations
 
@@ -34,6 +37,57 @@ from .metrics import cosine_scores, evaluate
 from .run_nlc import DIRECTIONS, SETTINGS, SPLITS
 KS = [3, 5, 10, 20]
 BETAS = [0.25, 0.5, 0.75, 1.0, 1.25]
+DEPTH = 100  # recommend reorders at least this many of the cosine search's best
+ALL_SLACK = 0.001  # over all candidates the correction may not be worse than this
+CARD_BEGIN = "<!-- hubness: written by train/loopmatch_train/hubness.py -->"
+CARD_END = "<!-- /hubness -->"
+
+
+def wins(table) -> bool:
+    """On by default only when, on the transfer split in both directions, the correction
+    lowers R_mn at the seed's own tempo and is no worse (within ALL_SLACK) over all candidates."""
+    for src, tgt in DIRECTIONS:
+        same = table[f"{src}2{tgt}/transfer/same_bpm"]
+        every = table[f"{src}2{tgt}/transfer/all"]
+        if not (same["corrected"] < same["bi_encoder"] and every["corrected"] <= every["bi_encoder"] + ALL_SLACK):
+            return False
+    return True
+
+
+def manifest_block(res) -> dict:
+    """The manifest's "hubness" block: what recommend reads (default, k, beta, depth) and
+    how it was chosen and scored."""
+    return {"default": wins(res["R_mn"]), "k": res["k"], "beta": res["beta"], "depth": DEPTH,
+            "chosen_on": "val: the mean over both directions of R_mn at the same tempo and over all candidates",
+            "val_bi_encoder": round(res["val_bi_encoder"], 4), "val_grid": {k: round(v, 4) for k, v in res["val_grid"].items()},
+            "metrics": res["R_mn"], **({"pair": res["pair"]} if "pair" in res else {})}
+
+
+def card_section(block) -> str:
+    chosen = block["val_grid"][f"{block['k']}/{block['beta']}"]
+    out = [CARD_BEGIN, "## First stage: hubness correction (CSLS)", "",
+           "A mapper's predictions crowd together, so a few target loops sit near most predictions and "
+           "rank high whatever the seed. recommend's first stage can score a candidate by its cosine to the "
+           f"mapped seed minus {block['beta']:g} x its hub score, the mean of its {block['k']} highest cosines "
+           "to the library's mapped seeds (Conneau et al. 2018). It uses no labels, only the library's own "
+           f"loops; k and beta were chosen on val ({block['chosen_on']}: {block['val_bi_encoder']:.4f} -> "
+           f"{chosen:.4f}). recommend corrects at least the "
+           f"best {block['depth']} of the cosine search; eval corrects the whole ranking.", "",
+           f"On by default: **{'yes' if block['default'] else 'no'}** (only when it lowers R_mn at the seed's own "
+           f"tempo on the transfer split in both directions and is no worse than {ALL_SLACK:g} over all "
+           "candidates). A request turns it off with `hub: false` (CLI `--hub=false`). Trained by "
+           "`make models` (`python -m loopmatch_train.hubness --bundle`).", "",
+           "| direction | split | all | BPM ±3% | exact tempo |", "|---|---|---|---|---|"]
+    for src, tgt in DIRECTIONS:
+        for split in ("test", "transfer"):
+            cells = []
+            for st in SETTINGS:
+                r = block["metrics"][f"{src}2{tgt}/{split}/{st}"]
+                cells.append(f"{r['bi_encoder']:.4f} -> {r['corrected']:.4f}")
+            out.append(f"| {src}2{tgt} | {split} | " + " | ".join(cells) + " |")
+    out += ["", "R_mn, bi-encoder -> corrected (random 0.5, lower is better); the hub scores come from each "
+            "split's own loops, as a library's come from its own.", CARD_END, ""]
+    return "\n".join(out)
 
 
 def hub_scores(s, k, leave_out=False):
@@ -70,7 +124,10 @@ def main(argv=None):
     ap.add_argument("--pair", action="store_true",
                     help="also the shipped pair reranker (train/out/nlc/cnn.pt, top --n) on the corrected score, its ANN weight chosen on val")
     ap.add_argument("--n", type=int, default=100)
+    ap.add_argument("--bundle", help="write the manifest's hubness block and MODEL_CARD section into this bundle")
     args = ap.parse_args(argv)
+    if args.bundle and (args.sample or args.leave_out):
+        ap.error("--bundle writes what recommend serves: leave --sample and --leave-out out")
     from .features import load_or_compute  # torch: the training environment
 
     rows, _, _ = load_or_compute(os.path.join(args.out, "corpus"), os.path.join(args.out, "features"), False)
@@ -114,6 +171,11 @@ def main(argv=None):
     name = "hubness" + ("-leave-out" if args.leave_out else "") + (f"-sample{args.sample}" if args.sample else "") + ".json"
     with open(os.path.join(args.out, "nlc", name), "w") as f:
         json.dump(res, f, indent=2)
+    if args.bundle:
+        from .bundle_files import add_role
+        block = manifest_block(res)
+        add_role(args.bundle, "hubness", [], "hubness", block, CARD_BEGIN, CARD_END, card_section(block))
+        print(f"{args.bundle}: hubness k {k} beta {beta}, default {block['default']}")
 
 
 def stacked(args, rows, idx, packs, bpm, scores, fix, k, beta):

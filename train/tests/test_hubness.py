@@ -25,3 +25,39 @@ def test_a_hub_loses_its_lead():
     fixed = H.corrected(s, k=3, beta=1.0)
     assert np.all(np.argmax(fixed, 1) == np.arange(n) + 1)
     np.testing.assert_array_equal(H.corrected(s, 3, 0.0), s)  # beta 0: the cosine itself
+
+
+def _table(same_t, all_t, same_b=(0.2, 0.2), all_b=(0.04, 0.04)):
+    t = {}
+    for i, d in enumerate(("drum2bass", "bass2drum")):
+        for split in ("val", "test", "transfer"):
+            t[f"{d}/{split}/same_bpm"] = {"bi_encoder": same_b[i], "corrected": same_t[i]}
+            t[f"{d}/{split}/all"] = {"bi_encoder": all_b[i], "corrected": all_t[i]}
+            t[f"{d}/{split}/bpm3"] = {"bi_encoder": 0.1, "corrected": 0.1}
+    return t
+
+
+def test_default_on_only_when_it_wins_on_transfer_both_ways():
+    assert H.wins(_table((0.18, 0.19), (0.04, 0.0405)))  # all: worse by 0.0005, within the slack
+    assert not H.wins(_table((0.18, 0.21), (0.04, 0.04)))  # bass2drum worse at the same tempo
+    assert not H.wins(_table((0.18, 0.19), (0.04, 0.042)))  # bass2drum worse over all candidates
+    assert not H.wins(_table((0.2, 0.19), (0.04, 0.04)))  # drum2bass merely equal
+
+
+def test_the_manifest_block_and_card_say_what_recommend_serves(tmp_path):
+    import json
+
+    from loopmatch_train.bundle_files import add_role
+    res = {"k": 5, "beta": 1.0, "val_bi_encoder": 0.11, "val_grid": {"5/1.0": 0.086, "3/0.5": 0.09},
+           "R_mn": _table((0.18, 0.19), (0.039, 0.036))}
+    block = H.manifest_block(res)
+    assert block["default"] and (block["k"], block["beta"], block["depth"]) == (5, 1.0, H.DEPTH)
+    (tmp_path / "manifest.json").write_text(json.dumps({"name": "b", "models": [{"name": "m", "role": "mapper"}]}))
+    (tmp_path / "MODEL_CARD.md").write_text("# card\n")
+    for _ in range(2):  # a second run replaces the block and the section in place
+        add_role(str(tmp_path), "hubness", [], "hubness", block, H.CARD_BEGIN, H.CARD_END, H.card_section(block))
+    m = json.loads((tmp_path / "manifest.json").read_text())
+    assert m["models"] == [{"name": "m", "role": "mapper"}] and m["hubness"]["k"] == 5 and m["hubness"]["default"] is True
+    card = (tmp_path / "MODEL_CARD.md").read_text()
+    assert card.count(H.CARD_BEGIN) == 1 and "On by default: **yes**" in card
+    assert "| drum2bass | transfer | 0.0400 -> 0.0390 | 0.1000 -> 0.1000 | 0.2000 -> 0.1800 |" in card
