@@ -86,7 +86,7 @@ type Engine struct {
 	coldWork chan struct{} // bounds the requests computing features at once
 
 	hubMu    sync.Mutex
-	hubs     map[Pair]*hubSeeds    // the first stage's mapped seeds, by pair
+	hubs     map[Pair]*hubSeeds   // the first stage's mapped seeds, by pair
 	hubBuild map[Pair]*sync.Mutex // one build of a pair's seeds at a time
 }
 

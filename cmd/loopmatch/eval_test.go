@@ -34,14 +34,14 @@ const (
 
 // expectedDemo is what train/loopmatch_train/eval_demo.py writes.
 type expectedDemo struct {
-	Command         string                             `json:"command"`
-	BundleID        string                             `json:"bundle_id"`
-	DemoFingerprint string                             `json:"demo_fingerprint"`
-	Loops           map[string]int                     `json:"loops"`
+	Command         string         `json:"command"`
+	BundleID        string         `json:"bundle_id"`
+	DemoFingerprint string         `json:"demo_fingerprint"`
+	Loops           map[string]int `json:"loops"`
 	// Hub is the hubness correction the figures have (nil: cosine alone).
 	Hub        *evalHub                           `json:"hub"`
 	Directions map[string]map[string]eval.Metrics `json:"-"`
-	raw             map[string]json.RawMessage
+	raw        map[string]json.RawMessage
 }
 
 func loadExpectedDemo(t *testing.T) expectedDemo {
