@@ -118,6 +118,15 @@ type RerankJSON struct {
 	N         int      `json:"n"`
 }
 
+// HubJSON says what the bundle's first-stage hubness correction is: whether it has one,
+// whether recommend corrects when a request does not say, and its k and beta.
+type HubJSON struct {
+	Available bool    `json:"available"`
+	Default   bool    `json:"default"`
+	K         int     `json:"k,omitempty"`
+	Beta      float64 `json:"beta,omitempty"`
+}
+
 // RecommendResponse is the body of a successful POST /v1/recommend.
 type RecommendResponse struct {
 	RequestID string         `json:"request_id"`
@@ -440,6 +449,7 @@ func (s *Server) collections(c *gin.Context) {
 		Pairs       []string         `json:"pairs"`
 		Collections []CollectionJSON `json:"collections"`
 		Rerank      RerankJSON       `json:"rerank"`
+		Hub         HubJSON          `json:"hub"`
 		// Embedders lists, by instrument, the representations similar and profile can
 		// rank the library by now: latent, then the embedders it was ingested with.
 		Embedders map[string][]string `json:"embedders"`
@@ -452,6 +462,8 @@ func (s *Server) collections(c *gin.Context) {
 		}
 	}
 	out.Rerank.Available = len(out.Rerank.Pairs) > 0
+	h := s.engine.HubSettings()
+	out.Hub = HubJSON{Available: h.K > 0, Default: s.engine.HubDefault(), K: h.K, Beta: h.Beta}
 	out.Rerank.Default = out.Rerank.Default && out.Rerank.Available
 	for _, x := range cs {
 		cj := CollectionJSON{Name: x.Name, Instrument: byName[x.Name], Dim: x.Dim,

@@ -2,6 +2,7 @@ package query
 
 import (
 	"context"
+	"encoding/json"
 	"fmt"
 	"math"
 	"net/http"
@@ -131,6 +132,7 @@ func TestHubnessCorrection(t *testing.T) {
 				}
 			}
 			check("first")
+			f.checkHubListed(true, true, k)
 			code, resp, body := f.recommendJSON(fmt.Sprintf(`{"seed_id":%q,"k":%d}`, seed.id, nBass))
 			if code != 200 || resp.Hub.Seeds != len(lib)/2 || resp.Hub.LibrarySeeds != len(lib)/2 {
 				t.Fatalf("seeds: %d %+v %s", code, resp.Hub, body)
@@ -209,6 +211,7 @@ func TestHubUnavailable(t *testing.T) {
 	lib := writeLibrary(t, t.TempDir(), 3, 5)
 	f := newFixture(t, be, lib)
 	seed := f.find("drum", 0)
+	f.checkHubListed(false, false, 0)
 	code, h, body := f.do("POST", "/v1/recommend", "application/json", strings.NewReader(fmt.Sprintf(`{"seed_id":%q,"hub":true}`, seed.id)))
 	p := checkProblem(t, code, h, body, http.StatusUnprocessableEntity)
 	if p.Type != problemType("hub-unavailable") || !strings.Contains(p.Detail, "leave hub out") {
@@ -222,4 +225,19 @@ func TestHubUnavailable(t *testing.T) {
 	}
 	code, h, body = f.do("POST", "/v1/recommend", "application/json", strings.NewReader(fmt.Sprintf(`{"seed_id":%q,"hub":"yes"}`, seed.id)))
 	checkProblem(t, code, h, body, http.StatusBadRequest)
+}
+
+// checkHubListed: GET /v1/collections says what the bundle's correction is.
+func (f *fixture) checkHubListed(available, def bool, k int) {
+	f.t.Helper()
+	code, _, body := f.do("GET", "/v1/collections", "", nil)
+	var got struct {
+		Hub HubJSON `json:"hub"`
+	}
+	if code != 200 || json.Unmarshal(body, &got) != nil {
+		f.t.Fatalf("collections: %d %s", code, body)
+	}
+	if got.Hub.Available != available || got.Hub.Default != def || got.Hub.K != k {
+		f.t.Fatalf("collections hub %+v, want available %v default %v k %d", got.Hub, available, def, k)
+	}
 }

@@ -98,13 +98,14 @@ func BenchmarkMapAndSearchHub(b *testing.B) {
 		seeds = seeds[:100]
 		ctx := context.Background()
 		on := true
-		t0 := time.Now()
+		var cold time.Duration
 		for i, s := range seeds {
+			t0 := time.Now()
 			if _, err := engine.Recommend(ctx, Request{SeedID: s, K: 10, Hub: &on}); err != nil {
 				b.Fatal(err)
 			}
 			if i == 0 {
-				b.ReportMetric(float64(time.Since(t0).Microseconds())/1000, "cold-ms")
+				cold = time.Since(t0)
 			}
 		}
 		b.ResetTimer()
@@ -113,6 +114,7 @@ func BenchmarkMapAndSearchHub(b *testing.B) {
 				b.Fatal(err)
 			}
 		}
+		b.ReportMetric(float64(cold.Microseconds())/1000, "cold-ms")
 	})
 }
 

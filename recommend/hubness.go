@@ -181,6 +181,23 @@ func (e *Engine) correctHubs(ctx context.Context, p Pair, hits []vectordb.Hit) (
 	return info, notes, nil
 }
 
+// WarmHub maps every pair's seeds now (when the correction is on by default), so the
+// first request does not wait for it; it reports, per pair, how many seeds were mapped.
+func (e *Engine) WarmHub(ctx context.Context) (map[Pair]int, error) {
+	out := map[Pair]int{}
+	if !e.HubDefault() {
+		return out, nil
+	}
+	for _, p := range e.Pairs() {
+		hs, err := e.hubSeedsFor(ctx, p)
+		if err != nil {
+			return out, fmt.Errorf("hub scores of %s: %w", p, err)
+		}
+		out[p] = len(hs.ids)
+	}
+	return out, nil
+}
+
 // hubSeedsFor returns the pair's mapped seeds, made again when the seed collection
 // changed (checked at most every CollectionCheckEvery).
 func (e *Engine) hubSeedsFor(ctx context.Context, p Pair) (*hubSeeds, error) {

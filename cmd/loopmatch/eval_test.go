@@ -340,10 +340,13 @@ func TestEvalDemoMilvus(t *testing.T) {
 	if err != nil {
 		t.Fatal(err)
 	}
+	if h := engine.HubSettings(); (e.Hub != nil) != engine.HubDefault() || (e.Hub != nil && (h.K != e.Hub.K || h.Beta != e.Hub.Beta)) {
+		t.Fatalf("the bundle's hubness correction %+v (default %v), the Python figures' %+v", h, engine.HubDefault(), e.Hub)
+	}
 	for _, d := range []struct{ from, to string }{{"drum", "bass"}, {"bass", "drum"}} {
 		name := d.from + "2" + d.to
 		rep, err := eval.Run(ctx, eval.Config{Store: ms, SeedCollection: coll(d.from), TargetCollection: coll(d.to),
-			Recommender: engineRecommender{e: engine, from: d.from, to: d.to, agg: recommend.AggregateFirst}})
+			Recommender: engineRecommender{e: engine, from: d.from, to: d.to, agg: recommend.AggregateFirst, hub: e.Hub != nil}})
 		if err != nil {
 			t.Fatalf("%s on Milvus: %v", name, err)
 		}

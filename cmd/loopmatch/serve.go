@@ -254,6 +254,21 @@ func serve(ctx context.Context, g *globalOptions, o *serveOptions, log *slog.Log
 	if err != nil {
 		return err
 	}
+	// The first stage's mapped seeds are made while the server starts, not by the first
+	// request; shutdown cancels and waits for it before the models and store close.
+	warmCtx, cancelWarm := context.WithCancel(ctx)
+	warmed := make(chan struct{})
+	defer func() { cancelWarm(); <-warmed }()
+	go func() {
+		defer close(warmed)
+		t0 := time.Now()
+		seeds, err := svc.engine.WarmHub(warmCtx)
+		if err != nil && warmCtx.Err() == nil {
+			log.Warn("hubness correction: mapping the library's seeds failed; requests try again", "err", err)
+		} else if len(seeds) > 0 {
+			log.Info("hubness correction ready", "mapped_seeds", fmt.Sprint(seeds), "seconds", time.Since(t0).Seconds())
+		}
+	}()
 	return srv.ListenAndServe(ctx, o.addr, o.shutdownGrace, func(a net.Addr) {
 		log.Info("serving", "addr", a.String(), "bundle", svc.bundle.ID(), "store", g.store,
 			"pairs", fmt.Sprint(svc.engine.Pairs()), "api_keys", o.apiKeysFile != "", "uploads", o.uploadsDir != "")

@@ -19,7 +19,8 @@
 // the bundle's scorer), so every row gets a real audio file (a short burst of noise, tiled
 // to the window when read) for the scorer's features; -warmup runs the same load first,
 // unmeasured, so the features are cached as on a server that has been up for a while.
-// Without -rerank every request says "rerank": false.
+// Without -rerank every request says "rerank": false. -hub true|false says "hub" (the first
+// stage's hubness correction) in every request; left empty, the bundle's default decides.
 //
 //	go run ./query/loadtest -rows 10000 -seconds 60 -concurrency 32 -rerank -warmup 60
 package main
@@ -60,6 +61,7 @@ func main() {
 		bin, bundleDir, storeDir                 string
 		preview, mix, rerank                     bool
 		rerankN                                  int
+		hub                                      string
 		warmup                                   float64
 	)
 	flag.IntVar(&rows, "rows", 10000, "bass loops in the store")
@@ -75,6 +77,7 @@ func main() {
 	flag.BoolVar(&mix, "mix", false, "send a mix of good and bad requests (the soak): report answers by status and the server's RSS over time")
 	flag.BoolVar(&rerank, "rerank", false, "ask for the second stage (the bundle's scorer): every row gets an audio file")
 	flag.IntVar(&rerankN, "rerank-n", 100, "candidates the scorer rescores per request, with -rerank")
+	flag.StringVar(&hub, "hub", "", "true or false: ask for the first stage's hubness correction, or not (empty: the bundle's default)")
 	flag.Float64Var(&warmup, "warmup", 0, "seconds of the same load before the measured run (unmeasured)")
 	flag.Parse()
 	if seconds <= 0 || seconds > 600 || concurrency < 1 || concurrency > 1024 || rows < 1 || rows > 5_000_000 {
@@ -83,7 +86,10 @@ func main() {
 	if warmup < 0 || warmup > 600 || rerank && (rerankN < 1 || rerankN > 500) || rerank && mix {
 		fail(errors.New("bounds: 0 <= warmup <= 600, 1 <= rerank-n <= 500, and -rerank without -mix"))
 	}
-	o := options{rerank: rerank, rerankN: rerankN, warmup: time.Duration(warmup * float64(time.Second))}
+	if hub != "" && hub != "true" && hub != "false" {
+		fail(fmt.Errorf("-hub %q: give true, false, or leave it out", hub))
+	}
+	o := options{rerank: rerank, rerankN: rerankN, hub: hub, warmup: time.Duration(warmup * float64(time.Second))}
 	if err := run(rows, seeds, concurrency, k, maxRequests, time.Duration(seconds*float64(time.Second)), bin, bundleDir, storeDir, preview, mix, o); err != nil {
 		fail(err)
 	}
@@ -98,6 +104,7 @@ func fail(err error) {
 type options struct {
 	rerank  bool
 	rerankN int
+	hub     string // "true", "false" or "" (the bundle's default)
 	warmup  time.Duration
 }
 
@@ -157,6 +164,9 @@ func run(rows, nseeds, concurrency, k, maxRequests int, dur time.Duration, bin, 
 	} else {
 		o.rerankN = 0
 	}
+	if o.hub != "" {
+		extra += `, "hub": ` + o.hub
+	}
 	if o.warmup > 0 {
 		t := time.Now()
 		lat, errs, _ := drive(client, base, seeds, concurrency, maxRequests, k, o.warmup, preview, extra)
@@ -178,7 +188,7 @@ func run(rows, nseeds, concurrency, k, maxRequests int, dur time.Duration, bin, 
 	}
 	res := map[string]any{
 		"rows": rows, "seeds": nseeds, "dim": b.LatentDim(), "concurrency": concurrency, "k": k, "seconds": elapsed.Seconds(),
-		"rerank": o.rerank, "rerank_n": o.rerankN, "warmup_seconds": o.warmup.Seconds(),
+		"rerank": o.rerank, "rerank_n": o.rerankN, "hub": o.hub, "warmup_seconds": o.warmup.Seconds(),
 		"requests_ok": len(latencies), "errors": errs, "throughput_rps": float64(len(latencies)) / elapsed.Seconds(),
 		"p50_ms": ms(pct(0.50)), "p90_ms": ms(pct(0.90)), "p99_ms": ms(pct(0.99)), "max_ms": ms(pct(1)),
 		"server_rss_before_load": rssBefore, "server_peak_rss_vmhwm": hwm,

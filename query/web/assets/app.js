@@ -659,7 +659,9 @@ function renderResults() {
       stage.textContent = it.stage === "rerank" ? "pair model" : "cosine";
       stage.title = it.stage === "rerank"
         ? `Placed by the pair model's score (cosine rank was ${it.ann_rank})`
-        : "Placed by cosine similarity to the predicted loop";
+        : it.hub_score !== undefined
+          ? `Placed by cosine similarity to the predicted loop less its hub score (how near it sits to most predictions); cosine rank was ${it.ann_rank}`
+          : "Placed by cosine similarity to the predicted loop";
       info.prepend(stage);
       const badge = healthBadge(it.health);
       if (badge) info.prepend(badge);
@@ -740,7 +742,9 @@ function renderMeta(it) {
   const bpm = fmtBPM(it.bpm) + (seedBPM > 0 && Math.abs(r - 1) > 1e-9 ? ` (plays at \u00d7${r.toFixed(3)})` : "");
   const score = it.stage === "rerank" && it.pair_score !== undefined
     ? `pair ${it.pair_score.toFixed(3)} \u00b7 cosine ${it.ann_score.toFixed(3)} (was #${it.ann_rank})`
-    : `score ${it.score.toFixed(3)}`;
+    : it.hub_score !== undefined
+      ? `score ${it.score.toFixed(3)} \u00b7 cosine ${it.ann_score.toFixed(3)} (was #${it.ann_rank}), hub ${it.hub_score.toFixed(3)}`
+      : `score ${it.score.toFixed(3)}`;
   const at = it.window_offset > 0 ? `matched from ${it.window_offset.toFixed(1)} s` : "";
   meta.textContent = [score, bpm, it.key, it.pack, at].filter(Boolean).join(" \u00b7 ");
 }
