@@ -8,6 +8,7 @@ import (
 	"net/http"
 	"sort"
 	"strings"
+	"sync"
 	"testing"
 	"time"
 
@@ -239,5 +240,41 @@ func (f *fixture) checkHubListed(available, def bool, k int) {
 	}
 	if got.Hub.Available != available || got.Hub.Default != def || got.Hub.K != k {
 		f.t.Fatalf("collections hub %+v, want available %v default %v k %d", got.Hub, available, def, k)
+	}
+}
+
+// Concurrent requests while drum loops arrive: every answer is corrected from the seeds
+// stored before or after, never a failure (run under -race in CI).
+func TestHubConcurrentWithIngest(t *testing.T) {
+	be := backends(t)[0]
+	lib := writeLibrary(t, t.TempDir(), 6, 11)
+	f := newFixture(t, be, lib, withHub(recommend.HubConfig{Default: true, K: 2, Beta: 1}))
+	seed := f.find("drum", 0)
+	more := writeLibrary(t, t.TempDir(), 6, 12)
+	errs := make(chan error, 64)
+	var wg sync.WaitGroup
+	for range 6 {
+		wg.Add(1)
+		go func() {
+			defer wg.Done()
+			for range 8 {
+				code, _, body := f.do("POST", "/v1/recommend", "application/json", strings.NewReader(fmt.Sprintf(`{"seed_id":%q,"k":5}`, seed.id)))
+				var r RecommendResponse
+				if code != 200 || json.Unmarshal(body, &r) != nil || !r.Hub.Used || r.Hub.Seeds < len(lib)/2 {
+					errs <- fmt.Errorf("%d %s", code, body)
+					return
+				}
+			}
+		}()
+	}
+	for _, l := range more { // the test's goroutine stores, the clients ask meanwhile
+		if l.inst == "drum" {
+			populate(t, f.store, f.bundle, f.models, be.coll, []loopFile{l})
+		}
+	}
+	wg.Wait()
+	close(errs)
+	for err := range errs {
+		t.Error(err)
 	}
 }
