@@ -76,6 +76,10 @@ relevant. Both report HitRate@K, Recall@K and NDCG@K at K = 10 and 50 beside ran
 report shows the reranked metrics beside the first stage's (the same seeds, settings and
 metrics). The candidates' features are computed from the library's files once per run.
 
+The first stage is hubness-corrected as recommend's is when the bundle's manifest says so
+(hubness.default): the whole ranking, each candidate's hub score from every stored loop of
+--from. --hub=false scores the cosine alone; the report names the correction.
+
 Against Milvus, eval only reads: it flushes the two collections once, then reads with bounded
 consistency (whatever --store asks) and batches its searches, one request per setting and tempo.`,
 		Example: `  loopmatch eval --corpus train/out/corpus --split test

@@ -43,6 +43,10 @@ explicitly.
 the cosine search's best --rerank-n and orders them by its score. Without the flag the
 bundle's manifest decides (rerank.default).
 
+--hub=false ranks the first stage by cosine alone; by default (the manifest's hubness block)
+each candidate's cosine is less beta times its hub score, the mean of its k highest cosines
+to the library's mapped seeds, so loops near every prediction stop topping every list.
+
 A context query takes no seed: --context (1 to 5 times: an audio file, or a stored loop as
 ID or INSTRUMENT:ID) mixes the loops from their starts over the model's window, each at its
 --gain (0-4, in --context order, default 1), and ranks the stored one-shots of --kind
