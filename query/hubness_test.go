@@ -1,11 +1,13 @@
 package query
 
 import (
+	"bytes"
 	"context"
 	"encoding/json"
 	"fmt"
 	"math"
 	"net/http"
+	"os"
 	"sort"
 	"strings"
 	"sync"
@@ -276,5 +278,49 @@ func TestHubConcurrentWithIngest(t *testing.T) {
 	close(errs)
 	for err := range errs {
 		t.Error(err)
+	}
+}
+
+// An uploaded seed while the seed instrument's collection holds another encoder's loops:
+// the answer comes by cosine, and the hub block says why and what to run.
+func TestHubSkipsAStaleSeedCollection(t *testing.T) {
+	be := backends(t)[0]
+	lib := writeLibrary(t, t.TempDir(), 4, 21)
+	var bass []loopFile
+	var drum loopFile
+	for _, l := range lib {
+		if l.inst == "bass" {
+			bass = append(bass, l)
+		} else {
+			drum = l
+		}
+	}
+	f := newFixture(t, be, bass, withHub(recommend.HubConfig{Default: true, K: 2, Beta: 1}))
+	ctx := context.Background()
+	dim := f.bundle.LatentDim()
+	if err := f.store.EnsureCollection(ctx, vectordb.Collection{Name: be.coll("drum"), Dim: dim, EncoderID: "other@1:0123456789ab"}); err != nil {
+		t.Fatal(err)
+	}
+	v := make([]float32, dim)
+	v[0] = 1
+	if err := f.store.Upsert(ctx, be.coll("drum"), []vectordb.Row{{ID: "old", Instrument: "drum", EncoderID: "other@1:0123456789ab", Embedding: v}}); err != nil {
+		t.Fatal(err)
+	}
+	data, err := os.ReadFile(drum.path)
+	if err != nil {
+		t.Fatal(err)
+	}
+	code, _, body := f.do("POST", "/v1/recommend?k=3", "audio/wav", bytes.NewReader(data))
+	var r RecommendResponse
+	if code != 200 || json.Unmarshal(body, &r) != nil {
+		t.Fatalf("%d %s", code, body)
+	}
+	if r.Hub.Used || !strings.Contains(r.Hub.Reason, "another") && !strings.Contains(r.Hub.Reason, "re-encode") || len(r.Results) != 3 {
+		t.Fatalf("hub %+v, %d results", r.Hub, len(r.Results))
+	}
+	for _, x := range r.Results {
+		if x.HubScore != nil || x.Score != x.AnnScore {
+			t.Fatalf("%s: hub_score %v, score %v, ann_score %v", x.ID, x.HubScore, x.Score, x.AnnScore)
+		}
 	}
 }

@@ -78,6 +78,7 @@ type hubSeeds struct {
 	mat     []float32 // len(ids) x dim: the mapped seeds, unit length
 	dim     int
 	library int          // loops in the seed collection
+	stale   bool         // the seed collection is of another encoder: no seeds mapped
 	checked atomic.Int64 // unix nanoseconds of the last check that print still holds
 
 	mu sync.Mutex
@@ -161,6 +162,11 @@ func (e *Engine) correctHubs(ctx context.Context, p Pair, hits []vectordb.Hit) (
 		return HubInfo{}, nil, err
 	}
 	info := HubInfo{K: e.cfg.Hub.K, Beta: e.cfg.Hub.Beta, Seeds: len(hs.ids), LibrarySeeds: hs.library}
+	if hs.stale {
+		info.Seeds = 0
+		info.Reason = fmt.Sprintf("the %s collection was encoded by %q, not the loaded %s encoder, so its loops cannot be mapped for hub scores: the first stage ranks by cosine; %s", p.From, hs.print.encoder, p.From, vectordb.ReencodeHint(e.cfg.Library))
+		return info, nil, nil
+	}
 	if len(hs.ids) == 0 {
 		info.Reason = fmt.Sprintf("no %s loops are stored, so no candidate has a hub score: the first stage ranks by cosine", p.From)
 		return info, nil, nil
@@ -267,6 +273,11 @@ func (e *Engine) mapSeeds(ctx context.Context, p Pair, print hubPrint, old *hubS
 	coll := e.cfg.Collection(p.From)
 	m := e.cfg.Mappers[p]
 	dim := m.OutputSize()
+	if print.count > 0 && !vectordb.SameEncoder(print.encoder, e.cfg.EncoderIDs[p.From]) {
+		h := &hubSeeds{print: print, dim: dim, library: print.count, stale: true}
+		h.checked.Store(time.Now().UnixNano())
+		return h, nil
+	}
 	var ids []string
 	if print.count > 0 {
 		for after := ""; ; {
