@@ -474,15 +474,7 @@ func keepTop(top []float32, d float32, k int) []float32 {
 	if len(top) == k && d <= top[k-1] {
 		return top
 	}
-	i, _ := slices.BinarySearchFunc(top, d, func(a, b float32) int { // descending
-		switch {
-		case a > b:
-			return -1
-		case a < b:
-			return 1
-		}
-		return 0
-	})
+	i, _ := slices.BinarySearchFunc(top, d, cmpDesc[float32])
 	top = slices.Insert(top, i, d)
 	if len(top) > k {
 		top = top[:k]

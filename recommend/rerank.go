@@ -274,7 +274,8 @@ func (e *Engine) rerankHits(ctx context.Context, from, to string, seed Seed, see
 	return results, info, nil
 }
 
-func cmpDesc(a, b float64) int {
+// cmpDesc orders values from the highest down.
+func cmpDesc[T float32 | float64](a, b T) int {
 	switch {
 	case a > b:
 		return -1
