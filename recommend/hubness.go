@@ -77,9 +77,10 @@ type hubSeeds struct {
 	ids     []string
 	mat     []float32 // len(ids) x dim: the mapped seeds, unit length
 	dim     int
-	library int          // loops in the seed collection
-	stale   bool         // the seed collection is of another encoder: no seeds mapped
-	checked atomic.Int64 // unix nanoseconds of the last check that print still holds
+	library int           // loops in the seed collection
+	stale   bool          // the seed collection is of another encoder: no seeds mapped
+	checked atomic.Int64  // unix nanoseconds of the last check that print still holds
+	took    time.Duration // how long making these seeds took (set before they are shared)
 
 	mu sync.Mutex
 	r  map[string]float32 // candidate id -> hub score
@@ -205,10 +206,17 @@ func (e *Engine) WarmHub(ctx context.Context) (map[Pair]int, error) {
 }
 
 // hubSeedsFor returns the pair's mapped seeds, made again when the seed collection
-// changed (checked at most every CollectionCheckEvery).
+// changed. The check runs at most every CollectionCheckEvery, or, after a build that took
+// over a second, every ten times its duration when that is longer, so a growing library of
+// millions is not listed over and over. While one request checks or rebuilds, the others use the seeds they had (only the
+// first build is waited for).
 func (e *Engine) hubSeedsFor(ctx context.Context, p Pair) (*hubSeeds, error) {
 	fresh := func(h *hubSeeds) bool {
-		return h != nil && time.Since(time.Unix(0, h.checked.Load())) < e.cfg.CollectionCheckEvery
+		every := e.cfg.CollectionCheckEvery
+		if h != nil && h.took > time.Second {
+			every = max(every, 10*h.took)
+		}
+		return h != nil && time.Since(time.Unix(0, h.checked.Load())) < every
 	}
 	e.hubMu.Lock()
 	h := e.hubs[p]
@@ -223,7 +231,11 @@ func (e *Engine) hubSeedsFor(ctx context.Context, p Pair) (*hubSeeds, error) {
 	}
 	e.hubMu.Unlock()
 
-	build.Lock() // one check or build per pair at a time; the others wait for its answer
+	if h != nil && !build.TryLock() {
+		return h, nil // another request is checking or rebuilding: these seeds serve meanwhile
+	} else if h == nil {
+		build.Lock() // the first build: every request waits for it
+	}
 	defer build.Unlock()
 	e.hubMu.Lock()
 	h = e.hubs[p]
@@ -239,10 +251,12 @@ func (e *Engine) hubSeedsFor(ctx context.Context, p Pair) (*hubSeeds, error) {
 		h.checked.Store(time.Now().UnixNano())
 		return h, nil
 	}
+	t0 := time.Now()
 	nh, err := e.mapSeeds(ctx, p, print, h)
 	if err != nil {
 		return nil, err
 	}
+	nh.took = time.Since(t0)
 	e.hubMu.Lock()
 	e.hubs[p] = nh
 	e.hubMu.Unlock()
