@@ -69,18 +69,19 @@ export class Api {
   }
 
   /** Recommend for a stored seed; compat is compatFilter's value (or null). */
-  recommendStored({ seedId, from, to, k, preview, excludeSeedPack, excludeAnomalous, compat, rerank }) {
+  recommendStored({ seedId, from, to, k, preview, excludeSeedPack, excludeAnomalous, compat, rerank, hub }) {
     const body = { seed_id: seedId, from, to, k, preview };
     const filter = { ...(compat || {}) };
     if (excludeSeedPack) filter.exclude_seed_pack = true;
     if (excludeAnomalous) filter.exclude_anomalous = true;
     if (Object.keys(filter).length > 0) body.filter = filter;
     if (rerank !== undefined) body.rerank = rerank;
+    if (hub !== undefined) body.hub = hub;
     return this.json("/v1/recommend", { method: "POST", headers: { "Content-Type": "application/json" }, body: JSON.stringify(body) });
   }
 
   /** Recommend for an uploaded seed file (multipart, part "audio"). */
-  recommendUpload({ file, from, to, k, preview, excludeAnomalous, compat, rerank }) {
+  recommendUpload({ file, from, to, k, preview, excludeAnomalous, compat, rerank, hub }) {
     const fd = new FormData();
     fd.append("audio", file, file.name || "seed");
     fd.append("from", from);
@@ -90,6 +91,7 @@ export class Api {
     for (const [name, value] of Object.entries(compatFields(compat))) fd.append(name, value);
     if (excludeAnomalous) fd.append("exclude_anomalous", "true");
     if (rerank !== undefined) fd.append("rerank", rerank ? "true" : "false");
+    if (hub !== undefined) fd.append("hub", hub ? "true" : "false");
     return this.json("/v1/recommend", { method: "POST", body: fd });
   }
 

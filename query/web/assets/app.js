@@ -12,6 +12,7 @@ const api = new Api();
 const state = {
   pairs: [], // [{from, to}]
   rerank: { available: false, pairs: [], default: false, n: 100 }, // the bundle's second stage
+  hub: { available: false, default: false }, // the bundle's hubness correction of the first stage
   counts: {}, // instrument -> stored loops
   from: "",
   to: "",
@@ -153,6 +154,12 @@ async function loadCollections() {
     setEmbedders(c.embedders || {});
     state.rerank = c.rerank || { available: false, pairs: [], default: false, n: 100 };
     $("rerank").checked = state.rerank.default;
+    state.hub = c.hub || { available: false, default: false };
+    $("hub").checked = state.hub.default;
+    $("hub").disabled = !state.hub.available;
+    $("hub-label").title = state.hub.available
+      ? `Score each loop by its cosine less ${state.hub.beta} \u00d7 its hub score (how near it sits to the predictions for most seeds), so loops that fit everything stop topping every list`
+      : "This model bundle has no hubness correction: the first stage ranks by cosine similarity";
     $("bundle").textContent = `model bundle ${c.bundle}`;
     const froms = [...new Set(state.pairs.map((p) => p.from))];
     const sel = $("from");
@@ -407,11 +414,12 @@ async function recommend() {
   const args = { from: state.from, to: state.to, k, preview: $("preview").checked, compat,
     excludeAnomalous: $("exclude-anomalous").checked };
   if (rerankable()) args.rerank = $("rerank").checked;
+  if (state.hub.available) args.hub = $("hub").checked;
   await showRanked(`Finding ${state.to} loops that fit ${seed.name}\u2026`,
     () => (seed.kind === "stored"
       ? api.recommendStored({ ...args, seedId: seed.id, excludeSeedPack: $("exclude").checked })
       : api.recommendUpload({ ...args, file: seed.file })),
-    (r, n) => `${plural(n, r.to)} for ${seed.name}, best first ${rankedBy(r.rerank)}.`);
+    (r, n) => `${plural(n, r.to)} for ${seed.name}, best first ${rankedBy(r.rerank, r.hub)}.`);
 }
 
 /** Fills the "by" selector with the representations every instrument of the library can
@@ -721,13 +729,17 @@ function renderRerankToggle() {
 }
 
 /** How a response was ranked, for the status line. */
-function rankedBy(rr) {
+function rankedBy(rr, hub) {
+  const cosine = hub && hub.used ? "cosine, hub-corrected," : "cosine";
   if (rr && rr.used) {
     const unscored = rr.reason ? `; ${rr.reason}` : "";
-    return `(the best ${rr.n} by cosine reranked by the pair model${unscored}; "pair" is its score, higher fits better)`;
+    return `(the best ${rr.n} by ${cosine} reranked by the pair model${unscored}; "pair" is its score, higher fits better)`;
   }
-  if (rr && rr.reason) return `(score: cosine similarity to the predicted loop; not reranked: ${rr.reason})`;
-  return "(score: cosine similarity to the predicted loop)";
+  const first = hub && hub.used
+    ? `score: cosine similarity to the predicted loop less ${hub.beta} \u00d7 its hub score`
+    : "score: cosine similarity to the predicted loop";
+  if (rr && rr.reason) return `(${first}; not reranked: ${rr.reason})`;
+  return `(${first})`;
 }
 
 function renderMeta(it) {
@@ -958,7 +970,7 @@ function init() {
   window.addEventListener("storage", (e) => { if (e.key === TRAY_KEY) { loadTray(); renderTray(); } });
   loadTray();
   renderTray();
-  for (const id of ["tempomatch", "keymatch", "unknowns", "rerank", "exclude-anomalous"]) {
+  for (const id of ["tempomatch", "keymatch", "unknowns", "rerank", "hub", "exclude-anomalous"]) {
     $(id).addEventListener("change", () => { if (state.seed) recommend(); });
   }
   $("libkeymatch").addEventListener("change", () => { if ($("key").value.trim() !== "") searchLibrary(true); });

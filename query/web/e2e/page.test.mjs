@@ -391,6 +391,34 @@ test("each result says which stage ranked it, and the rerank toggle follows the 
   assert.ok(off.length > 0 && off.every((x) => x === "cosine"), `stages without rerank: ${off}`);
 });
 
+test("the hub toggle follows the bundle, and the status and result lines say how loops were scored", async (t) => {
+  const page = await openPage(t);
+  const hub = await page.evaluate(async () => (await (await fetch("/v1/collections")).json()).hub);
+  await page.setChecked("#preview", false);
+  await chooseSeed(page, "house drum main");
+  const box = page.locator("#hub");
+  const status = () => page.textContent("#rec-status");
+  const firstMeta = () => page.locator("#results li.loop .meta").first().textContent();
+  if (!hub.available) {
+    assert.equal(await box.isDisabled(), true);
+    assert.equal(await box.isChecked(), false);
+    assert.match(await page.getAttribute("#hub-label", "title"), /no hubness correction/);
+    assert.doesNotMatch(await status(), /hub score/);
+    t.diagnostic("the bundle has no hubness correction: tested the page without one");
+    return;
+  }
+  assert.equal(await box.isDisabled(), false);
+  assert.equal(await box.isChecked(), hub.default);
+  await box.setChecked(true);
+  await page.waitForFunction(() => /less [\d.]+ \u00d7 its hub score/.test(document.querySelector("#rec-status").textContent));
+  await waitResults(page);
+  assert.match(await firstMeta(), /score -?\d\.\d{3} \u00b7 cosine -?\d\.\d{3} \(was #\d+\), hub -?\d\.\d{3}/);
+  await box.setChecked(false);
+  await page.waitForFunction(() => /score: cosine similarity to the predicted loop\)/.test(document.querySelector("#rec-status").textContent));
+  await waitResults(page);
+  assert.doesNotMatch(await firstMeta(), /hub/);
+});
+
 test("arrow keys move through the results and switch the playing loop in sync", async (t) => {
   const page = await openPage(t);
   await chooseSeed(page, "techno drum busy");
