@@ -61,3 +61,28 @@ def test_the_manifest_block_and_card_say_what_recommend_serves(tmp_path):
     card = (tmp_path / "MODEL_CARD.md").read_text()
     assert card.count(H.CARD_BEGIN) == 1 and "On by default: **yes**" in card
     assert "| drum2bass | transfer | 0.0400 -> 0.0390 | 0.1000 -> 0.1000 | 0.2000 -> 0.1800 |" in card
+
+
+def test_the_variants_pieces():
+    from loopmatch_train import hubness_variants as V
+    rng = np.random.default_rng(3)
+    q, z = V.unit(rng.standard_normal((6, 4))), V.unit(rng.standard_normal((9, 4)))
+    s = q @ z.T
+    # the inverted softmax: per candidate, tau s minus its log-sum-exp over the seeds
+    isf = V.inverted_softmax(s, 5.0)
+    np.testing.assert_allclose(np.exp(isf).sum(0), np.ones(9))
+    # reverse rank: 0 for the seed nearest each candidate
+    rr = V.reverse_rank(s)
+    assert np.all(rr[np.argmax(s, 0), np.arange(9)] == 0) and rr.max() == 5 / 6
+    # tempo-local hub scores equal the plain ones when every loop shares one tempo
+    np.testing.assert_allclose(V.tempo_local(s, np.full(6, 120.0), np.full(9, 120.0), k=2), H.corrected(s, 2, 1.0))
+    # expansion with weight 0 (alpha large, cosines < 1) keeps the query; rows stay unit length
+    e = V.expand(q, z, 2, 1.0)
+    np.testing.assert_allclose(np.linalg.norm(e, axis=1), 1)
+    np.testing.assert_allclose(V.expand(q, z, 2, 200.0), q, atol=1e-6)
+    a = V.augment(z, 2, 1.0)
+    np.testing.assert_allclose(np.linalg.norm(a, axis=1), 1)
+    for name in V.VARIANTS:
+        out = V.variant(name, q, z, V.unit(rng.standard_normal((9, 4))), V.unit(rng.standard_normal((6, 4))),
+                        np.full(6, 120.0), np.full(9, 120.0))
+        assert out.shape == (6, 9) and np.all(np.isfinite(out)), name
