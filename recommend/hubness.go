@@ -140,8 +140,10 @@ type hubNotes map[string]hubNote
 func (n hubNotes) apply(rs []Result) {
 	for i := range rs {
 		if x, ok := n[rs[i].ID]; ok {
-			h := x.hub
-			rs[i].AnnScore, rs[i].AnnRank, rs[i].HubScore = x.cos, x.annRank, &h
+			rs[i].AnnScore, rs[i].AnnRank = x.cos, x.annRank
+			if h := x.hub; !math.IsNaN(float64(h)) {
+				rs[i].HubScore = &h
+			}
 		}
 	}
 }
@@ -176,11 +178,26 @@ func (e *Engine) correctHubs(ctx context.Context, p Pair, hits []vectordb.Hit) (
 	if err != nil {
 		return HubInfo{}, nil, err
 	}
+	// A hit with no hub score (deleted between the search and the read of its embedding)
+	// gets the others' mean, so it neither jumps to the top nor sinks.
+	var mean float64
+	for _, v := range r {
+		mean += float64(v)
+	}
+	if len(r) > 0 {
+		mean /= float64(len(r))
+	}
 	notes := make(hubNotes, len(hits))
 	for i := range hits {
 		h := &hits[i]
-		rc := r[h.ID]
+		rc, ok := r[h.ID]
+		if !ok {
+			rc = float32(math.NaN()) // no hub_score in the answer
+		}
 		notes[h.ID] = hubNote{cos: h.Score, hub: rc, annRank: i + 1}
+		if !ok {
+			rc = float32(mean)
+		}
 		h.Score = float32(float64(h.Score) - e.cfg.Hub.Beta*float64(rc))
 	}
 	vectordb.SortHits(hits)
@@ -427,7 +444,7 @@ func (h *hubSeeds) scores(ctx context.Context, e *Engine, to string, hits []vect
 				var zs [][]float32
 				var at []int
 				for j := b * hubBlock; j < min((b+1)*hubBlock, len(need)); j++ {
-					if len(vecs[j]) != h.dim { // deleted since the search: no correction
+					if len(vecs[j]) != h.dim { // deleted since the search: no hub score (correctHubs gives it the mean)
 						r[j] = float32(math.NaN())
 						continue
 					}

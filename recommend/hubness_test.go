@@ -1,11 +1,16 @@
 package recommend
 
 import (
+	"context"
+	"fmt"
 	"math/rand/v2"
 	"sort"
 	"testing"
+	"time"
 
+	"github.com/loopmatch/loopmatch/onnx"
 	"github.com/loopmatch/loopmatch/vectordb"
+	"github.com/loopmatch/loopmatch/vectordb/embedded"
 )
 
 func randomUnit(r *rand.Rand, dim int) []float32 {
@@ -64,5 +69,99 @@ func BenchmarkHubScores(b *testing.B) {
 	b.ResetTimer()
 	for b.Loop() {
 		hubScores(mat, dim, zs, 5)
+	}
+}
+
+// A hit whose row is gone by the time its embedding is read (deleted between the search and
+// the correction) gets the other hits' mean hub score and no hub_score: it neither jumps to
+// the top with no penalty nor sinks; the others get the mean of their k nearest mapped seeds.
+func TestCorrectHubsGivesAMissingRowTheMean(t *testing.T) {
+	rt, err := onnx.NewRuntime(onnx.RuntimeOptions{IntraOpThreads: 1})
+	if err != nil {
+		t.Fatalf("needs ONNX Runtime: %v", err)
+	}
+	defer rt.Close()
+	bundle, err := onnx.LoadBundle(testBundle)
+	if err != nil {
+		t.Fatal(err)
+	}
+	models, err := OpenModels(rt, bundle)
+	if err != nil {
+		t.Fatal(err)
+	}
+	defer models.Close()
+	ctx := context.Background()
+	store, err := embedded.Open(ctx, t.TempDir(), embedded.Options{})
+	if err != nil {
+		t.Fatal(err)
+	}
+	defer store.Close()
+	r := rand.New(rand.NewPCG(5, 6))
+	d, enc := bundle.LatentDim(), bundle.EncoderIDs()
+	rows := map[string][]vectordb.Row{}
+	for inst, n := range map[string]int{"drum": 5, "bass": 4} {
+		for i := range n {
+			rows[inst] = append(rows[inst], vectordb.Row{ID: fmt.Sprintf("%s%d", inst, i), Instrument: inst, EncoderID: enc[inst],
+				IngestedAt: time.Unix(0, 0).UTC(), Embedding: randomUnit(r, d)})
+		}
+		if err := store.EnsureCollection(ctx, vectordb.Collection{Name: "loops_" + inst, Dim: d, EncoderID: enc[inst]}); err != nil {
+			t.Fatal(err)
+		}
+		if err := store.Upsert(ctx, "loops_"+inst, rows[inst]); err != nil {
+			t.Fatal(err)
+		}
+	}
+	cfg := models.Config(bundle, store)
+	cfg.Hub = HubConfig{Default: true, K: 2, Beta: 1}
+	e, err := NewEngine(cfg)
+	if err != nil {
+		t.Fatal(err)
+	}
+	// the reference: every drum row through the real mapper, each bass row's 2 nearest
+	var mapped [][]float32
+	for _, row := range rows["drum"] {
+		out, err := models.Mappers[Pair{"drum", "bass"}].Run(ctx, row.Embedding)
+		if err != nil {
+			t.Fatal(err)
+		}
+		mapped = append(mapped, vectordb.Normalize(out))
+	}
+	want := map[string]float64{}
+	var mean float64
+	for _, row := range rows["bass"] {
+		var ds []float64
+		for _, m := range mapped {
+			ds = append(ds, dot(m, vectordb.Normalize(row.Embedding)))
+		}
+		sort.Sort(sort.Reverse(sort.Float64Slice(ds)))
+		want[row.ID] = (ds[0] + ds[1]) / 2
+		mean += want[row.ID] / 4
+	}
+	hits := []vectordb.Hit{{Row: vectordb.Row{ID: "bass0"}, Score: 0.9}, {Row: vectordb.Row{ID: "gone"}, Score: 0.8},
+		{Row: vectordb.Row{ID: "bass1"}, Score: 0.7}, {Row: vectordb.Row{ID: "bass2"}, Score: 0.6}, {Row: vectordb.Row{ID: "bass3"}, Score: 0.5}}
+	cos := map[string]float64{"bass0": 0.9, "gone": 0.8, "bass1": 0.7, "bass2": 0.6, "bass3": 0.5}
+	info, notes, err := e.correctHubs(ctx, Pair{"drum", "bass"}, hits)
+	if err != nil {
+		t.Fatal(err)
+	}
+	if !info.Used || info.Seeds != 5 || info.Depth != 5 {
+		t.Fatalf("info %+v", info)
+	}
+	for i, h := range hits {
+		hub, ok := want[h.ID]
+		if !ok {
+			hub = mean
+		}
+		if got := float64(h.Score); got < cos[h.ID]-hub-1e-5 || got > cos[h.ID]-hub+1e-5 {
+			t.Errorf("%s: score %v, want %v", h.ID, got, cos[h.ID]-hub)
+		}
+		if i > 0 && hits[i-1].Score < h.Score {
+			t.Errorf("not sorted at %d", i)
+		}
+	}
+	res := []Result{{Row: vectordb.Row{ID: "gone"}}, {Row: vectordb.Row{ID: "bass0"}}}
+	notes.apply(res)
+	if res[0].HubScore != nil || res[0].AnnScore != 0.8 || res[0].AnnRank != 2 || res[1].HubScore == nil || res[1].AnnRank != 1 {
+		t.Fatalf("notes: %+v %+v", res[0], res[1])
 	}
 }
