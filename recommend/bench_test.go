@@ -36,12 +36,12 @@ const (
 )
 
 // bundleModels opens a bundle's models in a runtime of one intra-op thread, as the
-// server's tests do.
-func bundleModels(b *testing.B, dir string) (*onnx.Bundle, *Models) {
+// server's tests do; both close when the test ends.
+func bundleModels(b testing.TB, dir string) (*onnx.Bundle, *Models) {
 	b.Helper()
 	rt, err := onnx.NewRuntime(onnx.RuntimeOptions{IntraOpThreads: 1})
 	if err != nil {
-		b.Fatalf("the benchmark needs ONNX Runtime (scripts/bootstrap.sh): %v", err)
+		b.Fatalf("needs ONNX Runtime (scripts/bootstrap.sh): %v", err)
 	}
 	b.Cleanup(func() { rt.Close() })
 	bundle, err := onnx.LoadBundle(dir)

@@ -22,20 +22,7 @@ import (
 // kinds; it returns the engine, the one-shot rows and the stored loops' ids by file.
 func contextEngine(tb testing.TB, n int) (*Engine, *Models, []vectordb.Row, map[string]string) {
 	tb.Helper()
-	rt, err := onnx.NewRuntime(onnx.RuntimeOptions{IntraOpThreads: 1})
-	if err != nil {
-		tb.Fatalf("needs ONNX Runtime (scripts/bootstrap.sh): %v", err)
-	}
-	tb.Cleanup(func() { rt.Close() })
-	bundle, err := onnx.LoadBundle(shippedBundle)
-	if err != nil {
-		tb.Fatal(err)
-	}
-	m, err := OpenModels(rt, bundle)
-	if err != nil {
-		tb.Fatal(err)
-	}
-	tb.Cleanup(func() { m.Close() })
+	bundle, m := bundleModels(tb, shippedBundle)
 	if m.SampleMatch == nil {
 		tb.Fatal("the shipped bundle has no SampleMatch encoders")
 	}

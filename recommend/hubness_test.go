@@ -8,7 +8,6 @@ import (
 	"testing"
 	"time"
 
-	"github.com/loopmatch/loopmatch/onnx"
 	"github.com/loopmatch/loopmatch/vectordb"
 	"github.com/loopmatch/loopmatch/vectordb/embedded"
 )
@@ -76,20 +75,7 @@ func BenchmarkHubScores(b *testing.B) {
 // the correction) gets the other hits' mean hub score and no hub_score: it neither jumps to
 // the top with no penalty nor sinks; the others get the mean of their k nearest mapped seeds.
 func TestCorrectHubsGivesAMissingRowTheMean(t *testing.T) {
-	rt, err := onnx.NewRuntime(onnx.RuntimeOptions{IntraOpThreads: 1})
-	if err != nil {
-		t.Fatalf("needs ONNX Runtime: %v", err)
-	}
-	defer rt.Close()
-	bundle, err := onnx.LoadBundle(testBundle)
-	if err != nil {
-		t.Fatal(err)
-	}
-	models, err := OpenModels(rt, bundle)
-	if err != nil {
-		t.Fatal(err)
-	}
-	defer models.Close()
+	bundle, models := bundleModels(t, testBundle)
 	ctx := context.Background()
 	store, err := embedded.Open(ctx, t.TempDir(), embedded.Options{})
 	if err != nil {

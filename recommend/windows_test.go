@@ -11,7 +11,6 @@ import (
 	"time"
 
 	"github.com/loopmatch/loopmatch/loopid"
-	"github.com/loopmatch/loopmatch/onnx"
 	"github.com/loopmatch/loopmatch/vectordb"
 	"github.com/loopmatch/loopmatch/vectordb/embedded"
 	"github.com/loopmatch/loopmatch/vectordb/milvus"
@@ -74,20 +73,7 @@ func windowStores(t *testing.T) map[string]func(t *testing.T) (vectordb.Store, f
 // back; a window whose loop has no row is never a result; excluded loops are excluded
 // with their windows; a stored seed's offset picks its window.
 func TestSearchLoopsAggregates(t *testing.T) {
-	rt, err := onnx.NewRuntime(onnx.RuntimeOptions{IntraOpThreads: 1})
-	if err != nil {
-		t.Fatalf("needs ONNX Runtime: %v", err)
-	}
-	defer rt.Close()
-	bundle, err := onnx.LoadBundle(testBundle)
-	if err != nil {
-		t.Fatal(err)
-	}
-	models, err := OpenModels(rt, bundle)
-	if err != nil {
-		t.Fatal(err)
-	}
-	defer models.Close()
+	bundle, models := bundleModels(t, testBundle)
 	d := bundle.LatentDim()
 	for name, open := range windowStores(t) {
 		t.Run(name, func(t *testing.T) {
