@@ -313,20 +313,12 @@ func selectRows(rows []vectordb.Row, include func(vectordb.Row) bool) []vectordb
 
 // listAll pages through a collection in id order.
 func listAll(ctx context.Context, s vectordb.Store, coll string) ([]vectordb.Row, error) {
-	var out []vectordb.Row
-	after := ""
-	for {
-		page, err := s.List(ctx, coll, after, 1000)
-		if err != nil {
-			if errors.Is(err, vectordb.ErrNoCollection) {
-				return nil, fmt.Errorf("eval: collection %s does not exist: ingest the library first (loopmatch ingest, or eval --corpus): %w", coll, err)
-			}
-			return nil, fmt.Errorf("eval: list %s: %w", coll, err)
-		}
-		out = append(out, page...)
-		if len(page) < 1000 {
-			return out, nil
-		}
-		after = page[len(page)-1].ID
+	out, err := vectordb.ListAll(ctx, s, coll)
+	if errors.Is(err, vectordb.ErrNoCollection) {
+		return nil, fmt.Errorf("eval: collection %s does not exist: ingest the library first (loopmatch ingest, or eval --corpus): %w", coll, err)
 	}
+	if err != nil {
+		return nil, fmt.Errorf("eval: list %s: %w", coll, err)
+	}
+	return out, nil
 }

@@ -449,7 +449,7 @@ func (e *Engine) Recommend(ctx context.Context, r Request) (*Response, error) {
 		resp.Results, resp.Rerank, resp.Hub, err = e.searchReranked(ctx, r, seed, r.SeedAudio, mapped, vf, n)
 	} else {
 		resp.Rerank.Reason = reason
-		resp.Results, resp.Hub, err = e.searchFirst(ctx, r, mapped, vf)
+		resp.Results, resp.Hub, err = e.firstStage(ctx, Pair{r.From, r.To}, e.hubOn(r), mapped, r.K, vf, r.MMRLambda)
 	}
 	if err != nil {
 		return nil, err
@@ -616,29 +616,22 @@ func (e *Engine) aggregate() Aggregate {
 // SearchMapped ranks the to collection against a mapped latent: k loops best first;
 // with mmrLambda in (0, 1) a diversity re-rank over up to 4k candidates.
 func (e *Engine) SearchMapped(ctx context.Context, to string, mapped []float32, k int, f vectordb.Filter, mmrLambda float64) ([]Result, error) {
+	res, _, err := e.firstStage(ctx, Pair{To: to}, false, mapped, k, f, mmrLambda)
+	return res, err
+}
+
+// firstStage ranks by the first stage alone (hubness-corrected with hub, p.From's mapped
+// seeds making the hub scores), then MMR when mmrLambda is in (0, 1).
+func (e *Engine) firstStage(ctx context.Context, p Pair, hub bool, mapped []float32, k int, f vectordb.Filter, mmrLambda float64) ([]Result, HubInfo, error) {
 	fetch := k
 	if mmrLambda > 0 && mmrLambda < 1 {
 		fetch = min(max(4*k, k), e.cfg.MaxCandidates, vectordb.MaxK)
 	}
-	hits, offs, _, _, err := e.search(ctx, Pair{To: to}, false, mapped, fetch, f)
-	if err != nil {
-		return nil, err
-	}
-	return e.rankANN(ctx, e.cfg.Collection(to), hits, offs, k, mmrLambda)
-}
-
-// searchFirst is a recommend request without the second stage: the first stage, hubness
-// corrected when the request (or the bundle's default) says so, then MMR when asked.
-func (e *Engine) searchFirst(ctx context.Context, r Request, mapped []float32, f vectordb.Filter) ([]Result, HubInfo, error) {
-	fetch := r.K
-	if r.MMRLambda > 0 && r.MMRLambda < 1 {
-		fetch = min(max(4*r.K, r.K), e.cfg.MaxCandidates, vectordb.MaxK)
-	}
-	hits, offs, info, notes, err := e.search(ctx, Pair{r.From, r.To}, e.hubOn(r), mapped, fetch, f)
+	hits, offs, info, notes, err := e.search(ctx, p, hub, mapped, fetch, f)
 	if err != nil {
 		return nil, info, err
 	}
-	res, err := e.rankANN(ctx, e.cfg.Collection(r.To), hits, offs, r.K, r.MMRLambda)
+	res, err := e.rankANN(ctx, e.cfg.Collection(p.To), hits, offs, k, mmrLambda)
 	notes.apply(res)
 	return res, info, err
 }

@@ -295,7 +295,8 @@ func (e *Engine) hubPrint(ctx context.Context, from string) (hubPrint, error) {
 	return hubPrint{}, nil // not ingested: no seeds
 }
 
-// hubPage is how many rows one List or Get of the seed collection asks for.
+// hubPage is how many seed rows one Get reads and one mapper run maps (bounding the
+// memory of a rebuild).
 const hubPage = 1000
 
 // mapSeeds reads the seed collection's ids, maps the loops old has not mapped (all of
@@ -311,18 +312,12 @@ func (e *Engine) mapSeeds(ctx context.Context, p Pair, print hubPrint, old *hubS
 	}
 	var ids []string
 	if print.count > 0 {
-		for after := ""; ; {
-			rows, err := e.cfg.Store.List(ctx, coll, after, hubPage)
-			if err != nil {
-				return nil, fmt.Errorf("list the %s loops for the hub scores: %w", p.From, e.storeErr(coll, err))
-			}
-			for _, r := range rows {
-				ids = append(ids, r.ID)
-			}
-			if len(rows) < hubPage {
-				break
-			}
-			after = rows[len(rows)-1].ID
+		rows, err := vectordb.ListAll(ctx, e.cfg.Store, coll)
+		if err != nil {
+			return nil, fmt.Errorf("list the %s loops for the hub scores: %w", p.From, e.storeErr(coll, err))
+		}
+		for _, r := range rows {
+			ids = append(ids, r.ID)
 		}
 	}
 	h := &hubSeeds{print: print, dim: dim, library: len(ids), r: map[string]float32{}}
@@ -410,17 +405,15 @@ func (h *hubSeeds) scores(ctx context.Context, e *Engine, to string, hits []vect
 			missing = append(missing, hits[i].ID)
 		}
 	}
-	if len(missing) > 0 {
+	if len(missing) > 0 { // at most one search's hits: one Get (stores chunk it themselves)
 		coll := e.cfg.Collection(to)
-		got := map[string][]float32{}
-		for start := 0; start < len(missing); start += hubPage {
-			rows, err := e.cfg.Store.Get(ctx, coll, missing[start:min(start+hubPage, len(missing))])
-			if err != nil {
-				return nil, fmt.Errorf("read candidates for their hub scores: %w", e.storeErr(coll, err))
-			}
-			for _, r := range rows {
-				got[r.ID] = r.Embedding
-			}
+		rows, err := e.cfg.Store.Get(ctx, coll, missing)
+		if err != nil {
+			return nil, fmt.Errorf("read candidates for their hub scores: %w", e.storeErr(coll, err))
+		}
+		got := make(map[string][]float32, len(rows))
+		for _, r := range rows {
+			got[r.ID] = r.Embedding
 		}
 		for j, i := range need {
 			if vecs[j] == nil {

@@ -600,23 +600,16 @@ func (r tasteRanker) Profile(ctx context.Context, liked []string, k int) ([]stri
 // runTasteEval runs --task similar or profile over the --from loops of the split.
 func runTasteEval(ctx context.Context, svc *service, o *evalOptions, include func(vectordb.Row) bool, doc evalDoc, out io.Writer) error {
 	coll := svc.engine.Collection(o.from)
+	all, err := vectordb.ListAll(ctx, svc.store, coll)
+	if err != nil {
+		return exitError{code: 1, err: fmt.Errorf("list %s: %w (ingest the library first)", coll, err)}
+	}
 	var rows []vectordb.Row
-	after := ""
-	for {
-		page, err := svc.store.List(ctx, coll, after, 1000)
-		if err != nil {
-			return exitError{code: 1, err: fmt.Errorf("list %s: %w (ingest the library first)", coll, err)}
+	for _, r := range all {
+		if include == nil || include(r) {
+			r.Embedding = nil
+			rows = append(rows, r)
 		}
-		for _, r := range page {
-			if include == nil || include(r) {
-				r.Embedding = nil
-				rows = append(rows, r)
-			}
-		}
-		if len(page) < 1000 {
-			break
-		}
-		after = page[len(page)-1].ID
 	}
 	rep, err := eval.RunTaste(ctx, eval.TasteConfig{Task: o.task, Loops: rows, Ranker: tasteRanker{svc.engine, o.from, o.embedder}, Producers: o.producers, Seed: 1234})
 	if err != nil {

@@ -16,6 +16,7 @@ import (
 	"github.com/loopmatch/loopmatch/ingest"
 	"github.com/loopmatch/loopmatch/loopid"
 	"github.com/loopmatch/loopmatch/recommend"
+	"github.com/loopmatch/loopmatch/vectordb"
 )
 
 // contextEvalDoc is what eval --context reports: for each pack whose drum kit's one-shots
@@ -90,24 +91,18 @@ func runEvalContext(ctx context.Context, g *globalOptions, o *evalOptions, out, 
 	// the stored one-shots: kit (from the folder) -> kind -> id
 	shots := map[string]map[string]string{}
 	coll := svc.engine.Collection(loopid.OneShots)
-	for after := ""; ; {
-		rows, err := svc.store.List(ctx, coll, after, 1000)
-		if err != nil {
-			return exitError{code: 1, err: fmt.Errorf("list the one-shots: %w", err)}
-		}
-		if len(rows) == 0 {
-			break
-		}
-		for _, r := range rows {
-			kit, ok := strings.CutPrefix(r.Pack, "OneShots-")
-			if ok && loopid.ValidKind(r.Kind) {
-				if shots[kit] == nil {
-					shots[kit] = map[string]string{}
-				}
-				shots[kit][r.Kind] = r.ID
+	rows, err := vectordb.ListAll(ctx, svc.store, coll)
+	if err != nil {
+		return exitError{code: 1, err: fmt.Errorf("list the one-shots: %w", err)}
+	}
+	for _, r := range rows {
+		kit, ok := strings.CutPrefix(r.Pack, "OneShots-")
+		if ok && loopid.ValidKind(r.Kind) {
+			if shots[kit] == nil {
+				shots[kit] = map[string]string{}
 			}
+			shots[kit][r.Kind] = r.ID
 		}
-		after = rows[len(rows)-1].ID
 	}
 	doc := contextEvalDoc{Bundle: svc.bundle.ID(), Store: g.store, ByKind: map[string]contextKindScore{},
 		Context: "the pack's first drum loop and first bass loop (metadata.csv order), gains 1"}
